@@ -1,0 +1,3 @@
+"""distillgen: build Distill-style interpretability articles from Markdown."""
+
+__version__ = "0.1.0"

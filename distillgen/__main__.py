@@ -1,0 +1,3 @@
+from distillgen.cli import main
+
+main()

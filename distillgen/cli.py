@@ -1,0 +1,118 @@
+"""The command line: `distillgen build | new | serve`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from distillgen import __version__
+from distillgen.diagnostics import BuildFailed, Reporter
+
+SRC = click.argument("src", default="articles", type=click.Path(path_type=Path))
+OUT = click.option(
+    "-o",
+    "--out",
+    default="build",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Folder the site is written to (replaced whole on success).",
+)
+STRICT = click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+
+
+def _verbosity(f):
+    f = click.option("-v", "--verbose", count=True, help="Say more about each step.")(f)
+    return click.option("-q", "--quiet", is_flag=True, help="Print only warnings and errors.")(f)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="distillgen")
+def main() -> None:
+    """Build Distill-style interpretability articles from Markdown."""
+
+
+@main.command()
+@SRC
+@OUT
+@STRICT
+@_verbosity
+def build(src: Path, out: Path, strict: bool, quiet: bool, verbose: int) -> None:
+    """Build the articles in SRC (default: articles) into a static site."""
+    if not run_build(src, out, strict=strict, quiet=quiet, verbose=verbose):
+        sys.exit(1)
+
+
+def run_build(src: Path, out: Path, *, strict: bool, quiet: bool, verbose: int) -> bool:
+    """Build and report every problem; False when the build failed."""
+    from distillgen.site import build as build_site
+
+    reporter = Reporter(strict=strict, echo=lambda line: click.echo(line, err=True))
+    log = (lambda message: click.echo(message, err=True)) if verbose and not quiet else (lambda m: None)
+    try:
+        result = build_site(src, out, reporter, log)
+    except BuildFailed:
+        click.echo(f"build failed: {len(reporter.errors)} error(s); {out} was left as it was", err=True)
+        return False
+    if not quiet:
+        warnings = len(reporter.diagnostics)
+        note = f", {warnings} warning(s)" if warnings else ""
+        click.echo(
+            f"built {len(result.articles)} article(s) into {out}/ in {result.seconds:.2f}s{note}",
+            err=True,
+        )
+    return True
+
+
+@main.command()
+@click.argument("title")
+@click.option(
+    "-d",
+    "--dir",
+    "folder",
+    default="articles",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Folder the article is created in.",
+)
+@click.option("--slug", help="File name without .md (default: from the title).")
+def new(title: str, folder: Path, slug: str | None) -> None:
+    """Create a new article called TITLE, with an example of every feature."""
+    from distillgen.scaffold import ScaffoldError, create_article
+
+    try:
+        created = create_article(title, folder, slug)
+    except ScaffoldError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    for path in created:
+        click.echo(f"created {path}")
+    click.echo(f"next: distillgen build {folder}  (or distillgen serve {folder})")
+
+
+@main.command()
+@SRC
+@OUT
+@STRICT
+@_verbosity
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0 picks a free one).",
+)
+def serve(src: Path, out: Path, strict: bool, quiet: bool, verbose: int, host: str, port: int) -> None:
+    """Build SRC, serve it, and rebuild and reload the page when a file changes."""
+    from distillgen.serve import serve_site
+
+    serve_site(
+        src,
+        out,
+        host,
+        port,
+        rebuild=lambda: run_build(src, out, strict=strict, quiet=quiet, verbose=verbose),
+        echo=lambda message: click.echo(message, err=True),
+    )

@@ -1,0 +1,74 @@
+"""User-facing errors and warnings, always as `path:line: severity: message`.
+
+Every stage reports author mistakes to a `Reporter` instead of raising, so one build lists all
+of them at once. `BuildFailed` is raised only after the errors were reported; the CLI turns it
+into exit status 1 without a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    severity: str  # "error" or "warning"
+    path: Path | None
+    line: int | None  # 1-based
+    message: str
+
+    def __str__(self) -> str:
+        where = ""
+        if self.path is not None:
+            where = f"{_display(self.path)}:{self.line}: " if self.line else f"{_display(self.path)}: "
+        return f"{where}{self.severity}: {self.message}"
+
+
+class BuildFailed(Exception):
+    """Raised after errors were reported; carries nothing a user needs to see."""
+
+
+class Reporter:
+    """Collects diagnostics; `strict` turns warnings into errors."""
+
+    def __init__(self, strict: bool = False, echo=None) -> None:
+        self.strict = strict
+        self.diagnostics: list[Diagnostic] = []
+        self._echo = echo
+
+    def error(self, path: Path | None, line: int | None, message: str) -> None:
+        self._add(Diagnostic("error", path, line, message))
+
+    def warning(self, path: Path | None, line: int | None, message: str) -> None:
+        self._add(Diagnostic("error" if self.strict else "warning", path, line, message))
+
+    def _add(self, diagnostic: Diagnostic) -> None:
+        if diagnostic in self.diagnostics:
+            return
+        self.diagnostics.append(diagnostic)
+        if self._echo is not None:
+            self._echo(str(diagnostic))
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    def raise_if_errors(self) -> None:
+        if self.errors:
+            raise BuildFailed(f"{len(self.errors)} error(s)")
+
+
+def suggest(name: str, candidates: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the closest candidate, or ''."""
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

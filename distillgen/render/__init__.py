@@ -1,0 +1,1 @@
+"""Rendering: checked documents to HTML pages. Knows nothing of torch."""

@@ -1,0 +1,104 @@
+"""Pages from jinja2 templates: one per article, and the index."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+
+import jinja2
+
+from distillgen import __version__
+from distillgen.render.article import Article, Footnote, Heading, Reference
+from distillgen.source.frontmatter import FrontMatter
+
+
+def templates_dir() -> Path:
+    return Path(str(files("distillgen.templates")))
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir()),
+        autoescape=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["longdate"] = lambda d: f"{d:%B} {d.day}, {d.year}"
+    return env
+
+
+@dataclass
+class Section:
+    anchor: str
+    text: str
+    children: list[Heading] = field(default_factory=list)
+
+
+def table_of_contents(headings: list[Heading]) -> list[Section]:
+    toc: list[Section] = []
+    for heading in headings:
+        if heading.level == 2 or not toc:
+            toc.append(Section(heading.anchor, heading.text))
+        if heading.level == 3:
+            toc[-1].children.append(heading)
+    return toc
+
+
+def render_article(
+    env: jinja2.Environment,
+    article: Article,
+    body: str,
+    footnotes: list[Footnote],
+    references: list[Reference],
+    site_title: str,
+) -> str:
+    return env.get_template("article.html").render(
+        version=__version__,
+        static="../static",
+        home="../index.html",
+        site_title=site_title,
+        front=article.front,
+        toc=table_of_contents(article.headings),
+        body=body,
+        footnotes=footnotes,
+        references=references,
+        cite_short=citation_text(article.front),
+        cite_bibtex=citation_bibtex(article.front, article.slug),
+    )
+
+
+def render_index(env: jinja2.Environment, articles: list[Article], site_title: str) -> str:
+    ordered = sorted(articles, key=lambda a: (a.front.date or dt.date.min, a.slug), reverse=True)
+    return env.get_template("index.html").render(
+        version=__version__, static="static", home="index.html", site_title=site_title, articles=ordered
+    )
+
+
+def citation_text(front: FrontMatter) -> str:
+    """Distill's short form: 'Olah, et al., "Zoom In", 2020.'"""
+    names = [a.name.split()[-1] for a in front.authors]
+    who = f"{names[0]}, et al., " if len(names) > 2 else f"{' & '.join(names)}, " if names else ""
+    year = f", {front.date.year}" if front.date else ""
+    return f'{who}"{front.title}"{year}.'
+
+
+def citation_bibtex(front: FrontMatter, slug: str) -> str:
+    first = front.authors[0].name.split()[-1].lower() if front.authors else slug
+    word = next((w for w in re.findall(r"[a-z]+", front.title.lower()) if len(w) > 3), "article")
+    year = str(front.date.year) if front.date else ""
+    fields = [
+        ("author", " and ".join(_last_first(a.name) for a in front.authors)),
+        ("title", front.title),
+        ("year", year),
+        ("doi", front.doi or ""),
+    ]
+    body = ",\n".join(f"  {key} = {{{value}}}" for key, value in fields if value)
+    return f"@article{{{re.sub(r'[^a-z0-9]', '', first)}{year}{word},\n{body}\n}}"
+
+
+def _last_first(name: str) -> str:
+    parts = name.split()
+    return name if len(parts) < 2 else f"{parts[-1]}, {' '.join(parts[:-1])}"

@@ -1,0 +1,99 @@
+"""`distillgen serve`: a local preview that rebuilds on change and reloads the open page.
+
+The reload script is injected into pages as they are served, never written into the build,
+so a served site and a built site are the same files.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import watchfiles
+
+from distillgen.render.page import templates_dir
+
+GENERATION_PATH = "/__distillgen__/generation"
+RELOAD_SCRIPT = (
+    "<script>(function(){var seen=null;setInterval(function(){"
+    f'fetch("{GENERATION_PATH}",{{cache:"no-store"}}).then(function(r){{return r.text();}})'
+    ".then(function(g){if(seen===null){seen=g;}else if(g!==seen){location.reload();}})"
+    ".catch(function(){});},700);})();</script>"
+)
+
+
+class _Generation:
+    """How many successful builds happened; pages reload when it changes."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.lock = threading.Lock()
+
+    def bump(self) -> None:
+        with self.lock:
+            self.value += 1
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    generation: _Generation
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if self.path.split("?")[0] == GENERATION_PATH:
+            self._send(str(self.generation.value).encode(), "text/plain")
+            return
+        path = Path(self.translate_path(self.path))
+        if path.is_dir() and self.path.split("?")[0].endswith("/"):
+            path = path / "index.html"
+        if path.suffix == ".html" and path.is_file():
+            page = path.read_text(encoding="utf-8").replace("</body>", RELOAD_SCRIPT + "</body>")
+            self._send(page.encode("utf-8"), "text/html; charset=utf-8")
+            return
+        super().do_GET()
+
+    def _send(self, body: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args) -> None:  # requests are not news
+        pass
+
+
+def _watched(change: watchfiles.Change, path: str) -> bool:
+    return "/.distillgen" not in path and not Path(path).name.startswith(".")
+
+
+def serve_site(
+    src: Path,
+    out: Path,
+    host: str,
+    port: int,
+    rebuild: Callable[[], bool],
+    echo: Callable[[str], None],
+    stop: threading.Event | None = None,
+) -> None:
+    generation = _Generation()
+    rebuild()
+    handler = functools.partial(
+        type("Handler", (_Handler,), {"generation": generation}), directory=str(out.resolve())
+    )
+    server = ThreadingHTTPServer((host, port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    echo(f"serving {out}/ at http://{host}:{server.server_address[1]}/ (Ctrl+C to stop)")
+    try:
+        for changes in watchfiles.watch(
+            src, templates_dir(), watch_filter=_watched, stop_event=stop, raise_interrupt=False
+        ):
+            names = sorted({Path(path).name for _, path in changes})
+            echo(f"changed: {', '.join(names)}; rebuilding")
+            if rebuild():
+                generation.bump()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,139 @@
+"""The build, top to bottom: find articles → parse → check all → render → write atomically.
+
+Nothing is written until every article checked cleanly, and the new site replaces the old
+one in a single rename, so a failed build leaves the previous `build/` as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from distillgen.diagnostics import BuildFailed, Reporter
+from distillgen.figures import load_builtins
+from distillgen.render import html as html_rules
+from distillgen.render.article import Article
+from distillgen.render.page import environment, render_article, render_index, templates_dir
+from distillgen.source import parse_document
+from distillgen.source.frontmatter import parse_front_matter
+from distillgen.source.markdown import make_parser
+
+SITE_TITLE = "distillgen"
+MARKER = ".distillgen-build"  # marks an output folder as ours, so we may replace it
+
+
+@dataclass
+class BuildResult:
+    out: Path
+    articles: list[Article]
+    files: int
+    seconds: float
+
+
+def build(
+    src: Path,
+    out: Path,
+    reporter: Reporter,
+    log: Callable[[str], None] = lambda message: None,
+) -> BuildResult:
+    start = time.perf_counter()
+    articles = load_articles(src, reporter, log)
+    reporter.raise_if_errors()
+    _check_output(src, out, reporter)
+    reporter.raise_if_errors()
+
+    env = environment()
+    pages: dict[str, str] = {}
+    copies: dict[str, Path] = {}
+    for article in articles:
+        body, footnotes, references = article.render()
+        pages[f"{article.slug}/index.html"] = render_article(
+            env, article, body, footnotes, references, SITE_TITLE
+        )
+        copies.update({f"{article.slug}/{url}": path for url, path in article.assets.items()})
+        log(f"rendered {article.slug}/index.html")
+    pages["index.html"] = render_index(env, articles, SITE_TITLE)
+    pages["static/pygments.css"] = html_rules.pygments_css()
+    static = templates_dir() / "static"
+    copies.update({f"static/{p.name}": p for p in sorted(static.iterdir()) if p.is_file()})
+    pages[MARKER] = "This folder is written by distillgen build and replaced on every build.\n"
+
+    write_atomically(out, pages, copies)
+    return BuildResult(out, articles, len(pages) + len(copies), time.perf_counter() - start)
+
+
+def load_articles(src: Path, reporter: Reporter, log: Callable[[str], None]) -> list[Article]:
+    """Parse and check every `*.md` in `src`; problems go to `reporter`."""
+    if not src.is_dir():
+        reporter.error(src, None, "source folder not found")
+        return []
+    paths = sorted(src.glob("*.md"))
+    if not paths:
+        reporter.error(src, None, "no articles (*.md files) in this folder")
+    load_builtins()
+    md = html_rules.install(make_parser())
+    articles = []
+    for path in paths:
+        try:
+            doc = parse_document(path, md)
+        except (OSError, UnicodeDecodeError) as exc:
+            reporter.error(path, None, f"cannot read article: {exc}")
+            continue
+        front = parse_front_matter(doc.front_matter_text, path, doc.front_matter_line, reporter)
+        if front is None:
+            continue
+        article = Article(doc, front, md, reporter)
+        article.check()
+        articles.append(article)
+        log(f"checked {path}")
+    return articles
+
+
+def _check_output(src: Path, out: Path, reporter: Reporter) -> None:
+    src, out = src.resolve(), out.resolve()
+    if out == src or src.is_relative_to(out) or out in src.parents:
+        reporter.error(out, None, "the output folder must not contain the articles; choose another -o")
+    elif out.exists() and not (out / MARKER).exists() and any(out.iterdir()):
+        reporter.error(
+            out,
+            None,
+            "output folder exists and was not written by distillgen; "
+            "choose another -o or empty it (distillgen replaces its output folder whole)",
+        )
+
+
+def write_atomically(out: Path, pages: dict[str, str], copies: dict[str, Path]) -> None:
+    """Write everything into a sibling folder, then swap it in with renames."""
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-new-", dir=out.parent))
+    old: Path | None = None
+    try:
+        staging.chmod(0o755)
+        for rel, content in sorted(pages.items()):
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content, encoding="utf-8")
+        for rel, source in sorted(copies.items()):
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+        if out.exists():
+            old = out.with_name(f".{out.name}-old-{os.getpid()}")
+            out.rename(old)
+        staging.rename(out)
+    except BaseException:
+        if old is not None and not out.exists():
+            old.rename(out)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+__all__ = ["BuildFailed", "BuildResult", "build", "load_articles", "write_atomically"]

@@ -1,0 +1,86 @@
+"""The parsed form of one article: front matter, a token stream, and its directives and roles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from markdown_it.token import Token
+
+
+@dataclass
+class Directive:
+    """A fenced `{kind} args` block, as written; `opts` is filled when its kind checks it."""
+
+    kind: str
+    args: str
+    options: dict[str, str]
+    option_lines: dict[str, int]
+    body: str
+    body_tokens: list[Token]
+    path: Path
+    line: int
+    opts: dict[str, Any] = field(default_factory=dict)
+    number: int | None = None  # figure number, for numbered kinds
+
+    def option_line(self, key: str) -> int:
+        return self.option_lines.get(key, self.line)
+
+
+@dataclass
+class Role:
+    """An inline `{name}`content`` role."""
+
+    name: str
+    content: str
+    path: Path
+    line: int
+
+
+@dataclass
+class Document:
+    path: Path
+    slug: str
+    source: str
+    front_matter_text: str | None
+    front_matter_line: int  # 1-based line of the first YAML line
+    tokens: list[Token]
+    env: dict
+
+    def walk(self) -> Iterator[Token]:
+        """Every block and inline token in reading order, directive bodies included."""
+        yield from _walk(self.tokens)
+
+
+def _walk(tokens: list[Token]) -> Iterator[Token]:
+    for token in tokens:
+        yield token
+        if token.type == "inline":
+            yield from token.children or []
+        elif token.type == "directive":
+            yield from _walk(token.meta["directive"].body_tokens)
+
+
+def role_of(token: Token, path: Path) -> Role:
+    return Role(token.meta["name"], token.content, path, token.meta.get("line", 0))
+
+
+def parse_document(path: Path, md) -> Document:
+    """Parse one Markdown file. Raises OSError/UnicodeDecodeError for unreadable files."""
+    source = path.read_text(encoding="utf-8")
+    env: dict = {"path": path, "line_offset": 0}
+    tokens = md.parse(source, env)
+    front_matter_text = None
+    if tokens and tokens[0].type == "front_matter":
+        front_matter_text = tokens[0].content
+    return Document(
+        path=path,
+        slug=path.stem,
+        source=source,
+        front_matter_text=front_matter_text,
+        front_matter_line=2,
+        tokens=tokens,
+        env=env,
+    )

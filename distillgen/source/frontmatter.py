@@ -1,0 +1,173 @@
+"""Front matter: the YAML header of an article, validated in one place.
+
+Errors name the key (`authors[1].url`) and point at the line where it is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from distillgen.diagnostics import Reporter, suggest
+
+
+@dataclass(frozen=True)
+class Author:
+    name: str
+    url: str | None = None
+    affiliations: tuple[str, ...] = ()
+
+
+@dataclass
+class FrontMatter:
+    title: str
+    description: str = ""
+    authors: list[Author] = field(default_factory=list)
+    date: dt.date | None = None
+    doi: str | None = None
+    bibliography: Path | None = None
+    license: str | None = None
+    model: str | None = None
+    # 1-based line of each top-level key, for later errors about a key's value.
+    lines: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def affiliations(self) -> list[str]:
+        """Every distinct affiliation in order of first mention."""
+        seen: dict[str, None] = {}
+        for author in self.authors:
+            seen.update(dict.fromkeys(author.affiliations))
+        return list(seen)
+
+
+KEYS = {
+    "title": "the article's title (required)",
+    "description": "one sentence shown under the title and in the index",
+    "authors": "a list of names or of {name, url, affiliations}",
+    "date": "publication date, YYYY-MM-DD",
+    "doi": "the article's DOI, e.g. 10.23915/distill.00024",
+    "bibliography": "path of a BibTeX file, relative to the article",
+    "license": "licence of the text, e.g. CC-BY 4.0",
+    "model": "default model spec for the article's figures",
+}
+AUTHOR_KEYS = ("name", "url", "affiliations", "affiliation")
+
+
+class _Invalid(Exception):
+    def __init__(self, node: yaml.Node | None, message: str) -> None:
+        super().__init__(message)
+        self.node = node
+
+
+def parse_front_matter(
+    text: str | None, path: Path, first_line: int, reporter: Reporter
+) -> FrontMatter | None:
+    """Validate the YAML header; report problems and return None when it is unusable."""
+    if text is None:
+        reporter.error(path, 1, "missing front matter: start the file with '---', 'title: …', '---'")
+        return None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = first_line + (mark.line if mark else 0)
+        reporter.error(path, line, f"malformed front matter: {exc.problem or exc}")
+        return None
+    if root is None or not isinstance(root, yaml.MappingNode):
+        reporter.error(path, first_line, "front matter must be a YAML mapping of keys to values")
+        return None
+
+    def line_of(node: yaml.Node | None) -> int:
+        return first_line + (node.start_mark.line if node is not None else 0)
+
+    fm = FrontMatter(title="")
+    ok = True
+    for key_node, value_node in root.value:
+        key = key_node.value
+        fm.lines[key] = line_of(key_node)
+        if key not in KEYS:
+            reporter.warning(
+                path,
+                line_of(key_node),
+                f"unknown front matter key '{key}'{suggest(key, KEYS)}; known keys: " + ", ".join(KEYS),
+            )
+            continue
+        try:
+            _set(fm, key, value_node, path)
+        except _Invalid as exc:
+            reporter.error(path, line_of(exc.node or value_node), f"front matter {exc}")
+            ok = False
+    if "title" not in fm.lines:
+        reporter.error(path, first_line, "front matter needs a 'title'")
+        ok = False
+    return fm if ok else None
+
+
+def _set(fm: FrontMatter, key: str, node: yaml.Node, path: Path) -> None:
+    if key == "authors":
+        if not isinstance(node, yaml.SequenceNode):
+            raise _Invalid(node, "'authors' must be a list")
+        fm.authors = [_author(n, f"authors[{i}]") for i, n in enumerate(node.value)]
+    elif key == "date":
+        value = yaml.safe_load(yaml.serialize(node))
+        if isinstance(value, dt.datetime):
+            value = value.date()
+        if isinstance(value, str):
+            try:
+                value = dt.date.fromisoformat(value)
+            except ValueError:
+                value = None
+        if not isinstance(value, dt.date):
+            raise _Invalid(node, f"'date' must be a date like 2026-11-24, not {_show(node)}")
+        fm.date = value
+    elif key == "bibliography":
+        fm.bibliography = path.parent / _string(node, key)
+    else:
+        setattr(fm, key, _string(node, key))
+        if key == "title" and not fm.title.strip():
+            raise _Invalid(node, "'title' must not be empty")
+
+
+def _author(node: yaml.Node, where: str) -> Author:
+    if isinstance(node, yaml.ScalarNode):
+        return Author(name=_string(node, where))
+    if not isinstance(node, yaml.MappingNode):
+        raise _Invalid(node, f"'{where}' must be a name or a mapping with 'name'")
+    fields: dict[str, yaml.Node] = {}
+    for key_node, value_node in node.value:
+        if key_node.value not in AUTHOR_KEYS:
+            raise _Invalid(
+                key_node,
+                f"unknown key '{where}.{key_node.value}'{suggest(key_node.value, AUTHOR_KEYS)}",
+            )
+        fields[key_node.value] = value_node
+    if "name" not in fields:
+        raise _Invalid(node, f"'{where}' needs a 'name'")
+    affiliations: tuple[str, ...] = ()
+    for key in ("affiliations", "affiliation"):
+        if key not in fields:
+            continue
+        value = fields[key]
+        if isinstance(value, yaml.SequenceNode):
+            affiliations = tuple(_string(v, f"{where}.{key}") for v in value.value)
+        else:
+            affiliations = (_string(value, f"{where}.{key}"),)
+    url = _string(fields["url"], f"{where}.url") if "url" in fields else None
+    return Author(_string(fields["name"], f"{where}.name"), url, affiliations)
+
+
+def _string(node: yaml.Node, where: str) -> str:
+    if not isinstance(node, yaml.ScalarNode) or node.tag.endswith(":null"):
+        raise _Invalid(node, f"'{where}' must be text, not {_show(node)}")
+    return str(node.value)
+
+
+def _show(node: yaml.Node) -> str:
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    return f"'{node.value}'" if node.value else "nothing"

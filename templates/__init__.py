@@ -1,0 +1,1 @@
+"""Page templates, static assets and the `distillgen new` scaffold, shipped as package data."""
