@@ -84,9 +84,10 @@ def load_articles(src: Path, reporter: Reporter, log: Callable[[str], None]) -> 
         except (OSError, UnicodeDecodeError) as exc:
             reporter.error(path, None, f"cannot read article: {exc}")
             continue
-        front = parse_front_matter(doc.front_matter_text, path, doc.front_matter_line, reporter)
-        if front is None:
+        if doc.front_matter_text is None and doc.source.startswith("---"):
+            reporter.error(path, 1, "front matter opened with '---' is never closed by a second '---'")
             continue
+        front = parse_front_matter(doc.front_matter_text, path, doc.front_matter_line, reporter)
         article = Article(doc, front, md, reporter)
         article.check()
         articles.append(article)

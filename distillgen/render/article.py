@@ -66,7 +66,8 @@ class Article:
         self.reporter = reporter
         self.bibliography: Bibliography | None = None
         self.targets: dict[str, Target] = {}
-        self.citations: dict[str, int] = {}
+        self.citations: dict[str, int] = {}  # key -> number, in order of first use
+        self.reference_html: dict[str, str] = {}
         self.headings: list[Heading] = []
         self.assets: dict[str, Path] = {}  # URL inside the article's folder -> source file
         self._asset_urls: dict[Path, str] = {}
@@ -108,7 +109,12 @@ class Article:
                 f"{suggest(key, self.bibliography.keys)}",
             )
             return False
-        self.citations.setdefault(key, len(self.citations) + 1)
+        if key not in self.citations:
+            self.citations[key] = len(self.citations) + 1
+            html, problem = self.bibliography.entry_html(key)
+            self.reference_html[key] = html
+            if problem:
+                self.warning(line, f"{problem}; it is shown without the missing field")
         return True
 
     def asset(self, src: str, line: int) -> str | None:
@@ -186,15 +192,15 @@ class Article:
                 f"known: {', '.join(sorted(DIRECTIVES))}",
             )
             return
-        if not kind.parse_options(directive, self):
-            return
+        options_ok = kind.parse_options(directive, self)
         if kind.numbered:
             self._figures += 1
             directive.number = self._figures
-        if directive.opts.get("label"):
+        if directive.opts.get("label"):  # even when another option is bad: no spurious errors
             text = f"Figure {directive.number}" if directive.number else directive.opts["label"]
             self.define(directive.opts["label"], text, directive.option_line("label"))
-        kind.check(directive, self)
+        if options_ok:
+            kind.check(directive, self)
 
     def _check_role(self, token: Token) -> None:
         role = role_of(token, self.doc.path)
@@ -219,12 +225,7 @@ class Article:
         body, footnote_tokens = _split_footnotes(self.doc.tokens)
         html = self.render_tokens(body)
         footnotes = [Footnote(n, self.render_tokens(t)) for n, t in footnote_tokens]
-        references = []
-        if self.bibliography is not None:
-            references = [
-                Reference(key, number, self.bibliography.entry_html(key))
-                for key, number in self.citations.items()
-            ]
+        references = [Reference(key, n, self.reference_html[key]) for key, n in self.citations.items()]
         return html, footnotes, references
 
 

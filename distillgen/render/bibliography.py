@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import escape
 from pathlib import Path
 
 import pybtex.errors
@@ -56,11 +57,30 @@ class Bibliography:
     def __contains__(self, key: str) -> bool:
         return key in self._data.entries
 
-    def entry_html(self, key: str) -> str:
+    def entry_html(self, key: str) -> tuple[str, str | None]:
+        """The formatted entry, and a problem to report when the entry lacks fields its type needs.
+
+        Published bibliographies often do (an @inproceedings without booktitle); the entry is then
+        shown in a plainer form with the fields it has.
+        """
         entry = self._clean(self._data.entries[key])
-        with pybtex.errors.capture():
-            formatted = self._style.format_entry(key, entry)
-        return formatted.text.render(self._backend)
+        try:
+            with pybtex.errors.capture():
+                formatted = self._style.format_entry(key, entry)
+            return formatted.text.render(self._backend), None
+        except PybtexError as exc:
+            return self._plain_html(entry), f"BibTeX entry '{key}' is incomplete ({exc})"
+
+    def _plain_html(self, entry: Entry) -> str:
+        people = entry.persons.get("author") or []
+        names = ", ".join(_plain(str(person)) for person in people)
+        fields = entry.fields
+        venue = fields.get("journal") or fields.get("booktitle") or fields.get("publisher")
+        parts = [names, _plain(fields.get("title", "")), _plain(venue or ""), fields.get("year", "")]
+        html = ". ".join(escape(part) for part in parts if part) + "."
+        if url := fields.get("url"):
+            html += f' URL: <a href="{escape(url)}">{escape(url)}</a>.'
+        return html
 
     def short_authors(self, key: str) -> str:
         """'Olah et al.' / 'Cammarata and Olah' / the title when there are no authors."""

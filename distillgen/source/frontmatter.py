@@ -62,29 +62,28 @@ class _Invalid(Exception):
         self.node = node
 
 
-def parse_front_matter(
-    text: str | None, path: Path, first_line: int, reporter: Reporter
-) -> FrontMatter | None:
-    """Validate the YAML header; report problems and return None when it is unusable."""
+def parse_front_matter(text: str | None, path: Path, first_line: int, reporter: Reporter) -> FrontMatter:
+    """Validate the YAML header. Problems are reported; what was valid is still returned, so
+    the rest of the article can be checked and the author sees every error in one build."""
+    fallback = FrontMatter(title=path.stem)
     if text is None:
         reporter.error(path, 1, "missing front matter: start the file with '---', 'title: …', '---'")
-        return None
+        return fallback
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = first_line + (mark.line if mark else 0)
         reporter.error(path, line, f"malformed front matter: {exc.problem or exc}")
-        return None
+        return fallback
     if root is None or not isinstance(root, yaml.MappingNode):
         reporter.error(path, first_line, "front matter must be a YAML mapping of keys to values")
-        return None
+        return fallback
 
     def line_of(node: yaml.Node | None) -> int:
         return first_line + (node.start_mark.line if node is not None else 0)
 
-    fm = FrontMatter(title="")
-    ok = True
+    fm = FrontMatter(title=path.stem)
     for key_node, value_node in root.value:
         key = key_node.value
         fm.lines[key] = line_of(key_node)
@@ -99,11 +98,9 @@ def parse_front_matter(
             _set(fm, key, value_node, path)
         except _Invalid as exc:
             reporter.error(path, line_of(exc.node or value_node), f"front matter {exc}")
-            ok = False
     if "title" not in fm.lines:
         reporter.error(path, first_line, "front matter needs a 'title'")
-        ok = False
-    return fm if ok else None
+    return fm
 
 
 def _set(fm: FrontMatter, key: str, node: yaml.Node, path: Path) -> None:
@@ -112,17 +109,10 @@ def _set(fm: FrontMatter, key: str, node: yaml.Node, path: Path) -> None:
             raise _Invalid(node, "'authors' must be a list")
         fm.authors = [_author(n, f"authors[{i}]") for i, n in enumerate(node.value)]
     elif key == "date":
-        value = yaml.safe_load(yaml.serialize(node))
-        if isinstance(value, dt.datetime):
-            value = value.date()
-        if isinstance(value, str):
-            try:
-                value = dt.date.fromisoformat(value)
-            except ValueError:
-                value = None
-        if not isinstance(value, dt.date):
-            raise _Invalid(node, f"'date' must be a date like 2026-11-24, not {_show(node)}")
-        fm.date = value
+        try:
+            fm.date = dt.date.fromisoformat(_string(node, key))
+        except ValueError:
+            raise _Invalid(node, f"'date' must be a date like 2026-11-24, not {_show(node)}") from None
     elif key == "bibliography":
         fm.bibliography = path.parent / _string(node, key)
     else:

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from distillgen.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTICLES = ROOT / "articles"
+CORPUS_BIB = ROOT.parent / "shared" / "corpus" / "bib"
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def run_cli(*args: str):
+    """Run the CLI in-process; returns click's Result (exit_code, stdout, stderr)."""
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """An empty article folder with a small bibliography and an image next to it."""
+    src = tmp_path / "src"
+    write(
+        src / "refs.bib",
+        """
+        @article{olah2020zoom,
+          author = {Olah, Chris and Cammarata, Nick and Schubert, Ludwig},
+          title = {Zoom In: An Introduction to Circuits},
+          journal = {Distill}, year = {2020}
+        }
+        @article{cammarata2020curve,
+          author = {Cammarata, Nick and Olah, Chris},
+          title = {Curve Detectors}, journal = {Distill}, year = {2020}
+        }
+        """,
+    )
+    shutil.copy(ARTICLES / "weight-colours.svg", src / "scale.svg")
+    return src
+
+
+@pytest.fixture(scope="session")
+def example_build(tmp_path_factory) -> Path:
+    """The example site in articles/, built once for the whole session."""
+    out = tmp_path_factory.mktemp("example") / "build"
+    result = run_cli("build", str(ARTICLES), "-o", str(out), "--strict", "-q")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright (`make test` installs it when missing)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run the tests with `make test`, which installs it")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def open_page(browser):
+    """open_page(url, width) -> (page, problems): problems collects console errors and exceptions."""
+    contexts = []
+
+    def _open(url: str, width: int = 1280):
+        context = browser.new_context(viewport={"width": width, "height": 800})
+        contexts.append(context)
+        page = context.new_page()
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(url)
+        page.wait_for_load_state("load")
+        return page, problems
+
+    yield _open
+    for context in contexts:
+        context.close()

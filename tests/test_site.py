@@ -1,0 +1,77 @@
+"""End to end: the example site, determinism, the scaffold and the CLI surface."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ARTICLES, run_cli
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_example_site_has_every_article_and_its_assets(example_build):
+    slugs = sorted(p.stem for p in ARTICLES.glob("*.md"))
+    index = (example_build / "index.html").read_text()
+    for slug in slugs:
+        assert (example_build / slug / "index.html").is_file()
+        assert f'href="{slug}/index.html"' in index
+    for asset in ("distill.css", "distill.js", "pygments.css"):
+        assert (example_build / "static" / asset).is_file()
+
+
+def test_example_article_uses_every_feature(example_build):
+    html = (example_build / "reading-circuits" / "index.html").read_text()
+    assert '<nav class="d-contents" id="contents"' in html  # table of contents
+    assert '<div class="d-byline">' in html and "November 24, 2026" in html
+    assert "<math" in html and 'display="block"' in html  # math typeset at build time
+    assert '<pre class="highlight" data-language="markdown">' in html  # Pygments
+    assert '<div class="table-wrap"><table>' in html
+    assert '<aside class="l-gutter">' in html
+    assert '<figure class="l-body-outset" id="fig-colours">' in html
+    assert 'data-hover-ref="fn-1"' in html and '<li id="fn-1">' in html
+    assert 'data-hover-ref="ref-olah2020zoom"' in html and '<ol class="references">' in html
+    assert "@article{" in html  # cite-this-article BibTeX
+    assert not re.search(r"https?://(cdn|unpkg|fonts\.googleapis)", html)  # nothing from a CDN
+    assert '<script src="../static/distill.js"' in html
+
+
+def test_building_twice_gives_identical_files(tmp_path):
+    first, second = tmp_path / "one", tmp_path / "two"
+    assert run_cli("build", str(ARTICLES), "-o", str(first), "-q").exit_code == 0
+    assert run_cli("build", str(ARTICLES), "-o", str(second), "-q").exit_code == 0
+    assert files(first) == files(second)
+    assert run_cli("build", str(ARTICLES), "-o", str(first), "-q").exit_code == 0  # replaces itself
+    assert files(first) == files(second)
+
+
+def test_new_article_scaffold_builds_cleanly(tmp_path):
+    result = run_cli("new", "Curve Detectors, Revisited", "-d", str(tmp_path / "src"))
+    assert result.exit_code == 0, result.output
+    md = tmp_path / "src" / "curve-detectors-revisited.md"
+    assert md.is_file()
+    text = md.read_text()
+    for feature in ("{cite}", "{numref}", "```{figure}", "```{note}", "[^", "$$", "| Layer", "```python"):
+        assert feature in text
+    built = run_cli("build", str(tmp_path / "src"), "-o", str(tmp_path / "out"), "--strict")
+    assert built.exit_code == 0, built.output
+    again = run_cli("new", "Curve Detectors, Revisited", "-d", str(tmp_path / "src"))
+    assert again.exit_code == 1
+    assert "already exists" in again.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["build"], ["new"], ["serve"]])
+def test_help_everywhere(command):
+    result = run_cli(*command, "--help")
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
+
+
+def test_quiet_and_verbose(tmp_path):
+    quiet = run_cli("build", str(ARTICLES), "-o", str(tmp_path / "q"), "-q")
+    assert quiet.output == ""
+    verbose = run_cli("build", str(ARTICLES), "-o", str(tmp_path / "v"), "-v")
+    assert "checked" in verbose.stderr and "rendered reading-circuits/index.html" in verbose.stderr
+    assert re.search(r"built \d+ article\(s\) into .* in [\d.]+s", verbose.stderr)
