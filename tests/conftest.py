@@ -11,7 +11,7 @@ from distillgen.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTICLES = ROOT / "articles"
-CORPUS_BIB = ROOT.parent / "shared" / "corpus" / "bib"
+CORPUS_BIB = ROOT / "tests" / "data" / "bib"
 
 
 def write(path: Path, text: str) -> Path:
