@@ -116,3 +116,76 @@ def serve(src: Path, out: Path, strict: bool, quiet: bool, verbose: int, host: s
         rebuild=lambda: run_build(src, out, strict=strict, quiet=quiet, verbose=verbose),
         echo=lambda message: click.echo(message, err=True),
     )
+
+
+@main.group()
+def zoo() -> None:
+    """Train the embedded models."""
+
+
+@zoo.command("train")
+@click.argument("name", type=click.Choice(["shapes"]))
+@click.option("--seed", default=0, show_default=True, help="Seed for initialization and data.")
+@click.option("--steps", default=3000, show_default=True, type=click.IntRange(1), help="Optimizer steps.")
+@click.option(
+    "-o",
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Weights file to write (.pt); a model card (.json) is written beside it.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def zoo_train(name: str, seed: int, steps: int, out: Path, quiet: bool) -> None:
+    """Train NAME from scratch, deterministically for a given seed, on the CPU."""
+    from distillgen.zoo.card import write_weights
+    from distillgen.zoo.train import train
+
+    if quiet:
+        result = train(seed, steps=steps)
+    else:
+        label = f"training {name} (seed {seed})"
+        with click.progressbar(length=steps, label=label, show_eta=True, item_show_func=lambda s: s) as bar:
+            result = train(
+                seed, steps=steps, progress=lambda step, total, loss: bar.update(1, f"loss {loss:.3f}")
+            )
+    command = f"distillgen zoo train {name} --seed {seed} --steps {steps} -o {out.name}"
+    card = write_weights(result, out, seed, command)
+    click.echo(
+        f"wrote {out} ({card['checksum'][:12]}…): {card['accuracy']:.1%} held-out accuracy "
+        f"after {result.seconds:.0f}s"
+    )
+
+
+@main.command()
+@click.argument("spec", required=False)
+def models(spec: str | None) -> None:
+    """List model specs, or describe SPEC: card, layers with output shapes, checksum."""
+    from distillgen.units import KNOWN_SPECS, SpecError, parse_spec
+
+    if spec is None:
+        click.echo("Model specs (shapes and shapes@1 ship with distillgen; others load on first use):")
+        for known in KNOWN_SPECS:
+            click.echo(f"  {known}")
+        click.echo("  torchvision:<name>, lucent:inceptionv1, shapes: add @untrained for random weights")
+        click.echo("  path/model.py:factory[@weights.pth], path/model.pt (TorchScript)")
+        return
+    from distillgen.engine.models import ModelError, load_model
+
+    try:
+        model = load_model(parse_spec(spec, Path.cwd()))
+    except (SpecError, ModelError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    if model.card:
+        click.echo(click.wrap_text(model.card, 100) + "\n")
+    click.echo(f"spec           {model.spec}")
+    click.echo(
+        f"input          3×{model.input_size}×{model.input_size}, preprocessing: {model.preprocessing}"
+    )
+    click.echo(f"checksum       {model.checksum}")
+    if model.aliases:
+        click.echo("aliases        " + ", ".join(f"{a} → {n}" for a, n in model.aliases.items()))
+    click.echo(f"\n{'layer':<36} {'output shape':<16} units")
+    for layer in model.layers.values():
+        shape = "×".join(str(d) for d in layer.shape)
+        click.echo(f"{layer.name:<36} {shape:<16} {layer.channels}")

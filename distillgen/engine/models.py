@@ -1,0 +1,317 @@
+"""From a model spec to a loaded network with the metadata figures need.
+
+`load_model(spec)` returns a `LoadedModel`: the module (eval mode, parameters frozen), its
+input size and preprocessing, every addressable layer with its output shape, aliases, and a
+weights checksum that enters every job key. `ModelStore` loads each spec once per build.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from distillgen.diagnostics import suggest
+from distillgen.units import ModelSpec, SpecError, UnitRef, parse_spec
+from distillgen.zoo.train import weights_checksum
+
+WEIGHTS = Path(__file__).resolve().parent.parent / "zoo" / "weights"
+
+
+class ModelError(Exception):
+    """A model that cannot be loaded or addressed; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    shape: tuple[int, ...]  # output shape without the batch dimension, e.g. (64, 16, 16)
+
+    @property
+    def channels(self) -> int:
+        return self.shape[0]
+
+
+@dataclass
+class LoadedModel:
+    spec: str
+    module: nn.Module
+    input_size: int
+    preprocessing: str  # "none" ([0, 1] RGB), "imagenet" (mean/std), or "lucent" (inside the model)
+    layers: OrderedDict[str, Layer]
+    checksum: str
+    aliases: dict[str, str] = field(default_factory=dict)
+    card: str = ""
+
+    def layer(self, name: str) -> Layer:
+        """The layer an author's name refers to (module path, alias, or lucent's '_' form)."""
+        resolved = self.aliases.get(name, name)
+        if resolved not in self.layers and resolved.replace("_", ".") in self.layers:
+            resolved = resolved.replace("_", ".")
+        if resolved in self.layers:
+            return self.layers[resolved]
+        names = [*self.layers, *self.aliases]
+        parent = name.rsplit(".", 1)[0] if "." in name else None
+        nearby = [n for n in self.layers if parent and n.startswith(parent + ".")] or self.top_level()
+        raise ModelError(
+            f"unknown layer '{name}' in model '{self.spec}'{suggest(name, names)}; "
+            f"{'layers in ' + parent if parent and nearby != self.top_level() else 'layers'}: "
+            + ", ".join(nearby)
+        )
+
+    def top_level(self) -> list[str]:
+        return [n for n in self.layers if "." not in n]
+
+    def check_units(self, units: list[UnitRef]) -> list[UnitRef]:
+        """Canonical (resolved-layer) units; ModelError for a bad layer or unit number."""
+        checked = []
+        for ref in units:
+            layer = self.layer(ref.layer)
+            if len(layer.shape) < 1 or ref.unit >= layer.channels:
+                raise ModelError(
+                    f"unit {ref.unit} is out of range for '{ref.layer}' in model '{self.spec}': "
+                    f"it has {layer.channels} units (0-{layer.channels - 1})"
+                )
+            checked.append(UnitRef(layer.name, ref.unit))
+        return checked
+
+
+def load_model(spec: str | ModelSpec) -> LoadedModel:
+    parsed = parse_spec(spec) if isinstance(spec, str) else spec
+    loader = {
+        "shapes": _load_shapes,
+        "lucent": _load_lucent,
+        "torchvision": _load_torchvision,
+        "python": _load_python,
+        "torchscript": _load_torchscript,
+    }[parsed.kind]
+    model = loader(parsed)
+    model.module.eval()
+    for parameter in model.module.parameters():
+        parameter.requires_grad_(False)
+    return model
+
+
+class ModelStore:
+    """Loads each spec once per build; figures share the loaded module."""
+
+    def __init__(self) -> None:
+        self._models: dict[str, LoadedModel] = {}
+
+    def get(self, spec: str | ModelSpec) -> LoadedModel:
+        key = str(parse_spec(spec) if isinstance(spec, str) else spec)
+        if key not in self._models:
+            self._models[key] = load_model(spec)
+        return self._models[key]
+
+
+# -- loaders -------------------------------------------------------------------------------
+
+
+def _load_shapes(spec: ModelSpec) -> LoadedModel:
+    from distillgen.zoo.shapes_net import ShapesNet
+
+    torch.manual_seed(0)
+    module = ShapesNet()
+    card = "The shapes network with its initial random weights (seed 0), for baselines."
+    if not spec.untrained:
+        path = WEIGHTS / f"shapes-seed{spec.name}.pt"
+        module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        card = _card_text(path.with_suffix(".json"))
+    return _describe(str(spec), module, 64, "none", card=card)
+
+
+def _load_lucent(spec: ModelSpec) -> LoadedModel:
+    from lucent.modelzoo import inceptionv1
+    from lucent.modelzoo.inceptionv1.InceptionV1 import model_urls
+
+    if spec.untrained:
+        torch.manual_seed(0)
+        module = inceptionv1(pretrained=False)
+    else:
+        url = model_urls["inceptionv1"]
+        module = inceptionv1(pretrained=False)
+        module.load_state_dict(_download(url, str(spec)))
+    card = "InceptionV1 (GoogLeNet) as used in the Circuits thread, from lucent's model zoo."
+    return _describe(str(spec), module, 224, "lucent", card=card)
+
+
+def _load_torchvision(spec: ModelSpec) -> LoadedModel:
+    import torchvision
+
+    try:
+        builder = torchvision.models.get_model_builder(spec.name)
+    except ValueError:
+        names = torchvision.models.list_models(module=torchvision.models)
+        raise ModelError(f"torchvision has no model '{spec.name}'{suggest(spec.name, names)}") from None
+    torch.manual_seed(0)
+    kwargs = {"aux_logits": False, "init_weights": True} if spec.name in ("googlenet", "inception_v3") else {}
+    module = builder(weights=None, **kwargs)
+    if not spec.untrained:
+        weights = torchvision.models.get_model_weights(spec.name).DEFAULT
+        state = _download(weights.url, str(spec))
+        module.load_state_dict({k: v for k, v in state.items() if not k.startswith("aux")}, strict=False)
+    aliases = _googlenet_aliases() if spec.name == "googlenet" else {}
+    card = f"torchvision's {spec.name}" + (
+        " (random weights)" if spec.untrained else " with its default weights"
+    )
+    return _describe(str(spec), module, 224, "imagenet", aliases=aliases, card=card)
+
+
+def _load_python(spec: ModelSpec) -> LoadedModel:
+    path = Path(spec.name)
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    module_spec = importlib.util.spec_from_file_location(f"distillgen_user_{path.stem}", path)
+    code = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(code)
+    except Exception as exc:  # the author's code: report, do not crash
+        raise ModelError(f"cannot import {path}: {type(exc).__name__}: {exc}") from None
+    factory = getattr(code, spec.factory or "", None)
+    if not callable(factory):
+        functions = [n for n, v in vars(code).items() if callable(v) and not n.startswith("_")]
+        raise ModelError(f"{path} has no function '{spec.factory}'{suggest(spec.factory or '', functions)}")
+    try:
+        module = factory()
+    except Exception as exc:
+        raise ModelError(f"{path}:{spec.factory}() failed: {type(exc).__name__}: {exc}") from None
+    if not isinstance(module, nn.Module):
+        raise ModelError(f"{path}:{spec.factory}() returned {type(module).__name__}, not a torch nn.Module")
+    if spec.weights:
+        module.load_state_dict(_load_state_dict(Path(spec.weights)))
+    size = int(getattr(module, "input_size", 224))
+    return _describe(
+        str(spec), module, size, getattr(module, "preprocessing", "none"), card=f"{path}:{spec.factory}"
+    )
+
+
+def _load_torchscript(spec: ModelSpec) -> LoadedModel:
+    """Recognized so the error is useful: a ScriptModule cannot be hooked (torch raises on
+    register_forward_hook), and every figure reads intermediate layers through hooks."""
+    path = Path(spec.name)
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    try:
+        torch.jit.load(str(path), map_location="cpu")
+    except RuntimeError:
+        raise ModelError(
+            f"{path} is not a TorchScript file; a state dict needs its architecture: "
+            f"write 'model.py:factory@{path.name}'"
+        ) from None
+    raise ModelError(
+        f"{path} is TorchScript, whose layers cannot be hooked to read activations; "
+        f"save its state dict (torch.save(model.state_dict(), 'w.pth')) and write "
+        f"'model.py:factory@w.pth' with a factory that builds the architecture"
+    )
+
+
+def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise ModelError(f"weights file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"cannot load {path} as a state dict (weights_only=True): {exc}") from None
+    if not isinstance(state, dict):
+        raise ModelError(f"{path} holds a {type(state).__name__}, not a state dict")
+    return state
+
+
+def _download(url: str, spec: str) -> dict[str, torch.Tensor]:
+    """torch.hub's checkpoint cache; offline, say exactly which file to place where."""
+    target = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+    if not target.is_file():
+        try:
+            torch.hub.download_url_to_file(url, str(target), progress=False)
+        except Exception as exc:  # no network, proxy, HTTP error: all mean the same to an author
+            raise ModelError(
+                f"'{spec}' needs weights that could not be downloaded ({type(exc).__name__}). "
+                f"Download {url} on a machine with network access and place it at {target} "
+                "(or set TORCH_HOME to a folder whose hub/checkpoints/ holds it)"
+            ) from None
+    return _load_state_dict(target)
+
+
+def _googlenet_aliases() -> dict[str, str]:
+    """The Circuits papers' names (mixed4c) for torchvision's (inception4c)."""
+    blocks = ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b")
+    return {f"mixed{b}": f"inception{b}" for b in blocks}
+
+
+# -- description ---------------------------------------------------------------------------
+
+
+def _describe(
+    spec: str,
+    module: nn.Module,
+    input_size: int,
+    preprocessing: str,
+    aliases: dict[str, str] | None = None,
+    card: str = "",
+) -> LoadedModel:
+    module.eval()
+    layers = _layer_shapes(module, input_size)
+    state = module.state_dict()
+    return LoadedModel(
+        spec=spec,
+        module=module,
+        input_size=input_size,
+        preprocessing=preprocessing,
+        layers=layers,
+        checksum=weights_checksum(state),
+        aliases={a: n for a, n in (aliases or {}).items() if n in layers},
+        card=card,
+    )
+
+
+def _layer_shapes(module: nn.Module, input_size: int) -> OrderedDict[str, Layer]:
+    """Output shape of every named submodule, from one forward pass; hooks always removed."""
+    shapes: OrderedDict[str, Layer] = OrderedDict()
+    outputs: dict[str, int] = {}  # name -> id of the output tensor
+    handles = []
+
+    def record(name):
+        def hook(_module, _inputs, output):
+            if isinstance(output, torch.Tensor) and output.dim() in (2, 4) and name not in shapes:
+                shapes[name] = Layer(name, tuple(output.shape[1:]))
+                outputs[name] = id(output)
+
+        return hook
+
+    try:
+        for name, child in module.named_modules():
+            if name and not isinstance(child, (nn.Sequential, nn.ModuleList)):
+                handles.append(child.register_forward_hook(record(name)))
+        with torch.no_grad():
+            module(torch.zeros(1, 3, input_size, input_size))
+    except Exception as exc:
+        raise ModelError(f"a forward pass on a 1×3×{input_size}×{input_size} input failed: {exc}") from None
+    finally:
+        for handle in handles:
+            handle.remove()
+
+    def redundant(name: str) -> bool:
+        parent = name.rsplit(".", 1)[0]
+        # A submodule whose output *is* its parent's output (a concat inside a block) is the
+        # parent; the inner `.conv` of a conv+ReLU wrapper is its pre-ReLU map.
+        return (
+            "." in name and parent in shapes and (outputs[name] == outputs[parent] or name.endswith(".conv"))
+        )
+
+    return OrderedDict((n, layer) for n, layer in shapes.items() if not redundant(n))
+
+
+def _card_text(path: Path) -> str:
+    if not path.is_file():
+        return ""
+    card = json.loads(path.read_text())
+    return card.get("text", "")
+
+
+__all__ = ["Layer", "LoadedModel", "ModelError", "ModelStore", "SpecError", "load_model"]

@@ -1,0 +1,123 @@
+"""Model specs and unit addresses as authors write them; pure parsing, no torch.
+
+shapes, shapes@1, shapes@untrained          the embedded networks (seed 0, seed 1, no training)
+lucent:inceptionv1[@untrained]              the Circuits thread's InceptionV1 (via lucent)
+torchvision:<name>[@untrained]              a torchvision classifier with its default weights
+path/model.py:factory[@weights.pth]         the author's own network (+ a state dict)
+path/model.pt                               a TorchScript file
+
+mixed3:5   mixed3:0-7   mixed3:0-3,9,conv2:1   units: layer, then unit numbers or ranges
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+SHIPPED_SEEDS = (0, 1)
+
+
+class SpecError(ValueError):
+    """A model spec or unit address that cannot be understood; the message says why."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    kind: str  # "shapes" | "lucent" | "torchvision" | "python" | "torchscript"
+    name: str  # seed for shapes, model name, or file path
+    factory: str | None = None
+    weights: str | None = None  # state-dict path for "python"
+    untrained: bool = False
+
+    def __str__(self) -> str:
+        suffix = "@untrained" if self.untrained else ""
+        if self.kind == "shapes":
+            return "shapes" + (suffix or ("" if self.name == "0" else f"@{self.name}"))
+        if self.kind in ("lucent", "torchvision"):
+            return f"{self.kind}:{self.name}{suffix}"
+        if self.kind == "python":
+            return f"{self.name}:{self.factory}" + (f"@{self.weights}" if self.weights else "")
+        return self.name
+
+
+_PYTHON = re.compile(r"^(?P<file>.+\.py):(?P<factory>[A-Za-z_]\w*)(?:@(?P<weights>.+))?$")
+_TORCHSCRIPT = (".pt", ".pth", ".ts", ".torchscript")
+KNOWN_SPECS = ("shapes", "shapes@1", "lucent:inceptionv1", "torchvision:googlenet")
+
+
+def parse_spec(text: str, base: Path | None = None) -> ModelSpec:
+    """Parse a spec; file paths are made absolute against `base` (the article's folder)."""
+    text = text.strip()
+    name, _, tag = text.partition("@")
+    if name == "shapes":
+        if tag in ("", "untrained") or (tag.isdigit() and int(tag) in SHIPPED_SEEDS):
+            return ModelSpec("shapes", "0" if tag in ("", "untrained") else tag, untrained=tag == "untrained")
+        raise SpecError(
+            f"no shipped weights for '{text}': the shapes seeds are "
+            + ", ".join(f"shapes@{s}" for s in SHIPPED_SEEDS)
+            + "; train another with 'distillgen zoo train shapes --seed N -o FILE' and use FILE"
+        )
+    for prefix in ("lucent", "torchvision"):
+        if name.startswith(prefix + ":"):
+            if tag not in ("", "untrained"):
+                raise SpecError(f"unknown tag '@{tag}' in '{text}': the only tag is '@untrained'")
+            model = name[len(prefix) + 1 :]
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", model):
+                raise SpecError(f"'{model}' is not a model name in '{text}'")
+            if prefix == "lucent" and model != "inceptionv1":
+                raise SpecError(f"lucent ships one model, 'lucent:inceptionv1', not '{text}'")
+            return ModelSpec(prefix, model, untrained=tag == "untrained")
+    if match := _PYTHON.match(text):
+        weights = match["weights"]
+        return ModelSpec(
+            "python",
+            str(_absolute(match["file"], base)),
+            factory=match["factory"],
+            weights=str(_absolute(weights, base)) if weights else None,
+        )
+    if text.endswith(_TORCHSCRIPT):
+        return ModelSpec("torchscript", str(_absolute(text, base)))
+    raise SpecError(
+        f"unknown model spec '{text}'; use one of: shapes, shapes@1, lucent:inceptionv1, "
+        "torchvision:<name>, path/model.py:factory[@weights.pth], path/model.pt"
+    )
+
+
+def _absolute(path: str, base: Path | None) -> Path:
+    candidate = Path(path).expanduser()
+    return candidate if candidate.is_absolute() or base is None else (base / candidate)
+
+
+@dataclass(frozen=True)
+class UnitRef:
+    layer: str
+    unit: int
+
+    def __str__(self) -> str:
+        return f"{self.layer}:{self.unit}"
+
+
+_ITEM = re.compile(r"^(?:(?P<layer>[A-Za-z_][\w.]*):)?(?P<first>\d+)(?:-(?P<last>\d+))?$")
+MAX_UNITS = 4096  # per address: a typo like 0-99999 should not plan a huge job
+
+
+def parse_units(text: str) -> list[UnitRef]:
+    """`mixed3:0-3,9,conv2:1` -> mixed3:0..3, mixed3:9, conv2:1 (an item without a layer keeps the last)."""
+    units: list[UnitRef] = []
+    layer: str | None = None
+    for raw in text.split(","):
+        item = raw.strip()
+        match = _ITEM.match(item)
+        if not match:
+            raise SpecError(f"'{item}' is not a unit address; write layer:unit, layer:first-last or a list")
+        layer = match["layer"] or layer
+        if layer is None:
+            raise SpecError(f"'{item}' names no layer; write it as layer:{item}")
+        first, last = int(match["first"]), int(match["last"] or match["first"])
+        if last < first:
+            raise SpecError(f"the range '{item}' runs backwards; write {layer}:{last}-{first}")
+        if len(units) + last - first + 1 > MAX_UNITS:
+            raise SpecError(f"'{text}' names more than {MAX_UNITS} units")
+        units.extend(UnitRef(layer, unit) for unit in range(first, last + 1))
+    return units

@@ -1,0 +1,212 @@
+"""Model specs and unit addresses: every spec form, and every way to get one wrong."""
+
+import subprocess
+import sys
+import textwrap
+import urllib.error
+
+import pytest
+import torch
+
+from distillgen.engine.models import ModelError, ModelStore, load_model
+from distillgen.units import ModelSpec, SpecError, UnitRef, parse_spec, parse_units
+from tests.conftest import ARTICLES, ROOT, run_cli
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("shapes", ModelSpec("shapes", "0")),
+        ("shapes@1", ModelSpec("shapes", "1")),
+        ("shapes@untrained", ModelSpec("shapes", "0", untrained=True)),
+        ("lucent:inceptionv1", ModelSpec("lucent", "inceptionv1")),
+        ("torchvision:googlenet@untrained", ModelSpec("torchvision", "googlenet", untrained=True)),
+    ],
+)
+def test_spec_forms(text, expected):
+    assert parse_spec(text) == expected
+    assert str(parse_spec(text)) == text
+
+
+def test_file_specs_resolve_against_the_article_folder(tmp_path):
+    spec = parse_spec("nets/model.py:build@nets/w.pth", tmp_path)
+    assert spec == ModelSpec("python", str(tmp_path / "nets/model.py"), "build", str(tmp_path / "nets/w.pth"))
+    assert parse_spec("net.pt", tmp_path) == ModelSpec("torchscript", str(tmp_path / "net.pt"))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("shapes@7", "no shipped weights for 'shapes@7'"),
+        ("lucent:resnet50", "lucent ships one model"),
+        ("torchvision:resnet18@v2", "unknown tag '@v2'"),
+        ("alexnet", "unknown model spec 'alexnet'"),
+    ],
+)
+def test_bad_specs(text, message):
+    with pytest.raises(SpecError, match=message):
+        parse_spec(text)
+
+
+def test_unit_addresses():
+    assert parse_units("mixed3:5") == [UnitRef("mixed3", 5)]
+    assert parse_units("mixed3:0-2, 9,conv2:1") == [
+        UnitRef("mixed3", 0),
+        UnitRef("mixed3", 1),
+        UnitRef("mixed3", 2),
+        UnitRef("mixed3", 9),
+        UnitRef("conv2", 1),
+    ]
+    assert parse_units("mixed4c:447") == [UnitRef("mixed4c", 447)]
+    for bad, message in [
+        ("5", "names no layer"),
+        ("mixed3:7-2", "runs backwards"),
+        ("mixed3:x", "not a unit address"),
+    ]:
+        with pytest.raises(SpecError, match=message):
+            parse_units(bad)
+
+
+def test_shapes_layers_and_bad_addresses():
+    model = load_model("shapes")
+    assert model.layers["mixed3"].shape == (64, 16, 16)
+    assert model.check_units(parse_units("mixed3:0-63,conv2:31"))[-1] == UnitRef("conv2", 31)
+    with pytest.raises(
+        ModelError,
+        match=r"unknown layer 'mixd3' in model 'shapes' \(did you mean 'mixed3'\?\); layers: conv1, conv2, mixed3, mixed4, fc",
+    ):
+        model.layer("mixd3")
+    with pytest.raises(
+        ModelError,
+        match=r"unknown layer 'mixed3.b3x4' .*did you mean 'mixed3.b3x3'.*layers in mixed3: mixed3.b1x1",
+    ):
+        model.layer("mixed3.b3x4")
+    with pytest.raises(
+        ModelError, match=r"unit 64 is out of range for 'mixed3' in model 'shapes': it has 64 units \(0-63\)"
+    ):
+        model.check_units(parse_units("mixed3:64"))
+
+
+def test_lucent_inceptionv1_architecture_uses_the_circuits_names():
+    model = load_model(parse_spec("lucent:inceptionv1@untrained"))
+    assert model.layers["mixed4c"].channels == 512  # the concatenated output, as in the papers
+    assert model.check_units(parse_units("mixed4c:447")) == [UnitRef("mixed4c", 447)]
+    assert model.layer("mixed3b_5x5").channels == 96
+    with pytest.raises(ModelError, match=r"it has 512 units \(0-511\)"):
+        model.check_units(parse_units("mixed4c:512"))
+
+
+def test_torchvision_googlenet_with_circuits_aliases():
+    model = load_model(parse_spec("torchvision:googlenet@untrained"))
+    assert model.aliases["mixed4c"] == "inception4c"
+    assert model.check_units(parse_units("mixed4c:447")) == [UnitRef("inception4c", 447)]
+    assert model.layers["inception4c"].channels == 512
+    with pytest.raises(
+        ModelError, match="torchvision has no model 'googlenett' \\(did you mean 'googlenet'\\?\\)"
+    ):
+        load_model(parse_spec("torchvision:googlenett@untrained"))
+
+
+def test_offline_download_says_which_file_to_place_where(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(url, dst, progress=True):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(ModelError) as caught:
+        load_model("lucent:inceptionv1")
+    message = str(caught.value)
+    assert "inception5h.pth" in message
+    assert str(tmp_path / "hub" / "checkpoints" / "inception5h.pth") in message
+    assert "TORCH_HOME" in message
+
+
+MODEL_PY = """
+import torch
+from torch import nn
+
+class Tiny(nn.Module):
+    input_size = 32
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.head = nn.Linear(4, 2)
+    def forward(self, x):
+        x = torch.relu(self.conv(x))
+        return self.head(x.mean(dim=(2, 3)))
+
+def build():
+    torch.manual_seed(0)
+    return Tiny()
+
+def broken():
+    raise RuntimeError("no GPU here")
+
+def not_a_model():
+    return 42
+"""
+
+
+def test_python_factory_state_dict_and_torchscript(tmp_path):
+    (tmp_path / "model.py").write_text(textwrap.dedent(MODEL_PY))
+    plain = load_model(parse_spec("model.py:build", tmp_path))
+    assert plain.input_size == 32 and plain.layers["conv"].channels == 4
+
+    trained = plain.module.state_dict()
+    trained["conv.bias"] = trained["conv.bias"] + 1.0
+    torch.save(trained, tmp_path / "w.pth")
+    loaded = load_model(parse_spec("model.py:build@w.pth", tmp_path))
+    assert torch.equal(loaded.module.conv.bias, trained["conv.bias"])
+    assert loaded.checksum != plain.checksum
+
+    # TorchScript cannot be hooked, so it is refused with the form that works.
+    torch.jit.script(plain.module).save(str(tmp_path / "tiny.pt"))
+    with pytest.raises(
+        ModelError, match="TorchScript, whose layers cannot be hooked.*model.py:factory@w.pth"
+    ):
+        load_model(parse_spec("tiny.pt", tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("missing.py:build", "model file not found"),
+        ("model.py:biuld", "has no function 'biuld' \\(did you mean 'build'\\?\\)"),
+        ("model.py:broken", "model.py:broken\\(\\) failed: RuntimeError: no GPU here"),
+        ("model.py:not_a_model", "returned int, not a torch nn.Module"),
+        ("model.py:build@nope.pth", "weights file not found"),
+        ("w.pth", "is not a TorchScript file; a state dict needs its architecture"),
+    ],
+)
+def test_bad_model_files(tmp_path, spec, message):
+    (tmp_path / "model.py").write_text(textwrap.dedent(MODEL_PY))
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "w.pth")
+    with pytest.raises(ModelError, match=message):
+        load_model(parse_spec(spec, tmp_path))
+
+
+def test_model_store_loads_each_spec_once():
+    store = ModelStore()
+    assert store.get("shapes@untrained") is store.get(parse_spec("shapes@untrained"))
+
+
+def test_models_command():
+    listing = run_cli("models")
+    assert listing.exit_code == 0 and "lucent:inceptionv1" in listing.output
+    card = run_cli("models", "shapes")
+    assert card.exit_code == 0
+    assert "held-out accuracy" in card.output.lower()
+    assert "mixed3" in card.output and "64×16×16" in card.output and "checksum" in card.output
+    bad = run_cli("models", "shapes@9")
+    assert bad.exit_code == 1 and "error: no shipped weights" in bad.stderr
+
+
+def test_building_the_site_does_not_import_torch(tmp_path):
+    code = (
+        "import sys; from pathlib import Path; from distillgen.diagnostics import Reporter;"
+        "from distillgen.site import build;"
+        f"build(Path({str(ARTICLES)!r}), Path({str(tmp_path / 'out')!r}), Reporter());"
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
