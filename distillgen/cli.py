@@ -163,7 +163,7 @@ def models(spec: str | None) -> None:
     from distillgen.units import KNOWN_SPECS, SpecError, parse_spec
 
     if spec is None:
-        click.echo("Model specs (shapes and shapes@1 ship with distillgen; others load on first use):")
+        click.echo("Model specs (shapes ships with distillgen; others load on first use):")
         for known in KNOWN_SPECS:
             click.echo(f"  {known}")
         click.echo("  torchvision:<name>, lucent:inceptionv1, shapes: add @untrained for random weights")

@@ -17,7 +17,6 @@ from tests.conftest import ARTICLES, ROOT, run_cli
     ("text", "expected"),
     [
         ("shapes", ModelSpec("shapes", "0")),
-        ("shapes@1", ModelSpec("shapes", "1")),
         ("shapes@untrained", ModelSpec("shapes", "0", untrained=True)),
         ("lucent:inceptionv1", ModelSpec("lucent", "inceptionv1")),
         ("torchvision:googlenet@untrained", ModelSpec("torchvision", "googlenet", untrained=True)),
@@ -37,7 +36,7 @@ def test_file_specs_resolve_against_the_article_folder(tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("shapes@7", "no shipped weights for 'shapes@7'"),
+        ("shapes@7", "no shipped weights for 'shapes@7': the shapes seeds are shapes@0"),
         ("lucent:resnet50", "lucent ships one model"),
         ("torchvision:resnet18@v2", "unknown tag '@v2'"),
         ("alexnet", "unknown model spec 'alexnet'"),

@@ -121,6 +121,8 @@ def _load_shapes(spec: ModelSpec) -> LoadedModel:
     card = "The shapes network with its initial random weights (seed 0), for baselines."
     if not spec.untrained:
         path = WEIGHTS / f"shapes-seed{spec.name}.pt"
+        if not path.is_file():
+            raise ModelError(f"the weights of '{spec}' are missing from this installation ({path})")
         module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         card = _card_text(path.with_suffix(".json"))
     return _describe(str(spec), module, 64, "none", card=card)
