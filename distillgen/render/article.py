@@ -186,11 +186,7 @@ class Article:
         directive = token.meta["directive"]
         kind = DIRECTIVES.get(directive.kind)
         if kind is None:
-            self.error(
-                directive.line,
-                f"unknown directive '{{{directive.kind}}}'{suggest(directive.kind, DIRECTIVES)}; "
-                f"known: {', '.join(sorted(DIRECTIVES))}",
-            )
+            self.error(directive.line, _unknown("directive", directive.kind, DIRECTIVES))
             return
         options_ok = kind.parse_options(directive, self)
         if kind.numbered:
@@ -206,11 +202,7 @@ class Article:
         role = role_of(token, self.doc.path)
         kind = ROLES.get(role.name)
         if kind is None:
-            self.error(
-                role.line,
-                f"unknown role '{{{role.name}}}'{suggest(role.name, ROLES)}; "
-                f"known: {', '.join(sorted(ROLES))}",
-            )
+            self.error(role.line, _unknown("role", role.name, ROLES))
             token.meta["unknown"] = True
             return
         kind.check(role, self)
@@ -227,6 +219,10 @@ class Article:
         footnotes = [Footnote(n, self.render_tokens(t)) for n, t in footnote_tokens]
         references = [Reference(key, n, self.reference_html[key]) for key, n in self.citations.items()]
         return html, footnotes, references
+
+
+def _unknown(what: str, name: str, known: dict) -> str:
+    return f"unknown {what} '{{{name}}}'{suggest(name, known)}; known: {', '.join(sorted(known))}"
 
 
 def _split_footnotes(tokens: list[Token]) -> tuple[list[Token], list[tuple[int, list[Token]]]]:
