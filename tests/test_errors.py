@@ -64,6 +64,10 @@ def test_author_mistakes(site, tmp_path, body, expected):
         ("---\ntitle: A\nbibliography: missing.bib\n---\n", "a.md:3: error: bibliography file not found:"),
         ("---\ntitle: A\n", "a.md:1: error: front matter opened with '---' is never closed"),
         ("No front matter.\n", "a.md:1: error: missing front matter"),
+        (
+            "---\ntitle: A\nmodel: alexnet\n---\n",
+            "a.md:3: error: front matter 'model': unknown model spec 'alexnet'",
+        ),
         ("---\ntitle: A\ncite: {cite}`x`\n---\n", "a.md:3: "),
     ],
 )

@@ -74,3 +74,17 @@ def test_missing_front_matter():
         "articles/x.md:1: error: missing front matter: start the file with '---', 'title: …', '---'"
     ]
     assert front.title == "x"  # the body is still checked, so every error shows in one build
+
+
+def test_model_spec_is_checked_where_it_is_written():
+    _, problems = check("title: T\nmodel: shapes@7\n")
+    assert problems == [
+        "articles/x.md:3: error: front matter 'model': no shipped weights for 'shapes@7': the shapes seeds "
+        "are shapes@0; train another with 'distillgen zoo train shapes --seed N -o FILE' and use FILE"
+    ]
+    _, problems = check("title: T\nmodel: nets/missing.py:build\n")
+    assert problems == [
+        "articles/x.md:3: error: front matter 'model': file not found: articles/nets/missing.py"
+    ]
+    front, problems = check("title: T\nmodel: torchvision:googlenet\n")
+    assert problems == [] and front.model == "torchvision:googlenet"

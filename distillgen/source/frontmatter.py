@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from distillgen.diagnostics import Reporter, suggest
+from distillgen.units import SpecError, parse_spec
 
 
 @dataclass(frozen=True)
@@ -115,10 +116,25 @@ def _set(fm: FrontMatter, key: str, node: yaml.Node, path: Path) -> None:
             raise _Invalid(node, f"'date' must be a date like 2026-11-24, not {_show(node)}") from None
     elif key == "bibliography":
         fm.bibliography = path.parent / _string(node, key)
+    elif key == "model":
+        fm.model = _model_spec(node, path)
     else:
         setattr(fm, key, _string(node, key))
         if key == "title" and not fm.title.strip():
             raise _Invalid(node, "'title' must not be empty")
+
+
+def _model_spec(node: yaml.Node, path: Path) -> str:
+    """The spec as written, after checking it parses and that a model file it names exists."""
+    text = _string(node, "model")
+    try:
+        spec = parse_spec(text, path.parent)
+    except SpecError as exc:
+        raise _Invalid(node, f"'model': {exc}") from None
+    for file in (spec.name, spec.weights) if spec.kind in ("python", "torchscript") else ():
+        if file and not Path(file).is_file():
+            raise _Invalid(node, f"'model': file not found: {file}")
+    return text
 
 
 def _author(node: yaml.Node, where: str) -> Author:
