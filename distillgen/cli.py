@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -22,6 +23,26 @@ OUT = click.option(
 STRICT = click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 
 
+def _compute_options(f):
+    """Where figures are computed and cached: shared by build and serve."""
+    f = click.option(
+        "--frozen", is_flag=True, help="Never compute: fail, listing the figures missing from the cache."
+    )(f)
+    f = click.option("--no-cache", is_flag=True, help="Recompute every figure (and refresh the cache).")(f)
+    f = click.option(
+        "--cache-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Figure cache folder.  [default: SRC/.distillgen/cache]",
+    )(f)
+    return click.option(
+        "--device",
+        default="auto",
+        show_default=True,
+        metavar="auto|cpu|cuda[:N]",
+        help="Where to run the model; auto picks a CUDA GPU when there is one.",
+    )(f)
+
+
 def _verbosity(f):
     f = click.option("-v", "--verbose", count=True, help="Say more about each step.")(f)
     return click.option("-q", "--quiet", is_flag=True, help="Print only warnings and errors.")(f)
@@ -37,32 +58,67 @@ def main() -> None:
 @SRC
 @OUT
 @STRICT
+@_compute_options
 @_verbosity
-def build(src: Path, out: Path, strict: bool, quiet: bool, verbose: int) -> None:
-    """Build the articles in SRC (default: articles) into a static site."""
-    if not run_build(src, out, strict=strict, quiet=quiet, verbose=verbose):
+def build(src: Path, out: Path, strict: bool, quiet: bool, verbose: int, **compute) -> None:
+    """Build the articles in SRC (default: articles) into a static site.
+
+    Figures are computed once and kept in a cache keyed by their content; later builds take
+    them from there.
+    """
+    if not run_build(src, out, strict=strict, quiet=quiet, verbose=verbose, **compute):
         sys.exit(1)
 
 
-def run_build(src: Path, out: Path, *, strict: bool, quiet: bool, verbose: int) -> bool:
+def run_build(
+    src: Path,
+    out: Path,
+    *,
+    strict: bool,
+    quiet: bool,
+    verbose: int,
+    device: str = "auto",
+    cache_dir: Path | None = None,
+    no_cache: bool = False,
+    frozen: bool = False,
+) -> bool:
     """Build and report every problem; False when the build failed."""
+    from distillgen.compute import Options, no_progress
     from distillgen.site import build as build_site
 
     reporter = Reporter(strict=strict, echo=lambda line: click.echo(line, err=True))
     log = (lambda message: click.echo(message, err=True)) if verbose and not quiet else (lambda m: None)
+    options = Options(
+        device=device,
+        recompute=no_cache,
+        frozen=frozen,
+        progress=no_progress if quiet else _progress_bar,
+        log=log,
+    )
     try:
-        result = build_site(src, out, reporter, log)
+        result = build_site(src, out, reporter, log, options, cache_dir)
     except BuildFailed:
         click.echo(f"build failed: {len(reporter.errors)} error(s); {out} was left as it was", err=True)
         return False
     if not quiet:
         warnings = len(reporter.diagnostics)
         note = f", {warnings} warning(s)" if warnings else ""
+        figures = result.computed + result.cached
+        computed = f", {figures} figure(s) ({result.computed} computed)" if figures else ""
         click.echo(
-            f"built {len(result.articles)} article(s) into {out}/ in {result.seconds:.2f}s{note}",
+            f"built {len(result.articles)} article(s) into {out}/ in {result.seconds:.2f}s{computed}{note}",
             err=True,
         )
     return True
+
+
+@contextmanager
+def _progress_bar(label: str, total: int):
+    """click's bar on stderr with an ETA; `total` is in image-steps."""
+    with click.progressbar(
+        length=total, label=label, show_eta=True, show_percent=True, file=sys.stderr
+    ) as bar:
+        yield bar.update
 
 
 @main.command()
@@ -95,6 +151,7 @@ def new(title: str, folder: Path, slug: str | None) -> None:
 @SRC
 @OUT
 @STRICT
+@_compute_options
 @_verbosity
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -104,7 +161,9 @@ def new(title: str, folder: Path, slug: str | None) -> None:
     type=click.IntRange(0, 65535),
     help="Port to listen on (0 picks a free one).",
 )
-def serve(src: Path, out: Path, strict: bool, quiet: bool, verbose: int, host: str, port: int) -> None:
+def serve(
+    src: Path, out: Path, strict: bool, quiet: bool, verbose: int, host: str, port: int, **compute
+) -> None:
     """Build SRC, serve it, and rebuild and reload the page when a file changes."""
     from distillgen.serve import serve_site
 
@@ -113,7 +172,7 @@ def serve(src: Path, out: Path, strict: bool, quiet: bool, verbose: int, host: s
         out,
         host,
         port,
-        rebuild=lambda: run_build(src, out, strict=strict, quiet=quiet, verbose=verbose),
+        rebuild=lambda: run_build(src, out, strict=strict, quiet=quiet, verbose=verbose, **compute),
         echo=lambda message: click.echo(message, err=True),
     )
 
@@ -126,7 +185,7 @@ def zoo() -> None:
 @zoo.command("train")
 @click.argument("name", type=click.Choice(["shapes"]))
 @click.option("--seed", default=0, show_default=True, help="Seed for initialization and data.")
-@click.option("--steps", default=3000, show_default=True, type=click.IntRange(1), help="Optimizer steps.")
+@click.option("--steps", default=4500, show_default=True, type=click.IntRange(1), help="Optimizer steps.")
 @click.option(
     "-o",
     "--out",

@@ -42,8 +42,11 @@ class Reporter:
     def error(self, path: Path | None, line: int | None, message: str) -> None:
         self._add(Diagnostic("error", path, line, message))
 
-    def warning(self, path: Path | None, line: int | None, message: str) -> None:
-        self._add(Diagnostic("error" if self.strict else "warning", path, line, message))
+    def warning(self, path: Path | None, line: int | None, message: str, *, author: bool = True) -> None:
+        """`author=False` for problems of the machine, not the text (a corrupt cache entry):
+        `strict` does not turn those into errors."""
+        severity = "error" if self.strict and author else "warning"
+        self._add(Diagnostic(severity, path, line, message))
 
     def _add(self, diagnostic: Diagnostic) -> None:
         if diagnostic in self.diagnostics:

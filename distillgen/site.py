@@ -1,11 +1,15 @@
-"""The build, top to bottom: find articles → parse → check all → render → write atomically.
+"""The build, top to bottom: find articles → parse → check → plan → compute → render → write.
 
-Nothing is written until every article checked cleanly, and the new site replaces the old
-one in a single rename, so a failed build leaves the previous `build/` as it was.
+Check validates what can be seen in the text; plan checks unit addresses against the models
+(described from the cache, so a fully cached build never imports torch); compute fills the
+cache with whatever is missing. Nothing is written to the output until all of that succeeded,
+and the new site replaces the old one in a single rename, so a failed build leaves the
+previous `build/` as it was.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -14,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from distillgen.cache import Cache
+from distillgen.compute import Catalog, Options, compute, records
 from distillgen.diagnostics import BuildFailed, Reporter
 from distillgen.figures import load_builtins
 from distillgen.render import html as html_rules
@@ -25,6 +31,7 @@ from distillgen.source.markdown import make_parser
 
 SITE_TITLE = "distillgen"
 MARKER = ".distillgen-build"  # marks an output folder as ours, so we may replace it
+CACHE = Path(".distillgen") / "cache"  # default cache location, inside the articles' folder
 
 
 @dataclass
@@ -33,6 +40,8 @@ class BuildResult:
     articles: list[Article]
     files: int
     seconds: float
+    computed: int = 0  # figures computed in this build
+    cached: int = 0  # figures taken from the cache
 
 
 def build(
@@ -40,22 +49,42 @@ def build(
     out: Path,
     reporter: Reporter,
     log: Callable[[str], None] = lambda message: None,
+    options: Options | None = None,
+    cache_dir: Path | None = None,
 ) -> BuildResult:
     start = time.perf_counter()
+    options = options or Options(log=log)
     articles = load_articles(src, reporter, log)
+    cache = Cache(
+        cache_dir or src / CACHE,
+        warn=lambda path, message: reporter.warning(path, None, message, author=False),
+    )
+    catalog = Catalog(cache)
+    for article in articles:
+        article.plan(catalog)
     reporter.raise_if_errors()
     _check_output(src, out, reporter)
+    reporter.raise_if_errors()
+
+    needs = [need for article in articles for need in article.needs]
+    outcome = compute(needs, cache, catalog, reporter, options)
     reporter.raise_if_errors()
 
     env = environment()
     pages: dict[str, str] = {}
     copies: dict[str, Path] = {}
     for article in articles:
+        article.artifacts = outcome.artifacts
         body, footnotes, references = article.render()
         pages[f"{article.slug}/index.html"] = render_article(
             env, article, body, footnotes, references, SITE_TITLE
         )
         copies.update({f"{article.slug}/{url}": path for url, path in article.assets.items()})
+        if article.needs:
+            figures = records((need.job.key for need in article.needs), outcome.artifacts)
+            pages[f"{article.slug}/figures.json"] = json.dumps(
+                {"article": article.slug, "figures": figures}, indent=2, sort_keys=True
+            )
         log(f"rendered {article.slug}/index.html")
     pages["index.html"] = render_index(env, articles, SITE_TITLE)
     pages["static/pygments.css"] = html_rules.pygments_css()
@@ -64,7 +93,8 @@ def build(
     pages[MARKER] = "This folder is written by distillgen build and replaced on every build.\n"
 
     write_atomically(out, pages, copies)
-    return BuildResult(out, articles, len(pages) + len(copies), time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    return BuildResult(out, articles, len(pages) + len(copies), seconds, outcome.computed, outcome.cached)
 
 
 def load_articles(src: Path, reporter: Reporter, log: Callable[[str], None]) -> list[Article]:

@@ -11,15 +11,24 @@ mixed3:5   mixed3:0-7   mixed3:0-3,9,conv2:1   units: layer, then unit numbers o
 
 from __future__ import annotations
 
+import hashlib
 import re
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
+
+from distillgen.diagnostics import suggest
 
 SHIPPED_SEEDS = (0,)  # seed 1 ships once retrained to the 95 % bar (issue 3)
 
 
 class SpecError(ValueError):
     """A model spec or unit address that cannot be understood; the message says why."""
+
+
+class ModelError(Exception):
+    """A model that cannot be loaded or addressed; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -121,3 +130,133 @@ def parse_units(text: str) -> list[UnitRef]:
             raise SpecError(f"'{text}' names more than {MAX_UNITS} units")
         units.extend(UnitRef(layer, unit) for unit in range(first, last + 1))
     return units
+
+
+# -- what a model offers to address, without torch -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    shape: tuple[int, ...]  # output shape without the batch dimension, e.g. (64, 16, 16)
+
+    @property
+    def channels(self) -> int:
+        return self.shape[0]
+
+
+@dataclass
+class ModelInfo:
+    """A model's description: enough to validate addresses and key jobs without loading it.
+
+    The engine's `LoadedModel` extends it with the module; the cache keeps it as JSON, so a
+    build whose figures are all cached never imports torch.
+    """
+
+    spec: str
+    input_size: int
+    preprocessing: str  # "none" ([0, 1] RGB), "imagenet" (mean/std), or "lucent" (x*255-117)
+    layers: OrderedDict[str, Layer]
+    checksum: str  # sha256 of the state dict's tensors
+    aliases: dict[str, str] = field(default_factory=dict)
+    card: str = ""
+
+    def layer(self, name: str) -> Layer:
+        """The layer an author's name refers to (module path, alias, or lucent's '_' form)."""
+        resolved = self.aliases.get(name, name)
+        if resolved not in self.layers and resolved.replace("_", ".") in self.layers:
+            resolved = resolved.replace("_", ".")
+        if resolved in self.layers:
+            return self.layers[resolved]
+        names = [*self.layers, *self.aliases]
+        parent = name.rsplit(".", 1)[0] if "." in name else None
+        nearby = [n for n in self.layers if parent and n.startswith(parent + ".")] or self.top_level()
+        raise ModelError(
+            f"unknown layer '{name}' in model '{self.spec}'{suggest(name, names)}; "
+            f"{'layers in ' + parent if parent and nearby != self.top_level() else 'layers'}: "
+            + ", ".join(nearby)
+        )
+
+    def top_level(self) -> list[str]:
+        return [n for n in self.layers if "." not in n]
+
+    def check_units(self, units: list[UnitRef]) -> list[UnitRef]:
+        """Canonical (resolved-layer) units; ModelError for a bad layer or unit number."""
+        checked = []
+        for ref in units:
+            layer = self.layer(ref.layer)
+            if ref.unit >= layer.channels:
+                raise ModelError(
+                    f"unit {ref.unit} is out of range for '{ref.layer}' in model '{self.spec}': "
+                    f"it has {layer.channels} units (0-{layer.channels - 1})"
+                )
+            checked.append(UnitRef(layer.name, ref.unit))
+        return checked
+
+    def to_json(self) -> dict:
+        return {
+            "spec": self.spec,
+            "input_size": self.input_size,
+            "preprocessing": self.preprocessing,
+            "layers": [[layer.name, list(layer.shape)] for layer in self.layers.values()],
+            "checksum": self.checksum,
+            "aliases": self.aliases,
+            "card": self.card,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> ModelInfo:
+        layers = OrderedDict((name, Layer(name, tuple(shape))) for name, shape in data["layers"])
+        return cls(
+            data["spec"],
+            int(data["input_size"]),
+            data["preprocessing"],
+            layers,
+            data["checksum"],
+            dict(data["aliases"]),
+            data["card"],
+        )
+
+
+WEIGHTS = Path(__file__).resolve().parent / "zoo" / "weights"
+
+
+def fingerprint(spec: ModelSpec) -> str:
+    """A hash of everything that defines the model's weights, computed without torch.
+
+    It keys the cached description and every figure of the model: shipped and local files by
+    their bytes, downloaded weights by the package version that pins them, random
+    initializations by the torch version that draws them.
+    """
+    parts = [str(spec)]
+    if spec.kind == "shapes":
+        parts.append(_file_digest(WEIGHTS.parent / "shapes_net.py", "model file"))
+        if not spec.untrained:
+            parts.append(_file_digest(WEIGHTS / f"shapes-seed{spec.name}.pt", "weights file"))
+    elif spec.kind == "lucent":
+        parts.append("torch-lucent " + package_version("torch-lucent"))
+    elif spec.kind == "torchvision":
+        parts.append("torchvision " + package_version("torchvision"))
+    else:
+        parts.append(_file_digest(Path(spec.name), "model file"))
+        if spec.weights:
+            parts.append(_file_digest(Path(spec.weights), "weights file"))
+    if spec.untrained:
+        parts.append("torch " + package_version("torch"))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _file_digest(path: Path, what: str) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        raise ModelError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise ModelError(f"cannot read {what} {path}: {exc.strerror}") from None
+
+
+def package_version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"

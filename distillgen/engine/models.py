@@ -17,68 +17,15 @@ import torch
 from torch import nn
 
 from distillgen.diagnostics import suggest
-from distillgen.units import ModelSpec, SpecError, UnitRef, parse_spec
+from distillgen.units import WEIGHTS, Layer, ModelError, ModelInfo, ModelSpec, SpecError, parse_spec
 from distillgen.zoo.train import weights_checksum
-
-WEIGHTS = Path(__file__).resolve().parent.parent / "zoo" / "weights"
-
-
-class ModelError(Exception):
-    """A model that cannot be loaded or addressed; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class Layer:
-    name: str
-    shape: tuple[int, ...]  # output shape without the batch dimension, e.g. (64, 16, 16)
-
-    @property
-    def channels(self) -> int:
-        return self.shape[0]
 
 
 @dataclass
-class LoadedModel:
-    spec: str
-    module: nn.Module
-    input_size: int
-    preprocessing: str  # "none" ([0, 1] RGB), "imagenet" (mean/std), or "lucent" (inside the model)
-    layers: OrderedDict[str, Layer]
-    checksum: str
-    aliases: dict[str, str] = field(default_factory=dict)
-    card: str = ""
+class LoadedModel(ModelInfo):
+    """A model's description plus its module (eval mode, parameters frozen)."""
 
-    def layer(self, name: str) -> Layer:
-        """The layer an author's name refers to (module path, alias, or lucent's '_' form)."""
-        resolved = self.aliases.get(name, name)
-        if resolved not in self.layers and resolved.replace("_", ".") in self.layers:
-            resolved = resolved.replace("_", ".")
-        if resolved in self.layers:
-            return self.layers[resolved]
-        names = [*self.layers, *self.aliases]
-        parent = name.rsplit(".", 1)[0] if "." in name else None
-        nearby = [n for n in self.layers if parent and n.startswith(parent + ".")] or self.top_level()
-        raise ModelError(
-            f"unknown layer '{name}' in model '{self.spec}'{suggest(name, names)}; "
-            f"{'layers in ' + parent if parent and nearby != self.top_level() else 'layers'}: "
-            + ", ".join(nearby)
-        )
-
-    def top_level(self) -> list[str]:
-        return [n for n in self.layers if "." not in n]
-
-    def check_units(self, units: list[UnitRef]) -> list[UnitRef]:
-        """Canonical (resolved-layer) units; ModelError for a bad layer or unit number."""
-        checked = []
-        for ref in units:
-            layer = self.layer(ref.layer)
-            if len(layer.shape) < 1 or ref.unit >= layer.channels:
-                raise ModelError(
-                    f"unit {ref.unit} is out of range for '{ref.layer}' in model '{self.spec}': "
-                    f"it has {layer.channels} units (0-{layer.channels - 1})"
-                )
-            checked.append(UnitRef(layer.name, ref.unit))
-        return checked
+    module: nn.Module | None = field(default=None, repr=False)
 
 
 def load_model(spec: str | ModelSpec) -> LoadedModel:
@@ -316,4 +263,4 @@ def _card_text(path: Path) -> str:
     return card.get("text", "")
 
 
-__all__ = ["Layer", "LoadedModel", "ModelError", "ModelStore", "SpecError", "load_model"]
+__all__ = ["Layer", "LoadedModel", "ModelError", "ModelInfo", "ModelStore", "SpecError", "load_model"]

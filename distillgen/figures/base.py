@@ -24,6 +24,11 @@ class DirectiveKind:
     def check(self, directive: Directive, article: Article) -> None:
         """Validate the arguments beyond option types; report through `article`."""
 
+    def plan(self, directive: Directive, article: Article) -> None:
+        """For kinds that compute: check addresses against the model (`article.model_info`)
+        and ask for jobs with `article.need()`. Runs after `check` succeeded, for every
+        article, before anything is computed."""
+
     def render(self, directive: Directive, article: Article) -> str:
         raise NotImplementedError
 
@@ -67,6 +72,9 @@ class RoleKind:
 
     def check(self, role: Role, article: Article) -> None:
         """Validate the content; report through `article`."""
+
+    def plan(self, role: Role, article: Article) -> None:
+        """Like `DirectiveKind.plan`."""
 
     def render(self, role: Role, article: Article) -> str:
         raise NotImplementedError

@@ -6,6 +6,7 @@ what a valid value looks like; compose new ones the way the built-ins are writte
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,29 @@ def integer(lo: int | None = None, hi: int | None = None) -> Callable[[str], int
         return number
 
     return parse
+
+
+def number(lo: float | None = None, hi: float | None = None) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        try:
+            result = float(value)
+        except ValueError:
+            raise ValueError(f"expected a number, not '{value}'") from None
+        if not math.isfinite(result) or (lo is not None and result <= lo) or (hi is not None and result > hi):
+            bounds = f"greater than {lo}" + (f" and at most {hi}" if hi is not None else "")
+            raise ValueError(f"expected a number {bounds}, not {value}")
+        return result
+
+    return parse
+
+
+def boolean(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "yes", "on", "1"):
+        return True
+    if lowered in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"expected true or false, not '{value}'")
 
 
 def choice(*values: str) -> Callable[[str], str]:

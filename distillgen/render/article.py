@@ -17,6 +17,8 @@ from markdown_it.token import Token
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
+from distillgen.cache import Artifact
+from distillgen.compute import Catalog, Need
 from distillgen.diagnostics import Reporter, suggest
 from distillgen.figures import DIRECTIVES, ROLES
 from distillgen.render.bibliography import Bibliography
@@ -24,6 +26,9 @@ from distillgen.render.math import to_mathml
 from distillgen.source import Document
 from distillgen.source.document import role_of
 from distillgen.source.frontmatter import FrontMatter
+from distillgen.units import ModelError, ModelInfo, ModelSpec, SpecError, parse_spec
+
+DEFAULT_MODEL = "shapes"
 
 # Anchors every article page has (see templates/article.html).
 PAGE_ANCHORS = ("contents", "appendix", "footnotes", "references", "citation")
@@ -73,6 +78,12 @@ class Article:
         self._asset_urls: dict[Path, str] = {}
         self._wanted: list[tuple[str, int, str]] = []  # (label, line, how it was referenced)
         self._figures = 0
+        self._checked: list[tuple[object, object]] = []  # (kind, directive or role) that passed check
+        self.catalog: Catalog | None = None
+        self.needs: list[Need] = []  # jobs this article's figures asked for, in reading order
+        self.artifacts: dict[str, Artifact] = {}  # job key -> artifact, filled before render
+        self.cards: dict[str, str] = {}  # hover cards (id -> HTML), written once at the page's end
+        self.shared: dict[str, object] = {}  # state kinds share across one article's directives
 
     @property
     def slug(self) -> str:
@@ -131,9 +142,46 @@ class Article:
         self._asset_urls[path] = url
         return url
 
+    def model_spec(self, text: str | None, line: int) -> ModelSpec | None:
+        """A directive's `:model:`, else the front matter's `model:`, else the shapes network."""
+        written = text or self.front.model or DEFAULT_MODEL
+        if not text and self.front.model:
+            line = self.front.lines.get("model", line)
+        try:
+            return parse_spec(written, self.doc.path.parent)
+        except SpecError as exc:
+            self.error(line, str(exc))
+            return None
+
+    # -- services for kinds during plan ----------------------------------------------------
+    def model_info(self, spec: ModelSpec, line: int) -> ModelInfo | None:
+        """The model's layers and units (from the cache, or by loading it); None after an error."""
+        try:
+            return self.catalog.info(spec)
+        except (ModelError, SpecError) as exc:
+            self.error(line, str(exc))
+            return None
+
+    def need(self, job, line: int) -> None:
+        """Ask for a job's artifact; `artifact(job)` hands it over during render."""
+        self.needs.append(Need(job, self.doc.path, line))
+
     # -- services for kinds during render --------------------------------------------------
     def render_tokens(self, tokens: list[Token]) -> str:
         return self.md.renderer.render(tokens, self.md.options, {"article": self})
+
+    def artifact(self, job) -> Artifact:
+        return self.artifacts[job.key]
+
+    def artifact_url(self, artifact: Artifact, name: str) -> str:
+        """Copy a file of an artifact into the article's folder; its URL relative to the page."""
+        url = f"figures/{artifact.key[:16]}-{name}"
+        self.assets[url] = artifact.file(name)
+        return url
+
+    def card(self, anchor: str, html: str) -> None:
+        """A hover card that `data-hover-ref="{anchor}"` elements show (see distill.js)."""
+        self.cards.setdefault(anchor, html)
 
     def asset_url(self, src: str) -> str:
         return self._asset_urls[(self.doc.path.parent / src).resolve()]
@@ -196,7 +244,10 @@ class Article:
             text = f"Figure {directive.number}" if directive.number else directive.opts["label"]
             self.define(directive.opts["label"], text, directive.option_line("label"))
         if options_ok:
+            errors = len(self.reporter.errors)
             kind.check(directive, self)
+            if len(self.reporter.errors) == errors:
+                self._checked.append((kind, directive))
 
     def _check_role(self, token: Token) -> None:
         role = role_of(token, self.doc.path)
@@ -205,7 +256,16 @@ class Article:
             self.error(role.line, _unknown("role", role.name, ROLES))
             token.meta["unknown"] = True
             return
+        errors = len(self.reporter.errors)
         kind.check(role, self)
+        if len(self.reporter.errors) == errors:
+            self._checked.append((kind, role))
+
+    def plan(self, catalog: Catalog) -> None:
+        """Let computing kinds check addresses against their models and ask for jobs."""
+        self.catalog = catalog
+        for kind, item in self._checked:
+            kind.plan(item, self)
 
     def _resolve_wanted(self) -> None:
         known = [*self.targets, *PAGE_ANCHORS]

@@ -67,6 +67,8 @@ def render_article(
         references=references,
         cite_short=citation_text(article.front),
         cite_bibtex=citation_bibtex(article.front, article.slug),
+        cards=article.cards,
+        figures_json="figures.json" if article.needs else None,
     )
 
 

@@ -24,6 +24,7 @@ class Directive:
     line: int
     opts: dict[str, Any] = field(default_factory=dict)
     number: int | None = None  # figure number, for numbered kinds
+    data: dict[str, Any] = field(default_factory=dict)  # what its kind decided in check and plan
 
     def option_line(self, key: str) -> int:
         return self.option_lines.get(key, self.line)
@@ -37,6 +38,7 @@ class Role:
     content: str
     path: Path
     line: int
+    data: dict[str, Any] = field(default_factory=dict)  # what its kind decided in check and plan
 
 
 @dataclass
@@ -64,7 +66,10 @@ def _walk(tokens: list[Token]) -> Iterator[Token]:
 
 
 def role_of(token: Token, path: Path) -> Role:
-    return Role(token.meta["name"], token.content, path, token.meta.get("line", 0))
+    """The token's Role; the same object in every pass, so passes can hand data on."""
+    if "role" not in token.meta:
+        token.meta["role"] = Role(token.meta["name"], token.content, path, token.meta.get("line", 0))
+    return token.meta["role"]
 
 
 def parse_document(path: Path, md) -> Document:

@@ -32,6 +32,9 @@ class FrontMatter:
     bibliography: Path | None = None
     license: str | None = None
     model: str | None = None
+    # option -> (value as written, line): defaults for the article's feature visualizations,
+    # validated by the kinds that use them (figures/unitview.py)
+    featurevis: dict[str, tuple[str, int]] = field(default_factory=dict)
     # 1-based line of each top-level key, for later errors about a key's value.
     lines: dict[str, int] = field(default_factory=dict)
 
@@ -53,6 +56,7 @@ KEYS = {
     "bibliography": "path of a BibTeX file, relative to the article",
     "license": "licence of the text, e.g. CC-BY 4.0",
     "model": "default model spec for the article's figures",
+    "featurevis": "defaults for {featurevis} and {unit}, e.g. {steps: 256, size: 64}",
 }
 AUTHOR_KEYS = ("name", "url", "affiliations", "affiliation")
 
@@ -96,7 +100,7 @@ def parse_front_matter(text: str | None, path: Path, first_line: int, reporter: 
             )
             continue
         try:
-            _set(fm, key, value_node, path)
+            _set(fm, key, value_node, path, first_line)
         except _Invalid as exc:
             reporter.error(path, line_of(exc.node or value_node), f"front matter {exc}")
     if "title" not in fm.lines:
@@ -104,7 +108,7 @@ def parse_front_matter(text: str | None, path: Path, first_line: int, reporter: 
     return fm
 
 
-def _set(fm: FrontMatter, key: str, node: yaml.Node, path: Path) -> None:
+def _set(fm: FrontMatter, key: str, node: yaml.Node, path: Path, first_line: int) -> None:
     if key == "authors":
         if not isinstance(node, yaml.SequenceNode):
             raise _Invalid(node, "'authors' must be a list")
@@ -118,6 +122,16 @@ def _set(fm: FrontMatter, key: str, node: yaml.Node, path: Path) -> None:
         fm.bibliography = path.parent / _string(node, key)
     elif key == "model":
         fm.model = _model_spec(node, path)
+    elif key == "featurevis":
+        if not isinstance(node, yaml.MappingNode):
+            raise _Invalid(node, "'featurevis' must be a mapping of options, e.g. {steps: 256, size: 64}")
+        for name_node, value_node in node.value:
+            if not isinstance(value_node, yaml.ScalarNode):
+                raise _Invalid(value_node, f"'featurevis.{name_node.value}' must be a single value")
+            fm.featurevis[str(name_node.value)] = (
+                str(value_node.value),
+                first_line + value_node.start_mark.line,
+            )
     else:
         setattr(fm, key, _string(node, key))
         if key == "title" and not fm.title.strip():

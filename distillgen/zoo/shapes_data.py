@@ -97,7 +97,9 @@ def _arc_distance(xs, ys, cx, cy, radius, start, span):
 
 def _curve(rng, n, xs, ys, size):
     radius = rng.uniform(9, 22, n)
-    span = rng.uniform(np.pi / 3, np.pi * 0.9, n)
+    # At least a quarter turn: flatter arcs of large radius bow by less than a stroke width
+    # and cannot be told from lines.
+    span = rng.uniform(np.pi / 2, np.pi * 0.9, n)
     start = rng.uniform(0, 2 * np.pi, n)
     # Place the arc's midpoint near the middle so the whole stroke stays in the image.
     mid = start + span / 2

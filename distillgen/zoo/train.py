@@ -59,7 +59,7 @@ def accuracy(model: ShapesNet, n: int = 2000, seed: int = TEST_SEED) -> float:
 
 def train(
     seed: int,
-    steps: int = 3000,
+    steps: int = 4500,
     batch: int = 64,
     lr: float = 1e-3,
     progress: Callable[[int, int, float], None] = lambda step, steps, loss: None,

@@ -1,0 +1,223 @@
+"""Feature visualization: lucent's parameterizations, transforms and objectives in a batched loop.
+
+lucent's `render_vis` optimizes one objective per call, runs the whole network every step,
+leaves its hooks on the model and uses the device it picked at import time. This loop instead
+
+- optimizes every job of a batch group together, one image (or `diversity` images) per job,
+  in chunks sized to the memory at hand;
+- runs the forward pass only up to the deepest layer an objective reads (`hooks.capture`);
+- keeps parameters frozen (no weight gradients) and removes its hooks, also after an error;
+- draws each job's initial image from the job's own seed and the random transforms from the
+  settings' seed, so a unit's image is the same whichever units share its batch: every image's
+  loss depends only on that image, and Adam updates each element on its own.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+with warnings.catch_warnings():  # kornia 0.4 (lucent's pin) scripts functions on import
+    warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", FutureWarning)
+    from lucent.optvis import objectives, transform
+    from lucent.optvis.param import color, spatial
+
+from distillgen.engine import Output
+from distillgen.engine.hooks import capture, run
+from distillgen.engine.models import LoadedModel
+from distillgen.jobs import FeatureVisJob, FeatureVisSettings
+
+DIVERSITY_WEIGHT = 1e2  # lucent's notebooks use 1e2 to 1e3 against a channel objective
+
+
+@dataclass
+class Rendered:
+    images: list[np.ndarray]  # uint8 H×W×3, one per image of the job
+    values: list[float]  # the objective each image reaches (higher is better)
+    seconds: float  # this job's share of its batch's wall time
+    batch: int  # how many jobs shared the batch
+
+
+def render(
+    model: LoadedModel,
+    jobs: list[FeatureVisJob],
+    device: torch.device,
+    progress: Callable[[int], None] = lambda steps: None,
+    chunk: int | None = None,
+) -> list[Rendered]:
+    """Render `jobs` (all of `model`), batching those that share settings; results in order.
+
+    `progress(n)` is called after every optimizer step with the number of images it advanced.
+    """
+    model.module.to(device)
+    groups: dict[tuple, list[int]] = {}
+    for index, job in enumerate(jobs):
+        groups.setdefault(job.batch_group(), []).append(index)
+    results: dict[int, Rendered] = {}
+    for indices in groups.values():
+        size = chunk or chunk_size(model, [jobs[i] for i in indices], device)
+        for start in range(0, len(indices), size):
+            part = indices[start : start + size]
+            for index, rendered in zip(
+                part, _optimize(model, [jobs[i] for i in part], device, progress), strict=True
+            ):
+                results[index] = rendered
+    return [results[i] for i in range(len(jobs))]
+
+
+def chunk_size(model: LoadedModel, jobs: list[FeatureVisJob], device: torch.device) -> int:
+    """How many images fit one batch: activations up to the deepest layer, about 4 copies each
+    (output, gradient, saved inputs), within a quarter of free GPU memory or 2 GiB of RAM."""
+    settings = jobs[0].settings
+    deepest = max(list(model.layers).index(job.layer) for job in jobs)
+    scale = ((settings.size + 24) / model.input_size) ** 2  # layer shapes were measured at input_size
+    per_image = sum(np.prod(layer.shape) for layer in list(model.layers.values())[: deepest + 1])
+    per_image = 4 * 4 * per_image * scale + 1
+    budget = torch.cuda.mem_get_info(device)[0] / 4 if device.type == "cuda" else 2 * 1024**3
+    images_per_job = max(job.images for job in jobs)
+    return max(1, int(budget // (per_image * images_per_job)))
+
+
+def _optimize(
+    model: LoadedModel, jobs: list[FeatureVisJob], device: torch.device, progress: Callable[[int], None]
+) -> list[Rendered]:
+    settings = jobs[0].settings
+    start = time.perf_counter()
+    with _isolated_rng(), _lucent_on(device):
+        images, params = _parameterize(jobs, settings, device)
+        objective, per_job = _objective(jobs, device)
+        optimizer = torch.optim.Adam(params, lr=settings.lr)
+        preprocess = _preprocessing(model.preprocessing)
+        transforms = transform.standard_transforms if settings.transforms == "standard" else []
+        augment = transform.compose([*transforms, preprocess])
+        np.random.seed(settings.seed)  # the transforms draw from numpy's global generator
+        layers = sorted({job.layer for job in jobs})
+        count = sum(job.images for job in jobs)
+        with capture(model.module, layers) as outputs:
+            for _ in range(settings.steps):
+                optimizer.zero_grad(set_to_none=True)
+                run(model.module, augment(images()), outputs)
+                objective(outputs.__getitem__).backward()
+                optimizer.step()
+                progress(count)
+            with torch.no_grad():
+                final = images()
+                run(model.module, preprocess(final), outputs)
+                values = [[-float(term(outputs.__getitem__)) for term in terms] for terms in per_job]
+    seconds = (time.perf_counter() - start) / len(jobs)
+    pixels = (final.clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
+    results, offset = [], 0
+    for job, job_values in zip(jobs, values, strict=True):
+        results.append(Rendered(list(pixels[offset : offset + job.images]), job_values, seconds, len(jobs)))
+        offset += job.images
+    return results
+
+
+def _parameterize(
+    jobs: list[FeatureVisJob], settings: FeatureVisSettings, device: torch.device
+) -> tuple[Callable[[], torch.Tensor], list[torch.Tensor]]:
+    """lucent's image parameterization, one per job, each drawn from the job's own seed."""
+    params: list[torch.Tensor] = []
+    parts = []
+    for job in jobs:
+        torch.manual_seed(settings.seed)  # lucent draws the initial values on the CPU, then moves them
+        shape = (job.images, 3, settings.size, settings.size)
+        tensors, image = spatial.fft_image(shape) if settings.fft else spatial.pixel_image(shape, sd=0.01)
+        params += tensors
+        parts.append(image)
+    decorrelate = torch.tensor(color.color_correlation_normalized.T, device=device)
+
+    def images() -> torch.Tensor:
+        # lucent's to_valid_rgb, with its colour matrix on our device instead of cuda:0
+        image = torch.cat([part() for part in parts])
+        if settings.decorrelate:
+            image = (image.permute(0, 2, 3, 1) @ decorrelate).permute(0, 3, 1, 2)
+        return torch.sigmoid(image)
+
+    return images, params
+
+
+def _objective(jobs: list[FeatureVisJob], device: torch.device):
+    """The batch's loss (lucent objectives, one per image, summed) and each job's terms."""
+    per_job = []
+    offset = 0
+    for job in jobs:
+        terms = [_term(job, offset + i, device) for i in range(job.images)]
+        per_job.append(terms)
+        offset += job.images
+    total = objectives.Objective.sum([term for terms in per_job for term in terms])
+    for job in jobs:
+        if job.diversity:  # alone in its batch (FeatureVisJob.batch_group): compares all images
+            total = total - DIVERSITY_WEIGHT * objectives.diversity(job.layer)
+    return total, per_job
+
+
+def _term(job: FeatureVisJob, index: int, device: torch.device) -> objectives.Objective:
+    if job.objective == "channel":
+        return objectives.channel(job.layer, job.unit, batch=index)
+    if job.objective == "negative":
+        return -objectives.channel(job.layer, job.unit, batch=index)
+    if job.objective == "neuron":
+        return objectives.neuron(job.layer, job.unit, batch=index)
+    vector = torch.tensor(job.direction, dtype=torch.float32, device=device)
+    return objectives.direction(job.layer, vector, batch=index)
+
+
+def _preprocessing(kind: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    if kind == "imagenet":
+        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        return lambda x: (x - mean.to(x.device)) / std.to(x.device)
+    if kind == "lucent":
+        return transform.preprocess_inceptionv1()
+    return lambda x: x
+
+
+@contextmanager
+def _lucent_on(device: torch.device) -> Iterator[None]:
+    """lucent reads a module-level `device` chosen at import; point it at ours for the run."""
+    saved = transform.device, spatial.device
+    transform.device = spatial.device = device
+    try:
+        yield
+    finally:
+        transform.device, spatial.device = saved
+
+
+@contextmanager
+def _isolated_rng() -> Iterator[None]:
+    """Seeding for a job must not change the random state of whatever runs next."""
+    torch_state, numpy_state = torch.random.get_rng_state(), np.random.get_state()
+    try:
+        yield
+    finally:
+        torch.random.set_rng_state(torch_state)
+        np.random.set_state(numpy_state)
+
+
+def compute(model: LoadedModel, jobs: list[FeatureVisJob], device: torch.device, progress) -> list[Output]:
+    """Artifacts for the cache: PNG files and the record's result fields."""
+    outputs = []
+    for rendered in render(model, jobs, device, progress):
+        files = {f"image{i}.png": png_bytes(image) for i, image in enumerate(rendered.images)}
+        record = {
+            "result": {"values": [round(v, 6) for v in rendered.values], "images": list(files)},
+            "seconds": round(rendered.seconds, 3),
+            "batch": rendered.batch,
+        }
+        outputs.append(Output(files, record))
+    return outputs
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()

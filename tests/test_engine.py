@@ -1,0 +1,188 @@
+"""The feature-visualization engine on the shipped shapes network (real torch, real lucent)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from distillgen.engine.featurevis import render
+from distillgen.engine.models import load_model
+from distillgen.jobs import FeatureVisJob, FeatureVisSettings
+from distillgen.units import fingerprint, parse_spec
+from distillgen.zoo.shapes_data import shapes_batch
+
+CPU = torch.device("cpu")
+QUICK = FeatureVisSettings(steps=12, size=32)
+
+
+@pytest.fixture(scope="module")
+def shapes():
+    return load_model("shapes")
+
+
+def mixed3_peaks(shapes) -> torch.Tensor:
+    """Each mixed3 unit's strongest response to 100 drawings: [image, unit]."""
+    acts = {}
+    handle = shapes.module.mixed3.register_forward_hook(lambda m, i, out: acts.setdefault("x", out))
+    try:
+        with torch.no_grad():
+            shapes.module(torch.from_numpy(shapes_batch(100, 5)[0]))
+    finally:
+        handle.remove()
+    return acts["x"].amax(dim=(2, 3))
+
+
+@pytest.fixture(scope="module")
+def busy_unit(shapes) -> int:
+    """The mixed3 unit that responds most, on average: alive from the first step."""
+    return int(mixed3_peaks(shapes).mean(0).argmax())
+
+
+@pytest.fixture(scope="module")
+def live_units(shapes) -> list[int]:
+    """Four distinct, selective mixed3 units: alive on real drawings, varying most between
+    them (some ReLU units never fire, others fire for everything), and not correlated with
+    each other (near-duplicate units excite each other as much as themselves)."""
+    peaks = mixed3_peaks(shapes)
+    variation = peaks.std(0) / (peaks.mean(0) + 1e-6)
+    alive = peaks.mean(0) > 0.05
+    correlation = torch.corrcoef(peaks.T)
+    chosen: list[int] = []
+    for unit in torch.argsort(variation, descending=True).tolist():
+        if alive[unit] and all(abs(correlation[unit, other]) < 0.5 for other in chosen):
+            chosen.append(unit)
+    return chosen[:4]
+
+
+def job(layer: str, unit: int, settings: FeatureVisSettings = QUICK, **extra) -> FeatureVisJob:
+    spec = parse_spec("shapes")
+    return FeatureVisJob(str(spec), fingerprint(spec), layer, unit, settings=settings, **extra)
+
+
+def no_hooks(model) -> bool:
+    return all(not m._forward_hooks and not m._forward_pre_hooks for m in model.module.modules())
+
+
+def test_same_job_twice_gives_identical_pixels(shapes):
+    first = render(shapes, [job("mixed3", 3)], CPU)[0]
+    second = render(shapes, [job("mixed3", 3)], CPU)[0]
+    assert np.array_equal(first.images[0], second.images[0])
+    assert first.images[0].shape == (32, 32, 3) and first.images[0].dtype == np.uint8
+
+
+def test_batch_composition_and_chunking_do_not_change_an_image(shapes):
+    alone = render(shapes, [job("mixed3", 5)], CPU)[0].images[0]
+    batch = [job("conv2", 1), job("mixed3", 5), job("mixed4", 7), job("mixed3", 9)]
+    together = render(shapes, batch, CPU)
+    chunked = render(shapes, batch, CPU, chunk=1)
+    assert np.array_equal(together[1].images[0], alone)
+    assert np.array_equal(chunked[1].images[0], alone)
+    assert together[1].batch == 4 and chunked[1].batch == 1
+
+
+def test_an_image_excites_its_own_unit_more_than_the_other_units_images(shapes, live_units):
+    settings = FeatureVisSettings(steps=256, size=64)
+    rendered = render(shapes, [job("mixed3", u, settings) for u in live_units], CPU)
+    images = torch.tensor(np.stack([r.images[0] for r in rendered])).permute(0, 3, 1, 2).float() / 255
+    acts = {}
+    handle = shapes.module.mixed3.register_forward_hook(lambda m, i, out: acts.setdefault("x", out))
+    try:
+        with torch.no_grad():
+            shapes.module(images)
+    finally:
+        handle.remove()
+    response = acts["x"][:, live_units].mean(dim=(2, 3))  # [image, unit]
+    for index in range(len(live_units)):
+        others = torch.cat([response[:index, index], response[index + 1 :, index]])
+        assert response[index, index] > others.max(), response
+        # the value the engine reports is what the saved image gets (up to 8-bit rounding)
+        assert rendered[index].values[0] == pytest.approx(float(response[index, index]), rel=0.05, abs=1e-3)
+
+
+def test_hooks_are_removed_and_random_state_kept_also_after_an_error(shapes):
+    torch.manual_seed(123)
+    np.random.seed(123)
+    expected_torch, expected_numpy = torch.rand(1), np.random.rand()
+    torch.manual_seed(123)
+    np.random.seed(123)
+    render(shapes, [job("mixed3", 0)], CPU)
+    assert no_hooks(shapes)
+    assert torch.rand(1) == expected_torch and np.random.rand() == expected_numpy
+    with pytest.raises(IndexError):  # a unit past the end fails inside the objective
+        render(shapes, [job("conv2", 999)], CPU)
+    assert no_hooks(shapes)
+    assert all(not p.requires_grad for p in shapes.module.parameters())
+
+
+def test_forward_pass_stops_at_the_deepest_layer_needed(shapes):
+    calls = []
+    handle = shapes.module.mixed4.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        render(shapes, [job("conv2", 0), job("mixed3", 1)], CPU)
+        assert calls == []
+        render(shapes, [job("mixed4", 0, FeatureVisSettings(steps=3, size=32))], CPU)
+        assert len(calls) == 4  # three steps and the final evaluation
+    finally:
+        handle.remove()
+
+
+def test_objectives(shapes, busy_unit):
+    unit = busy_unit
+    settings = FeatureVisSettings(steps=96, size=32, lr=0.1)
+    channel, negative, neuron = render(
+        shapes,
+        [
+            job("mixed3", unit, settings),
+            job("mixed3", unit, settings, objective="negative"),
+            job("mixed3", unit, settings, objective="neuron"),
+        ],
+        CPU,
+    )
+    assert channel.values[0] > 0
+    assert -negative.values[0] < 0.1 * channel.values[0]  # the unit pushed down to ReLU's floor
+    assert neuron.values[0] > 0
+    direction = [0.0] * 64
+    direction[unit] = 1.0
+    (towards,) = render(
+        shapes, [job("mixed3", -1, settings, objective="direction", direction=tuple(direction))], CPU
+    )
+    assert 0 < towards.values[0] <= 1  # a cosine similarity
+
+
+def test_diversity_gives_several_different_images_of_one_unit(shapes, live_units):
+    (diverse,) = render(shapes, [job("mixed3", live_units[0], diversity=3)], CPU)
+    assert len(diverse.images) == 3 and len(diverse.values) == 3
+    assert not np.array_equal(diverse.images[0], diverse.images[1])
+
+
+def test_settings_change_the_image(shapes):
+    base = render(shapes, [job("mixed3", 2)], CPU)[0].images[0]
+    for changed in (
+        FeatureVisSettings(steps=12, size=32, seed=1),
+        FeatureVisSettings(steps=12, size=32, lr=0.01),
+        FeatureVisSettings(steps=12, size=32, fft=False),
+        FeatureVisSettings(steps=12, size=32, decorrelate=False),
+        FeatureVisSettings(steps=12, size=32, transforms="none"),
+    ):
+        assert not np.array_equal(render(shapes, [job("mixed3", 2, changed)], CPU)[0].images[0], base)
+
+
+def test_device_names():
+    from distillgen.engine.device import DeviceError, resolve_device
+
+    assert resolve_device("cpu") == CPU
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(DeviceError, match="use auto, cpu, cuda or cuda:N"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="no CUDA GPU"):
+            resolve_device("cuda:0")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_renders_close_to_cpu(shapes):
+    gpu = render(shapes, [job("mixed3", 3)], torch.device("cuda"))[0]
+    cpu = render(shapes, [job("mixed3", 3)], CPU)[0]
+    shapes.module.to(CPU)
+    assert gpu.values[0] == pytest.approx(cpu.values[0], rel=0.1)
