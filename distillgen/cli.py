@@ -66,6 +66,8 @@ def build(src: Path, out: Path, strict: bool, quiet: bool, verbose: int, **compu
     Figures are computed once and kept in a cache keyed by their content; later builds take
     them from there.
     """
+    if compute["no_cache"] and compute["frozen"]:
+        raise click.UsageError("--no-cache recomputes everything and --frozen computes nothing; choose one")
     if not run_build(src, out, strict=strict, quiet=quiet, verbose=verbose, **compute):
         sys.exit(1)
 
@@ -185,7 +187,7 @@ def zoo() -> None:
 @zoo.command("train")
 @click.argument("name", type=click.Choice(["shapes"]))
 @click.option("--seed", default=0, show_default=True, help="Seed for initialization and data.")
-@click.option("--steps", default=4500, show_default=True, type=click.IntRange(1), help="Optimizer steps.")
+@click.option("--steps", default=3000, show_default=True, type=click.IntRange(1), help="Optimizer steps.")
 @click.option(
     "-o",
     "--out",

@@ -68,10 +68,12 @@ class FeatureVisJob:
     def batch_group(self) -> tuple:
         """Jobs with equal groups are optimized together in one batch.
 
-        Diversity jobs run alone: lucent's diversity term compares every image in the batch.
+        One layer per batch, so that the forward pass stops as early as that layer allows (a
+        conv1 unit need not pay for mixed4). Diversity jobs run alone: lucent's diversity term
+        compares every image in the batch.
         """
-        alone = (self.layer, self.unit) if self.diversity else None
-        return (self.model, self.fingerprint, self.settings, alone)
+        alone = self.unit if self.diversity else None
+        return (self.model, self.fingerprint, self.settings, self.layer, alone)
 
 
 def job_key(job) -> str:

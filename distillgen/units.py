@@ -20,7 +20,7 @@ from pathlib import Path
 
 from distillgen.diagnostics import suggest
 
-SHIPPED_SEEDS = (0,)  # seed 1 ships once retrained to the 95 % bar (issue 3)
+SHIPPED_SEEDS = (0, 1)  # zoo/weights/shapes-seed{N}.pt
 
 
 class SpecError(ValueError):
@@ -52,7 +52,7 @@ class ModelSpec:
 
 _PYTHON = re.compile(r"^(?P<file>.+\.py):(?P<factory>[A-Za-z_]\w*)(?:@(?P<weights>.+))?$")
 _TORCHSCRIPT = (".pt", ".pth", ".ts", ".torchscript")
-KNOWN_SPECS = ("shapes", "shapes@untrained", "lucent:inceptionv1", "torchvision:googlenet")
+KNOWN_SPECS = ("shapes", "shapes@1", "shapes@untrained", "lucent:inceptionv1", "torchvision:googlenet")
 
 
 def parse_spec(text: str, base: Path | None = None) -> ModelSpec:

@@ -78,7 +78,7 @@ def test_batch_composition_and_chunking_do_not_change_an_image(shapes):
     chunked = render(shapes, batch, CPU, chunk=1)
     assert np.array_equal(together[1].images[0], alone)
     assert np.array_equal(chunked[1].images[0], alone)
-    assert together[1].batch == 4 and chunked[1].batch == 1
+    assert together[1].batch == 2 and chunked[1].batch == 1  # one layer per batch: mixed3:5 and :9
 
 
 def test_an_image_excites_its_own_unit_more_than_the_other_units_images(shapes, live_units):

@@ -80,7 +80,7 @@ def test_model_spec_is_checked_where_it_is_written():
     _, problems = check("title: T\nmodel: shapes@7\n")
     assert problems == [
         "articles/x.md:3: error: front matter 'model': no shipped weights for 'shapes@7': the shapes seeds "
-        "are shapes@0; train another with 'distillgen zoo train shapes --seed N -o FILE' and use FILE"
+        "are shapes@0, shapes@1; train another with 'distillgen zoo train shapes --seed N -o FILE' and use FILE"
     ]
     _, problems = check("title: T\nmodel: nets/missing.py:build\n")
     assert problems == [

@@ -17,6 +17,7 @@ from tests.conftest import ARTICLES, ROOT, run_cli
     ("text", "expected"),
     [
         ("shapes", ModelSpec("shapes", "0")),
+        ("shapes@1", ModelSpec("shapes", "1")),
         ("shapes@untrained", ModelSpec("shapes", "0", untrained=True)),
         ("lucent:inceptionv1", ModelSpec("lucent", "inceptionv1")),
         ("torchvision:googlenet@untrained", ModelSpec("torchvision", "googlenet", untrained=True)),
@@ -36,7 +37,7 @@ def test_file_specs_resolve_against_the_article_folder(tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("shapes@7", "no shipped weights for 'shapes@7': the shapes seeds are shapes@0"),
+        ("shapes@7", "no shipped weights for 'shapes@7': the shapes seeds are shapes@0, shapes@1;"),
         ("lucent:resnet50", "lucent ships one model"),
         ("torchvision:resnet18@v2", "unknown tag '@v2'"),
         ("alexnet", "unknown model spec 'alexnet'"),
@@ -201,11 +202,13 @@ def test_models_command():
     assert bad.exit_code == 1 and "error: no shipped weights" in bad.stderr
 
 
-def test_building_the_site_does_not_import_torch(tmp_path):
+def test_rebuilding_the_example_site_does_not_import_torch(example_build, tmp_path):
+    # example_build computed every figure into the articles' cache; a rebuild only reads it.
     code = (
         "import sys; from pathlib import Path; from distillgen.diagnostics import Reporter;"
         "from distillgen.site import build;"
-        f"build(Path({str(ARTICLES)!r}), Path({str(tmp_path / 'out')!r}), Reporter());"
+        f"r = build(Path({str(ARTICLES)!r}), Path({str(tmp_path / 'out')!r}), Reporter());"
+        "assert r.computed == 0, r;"
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -52,11 +52,37 @@ def test_shipped_weights_reach_their_recorded_accuracy(seed):
     assert all(not p.requires_grad for p in model.module.parameters())
 
 
-def test_trained_weights_differ_from_the_initialization():
-    assert load_model("shapes").checksum != load_model("shapes@untrained").checksum
+def test_shipped_cards_meet_the_bar_and_name_their_command():
+    for seed in SHIPPED_SEEDS:
+        card = json.loads((WEIGHTS / f"shapes-seed{seed}.json").read_text())
+        assert card["accuracy"] >= 0.95 and card["seed"] == seed
+        assert card["command"].startswith(f"distillgen zoo train shapes --seed {seed} ")
+        assert card["train_seconds"] <= 600  # the 10-minute budget on 2 cores
+
+
+def test_trained_weights_differ_from_the_initialization_and_between_seeds():
+    checksums = {load_model(spec).checksum for spec in ("shapes", "shapes@1", "shapes@untrained")}
+    assert len(checksums) == 3
 
 
 def test_no_hooks_left_after_describing_a_model():
     model = load_model("shapes@untrained")
     assert all(not m._forward_hooks for m in model.module.modules())
     assert isinstance(model.module, torch.nn.Module)
+
+
+def test_batchnorm_folds_into_the_plain_network_exactly():
+    from distillgen.zoo.shapes_net import ShapesNet, fold_batchnorm
+
+    torch.manual_seed(0)
+    trained = ShapesNet(batchnorm=True)
+    with torch.no_grad():
+        trained(torch.from_numpy(shapes_batch(32, 1)[0]))  # running statistics move off 0/1
+        for parameter in trained.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.1)
+    trained.eval()
+    plain = fold_batchnorm(trained)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    images = torch.from_numpy(shapes_batch(16, 2)[0])
+    with torch.no_grad():
+        assert torch.allclose(trained(images), plain(images), atol=1e-4)

@@ -95,7 +95,7 @@ def _optimize(
         images, params = _parameterize(jobs, settings, device)
         objective, per_job = _objective(jobs, device)
         optimizer = torch.optim.Adam(params, lr=settings.lr)
-        preprocess = _preprocessing(model.preprocessing)
+        preprocess = preprocessor(model.preprocessing)
         transforms = transform.standard_transforms if settings.transforms == "standard" else []
         augment = transform.compose([*transforms, preprocess])
         np.random.seed(settings.seed)  # the transforms draw from numpy's global generator
@@ -171,7 +171,7 @@ def _term(job: FeatureVisJob, index: int, device: torch.device) -> objectives.Ob
     return objectives.direction(job.layer, vector, batch=index)
 
 
-def _preprocessing(kind: str) -> Callable[[torch.Tensor], torch.Tensor]:
+def preprocessor(kind: str) -> Callable[[torch.Tensor], torch.Tensor]:
     if kind == "imagenet":
         mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
         std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)

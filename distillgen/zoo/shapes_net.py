@@ -8,6 +8,10 @@
 
 Every named layer's output is after its ReLU, so a unit's activation is what the next layer
 sees. Branch modules (`mixed3.b3x3_reduce`, …) are addressable too.
+
+Training puts a BatchNorm before every ReLU (without it, a third of mixed3 died during training
+on some seeds); the shipped weights have it folded into the convolutions, so the network that
+articles analyse is plain convolutions and ReLUs, like InceptionV1.
 """
 
 from __future__ import annotations
@@ -20,12 +24,17 @@ from distillgen.zoo.shapes_data import CLASSES
 
 
 class ConvReLU(nn.Module):
-    def __init__(self, cin: int, cout: int, kernel: int) -> None:
+    """A convolution and its ReLU; with `batchnorm`, a BatchNorm between them (training only:
+    `fold_batchnorm` merges it into the convolution for the shipped, plain network)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, batchnorm: bool = False) -> None:
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, kernel, padding=kernel // 2)
+        self.bn = nn.BatchNorm2d(cout) if batchnorm else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.conv(x))
+        x = self.conv(x)
+        return F.relu(x if self.bn is None else self.bn(x))
 
 
 class Concat(nn.Module):
@@ -37,15 +46,23 @@ class Concat(nn.Module):
 
 class Inception(nn.Module):
     def __init__(
-        self, cin: int, b1: int, b3_reduce: int, b3: int, b5_reduce: int, b5: int, pool: int
+        self,
+        cin: int,
+        b1: int,
+        b3_reduce: int,
+        b3: int,
+        b5_reduce: int,
+        b5: int,
+        pool: int,
+        batchnorm: bool = False,
     ) -> None:
         super().__init__()
-        self.b1x1 = ConvReLU(cin, b1, 1)
-        self.b3x3_reduce = ConvReLU(cin, b3_reduce, 1)
-        self.b3x3 = ConvReLU(b3_reduce, b3, 3)
-        self.b5x5_reduce = ConvReLU(cin, b5_reduce, 1)
-        self.b5x5 = ConvReLU(b5_reduce, b5, 5)
-        self.pool_proj = ConvReLU(cin, pool, 1)
+        self.b1x1 = ConvReLU(cin, b1, 1, batchnorm)
+        self.b3x3_reduce = ConvReLU(cin, b3_reduce, 1, batchnorm)
+        self.b3x3 = ConvReLU(b3_reduce, b3, 3, batchnorm)
+        self.b5x5_reduce = ConvReLU(cin, b5_reduce, 1, batchnorm)
+        self.b5x5 = ConvReLU(b5_reduce, b5, 5, batchnorm)
+        self.pool_proj = ConvReLU(cin, pool, 1, batchnorm)
         self.concat = Concat()
         self.channels = b1 + b3 + b5 + pool
 
@@ -61,12 +78,13 @@ class Inception(nn.Module):
 class ShapesNet(nn.Module):
     input_size = 64
 
-    def __init__(self, classes: int = len(CLASSES)) -> None:
+    def __init__(self, classes: int = len(CLASSES), batchnorm: bool = False) -> None:
         super().__init__()
-        self.conv1 = ConvReLU(3, 16, 5)
-        self.conv2 = ConvReLU(16, 32, 3)
-        self.mixed3 = Inception(32, b1=16, b3_reduce=16, b3=24, b5_reduce=8, b5=16, pool=8)
-        self.mixed4 = Inception(64, b1=24, b3_reduce=24, b3=40, b5_reduce=8, b5=16, pool=16)
+        bn = batchnorm
+        self.conv1 = ConvReLU(3, 16, 5, bn)
+        self.conv2 = ConvReLU(16, 32, 3, bn)
+        self.mixed3 = Inception(32, b1=16, b3_reduce=16, b3=24, b5_reduce=8, b5=16, pool=8, batchnorm=bn)
+        self.mixed4 = Inception(64, b1=24, b3_reduce=24, b3=40, b5_reduce=8, b5=16, pool=16, batchnorm=bn)
         self.fc = nn.Linear(self.mixed4.channels, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -76,3 +94,19 @@ class ShapesNet(nn.Module):
         x = F.max_pool2d(self.mixed3(x), 2)
         x = self.mixed4(x)
         return self.fc(x.mean(dim=(2, 3)))
+
+
+@torch.no_grad()
+def fold_batchnorm(trained: ShapesNet) -> ShapesNet:
+    """The plain network computing what `trained` computes in eval mode: each BatchNorm's
+    scale and shift merged into the convolution before it."""
+    plain = ShapesNet(classes=trained.fc.out_features)
+    state = {k: v for k, v in trained.state_dict().items() if ".bn." not in k}
+    for name, module in trained.named_modules():
+        if isinstance(module, ConvReLU) and module.bn is not None:
+            bn = module.bn
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            state[f"{name}.conv.weight"] = module.conv.weight * scale[:, None, None, None]
+            state[f"{name}.conv.bias"] = (module.conv.bias - bn.running_mean) * scale + bn.bias
+    plain.load_state_dict(state)
+    return plain.eval()

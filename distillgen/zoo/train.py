@@ -17,7 +17,7 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 
 from distillgen.zoo.shapes_data import shapes_batch
-from distillgen.zoo.shapes_net import ShapesNet
+from distillgen.zoo.shapes_net import ShapesNet, fold_batchnorm
 
 TEST_SEED = 10_000_019  # the held-out set: far from every training seed's batch seeds
 THREADS = 2
@@ -59,16 +59,17 @@ def accuracy(model: ShapesNet, n: int = 2000, seed: int = TEST_SEED) -> float:
 
 def train(
     seed: int,
-    steps: int = 4500,
+    steps: int = 3000,
     batch: int = 64,
-    lr: float = 1e-3,
+    lr: float = 2e-3,
+    batchnorm: bool = True,
     progress: Callable[[int, int, float], None] = lambda step, steps, loss: None,
 ) -> TrainResult:
     torch.set_num_threads(THREADS)
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(seed)
     np.random.seed(seed)
-    model = ShapesNet()
+    model = ShapesNet(batchnorm=batchnorm)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
     start = time.perf_counter()
@@ -84,7 +85,8 @@ def train(
         schedule.step()
         progress(step + 1, steps, loss.item())
     seconds = time.perf_counter() - start
-    return TrainResult(model.eval(), accuracy(model), seconds, steps)
+    model = fold_batchnorm(model.eval()) if batchnorm else model.eval()
+    return TrainResult(model, accuracy(model), seconds, steps)
 
 
 def _shuffled_labels(seed: int, step: int, batch: int) -> np.ndarray:

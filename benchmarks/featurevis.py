@@ -1,0 +1,123 @@
+"""Feature visualization: distillgen's engine against lucent's `render_vis`, same work.
+
+Both optimize the same units of the same model for the same steps, image size, learning rate,
+parameterization (fft + decorrelate) and transforms (lucent's standard ones), in this one
+process. lucent is called once per unit, as its README shows. Then both sets of images are
+scored the same way: the unit's mean activation on the saved (8-bit) image.
+
+    python benchmarks/featurevis.py                      # shapes and GoogLeNet, 16 units, CPU
+    python benchmarks/featurevis.py --model googlenet --units 64 --device cuda
+
+Two adjustments keep the work equal, and both favour lucent:
+- render_vis upsamples images smaller than 224 px to 224; for the shapes network (64 px) it
+  gets `fixed_image_size` = the padded size instead, the size the engine's network sees.
+- render_vis leaves its hooks on the model; they are removed after each call, so lucent is
+  not slowed by the hooks of the calls before it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from distillgen.engine.device import describe_device, resolve_device
+from distillgen.engine.featurevis import preprocessor, render
+from distillgen.engine.hooks import capture, run
+from distillgen.engine.models import load_model
+from distillgen.jobs import FeatureVisJob, FeatureVisSettings
+from distillgen.units import fingerprint, parse_spec
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    from lucent.optvis import param, render as lucent_render
+
+MODELS = {
+    # name: (spec, layer, lucent's name for it, steps, image size)
+    "shapes": ("shapes", "mixed3", "mixed3", 128, 64),
+    "googlenet": ("torchvision:googlenet@untrained", "inception3b", "inception3b", 32, 224),
+}
+
+
+def lucent_images(model, lucent_layer, units, steps, size, device) -> tuple[list[np.ndarray], float]:
+    module = model.module
+    for parameter in module.parameters():  # as a lucent user has it: weight gradients computed
+        parameter.requires_grad_(True)
+    fixed = size + 24 if size < 224 else None
+    preprocess = model.preprocessing != "none"
+    images = []
+    start = time.perf_counter()
+    for unit in units:
+        result = lucent_render.render_vis(
+            module,
+            f"{lucent_layer}:{unit}",
+            param_f=lambda: param.image(size),
+            thresholds=(steps,),
+            show_image=False,
+            progress=False,
+            preprocess=preprocess,
+            fixed_image_size=fixed,
+        )
+        images.append((result[-1][0] * 255).round().astype(np.uint8))
+        for submodule in module.modules():
+            submodule._forward_hooks.clear()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+    return images, seconds
+
+
+def engine_images(model, spec, layer, units, steps, size, device) -> tuple[list[np.ndarray], float]:
+    settings = FeatureVisSettings(steps=steps, size=size)
+    jobs = [FeatureVisJob(spec, fingerprint(parse_spec(spec)), layer, u, settings=settings) for u in units]
+    start = time.perf_counter()
+    rendered = render(model, jobs, device)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return [r.images[0] for r in rendered], time.perf_counter() - start
+
+
+@torch.no_grad()
+def activations(model, layer, units, images, device) -> list[float]:
+    batch = torch.tensor(np.stack(images), device=device).permute(0, 3, 1, 2).float() / 255
+    with capture(model.module, [layer]) as outputs:
+        run(model.module, preprocessor(model.preprocessing)(batch), outputs)
+    acts = outputs[layer]
+    return [float(acts[i, unit].mean()) for i, unit in enumerate(units)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=[*MODELS, "all"], default="all")
+    parser.add_argument("--units", type=int, default=16)
+    parser.add_argument("--steps", type=int, help="override the model's default steps")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    print(f"device: {describe_device(device)}, torch {torch.__version__}")
+    header = f"{'model':<10} {'units':>5} {'steps':>5} {'size':>4} {'lucent s':>9} {'engine s':>9} {'speedup':>8}"
+    print(header + f" {'lucent act':>10} {'engine act':>10}")
+    for name in MODELS if args.model == "all" else [args.model]:
+        spec, layer, lucent_layer, steps, size = MODELS[name]
+        steps = args.steps or steps
+        model = load_model(spec)
+        model.module.to(device)
+        units = list(range(args.units))
+        ours, ours_seconds = engine_images(model, spec, layer, units, steps, size, device)
+        theirs, their_seconds = lucent_images(model, lucent_layer, units, steps, size, device)
+        ours_act = statistics.mean(activations(model, layer, units, ours, device))
+        their_act = statistics.mean(activations(model, layer, units, theirs, device))
+        print(
+            f"{name:<10} {len(units):>5} {steps:>5} {size:>4} {their_seconds:>9.1f} {ours_seconds:>9.1f}"
+            f" {their_seconds / ours_seconds:>7.1f}x {their_act:>10.3f} {ours_act:>10.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
