@@ -31,7 +31,10 @@ print(json.dumps({"computed": result.computed, "cached": result.cached,
 def timed_build(src: Path, out: Path, cache: Path) -> dict:
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", BUILD, str(src), str(out), str(cache)], check=True, capture_output=True, text=True
+        [sys.executable, "-c", BUILD, str(src), str(out), str(cache)],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return {**json.loads(done.stdout.splitlines()[-1]), "seconds": time.perf_counter() - start}
 
@@ -43,7 +46,9 @@ def main() -> None:
         print(f"{'build':<10} {'seconds':>8} {'figures computed':>17} {'cached':>7} {'imports torch':>14}")
         for name in ("cold", "no change"):
             r = timed_build(src, out, cache)
-            print(f"{name:<10} {r['seconds']:>8.2f} {r['computed']:>17} {r['cached']:>7} {str(r['torch']):>14}")
+            print(
+                f"{name:<10} {r['seconds']:>8.2f} {r['computed']:>17} {r['cached']:>7} {str(r['torch']):>14}"
+            )
 
 
 if __name__ == "__main__":

@@ -57,7 +57,8 @@ def render(
 
     `progress(n)` is called after every optimizer step with the number of images it advanced.
     """
-    model.module.to(device)
+    # channels_last: oneDNN's and cuDNN's fast convolution layout (about 1.3x here on a CPU)
+    model.module.to(device=device, memory_format=torch.channels_last)
     groups: dict[tuple, list[int]] = {}
     for index, job in enumerate(jobs):
         groups.setdefault(job.batch_group(), []).append(index)
@@ -124,25 +125,28 @@ def _optimize(
 def _parameterize(
     jobs: list[FeatureVisJob], settings: FeatureVisSettings, device: torch.device
 ) -> tuple[Callable[[], torch.Tensor], list[torch.Tensor]]:
-    """lucent's image parameterization, one per job, each drawn from the job's own seed."""
-    params: list[torch.Tensor] = []
-    parts = []
-    for job in jobs:
-        torch.manual_seed(settings.seed)  # lucent draws the initial values on the CPU, then moves them
-        shape = (job.images, 3, settings.size, settings.size)
-        tensors, image = spatial.fft_image(shape) if settings.fft else spatial.pixel_image(shape, sd=0.01)
-        params += tensors
-        parts.append(image)
+    """One lucent image parameterization for the whole batch (one inverse FFT per step), with
+    each job's slice of it drawn again from the job's own seed, exactly as lucent draws it."""
+    total = sum(job.images for job in jobs)
+    shape = (total, 3, settings.size, settings.size)
+    (tensor,), image = spatial.fft_image(shape) if settings.fft else spatial.pixel_image(shape, sd=0.01)
+    offset = 0
+    with torch.no_grad():
+        for job in jobs:
+            torch.manual_seed(settings.seed)  # lucent: torch.randn(...) * 0.01 on the CPU, then moved
+            part = tensor[offset : offset + job.images]
+            part.copy_(torch.randn(part.shape) * 0.01)
+            offset += job.images
     decorrelate = torch.tensor(color.color_correlation_normalized.T, device=device)
 
     def images() -> torch.Tensor:
         # lucent's to_valid_rgb, with its colour matrix on our device instead of cuda:0
-        image = torch.cat([part() for part in parts])
+        pixels = image()
         if settings.decorrelate:
-            image = (image.permute(0, 2, 3, 1) @ decorrelate).permute(0, 3, 1, 2)
-        return torch.sigmoid(image)
+            pixels = (pixels.permute(0, 2, 3, 1) @ decorrelate).permute(0, 3, 1, 2)
+        return torch.sigmoid(pixels)
 
-    return images, params
+    return images, [tensor]
 
 
 def _objective(jobs: list[FeatureVisJob], device: torch.device):
