@@ -1,0 +1,109 @@
+"""Expanded weights ("Visualizing Weights", Voss et al., Distill 2021).
+
+The kernel from every channel of an earlier layer to one unit of a later layer is the gradient
+of that unit, at the centre of its map, with respect to the earlier layer's output, in a
+linearized copy of the network: ReLU becomes the identity and max-pooling average-pooling.
+The gradient is cropped to where it can be non-zero (the receptive field). Between adjacent
+convolutions this is exactly the weight slice `W[out, in]`; through a 1×1 bottleneck it is
+`Σ_b W2[j, b] · W1[b, i]`; through two convolutions, their kernels convolved.
+
+The linearization is applied to torch functions as they are called (a TorchFunctionMode), so
+it works on any network that uses `F.relu`/`nn.ReLU` and `F.max_pool2d`/`nn.MaxPool2d`, with
+no copy of the model and no change to it; ReLU *modules* (including custom autograd ones, like
+lucent's InceptionV1's) are bypassed with forward hooks that are always removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F  # noqa: N812
+from torch.overrides import TorchFunctionMode
+
+from distillgen.engine.hooks import capture, run
+from distillgen.engine.models import LoadedModel
+
+_RELU = {"relu", "relu_"}
+_MAX_POOL = {"max_pool2d", "_max_pool2d", "max_pool2d_with_indices"}
+
+
+class Linearized(TorchFunctionMode):
+    """Within the block, ReLU is the identity and max-pooling is average-pooling."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if name in _RELU:
+            return args[0]
+        if name in _MAX_POOL:
+            return _average_pool(*args, **kwargs)
+        if name == "pad" and kwargs.get("value") == float("-inf"):  # padding for a max-pool
+            return func(*args, **{**kwargs, "value": 0.0})
+        return func(*args, **kwargs)
+
+
+@contextmanager
+def _relu_modules_bypassed(module: nn.Module) -> Iterator[None]:
+    """ReLU modules output their input: also custom autograd ReLUs (lucent's InceptionV1 uses
+    a RedirectedReLU whose own backward a function mode cannot replace)."""
+    handles = [
+        child.register_forward_hook(lambda _module, inputs, _output: inputs[0])
+        for child in module.modules()
+        if "relu" in type(child).__name__.lower() and not any(child.children())  # not a ConvReLU
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _average_pool(
+    input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
+):
+    if dilation not in (1, (1, 1)) or return_indices:
+        raise NotImplementedError("expanded weights through a dilated or index-returning max-pool")
+    return F.avg_pool2d(input, kernel_size, stride, padding, ceil_mode, count_include_pad=False)
+
+
+def expanded_weights(
+    model: LoadedModel, source: str, target: str, units: list[int], canvas: int | None = None
+) -> np.ndarray:
+    """Kernels [len(units), source channels, kh, kw] from layer `source` to units of `target`.
+
+    `canvas` is the input size of the linearized pass (default: twice the model's, so that
+    the receptive field of a deep unit fits inside the source layer's map).
+    """
+    source, target = model.layer(source).name, model.layer(target).name  # aliases -> module paths
+    module = model.module
+    device = next(module.parameters()).device
+    size = canvas or 2 * model.input_size
+    modules = dict(module.named_modules())
+    leaf: dict[str, torch.Tensor] = {}
+
+    def substitute(_module, _inputs, output):
+        # The source layer's output becomes a leaf: its gradient is the expanded kernel. Its
+        # value does not matter, the network being linear from here on.
+        leaf["x"] = torch.zeros_like(output).requires_grad_(True)
+        return leaf["x"]
+
+    # Bypass the ReLU modules first: the source's substitute must be the last hook to run.
+    with _relu_modules_bypassed(module):
+        handle = modules[source].register_forward_hook(substitute)
+        try:
+            with Linearized(), torch.enable_grad(), capture(module, [target]) as outputs:
+                run(module, torch.zeros(len(units), 3, size, size, device=device), outputs)
+                out = outputs[target]
+                cy, cx = out.shape[2] // 2, out.shape[3] // 2
+                picked = out[torch.arange(len(units)), torch.tensor(units), cy, cx]
+                picked.sum().backward()  # one unit per batch element: their gradients do not mix
+        finally:
+            handle.remove()
+    gradient = leaf["x"].grad.detach()
+    support = gradient.abs().sum(dim=(0, 1)).nonzero()
+    (top, left), (bottom, right) = support.min(0).values.tolist(), support.max(0).values.tolist()
+    return gradient[:, :, top : bottom + 1, left : right + 1].cpu().numpy()
