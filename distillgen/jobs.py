@@ -89,3 +89,28 @@ def job_key(job) -> str:
 def describe(job) -> dict:
     """The job as a record's `job` field: every field, readable."""
     return {"kind": job.kind, **asdict(job)}
+
+
+@dataclass(frozen=True)
+class WeightsJob:
+    """The (expanded) kernels from every channel of `source` to one unit of `layer`."""
+
+    kind: ClassVar[str] = "weights"
+
+    model: str
+    fingerprint: str
+    source: str  # canonical module path of the earlier layer
+    layer: str  # canonical module path of the later layer
+    unit: int
+
+    @property
+    def key(self) -> str:
+        return job_key(self)
+
+    @property
+    def address(self) -> str:
+        return f"{self.source} -> {self.layer}:{self.unit}"
+
+    @property
+    def cost(self) -> int:
+        return 1

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from xml.etree import ElementTree
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +12,7 @@ import torch
 from distillgen.engine.models import load_model
 from distillgen.engine.weights import expanded_weights
 from distillgen.units import parse_spec
-from tests.conftest import write
+from tests.conftest import run_cli, write
 
 NETS = """
 import torch
@@ -100,3 +103,64 @@ def test_torchvision_googlenet_and_shapes_give_finite_kernels():
     shapes = load_model("shapes")
     kernels = expanded_weights(shapes, "conv2", "mixed3", [43])  # through the pool and a branch
     assert kernels.shape[:2] == (1, 32) and np.isfinite(kernels).all()
+
+
+WEIGHTS_ARTICLE = """
+---
+title: Weights
+---
+# Weights
+
+```{weights} conv2 -> mixed3:43
+:label: fig-many
+:top: 6
+The six strongest inputs.
+```
+
+```{weights} mixed3.b5x5_reduce:2 -> mixed3.b5x5:4
+:label: fig-one
+One kernel of the 5x5 branch.
+```
+"""
+
+
+def _svgs(page: str) -> list[str]:
+    return re.findall(r"<svg.*?</svg>", page, flags=re.S)
+
+
+def test_weights_figures_are_well_formed_exact_and_deterministic(tmp_path):
+    src = write(tmp_path / "src" / "w.md", WEIGHTS_ARTICLE).parent
+    result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c"))
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "out" / "w" / "index.html").read_text()
+    many, one = _svgs(page)
+    for svg in (many, one):
+        root = ElementTree.fromstring(svg)  # well-formed XML
+        assert root.find("{http://www.w3.org/2000/svg}title").text.startswith("Weights into mixed3")
+    assert many.count('class="kernel"') == 6 and one.count('class="kernel"') == 1
+    # the single kernel is the 5x5 convolution's weight slice, cell by cell
+    weight = load_model("shapes").module.mixed3.b5x5.conv.weight[4, 2].numpy()
+    shown = [float(v) for v in re.findall(r"<rect[^>]*><title>([-0-9.e]+)</title>", one)]
+    np.testing.assert_allclose(shown, weight.ravel(), rtol=1e-3, atol=1e-6)
+    # strongest first: the titles' L2 norms decrease
+    norms = [float(n) for n in re.findall(r"L2 norm ([0-9.e-]+)</title>", many)]
+    assert norms == sorted(norms, reverse=True) and len(norms) == 6
+    again = run_cli("build", str(src), "-o", str(tmp_path / "out2"), "--cache-dir", str(tmp_path / "c2"))
+    assert again.exit_code == 0 and _svgs((tmp_path / "out2" / "w" / "index.html").read_text()) == [many, one]
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ("conv2:3 mixed3:5", "write {weights} as 'source -> target:unit'"),
+        ("mixed3 -> conv2:1", "'mixed3' does not come before 'conv2'"),
+        ("conv9 -> mixed3:1", "unknown layer 'conv9'"),
+        ("conv2:40 -> mixed3:1", "unit 40 is out of range for 'conv2'"),
+        ("conv2 -> mixed3:1-2", "connects one source (unit or layer) to one target unit"),
+    ],
+)
+def test_weights_mistakes_are_path_line_errors(tmp_path, argument, message):
+    src = write(tmp_path / "src" / "w.md", f"---\ntitle: W\n---\n\n```{{weights}} {argument}\n```\n").parent
+    result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c"))
+    assert result.exit_code == 1
+    assert f"{src / 'w.md'}:5: error: " in result.stderr and message in result.stderr, result.stderr

@@ -222,14 +222,14 @@ def _describe(
 def _layer_shapes(module: nn.Module, input_size: int) -> OrderedDict[str, Layer]:
     """Output shape of every named submodule, from one forward pass; hooks always removed."""
     shapes: OrderedDict[str, Layer] = OrderedDict()
-    outputs: dict[str, int] = {}  # name -> id of the output tensor
+    outputs: dict[str, torch.Tensor] = {}  # kept alive: ids of freed tensors get reused
     handles = []
 
     def record(name):
         def hook(_module, _inputs, output):
             if isinstance(output, torch.Tensor) and output.dim() in (2, 4) and name not in shapes:
                 shapes[name] = Layer(name, tuple(output.shape[1:]))
-                outputs[name] = id(output)
+                outputs[name] = output
 
         return hook
 
@@ -250,7 +250,7 @@ def _layer_shapes(module: nn.Module, input_size: int) -> OrderedDict[str, Layer]
         # A submodule whose output *is* its parent's output (a concat inside a block) is the
         # parent; the inner `.conv` of a conv+ReLU wrapper is its pre-ReLU map.
         return (
-            "." in name and parent in shapes and (outputs[name] == outputs[parent] or name.endswith(".conv"))
+            "." in name and parent in shapes and (outputs[name] is outputs[parent] or name.endswith(".conv"))
         )
 
     return OrderedDict((n, layer) for n, layer in shapes.items() if not redundant(n))

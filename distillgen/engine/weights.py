@@ -15,6 +15,8 @@ lucent's InceptionV1's) are bypassed with forward hooks that are always removed.
 
 from __future__ import annotations
 
+import io
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -24,8 +26,10 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 from torch.overrides import TorchFunctionMode
 
+from distillgen.engine import Output
 from distillgen.engine.hooks import capture, run
 from distillgen.engine.models import LoadedModel
+from distillgen.jobs import WeightsJob
 
 _RELU = {"relu", "relu_"}
 _MAX_POOL = {"max_pool2d", "_max_pool2d", "max_pool2d_with_indices"}
@@ -107,3 +111,26 @@ def expanded_weights(
     support = gradient.abs().sum(dim=(0, 1)).nonzero()
     (top, left), (bottom, right) = support.min(0).values.tolist(), support.max(0).values.tolist()
     return gradient[:, :, top : bottom + 1, left : right + 1].cpu().numpy()
+
+
+def compute(model: LoadedModel, jobs: list[WeightsJob], device: torch.device, progress) -> list[Output]:
+    """Kernels as .npy files ([source channels, kh, kw], float32), one pass per layer pair."""
+    model.module.to(device)
+    pairs: dict[tuple[str, str], list[int]] = {}
+    for index, job in enumerate(jobs):
+        pairs.setdefault((job.source, job.layer), []).append(index)
+    outputs: dict[int, Output] = {}
+    for (source, target), indices in pairs.items():
+        start = time.perf_counter()
+        kernels = expanded_weights(model, source, target, [jobs[i].unit for i in indices])
+        seconds = (time.perf_counter() - start) / len(indices)
+        for index, kernel in zip(indices, kernels, strict=True):
+            buffer = io.BytesIO()
+            np.save(buffer, kernel.astype(np.float32))
+            record = {
+                "result": {"shape": list(kernel.shape), "max_abs": float(np.abs(kernel).max())},
+                "seconds": round(seconds, 4),
+            }
+            outputs[index] = Output({"kernels.npy": buffer.getvalue()}, record)
+        progress(len(indices))
+    return [outputs[i] for i in range(len(jobs))]
