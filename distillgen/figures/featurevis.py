@@ -8,7 +8,7 @@ from html import escape
 from distillgen.figures import directive
 from distillgen.figures.base import DirectiveKind
 from distillgen.figures.figure import figure_html
-from distillgen.figures.options import LABEL, LAYOUT, Option, choice, integer, text
+from distillgen.figures.options import LABEL, LAYOUT, MODEL, Option, choice, integer
 from distillgen.figures.unitview import (
     SETTINGS,
     THUMBNAIL,
@@ -46,7 +46,7 @@ class FeatureVis(DirectiveKind):
     options = (
         LABEL,
         LAYOUT,
-        Option("model", text, None, "model spec (default: the front matter's model, else shapes)"),
+        MODEL,
         Option("objective", choice(*OBJECTIVES), "channel", "what to maximize for each unit"),
         Option("direction", direction, None, "for :objective: direction: 'channel: weight, …'"),
         Option("diversity", integer(2, 16), None, "optimize this many images per unit, pushed apart"),

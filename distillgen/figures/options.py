@@ -90,3 +90,4 @@ def label(value: str) -> str:
 
 LABEL = Option("label", label, None, "name to reference the figure with {numref} or [](#name)")
 LAYOUT = Option("layout", choice(*LAYOUTS), "l-body", "Distill layout class of the figure")
+MODEL = Option("model", text, None, "model spec (default: the front matter's model, else shapes)")

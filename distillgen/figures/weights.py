@@ -17,7 +17,7 @@ import svgwrite
 from distillgen.figures import directive
 from distillgen.figures.base import DirectiveKind
 from distillgen.figures.figure import figure_html
-from distillgen.figures.options import LABEL, LAYOUT, Option, integer, text
+from distillgen.figures.options import LABEL, LAYOUT, MODEL, Option, integer
 from distillgen.jobs import WeightsJob
 from distillgen.render.colors import STOPS, diverging
 from distillgen.units import ModelError, SpecError, UnitRef, fingerprint, parse_units
@@ -35,7 +35,7 @@ class Weights(DirectiveKind):
     options = (
         LABEL,
         LAYOUT,
-        Option("model", text, None, "model spec (default: the front matter's model, else shapes)"),
+        MODEL,
         Option("top", integer(1, 4096), None, "for a whole layer: show only the N strongest inputs"),
         Option("columns", integer(1, 64), 8, "small multiples per row"),
     )
