@@ -69,12 +69,21 @@ def build(
     needs = [need for article in articles for need in article.needs]
     outcome = compute(needs, cache, catalog, reporter, options)
     reporter.raise_if_errors()
+    for article in articles:  # e.g. a circuit draws the inputs its computed weights rank first
+        article.artifacts = outcome.artifacts
+        article.follow_up()
+    more = [need for article in articles for need in article.needs if need.job.key not in outcome.artifacts]
+    if more:
+        extra = compute(more, cache, catalog, reporter, options)
+        reporter.raise_if_errors()
+        outcome.artifacts.update(extra.artifacts)
+        outcome.computed += extra.computed
+        outcome.cached += extra.cached
 
     env = environment()
     pages: dict[str, str] = {}
     copies: dict[str, Path] = {}
     for article in articles:
-        article.artifacts = outcome.artifacts
         body, footnotes, references = article.render()
         pages[f"{article.slug}/index.html"] = render_article(
             env, article, body, footnotes, references, SITE_TITLE

@@ -13,7 +13,7 @@ from distillgen.figures.base import DirectiveKind, RoleKind
 DIRECTIVES: dict[str, DirectiveKind] = {}
 ROLES: dict[str, RoleKind] = {}
 
-_BUILTINS = ("figure", "note", "cite", "numref", "featurevis", "unit", "weights")
+_BUILTINS = ("figure", "note", "cite", "numref", "featurevis", "unit", "weights", "circuit")
 
 
 def directive(cls: type[DirectiveKind]) -> type[DirectiveKind]:

@@ -29,6 +29,11 @@ class DirectiveKind:
         and ask for jobs with `article.need()`. Runs after `check` succeeded, for every
         article, before anything is computed."""
 
+    def follow_up(self, directive: Directive, article: Article) -> None:
+        """For kinds whose jobs depend on computed results (a circuit picks the inputs to draw
+        from the computed weights): read `article.artifact()` and `need()` more jobs. Runs
+        once, after the first compute; the build computes again before rendering."""
+
     def render(self, directive: Directive, article: Article) -> str:
         raise NotImplementedError
 
@@ -75,6 +80,9 @@ class RoleKind:
 
     def plan(self, role: Role, article: Article) -> None:
         """Like `DirectiveKind.plan`."""
+
+    def follow_up(self, role: Role, article: Article) -> None:
+        """Like `DirectiveKind.follow_up`."""
 
     def render(self, role: Role, article: Article) -> str:
         raise NotImplementedError

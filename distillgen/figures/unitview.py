@@ -88,3 +88,12 @@ def unit_card(article, job: FeatureVisJob, label: str, image: int = 0) -> str:
         f'<p class="unit-card-value">{objective} {value:.3g} after {job.settings.steps} steps</p>',
     )
     return anchor
+
+
+def comes_before(article, line: int, info: ModelInfo, source: str, target: str) -> bool:
+    """Whether layer `source` runs before `target`; an error at `line` when it does not."""
+    order = list(info.layers)
+    if order.index(source) < order.index(target):
+        return True
+    article.error(line, f"'{source}' does not come before '{target}' in the network")
+    return False

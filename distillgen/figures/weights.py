@@ -18,6 +18,7 @@ from distillgen.figures import directive
 from distillgen.figures.base import DirectiveKind
 from distillgen.figures.figure import figure_html
 from distillgen.figures.options import LABEL, LAYOUT, MODEL, Option, integer
+from distillgen.figures.unitview import comes_before
 from distillgen.jobs import WeightsJob
 from distillgen.render.colors import STOPS, diverging
 from distillgen.units import ModelError, SpecError, UnitRef, fingerprint, parse_units
@@ -79,9 +80,7 @@ class Weights(DirectiveKind):
         except ModelError as exc:
             article.error(directive.line, str(exc))
             return
-        order = list(info.layers)
-        if order.index(source) >= order.index(target.layer):
-            article.error(directive.line, f"'{source}' does not come before '{target.layer}' in the network")
+        if not comes_before(article, directive.line, info, source, target.layer):
             return
         spec = data["spec"]
         data["job"] = WeightsJob(str(spec), fingerprint(spec), source, target.layer, target.unit)

@@ -267,6 +267,11 @@ class Article:
         for kind, item in self._checked:
             kind.plan(item, self)
 
+    def follow_up(self) -> None:
+        """After the first compute: kinds whose further jobs depend on results ask for them."""
+        for kind, item in self._checked:
+            kind.follow_up(item, self)
+
     def _resolve_wanted(self) -> None:
         known = [*self.targets, *PAGE_ANCHORS]
         for label, line, how in self._wanted:

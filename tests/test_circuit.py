@@ -1,0 +1,121 @@
+"""{circuit}: inputs ranked by expanded weights, a well-formed interactive SVG, errors."""
+
+from __future__ import annotations
+
+import re
+from xml.etree import ElementTree
+
+import numpy as np
+import pytest
+from playwright.sync_api import expect
+
+from distillgen.engine.models import load_model
+from distillgen.engine.weights import expanded_weights
+from tests.conftest import run_cli, write
+
+SVG = "{http://www.w3.org/2000/svg}"
+ARTICLE = """
+---
+title: Circuit
+featurevis: {steps: 4, size: 32}
+---
+# A circuit
+
+```{circuit} mixed4:52
+:inputs: mixed3
+:top: 12
+:label: fig-circuit
+A curve detector and its twelve strongest inputs.
+```
+
+```{circuit} mixed4:52,30
+:inputs: mixed3:43,31
+Two chosen inputs into two targets.
+```
+"""
+
+
+@pytest.fixture(scope="module")
+def circuit_site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("circuit")
+    src = write(root / "src" / "c.md", ARTICLE).parent
+    result = run_cli("build", str(src), "-o", str(root / "out"), "--cache-dir", str(root / "cache"))
+    assert result.exit_code == 0, result.output
+    return root / "out" / "c" / "index.html"
+
+
+def svgs(page: str) -> list[str]:
+    return re.findall(r"<svg class=\"circuit-svg\".*?</svg>|<svg[^>]*circuit-svg.*?</svg>", page, flags=re.S)
+
+
+def test_inputs_are_the_strongest_expanded_weights(circuit_site):
+    ranked, chosen = svgs(circuit_site.read_text())
+    root = ElementTree.fromstring(ranked)  # well-formed XML
+    assert root.find(f"{SVG}title").text == "Circuit into mixed4:52"
+    inputs = [g.get("data-unit") for g in root.iter(f"{SVG}g") if g.get("class") == "node"][:-1]
+    kernels = expanded_weights(load_model("shapes"), "mixed3", "mixed4", [52])[0]
+    norms = np.sqrt((kernels**2).sum(axis=(1, 2)))
+    assert inputs == [f"mixed3:{c}" for c in np.argsort(-norms, kind="stable")[:12]]
+    edges = [g for g in root.iter(f"{SVG}g") if g.get("class", "").startswith("edge")]
+    assert len(edges) == 12
+    widths = [float(g.find(f"{SVG}line").get("stroke-width")) for g in edges]
+    assert widths == sorted(widths, reverse=True) and widths[0] == 8.0  # width follows the norm
+    for edge in edges:  # red when the kernel sums positive, blue when negative
+        channel = int(edge.get("data-from").split(":")[1])
+        assert edge.get("class") == ("edge positive" if kernels[channel].sum() >= 0 else "edge negative")
+    two = ElementTree.fromstring(chosen)
+    assert len([g for g in two.iter(f"{SVG}g") if g.get("class") == "node"]) == 4
+    assert len([g for g in two.iter(f"{SVG}g") if g.get("class", "").startswith("edge")]) == 4
+
+
+def test_the_diagram_is_deterministic(circuit_site, tmp_path):
+    src = write(tmp_path / "src" / "c.md", ARTICLE).parent
+    result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    assert result.exit_code == 0
+    assert svgs((tmp_path / "out" / "c" / "index.html").read_text()) == svgs(circuit_site.read_text())
+
+
+def test_circuit_in_the_browser(circuit_site, open_page):
+    page, problems = open_page(circuit_site.as_uri())
+    svg = page.locator("#fig-circuit svg")
+    node = svg.locator(".node").nth(2)
+    unit = node.get_attribute("data-unit")
+    node.hover()
+    assert "focused" in svg.get_attribute("class")
+    active = svg.locator(".edge.active")
+    assert active.count() == 1 and active.first.get_attribute("data-from") == unit
+    expect(svg.locator(".edge:not(.active)").first).to_have_css("opacity", "0.1")  # after the fade
+    page.mouse.move(0, 0)
+    assert svg.locator(".edge.active").count() == 0
+    svg.locator(".node").last.focus()  # the target, by keyboard: all its edges light up
+    assert svg.locator(".edge.active").count() == 12
+    svg.locator(".edge").first.hover()
+    card = page.locator(".hover-box")
+    card.wait_for(state="visible")
+    assert "→" in card.inner_text() and card.locator("table.kernel-numbers td").count() >= 9
+    assert problems == []
+
+
+def test_twelve_inputs_fit_a_phone(circuit_site, open_page):
+    page, problems = open_page(circuit_site.as_uri(), width=375)
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0
+    box = page.locator("#fig-circuit svg").bounding_box()
+    assert box["width"] <= 375
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("```{circuit} mixed4:52\n```", "{circuit} needs :inputs:"),
+        ("```{circuit} mixed3:1\n:inputs: mixed4\n```", "'mixed4' does not come before 'mixed3'"),
+        ("```{circuit} mixed4:1\n:inputs: mixed3:1,conv2:2\n```", ":inputs: must all be units of one layer"),
+        ("```{circuit} mixed4:1\n:inputs: mixd3\n```", "unknown layer 'mixd3'"),
+    ],
+)
+def test_circuit_mistakes_are_path_line_errors(tmp_path, body, message):
+    src = write(tmp_path / "src" / "c.md", f"---\ntitle: C\n---\n\n{body}\n").parent
+    result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c"))
+    assert result.exit_code == 1 and message in result.stderr, result.stderr
+    assert re.search(rf"{re.escape(str(src / 'c.md'))}:\d+: error: ", result.stderr)
