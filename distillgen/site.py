@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from distillgen import __version__
 from distillgen.cache import Cache
 from distillgen.compute import Catalog, Options, compute, records
 from distillgen.diagnostics import BuildFailed, Reporter
@@ -28,6 +29,7 @@ from distillgen.render.page import environment, render_article, render_index, te
 from distillgen.source import parse_document
 from distillgen.source.frontmatter import parse_front_matter
 from distillgen.source.markdown import make_parser
+from distillgen.unitpages import page_context, plan_unit_pages
 
 SITE_TITLE = "distillgen"
 MARKER = ".distillgen-build"  # marks an output folder as ours, so we may replace it
@@ -72,7 +74,9 @@ def build(
     for article in articles:  # e.g. a circuit draws the inputs its computed weights rank first
         article.artifacts = outcome.artifacts
         article.follow_up()
+    unit_pages, page_needs = plan_unit_pages(articles, catalog)
     more = [need for article in articles for need in article.needs if need.job.key not in outcome.artifacts]
+    more += [need for need in page_needs if need.job.key not in outcome.artifacts]
     if more:
         extra = compute(more, cache, catalog, reporter, options)
         reporter.raise_if_errors()
@@ -95,6 +99,12 @@ def build(
                 {"article": article.slug, "figures": figures}, indent=2, sort_keys=True
             )
         log(f"rendered {article.slug}/index.html")
+    by_address = {f"{page.image.model}|{page.address}": page for page in unit_pages}
+    for page in unit_pages:
+        context = page_context(page, outcome.artifacts, by_address, copies)
+        pages[page.path] = env.get_template("unit.html").render(
+            version=__version__, site_title=SITE_TITLE, **context
+        )
     pages["index.html"] = render_index(env, articles, SITE_TITLE)
     pages["static/pygments.css"] = html_rules.pygments_css()
     static = templates_dir() / "static"

@@ -25,6 +25,14 @@ def run_cli(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
+def build_article(root: Path, name: str, text: str) -> Path:
+    """Write `text` as root/src/<name>.md, build it with a cache of its own; the output folder."""
+    src = write(root / "src" / f"{name}.md", text).parent
+    result = run_cli("build", str(src), "-o", str(root / "out"), "--cache-dir", str(root / "cache"))
+    assert result.exit_code == 0, result.output
+    return root / "out"
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     """An empty article folder with a small bibliography and an image next to it."""

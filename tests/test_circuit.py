@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from distillgen.engine.models import load_model
 from distillgen.engine.weights import expanded_weights
-from tests.conftest import run_cli, write
+from tests.conftest import build_article, run_cli, write
 
 SVG = "{http://www.w3.org/2000/svg}"
 ARTICLE = """
@@ -37,11 +37,7 @@ Two chosen inputs into two targets.
 
 @pytest.fixture(scope="module")
 def circuit_site(tmp_path_factory):
-    root = tmp_path_factory.mktemp("circuit")
-    src = write(root / "src" / "c.md", ARTICLE).parent
-    result = run_cli("build", str(src), "-o", str(root / "out"), "--cache-dir", str(root / "cache"))
-    assert result.exit_code == 0, result.output
-    return root / "out" / "c" / "index.html"
+    return build_article(tmp_path_factory.mktemp("circuit"), "c", ARTICLE) / "c" / "index.html"
 
 
 def svgs(page: str) -> list[str]:
@@ -52,7 +48,7 @@ def test_inputs_are_the_strongest_expanded_weights(circuit_site):
     ranked, chosen = svgs(circuit_site.read_text())
     root = ElementTree.fromstring(ranked)  # well-formed XML
     assert root.find(f"{SVG}title").text == "Circuit into mixed4:52"
-    inputs = [g.get("data-unit") for g in root.iter(f"{SVG}g") if g.get("class") == "node"][:-1]
+    inputs = [a.get("data-unit") for a in root.iter(f"{SVG}a") if a.get("class") == "node"][:-1]
     kernels = expanded_weights(load_model("shapes"), "mixed3", "mixed4", [52])[0]
     norms = np.sqrt((kernels**2).sum(axis=(1, 2)))
     assert inputs == [f"mixed3:{c}" for c in np.argsort(-norms, kind="stable")[:12]]
@@ -64,7 +60,7 @@ def test_inputs_are_the_strongest_expanded_weights(circuit_site):
         channel = int(edge.get("data-from").split(":")[1])
         assert edge.get("class") == ("edge positive" if kernels[channel].sum() >= 0 else "edge negative")
     two = ElementTree.fromstring(chosen)
-    assert len([g for g in two.iter(f"{SVG}g") if g.get("class") == "node"]) == 4
+    assert len([a for a in two.iter(f"{SVG}a") if a.get("class") == "node"]) == 4
     assert len([g for g in two.iter(f"{SVG}g") if g.get("class", "").startswith("edge")]) == 4
 
 

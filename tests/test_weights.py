@@ -47,7 +47,7 @@ def nets(tmp_path_factory):
 
 def test_adjacent_layers_give_the_weight_slice_exactly(nets):
     model = nets("bottleneck")
-    kernels = expanded_weights(model, "3", "5", [0, 3, 4])  # the 1x1's ReLU -> the 5x5 conv's ReLU
+    kernels = np.stack(expanded_weights(model, "3", "5", [0, 3, 4]))  # 1x1's ReLU -> 5x5's ReLU
     assert np.array_equal(kernels, model.module[4].weight[[0, 3, 4]].numpy())
 
 
@@ -56,7 +56,7 @@ def test_through_a_bottleneck_the_kernels_multiply(nets):
     w1 = model.module[2].weight[:, :, 0, 0].numpy()  # [b, i]
     w2 = model.module[4].weight.numpy()  # [j, b, 5, 5]
     expected = np.einsum("jbyx,bi->jiyx", w2, w1)
-    kernels = expanded_weights(model, "1", "5", list(range(5)))
+    kernels = np.stack(expanded_weights(model, "1", "5", list(range(5))))
     assert kernels.shape == (5, 4, 5, 5)
     np.testing.assert_allclose(kernels, expected, rtol=1e-5, atol=1e-7)
 
@@ -68,7 +68,7 @@ def test_through_two_convolutions_the_kernels_convolve(nets):
     for p in range(3):
         for r in range(3):
             expected[:, :, p : p + 3, r : r + 3] += np.einsum("jb,biyx->jiyx", wc[:, :, p, r], wb)
-    kernels = expanded_weights(model, "1", "5", [0, 1])
+    kernels = np.stack(expanded_weights(model, "1", "5", [0, 1]))
     np.testing.assert_allclose(kernels, expected, rtol=1e-5, atol=1e-6)
 
 
@@ -76,7 +76,7 @@ def test_the_model_is_left_as_it_was(nets):
     model = nets("pooled")
     x = torch.rand(1, 3, 32, 32)
     before = model.module(x)
-    kernels = expanded_weights(model, "1", "4", [0, 1])
+    kernels = np.stack(expanded_weights(model, "1", "4", [0, 1]))
     assert kernels.shape[:2] == (2, 4) and np.abs(kernels).sum() > 0
     assert torch.equal(model.module(x), before)  # ReLU and max-pool are back
     assert all(not m._forward_hooks for m in model.module.modules())
@@ -90,7 +90,9 @@ def test_inceptionv1_5x5_branch_is_bottleneck_times_5x5():
     w5 = modules["mixed3b_5x5_pre_relu_conv"].weight.numpy()  # [96, 32, 5, 5]
     first_5x5 = 128 + 192  # mixed3b concatenates 1x1 (128), 3x3 (192), 5x5 (96), pool (64)
     branch = [0, 7, 95]
-    kernels = expanded_weights(model, "mixed3a", "mixed3b", [first_5x5 + j for j in branch], canvas=224)
+    kernels = np.stack(
+        expanded_weights(model, "mixed3a", "mixed3b", [first_5x5 + j for j in branch], canvas=224)
+    )
     expected = np.einsum("jbyx,bi->jiyx", w5[branch], w1)
     assert kernels.shape == (3, 256, 5, 5)
     np.testing.assert_allclose(kernels, expected, rtol=1e-4, atol=1e-6)
@@ -99,10 +101,12 @@ def test_inceptionv1_5x5_branch_is_bottleneck_times_5x5():
 def test_torchvision_googlenet_and_shapes_give_finite_kernels():
     googlenet = load_model("torchvision:googlenet@untrained")
     kernels = expanded_weights(googlenet, "inception3a", "mixed3b", [0, 300], canvas=224)  # alias
-    assert kernels.shape[:2] == (2, 256) and np.isfinite(kernels).all() and np.abs(kernels).sum() > 0
+    assert [k.shape[0] for k in kernels] == [256, 256]
+    assert all(np.isfinite(k).all() and np.abs(k).sum() > 0 for k in kernels)
+    assert kernels[0].shape == (256, 1, 1) and kernels[1].shape == (256, 3, 3)  # 1x1 and 3x3 branches
     shapes = load_model("shapes")
-    kernels = expanded_weights(shapes, "conv2", "mixed3", [43])  # through the pool and a branch
-    assert kernels.shape[:2] == (1, 32) and np.isfinite(kernels).all()
+    (kernel,) = expanded_weights(shapes, "conv2", "mixed3", [43])  # through the pool and a branch
+    assert kernel.shape[0] == 32 and np.isfinite(kernel).all()
 
 
 WEIGHTS_ARTICLE = """

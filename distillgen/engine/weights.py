@@ -76,8 +76,8 @@ def _average_pool(
 
 def expanded_weights(
     model: LoadedModel, source: str, target: str, units: list[int], canvas: int | None = None
-) -> np.ndarray:
-    """Kernels [len(units), source channels, kh, kw] from layer `source` to units of `target`.
+) -> list[np.ndarray]:
+    """For each unit of `target`, its kernels [source channels, kh, kw] from layer `source`.
 
     `canvas` is the input size of the linearized pass (default: twice the model's, so that
     the receptive field of a deep unit fits inside the source layer's map).
@@ -107,10 +107,12 @@ def expanded_weights(
                 picked.sum().backward()  # one unit per batch element: their gradients do not mix
         finally:
             handle.remove()
-    gradient = leaf["x"].grad.detach()
-    support = gradient.abs().sum(dim=(0, 1)).nonzero()
-    (top, left), (bottom, right) = support.min(0).values.tolist(), support.max(0).values.tolist()
-    return gradient[:, :, top : bottom + 1, left : right + 1].cpu().numpy()
+    kernels = []
+    for gradient in leaf["x"].grad.detach().cpu():  # each unit cropped to its own support, so
+        support = gradient.abs().sum(dim=0).nonzero()  # a kernel never depends on its batch
+        (top, left), (bottom, right) = support.min(0).values.tolist(), support.max(0).values.tolist()
+        kernels.append(gradient[:, top : bottom + 1, left : right + 1].numpy())
+    return kernels
 
 
 def compute(model: LoadedModel, jobs: list[WeightsJob], device: torch.device, progress) -> list[Output]:

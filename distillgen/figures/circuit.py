@@ -26,6 +26,7 @@ from distillgen.figures.options import LABEL, LAYOUT, MODEL, Option, integer, te
 from distillgen.figures.unitview import (
     article_defaults,
     featurevis_job,
+    page_href,
     settings_for,
     unit_card,
 )
@@ -136,6 +137,7 @@ class Circuit(DirectiveKind):
             images[address] = (
                 article.artifact_url(artifact, artifact.record["result"]["images"][0]),
                 unit_card(article, job, address),
+                page_href(job),
             )
         anchor = directive.opts["label"] or f"circuit-{data['weights'][0].key[:8]}"
         cards = {}
@@ -155,7 +157,7 @@ def circuit_svg(
     inputs: list[str],
     targets: list[str],
     edges: list[tuple[str, str, np.ndarray]],
-    images: dict[str, tuple[str, str]],
+    images: dict[str, tuple[str, str, str]],
     cards: dict[tuple[str, str], str],
     model,
 ) -> str:
@@ -198,10 +200,11 @@ def circuit_svg(
     for row, y in ((inputs, 0), (targets, ROW_GAP)):
         for address in row:
             x, _ = centre(address, row, y)
-            url, card = images[address]
-            node = drawing.g(class_="node", data_unit=address, tabindex="0")
+            url, card, href = images[address]
+            node = drawing.a(href=href, class_="node", data_unit=address)  # focusable, a link
+            del node.attribs["target"]  # svgwrite opens links in a new window by default
             node.attribs["data-hover-ref"] = card
-            node.set_desc(title=f"{address}: feature visualization")
+            node.set_desc(title=f"{address}: feature visualization; opens its unit page")
             node.add(drawing.image(url, insert=(x - NODE / 2, y), size=(NODE, NODE)))
             node.add(drawing.text(address, insert=(x, y + NODE + 13), class_="node-label"))
             drawing.add(node)

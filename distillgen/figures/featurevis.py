@@ -15,6 +15,7 @@ from distillgen.figures.unitview import (
     article_defaults,
     featurevis_job,
     image_html,
+    page_href,
     settings_for,
     unit_card,
 )
@@ -125,9 +126,11 @@ class FeatureVis(DirectiveKind):
                 label = address if job.images == 1 else f"{address} ({image + 1}/{job.images})"
                 anchor = unit_card(article, job, label, image)
                 img = image_html(article, job, image, THUMBNAIL, f"feature visualization of {label}")
+                href = page_href(job)
+                tag, link = ("a", f' href="{escape(href)}"') if href else ("div", ' tabindex="0"')
                 cells.append(
-                    f'<div class="unit-cell" tabindex="0" data-hover-ref="{anchor}">{img}'
-                    f'<span class="unit-label">{escape(label)}</span></div>'
+                    f'<{tag} class="unit-cell"{link} data-hover-ref="{anchor}">{img}'
+                    f'<span class="unit-label">{escape(label)}</span></{tag}>'
                 )
         columns = directive.opts["columns"]
         style = f' style="--columns: {columns}"' if columns else ""

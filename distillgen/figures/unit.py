@@ -10,7 +10,14 @@ from html import escape
 
 from distillgen.figures import role
 from distillgen.figures.base import RoleKind
-from distillgen.figures.unitview import article_defaults, featurevis_job, image_html, settings_for, unit_card
+from distillgen.figures.unitview import (
+    article_defaults,
+    featurevis_job,
+    image_html,
+    page_href,
+    settings_for,
+    unit_card,
+)
 from distillgen.units import ModelError, SpecError, parse_units
 
 CHIP = 20  # CSS pixels: the height of a line of text
@@ -55,6 +62,6 @@ class Unit(RoleKind):
         anchor = unit_card(article, job, role.content.strip())
         img = image_html(article, job, 0, CHIP, "")
         return (
-            f'<span class="unit-chip" tabindex="0" data-hover-ref="{anchor}">{img}'
-            f"<code>{escape(role.content.strip())}</code></span>"
+            f'<a class="unit-chip" href="{escape(page_href(job))}" data-hover-ref="{anchor}">{img}'
+            f"<code>{escape(role.content.strip())}</code></a>"
         )

@@ -97,3 +97,10 @@ def comes_before(article, line: int, info: ModelInfo, source: str, target: str) 
         return True
     article.error(line, f"'{source}' does not come before '{target}' in the network")
     return False
+
+
+def page_href(job) -> str | None:
+    """The unit page of a featurevis job's unit, relative to an article page (or None)."""
+    from distillgen.unitpages import links_to_page, unit_page_path
+
+    return "../" + unit_page_path(job.model, job.layer, job.unit) if links_to_page(job) else None

@@ -106,9 +106,15 @@ class Weights(DirectiveKind):
 
 
 def kernel_grid(
-    kernels: list[tuple[str, np.ndarray]], target: str, cell: int, columns: int, scale_id: str
+    kernels: list[tuple[str, np.ndarray]],
+    target: str,
+    cell: int,
+    columns: int,
+    scale_id: str,
+    outgoing: bool = False,
 ) -> str:
-    """An SVG of labelled heatmaps on one shared scale, and its legend."""
+    """An SVG of labelled heatmaps on one shared scale, and its legend. The labels name the
+    kernels' sources; with `outgoing`, `target` is the source and the labels the targets."""
     scale = max(float(np.abs(k).max()) for _, k in kernels) or 1.0
     kh, kw = kernels[0][1].shape
     columns = min(columns, len(kernels))
@@ -120,14 +126,13 @@ def kernel_grid(
         size=(width, height), viewBox=f"0 0 {width} {height}", profile="full", debug=False
     )
     drawing.attribs.update({"class": "kernel-grid", "role": "img"})
-    drawing.set_desc(
-        title=f"Weights into {target}",
-        desc=f"{len(kernels)} kernel(s) into {target}; largest magnitude {scale:.3g}",
-    )
+    what = f"Weights out of {target}" if outgoing else f"Weights into {target}"
+    drawing.set_desc(title=what, desc=f"{what}: {len(kernels)} kernel(s); largest magnitude {scale:.3g}")
     for index, (label, kernel) in enumerate(kernels):
         x, y = (index % columns) * (box_w + GAP), (index // columns) * (box_h + GAP)
         group = drawing.g(class_="kernel")
-        group.set_desc(title=f"{label} → {target}: L2 norm {np.sqrt((kernel**2).sum()):.3g}")
+        edge = f"{target} → {label}" if outgoing else f"{label} → {target}"
+        group.set_desc(title=f"{edge}: L2 norm {np.sqrt((kernel**2).sum()):.3g}")
         for (row, col), value in np.ndenumerate(kernel):
             rect = drawing.rect((x + col * cell, y + row * cell), (cell, cell), fill=diverging(value / scale))
             rect.set_desc(title=f"{value:.4g}")

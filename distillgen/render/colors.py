@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 STOPS = ("#0571b0", "#92c5de", "#f7f7f7", "#f4a582", "#ca0020")  # at -1, -0.5, 0, 0.5, 1
 
 
@@ -16,3 +18,16 @@ def diverging(value: float) -> str:
 
 def _rgb(colour: str) -> tuple[int, int, int]:
     return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+
+
+def same_size(kernels: list[np.ndarray]) -> list[np.ndarray]:
+    """Kernels of different sizes (units of different branches) zero-padded, centred, to the
+    largest, so they can share a grid."""
+    height = max(k.shape[-2] for k in kernels)
+    width = max(k.shape[-1] for k in kernels)
+    padded = []
+    for kernel in kernels:
+        dy, dx = height - kernel.shape[-2], width - kernel.shape[-1]
+        pad = [(0, 0)] * (kernel.ndim - 2) + [(dy // 2, dy - dy // 2), (dx // 2, dx - dx // 2)]
+        padded.append(np.pad(kernel, pad))
+    return padded
