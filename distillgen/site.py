@@ -2,7 +2,9 @@
 
 Check validates what can be seen in the text; plan checks unit addresses against the models
 (described from the cache, so a fully cached build never imports torch); compute fills the
-cache with whatever is missing. Nothing is written to the output until all of that succeeded,
+cache with whatever is missing. Then kinds may follow up on results (a circuit ranks its inputs
+by the computed weights) and unit pages are planned; what they add is computed in a second
+round. Nothing is written to the output until all of that succeeded,
 and the new site replaces the old one in a single rename, so a failed build leaves the
 previous `build/` as it was.
 """
