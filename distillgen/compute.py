@@ -81,6 +81,11 @@ class Outcome:
     computed: int = 0
     cached: int = 0
 
+    def merge(self, other: Outcome) -> None:
+        self.artifacts.update(other.artifacts)
+        self.computed += other.computed
+        self.cached += other.cached
+
 
 def compute(
     needs: list[Need], cache: Cache, catalog: Catalog, reporter: Reporter, options: Options

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from distillgen import __version__
 from distillgen.cache import Cache
-from distillgen.compute import Catalog, Options, compute, records
+from distillgen.compute import Catalog, Options, Outcome, compute, records
 from distillgen.diagnostics import BuildFailed, Reporter
 from distillgen.figures import load_builtins
 from distillgen.render import html as html_rules
@@ -31,7 +31,7 @@ from distillgen.render.page import environment, render_article, render_index, te
 from distillgen.source import parse_document
 from distillgen.source.frontmatter import parse_front_matter
 from distillgen.source.markdown import make_parser
-from distillgen.unitpages import page_context, plan_unit_pages
+from distillgen.unitpages import UnitPage, page_context, plan_unit_pages
 
 SITE_TITLE = "distillgen"
 MARKER = ".distillgen-build"  # marks an output folder as ours, so we may replace it
@@ -70,22 +70,37 @@ def build(
     _check_output(src, out, reporter)
     reporter.raise_if_errors()
 
-    needs = [need for article in articles for need in article.needs]
-    outcome = compute(needs, cache, catalog, reporter, options)
+    outcome, unit_pages = _compute_figures(articles, cache, catalog, reporter, options)
+    pages, copies = _render_site(articles, unit_pages, outcome, log)
+    write_atomically(out, pages, copies)
+    seconds = time.perf_counter() - start
+    return BuildResult(out, articles, len(pages) + len(copies), seconds, outcome.computed, outcome.cached)
+
+
+def _compute_figures(articles, cache, catalog, reporter, options) -> tuple[Outcome, list[UnitPage]]:
+    """Every artifact the articles and their unit pages need, in two rounds: the figures as
+    planned, then what kinds ask for after seeing results, and the unit pages."""
+    outcome = compute([n for a in articles for n in a.needs], cache, catalog, reporter, options)
     reporter.raise_if_errors()
     for article in articles:  # e.g. a circuit draws the inputs its computed weights rank first
         article.artifacts = outcome.artifacts
         article.follow_up()
     unit_pages, page_needs = plan_unit_pages(articles, catalog)
-    more = [need for article in articles for need in article.needs if need.job.key not in outcome.artifacts]
-    more += [need for need in page_needs if need.job.key not in outcome.artifacts]
+    more = [
+        n
+        for n in [*(n for a in articles for n in a.needs), *page_needs]
+        if n.job.key not in outcome.artifacts
+    ]
     if more:
-        extra = compute(more, cache, catalog, reporter, options)
+        outcome.merge(compute(more, cache, catalog, reporter, options))
         reporter.raise_if_errors()
-        outcome.artifacts.update(extra.artifacts)
-        outcome.computed += extra.computed
-        outcome.cached += extra.cached
+    return outcome, unit_pages
 
+
+def _render_site(
+    articles: list[Article], unit_pages: list[UnitPage], outcome: Outcome, log: Callable[[str], None]
+) -> tuple[dict[str, str], dict[str, Path]]:
+    """The site's pages (path -> HTML) and the files copied into it (path -> source)."""
     env = environment()
     pages: dict[str, str] = {}
     copies: dict[str, Path] = {}
@@ -112,10 +127,7 @@ def build(
     static = templates_dir() / "static"
     copies.update({f"static/{p.name}": p for p in sorted(static.iterdir()) if p.is_file()})
     pages[MARKER] = "This folder is written by distillgen build and replaced on every build.\n"
-
-    write_atomically(out, pages, copies)
-    seconds = time.perf_counter() - start
-    return BuildResult(out, articles, len(pages) + len(copies), seconds, outcome.computed, outcome.cached)
+    return pages, copies
 
 
 def load_articles(src: Path, reporter: Reporter, log: Callable[[str], None]) -> list[Article]:
