@@ -8,6 +8,7 @@ missing artifact into an error instead.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import platform
 import time
@@ -63,7 +64,8 @@ class Catalog:
             if info is None:
                 info = self.load(spec)
                 self.cache.put_model_info(key, info)
-            self._infos[key] = info
+            # Hashing the weights file once per build, not once per unit that names the model.
+            self._infos[key] = dataclasses.replace(info, fingerprint=key)
         return self._infos[key]
 
     def load(self, spec: ModelSpec):

@@ -9,15 +9,13 @@ circuit nodes link here. Planned after the articles' own jobs, computed like the
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from distillgen.compute import Catalog, Need
+from distillgen.figures.unitview import links_to_page, unit_page_path
 from distillgen.figures.weights import kernel_grid
 from distillgen.jobs import FeatureVisJob, WeightsJob
 from distillgen.render.colors import same_size
@@ -25,23 +23,6 @@ from distillgen.units import ModelInfo, parse_spec
 
 DIVERSITY = 4
 SHOWN = 8  # strongest inputs and outputs on a page
-
-
-def unit_page_path(model: str, layer: str, unit: int) -> str:
-    """The page's path inside the site."""
-    return f"units/{model_folder(model)}/{layer}/{unit}.html"
-
-
-def model_folder(model: str) -> str:
-    if re.fullmatch(r"[\w@.:-]+", model):
-        return model.replace(":", "-")
-    digest = hashlib.sha256(model.encode()).hexdigest()[:8]  # file specs: absolute paths
-    return f"{re.sub(r'[^A-Za-z0-9]+', '-', Path(model.split(':')[0]).stem)}-{digest}"
-
-
-def links_to_page(job) -> bool:
-    """Featurevis jobs that show one unit as itself get a page (not negatives, directions)."""
-    return isinstance(job, FeatureVisJob) and job.objective == "channel" and not job.diversity
 
 
 @dataclass

@@ -160,6 +160,7 @@ class ModelInfo:
     checksum: str  # sha256 of the state dict's tensors
     aliases: dict[str, str] = field(default_factory=dict)
     card: str = ""
+    fingerprint: str = ""  # fingerprint(spec), set by the Catalog: jobs carry it in their keys
 
     def layer(self, name: str) -> Layer:
         """The layer an author's name refers to (module path, alias, or lucent's '_' form)."""

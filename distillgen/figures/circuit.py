@@ -32,7 +32,7 @@ from distillgen.figures.unitview import (
 )
 from distillgen.jobs import WeightsJob
 from distillgen.render.colors import diverging
-from distillgen.units import ModelError, SpecError, UnitRef, fingerprint, parse_units
+from distillgen.units import ModelError, SpecError, UnitRef, parse_units
 
 _LAYER = re.compile(r"^[A-Za-z_][\w.]*$")
 _INK = ";color:#fff"  # numbers on the darkest cells
@@ -95,7 +95,7 @@ class Circuit(DirectiveKind):
                 return
         settings = settings_for(info, {}, article_defaults(article))
         data.update(info=info, settings=settings, source=source)
-        data["weights"] = [WeightsJob(str(spec), fingerprint(spec), source, t.layer, t.unit) for t in targets]
+        data["weights"] = [WeightsJob(str(spec), info.fingerprint, source, t.layer, t.unit) for t in targets]
         data["nodes"] = {str(t): featurevis_job(spec, info, t, settings) for t in targets}
         for job in data["weights"]:
             article.need(job, directive.line)

@@ -1,15 +1,19 @@
-"""Shared by the kinds that show units: featurevis jobs with an article's defaults, and the
-hover card of a rendered unit (larger image, address, model, objective value)."""
+"""Shared by the kinds that show units: featurevis jobs with an article's defaults, the hover
+card of a rendered unit (larger image, address, model, objective value), and where its unit
+page lives."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import fields
 from html import escape
+from pathlib import Path
 
 from distillgen.diagnostics import suggest
 from distillgen.figures.options import Option, boolean, choice, integer, number
 from distillgen.jobs import FeatureVisJob, FeatureVisSettings
-from distillgen.units import ModelInfo, ModelSpec, UnitRef, fingerprint
+from distillgen.units import ModelInfo, ModelSpec, UnitRef
 
 THUMBNAIL = 96  # CSS pixels of a unit in a grid
 CARD = 224  # CSS pixels of a unit in its hover card
@@ -61,7 +65,7 @@ def settings_for(info: ModelInfo, given: dict, defaults: dict) -> FeatureVisSett
 def featurevis_job(
     spec: ModelSpec, info: ModelInfo, unit: UnitRef, settings: FeatureVisSettings, **extra
 ) -> FeatureVisJob:
-    return FeatureVisJob(str(spec), fingerprint(spec), unit.layer, unit.unit, settings=settings, **extra)
+    return FeatureVisJob(str(spec), info.fingerprint, unit.layer, unit.unit, settings=settings, **extra)
 
 
 def card_anchor(job: FeatureVisJob, image: int = 0) -> str:
@@ -101,6 +105,21 @@ def comes_before(article, line: int, info: ModelInfo, source: str, target: str) 
 
 def page_href(job) -> str | None:
     """The unit page of a featurevis job's unit, relative to an article page (or None)."""
-    from distillgen.unitpages import links_to_page, unit_page_path
-
     return "../" + unit_page_path(job.model, job.layer, job.unit) if links_to_page(job) else None
+
+
+def unit_page_path(model: str, layer: str, unit: int) -> str:
+    """The page's path inside the site."""
+    return f"units/{model_folder(model)}/{layer}/{unit}.html"
+
+
+def model_folder(model: str) -> str:
+    if re.fullmatch(r"[\w@.:-]+", model):
+        return model.replace(":", "-")
+    digest = hashlib.sha256(model.encode()).hexdigest()[:8]  # file specs: absolute paths
+    return f"{re.sub(r'[^A-Za-z0-9]+', '-', Path(model.split(':')[0]).stem)}-{digest}"
+
+
+def links_to_page(job) -> bool:
+    """Featurevis jobs that show one unit as itself get a page (not negatives, directions)."""
+    return isinstance(job, FeatureVisJob) and job.objective == "channel" and not job.diversity

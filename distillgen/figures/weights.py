@@ -21,7 +21,7 @@ from distillgen.figures.options import LABEL, LAYOUT, MODEL, Option, integer
 from distillgen.figures.unitview import comes_before
 from distillgen.jobs import WeightsJob
 from distillgen.render.colors import STOPS, diverging
-from distillgen.units import ModelError, SpecError, UnitRef, fingerprint, parse_units
+from distillgen.units import ModelError, SpecError, UnitRef, parse_units
 
 _ARROW = re.compile(r"^\s*(?P<source>\S+)\s*->\s*(?P<target>\S+)\s*$")
 _LAYER = re.compile(r"^[A-Za-z_][\w.]*$")
@@ -83,7 +83,7 @@ class Weights(DirectiveKind):
         if not comes_before(article, directive.line, info, source, target.layer):
             return
         spec = data["spec"]
-        data["job"] = WeightsJob(str(spec), fingerprint(spec), source, target.layer, target.unit)
+        data["job"] = WeightsJob(str(spec), info.fingerprint, source, target.layer, target.unit)
         article.need(data["job"], directive.line)
 
     def render(self, directive, article) -> str:
