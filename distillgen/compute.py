@@ -12,6 +12,7 @@ import dataclasses
 import datetime
 import platform
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -137,8 +138,17 @@ def compute(
         options.log(f"computing {label} on {device}")
         total = sum(job.cost for job in jobs)
         start = time.perf_counter()
-        with options.progress(label, total) as advance:
-            outputs = run_jobs(model, jobs, device, advance)
+        try:
+            with options.progress(label, total) as advance:
+                outputs = run_jobs(model, jobs, device, advance)
+        except Exception as exc:  # an author's model can raise anything in its forward pass
+            options.log(traceback.format_exc())
+            reporter.error(
+                group[0].path,
+                group[0].line,
+                f"computing {label} failed: {type(exc).__name__}: {exc} (--verbose shows the traceback)",
+            )
+            continue
         seconds = time.perf_counter() - start
         for job, output in zip(jobs, outputs, strict=True):
             record = {**_provenance(job, model, device), **output.record}

@@ -3,8 +3,8 @@
 Check validates what can be seen in the text; plan checks unit addresses against the models
 (described from the cache, so a fully cached build never imports torch); compute fills the
 cache with whatever is missing. Then kinds may follow up on results (a circuit ranks its inputs
-by the computed weights) and unit pages are planned; what they add is computed in a second
-round. Nothing is written to the output until all of that succeeded,
+by the computed weights), round by round, and last the unit pages are planned and computed.
+Nothing is written to the output until all of that succeeded,
 and the new site replaces the old one in a single rename, so a failed build leaves the
 previous `build/` as it was.
 """
@@ -78,22 +78,24 @@ def build(
 
 
 def _compute_figures(articles, cache, catalog, reporter, options) -> tuple[Outcome, list[UnitPage]]:
-    """Every artifact the articles and their unit pages need, in two rounds: the figures as
-    planned, then what kinds ask for after seeing results, and the unit pages."""
+    """Every artifact the articles and their unit pages need. First the figures as planned;
+    then, round by round, what kinds ask for after seeing results (a circuit ranks one layer
+    of inputs per round); last the unit pages of every unit shown."""
     outcome = compute([n for a in articles for n in a.needs], cache, catalog, reporter, options)
     reporter.raise_if_errors()
-    for article in articles:  # e.g. a circuit draws the inputs its computed weights rank first
-        article.artifacts = outcome.artifacts
-        article.follow_up()
-    unit_pages, page_needs = plan_unit_pages(articles, catalog)
-    more = [
-        n
-        for n in [*(n for a in articles for n in a.needs), *page_needs]
-        if n.job.key not in outcome.artifacts
-    ]
-    if more:
+    while True:
+        for article in articles:
+            article.artifacts = outcome.artifacts
+            article.follow_up()
+        more = [n for a in articles for n in a.needs if n.job.key not in outcome.artifacts]
+        if not more:
+            break
         outcome.merge(compute(more, cache, catalog, reporter, options))
         reporter.raise_if_errors()
+    unit_pages, page_needs = plan_unit_pages(articles, catalog)
+    page_needs = [n for n in page_needs if n.job.key not in outcome.artifacts]
+    outcome.merge(compute(page_needs, cache, catalog, reporter, options))
+    reporter.raise_if_errors()
     return outcome, unit_pages
 
 

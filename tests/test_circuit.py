@@ -32,6 +32,12 @@ A curve detector and its twelve strongest inputs.
 :inputs: mixed3:43,31
 Two chosen inputs into two targets.
 ```
+
+```{circuit} mixed4:52
+:inputs: conv2 -> mixed3
+:top: 3
+Two layers of inputs, each ranked by its weights into the row below it.
+```
 """
 
 
@@ -45,7 +51,7 @@ def svgs(page: str) -> list[str]:
 
 
 def test_inputs_are_the_strongest_expanded_weights(circuit_site):
-    ranked, chosen = svgs(circuit_site.read_text())
+    ranked, chosen, _ = svgs(circuit_site.read_text())
     root = ElementTree.fromstring(ranked)  # well-formed XML
     assert root.find(f"{SVG}title").text == "Circuit into mixed4:52"
     inputs = [a.get("data-unit") for a in root.iter(f"{SVG}a") if a.get("class") == "node"][:-1]
@@ -62,6 +68,37 @@ def test_inputs_are_the_strongest_expanded_weights(circuit_site):
     two = ElementTree.fromstring(chosen)
     assert len([a for a in two.iter(f"{SVG}a") if a.get("class") == "node"]) == 4
     assert len([g for g in two.iter(f"{SVG}g") if g.get("class", "").startswith("edge")]) == 4
+
+
+def nodes(root) -> list[str]:
+    return [a.get("data-unit") for a in root.iter(f"{SVG}a") if a.get("class") == "node"]
+
+
+def test_a_chain_of_layers_ranks_each_row_by_its_weights_into_the_next(circuit_site):
+    root = ElementTree.fromstring(svgs(circuit_site.read_text())[2])
+    model = load_model("shapes")
+    into_target = expanded_weights(model, "mixed3", "mixed4", [52])[0]
+    mixed3 = [int(c) for c in np.argsort(-np.sqrt((into_target**2).sum(axis=(1, 2))), kind="stable")[:3]]
+    stacks = expanded_weights(model, "conv2", "mixed3", mixed3)
+    norms = np.stack([np.sqrt((k**2).sum(axis=(1, 2))) for k in stacks])
+    conv2 = []  # each mixed3 unit's strongest conv2 input in turn, then the second strongest...
+    for rank in range(norms.shape[1]):
+        for ranking in np.argsort(-norms, axis=1, kind="stable"):
+            if len(conv2) < 3 and int(ranking[rank]) not in conv2:
+                conv2.append(int(ranking[rank]))
+    conv2.sort(key=lambda c: -norms[:, c].max())
+    assert nodes(root) == [*(f"conv2:{c}" for c in conv2), *(f"mixed3:{c}" for c in mixed3), "mixed4:52"]
+    edges = [(g.get("data-from"), g.get("data-to")) for g in root.iter(f"{SVG}g") if g.get("data-from")]
+    assert sorted(edges) == sorted(
+        [*((f"conv2:{a}", f"mixed3:{b}") for a in conv2 for b in mixed3), *((f"mixed3:{b}", "mixed4:52") for b in mixed3)]
+    )
+    assert "6 input unit(s) of shapes in 2 layer(s)" in root.find(f"{SVG}desc").text
+    strongest: dict[str, float] = {}  # each pair of rows is drawn on its own scale
+    for g in root.iter(f"{SVG}g"):
+        if g.get("data-from"):
+            pair = g.get("data-from").split(":")[0]
+            strongest[pair] = max(strongest.get(pair, 0.0), float(g.find(f"{SVG}line").get("stroke-width")))
+    assert strongest == {"conv2": 8.0, "mixed3": 8.0}
 
 
 def test_the_diagram_is_deterministic(circuit_site, tmp_path):
@@ -106,7 +143,8 @@ def test_twelve_inputs_fit_a_phone(circuit_site, open_page):
     [
         ("```{circuit} mixed4:52\n```", "{circuit} needs :inputs:"),
         ("```{circuit} mixed3:1\n:inputs: mixed4\n```", "'mixed4' does not come before 'mixed3'"),
-        ("```{circuit} mixed4:1\n:inputs: mixed3:1,conv2:2\n```", ":inputs: must all be units of one layer"),
+        ("```{circuit} mixed4:1\n:inputs: mixed3:1,conv2:2\n```", "each stage of :inputs: is one layer; split 'mixed3:1,conv2:2' with '->'"),
+        ("```{circuit} mixed4:1\n:inputs: mixed3 -> conv2\n```", "'mixed3' does not come before 'conv2'"),
         ("```{circuit} mixed4:1\n:inputs: mixd3\n```", "unknown layer 'mixd3'"),
     ],
 )

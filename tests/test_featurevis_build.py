@@ -221,3 +221,38 @@ def test_example_articles_cache_is_not_committed():
     )
     assert ignored.returncode == 0
     assert shutil.which("git")
+
+
+FRAGILE_MODEL = """
+import torch
+from torch import nn
+
+class Fragile(nn.Module):
+    input_size = 32
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+    def forward(self, x):
+        if torch.is_grad_enabled():  # loads (the shape probe runs without grad), fails to optimize
+            raise ValueError("this model cannot be differentiated")
+        return self.conv(x)
+
+def build():
+    return Fragile()
+"""
+
+
+def test_a_model_failing_during_compute_is_a_path_line_error(tmp_path):
+    src = tmp_path / "src"
+    write(src / "fragile.py", FRAGILE_MODEL)
+    write(src / "bad.md", "---\ntitle: Bad\nmodel: fragile.py:build\n---\n\n```{featurevis} conv:1\n```\n")
+    write(tmp_path / "out" / "index.html", "the previous build")
+    write(tmp_path / "out" / ".distillgen-build", "")
+    result = build(src, tmp_path / "out", tmp_path / "cache")
+    assert result.exit_code == 1
+    assert (
+        f"{src / 'bad.md'}:6: error: computing {src / 'fragile.py'}:build: featurevis of 1 unit failed: "
+        "ValueError: this model cannot be differentiated"
+    ) in result.stderr, result.stderr
+    assert "Traceback" not in result.output
+    assert (tmp_path / "out" / "index.html").read_text() == "the previous build"

@@ -1,19 +1,23 @@
-"""{circuit} mixed4:52 with :inputs: mixed3: a unit and its strongest inputs as an SVG diagram.
+"""{circuit} mixed4:52 with :inputs: conv2 -> mixed3: a unit and its inputs as an SVG diagram.
 
-Nodes are feature visualizations, inputs in a row above their targets. Each edge is drawn as
-wide as its kernel's L2 norm (relative to the figure's strongest), red when the kernel sums to
+`:inputs:` is a chain of earlier layers, earliest first, joined by `->`; each stage is a layer
+(its strongest units are drawn) or a list of its units. Nodes are feature visualizations in one
+row per stage, the targets in the last row; edges join consecutive rows. Each edge is drawn as
+wide as its kernel's L2 norm (relative to the strongest between the same two rows; with one
+row of inputs, the figure's strongest), red when the kernel sums to
 a positive number and blue when negative, with the kernel itself as a small heatmap on the
 edge. templates/static/circuit.js makes it interactive: hovering or focusing a node highlights
 its edges and dims the rest; an edge's hover card shows its kernel enlarged with its numbers.
 
-With a layer as `:inputs:`, which units to draw depends on the computed weights: they are
-ranked in `follow_up`, and the chosen inputs' feature visualizations computed after.
+Which units a layer stage draws depends on the weights into the row after it, so the chain is
+resolved from the targets backwards, one stage per compute round (`follow_up`).
 """
 
 from __future__ import annotations
 
 import io
 import re
+from dataclasses import dataclass
 from html import escape
 
 import numpy as np
@@ -39,17 +43,33 @@ _INK = ";color:#fff"  # numbers on the darkest cells
 NODE, SPACING, ROW_GAP, GLYPH = 64, 84, 150, 4  # CSS pixels: image, column pitch, rows, kernel cell
 
 
+@dataclass
+class Stage:
+    """One row of inputs: a layer, and the units drawn from it (chosen, or ranked later)."""
+
+    layer: str
+    chosen: list[int] | None  # None: the strongest `:top:` units of the layer
+    units: list[int] | None = None  # known once chosen or ranked
+    weights: list[WeightsJob] | None = None  # from this layer into each unit of the next row
+
+
 @directive
 class Circuit(DirectiveKind):
     name = "circuit"
-    doc = "Target unit(s) and their strongest (or chosen) inputs, with the kernels between them."
+    doc = "Target unit(s) and their strongest (or chosen) inputs over one or more layers."
     arguments = "target units, e.g. mixed4:52 or mixed4:52,30"
     options = (
         LABEL,
         LAYOUT,
         MODEL,
-        Option("inputs", text, None, "an earlier layer (its strongest units) or a list of its units"),
-        Option("top", integer(1, 32), 6, "with a layer as :inputs:, how many inputs per target"),
+        Option(
+            "inputs",
+            text,
+            None,
+            "earlier layers, earliest first, joined by '->'; each a layer (its strongest units) "
+            "or units of one layer, e.g. 'conv2 -> mixed3:0,15'",
+        ),
+        Option("top", integer(1, 32), 6, "for a layer stage, how many of its units to draw"),
     )
     numbered = True
 
@@ -59,19 +79,26 @@ class Circuit(DirectiveKind):
         if inputs is None:
             article.error(directive.line, "{circuit} needs :inputs: (a layer, or units of one layer)")
             return
+        stages = []
         try:
             targets = parse_units(directive.args)
-            chosen = None if _LAYER.match(inputs) else parse_units(inputs)
+            for part in inputs.split("->"):
+                part = part.strip()
+                chosen = None if _LAYER.match(part) else parse_units(part)
+                if chosen is not None and any(ref.layer != chosen[0].layer for ref in chosen):
+                    article.error(
+                        directive.option_line("inputs"),
+                        f"each stage of :inputs: is one layer; split '{part}' with '->'",
+                    )
+                    return
+                layer = part if chosen is None else chosen[0].layer
+                stages.append(Stage(layer, None if chosen is None else [ref.unit for ref in chosen]))
         except SpecError as exc:
             article.error(directive.line, str(exc))
             return
-        layer = inputs if chosen is None else chosen[0].layer
-        if chosen is not None and any(ref.layer != layer for ref in chosen):
-            article.error(directive.option_line("inputs"), ":inputs: must all be units of one layer")
-            return
         spec = article.model_spec(directive.opts["model"], directive.option_line("model"))
         if spec is not None:
-            directive.data.update(spec=spec, targets=targets, layer=layer, chosen=chosen)
+            directive.data.update(spec=spec, targets=targets, stages=stages)
 
     def plan(self, directive, article) -> None:
         data = directive.data
@@ -81,56 +108,73 @@ class Circuit(DirectiveKind):
             return
         try:
             targets = info.check_units(data["targets"])
-            source = info.layer(data["layer"]).name
-            chosen = info.check_units(data["chosen"]) if data["chosen"] else None
+            for stage in data["stages"]:
+                stage.layer = info.layer(stage.layer).name
+                if stage.chosen is not None:
+                    refs = info.check_units([UnitRef(stage.layer, unit) for unit in stage.chosen])
+                    stage.chosen = [ref.unit for ref in refs]
         except ModelError as exc:
             article.error(directive.line, str(exc))
             return
         order = list(info.layers)
-        for target in targets:
-            if order.index(source) >= order.index(target.layer):
+        later = [*(stage.layer for stage in data["stages"][1:]), *(t.layer for t in targets)]
+        for stage, after in zip(data["stages"], later, strict=False):
+            if order.index(stage.layer) >= order.index(after):
                 article.error(
-                    directive.line, f"'{source}' does not come before '{target.layer}' in the network"
+                    directive.line, f"'{stage.layer}' does not come before '{after}' in the network"
                 )
                 return
         settings = settings_for(info, {}, article_defaults(article))
-        data.update(info=info, settings=settings, source=source)
-        data["weights"] = [WeightsJob(str(spec), info.fingerprint, source, t.layer, t.unit) for t in targets]
-        data["nodes"] = {str(t): featurevis_job(spec, info, t, settings) for t in targets}
-        for job in data["weights"]:
-            article.need(job, directive.line)
-        if chosen is not None:
-            self._draw_inputs(directive, article, [ref.unit for ref in chosen])
+        data.update(info=info, settings=settings, targets=targets)
+        data["nodes"] = {}
+        self._add_nodes(directive, article, targets)
+        self._resolve(directive, article)
 
     def follow_up(self, directive, article) -> None:
-        data = directive.data
-        if data["chosen"] is not None:
-            return
-        picked: dict[int, float] = {}
-        for job in data["weights"]:
-            norms = np.sqrt((_kernels(article, job) ** 2).sum(axis=(1, 2)))
-            for channel in np.argsort(-norms, kind="stable")[: directive.opts["top"]]:
-                picked[int(channel)] = max(picked.get(int(channel), 0.0), float(norms[channel]))
-        self._draw_inputs(directive, article, sorted(picked, key=lambda c: -picked[c]))
+        if "nodes" in directive.data:
+            self._resolve(directive, article)
 
-    def _draw_inputs(self, directive, article, channels: list[int]) -> None:
+    def _resolve(self, directive, article) -> None:
+        """Resolve stages from the targets backwards, as far as computed weights allow."""
         data = directive.data
-        data["inputs"] = channels
-        for channel in channels:
-            unit = UnitRef(data["source"], channel)
-            data["nodes"][str(unit)] = featurevis_job(data["spec"], data["info"], unit, data["settings"])
-        for job in data["nodes"].values():
+        after = data["targets"]
+        for stage in reversed(data["stages"]):
+            if stage.weights is None:
+                stage.weights = [
+                    WeightsJob(str(data["spec"]), data["info"].fingerprint, stage.layer, t.layer, t.unit)
+                    for t in after
+                ]
+                for job in stage.weights:
+                    article.need(job, directive.line)
+            if stage.units is None:
+                if stage.chosen is not None:
+                    stage.units = stage.chosen
+                elif all(job.key in article.artifacts for job in stage.weights):
+                    stacks = [_kernels(article, job) for job in stage.weights]
+                    stage.units = strongest_inputs(stacks, directive.opts["top"])
+                else:
+                    return  # ranked in a later round, once these weights are computed
+                self._add_nodes(directive, article, [UnitRef(stage.layer, u) for u in stage.units])
+            after = [UnitRef(stage.layer, unit) for unit in stage.units]
+
+    def _add_nodes(self, directive, article, units: list[UnitRef]) -> None:
+        data = directive.data
+        for unit in units:
+            job = featurevis_job(data["spec"], data["info"], unit, data["settings"])
+            data["nodes"][str(unit)] = job
             article.need(job, directive.line)
 
     def render(self, directive, article) -> str:
         data = directive.data
-        kernels = {(job.layer, job.unit): _kernels(article, job) for job in data["weights"]}
-        inputs = [f"{data['source']}:{c}" for c in data["inputs"]]
-        targets = [f"{job.layer}:{job.unit}" for job in data["weights"]]
+        stages = data["stages"]
+        rows = [[f"{s.layer}:{u}" for u in s.units] for s in stages]
+        rows.append([str(t) for t in data["targets"]])
         edges = []
-        for (layer, unit), stack in kernels.items():
-            for channel in data["inputs"]:
-                edges.append((f"{data['source']}:{channel}", f"{layer}:{unit}", stack[channel]))
+        for stage in stages:
+            for job in stage.weights:
+                stack = _kernels(article, job)
+                for channel in stage.units:
+                    edges.append((f"{stage.layer}:{channel}", f"{job.layer}:{job.unit}", stack[channel]))
         images = {}
         for address, job in data["nodes"].items():
             artifact = article.artifact(job)
@@ -139,14 +183,29 @@ class Circuit(DirectiveKind):
                 unit_card(article, job, address),
                 page_href(job),
             )
-        anchor = directive.opts["label"] or f"circuit-{data['weights'][0].key[:8]}"
+        anchor = directive.opts["label"] or f"circuit-{stages[-1].weights[0].key[:8]}"
         cards = {}
         for source, target, kernel in edges:
             card = f"{anchor}-{source}-{target}".replace(":", "-").replace(".", "-")
             cards[(source, target)] = card
             article.card(card, kernel_card(source, target, kernel))
-        svg = circuit_svg(inputs, targets, edges, images, cards, data["spec"])
+        svg = circuit_svg(rows, edges, images, cards, data["spec"])
         return figure_html(directive, article, f'<div class="circuit">{svg}</div>', "circuit-figure")
+
+
+def strongest_inputs(stacks: list[np.ndarray], top: int) -> list[int]:
+    """The `top` input channels with the strongest kernels (L2 norm) into any of the next
+    row's units, taken in turn from each unit's ranking so that every unit gets its best;
+    strongest first."""
+    norms = [np.sqrt((stack**2).sum(axis=(1, 2))) for stack in stacks]
+    rankings = [np.argsort(-n, kind="stable") for n in norms]
+    picked: list[int] = []
+    for rank in range(len(rankings[0])):
+        for ranking in rankings:
+            if len(picked) < top and int(ranking[rank]) not in picked:
+                picked.append(int(ranking[rank]))
+    best = np.max(norms, axis=0)
+    return sorted(picked, key=lambda channel: -best[channel])
 
 
 def _kernels(article, job: WeightsJob) -> np.ndarray:
@@ -154,52 +213,69 @@ def _kernels(article, job: WeightsJob) -> np.ndarray:
 
 
 def circuit_svg(
-    inputs: list[str],
-    targets: list[str],
+    rows: list[list[str]],
     edges: list[tuple[str, str, np.ndarray]],
     images: dict[str, tuple[str, str, str]],
     cards: dict[tuple[str, str], str],
     model,
 ) -> str:
-    """The diagram: rows of nodes, edges with width, sign colour and a kernel glyph."""
-    width = max(len(inputs), len(targets)) * SPACING
-    height = ROW_GAP + NODE + 40
+    """The diagram: rows of nodes (inputs first, targets last), edges with width, sign colour
+    and a kernel glyph."""
+    width = max(len(row) for row in rows) * SPACING
+    height = (len(rows) - 1) * ROW_GAP + NODE + 40
     drawing = svgwrite.Drawing(
         size=(width, height), viewBox=f"0 0 {width} {height}", profile="full", debug=False
     )
     drawing.attribs.update({"class": "circuit-svg", "role": "group"})
+    targets, inputs = rows[-1], [address for row in rows[:-1] for address in row]
     drawing.set_desc(
         title=f"Circuit into {', '.join(targets)}",
-        desc=f"{len(inputs)} input unit(s) of {model} connected to {', '.join(targets)}; "
-        "edge width is the kernel's L2 norm, red positive and blue negative.",
+        desc=f"{len(inputs)} input unit(s) of {model} in {len(rows) - 1} layer(s) connected to "
+        f"{', '.join(targets)}; edge width is the kernel's L2 norm, red positive and blue negative.",
     )
-
-    def centre(address: str, row: list[str], y: float) -> tuple[float, float]:
+    position = {}
+    for index, row in enumerate(rows):
         offset = (width - len(row) * SPACING) / 2
-        return offset + row.index(address) * SPACING + SPACING / 2, y
-
-    strongest = max((float(np.sqrt((k**2).sum())) for _, _, k in edges), default=1.0) or 1.0
-    scale = max((float(np.abs(k).max()) for _, _, k in edges), default=1.0) or 1.0
+        for column, address in enumerate(row):
+            position[address] = (offset + column * SPACING + SPACING / 2, index * ROW_GAP)
+    # Widths and colours are relative to the strongest kernel between the same two rows:
+    # expanded weights of different layer pairs are in different units, and one scale for
+    # all would draw the earlier rows' edges as hairlines.
+    strongest: dict[tuple[int, int], float] = {}
+    scale: dict[tuple[int, int], float] = {}
     for source, target, kernel in edges:
-        (x1, y1), (x2, y2) = centre(source, inputs, NODE + 18), centre(target, targets, ROW_GAP)
+        pair = _rows_of(rows, source, target)
+        strongest[pair] = max(strongest.get(pair, 1e-12), float(np.sqrt((kernel**2).sum())))
+        scale[pair] = max(scale.get(pair, 1e-12), float(np.abs(kernel).max()))
+    for source, target, kernel in edges:
+        (x1, y1), (x2, y2) = position[source], position[target]
+        y1 += NODE + 18
+        pair = _rows_of(rows, source, target)
         norm = float(np.sqrt((kernel**2).sum()))
         sign = "positive" if kernel.sum() >= 0 else "negative"
         group = drawing.g(class_=f"edge {sign}", data_from=source, data_to=target)
         group.attribs["data-hover-ref"] = cards[(source, target)]
         group.set_desc(title=f"{source} → {target}: L2 norm {norm:.3g}, sum {kernel.sum():.3g}")
-        group.add(drawing.line((x1, y1), (x2, y2), stroke_width=round(1 + 7 * norm / strongest, 2)))
+        group.add(drawing.line((x1, y1), (x2, y2), stroke_width=round(1 + 7 * norm / strongest[pair], 2)))
         kh, kw = kernel.shape
-        gx, gy = (x1 + x2) / 2 - kw * GLYPH / 2, (y1 + y2) / 2 - kh * GLYPH / 2
-        for (row, col), value in np.ndenumerate(kernel):
+        # Halfway along the edge, staggered by the target's column when a row has several
+        # targets, so that the glyphs of edges into neighbouring targets do not overlap.
+        row = rows[pair[1]]
+        t = 0.5 if len(row) == 1 else 0.3 + 0.4 * row.index(target) / (len(row) - 1)
+        gx = x1 + t * (x2 - x1) - kw * GLYPH / 2
+        gy = y1 + t * (y2 - y1) - kh * GLYPH / 2
+        for (i, j), value in np.ndenumerate(kernel):
             group.add(
                 drawing.rect(
-                    (gx + col * GLYPH, gy + row * GLYPH), (GLYPH, GLYPH), fill=diverging(value / scale)
+                    (gx + j * GLYPH, gy + i * GLYPH),
+                    (GLYPH, GLYPH),
+                    fill=diverging(value / scale[pair]),
                 )
             )
         drawing.add(group)
-    for row, y in ((inputs, 0), (targets, ROW_GAP)):
+    for row in rows:
         for address in row:
-            x, _ = centre(address, row, y)
+            x, y = position[address]
             url, card, href = images[address]
             node = drawing.a(href=href, class_="node", data_unit=address)  # focusable, a link
             del node.attribs["target"]  # svgwrite opens links in a new window by default
@@ -209,6 +285,12 @@ def circuit_svg(
             node.add(drawing.text(address, insert=(x, y + NODE + 13), class_="node-label"))
             drawing.add(node)
     return drawing.tostring()
+
+
+def _rows_of(rows: list[list[str]], source: str, target: str) -> tuple[int, int]:
+    return next(i for i, row in enumerate(rows) if source in row), next(
+        i for i, row in enumerate(rows) if target in row
+    )
 
 
 def kernel_card(source: str, target: str, kernel: np.ndarray) -> str:
