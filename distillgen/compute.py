@@ -133,14 +133,14 @@ def compute(
             continue
         jobs = [need.job for need in group]
         images = sum(getattr(job, "images", 1) for job in jobs)
-        label = f"{model_spec}: {kind} of {len(jobs)} unit{'s' * (len(jobs) != 1)}"
+        label = f"{model_spec}: {kind} of {len(jobs)} {jobs[0].noun}{'s' * (len(jobs) != 1)}"
         label += f" ({images} images)" if images != len(jobs) else ""
         options.log(f"computing {label} on {device}")
         total = sum(job.cost for job in jobs)
         start = time.perf_counter()
         try:
             with options.progress(label, total) as advance:
-                outputs = run_jobs(model, jobs, device, advance)
+                outputs = run_jobs(model, jobs, device, advance, catalog.load)
         except Exception as exc:  # an author's model can raise anything in its forward pass
             options.log(traceback.format_exc())
             reporter.error(

@@ -18,6 +18,19 @@ ENGINE_VERSION = "1"  # bump when the engine's output for the same job changes
 OBJECTIVES = ("channel", "neuron", "direction", "negative")
 
 
+class Keyed:
+    """What every job has: a content key, and a cost of 1 unless it says otherwise."""
+
+    @property
+    def key(self) -> str:
+        return job_key(self)
+
+    @property
+    def cost(self) -> int:
+        """Work for progress bars."""
+        return 1
+
+
 @dataclass(frozen=True)
 class FeatureVisSettings:
     """Everything but the unit that determines a feature visualization."""
@@ -32,10 +45,11 @@ class FeatureVisSettings:
 
 
 @dataclass(frozen=True)
-class FeatureVisJob:
+class FeatureVisJob(Keyed):
     """One feature visualization: an image per unit, or `diversity` images of one unit."""
 
     kind: ClassVar[str] = "featurevis"
+    noun: ClassVar[str] = "unit"  # for progress: "featurevis of 3 units"
 
     model: str  # canonical spec
     fingerprint: str  # units.fingerprint(spec): the weights' identity
@@ -45,10 +59,6 @@ class FeatureVisJob:
     direction: tuple[float, ...] = ()  # one weight per channel, for the "direction" objective
     diversity: int = 0  # 0: one image; N >= 2: N images pushed apart by lucent's diversity term
     settings: FeatureVisSettings = FeatureVisSettings()
-
-    @property
-    def key(self) -> str:
-        return job_key(self)
 
     @property
     def address(self) -> str:
@@ -92,10 +102,11 @@ def describe(job) -> dict:
 
 
 @dataclass(frozen=True)
-class WeightsJob:
+class WeightsJob(Keyed):
     """The (expanded) kernels from every channel of `source` to one unit of `layer`."""
 
     kind: ClassVar[str] = "weights"
+    noun: ClassVar[str] = "unit"
 
     model: str
     fingerprint: str
@@ -104,13 +115,131 @@ class WeightsJob:
     unit: int
 
     @property
-    def key(self) -> str:
-        return job_key(self)
-
-    @property
     def address(self) -> str:
         return f"{self.source} -> {self.layer}:{self.unit}"
 
+
+@dataclass(frozen=True)
+class Dataset:
+    """A probe set (see datasets.py): the shapes generator's sample, or a folder of images."""
+
+    source: str  # "shapes" or an absolute folder path
+    fingerprint: str  # the generator's source, or the folder's files
+    count: int = 1000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A family of stimuli (stimuli.py, or an author's `file.py:function`) over one parameter."""
+
+    family: str  # a built-in family name, or "/abs/path.py:function"
+    family_fingerprint: str  # "" for built-ins; the file's sha256 for an author's function
+    param: str  # the swept parameter's name, for the axis
+    values: tuple[float, ...]
+    fixed: tuple[tuple[str, float], ...] = ()  # other keyword arguments of the family
+    size: int = 64
+
+
+@dataclass(frozen=True)
+class TuningJob(Keyed):
+    """Responses (maximum over positions) of units of one layer to each stimulus of a sweep."""
+
+    kind: ClassVar[str] = "tuning"
+    noun: ClassVar[str] = "sweep"
+
+    model: str
+    fingerprint: str
+    layer: str
+    units: tuple[int, ...]
+    sweep: Sweep
+
+    @property
+    def address(self) -> str:
+        return f"{self.layer}:{','.join(map(str, self.units))}"
+
+
+@dataclass(frozen=True)
+class ExamplesJob(Keyed):
+    """The dataset images that excite a unit most (or least), with the crop around its peak."""
+
+    kind: ClassVar[str] = "examples"
+    noun: ClassVar[str] = "unit"
+
+    model: str
+    fingerprint: str
+    layer: str
+    unit: int
+    dataset: Dataset
+    top: int = 8
+    negative: bool = False
+
+    @property
+    def address(self) -> str:
+        return f"{self.layer}:{self.unit}"
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Scale the edge(s) from units of `source` into unit `unit` of `layer` (the figure's
+    target when `layer` is ""), or, with `whole`, the source units' output everywhere."""
+
+    source: str
+    units: tuple[int, ...]
+    layer: str = ""
+    unit: int = -1
+    scale: float = 0.0
+    whole: bool = False
+
+
+@dataclass(frozen=True)
+class AblationJob(Keyed):
+    """A unit's activation before and after an edit of the network, on a probe: its top
+    dataset examples, a stimulus sweep, or its own feature visualization."""
+
+    kind: ClassVar[str] = "ablation"
+    noun: ClassVar[str] = "edit"
+
+    model: str
+    fingerprint: str
+    layer: str
+    unit: int
+    edits: tuple[Edit, ...]
+    probe: str  # "examples", "tuning" or "featurevis"
+    dataset: Dataset | None = None  # for "examples": the top `top` images of the unedited unit
+    top: int = 16
+    sweep: Sweep | None = None  # for "tuning"
+    settings: FeatureVisSettings | None = None  # for "featurevis"
+
+    @property
+    def address(self) -> str:
+        return f"{self.layer}:{self.unit}"
+
     @property
     def cost(self) -> int:
-        return 1
+        return self.settings.steps if self.probe == "featurevis" and self.settings else 1
+
+
+@dataclass(frozen=True)
+class UniversalityJob(Keyed):
+    """Correlations between the units of a layer in one model and a layer in another over a
+    probe set, and the same against a baseline ("untrained": the second architecture with
+    random weights; "shuffled": the second model on images in another order)."""
+
+    kind: ClassVar[str] = "universality"
+    noun: ClassVar[str] = "comparison"
+
+    model: str
+    fingerprint: str
+    layer: str
+    other: str  # the second model's spec
+    other_fingerprint: str
+    other_layer: str
+    dataset: Dataset
+    baseline: str = "untrained"
+    baseline_model: str = ""  # spec of the untrained architecture, for "untrained"
+    baseline_fingerprint: str = ""
+
+    @property
+    def address(self) -> str:
+        return f"{self.layer} ~ {self.other}:{self.other_layer}"

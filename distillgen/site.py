@@ -87,6 +87,7 @@ def _compute_figures(articles, cache, catalog, reporter, options) -> tuple[Outco
         for article in articles:
             article.artifacts = outcome.artifacts
             article.follow_up()
+        reporter.raise_if_errors()  # e.g. a failed prediction under --strict
         more = [n for a in articles for n in a.needs if n.job.key not in outcome.artifacts]
         if not more:
             break

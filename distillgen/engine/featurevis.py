@@ -207,7 +207,9 @@ def _isolated_rng() -> Iterator[None]:
         np.random.set_state(numpy_state)
 
 
-def compute(model: LoadedModel, jobs: list[FeatureVisJob], device: torch.device, progress) -> list[Output]:
+def compute(
+    model: LoadedModel, jobs: list[FeatureVisJob], device: torch.device, progress, load
+) -> list[Output]:
     """Artifacts for the cache: PNG files and the record's result fields."""
     outputs = []
     for rendered in render(model, jobs, device, progress):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import numpy as np
 import torch
@@ -115,7 +115,7 @@ def expanded_weights(
     return kernels
 
 
-def compute(model: LoadedModel, jobs: list[WeightsJob], device: torch.device, progress) -> list[Output]:
+def compute(model: LoadedModel, jobs: list[WeightsJob], device: torch.device, progress, load) -> list[Output]:
     """Kernels as .npy files ([source channels, kh, kw], float32), one pass per layer pair."""
     model.module.to(device)
     pairs: dict[tuple[str, str], list[int]] = {}
@@ -136,3 +136,33 @@ def compute(model: LoadedModel, jobs: list[WeightsJob], device: torch.device, pr
             outputs[index] = Output({"kernels.npy": buffer.getvalue()}, record)
         progress(len(indices))
     return [outputs[i] for i in range(len(jobs))]
+
+
+def receptive_field(model: LoadedModel, layer: str, mass: float = 0.9) -> int:
+    """The side in input pixels of the centred square that holds `mass` of the input gradient
+    of one position of `layer` in the linearized network: the part of its (theoretical)
+    receptive field that matters, which for deep layers is much smaller than all of it."""
+    module = model.module
+    device = next(module.parameters()).device
+    size = model.input_size
+    x = torch.zeros(1, 3, size, size, device=device, requires_grad=True)
+    with ExitStack() as stack:
+        for context in (_relu_modules_bypassed(module), Linearized(), torch.enable_grad()):
+            stack.enter_context(context)
+        outputs = stack.enter_context(capture(module, [layer]))
+        run(module, x, outputs)
+        out = outputs[layer]
+        if out.dim() != 4:
+            return size
+        out[0, :, out.shape[2] // 2, out.shape[3] // 2].sum().backward()
+    weight = x.grad[0].abs().sum(dim=0)
+    total = float(weight.sum())
+    if total == 0:
+        return size
+    rows, cols = torch.nonzero(weight, as_tuple=True)
+    cy, cx = int(rows.float().mean().round()), int(cols.float().mean().round())
+    for half in range(size):
+        square = weight[max(cy - half, 0) : cy + half + 1, max(cx - half, 0) : cx + half + 1]
+        if float(square.sum()) >= mass * total:
+            return min(2 * half + 1, size)
+    return size

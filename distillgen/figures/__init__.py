@@ -13,7 +13,20 @@ from distillgen.figures.base import DirectiveKind, RoleKind
 DIRECTIVES: dict[str, DirectiveKind] = {}
 ROLES: dict[str, RoleKind] = {}
 
-_BUILTINS = ("figure", "note", "cite", "numref", "featurevis", "unit", "weights", "circuit")
+_BUILTINS = (
+    "figure",
+    "note",
+    "cite",
+    "numref",
+    "featurevis",
+    "unit",
+    "weights",
+    "circuit",
+    "tuning",
+    "examples",
+    "ablation",
+    "universality",
+)
 
 
 def directive(cls: type[DirectiveKind]) -> type[DirectiveKind]:

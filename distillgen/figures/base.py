@@ -32,7 +32,8 @@ class DirectiveKind:
     def follow_up(self, directive: Directive, article: Article) -> None:
         """For kinds whose jobs depend on computed results (a circuit picks the inputs to draw
         from the computed weights): read `article.artifact()` and `need()` more jobs. Runs
-        once, after the first compute; the build computes again before rendering."""
+        after every compute round, until no kind asks for more; so it must ask only once for
+        each job, and may also check results (an ablation's prediction)."""
 
     def render(self, directive: Directive, article: Article) -> str:
         raise NotImplementedError

@@ -1,0 +1,62 @@
+"""Probe sets: the images experiments run on, named by a `Dataset` and drawn without torch.
+
+`shapes` is a fixed, seeded sample of the shapes generator (the same `count` and `seed` always
+give the same images); any other source is a folder of the author's images (PNG, JPEG),
+centre-cropped to a square and resized to the model's input size, in file-name order. A
+dataset's fingerprint (the generator's source, or the folder's files) enters every job key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from distillgen.jobs import Dataset
+from distillgen.zoo import shapes_data
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used, with a message for the author."""
+
+
+def dataset(source: str, count: int, seed: int, base: Path) -> Dataset:
+    """Resolve `source` ("shapes", or a folder relative to `base`) into a keyed Dataset."""
+    if source == "shapes":
+        generator = Path(shapes_data.__file__).read_bytes()
+        return Dataset("shapes", hashlib.sha256(generator).hexdigest(), count, seed)
+    folder = (base / source).resolve()
+    if not folder.is_dir():
+        raise DatasetError(f"dataset folder not found: {folder} (or write 'shapes' for the generator)")
+    files = _image_files(folder)
+    if not files:
+        raise DatasetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return Dataset(str(folder), digest.hexdigest(), min(count, len(files)), seed)
+
+
+def images(data: Dataset, size: int) -> np.ndarray:
+    """The probe images, float32 N×3×size×size in [0, 1]."""
+    if data.source == "shapes":
+        pictures, _ = shapes_data.shapes_batch(data.count, data.seed, size)
+        return pictures
+    from PIL import Image
+
+    loaded = []
+    for path in _image_files(Path(data.source))[: data.count]:
+        with Image.open(path) as picture:
+            picture = picture.convert("RGB")
+            side = min(picture.size)
+            left, top = (picture.width - side) // 2, (picture.height - side) // 2
+            picture = picture.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
+            loaded.append(np.asarray(picture, np.float32).transpose(2, 0, 1) / 255.0)
+    return np.stack(loaded)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())

@@ -1,0 +1,106 @@
+"""Ablations: a unit's peak response before and after an edit of the network, on a probe.
+
+An edge is one input channel's influence on one unit: the unit is computed with that channel
+(of an earlier layer, through every path between them) scaled, everything else as it was.
+Between adjacent convolutions this is exactly scaling the weight slice `W[unit, channel]`.
+Edges into a unit other than the target are applied in network order: that unit's edited map
+is computed first, then spliced into the unedited network. A whole-unit edit scales the unit's
+output for everything downstream. All edits are hooks, removed when the job is done.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+
+import numpy as np
+import torch
+
+from distillgen import datasets, stimuli
+from distillgen.engine import Output
+from distillgen.engine.featurevis import render
+from distillgen.engine.hooks import capture, run
+from distillgen.engine.models import LoadedModel
+from distillgen.engine.probe import BATCH, peak, replaced_channel, responses, scaled_channels
+from distillgen.jobs import AblationJob, Edit, FeatureVisJob
+
+
+def compute(
+    model: LoadedModel, jobs: list[AblationJob], device: torch.device, progress, load
+) -> list[Output]:
+    outputs = []
+    for job in jobs:
+        start = time.perf_counter()
+        images, labels = probe_images(model, job, device)
+        before = responses(model, job.layer, [job.unit], images, device)[:, 0]
+        after = edited_responses(model, job, images, device)
+        record = {
+            "result": {
+                "before": [round(float(v), 6) for v in before],
+                "after": [round(float(v), 6) for v in after],
+                "labels": labels,
+                "mean_before": round(float(before.mean()), 6),
+                "mean_after": round(float(after.mean()), 6),
+            },
+            "seconds": round(time.perf_counter() - start, 3),
+        }
+        outputs.append(Output({}, record))
+        progress(job.cost)
+    return outputs
+
+
+def probe_images(model: LoadedModel, job: AblationJob, device: torch.device) -> tuple[np.ndarray, list]:
+    """The probe's images and a label for each (dataset index, stimulus value, "featurevis")."""
+    if job.probe == "tuning":
+        return stimuli.sweep_images(job.sweep), list(job.sweep.values)
+    if job.probe == "featurevis":
+        image = FeatureVisJob(job.model, job.fingerprint, job.layer, job.unit, settings=job.settings)
+        (rendered,) = render(model, [image], device, lambda steps: None)
+        pixels = rendered.images[0].astype(np.float32).transpose(2, 0, 1) / 255.0
+        return pixels[None], ["featurevis"]
+    pool = datasets.images(job.dataset, model.input_size)
+    scores = responses(model, job.layer, [job.unit], pool, device)[:, 0]
+    top = np.argsort(-scores, kind="stable")[: job.top]
+    return pool[top], [int(i) for i in top]
+
+
+def edited_responses(model: LoadedModel, job: AblationJob, images: np.ndarray, device) -> np.ndarray:
+    """The target's peak response to each image with the job's edits applied."""
+    chunks = [
+        _edited_batch(model, job, torch.from_numpy(images[start : start + BATCH]).to(device))
+        for start in range(0, len(images), BATCH)
+    ]
+    return torch.cat(chunks).double().numpy()
+
+
+def _edited_batch(model: LoadedModel, job: AblationJob, x: torch.Tensor) -> torch.Tensor:
+    from distillgen.engine.featurevis import preprocessor
+
+    x = preprocessor(model.preprocessing)(x)
+    order = list(model.layers)
+    target = (job.layer, job.unit)
+    groups: dict[tuple[str, int], list[Edit]] = {}
+    for edit in job.edits:
+        if not edit.whole:
+            groups.setdefault((edit.layer or job.layer, edit.unit if edit.layer else job.unit), []).append(
+                edit
+            )
+    with ExitStack() as edits, torch.no_grad():
+        for edit in job.edits:
+            if edit.whole:
+                edits.enter_context(scaled_channels(model, edit.source, list(edit.units), edit.scale))
+        for layer, unit in sorted(groups, key=lambda g: order.index(g[0])):
+            with ExitStack() as scaling:
+                for edit in groups[(layer, unit)]:
+                    scaling.enter_context(scaled_channels(model, edit.source, list(edit.units), edit.scale))
+                edited = _unit_map(model, layer, unit, x)
+            if (layer, unit) == target:
+                return peak(edited[:, None])[:, 0].float().cpu()
+            edits.enter_context(replaced_channel(model, layer, unit, edited))
+        return peak(_unit_map(model, job.layer, job.unit, x)[:, None])[:, 0].float().cpu()
+
+
+def _unit_map(model: LoadedModel, layer: str, unit: int, x: torch.Tensor) -> torch.Tensor:
+    with capture(model.module, [layer]) as outputs:
+        run(model.module, x, outputs)
+        return outputs[layer][:, unit].clone()

@@ -1,0 +1,87 @@
+"""Running a model on a probe set: a unit's response per image, and edits of the network.
+
+A unit's response to an image is the maximum of its map over positions (its value, for a
+linear layer), as in the Circuits thread's dataset examples: a curve detector responds to a
+curve wherever it is. Edits never touch the weights: they are forward hooks that scale a
+layer's output channels, always removed, so an edit cannot leak into another figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+from distillgen.engine.featurevis import preprocessor
+from distillgen.engine.hooks import capture, run
+from distillgen.engine.models import LoadedModel
+
+BATCH = 256
+
+
+def unit_maps(
+    model: LoadedModel, layer: str, units: list[int], images: np.ndarray, device: torch.device
+) -> torch.Tensor:
+    """The maps of `units` of `layer`, [N, units, h, w] (or [N, units] for a linear layer)."""
+    model.module.to(device)
+    prepare = preprocessor(model.preprocessing)
+    chunks = []
+    with torch.no_grad(), capture(model.module, [layer]) as outputs:
+        for start in range(0, len(images), BATCH):
+            x = torch.from_numpy(np.ascontiguousarray(images[start : start + BATCH])).to(device)
+            run(model.module, prepare(x), outputs)
+            chunks.append(outputs[layer][:, units].float().cpu())
+    return torch.cat(chunks)
+
+
+def peak(maps: torch.Tensor) -> torch.Tensor:
+    """A response per image and unit: the maximum over positions."""
+    return maps.flatten(2).amax(dim=2) if maps.dim() == 4 else maps
+
+
+def responses(
+    model: LoadedModel, layer: str, units: list[int], images: np.ndarray, device: torch.device
+) -> np.ndarray:
+    """[N, units] float64: each unit's peak response to each image."""
+    return peak(unit_maps(model, layer, units, images, device)).double().numpy()
+
+
+@contextmanager
+def scaled_channels(model: LoadedModel, layer: str, channels: list[int], scale: float) -> Iterator[None]:
+    """Within the block, `layer`'s output channels are multiplied by `scale`."""
+
+    def edit(output: torch.Tensor) -> None:
+        output[:, torch.tensor(channels, device=output.device)] *= scale
+
+    with _edited_output(model, layer, edit):
+        yield
+
+
+@contextmanager
+def replaced_channel(model: LoadedModel, layer: str, channel: int, value: torch.Tensor) -> Iterator[None]:
+    """Within the block, channel `channel` of `layer`'s output is `value` (same batch)."""
+
+    def edit(output: torch.Tensor) -> None:
+        output[:, channel] = value.to(output.device, output.dtype)
+
+    with _edited_output(model, layer, edit):
+        yield
+
+
+@contextmanager
+def _edited_output(model: LoadedModel, layer: str, edit) -> Iterator[None]:
+    """A forward hook that applies `edit` in place to a copy of `layer`'s output; removed
+    when the block ends, however it ends."""
+
+    def hook(_module, _inputs, output):
+        edited = output.clone()
+        edit(edited)
+        return edited
+
+    handle = dict(model.module.named_modules())[layer].register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()

@@ -1,0 +1,79 @@
+"""Universality: match the units of a layer in one model to a layer in another by the
+correlation of their activations over a probe set, and the same against a baseline.
+
+When the two layers have maps of the same size, every position of every image is a sample
+(as in Li et al., "Convergent learning", 2016): a match must agree on *where* as well as on
+which images. Otherwise each image's peak response is one sample.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import torch
+
+from distillgen import datasets
+from distillgen.engine import Output
+from distillgen.engine.models import LoadedModel
+from distillgen.engine.probe import peak, unit_maps
+from distillgen.jobs import UniversalityJob
+
+
+def compute(
+    model: LoadedModel, jobs: list[UniversalityJob], device: torch.device, progress, load
+) -> list[Output]:
+    outputs = []
+    for job in jobs:
+        start = time.perf_counter()
+        images = datasets.images(job.dataset, model.input_size)
+        second = load(job.other)
+        by_position = model.layers[job.layer].shape[1:] == second.layers[job.other_layer].shape[1:]
+        mine = _samples(model, job.layer, images, device, by_position)
+        other = _samples(second, job.other_layer, images, device, by_position)
+        if job.baseline == "untrained":
+            base = _samples(load(job.baseline_model), job.other_layer, images, device, by_position)
+        else:  # the other model on the images in another order: any match is chance
+            order = np.random.default_rng(job.dataset.seed).permutation(len(images))
+            base = _samples(second, job.other_layer, images[order], device, by_position)
+        matrix, baseline = correlations(mine, other), correlations(mine, base)
+        files = {"correlations.npy": _npy(matrix), "baseline.npy": _npy(baseline)}
+        best = matrix.argmax(axis=1)
+        record = {
+            "result": {
+                "best_unit": [int(b) for b in best],
+                "best_r": [round(float(matrix[a, b]), 6) for a, b in enumerate(best)],
+                "baseline_best_r": [round(float(r), 6) for r in baseline.max(axis=1)],
+                "probe_size": len(images),
+                "samples": "positions" if by_position else "peaks",
+            },
+            "seconds": round(time.perf_counter() - start, 3),
+        }
+        outputs.append(Output(files, record))
+        progress(1)
+    return outputs
+
+
+def _samples(model: LoadedModel, layer: str, images: np.ndarray, device, by_position: bool) -> np.ndarray:
+    """[samples, units]: every position of every image, or every image's peak."""
+    maps = unit_maps(model, layer, list(range(model.layers[layer].channels)), images, device)
+    if not by_position or maps.dim() == 2:
+        return peak(maps).double().numpy()
+    return maps.permute(0, 2, 3, 1).reshape(-1, maps.shape[1]).double().numpy()
+
+
+def correlations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of every column of `a` [N, A] with every column of `b` [N, B]; a
+    unit that never varies (a dead unit) correlates 0 with everything."""
+    a, b = a - a.mean(axis=0), b - b.mean(axis=0)
+    na, nb = np.linalg.norm(a, axis=0), np.linalg.norm(b, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        matrix = (a.T @ b) / np.outer(na, nb)
+    return np.nan_to_num(matrix, nan=0.0, posinf=0.0, neginf=0.0).clip(-1, 1)
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array.astype(np.float32))
+    return buffer.getvalue()

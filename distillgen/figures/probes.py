@@ -1,0 +1,144 @@
+"""What experiments run on, shared by {tuning}, {examples}, {ablation} and {universality}:
+stimulus sweeps (`:stimulus:`, `:range:`, `:params:`) and probe sets (`:dataset:`, `:count:`).
+
+Everything is validated at check time without torch: a built-in family's parameters from its
+signature, an author's `file.py:function(param)` from the file's syntax tree (it is only run
+by the engine), a dataset folder by listing it.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import re
+from pathlib import Path
+
+from distillgen import datasets, stimuli
+from distillgen.diagnostics import suggest
+from distillgen.figures.options import Option, integer, text
+from distillgen.jobs import Dataset, Sweep
+
+_AUTHOR = re.compile(r"^(?P<path>[^:()]+\.py):(?P<function>[A-Za-z_]\w*)\((?P<param>[A-Za-z_]\w*)\)$")
+PERIODIC = "orientation"  # sweeps of this parameter wrap around: polar plots, no repeated end
+
+STIMULUS_OPTIONS = (
+    Option(
+        "stimulus",
+        text,
+        "curve",
+        f"a family ({', '.join(stimuli.FAMILIES)}) or your own 'file.py:function(param)'",
+    ),
+    Option("range", text, None, "'first last count' of the swept parameter (default: the family's)"),
+    Option("params", text, "", "fixed parameters of the family, e.g. 'radius=10, span=90'"),
+)
+DATASET_OPTIONS = (
+    Option("dataset", text, "shapes", "'shapes' (the generator's fixed sample) or a folder of images"),
+    Option("count", integer(1, 20000), 1000, "how many images of the dataset to probe"),
+    Option("sample-seed", integer(0, 2**31 - 1), 0, "which sample of the shapes generator"),
+)
+
+
+def sweep(directive, article, size: int) -> Sweep | None:
+    """The directive's stimulus sweep at `size` pixels, or None after reporting an error."""
+    opts = directive.opts
+    line = directive.option_line("stimulus")
+    written = opts["stimulus"]
+    match = _AUTHOR.match(written)
+    if written in stimuli.FAMILIES:
+        function, param, default_range, _unit = stimuli.FAMILIES[written]
+        names = list(inspect.signature(function).parameters)[2:]
+        family, fingerprint = written, ""
+    elif match:
+        path = (article.doc.path.parent / match["path"]).resolve()
+        names = _author_parameters(article, line, path, match["function"])
+        if names is None:
+            return None
+        family = f"{path}:{match['function']}"
+        fingerprint = hashlib.sha256(path.read_bytes()).hexdigest()
+        param, default_range = match["param"], None
+    else:
+        known = list(stimuli.FAMILIES)
+        article.error(
+            line,
+            f"unknown stimulus '{written}'{suggest(written, known)}; use one of {', '.join(known)} "
+            "or 'file.py:function(param)'",
+        )
+        return None
+    values = _range(article, directive, opts["range"], default_range, param == PERIODIC)
+    fixed = _params(article, directive.option_line("params"), opts["params"], names)
+    if values is None or fixed is None:
+        return None
+    return Sweep(family, fingerprint, param, values, fixed, size)
+
+
+def _author_parameters(article, line: int, path: Path, function: str) -> list[str] | None:
+    """The keyword parameters after (value, size) of `function` in `path`, read without running it."""
+    if not path.is_file():
+        article.error(line, f"stimulus file not found: {path}")
+        return None
+    try:
+        tree = ast.parse(path.read_text(), str(path))
+    except SyntaxError as exc:
+        article.error(line, f"cannot read {path}: {exc.msg} (line {exc.lineno})")
+        return None
+    functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+    if function not in functions:
+        article.error(line, f"{path} has no function '{function}'{suggest(function, functions)}")
+        return None
+    arguments = [a.arg for a in functions[function].args.args]
+    if len(arguments) < 2:
+        article.error(line, f"{function}() must take (value, size, ...): the swept value and the image side")
+        return None
+    return arguments[2:]
+
+
+def _range(article, directive, written: str | None, default, periodic: bool) -> tuple[float, ...] | None:
+    if written is None:
+        if default is None:
+            article.error(directive.line, "a stimulus function of your own needs :range: first last count")
+            return None
+        first, last, count = default
+    else:
+        parts = written.split()
+        try:
+            first, last, count = float(parts[0]), float(parts[1]), int(parts[2])
+            if len(parts) != 3 or not 2 <= count <= 361 or first == last:
+                raise ValueError
+        except (ValueError, IndexError):
+            article.error(
+                directive.option_line("range"),
+                f"bad value for ':range:': expected 'first last count' with 2 to 361 distinct values, "
+                f"e.g. '0 180 12', not '{written}'",
+            )
+            return None
+    return tuple(stimuli.sweep(first, last, count, periodic))
+
+
+def _params(article, line: int, written: str, names: list[str]) -> tuple[tuple[str, float], ...] | None:
+    fixed = []
+    for item in filter(None, (part.strip() for part in written.split(","))):
+        name, _, value = item.partition("=")
+        name = name.strip()
+        if name not in names:
+            known = ", ".join(names) or "none"
+            article.error(
+                line, f"unknown stimulus parameter '{name}'{suggest(name, names)}; its parameters: {known}"
+            )
+            return None
+        try:
+            fixed.append((name, float(value)))
+        except ValueError:
+            article.error(line, f"bad value for ':params:': '{item}' is not name=number")
+            return None
+    return tuple(sorted(fixed))
+
+
+def dataset(directive, article) -> Dataset | None:
+    """The directive's probe set, or None after reporting an error."""
+    opts = directive.opts
+    try:
+        return datasets.dataset(opts["dataset"], opts["count"], opts["sample-seed"], article.doc.path.parent)
+    except datasets.DatasetError as exc:
+        article.error(directive.option_line("dataset"), str(exc))
+        return None

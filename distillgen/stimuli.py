@@ -1,0 +1,121 @@
+"""Parametric stimuli for tuning curves: one image per value of a swept parameter.
+
+Each family is a plain function `family(value, size, **fixed) -> ink` that returns the stroke
+coverage (size×size floats in [0, 1]); `render()` puts it on a light background as an RGB image.
+Angles are in degrees, measured clockwise from "pointing right" in image coordinates (y down),
+like the rest of distillgen. numpy only: the build draws thumbnails without torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from distillgen.zoo.shapes_data import _arc_distance, _ink, _segment_distance
+
+WIDTH = 2.5  # stroke width in pixels, the middle of what the shapes network was trained on
+BACKGROUND, INK = 0.9, 0.1  # grey levels
+
+
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    return xs, ys
+
+
+def _one(value: float) -> np.ndarray:
+    return np.array([value], np.float32)
+
+
+def line(orientation: float, size: int, length: float = 36.0) -> np.ndarray:
+    """A straight stroke through the centre; orientation 0 is horizontal."""
+    xs, ys = _grid(size)
+    angle = np.deg2rad(orientation)
+    dx, dy = np.cos(angle) * length / 2, np.sin(angle) * length / 2
+    c = size / 2
+    return _ink(
+        _segment_distance(xs, ys, _one(c - dx), _one(c - dy), _one(c + dx), _one(c + dy)), _one(WIDTH)
+    )[0]
+
+
+def curve(orientation: float, size: int, radius: float = 12.0, span: float = 120.0) -> np.ndarray:
+    """An arc of `span` degrees whose midpoint sits at the centre; `orientation` is where its
+    bulge points (0: the arc opens to the left and bulges right)."""
+    return _arc(orientation, size, radius, span)
+
+
+def curvature(value: float, size: int, orientation: float = 0.0, length: float = 30.0) -> np.ndarray:
+    """A stroke of fixed length whose curvature is `value` (1/radius, in 1/pixels); 0 is a line."""
+    if value <= 1e-4:
+        return line(orientation + 90.0, size, length)
+    radius = 1.0 / value
+    span = min(np.rad2deg(length / radius), 359.0)
+    return _arc(orientation, size, radius, span)
+
+
+def grating(frequency: float, size: int, orientation: float = 0.0, phase: float = 0.0) -> np.ndarray:
+    """A sinusoidal grating with `frequency` cycles per image across the stripes."""
+    xs, ys = _grid(size)
+    angle = np.deg2rad(orientation)
+    across = (xs * np.cos(angle) + ys * np.sin(angle)) / size
+    return (0.5 + 0.5 * np.sin(2 * np.pi * frequency * across + np.deg2rad(phase))).astype(np.float32)
+
+
+def _arc(orientation: float, size: int, radius: float, span: float) -> np.ndarray:
+    xs, ys = _grid(size)
+    mid = np.deg2rad(orientation)
+    half = np.deg2rad(span) / 2
+    c = size / 2  # the arc's midpoint; its centre lies `radius` behind it
+    cx, cy = c - radius * np.cos(mid), c - radius * np.sin(mid)
+    distance = _arc_distance(xs, ys, _one(cx), _one(cy), _one(radius), _one(mid - half), _one(2 * half))
+    return _ink(distance, _one(WIDTH))[0]
+
+
+# name -> (function, swept parameter, default sweep (first, last, count), unit of the parameter)
+FAMILIES: dict[str, tuple[Callable[..., np.ndarray], str, tuple[float, float, int], str]] = {
+    "line": (line, "orientation", (0.0, 180.0, 24), "°"),
+    "curve": (curve, "orientation", (0.0, 360.0, 24), "°"),
+    "curvature": (curvature, "curvature", (0.0, 0.2, 21), "1/px"),
+    "grating": (grating, "frequency", (1.0, 24.0, 24), "cycles/image"),
+}
+
+
+def render(ink: np.ndarray) -> np.ndarray:
+    """Coverage (size×size) or an image (3×size×size) -> an RGB image in [0, 1], float32."""
+    ink = np.asarray(ink, np.float32)
+    if ink.ndim == 3:
+        return np.clip(ink, 0, 1)
+    return np.repeat((BACKGROUND + (INK - BACKGROUND) * np.clip(ink, 0, 1))[None], 3, axis=0)
+
+
+def sweep(first: float, last: float, count: int, periodic: bool) -> list[float]:
+    """`count` values from `first` to `last`; a periodic sweep (angles) leaves out `last`."""
+    return [float(v) for v in np.linspace(first, last, count, endpoint=not periodic)]
+
+
+def sweep_images(sweep) -> np.ndarray:
+    """The images of a `jobs.Sweep`, float32 N×3×size×size in [0, 1]."""
+    function = _family_function(sweep.family)
+    fixed = dict(sweep.fixed)
+    pictures = []
+    for value in sweep.values:
+        picture = render(np.asarray(function(value, sweep.size, **fixed), np.float32))
+        if picture.shape != (3, sweep.size, sweep.size):
+            raise ValueError(
+                f"{sweep.family}({value}) drew an image of shape {picture.shape}; "
+                f"a stimulus is {sweep.size}×{sweep.size} (ink) or 3×{sweep.size}×{sweep.size} (RGB)"
+            )
+        pictures.append(picture)
+    return np.stack(pictures)
+
+
+def _family_function(family: str) -> Callable[..., np.ndarray]:
+    if family in FAMILIES:
+        return FAMILIES[family][0]
+    import importlib.util
+
+    path, name = family.rsplit(":", 1)
+    spec = importlib.util.spec_from_file_location(f"distillgen_stimuli_{abs(hash(path))}", path)
+    code = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(code)
+    return getattr(code, name)

@@ -1,0 +1,374 @@
+"""{tuning}, {examples}, {ablation} and {universality}: end to end on the shapes model, against
+answers known by hand, predictions under --strict, and edits that must not leak."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import textwrap
+from xml.etree import ElementTree
+
+import numpy as np
+import pytest
+import torch
+
+from distillgen import datasets, stimuli
+from distillgen.engine import run_jobs
+from distillgen.engine.models import ModelStore, load_model
+from distillgen.engine.probe import responses
+from distillgen.jobs import AblationJob, Edit, Sweep, TuningJob, UniversalityJob
+from distillgen.units import parse_spec
+from tests.conftest import build_article, run_cli, write
+
+SVG = "{http://www.w3.org/2000/svg}"
+CPU = torch.device("cpu")
+
+ARTICLE = """
+---
+title: Experiments
+featurevis: {steps: 4, size: 32}
+---
+# Experiments
+
+```{tuning} mixed4:52,30
+:stimulus: curve
+:range: 0 360 12
+:label: fig-tuning
+Two curve detectors by orientation.
+```
+
+```{tuning} conv2:24
+:stimulus: line
+:plot: polar
+A line detector, polar.
+```
+
+```{examples} mixed4:52
+:top: 4
+:count: 200
+:negative: true
+Examples.
+```
+
+```{ablation} mixed4:48
+:edit: zero mixed3:58,63,62,43
+:on: tuning
+:stimulus: curve
+:range: 0 360 8
+:predict: increase >= 100%
+:label: fig-ablation
+Without its curve inhibition.
+```
+
+```{universality} mixed4
+:other: shapes@1
+:count: 100
+:pairs: 2
+:label: fig-universality
+Two seeds.
+```
+"""
+
+
+@pytest.fixture(scope="module")
+def experiments(tmp_path_factory):
+    out = build_article(tmp_path_factory.mktemp("experiments"), "e", ARTICLE)
+    page = (out / "e" / "index.html").read_text()
+    records = json.loads((out / "e" / "figures.json").read_text())["figures"]
+    return out, page, records
+
+
+def record(records, kind: str, **fields) -> dict:
+    return next(
+        r for r in records if r["job"]["kind"] == kind and all(r["job"][k] == v for k, v in fields.items())
+    )
+
+
+def figure_svg(page: str, label: str) -> ElementTree.Element:
+    figure = re.search(rf'<figure[^>]*id="{label}".*?</figure>', page, flags=re.S)[0]
+    return ElementTree.fromstring(re.search(r"<svg.*?</svg>", figure, flags=re.S)[0])
+
+
+def test_tuning_plots_the_engine_responses(experiments):
+    _, page, records = experiments
+    result = record(records, "tuning", layer="mixed4")["result"]
+    assert result["values"] == [i * 30.0 for i in range(12)]
+    model = load_model("shapes")
+    images = np.stack([stimuli.render(stimuli.curve(v, 64)) for v in result["values"]])
+    expected = responses(model, "mixed4", [52, 30], images, CPU)
+    np.testing.assert_allclose(result["responses"], expected, rtol=1e-4, atol=1e-5)
+    svg = figure_svg(page, "fig-tuning")
+    series = [g for g in svg.iter(f"{SVG}g") if g.get("class") == "series"]
+    assert [g.get("data-series") for g in series] == ["mixed4:52", "mixed4:30"]
+    assert all(len(list(g.iter(f"{SVG}circle"))) == 12 for g in series)
+    assert len(list(svg.iter(f"{SVG}image"))) == 8  # stimulus thumbnails along the axis
+
+
+def test_examples_are_the_top_and_bottom_of_the_probe(experiments):
+    _, page, records = experiments
+    top = record(records, "examples", negative=False)["result"]
+    bottom = record(records, "examples", negative=True)["result"]
+    model = load_model("shapes")
+    probe = datasets.images(datasets.dataset("shapes", 200, 0, None), 64)
+    scores = responses(model, "mixed4", [52], probe, CPU)[:, 0]
+    assert [e["index"] for e in top["examples"]] == list(np.argsort(-scores, kind="stable")[:4])
+    assert [e["index"] for e in bottom["examples"]] == list(np.argsort(scores, kind="stable")[:4])
+    assert top["examples"][0]["value"] == pytest.approx(scores.max(), rel=1e-4)
+    assert "The 4 of 200 images that excite <code>mixed4:52</code> most" in page
+    assert page.count('class="example-crop"') == 8
+
+
+def test_ablation_shows_the_prediction_and_its_outcome(experiments):
+    _, page, records = experiments
+    result = record(records, "ablation")["result"]
+    assert result["mean_after"] > 2 * result["mean_before"]
+    assert "Prediction: <strong>increase &gt;= 100%</strong> — ✓ held" in page
+    svg = figure_svg(page, "fig-ablation")
+    assert [g.get("data-series") for g in svg.iter(f"{SVG}g") if g.get("class") == "series"] == [
+        "before",
+        "after",
+    ]
+
+
+def test_universality_pairs_and_baseline(experiments):
+    _, page, records = experiments
+    result = record(records, "universality")["result"]
+    assert len(result["best_r"]) == 96 and result["samples"] == "positions"
+    assert np.median(result["best_r"]) > np.median(result["baseline_best_r"]) + 0.2
+    figure = re.search(r'<figure[^>]*id="fig-universality".*?</figure>', page, flags=re.S)[0]
+    assert figure.count("<tr>") == 2 and "shapes@untrained" in figure
+
+
+def test_experiment_figures_in_the_browser(experiments, open_page):
+    out, _, _ = experiments
+    page, problems = open_page((out / "e" / "index.html").as_uri(), width=375)
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0
+    assert page.locator("#fig-tuning svg").bounding_box()["width"] <= 375
+    assert problems == []
+
+
+# -- known answers -----------------------------------------------------------------------
+
+LINE_DETECTOR = """
+import numpy as np
+import torch
+from torch import nn
+from distillgen.stimuli import line
+
+class LineDetector(nn.Module):
+    input_size = 64
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 1, 15, padding=7, bias=False)
+        ink = line(45.0, 15, length=15.0)  # dark ink on a light ground: weigh it negatively
+        kernel = -(ink - ink.mean()) / 3
+        self.conv.weight.data[:] = torch.from_numpy(np.repeat(kernel[None], 3, axis=0))[None]
+    def forward(self, x):
+        return self.conv(x)
+
+def build():
+    return LineDetector()
+"""
+
+
+def test_a_hand_built_line_detector_peaks_at_its_orientation(tmp_path):
+    write(tmp_path / "src" / "net.py", LINE_DETECTOR)
+    out = build_article(
+        tmp_path,
+        "t",
+        "---\ntitle: T\nmodel: net.py:build\n---\n\n```{tuning} conv:0\n:stimulus: line\n```\n",
+    )
+    result = json.loads((out / "t" / "figures.json").read_text())["figures"][0]["result"]
+    responses_ = [row[0] for row in result["responses"]]
+    assert result["values"][int(np.argmax(responses_))] == 45.0
+    assert responses_[result["values"].index(135.0)] < 0.5 * max(responses_)  # the orthogonal line
+
+
+# conv2:0 = conv1:0 + conv1:1, conv1:0 = mean of RGB, conv1:1 = 2 × mean; conv3:0 = conv2:0 + conv2:1,
+# conv2:1 = conv1:0. All linear and 1×1, so every edit's effect is arithmetic.
+LINEAR = """
+import torch
+from torch import nn
+
+class Linear(nn.Module):
+    input_size = 8
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 2, 1, bias=False)
+        self.conv2 = nn.Conv2d(2, 2, 1, bias=False)
+        self.conv3 = nn.Conv2d(2, 1, 1, bias=False)
+        self.conv1.weight.data[:, :, 0, 0] = torch.tensor([[1, 1, 1], [2, 2, 2]]) / 3
+        self.conv2.weight.data[:, :, 0, 0] = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+        self.conv3.weight.data[:, :, 0, 0] = torch.tensor([[1.0, 1.0]])
+    def forward(self, x):
+        return self.conv3(self.conv2(self.conv1(x)))
+
+def build():
+    return Linear()
+"""
+FLAT = """
+import numpy as np
+
+def flat(level, size):
+    return np.full((3, size, size), level, np.float32)
+"""
+
+
+def ablation_article(edit: str, target: str, predict: str) -> str:
+    return textwrap.dedent(f"""
+        ---
+        title: A
+        model: net.py:build
+        ---
+
+        ```{{ablation}} {target}
+        :edit: {edit}
+        :on: tuning
+        :stimulus: stim.py:flat(level)
+        :range: 0.2 1.0 5
+        :predict: {predict}
+        ```
+        """)
+
+
+@pytest.mark.parametrize(
+    ("target", "edit", "before", "after"),
+    [
+        ("conv2:0", "zero conv1:1", lambda v: 3 * v, lambda v: v),  # the weight slice W2[0, 1]
+        ("conv3:0", "scale 0.5 conv1:0", lambda v: 4 * v, lambda v: 3 * v),  # through both paths
+        ("conv3:0", "zero conv1:0 -> conv2:1", lambda v: 4 * v, lambda v: 3 * v),  # spliced
+        ("conv3:0", "zero unit conv2:0", lambda v: 4 * v, lambda v: v),
+    ],
+)
+def test_ablations_computable_by_hand(tmp_path, target, edit, before, after):
+    write(tmp_path / "src" / "net.py", LINEAR)
+    write(tmp_path / "src" / "stim.py", FLAT)
+    out = build_article(tmp_path, "a", ablation_article(edit, target, "decrease"))
+    result = json.loads((out / "a" / "figures.json").read_text())["figures"][0]["result"]
+    levels = [0.2, 0.4, 0.6, 0.8, 1.0]
+    np.testing.assert_allclose(result["before"], [before(v) for v in levels], rtol=1e-5)
+    np.testing.assert_allclose(result["after"], [after(v) for v in levels], rtol=1e-5)
+
+
+def test_a_failed_prediction_warns_and_fails_under_strict(tmp_path):
+    src = tmp_path / "src"
+    write(src / "net.py", LINEAR)
+    write(src / "stim.py", FLAT)
+    write(src / "a.md", ablation_article("zero conv1:1", "conv2:0", "no change within 10%"))
+    args = ("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    lenient = run_cli(*args)
+    assert lenient.exit_code == 0
+    message = (
+        f"{src / 'a.md'}:6: warning: prediction failed: 'no change within 10%', but conv2:0 changed by -67%"
+    )
+    assert message in lenient.stderr, lenient.stderr
+    assert "✗ failed" in (tmp_path / "out" / "a" / "index.html").read_text()
+    page = (tmp_path / "out" / "a" / "index.html").read_text()
+    strict = run_cli(*args, "--strict")
+    assert strict.exit_code == 1
+    assert f"{src / 'a.md'}:6: error: prediction failed" in strict.stderr
+    assert "Traceback" not in strict.output
+    assert (tmp_path / "out" / "a" / "index.html").read_text() == page  # the previous build stays
+
+
+def test_no_edit_survives_into_the_next_figure():
+    store = ModelStore()
+    model = store.get("shapes")
+    sweep = Sweep("curve", "", "orientation", tuple(stimuli.sweep(0, 360, 6, True)))
+    tuning = TuningJob("shapes", "fp", "mixed4", (48, 52), sweep)
+    (first,) = run_jobs(model, [tuning], CPU, lambda n: None, store.get)
+    edits = (
+        Edit("mixed3", (58, 63)),
+        Edit("conv2", (7,), "mixed3", 56, 0.5),
+        Edit("mixed3", (40,), whole=True),
+    )
+    ablation = AblationJob("shapes", "fp", "mixed4", 48, edits, "tuning", sweep=sweep)
+    (edited,) = run_jobs(model, [ablation], CPU, lambda n: None, store.get)
+    assert edited.record["result"]["after"] != edited.record["result"]["before"]
+    (second,) = run_jobs(model, [tuning], CPU, lambda n: None, store.get)
+    assert second.record == {**first.record, "seconds": second.record["seconds"]}
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.module.modules())
+    assert all(not p.requires_grad for p in model.module.parameters())
+
+
+UNRELATED = """
+import torch
+from distillgen.zoo.shapes_net import ShapesNet
+
+def build():  # the shapes architecture, initialized from another seed than shapes@untrained
+    torch.manual_seed(1234)
+    return ShapesNet()
+"""
+
+
+def test_universality_of_a_model_with_itself_and_of_unrelated_random_networks(tmp_path):
+    write(tmp_path / "net.py", UNRELATED)
+    store = ModelStore()
+    other = str(parse_spec("net.py:build", tmp_path))
+    data = datasets.dataset("shapes", 200, 0, None)
+    jobs = [
+        UniversalityJob("shapes", "a", "mixed3", "shapes", "a", "mixed3", data, "shuffled"),
+        UniversalityJob("shapes@untrained", "b", "mixed3", other, "c", "mixed3", data, "shuffled"),
+    ]
+    itself = run_jobs(store.get("shapes"), jobs[:1], CPU, lambda n: None, store.get)[0]
+    matrix = np.load(io.BytesIO(itself.files["correlations.npy"]))
+    live = np.flatnonzero(np.diag(matrix) != 0)  # a unit that never fires correlates with nothing
+    np.testing.assert_allclose(np.diag(matrix)[live], 1.0, atol=1e-4)
+    assert itself.record["result"]["best_unit"] == list(range(64)) or len(live) < 64
+    unrelated = run_jobs(store.get("shapes@untrained"), jobs[1:], CPU, lambda n: None, store.get)[0]
+    # Random networks share some sensitivity to luminance (median r about 0.4 here; the
+    # figure's baseline is for that), but they are far from the same network's 1.0.
+    assert np.median(unrelated.record["result"]["best_r"]) < 0.5
+    assert np.median(unrelated.record["result"]["baseline_best_r"]) < 0.2  # images shuffled
+
+
+@pytest.mark.parametrize(
+    ("snippet", "line", "message"),
+    [
+        (
+            "```{tuning} mixed4:52\n:stimulus: curvy\n```",
+            6,
+            "unknown stimulus 'curvy' (did you mean 'curve'?)",
+        ),
+        ("```{tuning} mixed4:52\n:range: 0 180\n```", 6, "bad value for ':range:'"),
+        (
+            "```{tuning} mixed4:52\n:params: radis=3\n```",
+            6,
+            "unknown stimulus parameter 'radis' (did you mean 'radius'?)",
+        ),
+        (
+            "```{tuning} mixed4:52\n:stimulus: grating\n:plot: polar\n```",
+            7,
+            ":plot: polar needs an orientation sweep",
+        ),
+        ("```{tuning} mixed4:52\n:stimulus: stim.py:nope(x)\n```", 6, "has no function 'nope'"),
+        ("```{tuning} mixed4:52\n:stimulus: missing.py:f(x)\n```", 6, "stimulus file not found"),
+        ("```{tuning} mixed4:52,conv2:1\n```", 5, "{tuning} plots units of one layer"),
+        ("```{examples} mixed4:52,53\n```", 5, "{examples} is about one unit, not 2"),
+        ("```{examples} mixed4:52\n:dataset: pictures\n```", 6, "dataset folder not found"),
+        ("```{ablation} mixed4:48\n```", 5, "{ablation} needs :edit:"),
+        ("```{ablation} mixed4:48\n:edit: remove mixed3:1\n```", 6, "'remove mixed3:1' is not an edit"),
+        ("```{ablation} mixed3:4\n:edit: zero mixed4:1\n```", 6, "'mixed4' does not come before 'mixed3'"),
+        ("```{ablation} mixed4:48\n:edit: zero mixed3:99\n```", 6, "unit 99 is out of range for 'mixed3'"),
+        (
+            "```{ablation} mixed4:48\n:edit: zero mixed3:1\n:predict: more\n```",
+            7,
+            "'more' is not a prediction",
+        ),
+        ("```{universality} mixed4\n```", 5, "{universality} needs :other:"),
+        ("```{universality} mixd4\n:other: shapes@1\n```", 5, "unknown layer 'mixd4'"),
+        ("```{universality} mixed4\n:other: stim.py:flat\n```", 6, "use ':baseline: shuffled'"),
+    ],
+)
+def test_experiment_mistakes_are_path_line_errors_before_any_compute(tmp_path, snippet, line, message):
+    src = tmp_path / "src"
+    write(src / "stim.py", FLAT)
+    write(src / "bad.md", "---\ntitle: Bad\n---\n\n" + snippet + "\n")
+    result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    assert result.exit_code == 1
+    assert f"{src / 'bad.md'}:{line}: error: " in result.stderr, result.stderr
+    assert message in result.stderr, result.stderr
+    assert "Traceback" not in result.output
+    assert not list((tmp_path / "cache").glob("objects/*/*")), "nothing may be computed"
