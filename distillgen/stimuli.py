@@ -54,7 +54,8 @@ def curvature(value: float, size: int, orientation: float = 0.0, length: float =
 
 
 def grating(frequency: float, size: int, orientation: float = 0.0, phase: float = 0.0) -> np.ndarray:
-    """A sinusoidal grating with `frequency` cycles per image across the stripes."""
+    """A sinusoidal grating with `frequency` cycles per image; `orientation` is the direction
+    across the stripes, so the stripes themselves run at `orientation` + 90°."""
     xs, ys = _grid(size)
     angle = np.deg2rad(orientation)
     across = (xs * np.cos(angle) + ys * np.sin(angle)) / size

@@ -90,7 +90,10 @@ def test_a_chain_of_layers_ranks_each_row_by_its_weights_into_the_next(circuit_s
     assert nodes(root) == [*(f"conv2:{c}" for c in conv2), *(f"mixed3:{c}" for c in mixed3), "mixed4:52"]
     edges = [(g.get("data-from"), g.get("data-to")) for g in root.iter(f"{SVG}g") if g.get("data-from")]
     assert sorted(edges) == sorted(
-        [*((f"conv2:{a}", f"mixed3:{b}") for a in conv2 for b in mixed3), *((f"mixed3:{b}", "mixed4:52") for b in mixed3)]
+        [
+            *((f"conv2:{a}", f"mixed3:{b}") for a in conv2 for b in mixed3),
+            *((f"mixed3:{b}", "mixed4:52") for b in mixed3),
+        ]
     )
     assert "6 input unit(s) of shapes in 2 layer(s)" in root.find(f"{SVG}desc").text
     strongest: dict[str, float] = {}  # each pair of rows is drawn on its own scale
@@ -143,7 +146,10 @@ def test_twelve_inputs_fit_a_phone(circuit_site, open_page):
     [
         ("```{circuit} mixed4:52\n```", "{circuit} needs :inputs:"),
         ("```{circuit} mixed3:1\n:inputs: mixed4\n```", "'mixed4' does not come before 'mixed3'"),
-        ("```{circuit} mixed4:1\n:inputs: mixed3:1,conv2:2\n```", "each stage of :inputs: is one layer; split 'mixed3:1,conv2:2' with '->'"),
+        (
+            "```{circuit} mixed4:1\n:inputs: mixed3:1,conv2:2\n```",
+            "each stage of :inputs: is one layer; split 'mixed3:1,conv2:2' with '->'",
+        ),
         ("```{circuit} mixed4:1\n:inputs: mixed3 -> conv2\n```", "'mixed3' does not come before 'conv2'"),
         ("```{circuit} mixed4:1\n:inputs: mixd3\n```", "unknown layer 'mixd3'"),
     ],

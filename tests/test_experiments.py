@@ -372,3 +372,25 @@ def test_experiment_mistakes_are_path_line_errors_before_any_compute(tmp_path, s
     assert message in result.stderr, result.stderr
     assert "Traceback" not in result.output
     assert not list((tmp_path / "cache").glob("objects/*/*")), "nothing may be computed"
+
+
+def test_examples_from_a_folder_of_the_authors_images(tmp_path):
+    from PIL import Image
+
+    from distillgen.zoo.shapes_data import shapes_batch
+
+    pictures, _ = shapes_batch(5, seed=3, size=80)  # larger than the model's input: resized
+    folder = tmp_path / "src" / "drawings"
+    folder.mkdir(parents=True)
+    for index, picture in enumerate(pictures):
+        Image.fromarray((picture.transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(
+            folder / f"{index}.png"
+        )
+    out = build_article(
+        tmp_path, "f", "---\ntitle: F\n---\n\n```{examples} mixed4:52\n:dataset: drawings\n:top: 2\n```\n"
+    )
+    result = json.loads((out / "f" / "figures.json").read_text())["figures"][0]["result"]
+    probe = datasets.images(datasets.dataset("drawings", 1000, 0, tmp_path / "src"), 64)
+    assert probe.shape == (5, 3, 64, 64) and result["probe_size"] == 5
+    scores = responses(load_model("shapes"), "mixed4", [52], probe, CPU)[:, 0]
+    assert [e["index"] for e in result["examples"]] == list(np.argsort(-scores, kind="stable")[:2])
