@@ -140,6 +140,15 @@ def test_universality_pairs_and_baseline(experiments):
     assert figure.count("<tr>") == 2 and "shapes@untrained" in figure
 
 
+def test_experiments_are_deterministic(experiments, tmp_path):
+    out, page, records = experiments
+    again = build_article(tmp_path, "e", ARTICLE)  # a cache of its own: everything recomputed
+    rebuilt = json.loads((again / "e" / "figures.json").read_text())["figures"]
+    assert [r["result"] for r in rebuilt] == [r["result"] for r in records]
+    figures = re.compile(r"<figure.*?</figure>", flags=re.S)
+    assert figures.findall((again / "e" / "index.html").read_text()) == figures.findall(page)
+
+
 def test_experiment_figures_in_the_browser(experiments, open_page):
     out, _, _ = experiments
     page, problems = open_page((out / "e" / "index.html").as_uri(), width=375)
@@ -322,6 +331,17 @@ def test_universality_of_a_model_with_itself_and_of_unrelated_random_networks(tm
     # figure's baseline is for that), but they are far from the same network's 1.0.
     assert np.median(unrelated.record["result"]["best_r"]) < 0.5
     assert np.median(unrelated.record["result"]["baseline_best_r"]) < 0.2  # images shuffled
+
+
+def test_an_option_the_probe_does_not_use_is_a_warning(tmp_path):
+    src = write(
+        tmp_path / "src" / "w.md",
+        "---\ntitle: W\n---\n\n```{ablation} mixed4:48\n:edit: zero mixed3:1\n:stimulus: line\n:on: featurevis\n```\n",
+    ).parent
+    result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--strict", "--frozen")
+    assert f"{src / 'w.md'}:7: error: :stimulus: has no effect with :on: featurevis" in result.stderr, (
+        result.stderr
+    )
 
 
 @pytest.mark.parametrize(

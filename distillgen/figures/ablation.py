@@ -102,6 +102,14 @@ class Ablation(DirectiveKind):
         except (ValueError, SpecError) as exc:
             article.error(directive.option_line("edit"), str(exc))
             return
+        used = {
+            "examples": {"top", *probes.DATASET_NAMES},
+            "tuning": probes.STIMULUS_NAMES,
+            "featurevis": set(),
+        }
+        for name in directive.options.keys() & (probes.DATASET_NAMES | probes.STIMULUS_NAMES | {"top"}):
+            if name not in used[opts["on"]]:
+                article.warning(directive.option_line(name), f":{name}: has no effect with :on: {opts['on']}")
         spec = article.model_spec(opts["model"], directive.option_line("model"))
         dataset = probes.dataset(directive, article) if opts["on"] == "examples" else None
         if spec is not None and (dataset is not None or opts["on"] != "examples"):

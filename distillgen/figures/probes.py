@@ -38,6 +38,9 @@ DATASET_OPTIONS = (
     Option("sample-seed", integer(0, 2**31 - 1), 0, "which sample of the shapes generator"),
 )
 
+STIMULUS_NAMES = {option.name for option in STIMULUS_OPTIONS}
+DATASET_NAMES = {option.name for option in DATASET_OPTIONS}
+
 
 def sweep(directive, article, size: int) -> Sweep | None:
     """The directive's stimulus sweep at `size` pixels, or None after reporting an error."""
