@@ -250,3 +250,35 @@ def models(spec: str | None) -> None:
     for layer in model.layers.values():
         shape = "×".join(str(d) for d in layer.shape)
         click.echo(f"{layer.name:<36} {shape:<16} {layer.channels}")
+
+
+@main.command()
+@click.argument("name", required=False)
+def directives(name: str | None) -> None:
+    """List the directives and roles, or show NAME's argument and options."""
+    from distillgen.diagnostics import suggest
+    from distillgen.figures import DIRECTIVES, ROLES, load_builtins
+
+    load_builtins()
+    if name is None:
+        click.echo("Directives (```{name} argument, then :option: lines, then the caption):")
+        for kind in DIRECTIVES.values():
+            click.echo(f"  {{{kind.name}}}".ljust(18) + kind.doc)
+        click.echo("Roles ({name}`content`):")
+        for kind in ROLES.values():
+            click.echo(f"  {{{kind.name}}}".ljust(18) + kind.doc)
+        click.echo("`distillgen directives NAME` shows a directive's options.")
+        return
+    name = name.strip("{}")
+    kind = DIRECTIVES.get(name) or ROLES.get(name)
+    if kind is None:
+        click.echo(f"error: no directive or role '{name}'{suggest(name, [*DIRECTIVES, *ROLES])}", err=True)
+        sys.exit(1)
+    click.echo(f"{{{kind.name}}}: {kind.doc}")
+    if getattr(kind, "arguments", ""):
+        click.echo(f"argument: {kind.arguments}")
+    for option in getattr(kind, "options", ()):
+        choices = getattr(option.parse, "choices", None)
+        choices = f"; one of {', '.join(choices)}" if choices else ""
+        default = "" if option.default in (None, "") else f" (default: {option.default})"
+        click.echo(f"  :{option.name}:".ljust(18) + option.doc + choices + default)

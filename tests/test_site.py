@@ -62,11 +62,23 @@ def test_new_article_scaffold_builds_cleanly(tmp_path):
     assert "already exists" in again.stderr
 
 
-@pytest.mark.parametrize("command", [[], ["build"], ["new"], ["serve"]])
+@pytest.mark.parametrize("command", [[], ["build"], ["new"], ["serve"], ["directives"], ["models"], ["zoo"]])
 def test_help_everywhere(command):
     result = run_cli(*command, "--help")
     assert result.exit_code == 0
     assert "Usage:" in result.output
+
+
+def test_directives_lists_every_kind_and_its_options():
+    listing = run_cli("directives")
+    assert listing.exit_code == 0
+    for name in ("featurevis", "circuit", "tuning", "examples", "ablation", "universality", "cite", "unit"):
+        assert f"{{{name}}}" in listing.output
+    ablation = run_cli("directives", "{ablation}")
+    assert ablation.exit_code == 0
+    assert ":predict:" in ablation.output and "one of examples, tuning, featurevis" in ablation.output
+    unknown = run_cli("directives", "tunin")
+    assert unknown.exit_code == 1 and "(did you mean 'tuning'?)" in unknown.stderr
 
 
 def test_quiet_and_verbose(tmp_path):
