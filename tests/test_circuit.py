@@ -102,6 +102,12 @@ def test_a_chain_of_layers_ranks_each_row_by_its_weights_into_the_next(circuit_s
             pair = g.get("data-from").split(":")[0]
             strongest[pair] = max(strongest.get(pair, 0.0), float(g.find(f"{SVG}line").get("stroke-width")))
     assert strongest == {"conv2": 8.0, "mixed3": 8.0}
+    glyphs = {
+        g.get("data-from").split(":")[0]: g.find(f"{SVG}g") is not None
+        for g in root.iter(f"{SVG}g")
+        if g.get("data-from")
+    }
+    assert glyphs == {"conv2": False, "mixed3": True}  # 9 edges between two rows of 3: no glyphs
 
 
 def test_the_diagram_is_deterministic(circuit_site, tmp_path):

@@ -6,7 +6,8 @@ row per stage, the targets in the last row; edges join consecutive rows. Each ed
 wide as its kernel's L2 norm (relative to the strongest between the same two rows; with one
 row of inputs, the figure's strongest), red when the kernel sums to
 a positive number and blue when negative, with the kernel itself as a small heatmap on the
-edge. templates/static/circuit.js makes it interactive: hovering or focusing a node highlights
+edge (between two rows of several units, only up to GLYPHS edges: more would overlap; the hover
+card still shows every kernel). templates/static/circuit.js makes it interactive: hovering or focusing a node highlights
 its edges and dims the rest; an edge's hover card shows its kernel enlarged with its numbers.
 
 Which units a layer stage draws depends on the weights into the row after it, so the chain is
@@ -41,6 +42,7 @@ from distillgen.units import ModelError, SpecError, UnitRef, parse_units
 _LAYER = re.compile(r"^[A-Za-z_][\w.]*$")
 _INK = ";color:#fff"  # numbers on the darkest cells
 NODE, SPACING, ROW_GAP, GLYPH = 64, 84, 150, 4  # CSS pixels: image, column pitch, rows, kernel cell
+GLYPHS = 8  # between two rows of several targets, more edges than this are drawn without glyphs
 
 
 @dataclass
@@ -243,8 +245,10 @@ def circuit_svg(
     # all would draw the earlier rows' edges as hairlines.
     strongest: dict[tuple[int, int], float] = {}
     scale: dict[tuple[int, int], float] = {}
+    count: dict[tuple[int, int], int] = {}  # edges between the two rows
     for source, target, kernel in edges:
         pair = _rows_of(rows, source, target)
+        count[pair] = count.get(pair, 0) + 1
         strongest[pair] = max(strongest.get(pair, 1e-12), float(np.sqrt((kernel**2).sum())))
         scale[pair] = max(scale.get(pair, 1e-12), float(np.abs(kernel).max()))
     for source, target, kernel in edges:
@@ -257,21 +261,8 @@ def circuit_svg(
         group.attribs["data-hover-ref"] = cards[(source, target)]
         group.set_desc(title=f"{source} → {target}: L2 norm {norm:.3g}, sum {kernel.sum():.3g}")
         group.add(drawing.line((x1, y1), (x2, y2), stroke_width=round(1 + 7 * norm / strongest[pair], 2)))
-        kh, kw = kernel.shape
-        # Halfway along the edge, staggered by the target's column when a row has several
-        # targets, so that the glyphs of edges into neighbouring targets do not overlap.
-        row = rows[pair[1]]
-        t = 0.5 if len(row) == 1 else 0.3 + 0.4 * row.index(target) / (len(row) - 1)
-        gx = x1 + t * (x2 - x1) - kw * GLYPH / 2
-        gy = y1 + t * (y2 - y1) - kh * GLYPH / 2
-        for (i, j), value in np.ndenumerate(kernel):
-            group.add(
-                drawing.rect(
-                    (gx + j * GLYPH, gy + i * GLYPH),
-                    (GLYPH, GLYPH),
-                    fill=diverging(value / scale[pair]),
-                )
-            )
+        if len(rows[pair[1]]) == 1 or count[pair] <= GLYPHS:
+            group.add(_glyph(drawing, kernel, scale[pair], rows[pair[1]], target, (x1, y1), (x2, y2)))
         drawing.add(group)
     for row in rows:
         for address in row:
@@ -285,6 +276,21 @@ def circuit_svg(
             node.add(drawing.text(address, insert=(x, y + NODE + 13), class_="node-label"))
             drawing.add(node)
     return drawing.tostring()
+
+
+def _glyph(drawing, kernel: np.ndarray, scale: float, targets: list[str], target: str, start, end):
+    """The kernel as a small heatmap on its edge: halfway along, staggered by the target's
+    column when the row has several targets, so glyphs of neighbouring targets do not overlap."""
+    (x1, y1), (x2, y2) = start, end
+    kh, kw = kernel.shape
+    t = 0.5 if len(targets) == 1 else 0.3 + 0.4 * targets.index(target) / (len(targets) - 1)
+    gx, gy = x1 + t * (x2 - x1) - kw * GLYPH / 2, y1 + t * (y2 - y1) - kh * GLYPH / 2
+    glyph = drawing.g(class_="glyph")
+    for (i, j), value in np.ndenumerate(kernel):
+        glyph.add(
+            drawing.rect((gx + j * GLYPH, gy + i * GLYPH), (GLYPH, GLYPH), fill=diverging(value / scale))
+        )
+    return glyph
 
 
 def _rows_of(rows: list[list[str]], source: str, target: str) -> tuple[int, int]:
