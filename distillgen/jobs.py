@@ -134,7 +134,7 @@ class Sweep:
     """A family of stimuli (stimuli.py, or an author's `file.py:function`) over one parameter."""
 
     family: str  # a built-in family name, or "/abs/path.py:function"
-    family_fingerprint: str  # "" for built-ins; the file's sha256 for an author's function
+    family_fingerprint: str  # sha256 of stimuli.py for built-ins, of the author's file otherwise
     param: str  # the swept parameter's name, for the axis
     values: tuple[float, ...]
     fixed: tuple[tuple[str, float], ...] = ()  # other keyword arguments of the family

@@ -3,7 +3,9 @@
 Each family is a plain function `family(value, size, **fixed) -> ink` that returns the stroke
 coverage (size×size floats in [0, 1]); `render()` puts it on a light background as an RGB image.
 Angles are in degrees, measured clockwise from "pointing right" in image coordinates (y down),
-like the rest of distillgen. numpy only: the build draws thumbnails without torch.
+like the rest of distillgen. Lengths (a line's length, a radius, the stroke width; curvature in
+1/pixels) are in pixels of a 64-pixel image, the shapes network's, and scale with the image: a
+stimulus covers the same part of a 224-pixel InceptionV1 input. numpy only.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import numpy as np
 
 from distillgen.zoo.shapes_data import _arc_distance, _ink, _segment_distance
 
-WIDTH = 2.5  # stroke width in pixels, the middle of what the shapes network was trained on
+CANVAS = 64  # the image side that lengths are given for
+WIDTH = 2.5  # stroke width, the middle of what the shapes network was trained on
 BACKGROUND, INK = 0.9, 0.1  # grey levels
 
 
@@ -30,12 +33,12 @@ def _one(value: float) -> np.ndarray:
 def line(orientation: float, size: int, length: float = 36.0) -> np.ndarray:
     """A straight stroke through the centre; orientation 0 is horizontal."""
     xs, ys = _grid(size)
+    k = size / CANVAS
     angle = np.deg2rad(orientation)
-    dx, dy = np.cos(angle) * length / 2, np.sin(angle) * length / 2
+    dx, dy = np.cos(angle) * length * k / 2, np.sin(angle) * length * k / 2
     c = size / 2
-    return _ink(
-        _segment_distance(xs, ys, _one(c - dx), _one(c - dy), _one(c + dx), _one(c + dy)), _one(WIDTH)
-    )[0]
+    distance = _segment_distance(xs, ys, _one(c - dx), _one(c - dy), _one(c + dx), _one(c + dy))
+    return _ink(distance, _one(WIDTH * k))[0]
 
 
 def curve(orientation: float, size: int, radius: float = 12.0, span: float = 120.0) -> np.ndarray:
@@ -48,7 +51,7 @@ def curvature(value: float, size: int, orientation: float = 0.0, length: float =
     """A stroke of fixed length whose curvature is `value` (1/radius, in 1/pixels); 0 is a line."""
     if value <= 1e-4:
         return line(orientation + 90.0, size, length)
-    radius = 1.0 / value
+    radius = 1.0 / value  # at the 64-pixel scale, like `length`; _arc scales both
     span = min(np.rad2deg(length / radius), 359.0)
     return _arc(orientation, size, radius, span)
 
@@ -64,12 +67,14 @@ def grating(frequency: float, size: int, orientation: float = 0.0, phase: float 
 
 def _arc(orientation: float, size: int, radius: float, span: float) -> np.ndarray:
     xs, ys = _grid(size)
+    k = size / CANVAS
+    radius *= k
     mid = np.deg2rad(orientation)
     half = np.deg2rad(span) / 2
     c = size / 2  # the arc's midpoint; its centre lies `radius` behind it
     cx, cy = c - radius * np.cos(mid), c - radius * np.sin(mid)
     distance = _arc_distance(xs, ys, _one(cx), _one(cy), _one(radius), _one(mid - half), _one(2 * half))
-    return _ink(distance, _one(WIDTH))[0]
+    return _ink(distance, _one(WIDTH * k))[0]
 
 
 # name -> (function, swept parameter, default sweep (first, last, count), unit of the parameter)

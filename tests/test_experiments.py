@@ -164,14 +164,15 @@ LINE_DETECTOR = """
 import numpy as np
 import torch
 from torch import nn
-from distillgen.stimuli import line
 
 class LineDetector(nn.Module):
     input_size = 64
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(3, 1, 15, padding=7, bias=False)
-        ink = line(45.0, 15, length=15.0)  # dark ink on a light ground: weigh it negatively
+        ys, xs = np.mgrid[0:15, 0:15] - 7.0
+        distance = np.abs(-np.sin(np.pi / 4) * xs + np.cos(np.pi / 4) * ys)  # to the 45° line
+        ink = np.clip(1.75 - distance, 0, 1).astype(np.float32)  # dark ink on a light ground: weigh it negatively
         kernel = -(ink - ink.mean()) / 3
         self.conv.weight.data[:] = torch.from_numpy(np.repeat(kernel[None], 3, axis=0))[None]
     def forward(self, x):
@@ -414,3 +415,20 @@ def test_examples_from_a_folder_of_the_authors_images(tmp_path):
     assert probe.shape == (5, 3, 64, 64) and result["probe_size"] == 5
     scores = responses(load_model("shapes"), "mixed4", [52], probe, CPU)[:, 0]
     assert [e["index"] for e in result["examples"]] == list(np.argsort(-scores, kind="stable")[:2])
+
+
+def test_editing_a_stimulus_file_recomputes_only_its_figures(tmp_path):
+    src = tmp_path / "src"
+    write(src / "net.py", LINEAR)
+    write(src / "stim.py", FLAT)
+    write(
+        src / "t.md",
+        "---\ntitle: T\nmodel: net.py:build\n---\n\n```{tuning} conv3:0\n:stimulus: stim.py:flat(level)\n:range: 0 1 3\n```\n",
+    )
+    args = ("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    assert "(1 computed)" in run_cli(*args).stderr
+    assert "(0 computed)" in run_cli(*args).stderr
+    write(src / "stim.py", FLAT.replace("level, np.float32", "level / 2, np.float32"))
+    assert "(1 computed)" in run_cli(*args).stderr
+    result = json.loads((tmp_path / "out" / "t" / "figures.json").read_text())["figures"][0]["result"]
+    assert [row[0] for row in result["responses"]] == pytest.approx([0.0, 1.0, 2.0])  # 4 × level / 2

@@ -7,8 +7,9 @@ wide as its kernel's L2 norm (relative to the strongest between the same two row
 row of inputs, the figure's strongest), red when the kernel sums to
 a positive number and blue when negative, with the kernel itself as a small heatmap on the
 edge (between two rows of several units, only up to GLYPHS edges: more would overlap; the hover
-card still shows every kernel). templates/static/circuit.js makes it interactive: hovering or focusing a node highlights
-its edges and dims the rest; an edge's hover card shows its kernel enlarged with its numbers.
+card still shows every kernel). templates/static/circuit.js makes it interactive: hovering or
+focusing a node highlights its edges and dims the rest; an edge's hover card shows its kernel
+enlarged with its numbers.
 
 Which units a layer stage draws depends on the weights into the row after it, so the chain is
 resolved from the targets backwards, one stage per compute round (`follow_up`).

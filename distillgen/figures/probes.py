@@ -51,7 +51,8 @@ def sweep(directive, article, size: int) -> Sweep | None:
     if written in stimuli.FAMILIES:
         function, param, default_range, _unit = stimuli.FAMILIES[written]
         names = list(inspect.signature(function).parameters)[2:]
-        family, fingerprint = written, ""
+        # The drawing code is part of the result: a change to it must not reuse old artifacts.
+        family, fingerprint = written, hashlib.sha256(Path(stimuli.__file__).read_bytes()).hexdigest()
     elif match:
         path = (article.doc.path.parent / match["path"]).resolve()
         names = _author_parameters(article, line, path, match["function"])
