@@ -10,11 +10,18 @@ def article(example_build):
     return (example_build / "reading-circuits" / "index.html").as_uri()
 
 
-def test_pages_load_without_console_errors(open_page, article, example_build):
-    for url in (article, (example_build / "index.html").as_uri()):
+@pytest.fixture
+def every_page(example_build):
+    """The index and every example article (the flagship's experiment figures included)."""
+    return [p.as_uri() for p in [example_build / "index.html", *sorted(example_build.glob("*/index.html"))]]
+
+
+def test_pages_load_without_console_errors(open_page, article, every_page):
+    assert len(every_page) >= 4
+    for url in every_page:
         page, problems = open_page(url)
         assert page.title()
-        assert problems == []
+        assert problems == [], url
     page, _ = open_page(article)
     images = page.eval_on_selector_all("img", "els => els.map(e => e.complete && e.naturalWidth > 0)")
     assert images and all(images)
@@ -67,8 +74,8 @@ def test_math_is_laid_out_by_the_browser(open_page, article):
 
 
 @pytest.mark.parametrize("width", [1280, 375])
-def test_no_horizontal_scroll(open_page, article, example_build, width):
-    for url in (article, (example_build / "index.html").as_uri()):
+def test_no_horizontal_scroll(open_page, every_page, width):
+    for url in every_page:
         page, _ = open_page(url, width)
         scroll_width = page.evaluate("document.documentElement.scrollWidth")
         assert scroll_width <= width, f"{url} is {scroll_width}px wide at {width}px"
