@@ -18,7 +18,7 @@ import torch
 
 from distillgen import datasets, stimuli
 from distillgen.engine import Output
-from distillgen.engine.featurevis import render
+from distillgen.engine.featurevis import preprocessor, render
 from distillgen.engine.hooks import capture, run
 from distillgen.engine.models import LoadedModel
 from distillgen.engine.probe import BATCH, peak, replaced_channel, responses, scaled_channels
@@ -74,29 +74,25 @@ def edited_responses(model: LoadedModel, job: AblationJob, images: np.ndarray, d
 
 
 def _edited_batch(model: LoadedModel, job: AblationJob, x: torch.Tensor) -> torch.Tensor:
-    from distillgen.engine.featurevis import preprocessor
-
     x = preprocessor(model.preprocessing)(x)
     order = list(model.layers)
     target = (job.layer, job.unit)
-    groups: dict[tuple[str, int], list[Edit]] = {}
+    groups: dict[tuple[str, int], list[Edit]] = {}  # edges by the unit they go into
     for edit in job.edits:
         if not edit.whole:
-            groups.setdefault((edit.layer or job.layer, edit.unit if edit.layer else job.unit), []).append(
-                edit
-            )
-    with ExitStack() as edits, torch.no_grad():
+            groups.setdefault((edit.layer, edit.unit) if edit.layer else target, []).append(edit)
+    with ExitStack() as active, torch.no_grad():
         for edit in job.edits:
             if edit.whole:
-                edits.enter_context(scaled_channels(model, edit.source, list(edit.units), edit.scale))
-        for layer, unit in sorted(groups, key=lambda g: order.index(g[0])):
-            with ExitStack() as scaling:
+                active.enter_context(scaled_channels(model, edit.source, list(edit.units), edit.scale))
+        for layer, unit in sorted(groups, key=lambda group: order.index(group[0])):
+            with ExitStack() as scaling:  # only while this unit is computed
                 for edit in groups[(layer, unit)]:
                     scaling.enter_context(scaled_channels(model, edit.source, list(edit.units), edit.scale))
                 edited = _unit_map(model, layer, unit, x)
             if (layer, unit) == target:
                 return peak(edited[:, None])[:, 0].float().cpu()
-            edits.enter_context(replaced_channel(model, layer, unit, edited))
+            active.enter_context(replaced_channel(model, layer, unit, edited))
         return peak(_unit_map(model, job.layer, job.unit, x)[:, None])[:, 0].float().cpu()
 
 

@@ -120,32 +120,11 @@ class Ablation(DirectiveKind):
         info = article.model_info(data["spec"], directive.option_line("model"))
         if info is None:
             return
-        order = list(info.layers)
-        line = directive.option_line("edit")
         try:
             (target,) = info.check_units([data["target"]])
-            edits = []
-            for sources, into, scale, whole in data["edits"]:
-                sources = info.check_units(sources)
-                into = info.check_units([into])[0] if into else None
-                end = into or target
-                source = sources[0].layer
-                if order.index(source) > order.index(end.layer) or (
-                    not whole and order.index(source) >= order.index(end.layer)
-                ):
-                    article.error(line, f"'{source}' does not come before '{end.layer}' in the network")
-                    return
-                if into is not None and order.index(into.layer) > order.index(target.layer):
-                    article.error(line, f"'{into}' comes after the observed unit '{target}'")
-                    return
-                units = tuple(ref.unit for ref in sources)
-                if whole:
-                    edits.append(Edit(source, units, scale=scale, whole=True))
-                else:
-                    into = into or UnitRef("", -1)
-                    edits.append(Edit(source, units, into.layer, into.unit, scale))
+            edits = resolve_edits(info, target, data["edits"])
         except ModelError as exc:
-            article.error(line, str(exc))
+            article.error(directive.option_line("edit"), str(exc))
             return
         probe: dict = {}
         if opts["on"] == "examples":
@@ -157,9 +136,7 @@ class Ablation(DirectiveKind):
         else:
             probe = {"settings": settings_for(info, {}, article_defaults(article))}
         spec = str(data["spec"])
-        job = AblationJob(
-            spec, info.fingerprint, target.layer, target.unit, tuple(edits), opts["on"], **probe
-        )
+        job = AblationJob(spec, info.fingerprint, target.layer, target.unit, edits, opts["on"], **probe)
         data["job"] = job
         article.need(job, directive.line)
 
@@ -226,6 +203,27 @@ def parse_edit(part: str) -> tuple[list[UnitRef], UnitRef | None, float, bool]:
         raise ValueError(f"'{part}': a whole unit has no '-> target'")
     scale = 0.0 if match["zero"] else float(match["scale"])
     return sources, into[0] if into else None, scale, bool(match["unit"])
+
+
+def resolve_edits(info, target: UnitRef, parsed: list) -> tuple[Edit, ...]:
+    """Edits with canonical layer names and units in range, every edge running forward and
+    ending at or before the observed unit; ModelError with a message otherwise."""
+    order = list(info.layers)
+    edits = []
+    for sources, into, scale, whole in parsed:
+        sources = info.check_units(sources)
+        into = info.check_units([into])[0] if into else None
+        source, end = sources[0].layer, (into or target).layer
+        if order.index(source) > order.index(end) or (not whole and source == end):
+            raise ModelError(f"'{source}' does not come before '{end}' in the network")
+        if into is not None and order.index(into.layer) > order.index(target.layer):
+            raise ModelError(f"'{into}' comes after the observed unit '{target}'")
+        units = tuple(ref.unit for ref in sources)
+        if whole:
+            edits.append(Edit(source, units, scale=scale, whole=True))
+        else:  # into the observed unit itself when no '-> unit' was written
+            edits.append(Edit(source, units, into.layer if into else "", into.unit if into else -1, scale))
+    return tuple(edits)
 
 
 def relative_change(before: float, after: float) -> float:
