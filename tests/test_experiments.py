@@ -38,10 +38,12 @@ featurevis: {steps: 4, size: 32}
 Two curve detectors by orientation.
 ```
 
-```{tuning} conv2:24
+```{tuning} conv2:24,16
 :stimulus: line
 :plot: polar
-A line detector, polar.
+:normalize: true
+:label: fig-polar
+Two line detectors, polar, each relative to its peak.
 ```
 
 ```{examples} mixed4:52
@@ -103,6 +105,17 @@ def test_tuning_plots_the_engine_responses(experiments):
     assert [g.get("data-series") for g in series] == ["mixed4:52", "mixed4:30"]
     assert all(len(list(g.iter(f"{SVG}circle"))) == 12 for g in series)
     assert len(list(svg.iter(f"{SVG}image"))) == 8  # stimulus thumbnails along the axis
+
+
+def test_a_normalized_polar_plot_puts_each_units_peak_on_the_outer_ring(experiments):
+    _, page, _ = experiments
+    svg = figure_svg(page, "fig-polar")
+    for name in ("conv2:24", "conv2:16"):
+        titles = [
+            c.find(f"{SVG}title").text for c in svg.iter(f"{SVG}circle") if c.find(f"{SVG}title") is not None
+        ]
+        values = [float(t.rsplit(": ", 1)[1]) for t in titles if t.startswith(name)]
+        assert len(values) == 48 and max(values) == 1  # 24 orientations, mirrored to the full circle
 
 
 def test_examples_are_the_top_and_bottom_of_the_probe(experiments):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from distillgen.figures import directive, probes
 from distillgen.figures.base import DirectiveKind
 from distillgen.figures.figure import figure_html
-from distillgen.figures.options import LABEL, LAYOUT, MODEL, Option, choice, integer
+from distillgen.figures.options import LABEL, LAYOUT, MODEL, Option, boolean, choice, integer
 from distillgen.jobs import TuningJob
 from distillgen.render.plots import line_plot, polar_plot
 from distillgen.units import ModelError, SpecError, parse_units
@@ -29,6 +29,7 @@ class Tuning(DirectiveKind):
         *probes.STIMULUS_OPTIONS,
         Option("plot", choice("line", "polar"), "line", "a line plot, or polar (orientation sweeps)"),
         Option("thumbnails", integer(0, 64), 8, "how many stimuli to draw along the axis"),
+        Option("normalize", boolean, False, "divide each unit's curve by its own peak, to compare shapes"),
     )
     numbered = True
 
@@ -79,6 +80,10 @@ class Tuning(DirectiveKind):
             (f"{job.layer}:{unit}", [row[i] for row in result["responses"]])
             for i, unit in enumerate(job.units)
         ]
+        y_label = "peak response"
+        if directive.opts["normalize"]:
+            series = [(name, [v / (max(values) or 1.0) for v in values]) for name, values in series]
+            y_label = "peak response / the unit's largest"
         title = f"Tuning of {', '.join(name for name, _ in series)} to {_family_name(job)}"
         if directive.opts["plot"] == "polar":
             svg = polar_plot(values, series, title, mirror=values[-1] - values[0] < 180)
@@ -86,7 +91,7 @@ class Tuning(DirectiveKind):
             count = min(directive.opts["thumbnails"], len(values))
             picks = sorted({round(i * (len(values) - 1) / max(count - 1, 1)) for i in range(count)})
             thumbnails = [(values[i], article.artifact_url(artifact, result["stimuli"][i])) for i in picks]
-            svg = line_plot(values, series, job.sweep.param, "peak response", title, thumbnails)
+            svg = line_plot(values, series, job.sweep.param, y_label, title, thumbnails)
         return figure_html(directive, article, f'<div class="plot">{svg}</div>', "tuning-figure")
 
 

@@ -125,7 +125,7 @@ def polar_plot(angles: list[float], series: list[Series], title: str, mirror: bo
     grid = drawing.g(class_="axes")
     for fraction in (0.25, 0.5, 0.75, 1.0):
         grid.add(drawing.circle((cx, cy), radius * fraction, class_="grid", fill="none"))
-    grid.add(drawing.text(_number(peak), insert=(cx + 4, cy - radius - 2), class_="tick"))
+    grid.add(drawing.text(f"outer ring: {_number(peak)}", insert=(4, size - 6), class_="tick"))
     for degrees in range(0, 360, 45):
         theta = math.radians(degrees)
         end = (cx + radius * math.cos(theta), cy + radius * math.sin(theta))
