@@ -165,7 +165,12 @@ class Ablation(DirectiveKind):
         if job.probe == "tuning":
             series = [("before", before), ("after", after)]
             plot = line_plot(
-                list(job.sweep.values), series, job.sweep.param, "peak response", title, dashed=("before",)
+                list(job.sweep.values),
+                series,
+                probes.axis_label(job.sweep),
+                "peak response",
+                title,
+                dashed=("before",),
             )
         else:
             labels = [f"image {i}" if isinstance(i, int) else str(i) for i in result["labels"]]

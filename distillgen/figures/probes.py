@@ -138,6 +138,12 @@ def _params(article, line: int, written: str, names: list[str]) -> tuple[tuple[s
     return tuple(sorted(fixed))
 
 
+def axis_label(sweep: Sweep) -> str:
+    """The swept parameter with its unit, for a built-in family: 'frequency (cycles/image)'."""
+    family = stimuli.FAMILIES.get(sweep.family)
+    return f"{sweep.param} ({family[3]})" if family else sweep.param
+
+
 def dataset(directive, article) -> Dataset | None:
     """The directive's probe set, or None after reporting an error."""
     opts = directive.opts

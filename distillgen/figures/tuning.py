@@ -91,7 +91,7 @@ class Tuning(DirectiveKind):
             count = min(directive.opts["thumbnails"], len(values))
             picks = sorted({round(i * (len(values) - 1) / max(count - 1, 1)) for i in range(count)})
             thumbnails = [(values[i], article.artifact_url(artifact, result["stimuli"][i])) for i in picks]
-            svg = line_plot(values, series, job.sweep.param, y_label, title, thumbnails)
+            svg = line_plot(values, series, probes.axis_label(job.sweep), y_label, title, thumbnails)
         return figure_html(directive, article, f'<div class="plot">{svg}</div>', "tuning-figure")
 
 
