@@ -13,13 +13,17 @@ import json
 from dataclasses import asdict, dataclass
 from typing import ClassVar
 
-ENGINE_VERSION = "1"  # bump when the engine's output for the same job changes
+ENGINE_VERSION = "1"  # bump when every engine's output for the same job changes
+# ... and a kind's `revision` when only that kind's engine changes: its old artifacts are then
+# computed again, the other kinds' stay valid.
 
 OBJECTIVES = ("channel", "neuron", "direction", "negative")
 
 
 class Keyed:
     """What every job has: a content key, and a cost of 1 unless it says otherwise."""
+
+    revision: ClassVar[int] = 0
 
     @property
     def key(self) -> str:
@@ -87,9 +91,11 @@ class FeatureVisJob(Keyed):
 
 
 def job_key(job) -> str:
-    """sha256 of the job's canonical JSON: its kind, every field, and the engine version."""
+    """sha256 of the job's canonical JSON: its kind, every field, and the engine version (and
+    the kind's revision, once it has one: keys of kinds never revised stay as they were)."""
+    revision = {"revision": job.revision} if getattr(job, "revision", 0) else {}
     canonical = json.dumps(
-        {"kind": job.kind, "engine": ENGINE_VERSION, **asdict(job)},
+        {"kind": job.kind, "engine": ENGINE_VERSION, **revision, **asdict(job)},
         sort_keys=True,
         separators=(",", ":"),
     )
@@ -228,6 +234,7 @@ class UniversalityJob(Keyed):
 
     kind: ClassVar[str] = "universality"
     noun: ClassVar[str] = "comparison"
+    revision: ClassVar[int] = 1  # 1: adds the one-to-one matching
 
     model: str
     fingerprint: str

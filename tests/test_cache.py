@@ -113,3 +113,15 @@ def test_records_are_json(tmp_path):
     cache.put(KEY, {"a.png": b"x"}, {"job": {"kind": "featurevis"}})
     record = json.loads((cache.get(KEY).folder / "record.json").read_text())
     assert record["files"]["a.png"] == "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881"
+
+
+def test_a_kinds_revision_changes_only_its_own_keys(monkeypatch):
+    from distillgen.jobs import Dataset, UniversalityJob, WeightsJob
+
+    weights = WeightsJob("shapes", "fp", "mixed3", "mixed4", 1)
+    universality = UniversalityJob(
+        "shapes", "fp", "mixed4", "shapes@1", "fp1", "mixed4", Dataset("shapes", "d")
+    )
+    before = weights.key, universality.key
+    monkeypatch.setattr(UniversalityJob, "revision", UniversalityJob.revision + 1)
+    assert weights.key == before[0] and universality.key != before[1]

@@ -70,6 +70,15 @@ Without its curve inhibition.
 :label: fig-universality
 Two seeds.
 ```
+
+```{universality} mixed4
+:other: shapes@1
+:count: 100
+:pairs: 3
+:matching: one-to-one
+:label: fig-one-to-one
+Two seeds, one to one.
+```
 """
 
 
@@ -151,6 +160,11 @@ def test_universality_pairs_and_baseline(experiments):
     assert np.median(result["best_r"]) > np.median(result["baseline_best_r"]) + 0.2
     figure = re.search(r'<figure[^>]*id="fig-universality".*?</figure>', page, flags=re.S)[0]
     assert figure.count("<tr>") == 2 and "shapes@untrained" in figure
+    assert sorted(u for u in result["one_to_one_unit"]) == list(range(96))  # a permutation
+    assert np.median(result["one_to_one_r"]) <= np.median(result["best_r"])
+    paired = re.search(r'<figure[^>]*id="fig-one-to-one".*?</figure>', page, flags=re.S)[0]
+    partners = re.findall(r"<code>(mixed4:\d+)</code> <span class=\"model-name\">shapes@1", paired)
+    assert len(partners) == 3 == len(set(partners)) and "one to one" in paired
 
 
 def test_experiments_are_deterministic(experiments, tmp_path):
@@ -340,6 +354,7 @@ def test_universality_of_a_model_with_itself_and_of_unrelated_random_networks(tm
     live = np.flatnonzero(np.diag(matrix) != 0)  # a unit that never fires correlates with nothing
     np.testing.assert_allclose(np.diag(matrix)[live], 1.0, atol=1e-4)
     assert itself.record["result"]["best_unit"] == list(range(64)) or len(live) < 64
+    assert [itself.record["result"]["one_to_one_unit"][u] for u in live] == list(live)
     unrelated = run_jobs(store.get("shapes@untrained"), jobs[1:], CPU, lambda n: None, store.get)[0]
     # Random networks share some sensitivity to luminance (median r about 0.4 here; the
     # figure's baseline is for that), but they are far from the same network's 1.0.

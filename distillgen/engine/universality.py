@@ -1,5 +1,6 @@
 """Universality: match the units of a layer in one model to a layer in another by the
-correlation of their activations over a probe set, and the same against a baseline.
+correlation of their activations over a probe set, and the same against a baseline. Each unit
+gets its best match (several may share one) and its partner in the best one-to-one matching.
 
 When the two layers have maps of the same size, every position of every image is a sample
 (as in Li et al., "Convergent learning", 2016): a match must agree on *where* as well as on
@@ -40,11 +41,15 @@ def compute(
         matrix, baseline = correlations(mine, other), correlations(mine, base)
         files = {"correlations.npy": _npy(matrix), "baseline.npy": _npy(baseline)}
         best = matrix.argmax(axis=1)
+        paired = one_to_one(matrix)
         record = {
             "result": {
                 "best_unit": [int(b) for b in best],
                 "best_r": [round(float(matrix[a, b]), 6) for a, b in enumerate(best)],
                 "baseline_best_r": [round(float(r), 6) for r in baseline.max(axis=1)],
+                "one_to_one_unit": [int(b) for b in paired],
+                "one_to_one_r": _matched(matrix, paired),
+                "baseline_one_to_one_r": _matched(baseline, one_to_one(baseline)),
                 "probe_size": len(images),
                 "samples": "positions" if by_position else "peaks",
             },
@@ -53,6 +58,21 @@ def compute(
         outputs.append(Output(files, record))
         progress(1)
     return outputs
+
+
+def one_to_one(matrix: np.ndarray) -> np.ndarray:
+    """For each row, its column in the assignment that maximizes the summed correlation with
+    every column used at most once (Hungarian algorithm); -1 for rows left over."""
+    from scipy.optimize import linear_sum_assignment
+
+    rows, columns = linear_sum_assignment(matrix, maximize=True)
+    paired = np.full(matrix.shape[0], -1)
+    paired[rows] = columns
+    return paired
+
+
+def _matched(matrix: np.ndarray, paired: np.ndarray) -> list[float | None]:
+    return [round(float(matrix[a, b]), 6) if b >= 0 else None for a, b in enumerate(paired)]
 
 
 def _samples(model: LoadedModel, layer: str, images: np.ndarray, device, by_position: bool) -> np.ndarray:

@@ -49,6 +49,12 @@ class Universality(DirectiveKind):
         Option("baseline", choice("untrained", "shuffled"), "untrained", "what a chance match looks like"),
         Option("pairs", integer(1, 32), 6, "how many best-matched pairs to show"),
         Option("units", text, None, "show these units' matches instead, e.g. '52, 30, 27'"),
+        Option(
+            "matching",
+            choice("best", "one-to-one"),
+            "best",
+            "each unit's best match (several may share one), or the best one-to-one matching",
+        ),
         *probes.DATASET_OPTIONS,
     )
     numbered = True
@@ -124,9 +130,9 @@ class Universality(DirectiveKind):
         if job is None or job.key not in article.artifacts or "pairs" in data:
             return
         result = article.artifact(job).record["result"]
-        order = (
-            data["units"] or np.argsort(-np.array(result["best_r"]), kind="stable")[: directive.opts["pairs"]]
-        )
+        partner, r, _ = _matching(result, directive.opts["matching"])
+        ranked = np.argsort([-x if x is not None else np.inf for x in r], kind="stable")
+        order = data["units"] or [u for u in ranked if r[u] is not None][: directive.opts["pairs"]]
         defaults = article_defaults(article)
         pairs = []
         for unit in order:
@@ -136,12 +142,15 @@ class Universality(DirectiveKind):
                 UnitRef(job.layer, int(unit)),
                 settings_for(data["info"], {}, defaults),
             )
-            match = UnitRef(job.other_layer, result["best_unit"][unit])
+            article.need(mine, directive.line)
+            if partner[unit] < 0:  # left over by a one-to-one matching into a smaller layer
+                pairs.append((mine, None, None))
+                continue
+            match = UnitRef(job.other_layer, partner[unit])
             theirs = featurevis_job(
                 data["other"], data["other_info"], match, settings_for(data["other_info"], {}, defaults)
             )
-            pairs.append((mine, theirs, result["best_r"][unit]))
-            article.need(mine, directive.line)
+            pairs.append((mine, theirs, r[unit]))
             article.need(theirs, directive.line)
         data["pairs"] = pairs
 
@@ -150,12 +159,17 @@ class Universality(DirectiveKind):
         job = data["job"]
         result = article.artifact(job).record["result"]
         rows = "".join(_pair(article, mine, theirs, r) for mine, theirs, r in data["pairs"])
-        trained, chance = result["best_r"], result["baseline_best_r"]
+        matching = directive.opts["matching"]
+        partner, trained, chance = _matching(result, matching)
+        trained = [x for x in trained if x is not None]
+        chance = [x for x in chance if x is not None]
+        other_kind = "one-to-one" if matching == "best" else "best"
+        other_median = np.median([x for x in _matching(result, other_kind)[1] if x is not None])
         baseline = job.baseline_model if job.baseline == "untrained" else f"{job.other}, images shuffled"
         plot = histograms(
             [(f"{job.model} vs {job.other}", trained), (f"{job.model} vs {baseline}", chance)],
-            "best-match correlation",
-            f"Best-match correlations of {job.layer} units, and the baseline",
+            f"{matching}-match correlation",
+            f"{matching.capitalize()}-match correlations of {job.layer} units, and the baseline",
         )
         samples = "every position" if result["samples"] == "positions" else "each image's peak"
         code = {
@@ -163,28 +177,42 @@ class Universality(DirectiveKind):
             for name, value in vars(job).items()
             if isinstance(value, str)
         }
+        how = {
+            "best": "to the unit of {other_layer} in {other} whose activations",
+            "one-to-one": "one to one (each unit of {other_layer} in {other} used once) to the unit "
+            "whose activations",
+        }[matching].format(other_layer=code["other_layer"], other=code["other"])
         summary = (
-            f'<p class="universality-summary">Each of the {len(trained)} units of {code["layer"]} in '
-            f"{code['model']}, matched to the unit of {code['other_layer']} in {code['other']} whose "
-            f"activations over {result['probe_size']} images ({samples}) correlate best: median r = "
-            f"{np.median(trained):.2f}; against the baseline ({escape(baseline)}) median r = "
-            f"{np.median(chance):.2f}. The matches go to {len(set(result['best_unit']))} distinct units of "
-            f"{code['other_layer']}.</p>"
+            f'<p class="universality-summary">Units of {code["layer"]} in {code["model"]}, matched {how} '
+            f"over {result['probe_size']} images ({samples}) correlate best: median r = "
+            f"{np.median(trained):.2f} ({other_kind} matching: {other_median:.2f}); against the "
+            f"baseline ({escape(baseline)}) median r = {np.median(chance):.2f}. The best matches go to "
+            f"{len(set(result['best_unit']))} distinct units of {code['other_layer']}.</p>"
         )
         content = f'<table class="universality-pairs">{rows}</table>{summary}<div class="plot">{plot}</div>'
         return figure_html(directive, article, content, "universality-figure")
 
 
-def _pair(article, mine, theirs, r: float) -> str:
-    cells = []
-    for job in (mine, theirs):
-        address = f"{job.layer}:{job.unit}"
-        anchor = unit_card(article, job, f"{address} ({job.model})")
-        image = image_html(article, job, 0, THUMBNAIL, f"feature visualization of {address} in {job.model}")
-        href = page_href(job)
-        linked = f'<a href="{escape(href)}">{image}</a>' if href else image
-        cells.append(
-            f'<td data-hover-ref="{anchor}">{linked}<br><code>{escape(address)}</code> '
-            f'<span class="model-name">{escape(job.model)}</span></td>'
-        )
-    return f'<tr>{cells[0]}{cells[1]}<td class="correlation">r = {r:.2f}</td></tr>'
+def _matching(result: dict, matching: str) -> tuple[list[int], list, list]:
+    """Each unit's partner (-1: none), its r, and the baseline's r, for the chosen matching."""
+    if matching == "best":
+        return result["best_unit"], result["best_r"], result["baseline_best_r"]
+    return result["one_to_one_unit"], result["one_to_one_r"], result["baseline_one_to_one_r"]
+
+
+def _pair(article, mine, theirs, r: float | None) -> str:
+    if theirs is None:
+        return f'<tr>{_cell(article, mine)}<td>no partner left</td><td class="correlation"></td></tr>'
+    return f'<tr>{_cell(article, mine)}{_cell(article, theirs)}<td class="correlation">r = {r:.2f}</td></tr>'
+
+
+def _cell(article, job) -> str:
+    address = f"{job.layer}:{job.unit}"
+    anchor = unit_card(article, job, f"{address} ({job.model})")
+    image = image_html(article, job, 0, THUMBNAIL, f"feature visualization of {address} in {job.model}")
+    href = page_href(job)
+    linked = f'<a href="{escape(href)}">{image}</a>' if href else image
+    return (
+        f'<td data-hover-ref="{anchor}">{linked}<br><code>{escape(address)}</code> '
+        f'<span class="model-name">{escape(job.model)}</span></td>'
+    )
