@@ -234,7 +234,7 @@ class UniversalityJob(Keyed):
 
     kind: ClassVar[str] = "universality"
     noun: ClassVar[str] = "comparison"
-    revision: ClassVar[int] = 1  # 1: adds the one-to-one matching
+    revision: ClassVar[int] = 2  # 1: the one-to-one matching; 2: positions subsampled on large layers
 
     model: str
     fingerprint: str

@@ -354,6 +354,7 @@ def test_universality_of_a_model_with_itself_and_of_unrelated_random_networks(tm
     live = np.flatnonzero(np.diag(matrix) != 0)  # a unit that never fires correlates with nothing
     np.testing.assert_allclose(np.diag(matrix)[live], 1.0, atol=1e-4)
     assert itself.record["result"]["best_unit"] == list(range(64)) or len(live) < 64
+    assert [itself.record["result"]["best_unit"][u] for u in live] == list(live)  # also when some are dead
     assert [itself.record["result"]["one_to_one_unit"][u] for u in live] == list(live)
     unrelated = run_jobs(store.get("shapes@untrained"), jobs[1:], CPU, lambda n: None, store.get)[0]
     # Random networks share some sensitivity to luminance (median r about 0.4 here; the
@@ -460,3 +461,18 @@ def test_editing_a_stimulus_file_recomputes_only_its_figures(tmp_path):
     assert "(1 computed)" in run_cli(*args).stderr
     result = json.loads((tmp_path / "out" / "t" / "figures.json").read_text())["figures"][0]["result"]
     assert [row[0] for row in result["responses"]] == pytest.approx([0.0, 1.0, 2.0])  # 4 × level / 2
+
+
+def test_universality_on_a_large_layer_samples_the_same_positions_in_both_models(monkeypatch):
+    from distillgen.engine import universality
+
+    monkeypatch.setattr(universality, "MAX_SAMPLES", 1000)  # 200 images × 256 positions: 5 each
+    store = ModelStore()
+    job = UniversalityJob(
+        "shapes", "a", "mixed3", "shapes", "a", "mixed3", datasets.dataset("shapes", 200, 0, None), "shuffled"
+    )
+    output = run_jobs(store.get("shapes"), [job], CPU, lambda n: None, store.get)[0]
+    matrix = np.load(io.BytesIO(output.files["correlations.npy"]))
+    live = np.flatnonzero(np.diag(matrix) != 0)
+    assert len(live) > 32
+    np.testing.assert_allclose(np.diag(matrix)[live], 1.0, atol=1e-4)  # paired sample by sample

@@ -31,8 +31,9 @@ def compute(
     outputs = []
     for job in jobs:
         start = time.perf_counter()
-        images, labels = probe_images(model, job, device)
-        before = responses(model, job.layer, [job.unit], images, device)[:, 0]
+        images, labels, before = probe_images(model, job, device)
+        if before is None:
+            before = responses(model, job.layer, [job.unit], images, device)[:, 0]
         after = edited_responses(model, job, images, device)
         record = {
             "result": {
@@ -49,19 +50,22 @@ def compute(
     return outputs
 
 
-def probe_images(model: LoadedModel, job: AblationJob, device: torch.device) -> tuple[np.ndarray, list]:
-    """The probe's images and a label for each (dataset index, stimulus value, "featurevis")."""
+def probe_images(
+    model: LoadedModel, job: AblationJob, device: torch.device
+) -> tuple[np.ndarray, list, np.ndarray | None]:
+    """The probe's images, a label for each (dataset index, stimulus value, "featurevis"), and
+    the unedited responses when finding the probe already measured them (top examples)."""
     if job.probe == "tuning":
-        return stimuli.sweep_images(job.sweep), list(job.sweep.values)
+        return stimuli.sweep_images(job.sweep), list(job.sweep.values), None
     if job.probe == "featurevis":
         image = FeatureVisJob(job.model, job.fingerprint, job.layer, job.unit, settings=job.settings)
         (rendered,) = render(model, [image], device, lambda steps: None)
         pixels = rendered.images[0].astype(np.float32).transpose(2, 0, 1) / 255.0
-        return pixels[None], ["featurevis"]
+        return pixels[None], ["featurevis"], None
     pool = datasets.images(job.dataset, model.input_size)
     scores = responses(model, job.layer, [job.unit], pool, device)[:, 0]
     top = np.argsort(-scores, kind="stable")[: job.top]
-    return pool[top], [int(i) for i in top]
+    return pool[top], [int(i) for i in top], scores[top]
 
 
 def edited_responses(model: LoadedModel, job: AblationJob, images: np.ndarray, device) -> np.ndarray:

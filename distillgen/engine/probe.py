@@ -21,19 +21,26 @@ from distillgen.engine.models import LoadedModel
 BATCH = 256
 
 
-def unit_maps(
+def map_batches(
     model: LoadedModel, layer: str, units: list[int], images: np.ndarray, device: torch.device
-) -> torch.Tensor:
-    """The maps of `units` of `layer`, [N, units, h, w] (or [N, units] for a linear layer)."""
+) -> Iterator[torch.Tensor]:
+    """The maps of `units` of `layer`, a batch of images at a time: [batch, units, h, w] (or
+    [batch, units] for a linear layer). Callers reduce each batch, so a large probe set on a
+    large model never holds every map at once."""
     model.module.to(device)
     prepare = preprocessor(model.preprocessing)
-    chunks = []
     with torch.no_grad(), capture(model.module, [layer]) as outputs:
         for start in range(0, len(images), BATCH):
             x = torch.from_numpy(np.ascontiguousarray(images[start : start + BATCH])).to(device)
             run(model.module, prepare(x), outputs)
-            chunks.append(outputs[layer][:, units].float().cpu())
-    return torch.cat(chunks)
+            yield outputs[layer][:, units].float().cpu()
+
+
+def unit_maps(
+    model: LoadedModel, layer: str, units: list[int], images: np.ndarray, device: torch.device
+) -> torch.Tensor:
+    """Every map of `units` of `layer` for every image (for a few units: dataset examples)."""
+    return torch.cat(list(map_batches(model, layer, units, images, device)))
 
 
 def peak(maps: torch.Tensor) -> torch.Tensor:
@@ -45,7 +52,8 @@ def responses(
     model: LoadedModel, layer: str, units: list[int], images: np.ndarray, device: torch.device
 ) -> np.ndarray:
     """[N, units] float64: each unit's peak response to each image."""
-    return peak(unit_maps(model, layer, units, images, device)).double().numpy()
+    batches = map_batches(model, layer, units, images, device)
+    return torch.cat([peak(maps) for maps in batches]).double().numpy()
 
 
 @contextmanager

@@ -18,7 +18,7 @@ import torch
 from distillgen import datasets
 from distillgen.engine import Output
 from distillgen.engine.models import LoadedModel
-from distillgen.engine.probe import peak, unit_maps
+from distillgen.engine.probe import map_batches, peak
 from distillgen.jobs import UniversalityJob
 
 
@@ -75,12 +75,22 @@ def _matched(matrix: np.ndarray, paired: np.ndarray) -> list[float | None]:
     return [round(float(matrix[a, b]), 6) if b >= 0 else None for a, b in enumerate(paired)]
 
 
+MAX_SAMPLES = 65_536  # rows of the sample matrix per model: bounds memory on large layers
+
+
 def _samples(model: LoadedModel, layer: str, images: np.ndarray, device, by_position: bool) -> np.ndarray:
-    """[samples, units]: every position of every image, or every image's peak."""
-    maps = unit_maps(model, layer, list(range(model.layers[layer].channels)), images, device)
-    if not by_position or maps.dim() == 2:
-        return peak(maps).double().numpy()
-    return maps.permute(0, 2, 3, 1).reshape(-1, maps.shape[1]).double().numpy()
+    """[samples, units]: every image's peak, or positions of every image. When images ×
+    positions exceed MAX_SAMPLES, the same fixed subset of positions is taken in every image
+    (and in both models, whose maps have the same size), so the samples still pair up."""
+    units = list(range(model.layers[layer].channels))
+    batches = map_batches(model, layer, units, images, device)
+    if not by_position or len(model.layers[layer].shape) == 1:
+        return torch.cat([peak(maps) for maps in batches]).double().numpy()
+    _, height, width = model.layers[layer].shape
+    keep = max(1, MAX_SAMPLES // len(images))
+    positions = torch.from_numpy(np.sort(np.random.default_rng(0).permutation(height * width)[:keep]))
+    rows = [maps.flatten(2)[:, :, positions].permute(0, 2, 1).reshape(-1, len(units)) for maps in batches]
+    return torch.cat(rows).double().numpy()
 
 
 def correlations(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -268,7 +268,7 @@ class Article:
             kind.plan(item, self)
 
     def follow_up(self) -> None:
-        """After the first compute: kinds whose further jobs depend on results ask for them."""
+        """After each compute round: kinds whose further jobs depend on results ask for them."""
         for kind, item in self._checked:
             kind.follow_up(item, self)
 
