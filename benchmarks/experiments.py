@@ -73,7 +73,7 @@ def main() -> None:
     ours, (output,) = best_of(lambda: run_jobs(model, [job], CPU, lambda n: None, store.get))
     images = stimuli.sweep_images(sweep)
     theirs, expected = best_of(lambda: peak_by_hand(model.module, "mixed4", [52, 30, 27, 47], images))
-    difference = np.abs(np.array(output.record["result"]["responses"]) - expected).max()
+    difference = np.abs(np.array(output.result.responses) - expected).max()
     rows.append(("tuning: 24 arcs × 4 units", theirs, ours, difference))
 
     probe = datasets.dataset("shapes", 1000, 0, None)
@@ -91,7 +91,7 @@ def main() -> None:
         return peak_of(edited, top)
 
     theirs, expected = best_of(by_hand)
-    difference = np.abs(np.array(output.record["result"]["after"]) - expected).max()
+    difference = np.abs(np.array(output.result.after) - expected).max()
     rows.append(("edge ablation on the unit's top 100 of 1,000 images", theirs, ours, difference))
 
     print(f"{'work':<78} {'by hand s':>9} {'engine s':>9} {'speedup':>8} {'max |diff|':>11}")

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from distillgen.jobs import read_result
 from distillgen.units import ModelInfo
 
 RECORD = "record.json"
@@ -34,6 +35,10 @@ class Artifact:
 
     def file(self, name: str) -> Path:
         return self.folder / name
+
+    def result(self, job):
+        """The job's typed result (`job.Result`); ResultError if the record does not hold one."""
+        return read_result(job, self.record.get("result"))
 
 
 class Cache:

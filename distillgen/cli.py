@@ -257,9 +257,8 @@ def models(spec: str | None) -> None:
 def directives(name: str | None) -> None:
     """List the directives and roles, or show NAME's argument and options."""
     from distillgen.diagnostics import suggest
-    from distillgen.figures import DIRECTIVES, ROLES, load_builtins
+    from distillgen.figures import DIRECTIVES, ROLES
 
-    load_builtins()
     if name is None:
         click.echo("Directives (```{name} argument, then :option: lines, then the caption):")
         for kind in DIRECTIVES.values():
@@ -275,10 +274,11 @@ def directives(name: str | None) -> None:
         click.echo(f"error: no directive or role '{name}'{suggest(name, [*DIRECTIVES, *ROLES])}", err=True)
         sys.exit(1)
     click.echo(f"{{{kind.name}}}: {kind.doc}")
-    if getattr(kind, "arguments", ""):
-        click.echo(f"argument: {kind.arguments}")
-    for option in getattr(kind, "options", ()):
+    if getattr(kind, "argument", None):
+        click.echo(f"argument: {kind.argument.doc}")
+    for option in kind.declared_options() if hasattr(kind, "declared_options") else ():
         choices = getattr(option.parse, "choices", None)
         choices = f"; one of {', '.join(choices)}" if choices else ""
         default = "" if option.default in (None, "") else f" (default: {option.default})"
-        click.echo(f"  :{option.name}:".ljust(18) + option.doc + choices + default)
+        required = " (required)" if option.required else ""
+        click.echo(f"  :{option.name}:".ljust(18) + option.doc + choices + default + required)

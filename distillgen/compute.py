@@ -21,7 +21,7 @@ from pathlib import Path
 from distillgen import __version__
 from distillgen.cache import Artifact, Cache
 from distillgen.diagnostics import Reporter
-from distillgen.jobs import describe
+from distillgen.jobs import ResultError, describe, result_json
 from distillgen.units import ModelError, ModelInfo, ModelSpec, fingerprint, package_version, parse_spec
 
 Progress = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
@@ -101,6 +101,8 @@ def compute(
     missing: list[Need] = []
     for key, need in first.items():
         artifact = None if options.recompute else cache.get(key)
+        if artifact is not None and not _readable(artifact, need.job, reporter):
+            artifact = None
         if artifact is None:
             missing.append(need)
         else:
@@ -151,11 +153,28 @@ def compute(
             continue
         seconds = time.perf_counter() - start
         for job, output in zip(jobs, outputs, strict=True):
-            record = {**_provenance(job, model, device), **output.record}
+            record = {
+                **_provenance(job, model, device),
+                "result": result_json(output.result),
+                **output.record,
+            }
             outcome.artifacts[job.key] = cache.put(job.key, output.files, record)
         outcome.computed += len(jobs)
         options.log(f"computed {label} in {seconds:.1f}s")
     return outcome
+
+
+def _readable(artifact: Artifact, job, reporter: Reporter) -> bool:
+    """Whether a cached record holds a result of the job's type: files can be intact and
+    the record still be damaged or written by another version; then it is computed again."""
+    try:
+        artifact.result(job)
+    except ResultError as exc:
+        reporter.warning(
+            artifact.folder, None, f"damaged cache entry ({exc}); computing it again", author=False
+        )
+        return False
+    return True
 
 
 def _by_model(needs: list[Need]) -> dict[tuple[str, str], list[Need]]:

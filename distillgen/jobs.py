@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
-from typing import ClassVar
+import types
+import typing
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from typing import Any, ClassVar
 
 ENGINE_VERSION = "1"  # bump when every engine's output for the same job changes
 # ... and a kind's `revision` when only that kind's engine changes: its old artifacts are then
@@ -21,9 +23,11 @@ OBJECTIVES = ("channel", "neuron", "direction", "negative")
 
 
 class Keyed:
-    """What every job has: a content key, and a cost of 1 unless it says otherwise."""
+    """What every job has: a content key, the type of its result, and a cost of 1 unless it
+    says otherwise."""
 
     revision: ClassVar[int] = 0
+    Result: ClassVar[type]  # what its engine computes and its figures read (below each job)
 
     @property
     def key(self) -> str:
@@ -49,11 +53,18 @@ class FeatureVisSettings:
 
 
 @dataclass(frozen=True)
+class FeatureVisResult:
+    values: tuple[float, ...]  # the objective's final value, per image
+    images: tuple[str, ...]  # PNG file names in the artifact
+
+
+@dataclass(frozen=True)
 class FeatureVisJob(Keyed):
     """One feature visualization: an image per unit, or `diversity` images of one unit."""
 
     kind: ClassVar[str] = "featurevis"
     noun: ClassVar[str] = "unit"  # for progress: "featurevis of 3 units"
+    Result: ClassVar[type] = FeatureVisResult
 
     model: str  # canonical spec
     fingerprint: str  # units.fingerprint(spec): the weights' identity
@@ -108,11 +119,20 @@ def describe(job) -> dict:
 
 
 @dataclass(frozen=True)
+class WeightsResult:
+    """The kernels are in the artifact's `kernels.npy`: [source channels, height, width]."""
+
+    shape: tuple[int, ...]
+    max_abs: float
+
+
+@dataclass(frozen=True)
 class WeightsJob(Keyed):
     """The (expanded) kernels from every channel of `source` to one unit of `layer`."""
 
     kind: ClassVar[str] = "weights"
     noun: ClassVar[str] = "unit"
+    Result: ClassVar[type] = WeightsResult
 
     model: str
     fingerprint: str
@@ -148,11 +168,19 @@ class Sweep:
 
 
 @dataclass(frozen=True)
+class TuningResult:
+    values: tuple[float, ...]  # the swept parameter
+    responses: tuple[tuple[float, ...], ...]  # [value][unit]
+    stimuli: tuple[str, ...]  # PNG file names, one per value
+
+
+@dataclass(frozen=True)
 class TuningJob(Keyed):
     """Responses (maximum over positions) of units of one layer to each stimulus of a sweep."""
 
     kind: ClassVar[str] = "tuning"
     noun: ClassVar[str] = "sweep"
+    Result: ClassVar[type] = TuningResult
 
     model: str
     fingerprint: str
@@ -166,11 +194,29 @@ class TuningJob(Keyed):
 
 
 @dataclass(frozen=True)
+class Example:
+    index: int  # in the probe set
+    value: float  # the unit's peak response
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 of the crop around the peak
+    image: str  # PNG file names in the artifact: the whole image, and the crop
+    crop: str
+
+
+@dataclass(frozen=True)
+class ExamplesResult:
+    examples: tuple[Example, ...]
+    probe_size: int
+    image_size: int
+    receptive_field: int  # the box's side in pixels
+
+
+@dataclass(frozen=True)
 class ExamplesJob(Keyed):
     """The dataset images that excite a unit most (or least), with the crop around its peak."""
 
     kind: ClassVar[str] = "examples"
     noun: ClassVar[str] = "unit"
+    Result: ClassVar[type] = ExamplesResult
 
     model: str
     fingerprint: str
@@ -199,12 +245,22 @@ class Edit:
 
 
 @dataclass(frozen=True)
+class AblationResult:
+    before: tuple[float, ...]  # the unit's peak response to each probe input
+    after: tuple[float, ...]
+    labels: tuple[int | float | str, ...]  # the inputs: image indices, swept values, "featurevis"
+    mean_before: float
+    mean_after: float
+
+
+@dataclass(frozen=True)
 class AblationJob(Keyed):
     """A unit's activation before and after an edit of the network, on a probe: its top
     dataset examples, a stimulus sweep, or its own feature visualization."""
 
     kind: ClassVar[str] = "ablation"
     noun: ClassVar[str] = "edit"
+    Result: ClassVar[type] = AblationResult
 
     model: str
     fingerprint: str
@@ -227,6 +283,21 @@ class AblationJob(Keyed):
 
 
 @dataclass(frozen=True)
+class UniversalityResult:
+    """Per unit of the first layer: its partner in the other layer and their correlation, for
+    the best and the one-to-one matching, and the baseline's; None where a unit is silent."""
+
+    best_unit: tuple[int, ...]
+    best_r: tuple[float | None, ...]
+    baseline_best_r: tuple[float | None, ...]
+    one_to_one_unit: tuple[int, ...]  # -1: left over by a matching into a smaller layer
+    one_to_one_r: tuple[float | None, ...]
+    baseline_one_to_one_r: tuple[float | None, ...]
+    probe_size: int
+    samples: str  # "positions" or "peaks"
+
+
+@dataclass(frozen=True)
 class UniversalityJob(Keyed):
     """Correlations between the units of a layer in one model and a layer in another over a
     probe set, and the same against a baseline ("untrained": the second architecture with
@@ -234,6 +305,7 @@ class UniversalityJob(Keyed):
 
     kind: ClassVar[str] = "universality"
     noun: ClassVar[str] = "comparison"
+    Result: ClassVar[type] = UniversalityResult
     revision: ClassVar[int] = 2  # 1: the one-to-one matching; 2: positions subsampled on large layers
 
     model: str
@@ -250,3 +322,58 @@ class UniversalityJob(Keyed):
     @property
     def address(self) -> str:
         return f"{self.layer} ~ {self.other}:{self.other_layer}"
+
+
+# -- results as JSON ------------------------------------------------------------------------
+
+
+class ResultError(ValueError):
+    """A stored result does not have its kind's fields and types (a damaged or foreign record)."""
+
+
+def result_json(result) -> dict:
+    """The result as a record's `result` field."""
+    return asdict(result)
+
+
+def read_result(job: Keyed, data: Any):
+    """The typed result of `job` from a record's `result` field; ResultError if it does not fit."""
+    return _read(job.Result, data, "result")
+
+
+def _read(hint, data: Any, where: str):
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if is_dataclass(hint):
+        if not isinstance(data, dict):
+            raise ResultError(f"{where} is not a mapping")
+        hints = typing.get_type_hints(hint)
+        missing = [f.name for f in fields(hint) if f.name not in data]
+        if missing:
+            raise ResultError(f"{where} lacks {', '.join(missing)}")
+        return hint(**{f.name: _read(hints[f.name], data[f.name], f"{where}.{f.name}") for f in fields(hint)})
+    if origin is tuple:
+        if not isinstance(data, list | tuple):
+            raise ResultError(f"{where} is not a list")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_read(args[0], item, f"{where}[{i}]") for i, item in enumerate(data))
+        if len(args) != len(data):
+            raise ResultError(f"{where} has {len(data)} items, not {len(args)}")
+        return tuple(
+            _read(a, item, f"{where}[{i}]") for i, (a, item) in enumerate(zip(args, data, strict=True))
+        )
+    if origin in (types.UnionType, typing.Union):
+        for option in args:
+            try:
+                return _read(option, data, where)
+            except ResultError:
+                continue
+        raise ResultError(f"{where} is not {hint}")
+    if hint is type(None):
+        if data is not None:
+            raise ResultError(f"{where} is not null")
+        return None
+    if hint is float and isinstance(data, int | float) and not isinstance(data, bool):
+        return float(data)
+    if hint in (int, str, bool) and type(data) is hint:
+        return data
+    raise ResultError(f"{where} is not {getattr(hint, '__name__', hint)}: {data!r}"[:200])

@@ -21,12 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distillgen import __version__
+from distillgen.article import Article
 from distillgen.cache import Cache
 from distillgen.compute import Catalog, Options, Outcome, compute, records
 from distillgen.diagnostics import BuildFailed, Reporter
-from distillgen.figures import load_builtins
 from distillgen.render import html as html_rules
-from distillgen.render.article import Article
 from distillgen.render.page import environment, render_article, render_index, templates_dir
 from distillgen.source import parse_document
 from distillgen.source.frontmatter import parse_front_matter
@@ -85,8 +84,7 @@ def _compute_figures(articles, cache, catalog, reporter, options) -> tuple[Outco
     reporter.raise_if_errors()
     while True:
         for article in articles:
-            article.artifacts = outcome.artifacts
-            article.follow_up()
+            article.follow_up(outcome.artifacts)
         reporter.raise_if_errors()  # e.g. a failed prediction under --strict
         more = [n for a in articles for n in a.needs if n.job.key not in outcome.artifacts]
         if not more:
@@ -108,7 +106,7 @@ def _render_site(
     pages: dict[str, str] = {}
     copies: dict[str, Path] = {}
     for article in articles:
-        body, footnotes, references = article.render()
+        body, footnotes, references = article.render(outcome.artifacts)
         pages[f"{article.slug}/index.html"] = render_article(
             env, article, body, footnotes, references, SITE_TITLE
         )
@@ -141,7 +139,6 @@ def load_articles(src: Path, reporter: Reporter, log: Callable[[str], None]) -> 
     paths = sorted(src.glob("*.md"))
     if not paths:
         reporter.error(src, None, "no articles (*.md files) in this folder")
-    load_builtins()
     md = html_rules.install(make_parser())
     articles = []
     for path in paths:

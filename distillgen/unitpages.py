@@ -9,11 +9,12 @@ circuit nodes link here. Planned after the articles' own jobs, computed like the
 from __future__ import annotations
 
 import dataclasses
-import io
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from distillgen import kernels
+from distillgen.cache import Artifact
 from distillgen.compute import Catalog, Need
 from distillgen.figures.unitview import links_to_page, unit_page_path
 from distillgen.figures.weights import kernel_grid
@@ -98,7 +99,7 @@ def page_context(page: UnitPage, artifacts: dict, pages: dict[str, UnitPage], co
 
     def image(job: FeatureVisJob, index: int) -> str:
         artifact = artifacts[job.key]
-        name = artifact.record["result"]["images"][index]
+        name = artifact.result(job).images[index]
         site_path = f"units/figures/{job.key[:16]}-{name}"
         copies[site_path] = artifact.file(name)
         return depth + site_path
@@ -109,15 +110,13 @@ def page_context(page: UnitPage, artifacts: dict, pages: dict[str, UnitPage], co
 
     inputs, outputs = [], []
     if page.inputs is not None:
-        kernels = _load(artifacts[page.inputs.key])
-        ranked = np.argsort(-np.sqrt((kernels**2).sum(axis=(1, 2))), kind="stable")[:SHOWN]
-        inputs = [(f"{page.inputs.source}:{c}", kernels[c]) for c in ranked]
+        stack = _kernels(artifacts[page.inputs.key])
+        inputs = [(f"{page.inputs.source}:{c}", stack[c]) for c in kernels.strongest_first(stack)[:SHOWN]]
     if page.outputs:
-        stack = np.stack(same_size([_load(artifacts[job.key])[page.image.unit] for job in page.outputs]))
-        ranked = np.argsort(-np.sqrt((stack**2).sum(axis=(1, 2))), kind="stable")[:SHOWN]
-        outputs = [(f"{page.outputs[0].layer}:{j}", stack[j]) for j in ranked]
+        stack = np.stack(same_size([_kernels(artifacts[job.key])[page.image.unit] for job in page.outputs]))
+        outputs = [(f"{page.outputs[0].layer}:{j}", stack[j]) for j in kernels.strongest_first(stack)[:SHOWN]]
     target = page.address
-    value = artifacts[page.image.key].record["result"]["values"][0]
+    value = artifacts[page.image.key].result(page.image).values[0]
     return {
         "page": page,
         "static": depth + "static",
@@ -135,5 +134,5 @@ def page_context(page: UnitPage, artifacts: dict, pages: dict[str, UnitPage], co
     }
 
 
-def _load(artifact) -> np.ndarray:
-    return np.load(io.BytesIO(artifact.file("kernels.npy").read_bytes()))
+def _kernels(artifact: Artifact) -> np.ndarray:
+    return kernels.read(artifact.file("kernels.npy"))

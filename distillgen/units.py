@@ -107,8 +107,14 @@ class UnitRef:
         return f"{self.layer}:{self.unit}"
 
 
-_ITEM = re.compile(r"^(?:(?P<layer>[A-Za-z_][\w.]*):)?(?P<first>\d+)(?:-(?P<last>\d+))?$")
+_LAYER_NAME = r"[A-Za-z_][\w.]*"
+_ITEM = re.compile(rf"^(?:(?P<layer>{_LAYER_NAME}):)?(?P<first>\d+)(?:-(?P<last>\d+))?$")
 MAX_UNITS = 4096  # per address: a typo like 0-99999 should not plan a huge job
+
+
+def is_layer_name(text: str) -> bool:
+    """A layer written alone (`mixed3`, `inception4c.branch1`), not a unit address."""
+    return re.fullmatch(_LAYER_NAME, text) is not None
 
 
 def parse_units(text: str) -> list[UnitRef]:
@@ -193,6 +199,12 @@ class ModelInfo:
                 )
             checked.append(UnitRef(layer.name, ref.unit))
         return checked
+
+    def check_order(self, source: str, target: str) -> None:
+        """ModelError unless layer `source` runs before `target` (both canonical names)."""
+        order = list(self.layers)
+        if order.index(source) >= order.index(target):
+            raise ModelError(f"'{source}' does not come before '{target}' in the network")
 
     def to_json(self) -> dict:
         return {

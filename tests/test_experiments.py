@@ -323,9 +323,9 @@ def test_no_edit_survives_into_the_next_figure():
     )
     ablation = AblationJob("shapes", "fp", "mixed4", 48, edits, "tuning", sweep=sweep)
     (edited,) = run_jobs(model, [ablation], CPU, lambda n: None, store.get)
-    assert edited.record["result"]["after"] != edited.record["result"]["before"]
+    assert edited.result.after != edited.result.before
     (second,) = run_jobs(model, [tuning], CPU, lambda n: None, store.get)
-    assert second.record == {**first.record, "seconds": second.record["seconds"]}
+    assert second.result == first.result
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.module.modules())
     assert all(not p.requires_grad for p in model.module.parameters())
 
@@ -353,14 +353,14 @@ def test_universality_of_a_model_with_itself_and_of_unrelated_random_networks(tm
     matrix = np.load(io.BytesIO(itself.files["correlations.npy"]))
     live = np.flatnonzero(np.diag(matrix) != 0)  # a unit that never fires correlates with nothing
     np.testing.assert_allclose(np.diag(matrix)[live], 1.0, atol=1e-4)
-    assert itself.record["result"]["best_unit"] == list(range(64)) or len(live) < 64
-    assert [itself.record["result"]["best_unit"][u] for u in live] == list(live)  # also when some are dead
-    assert [itself.record["result"]["one_to_one_unit"][u] for u in live] == list(live)
+    assert itself.result.best_unit == tuple(range(64)) or len(live) < 64
+    assert [itself.result.best_unit[u] for u in live] == list(live)  # also when some are dead
+    assert [itself.result.one_to_one_unit[u] for u in live] == list(live)
     unrelated = run_jobs(store.get("shapes@untrained"), jobs[1:], CPU, lambda n: None, store.get)[0]
     # Random networks share some sensitivity to luminance (median r about 0.4 here; the
     # figure's baseline is for that), but they are far from the same network's 1.0.
-    assert np.median(unrelated.record["result"]["best_r"]) < 0.5
-    assert np.median(unrelated.record["result"]["baseline_best_r"]) < 0.2  # images shuffled
+    assert np.median(unrelated.result.best_r) < 0.5
+    assert np.median(unrelated.result.baseline_best_r) < 0.2  # images shuffled
 
 
 def test_an_option_the_probe_does_not_use_is_a_warning(tmp_path):

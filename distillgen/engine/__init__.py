@@ -1,23 +1,34 @@
 """The torch side of distillgen. Nothing outside engine/ and zoo/ imports torch, and nothing
 imports engine/ at module level: a build whose figures are all cached never loads torch.
 
-Each job kind has a module here with `compute(model, jobs, device, progress, load) -> [Output]`;
-`load(spec)` gives another model, for jobs that compare two (universality).
+Each job kind has a module here with `compute(model, jobs, device, progress, load) -> [Output]`,
+named in ENGINES; `load(spec)` gives another model, for jobs that compare two (universality).
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+# job kind -> its engine module, imported only when a job of that kind must be computed
+ENGINES = {
+    "featurevis": "distillgen.engine.featurevis",
+    "weights": "distillgen.engine.weights",
+    "tuning": "distillgen.engine.tuning",
+    "examples": "distillgen.engine.examples",
+    "ablation": "distillgen.engine.ablation",
+    "universality": "distillgen.engine.universality",
+}
 
 
 @dataclass
 class Output:
     files: dict[str, bytes]  # payload files of the artifact
-    record: dict  # result fields for its provenance record
+    result: object  # the job's typed result (its `Result`), what figures read
+    record: dict = field(default_factory=dict)  # more provenance: seconds, batch size
 
 
 def run_jobs(model, jobs: list, device, progress, load) -> list[Output]:
     """Compute jobs of one kind on one loaded model; `progress(n)` advances by work done."""
-    engine = importlib.import_module(f"distillgen.engine.{jobs[0].kind}")
+    engine = importlib.import_module(ENGINES[jobs[0].kind])
     return engine.compute(model, jobs, device, progress, load)

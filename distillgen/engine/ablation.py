@@ -22,7 +22,7 @@ from distillgen.engine.featurevis import preprocessor, render
 from distillgen.engine.hooks import capture, run
 from distillgen.engine.models import LoadedModel
 from distillgen.engine.probe import BATCH, peak, replaced_channel, responses, scaled_channels
-from distillgen.jobs import AblationJob, Edit, FeatureVisJob
+from distillgen.jobs import AblationJob, AblationResult, Edit, FeatureVisJob
 
 
 def compute(
@@ -35,17 +35,14 @@ def compute(
         if before is None:
             before = responses(model, job.layer, [job.unit], images, device)[:, 0]
         after = edited_responses(model, job, images, device)
-        record = {
-            "result": {
-                "before": [round(float(v), 6) for v in before],
-                "after": [round(float(v), 6) for v in after],
-                "labels": labels,
-                "mean_before": round(float(before.mean()), 6),
-                "mean_after": round(float(after.mean()), 6),
-            },
-            "seconds": round(time.perf_counter() - start, 3),
-        }
-        outputs.append(Output({}, record))
+        result = AblationResult(
+            before=tuple(round(float(v), 6) for v in before),
+            after=tuple(round(float(v), 6) for v in after),
+            labels=tuple(labels),
+            mean_before=round(float(before.mean()), 6),
+            mean_after=round(float(after.mean()), 6),
+        )
+        outputs.append(Output({}, result, {"seconds": round(time.perf_counter() - start, 3)}))
         progress(job.cost)
     return outputs
 

@@ -15,7 +15,7 @@ from distillgen.engine.models import LoadedModel
 from distillgen.engine.probe import unit_maps
 from distillgen.engine.tuning import _pixels
 from distillgen.engine.weights import receptive_field
-from distillgen.jobs import ExamplesJob
+from distillgen.jobs import Example, ExamplesJob, ExamplesResult
 
 
 def compute(
@@ -61,21 +61,13 @@ def _examples(
         files[f"example{rank}.png"] = png_bytes(pixels)
         files[f"crop{rank}.png"] = png_bytes(pixels[y0:y1, x0:x1])
         items.append(
-            {
-                "index": int(image_index),
-                "value": round(float(values[image_index]), 6),
-                "box": [x0, y0, x1, y1],
-                "image": f"example{rank}.png",
-                "crop": f"crop{rank}.png",
-            }
+            Example(
+                index=int(image_index),
+                value=round(float(values[image_index]), 6),
+                box=(x0, y0, x1, y1),
+                image=f"example{rank}.png",
+                crop=f"crop{rank}.png",
+            )
         )
-    record = {
-        "result": {
-            "examples": items,
-            "probe_size": len(images),
-            "image_size": size,
-            "receptive_field": side,
-        },
-        "seconds": round(seconds, 3),
-    }
-    return Output(files, record)
+    result = ExamplesResult(tuple(items), probe_size=len(images), image_size=size, receptive_field=side)
+    return Output(files, result, {"seconds": round(seconds, 3)})

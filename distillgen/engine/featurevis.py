@@ -33,7 +33,7 @@ with warnings.catch_warnings():  # kornia 0.4 (lucent's pin) scripts functions o
 from distillgen.engine import Output
 from distillgen.engine.hooks import capture, run
 from distillgen.engine.models import LoadedModel
-from distillgen.jobs import FeatureVisJob, FeatureVisSettings
+from distillgen.jobs import FeatureVisJob, FeatureVisResult, FeatureVisSettings
 
 DIVERSITY_WEIGHT = 1e2  # lucent's notebooks use 1e2 to 1e3 against a channel objective
 
@@ -214,12 +214,10 @@ def compute(
     outputs = []
     for rendered in render(model, jobs, device, progress):
         files = {f"image{i}.png": png_bytes(image) for i, image in enumerate(rendered.images)}
-        record = {
-            "result": {"values": [round(v, 6) for v in rendered.values], "images": list(files)},
-            "seconds": round(rendered.seconds, 3),
-            "batch": rendered.batch,
-        }
-        outputs.append(Output(files, record))
+        result = FeatureVisResult(tuple(round(v, 6) for v in rendered.values), tuple(files))
+        outputs.append(
+            Output(files, result, {"seconds": round(rendered.seconds, 3), "batch": rendered.batch})
+        )
     return outputs
 
 

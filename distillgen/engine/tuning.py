@@ -12,7 +12,7 @@ from distillgen.engine import Output
 from distillgen.engine.featurevis import png_bytes
 from distillgen.engine.models import LoadedModel
 from distillgen.engine.probe import responses
-from distillgen.jobs import TuningJob
+from distillgen.jobs import TuningJob, TuningResult
 
 
 def compute(model: LoadedModel, jobs: list[TuningJob], device: torch.device, progress, load) -> list[Output]:
@@ -22,15 +22,12 @@ def compute(model: LoadedModel, jobs: list[TuningJob], device: torch.device, pro
         images = stimuli.sweep_images(job.sweep)
         table = responses(model, job.layer, list(job.units), images, device)  # [values, units]
         files = {f"stimulus{i}.png": png_bytes(_pixels(image)) for i, image in enumerate(images)}
-        record = {
-            "result": {
-                "values": list(job.sweep.values),
-                "responses": [[round(float(r), 6) for r in row] for row in table],
-                "stimuli": list(files),
-            },
-            "seconds": round(time.perf_counter() - start, 3),
-        }
-        outputs.append(Output(files, record))
+        result = TuningResult(
+            values=job.sweep.values,
+            responses=tuple(tuple(round(float(r), 6) for r in row) for row in table),
+            stimuli=tuple(files),
+        )
+        outputs.append(Output(files, result, {"seconds": round(time.perf_counter() - start, 3)}))
         progress(1)
     return outputs
 

@@ -19,7 +19,7 @@ from distillgen import datasets
 from distillgen.engine import Output
 from distillgen.engine.models import LoadedModel
 from distillgen.engine.probe import map_batches, peak
-from distillgen.jobs import UniversalityJob
+from distillgen.jobs import UniversalityJob, UniversalityResult
 
 
 def compute(
@@ -42,20 +42,17 @@ def compute(
         files = {"correlations.npy": _npy(matrix), "baseline.npy": _npy(baseline)}
         best = matrix.argmax(axis=1)
         paired = one_to_one(matrix)
-        record = {
-            "result": {
-                "best_unit": [int(b) for b in best],
-                "best_r": [round(float(matrix[a, b]), 6) for a, b in enumerate(best)],
-                "baseline_best_r": [round(float(r), 6) for r in baseline.max(axis=1)],
-                "one_to_one_unit": [int(b) for b in paired],
-                "one_to_one_r": _matched(matrix, paired),
-                "baseline_one_to_one_r": _matched(baseline, one_to_one(baseline)),
-                "probe_size": len(images),
-                "samples": "positions" if by_position else "peaks",
-            },
-            "seconds": round(time.perf_counter() - start, 3),
-        }
-        outputs.append(Output(files, record))
+        result = UniversalityResult(
+            best_unit=tuple(int(b) for b in best),
+            best_r=tuple(round(float(matrix[a, b]), 6) for a, b in enumerate(best)),
+            baseline_best_r=tuple(round(float(r), 6) for r in baseline.max(axis=1)),
+            one_to_one_unit=tuple(int(b) for b in paired),
+            one_to_one_r=_matched(matrix, paired),
+            baseline_one_to_one_r=_matched(baseline, one_to_one(baseline)),
+            probe_size=len(images),
+            samples="positions" if by_position else "peaks",
+        )
+        outputs.append(Output(files, result, {"seconds": round(time.perf_counter() - start, 3)}))
         progress(1)
     return outputs
 
@@ -71,8 +68,8 @@ def one_to_one(matrix: np.ndarray) -> np.ndarray:
     return paired
 
 
-def _matched(matrix: np.ndarray, paired: np.ndarray) -> list[float | None]:
-    return [round(float(matrix[a, b]), 6) if b >= 0 else None for a, b in enumerate(paired)]
+def _matched(matrix: np.ndarray, paired: np.ndarray) -> tuple[float | None, ...]:
+    return tuple(round(float(matrix[a, b]), 6) if b >= 0 else None for a, b in enumerate(paired))
 
 
 MAX_SAMPLES = 65_536  # rows of the sample matrix per model: bounds memory on large layers

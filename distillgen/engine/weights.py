@@ -29,7 +29,7 @@ from torch.overrides import TorchFunctionMode
 from distillgen.engine import Output
 from distillgen.engine.hooks import capture, run
 from distillgen.engine.models import LoadedModel
-from distillgen.jobs import WeightsJob
+from distillgen.jobs import WeightsJob, WeightsResult
 
 _RELU = {"relu", "relu_"}
 _MAX_POOL = {"max_pool2d", "_max_pool2d", "max_pool2d_with_indices"}
@@ -129,11 +129,10 @@ def compute(model: LoadedModel, jobs: list[WeightsJob], device: torch.device, pr
         for index, kernel in zip(indices, kernels, strict=True):
             buffer = io.BytesIO()
             np.save(buffer, kernel.astype(np.float32))
-            record = {
-                "result": {"shape": list(kernel.shape), "max_abs": float(np.abs(kernel).max())},
-                "seconds": round(seconds, 4),
-            }
-            outputs[index] = Output({"kernels.npy": buffer.getvalue()}, record)
+            result = WeightsResult(tuple(kernel.shape), float(np.abs(kernel).max()))
+            outputs[index] = Output(
+                {"kernels.npy": buffer.getvalue()}, result, {"seconds": round(seconds, 4)}
+            )
         progress(len(indices))
     return [outputs[i] for i in range(len(jobs))]
 

@@ -1,44 +1,29 @@
-"""The vocabulary authors write: one module per directive or role kind, found by registration.
+"""The vocabulary authors write: one module per directive or role kind, listed here.
 
-A new kind is a module that subclasses `DirectiveKind` or `RoleKind` and decorates the class
-with `@directive` or `@role`; import it in `_BUILTINS` below and nothing else changes.
+A new kind is a module with a `DirectiveKind` or `RoleKind` subclass (figures/base.py has the
+contract), and one line in DIRECTIVES or ROLES below.
 """
 
 from __future__ import annotations
 
-import importlib
-
+from distillgen.figures.ablation import Ablation
 from distillgen.figures.base import DirectiveKind, RoleKind
+from distillgen.figures.circuit import Circuit
+from distillgen.figures.cite import Cite, CiteParenthetical, CiteTextual
+from distillgen.figures.examples import Examples
+from distillgen.figures.featurevis import FeatureVis
+from distillgen.figures.figure import Figure
+from distillgen.figures.note import Aside, Note
+from distillgen.figures.numref import NumRef, Ref
+from distillgen.figures.tuning import Tuning
+from distillgen.figures.unit import Unit
+from distillgen.figures.universality import Universality
+from distillgen.figures.weights import Weights
 
-DIRECTIVES: dict[str, DirectiveKind] = {}
-ROLES: dict[str, RoleKind] = {}
-
-_BUILTINS = (
-    "figure",
-    "note",
-    "cite",
-    "numref",
-    "featurevis",
-    "unit",
-    "weights",
-    "circuit",
-    "tuning",
-    "examples",
-    "ablation",
-    "universality",
-)
-
-
-def directive(cls: type[DirectiveKind]) -> type[DirectiveKind]:
-    DIRECTIVES[cls.name] = cls()
-    return cls
-
-
-def role(cls: type[RoleKind]) -> type[RoleKind]:
-    ROLES[cls.name] = cls()
-    return cls
-
-
-def load_builtins() -> None:
-    for module in _BUILTINS:
-        importlib.import_module(f"distillgen.figures.{module}")
+DIRECTIVES: dict[str, DirectiveKind] = {
+    kind.name: kind()
+    for kind in (Figure, Note, Aside, FeatureVis, Weights, Circuit, Tuning, Examples, Ablation, Universality)
+}
+ROLES: dict[str, RoleKind] = {
+    kind.name: kind() for kind in (Cite, CiteParenthetical, CiteTextual, NumRef, Ref, Unit)
+}

@@ -15,17 +15,16 @@ the engine: no other figure ever sees them.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html import escape
 
-from distillgen.figures import directive, probes
-from distillgen.figures.base import DirectiveKind
-from distillgen.figures.figure import figure_html
-from distillgen.figures.options import LABEL, LAYOUT, MODEL, Option, choice, integer, text
-from distillgen.figures.unitview import article_defaults, settings_for
-from distillgen.jobs import AblationJob, Edit
+from distillgen.figures import probes
+from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
+from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
+from distillgen.jobs import AblationJob, Dataset, Edit, Sweep
+from distillgen.options import MODEL, Argument, Option, choice, integer, one_unit, text
 from distillgen.render.plots import line_plot, paired_bars
-from distillgen.units import ModelError, SpecError, UnitRef, parse_units
+from distillgen.units import ModelError, ModelSpec, SpecError, UnitRef, parse_units
 
 _EDIT = re.compile(
     r"^(?:(?P<zero>zero)|scale\s+(?P<scale>[-+]?(?:\d+\.?\d*|\.\d+)))\s+(?P<unit>unit\s+)?"
@@ -63,17 +62,45 @@ def prediction(value: str) -> Prediction:
     return Prediction(value.strip(), match["direction"], float(match["at_least"] or 0) / 100)
 
 
-@directive
+@dataclass(frozen=True)
+class AblationRequest:
+    spec: ModelSpec
+    target: UnitRef
+    edits: tuple  # parse_edit's values, resolved against the model when planning
+    edit: str  # as written, for the figure
+    on: str
+    dataset: Dataset | None  # for :on: examples
+    top: int
+    sweep: Sweep | None  # for :on: tuning
+    predict: Prediction | None
+    directive: DirectiveInput
+
+
+@dataclass(frozen=True)
+class AblationFigure:
+    job: AblationJob
+    edit: str
+    predict: Prediction | None
+    line: int
+    change: float | None = None  # the measured relative change, once computed
+
+    @property
+    def jobs(self) -> tuple[AblationJob, ...]:
+        return (self.job,)
+
+
 class Ablation(DirectiveKind):
     name = "ablation"
     doc = "A unit's response before and after editing edges or units, with an optional prediction."
-    arguments = "the unit to observe, e.g. mixed4:48"
+    argument = Argument("the unit to observe, e.g. mixed4:48", one_unit("observes"))
     options = (
-        LABEL,
-        LAYOUT,
         MODEL,
         Option(
-            "edit", text, None, "'zero UNITS', 'scale F UNITS', '… -> UNIT', 'zero unit UNITS'; join with ';'"
+            "edit",
+            text,
+            None,
+            "'zero UNITS', 'scale F UNITS', '… -> UNIT', 'zero unit UNITS'; join with ';'",
+            required=True,
         ),
         Option("on", choice("examples", "tuning", "featurevis"), "examples", "the inputs to measure on"),
         Option("predict", prediction, None, "the expected effect, checked at build time"),
@@ -83,85 +110,87 @@ class Ablation(DirectiveKind):
     )
     numbered = True
 
-    def check(self, directive, article) -> None:
-        opts = directive.opts
-        article_defaults(article)
-        if opts["edit"] is None:
-            article.error(directive.line, "{ablation} needs :edit:, e.g. ':edit: zero mixed3:58,63'")
-            return
+    def check(self, directive: DirectiveInput, ctx: CheckContext) -> AblationRequest | None:
+        opts = directive.options
         try:
-            (target,) = parse_units(directive.args)
-        except SpecError as exc:
-            article.error(directive.line, str(exc))
-            return
-        except ValueError:
-            article.error(directive.line, "{ablation} observes one unit")
-            return
-        try:
-            edits = [parse_edit(part) for part in filter(None, (p.strip() for p in opts["edit"].split(";")))]
+            edits = tuple(
+                parse_edit(part) for part in filter(None, (p.strip() for p in opts["edit"].split(";")))
+            )
         except (ValueError, SpecError) as exc:
-            article.error(directive.option_line("edit"), str(exc))
-            return
+            ctx.error(directive.option_line("edit"), str(exc))
+            return None
         used = {
             "examples": {"top", *probes.DATASET_NAMES},
             "tuning": probes.STIMULUS_NAMES,
             "featurevis": set(),
         }
-        for name in directive.options.keys() & (probes.DATASET_NAMES | probes.STIMULUS_NAMES | {"top"}):
+        for name in sorted(directive.given & (probes.DATASET_NAMES | probes.STIMULUS_NAMES | {"top"})):
             if name not in used[opts["on"]]:
-                article.warning(directive.option_line(name), f":{name}: has no effect with :on: {opts['on']}")
-        spec = article.model_spec(opts["model"], directive.option_line("model"))
-        dataset = probes.dataset(directive, article) if opts["on"] == "examples" else None
-        if spec is not None and (dataset is not None or opts["on"] != "examples"):
-            directive.data.update(spec=spec, target=target, edits=edits, dataset=dataset)
+                ctx.warning(directive.option_line(name), f":{name}: has no effect with :on: {opts['on']}")
+        spec = ctx.model_spec(opts["model"], directive.option_line("model"))
+        dataset = probes.dataset(directive, ctx) if opts["on"] == "examples" else None
+        sweep = probes.sweep(directive, ctx) if opts["on"] == "tuning" else None
+        probe_missing = {"examples": dataset is None, "tuning": sweep is None, "featurevis": False}[
+            opts["on"]
+        ]
+        if spec is None or probe_missing:
+            return None
+        return AblationRequest(
+            spec,
+            directive.argument,
+            edits,
+            opts["edit"],
+            opts["on"],
+            dataset,
+            opts["top"],
+            sweep,
+            opts["predict"],
+            directive,
+        )
 
-    def plan(self, directive, article) -> None:
-        data, opts = directive.data, directive.opts
-        info = article.model_info(data["spec"], directive.option_line("model"))
+    def plan(self, request: AblationRequest, ctx: PlanContext) -> AblationFigure | None:
+        at = request.directive
+        info = ctx.model_info(request.spec, at.option_line("model"))
         if info is None:
-            return
+            return None
         try:
-            (target,) = info.check_units([data["target"]])
-            edits = resolve_edits(info, target, data["edits"])
+            (target,) = info.check_units([request.target])
+            edits = resolve_edits(info, target, request.edits)
         except ModelError as exc:
-            article.error(directive.option_line("edit"), str(exc))
-            return
+            ctx.error(at.option_line("edit"), str(exc))
+            return None
         probe: dict = {}
-        if opts["on"] == "examples":
-            probe = {"dataset": data["dataset"], "top": opts["top"]}
-        elif opts["on"] == "tuning":
-            probe = {"sweep": probes.sweep(directive, article, info.input_size)}
-            if probe["sweep"] is None:
-                return
+        if request.on == "examples":
+            probe = {"dataset": request.dataset, "top": request.top}
+        elif request.on == "tuning":
+            probe = {"sweep": replace(request.sweep, size=info.input_size)}
         else:
-            probe = {"settings": settings_for(info, {}, article_defaults(article))}
-        spec = str(data["spec"])
-        job = AblationJob(spec, info.fingerprint, target.layer, target.unit, edits, opts["on"], **probe)
-        data["job"] = job
-        article.need(job, directive.line)
+            probe = {"settings": ctx.featurevis_settings(info)}
+        job = AblationJob(
+            str(request.spec), info.fingerprint, target.layer, target.unit, edits, request.on, **probe
+        )
+        return AblationFigure(job, request.edit, request.predict, at.line)
 
-    def follow_up(self, directive, article) -> None:
+    def follow_up(self, figure: AblationFigure, ctx: FollowUpContext) -> AblationFigure:
         """Check the prediction as soon as the result exists (before anything is rendered)."""
-        data, predicted = directive.data, directive.opts["predict"]
-        job = data.get("job")
-        if job is None or job.key not in article.artifacts or "outcome" in data:
-            return
-        result = article.artifact(job).record["result"]
-        change = relative_change(result["mean_before"], result["mean_after"])
-        data["outcome"] = change
+        if figure.change is not None or not ctx.done(figure.job):
+            return figure
+        result, predicted = ctx.result(figure.job), figure.predict
+        change = relative_change(result.mean_before, result.mean_after)
         if predicted is not None and not predicted.holds(change):
-            article.warning(
-                directive.line,
-                f"prediction failed: '{predicted.text}', but {job.address} changed by {_percent(change)} "
-                f"({result['mean_before']:.3g} → {result['mean_after']:.3g}, mean over the probe)",
+            ctx.warning(
+                figure.line,
+                f"prediction failed: '{predicted.text}', but {figure.job.address} changed by "
+                f"{_percent(change)} ({result.mean_before:.3g} → {result.mean_after:.3g}, "
+                "mean over the probe)",
             )
+        return replace(figure, change=change)
 
-    def render(self, directive, article) -> str:
-        data, opts = directive.data, directive.opts
-        job = data["job"]
-        result = article.artifact(job).record["result"]
-        before, after = result["before"], result["after"]
-        title = f"{job.address} before and after: {opts['edit']}"
+    def render(self, figure: AblationFigure, ctx: RenderContext) -> Rendered:
+        job = figure.job
+        result = ctx.result(job)
+        before, after = list(result.before), list(result.after)
+        title = f"{job.address} before and after: {figure.edit}"
         if job.probe == "tuning":
             series = [("before", before), ("after", after)]
             plot = line_plot(
@@ -173,23 +202,24 @@ class Ablation(DirectiveKind):
                 dashed=("before",),
             )
         else:
-            labels = [f"image {i}" if isinstance(i, int) else str(i) for i in result["labels"]]
+            labels = [f"image {i}" if isinstance(i, int) else str(i) for i in result.labels]
             plot = paired_bars(labels, before, after, title, f"peak response of {job.address}")
         summary = (
-            f'<p class="ablation-summary">Edit: <code>{escape(opts["edit"])}</code>. Mean response of '
-            f"<code>{escape(job.address)}</code> over {len(before)} input(s): {result['mean_before']:.3g} → "
-            f"{result['mean_after']:.3g} ({_percent(data['outcome'])}).</p>"
+            f'<p class="ablation-summary">Edit: <code>{escape(figure.edit)}</code>. Mean response of '
+            f"<code>{escape(job.address)}</code> over {len(before)} input(s): {result.mean_before:.3g} → "
+            f"{result.mean_after:.3g} ({_percent(figure.change)}).</p>"
         )
-        predicted = opts["predict"]
+        predicted = figure.predict
         if predicted is not None:
-            held = predicted.holds(data["outcome"])
+            held = predicted.holds(figure.change)
             verdict = "held" if held else "failed"
             mark = "✓ held" if held else "✗ failed"
             summary += (
                 f'<p class="prediction prediction-{verdict}">Prediction: '
                 f"<strong>{escape(predicted.text)}</strong> — {mark}.</p>"
             )
-        return figure_html(directive, article, f'<div class="plot">{plot}</div>{summary}', "ablation-figure")
+        content = f'<div class="plot">{plot}</div>{summary}'
+        return ctx.rendered(ctx.figure(content, "ablation-figure"))
 
 
 def parse_edit(part: str) -> tuple[list[UnitRef], UnitRef | None, float, bool]:

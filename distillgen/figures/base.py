@@ -1,15 +1,63 @@
-"""What a directive or role kind is. Subclass, declare, register; the core never changes."""
+"""The contract every directive and role kind is written against: typed stages.
+
+    DirectiveInput ── check(input, CheckContext) -> Request | None     None: an error was reported
+    Request ───────── plan(request, PlanContext) -> Planned | None     Planned.jobs: what to compute
+    Planned ───────── follow_up(planned, FollowUpContext) -> Planned   after each compute round
+    Planned ───────── render(planned, RenderContext) -> Rendered       HTML + files + hover cards
+
+Requests and planned values are the kind's own frozen dataclasses; a stage never mutates what
+an earlier stage returned, and reads nothing but its arguments and its context. The core
+(article.py) parses the declared argument and options before `check`, so a kind only checks
+what its declarations cannot say. A kind that computes nothing keeps the default `plan`.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from distillgen.diagnostics import suggest
-from distillgen.figures.options import Option
+from markdown_it.token import Token
+
+from distillgen.options import LABEL, LAYOUT, Argument, Option
 
 if TYPE_CHECKING:
-    from distillgen.render.article import Article
-    from distillgen.source import Directive, Role
+    from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
+    from distillgen.source import Role
+
+
+@dataclass(frozen=True)
+class DirectiveInput:
+    """A directive as written, its argument and options parsed by the kind's declarations."""
+
+    kind: str
+    argument: Any  # the declared Argument's value; None for kinds that take none
+    written: str  # the argument as written
+    options: Mapping[str, Any]  # every declared option: parsed, or its default
+    given: frozenset[str]  # the options the author wrote
+    body: str
+    body_tokens: list[Token]
+    path: Path
+    line: int
+    option_lines: Mapping[str, int] = field(default_factory=dict)
+
+    def option_line(self, name: str) -> int:
+        return self.option_lines.get(name, self.line)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What rendering one directive or role gives the page."""
+
+    html: str
+    files: Mapping[str, Path] = field(default_factory=dict)  # URL in the article's folder -> file
+    cards: Mapping[str, str] = field(default_factory=dict)  # hover card anchor -> HTML
+
+
+def jobs_of(planned: object) -> tuple:
+    """The jobs a planned value asks for: its `jobs` field, in order (none without one)."""
+    return tuple(getattr(planned, "jobs", ()))
 
 
 class DirectiveKind:
@@ -17,73 +65,47 @@ class DirectiveKind:
 
     name: ClassVar[str]
     doc: ClassVar[str]
-    arguments: ClassVar[str] = ""  # what the argument is; "" means the kind takes none
+    argument: ClassVar[Argument | None] = None  # None: the kind takes no argument
     options: ClassVar[tuple[Option, ...]] = ()
-    numbered: ClassVar[bool] = False  # takes a "Figure N" number
+    numbered: ClassVar[bool] = False  # takes a "Figure N" number, a :label: and a :layout:
 
-    def check(self, directive: Directive, article: Article) -> None:
-        """Validate the arguments beyond option types; report through `article`."""
+    @classmethod
+    def declared_options(cls) -> tuple[Option, ...]:
+        return (LABEL, LAYOUT, *cls.options) if cls.numbered else cls.options
 
-    def plan(self, directive: Directive, article: Article) -> None:
-        """For kinds that compute: check addresses against the model (`article.model_info`)
-        and ask for jobs with `article.need()`. Runs after `check` succeeded, for every
-        article, before anything is computed."""
+    def check(self, directive: DirectiveInput, ctx: CheckContext) -> object | None:
+        """The validated request, or None after reporting the author's mistake."""
+        return directive
 
-    def follow_up(self, directive: Directive, article: Article) -> None:
-        """For kinds whose jobs depend on computed results (a circuit picks the inputs to draw
-        from the computed weights): read `article.artifact()` and `need()` more jobs. Runs
-        after every compute round, until no kind asks for more; so it must ask only once for
-        each job, and may also check results (an ablation's prediction)."""
+    def plan(self, request: Any, ctx: PlanContext) -> object | None:
+        """For kinds that compute: resolve units against the model and return a value whose
+        `jobs` are what to compute; None after reporting an error."""
+        return request
 
-    def render(self, directive: Directive, article: Article) -> str:
+    def follow_up(self, planned: Any, ctx: FollowUpContext) -> object:
+        """After every compute round, until no kind asks for more: the same value, or one whose
+        `jobs` extend the old ones with jobs chosen from results (a circuit's inputs); may
+        also check results (an ablation's prediction)."""
+        return planned
+
+    def render(self, planned: Any, ctx: RenderContext) -> Rendered:
         raise NotImplementedError
-
-    def parse_options(self, directive: Directive, article: Article) -> bool:
-        """Fill `directive.opts` from the declared options; False if any was invalid."""
-        declared = {option.name: option for option in self.options}
-        ok = True
-        for key, raw in directive.options.items():
-            line = directive.option_line(key)
-            option = declared.get(key)
-            if option is None:
-                known = ", ".join(declared) or "none"
-                article.error(
-                    line,
-                    f"unknown option ':{key}:' for {{{self.name}}}{suggest(key, declared)}; "
-                    f"its options are: {known}",
-                )
-                ok = False
-                continue
-            try:
-                directive.opts[key] = option.parse(raw)
-            except ValueError as exc:
-                article.error(line, f"bad value for ':{key}:' in {{{self.name}}}: {exc}")
-                ok = False
-        for option in self.options:
-            directive.opts.setdefault(option.name, option.default)
-        if not self.arguments and directive.args:
-            article.error(directive.line, f"{{{self.name}}} takes no argument, got '{directive.args}'")
-            ok = False
-        elif self.arguments and not directive.args:
-            article.error(directive.line, f"{{{self.name}}} needs an argument: {self.arguments}")
-            ok = False
-        return ok
 
 
 class RoleKind:
-    """One kind of inline role, e.g. {cite}`key`."""
+    """One kind of inline role, e.g. {cite}`key`: the same stages, from the role's content."""
 
     name: ClassVar[str]
     doc: ClassVar[str]
 
-    def check(self, role: Role, article: Article) -> None:
-        """Validate the content; report through `article`."""
+    def check(self, role: Role, ctx: CheckContext) -> object | None:
+        return role
 
-    def plan(self, role: Role, article: Article) -> None:
-        """Like `DirectiveKind.plan`."""
+    def plan(self, request: Any, ctx: PlanContext) -> object | None:
+        return request
 
-    def follow_up(self, role: Role, article: Article) -> None:
-        """Like `DirectiveKind.follow_up`."""
+    def follow_up(self, planned: Any, ctx: FollowUpContext) -> object:
+        return planned
 
-    def render(self, role: Role, article: Article) -> str:
+    def render(self, planned: Any, ctx: RenderContext) -> Rendered:
         raise NotImplementedError

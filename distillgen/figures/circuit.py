@@ -17,53 +17,68 @@ resolved from the targets backwards, one stage per compute round (`follow_up`).
 
 from __future__ import annotations
 
-import io
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html import escape
 
 import numpy as np
 import svgwrite
 
-from distillgen.figures import directive
-from distillgen.figures.base import DirectiveKind
-from distillgen.figures.figure import figure_html
-from distillgen.figures.options import LABEL, LAYOUT, MODEL, Option, integer, text
-from distillgen.figures.unitview import (
-    article_defaults,
-    featurevis_job,
-    page_href,
-    settings_for,
-    unit_card,
-)
-from distillgen.jobs import WeightsJob
+from distillgen import kernels
+from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
+from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
+from distillgen.figures.unitview import featurevis_job, page_href, unit_card
+from distillgen.jobs import FeatureVisJob, FeatureVisSettings, WeightsJob
+from distillgen.options import MODEL, Argument, Option, integer, text, units
 from distillgen.render.colors import diverging
-from distillgen.units import ModelError, SpecError, UnitRef, parse_units
+from distillgen.units import ModelError, ModelSpec, SpecError, UnitRef, is_layer_name, parse_units
 
-_LAYER = re.compile(r"^[A-Za-z_][\w.]*$")
 _INK = ";color:#fff"  # numbers on the darkest cells
 NODE, SPACING, ROW_GAP, GLYPH = 64, 84, 150, 4  # CSS pixels: image, column pitch, rows, kernel cell
 GLYPHS = 8  # between two rows of several targets, more edges than this are drawn without glyphs
 
 
-@dataclass
+@dataclass(frozen=True)
 class Stage:
-    """One row of inputs: a layer, and the units drawn from it (chosen, or ranked later)."""
+    """One row of inputs: a layer, the units chosen from it (None: its strongest `:top:`,
+    ranked once the weights into the next row are computed), and those weights."""
 
     layer: str
-    chosen: list[int] | None  # None: the strongest `:top:` units of the layer
-    units: list[int] | None = None  # known once chosen or ranked
-    weights: list[WeightsJob] | None = None  # from this layer into each unit of the next row
+    units: tuple[int, ...] | None
+    weights: tuple[WeightsJob, ...] | None = None  # from this layer into each unit of the next row
 
 
-@directive
+@dataclass(frozen=True)
+class CircuitRequest:
+    spec: ModelSpec
+    targets: tuple[UnitRef, ...]
+    stages: tuple[Stage, ...]  # earliest first, as written
+    top: int
+    label: str | None
+    directive: DirectiveInput
+
+
+@dataclass(frozen=True)
+class CircuitPlan:
+    spec: str
+    fingerprint: str
+    settings: FeatureVisSettings
+    targets: tuple[UnitRef, ...]
+    stages: tuple[Stage, ...]
+    top: int
+    label: str | None
+    nodes: tuple[tuple[str, FeatureVisJob], ...] = ()  # address -> its feature visualization
+    jobs: tuple = ()
+
+    @property
+    def resolved(self) -> bool:
+        return all(stage.units is not None for stage in self.stages)
+
+
 class Circuit(DirectiveKind):
     name = "circuit"
     doc = "Target unit(s) and their strongest (or chosen) inputs over one or more layers."
-    arguments = "target units, e.g. mixed4:52 or mixed4:52,30"
+    argument = Argument("target units, e.g. mixed4:52 or mixed4:52,30", units)
     options = (
-        LABEL,
-        LAYOUT,
         MODEL,
         Option(
             "inputs",
@@ -71,137 +86,138 @@ class Circuit(DirectiveKind):
             None,
             "earlier layers, earliest first, joined by '->'; each a layer (its strongest units) "
             "or units of one layer, e.g. 'conv2 -> mixed3:0,15'",
+            required=True,
         ),
         Option("top", integer(1, 32), 6, "for a layer stage, how many of its units to draw"),
     )
     numbered = True
 
-    def check(self, directive, article) -> None:
-        article_defaults(article)
-        inputs = directive.opts["inputs"]
-        if inputs is None:
-            article.error(directive.line, "{circuit} needs :inputs: (a layer, or units of one layer)")
-            return
+    def check(self, directive: DirectiveInput, ctx: CheckContext) -> CircuitRequest | None:
         stages = []
-        try:
-            targets = parse_units(directive.args)
-            for part in inputs.split("->"):
-                part = part.strip()
-                chosen = None if _LAYER.match(part) else parse_units(part)
-                if chosen is not None and any(ref.layer != chosen[0].layer for ref in chosen):
-                    article.error(
-                        directive.option_line("inputs"),
-                        f"each stage of :inputs: is one layer; split '{part}' with '->'",
-                    )
-                    return
-                layer = part if chosen is None else chosen[0].layer
-                stages.append(Stage(layer, None if chosen is None else [ref.unit for ref in chosen]))
-        except SpecError as exc:
-            article.error(directive.line, str(exc))
-            return
-        spec = article.model_spec(directive.opts["model"], directive.option_line("model"))
-        if spec is not None:
-            directive.data.update(spec=spec, targets=targets, stages=stages)
-
-    def plan(self, directive, article) -> None:
-        data = directive.data
-        spec = data["spec"]
-        info = article.model_info(spec, directive.option_line("model"))
-        if info is None:
-            return
-        try:
-            targets = info.check_units(data["targets"])
-            for stage in data["stages"]:
-                stage.layer = info.layer(stage.layer).name
-                if stage.chosen is not None:
-                    refs = info.check_units([UnitRef(stage.layer, unit) for unit in stage.chosen])
-                    stage.chosen = [ref.unit for ref in refs]
-        except ModelError as exc:
-            article.error(directive.line, str(exc))
-            return
-        order = list(info.layers)
-        later = [*(stage.layer for stage in data["stages"][1:]), *(t.layer for t in targets)]
-        for stage, after in zip(data["stages"], later, strict=False):
-            if order.index(stage.layer) >= order.index(after):
-                article.error(
-                    directive.line, f"'{stage.layer}' does not come before '{after}' in the network"
+        for part in directive.options["inputs"].split("->"):
+            part = part.strip()
+            try:
+                chosen = None if is_layer_name(part) else parse_units(part)
+            except SpecError as exc:
+                ctx.error(directive.line, str(exc))
+                return None
+            if chosen is not None and any(ref.layer != chosen[0].layer for ref in chosen):
+                ctx.error(
+                    directive.option_line("inputs"),
+                    f"each stage of :inputs: is one layer; split '{part}' with '->'",
                 )
-                return
-        settings = settings_for(info, {}, article_defaults(article))
-        data.update(info=info, settings=settings, targets=targets)
-        data["nodes"] = {}
-        self._add_nodes(directive, article, targets)
-        self._resolve(directive, article)
+                return None
+            layer = part if chosen is None else chosen[0].layer
+            stages.append(Stage(layer, None if chosen is None else tuple(ref.unit for ref in chosen)))
+        spec = ctx.model_spec(directive.options["model"], directive.option_line("model"))
+        if spec is None:
+            return None
+        opts = directive.options
+        return CircuitRequest(spec, directive.argument, tuple(stages), opts["top"], opts["label"], directive)
 
-    def follow_up(self, directive, article) -> None:
-        if "nodes" in directive.data:
-            self._resolve(directive, article)
+    def plan(self, request: CircuitRequest, ctx: PlanContext) -> CircuitPlan | None:
+        at = request.directive
+        info = ctx.model_info(request.spec, at.option_line("model"))
+        if info is None:
+            return None
+        try:
+            targets = tuple(info.check_units(list(request.targets)))
+            stages = []
+            for stage in request.stages:
+                layer = info.layer(stage.layer).name
+                chosen = stage.units
+                if chosen is not None:
+                    chosen = tuple(r.unit for r in info.check_units([UnitRef(layer, u) for u in chosen]))
+                stages.append(Stage(layer, chosen))
+            later = [*(stage.layer for stage in stages[1:]), *(t.layer for t in targets)]
+            for stage, after in zip(stages, later, strict=False):
+                info.check_order(stage.layer, after)
+        except ModelError as exc:
+            ctx.error(at.line, str(exc))
+            return None
+        plan = CircuitPlan(
+            str(request.spec),
+            info.fingerprint,
+            ctx.featurevis_settings(info),
+            targets,
+            tuple(stages),
+            request.top,
+            request.label,
+        )
+        return _resolve(_with_nodes(plan, targets), None)
 
-    def _resolve(self, directive, article) -> None:
-        """Resolve stages from the targets backwards, as far as computed weights allow."""
-        data = directive.data
-        after = data["targets"]
-        for stage in reversed(data["stages"]):
-            if stage.weights is None:
-                stage.weights = [
-                    WeightsJob(str(data["spec"]), data["info"].fingerprint, stage.layer, t.layer, t.unit)
-                    for t in after
-                ]
-                for job in stage.weights:
-                    article.need(job, directive.line)
-            if stage.units is None:
-                if stage.chosen is not None:
-                    stage.units = stage.chosen
-                elif all(job.key in article.artifacts for job in stage.weights):
-                    stacks = [_kernels(article, job) for job in stage.weights]
-                    stage.units = strongest_inputs(stacks, directive.opts["top"])
-                else:
-                    return  # ranked in a later round, once these weights are computed
-                self._add_nodes(directive, article, [UnitRef(stage.layer, u) for u in stage.units])
-            after = [UnitRef(stage.layer, unit) for unit in stage.units]
+    def follow_up(self, plan: CircuitPlan, ctx: FollowUpContext) -> CircuitPlan:
+        return plan if plan.resolved else _resolve(plan, ctx)
 
-    def _add_nodes(self, directive, article, units: list[UnitRef]) -> None:
-        data = directive.data
-        for unit in units:
-            job = featurevis_job(data["spec"], data["info"], unit, data["settings"])
-            data["nodes"][str(unit)] = job
-            article.need(job, directive.line)
-
-    def render(self, directive, article) -> str:
-        data = directive.data
-        stages = data["stages"]
-        rows = [[f"{s.layer}:{u}" for u in s.units] for s in stages]
-        rows.append([str(t) for t in data["targets"]])
+    def render(self, plan: CircuitPlan, ctx: RenderContext) -> Rendered:
+        rows = [[f"{s.layer}:{u}" for u in s.units] for s in plan.stages]
+        rows.append([str(t) for t in plan.targets])
         edges = []
-        for stage in stages:
+        for stage in plan.stages:
             for job in stage.weights:
-                stack = _kernels(article, job)
+                stack = ctx.kernels(job)
                 for channel in stage.units:
                     edges.append((f"{stage.layer}:{channel}", f"{job.layer}:{job.unit}", stack[channel]))
         images = {}
-        for address, job in data["nodes"].items():
-            artifact = article.artifact(job)
+        for address, job in plan.nodes:
             images[address] = (
-                article.artifact_url(artifact, artifact.record["result"]["images"][0]),
-                unit_card(article, job, address),
+                ctx.file_url(job, ctx.result(job).images[0]),
+                unit_card(ctx, job, address),
                 page_href(job),
             )
-        anchor = directive.opts["label"] or f"circuit-{stages[-1].weights[0].key[:8]}"
+        anchor = plan.label or f"circuit-{plan.stages[-1].weights[0].key[:8]}"
         cards = {}
         for source, target, kernel in edges:
             card = f"{anchor}-{source}-{target}".replace(":", "-").replace(".", "-")
             cards[(source, target)] = card
-            article.card(card, kernel_card(source, target, kernel))
-        svg = circuit_svg(rows, edges, images, cards, data["spec"])
-        return figure_html(directive, article, f'<div class="circuit">{svg}</div>', "circuit-figure")
+            ctx.card(card, kernel_card(source, target, kernel))
+        svg = circuit_svg(rows, edges, images, cards, plan.spec)
+        return ctx.rendered(ctx.figure(f'<div class="circuit">{svg}</div>', "circuit-figure"))
+
+
+def _resolve(plan: CircuitPlan, results: FollowUpContext | None) -> CircuitPlan:
+    """Resolve stages from the targets backwards, as far as computed weights allow: each
+    stage asks for the weights into the row after it, then is ranked by them (in a later
+    round, once they are computed) unless its units were chosen; its units become nodes."""
+    stages = list(plan.stages)
+    after = plan.targets
+    for index in reversed(range(len(stages))):
+        stage = stages[index]
+        if stage.weights is None:
+            weights = tuple(
+                WeightsJob(plan.spec, plan.fingerprint, stage.layer, t.layer, t.unit) for t in after
+            )
+            stage = replace(stage, weights=weights)
+            plan = replace(plan, jobs=plan.jobs + weights)
+        if stage.units is None:
+            if results is None or not all(results.done(job) for job in stage.weights):
+                stages[index] = stage
+                break  # ranked in a later round, once these weights are computed
+            stacks = [results.kernels(job) for job in stage.weights]
+            stage = replace(stage, units=tuple(strongest_inputs(stacks, plan.top)))
+        stages[index] = stage
+        plan = _with_nodes(plan, [UnitRef(stage.layer, unit) for unit in stage.units])
+        after = tuple(UnitRef(stage.layer, unit) for unit in stage.units)
+    return replace(plan, stages=tuple(stages))
+
+
+def _with_nodes(plan: CircuitPlan, refs) -> CircuitPlan:
+    """The plan with a feature visualization node for each unit not drawn yet."""
+    known = dict(plan.nodes)
+    added = [
+        (str(ref), featurevis_job(plan.spec, plan.fingerprint, ref, plan.settings))
+        for ref in refs
+        if str(ref) not in known
+    ]
+    return replace(plan, nodes=plan.nodes + tuple(added), jobs=plan.jobs + tuple(job for _, job in added))
 
 
 def strongest_inputs(stacks: list[np.ndarray], top: int) -> list[int]:
     """The `top` input channels with the strongest kernels (L2 norm) into any of the next
     row's units, taken in turn from each unit's ranking so that every unit gets its best;
     strongest first."""
-    norms = [np.sqrt((stack**2).sum(axis=(1, 2))) for stack in stacks]
-    rankings = [np.argsort(-n, kind="stable") for n in norms]
+    norms = [kernels.norms(stack) for stack in stacks]
+    rankings = [kernels.strongest_first(stack) for stack in stacks]
     picked: list[int] = []
     for rank in range(len(rankings[0])):
         for ranking in rankings:
@@ -209,10 +225,6 @@ def strongest_inputs(stacks: list[np.ndarray], top: int) -> list[int]:
                 picked.append(int(ranking[rank]))
     best = np.max(norms, axis=0)
     return sorted(picked, key=lambda channel: -best[channel])
-
-
-def _kernels(article, job: WeightsJob) -> np.ndarray:
-    return np.load(io.BytesIO(article.artifact(job).file("kernels.npy").read_bytes()))
 
 
 def circuit_svg(

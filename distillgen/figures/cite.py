@@ -4,54 +4,47 @@ from __future__ import annotations
 
 from html import escape
 
-from distillgen.figures import role
-from distillgen.figures.base import RoleKind
+from distillgen.figures.base import Rendered, RoleKind
+from distillgen.figures.context import CheckContext, RenderContext
+from distillgen.source import Role
 
 
-def _keys(content: str) -> list[str]:
-    return [key.strip() for key in content.split(",") if key.strip()]
-
-
-@role
 class Cite(RoleKind):
     name = "cite"
     doc = "Cite BibTeX entries by key: [1, 2]."
 
-    def check(self, role, article) -> None:
-        keys = _keys(role.content)
+    def check(self, role: Role, ctx: CheckContext) -> tuple[str, ...] | None:
+        keys = tuple(key.strip() for key in role.content.split(",") if key.strip())
         if not keys:
-            article.error(role.line, f"{{{role.name}}} needs at least one citation key")
-        for key in keys:
-            article.cite(key, role.line)
+            ctx.error(role.line, f"{{{role.name}}} needs at least one citation key")
+            return None
+        resolved = [ctx.cite(key, role.line) for key in keys]  # each unknown key is reported
+        return keys if all(resolved) else None
 
-    def render(self, role, article) -> str:
+    def render(self, keys: tuple[str, ...], ctx: RenderContext) -> Rendered:
         links = [
-            f'<a href="#ref-{escape(key)}" data-hover-ref="ref-{escape(key)}">{article.citations[key]}</a>'
-            for key in _keys(role.content)
-            if key in article.citations
+            f'<a href="#ref-{escape(key)}" data-hover-ref="ref-{escape(key)}">{ctx.citation(key)}</a>'
+            for key in keys
         ]
-        return f'<span class="citation">[{", ".join(links)}]</span>'
+        return ctx.rendered(f'<span class="citation">[{", ".join(links)}]</span>')
 
 
-@role
 class CiteParenthetical(Cite):
     name = "cite:p"
     doc = "Same as {cite}."
 
 
-@role
 class CiteTextual(Cite):
     name = "cite:t"
     doc = "Cite naming the authors: Olah et al. [1]."
 
-    def render(self, role, article) -> str:
+    def render(self, keys: tuple[str, ...], ctx: RenderContext) -> Rendered:
         parts = []
-        for key in _keys(role.content):
-            if key in article.citations:
-                names = escape(article.bibliography.short_authors(key))
-                ref = f"ref-{escape(key)}"
-                parts.append(
-                    f'{names} <span class="citation">[<a href="#{ref}" data-hover-ref="{ref}">'
-                    f"{article.citations[key]}</a>]</span>"
-                )
-        return "; ".join(parts)
+        for key in keys:
+            names = escape(ctx.short_authors(key))
+            ref = f"ref-{escape(key)}"
+            parts.append(
+                f'{names} <span class="citation">[<a href="#{ref}" data-hover-ref="{ref}">'
+                f"{ctx.citation(key)}</a>]</span>"
+            )
+        return ctx.rendered("; ".join(parts))

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from html import escape
 
-from distillgen.figures import directive
-from distillgen.figures.base import DirectiveKind
-from distillgen.figures.figure import figure_html
-from distillgen.figures.options import LABEL, LAYOUT, MODEL, Option, choice, integer
-from distillgen.figures.unitview import (
-    SETTINGS,
-    THUMBNAIL,
-    article_defaults,
-    featurevis_job,
-    image_html,
-    page_href,
-    settings_for,
-    unit_card,
-)
-from distillgen.jobs import OBJECTIVES
-from distillgen.units import ModelError, SpecError, UnitRef, parse_units
+from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
+from distillgen.figures.context import CheckContext, PlanContext, RenderContext
+from distillgen.figures.unitview import THUMBNAIL, featurevis_job, image_html, page_href, unit_card
+from distillgen.jobs import OBJECTIVES, FeatureVisJob
+from distillgen.options import FEATUREVIS_SETTINGS, MODEL, Argument, Option, choice, integer
+from distillgen.units import ModelSpec, SpecError, UnitRef, is_layer_name, parse_units
 
-_LAYER = re.compile(r"^[A-Za-z_][\w.]*$")
 _PAIR = re.compile(r"^\s*(\d+)\s*:\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 
 
@@ -39,101 +29,118 @@ def direction(value: str) -> tuple[tuple[int, float], ...]:
     return tuple(pairs)
 
 
-@directive
+@dataclass(frozen=True)
+class FeatureVisRequest:
+    spec: ModelSpec
+    units: tuple[UnitRef, ...]  # for a direction: its layer, as unit 0
+    objective: str
+    direction: tuple[tuple[int, float], ...] | None
+    diversity: int
+    settings: tuple[tuple[str, object], ...]  # the settings options the author wrote
+    columns: int | None
+    directive: DirectiveInput  # where it is written, for errors at plan time
+
+
+@dataclass(frozen=True)
+class FeatureVisGrid:
+    jobs: tuple[FeatureVisJob, ...]
+    columns: int | None
+
+
 class FeatureVis(DirectiveKind):
     name = "featurevis"
     doc = "Feature visualizations of units: images optimized to excite each one."
-    arguments = "unit addresses such as mixed3:0-7,conv2:3 (a layer name for :objective: direction)"
+    argument = Argument("unit addresses such as mixed3:0-7,conv2:3 (a layer name for :objective: direction)")
     options = (
-        LABEL,
-        LAYOUT,
         MODEL,
         Option("objective", choice(*OBJECTIVES), "channel", "what to maximize for each unit"),
         Option("direction", direction, None, "for :objective: direction: 'channel: weight, …'"),
         Option("diversity", integer(2, 16), None, "optimize this many images per unit, pushed apart"),
-        *SETTINGS,
+        *FEATUREVIS_SETTINGS,
         Option("columns", integer(1, 16), None, "units per row (default: as many as fit)"),
     )
     numbered = True
 
-    def check(self, directive, article) -> None:
-        opts = directive.opts
-        article_defaults(article)
+    def check(self, directive: DirectiveInput, ctx: CheckContext) -> FeatureVisRequest | None:
+        opts = directive.options
         if opts["objective"] == "direction":
             if opts["direction"] is None:
-                article.error(directive.line, "{featurevis} with :objective: direction needs :direction:")
-                return
-            if not _LAYER.match(directive.args):
-                article.error(
-                    directive.line, f"a direction is over one layer; write its name, not '{directive.args}'"
+                ctx.error(directive.line, "{featurevis} with :objective: direction needs :direction:")
+                return None
+            if not is_layer_name(directive.argument):
+                ctx.error(
+                    directive.line,
+                    f"a direction is over one layer; write its name, not '{directive.argument}'",
                 )
-                return
-            units = [UnitRef(directive.args, 0)]
+                return None
+            units = (UnitRef(directive.argument, 0),)
         else:
             if opts["direction"] is not None:
-                article.error(directive.option_line("direction"), ":direction: needs :objective: direction")
-                return
+                ctx.error(directive.option_line("direction"), ":direction: needs :objective: direction")
+                return None
             try:
-                units = parse_units(directive.args)
+                units = tuple(parse_units(directive.argument))
             except SpecError as exc:
-                article.error(directive.line, str(exc))
-                return
-        spec = article.model_spec(opts["model"], directive.option_line("model"))
-        if spec is not None:
-            directive.data.update(spec=spec, units=units)
+                ctx.error(directive.line, str(exc))
+                return None
+        spec = ctx.model_spec(opts["model"], directive.option_line("model"))
+        if spec is None:
+            return None
+        given = tuple((o.name, opts[o.name]) for o in FEATUREVIS_SETTINGS if o.name in directive.given)
+        return FeatureVisRequest(
+            spec,
+            units,
+            opts["objective"],
+            opts["direction"],
+            opts["diversity"] or 0,
+            given,
+            opts["columns"],
+            directive,
+        )
 
-    def plan(self, directive, article) -> None:
-        spec, opts = directive.data["spec"], directive.opts
-        info = article.model_info(spec, directive.option_line("model"))
-        if info is None:
-            return
-        try:
-            units = info.check_units(directive.data["units"])
-        except ModelError as exc:
-            article.error(directive.line, str(exc))
-            return
-        given = {option.name: opts[option.name] for option in SETTINGS if option.name in directive.options}
-        settings = settings_for(info, given, article_defaults(article))
-        fields = {"objective": opts["objective"], "diversity": opts["diversity"] or 0}
-        if opts["objective"] == "direction":
+    def plan(self, request: FeatureVisRequest, ctx: PlanContext) -> FeatureVisGrid | None:
+        at = request.directive
+        resolved = ctx.units(request.spec, request.units, at.line, at.option_line("model"))
+        if resolved is None:
+            return None
+        info, units = resolved
+        settings = ctx.featurevis_settings(info, dict(request.settings))
+        fields: dict = {"objective": request.objective, "diversity": request.diversity}
+        if request.objective == "direction":
             layer = info.layers[units[0].layer]
             vector = [0.0] * layer.channels
-            for channel, weight in opts["direction"]:
+            for channel, weight in request.direction:
                 if channel >= layer.channels:
-                    article.error(
-                        directive.option_line("direction"),
+                    ctx.error(
+                        at.option_line("direction"),
                         f"channel {channel} is out of range for '{layer.name}' (0-{layer.channels - 1})",
                     )
-                    return
+                    return None
                 vector[channel] = weight
             units = [UnitRef(layer.name, -1)]
             fields["direction"] = tuple(vector)
-        if opts["objective"] == "neuron" and any(len(info.layers[u.layer].shape) != 3 for u in units):
-            article.error(
-                directive.line, ":objective: neuron needs convolutional layers (with a spatial centre)"
-            )
-            return
-        jobs = [featurevis_job(spec, info, unit, settings, **fields) for unit in units]
-        directive.data["jobs"] = jobs
-        for job in jobs:
-            article.need(job, directive.line)
+        if request.objective == "neuron" and any(len(info.layers[u.layer].shape) != 3 for u in units):
+            ctx.error(at.line, ":objective: neuron needs convolutional layers (with a spatial centre)")
+            return None
+        jobs = tuple(
+            featurevis_job(request.spec, info.fingerprint, unit, settings, **fields) for unit in units
+        )
+        return FeatureVisGrid(jobs, request.columns)
 
-    def render(self, directive, article) -> str:
+    def render(self, grid: FeatureVisGrid, ctx: RenderContext) -> Rendered:
         cells = []
-        for job in directive.data["jobs"]:
+        for job in grid.jobs:
             address = job.address if job.objective != "direction" else f"{job.layer} direction"
             for image in range(job.images):
                 label = address if job.images == 1 else f"{address} ({image + 1}/{job.images})"
-                anchor = unit_card(article, job, label, image)
-                img = image_html(article, job, image, THUMBNAIL, f"feature visualization of {label}")
+                anchor = unit_card(ctx, job, label, image)
+                img = image_html(ctx, job, image, THUMBNAIL, f"feature visualization of {label}")
                 href = page_href(job)
                 tag, link = ("a", f' href="{escape(href)}"') if href else ("div", ' tabindex="0"')
                 cells.append(
                     f'<{tag} class="unit-cell"{link} data-hover-ref="{anchor}">{img}'
                     f'<span class="unit-label">{escape(label)}</span></{tag}>'
                 )
-        columns = directive.opts["columns"]
-        style = f' style="--columns: {columns}"' if columns else ""
-        return figure_html(
-            directive, article, f'<div class="unit-grid"{style}>{"".join(cells)}</div>', "featurevis"
-        )
+        style = f' style="--columns: {grid.columns}"' if grid.columns else ""
+        content = f'<div class="unit-grid"{style}>{"".join(cells)}</div>'
+        return ctx.rendered(ctx.figure(content, "featurevis"))

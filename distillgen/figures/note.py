@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from distillgen.figures import directive
-from distillgen.figures.base import DirectiveKind
+from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
+from distillgen.figures.context import CheckContext, RenderContext
 
 
-@directive
 class Note(DirectiveKind):
     name = "note"
     doc = "A margin note beside the paragraph before it; its body is Markdown."
 
-    def check(self, directive, article) -> None:
+    def check(self, directive: DirectiveInput, ctx: CheckContext) -> DirectiveInput:
         if not directive.body:
-            article.warning(directive.line, f"{{{directive.kind}}} is empty")
+            ctx.warning(directive.line, f"{{{directive.kind}}} is empty")
+        return directive
 
-    def render(self, directive, article) -> str:
-        return f'<aside class="l-gutter">{article.render_tokens(directive.body_tokens)}</aside>'
+    def render(self, directive: DirectiveInput, ctx: RenderContext) -> Rendered:
+        return ctx.rendered(f'<aside class="l-gutter">{ctx.markdown(directive.body_tokens)}</aside>')
 
 
-@directive
 class Aside(Note):
     name = "aside"
     doc = "Same as {note}."

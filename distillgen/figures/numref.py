@@ -3,43 +3,44 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from html import escape
 
-from distillgen.figures import role
-from distillgen.figures.base import RoleKind
+from distillgen.figures.base import Rendered, RoleKind
+from distillgen.figures.context import CheckContext, RenderContext
+from distillgen.source import Role
 
 _EXPLICIT = re.compile(r"^(?P<text>.*?)\s*<(?P<label>[^<>]+)>$")
 
 
-def _parse(content: str) -> tuple[str | None, str]:
-    match = _EXPLICIT.match(content.strip())
-    if match:
-        return match["text"], match["label"].strip()
-    return None, content.strip()
+@dataclass(frozen=True)
+class Reference:
+    written: str  # the role's content, shown as it is if the label does not resolve
+    label: str
+    text: str | None  # "Fig. %s": the link's own text
 
 
-@role
 class NumRef(RoleKind):
     name = "numref"
     doc = "Reference a labelled figure or heading by its number or title."
 
-    def check(self, role, article) -> None:
-        _, label = _parse(role.content)
-        article.want(label, role.line, f"{{{role.name}}}`{role.content}`")
+    def check(self, role: Role, ctx: CheckContext) -> Reference:
+        match = _EXPLICIT.match(role.content.strip())
+        text, label = (match["text"], match["label"].strip()) if match else (None, role.content.strip())
+        ctx.want(label, role.line, f"{{{role.name}}}`{role.content}`")
+        return Reference(role.content, label, text)
 
-    def render(self, role, article) -> str:
-        text, label = _parse(role.content)
-        target = article.targets.get(label)
+    def render(self, reference: Reference, ctx: RenderContext) -> Rendered:
+        target = ctx.target(reference.label)
         if target is None:
-            return escape(role.content)
+            return ctx.rendered(escape(reference.written))
         shown = target.text
-        if text:
+        if reference.text:
             number = target.text.split()[-1]
-            shown = text.replace("%s", number) if "%s" in text else text
-        return f'<a class="figure-ref" href="#{escape(target.anchor)}">{escape(shown)}</a>'
+            shown = reference.text.replace("%s", number) if "%s" in reference.text else reference.text
+        return ctx.rendered(f'<a class="figure-ref" href="#{escape(target.anchor)}">{escape(shown)}</a>')
 
 
-@role
 class Ref(NumRef):
     name = "ref"
     doc = "Same as {numref}."

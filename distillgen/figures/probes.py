@@ -16,8 +16,10 @@ from pathlib import Path
 
 from distillgen import datasets, stimuli
 from distillgen.diagnostics import suggest
-from distillgen.figures.options import Option, integer, text
+from distillgen.figures.base import DirectiveInput
+from distillgen.figures.context import CheckContext
 from distillgen.jobs import Dataset, Sweep
+from distillgen.options import Option, integer, text
 
 _AUTHOR = re.compile(r"^(?P<path>[^:()]+\.py):(?P<function>[A-Za-z_]\w*)\((?P<param>[A-Za-z_]\w*)\)$")
 PERIODIC = "orientation"  # sweeps of this parameter wrap around: polar plots, no repeated end
@@ -42,9 +44,10 @@ STIMULUS_NAMES = {option.name for option in STIMULUS_OPTIONS}
 DATASET_NAMES = {option.name for option in DATASET_OPTIONS}
 
 
-def sweep(directive, article, size: int) -> Sweep | None:
-    """The directive's stimulus sweep at `size` pixels, or None after reporting an error."""
-    opts = directive.opts
+def sweep(directive: DirectiveInput, ctx: CheckContext) -> Sweep | None:
+    """The directive's stimulus sweep, or None after reporting an error. Its `size` is 0 until
+    the model's input size is known: `dataclasses.replace(sweep, size=…)` when planning."""
+    opts = directive.options
     line = directive.option_line("stimulus")
     written = opts["stimulus"]
     match = _AUTHOR.match(written)
@@ -54,8 +57,8 @@ def sweep(directive, article, size: int) -> Sweep | None:
         # The drawing code is part of the result: a change to it must not reuse old artifacts.
         family, fingerprint = written, hashlib.sha256(Path(stimuli.__file__).read_bytes()).hexdigest()
     elif match:
-        path = (article.doc.path.parent / match["path"]).resolve()
-        names = _author_parameters(article, line, path, match["function"])
+        path = (ctx.folder / match["path"]).resolve()
+        names = _author_parameters(ctx, line, path, match["function"])
         if names is None:
             return None
         family = f"{path}:{match['function']}"
@@ -63,44 +66,46 @@ def sweep(directive, article, size: int) -> Sweep | None:
         param, default_range = match["param"], None
     else:
         known = list(stimuli.FAMILIES)
-        article.error(
+        ctx.error(
             line,
             f"unknown stimulus '{written}'{suggest(written, known)}; use one of {', '.join(known)} "
             "or 'file.py:function(param)'",
         )
         return None
-    values = _range(article, directive, opts["range"], default_range, param == PERIODIC)
-    fixed = _params(article, directive.option_line("params"), opts["params"], names)
+    values = _range(ctx, directive, opts["range"], default_range, param == PERIODIC)
+    fixed = _params(ctx, directive.option_line("params"), opts["params"], names)
     if values is None or fixed is None:
         return None
-    return Sweep(family, fingerprint, param, values, fixed, size)
+    return Sweep(family, fingerprint, param, values, fixed, size=0)
 
 
-def _author_parameters(article, line: int, path: Path, function: str) -> list[str] | None:
+def _author_parameters(ctx: CheckContext, line: int, path: Path, function: str) -> list[str] | None:
     """The keyword parameters after (value, size) of `function` in `path`, read without running it."""
     if not path.is_file():
-        article.error(line, f"stimulus file not found: {path}")
+        ctx.error(line, f"stimulus file not found: {path}")
         return None
     try:
         tree = ast.parse(path.read_text(), str(path))
     except SyntaxError as exc:
-        article.error(line, f"cannot read {path}: {exc.msg} (line {exc.lineno})")
+        ctx.error(line, f"cannot read {path}: {exc.msg} (line {exc.lineno})")
         return None
     functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
     if function not in functions:
-        article.error(line, f"{path} has no function '{function}'{suggest(function, functions)}")
+        ctx.error(line, f"{path} has no function '{function}'{suggest(function, functions)}")
         return None
     arguments = [a.arg for a in functions[function].args.args]
     if len(arguments) < 2:
-        article.error(line, f"{function}() must take (value, size, ...): the swept value and the image side")
+        ctx.error(line, f"{function}() must take (value, size, ...): the swept value and the image side")
         return None
     return arguments[2:]
 
 
-def _range(article, directive, written: str | None, default, periodic: bool) -> tuple[float, ...] | None:
+def _range(
+    ctx: CheckContext, directive: DirectiveInput, written: str | None, default, periodic: bool
+) -> tuple[float, ...] | None:
     if written is None:
         if default is None:
-            article.error(directive.line, "a stimulus function of your own needs :range: first last count")
+            ctx.error(directive.line, "a stimulus function of your own needs :range: first last count")
             return None
         first, last, count = default
     else:
@@ -110,7 +115,7 @@ def _range(article, directive, written: str | None, default, periodic: bool) -> 
             if len(parts) != 3 or not 2 <= count <= 361 or first == last:
                 raise ValueError
         except (ValueError, IndexError):
-            article.error(
+            ctx.error(
                 directive.option_line("range"),
                 f"bad value for ':range:': expected 'first last count' with 2 to 361 distinct values, "
                 f"e.g. '0 180 12', not '{written}'",
@@ -119,21 +124,23 @@ def _range(article, directive, written: str | None, default, periodic: bool) -> 
     return tuple(stimuli.sweep(first, last, count, periodic))
 
 
-def _params(article, line: int, written: str, names: list[str]) -> tuple[tuple[str, float], ...] | None:
+def _params(
+    ctx: CheckContext, line: int, written: str, names: list[str]
+) -> tuple[tuple[str, float], ...] | None:
     fixed = []
     for item in filter(None, (part.strip() for part in written.split(","))):
         name, _, value = item.partition("=")
         name = name.strip()
         if name not in names:
             known = ", ".join(names) or "none"
-            article.error(
+            ctx.error(
                 line, f"unknown stimulus parameter '{name}'{suggest(name, names)}; its parameters: {known}"
             )
             return None
         try:
             fixed.append((name, float(value)))
         except ValueError:
-            article.error(line, f"bad value for ':params:': '{item}' is not name=number")
+            ctx.error(line, f"bad value for ':params:': '{item}' is not name=number")
             return None
     return tuple(sorted(fixed))
 
@@ -144,11 +151,11 @@ def axis_label(sweep: Sweep) -> str:
     return f"{sweep.param} ({family[3]})" if family else sweep.param
 
 
-def dataset(directive, article) -> Dataset | None:
+def dataset(directive: DirectiveInput, ctx: CheckContext) -> Dataset | None:
     """The directive's probe set, or None after reporting an error."""
-    opts = directive.opts
+    opts = directive.options
     try:
-        return datasets.dataset(opts["dataset"], opts["count"], opts["sample-seed"], article.doc.path.parent)
+        return datasets.dataset(opts["dataset"], opts["count"], opts["sample-seed"], ctx.folder)
     except datasets.DatasetError as exc:
-        article.error(directive.option_line("dataset"), str(exc))
+        ctx.error(directive.option_line("dataset"), str(exc))
         return None

@@ -8,23 +8,45 @@ stimuli.py (lines and curves by orientation, curvature, gratings by frequency), 
 
 from __future__ import annotations
 
-from distillgen.figures import directive, probes
-from distillgen.figures.base import DirectiveKind
-from distillgen.figures.figure import figure_html
-from distillgen.figures.options import LABEL, LAYOUT, MODEL, Option, boolean, choice, integer
-from distillgen.jobs import TuningJob
+from dataclasses import dataclass, replace
+
+from distillgen.figures import probes
+from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
+from distillgen.figures.context import CheckContext, PlanContext, RenderContext
+from distillgen.jobs import Sweep, TuningJob
+from distillgen.options import MODEL, Argument, Option, boolean, choice, integer, units_of_one_layer
 from distillgen.render.plots import line_plot, polar_plot
-from distillgen.units import ModelError, SpecError, parse_units
+from distillgen.units import ModelSpec, UnitRef
 
 
-@directive
+@dataclass(frozen=True)
+class TuningRequest:
+    spec: ModelSpec
+    units: tuple[UnitRef, ...]
+    sweep: Sweep  # its size is the model's input size, set when planning
+    plot: str
+    thumbnails: int
+    normalize: bool
+    directive: DirectiveInput
+
+
+@dataclass(frozen=True)
+class TuningFigure:
+    job: TuningJob
+    plot: str
+    thumbnails: int
+    normalize: bool
+
+    @property
+    def jobs(self) -> tuple[TuningJob, ...]:
+        return (self.job,)
+
+
 class Tuning(DirectiveKind):
     name = "tuning"
     doc = "Tuning curves: units' responses to a parametric family of stimuli."
-    arguments = "units of one layer, e.g. mixed4:52,30,27,47"
+    argument = Argument("units of one layer, e.g. mixed4:52,30,27,47", units_of_one_layer)
     options = (
-        LABEL,
-        LAYOUT,
         MODEL,
         *probes.STIMULUS_OPTIONS,
         Option("plot", choice("line", "polar"), "line", "a line plot, or polar (orientation sweeps)"),
@@ -33,66 +55,54 @@ class Tuning(DirectiveKind):
     )
     numbered = True
 
-    def check(self, directive, article) -> None:
-        try:
-            units = parse_units(directive.args)
-        except SpecError as exc:
-            article.error(directive.line, str(exc))
-            return
-        if len({ref.layer for ref in units}) > 1:
-            article.error(directive.line, "{tuning} plots units of one layer; use one figure per layer")
-            return
-        spec = article.model_spec(directive.opts["model"], directive.option_line("model"))
-        if spec is not None:
-            directive.data.update(spec=spec, units=units)
-
-    def plan(self, directive, article) -> None:
-        data = directive.data
-        info = article.model_info(data["spec"], directive.option_line("model"))
-        if info is None:
-            return
-        try:
-            units = info.check_units(data["units"])
-        except ModelError as exc:
-            article.error(directive.line, str(exc))
-            return
-        sweep = probes.sweep(directive, article, info.input_size)
+    def check(self, directive: DirectiveInput, ctx: CheckContext) -> TuningRequest | None:
+        opts = directive.options
+        spec = ctx.model_spec(opts["model"], directive.option_line("model"))
+        sweep = probes.sweep(directive, ctx) if spec is not None else None
         if sweep is None:
-            return
-        if directive.opts["plot"] == "polar" and sweep.param != probes.PERIODIC:
-            article.error(
+            return None
+        if opts["plot"] == "polar" and sweep.param != probes.PERIODIC:
+            ctx.error(
                 directive.option_line("plot"),
                 f":plot: polar needs an orientation sweep; '{sweep.param}' is not an angle",
             )
-            return
-        job = TuningJob(
-            str(data["spec"]), info.fingerprint, units[0].layer, tuple(u.unit for u in units), sweep
+            return None
+        return TuningRequest(
+            spec, directive.argument, sweep, opts["plot"], opts["thumbnails"], opts["normalize"], directive
         )
-        data["job"] = job
-        article.need(job, directive.line)
 
-    def render(self, directive, article) -> str:
-        job = directive.data["job"]
-        artifact = article.artifact(job)
-        result = artifact.record["result"]
-        values = result["values"]
+    def plan(self, request: TuningRequest, ctx: PlanContext) -> TuningFigure | None:
+        at = request.directive
+        resolved = ctx.units(request.spec, request.units, at.line, at.option_line("model"))
+        if resolved is None:
+            return None
+        info, units = resolved
+        sweep = replace(request.sweep, size=info.input_size)
+        job = TuningJob(
+            str(request.spec), info.fingerprint, units[0].layer, tuple(u.unit for u in units), sweep
+        )
+        return TuningFigure(job, request.plot, request.thumbnails, request.normalize)
+
+    def render(self, figure: TuningFigure, ctx: RenderContext) -> Rendered:
+        job = figure.job
+        result = ctx.result(job)
+        values = list(result.values)
         series = [
-            (f"{job.layer}:{unit}", [row[i] for row in result["responses"]])
-            for i, unit in enumerate(job.units)
+            (f"{job.layer}:{unit}", [row[i] for row in result.responses]) for i, unit in enumerate(job.units)
         ]
         y_label = "peak response"
-        if directive.opts["normalize"]:
-            series = [(name, [v / (max(values) or 1.0) for v in values]) for name, values in series]
+        if figure.normalize:
+            series = [(name, [v / (max(curve) or 1.0) for v in curve]) for name, curve in series]
             y_label = "peak response / the unit's largest"
         title = f"Tuning of {', '.join(name for name, _ in series)} to {_family_name(job)}"
-        if directive.opts["plot"] == "polar":
+        if figure.plot == "polar":
             svg = polar_plot(values, series, title, mirror=values[-1] - values[0] < 180)
         else:
-            count = min(directive.opts["thumbnails"], len(values))
+            count = min(figure.thumbnails, len(values))
             picks = sorted({round(i * (len(values) - 1) / max(count - 1, 1)) for i in range(count)})
-            thumbnails = [(values[i], article.artifact_url(artifact, result["stimuli"][i])) for i in picks]
+            thumbnails = [(values[i], ctx.file_url(job, result.stimuli[i])) for i in picks]
             svg = line_plot(values, series, probes.axis_label(job.sweep), y_label, title, thumbnails)
-        return figure_html(directive, article, f'<div class="plot">{svg}</div>', "tuning-figure")
+        return ctx.rendered(ctx.figure(f'<div class="plot">{svg}</div>', "tuning-figure"))
 
 
 def _family_name(job: TuningJob) -> str:

@@ -6,62 +6,68 @@ and so the same cached artifact, as a {featurevis} of that unit with default opt
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from html import escape
 
-from distillgen.figures import role
-from distillgen.figures.base import RoleKind
-from distillgen.figures.unitview import (
-    article_defaults,
-    featurevis_job,
-    image_html,
-    page_href,
-    settings_for,
-    unit_card,
-)
-from distillgen.units import ModelError, SpecError, parse_units
+from distillgen.figures.base import Rendered, RoleKind
+from distillgen.figures.context import CheckContext, PlanContext, RenderContext
+from distillgen.figures.unitview import featurevis_job, image_html, page_href, unit_card
+from distillgen.jobs import FeatureVisJob
+from distillgen.options import one_unit
+from distillgen.source import Role
+from distillgen.units import ModelSpec, SpecError, UnitRef
 
 CHIP = 20  # CSS pixels: the height of a line of text
 
 
-@role
+@dataclass(frozen=True)
+class UnitRequest:
+    spec: ModelSpec
+    unit: UnitRef
+    written: str
+    line: int
+
+
+@dataclass(frozen=True)
+class UnitChip:
+    job: FeatureVisJob
+    written: str
+
+    @property
+    def jobs(self) -> tuple[FeatureVisJob, ...]:
+        return (self.job,)
+
+
 class Unit(RoleKind):
     name = "unit"
     doc = "A unit of the article's model, shown inline with its feature visualization."
 
-    def check(self, role, article) -> None:
-        article_defaults(article)
+    def check(self, role: Role, ctx: CheckContext) -> UnitRequest | None:
         try:
-            units = parse_units(role.content)
+            unit = one_unit("names")(role.content)
         except SpecError as exc:
-            article.error(role.line, f"{{unit}}: {exc}")
-            return
-        if len(units) != 1:
-            article.error(
-                role.line, f"{{unit}} names one unit, not {len(units)}; use {{featurevis}} for several"
-            )
-            return
-        spec = article.model_spec(None, role.line)
-        if spec is not None:
-            role.data.update(spec=spec, unit=units[0])
+            ctx.error(role.line, f"{{unit}}: {exc}")
+            return None
+        except ValueError as exc:  # several units
+            ctx.error(role.line, str(exc).replace("{kind}", "{unit}") + "; use {featurevis} for several")
+            return None
+        spec = ctx.model_spec(None, role.line)
+        return None if spec is None else UnitRequest(spec, unit, role.content.strip(), role.line)
 
-    def plan(self, role, article) -> None:
-        info = article.model_info(role.data["spec"], role.line)
-        if info is None:
-            return
-        try:
-            (unit,) = info.check_units([role.data["unit"]])
-        except ModelError as exc:
-            article.error(role.line, str(exc))
-            return
-        settings = settings_for(info, {}, article_defaults(article))
-        role.data["job"] = featurevis_job(role.data["spec"], info, unit, settings)
-        article.need(role.data["job"], role.line)
+    def plan(self, request: UnitRequest, ctx: PlanContext) -> UnitChip | None:
+        resolved = ctx.units(request.spec, [request.unit], request.line, request.line)
+        if resolved is None:
+            return None
+        info, (unit,) = resolved
+        return UnitChip(
+            featurevis_job(request.spec, info.fingerprint, unit, ctx.featurevis_settings(info)),
+            request.written,
+        )
 
-    def render(self, role, article) -> str:
-        job = role.data["job"]
-        anchor = unit_card(article, job, role.content.strip())
-        img = image_html(article, job, 0, CHIP, "")
-        return (
-            f'<a class="unit-chip" href="{escape(page_href(job))}" data-hover-ref="{anchor}">{img}'
-            f"<code>{escape(role.content.strip())}</code></a>"
+    def render(self, chip: UnitChip, ctx: RenderContext) -> Rendered:
+        anchor = unit_card(ctx, chip.job, chip.written)
+        img = image_html(ctx, chip.job, 0, CHIP, "")
+        return ctx.rendered(
+            f'<a class="unit-chip" href="{escape(page_href(chip.job))}" data-hover-ref="{anchor}">{img}'
+            f"<code>{escape(chip.written)}</code></a>"
         )

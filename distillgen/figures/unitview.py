@@ -1,106 +1,50 @@
-"""Shared by the kinds that show units: featurevis jobs with an article's defaults, the hover
-card of a rendered unit (larger image, address, model, objective value), and where its unit
-page lives."""
+"""Shared by the kinds that show units: the featurevis job of a unit, its image and hover card
+(larger image, address, model, objective value), and where its unit page lives."""
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import fields
 from html import escape
 from pathlib import Path
 
-from distillgen.diagnostics import suggest
-from distillgen.figures.options import Option, boolean, choice, integer, number
+from distillgen.figures.context import RenderContext
 from distillgen.jobs import FeatureVisJob, FeatureVisSettings
-from distillgen.units import ModelInfo, ModelSpec, UnitRef
+from distillgen.units import ModelSpec, UnitRef
 
 THUMBNAIL = 96  # CSS pixels of a unit in a grid
 CARD = 224  # CSS pixels of a unit in its hover card
 
 
-# Options that set FeatureVisSettings: a {featurevis} option each, and keys of the front
-# matter's `featurevis:` mapping, which sets them for the whole article.
-SETTINGS = (
-    Option("steps", integer(1, 10000), 512, "optimizer steps"),
-    Option("size", integer(16, 512), None, "image side in pixels (default: the model's, at most 128)"),
-    Option("lr", number(0, 10), 0.05, "Adam learning rate"),
-    Option("seed", integer(0, 2**31 - 1), 0, "random seed of the initial image and transforms"),
-    Option("fft", boolean, True, "parameterize the image in Fourier space (lucent's fft)"),
-    Option("decorrelate", boolean, True, "decorrelate colours (lucent's decorrelate)"),
-    Option("transforms", choice("standard", "none"), "standard", "lucent's standard transforms, or none"),
-)
-assert {o.name for o in SETTINGS} == {f.name for f in fields(FeatureVisSettings)}
-
-
-def article_defaults(article) -> dict:
-    """The front matter's `featurevis:` settings, parsed once per article."""
-    if "featurevis" not in article.shared:
-        declared = {option.name: option for option in SETTINGS}
-        values = {}
-        for name, (raw, line) in article.front.featurevis.items():
-            if name not in declared:
-                article.error(
-                    line,
-                    f"unknown key 'featurevis.{name}'{suggest(name, declared)}; known: {', '.join(declared)}",
-                )
-                continue
-            try:
-                values[name] = declared[name].parse(raw)
-            except ValueError as exc:
-                article.error(line, f"bad value for 'featurevis.{name}': {exc}")
-        article.shared["featurevis"] = values
-    return article.shared["featurevis"]
-
-
-def settings_for(info: ModelInfo, given: dict, defaults: dict) -> FeatureVisSettings:
-    """A figure's own options, else the article's, else the built-in defaults."""
-    chosen = {
-        option.name: given.get(option.name, defaults.get(option.name, option.default)) for option in SETTINGS
-    }
-    chosen["size"] = chosen["size"] or min(info.input_size, 128)  # lucent's 128 at most: quick builds
-    return FeatureVisSettings(**chosen)
-
-
 def featurevis_job(
-    spec: ModelSpec, info: ModelInfo, unit: UnitRef, settings: FeatureVisSettings, **extra
+    spec: ModelSpec | str, fingerprint: str, unit: UnitRef, settings: FeatureVisSettings, **extra
 ) -> FeatureVisJob:
-    return FeatureVisJob(str(spec), info.fingerprint, unit.layer, unit.unit, settings=settings, **extra)
+    return FeatureVisJob(str(spec), fingerprint, unit.layer, unit.unit, settings=settings, **extra)
 
 
 def card_anchor(job: FeatureVisJob, image: int = 0) -> str:
     return f"unit-{job.key[:12]}-{image}"
 
 
-def image_html(article, job: FeatureVisJob, image: int, size: int, alt: str) -> str:
-    artifact = article.artifact(job)
-    url = article.artifact_url(artifact, artifact.record["result"]["images"][image])
+def image_html(ctx: RenderContext, job: FeatureVisJob, image: int, size: int, alt: str) -> str:
+    url = ctx.file_url(job, ctx.result(job).images[image])
     return f'<img src="{escape(url)}" width="{size}" height="{size}" alt="{escape(alt)}">'
 
 
-def unit_card(article, job: FeatureVisJob, label: str, image: int = 0) -> str:
-    """Register the unit's hover card on the page; returns its anchor for data-hover-ref."""
+def unit_card(ctx: RenderContext, job: FeatureVisJob, label: str, image: int = 0) -> str:
+    """Add the unit's hover card to the page; returns its anchor for data-hover-ref."""
     anchor = card_anchor(job, image)
-    value = article.artifact(job).record["result"]["values"][image]
+    value = ctx.result(job).values[image]
     objective = "activation" if job.objective == "channel" else f"{job.objective} objective"
-    img = image_html(article, job, image, CARD, f"feature visualization of {label}").replace(
+    img = image_html(ctx, job, image, CARD, f"feature visualization of {label}").replace(
         "<img ", '<img loading="lazy" ', 1
     )
-    article.card(
+    ctx.card(
         anchor,
         f'{img}<p class="unit-card-address"><code>{escape(label)}</code> · {escape(job.model)}</p>'
         f'<p class="unit-card-value">{objective} {value:.3g} after {job.settings.steps} steps</p>',
     )
     return anchor
-
-
-def comes_before(article, line: int, info: ModelInfo, source: str, target: str) -> bool:
-    """Whether layer `source` runs before `target`; an error at `line` when it does not."""
-    order = list(info.layers)
-    if order.index(source) < order.index(target):
-        return True
-    article.error(line, f"'{source}' does not come before '{target}' in the network")
-    return False
 
 
 def page_href(job) -> str | None:

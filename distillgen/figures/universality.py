@@ -11,40 +11,67 @@ images in a shuffled order (`shuffled`, where any match is chance).
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, replace
 from html import escape
 
 import numpy as np
 
-from distillgen.figures import directive, probes
-from distillgen.figures.base import DirectiveKind
-from distillgen.figures.figure import figure_html
-from distillgen.figures.options import LABEL, LAYOUT, MODEL, Option, choice, integer, text
-from distillgen.figures.unitview import (
-    THUMBNAIL,
-    article_defaults,
-    featurevis_job,
-    image_html,
-    page_href,
-    settings_for,
-    unit_card,
-)
-from distillgen.jobs import UniversalityJob
+from distillgen.figures import probes
+from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
+from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
+from distillgen.figures.unitview import THUMBNAIL, featurevis_job, image_html, page_href, unit_card
+from distillgen.jobs import Dataset, FeatureVisJob, FeatureVisSettings, UniversalityJob, UniversalityResult
+from distillgen.options import MODEL, Argument, Option, choice, integer, layer, text
 from distillgen.render.plots import histograms
-from distillgen.units import ModelError, SpecError, UnitRef, parse_units
+from distillgen.units import ModelError, ModelSpec, SpecError, UnitRef, parse_units
 
 _UNTRAINED_KINDS = ("shapes", "lucent", "torchvision")
 
 
-@directive
+@dataclass(frozen=True)
+class UniversalityRequest:
+    spec: ModelSpec
+    other: ModelSpec
+    layer: str
+    other_layer: str
+    dataset: Dataset
+    baseline: str
+    pairs: int
+    units: str | None
+    matching: str
+    directive: DirectiveInput
+
+
+@dataclass(frozen=True)
+class Pair:
+    mine: FeatureVisJob
+    theirs: FeatureVisJob | None  # None: left over by a one-to-one matching into a smaller layer
+    r: float | None
+
+
+@dataclass(frozen=True)
+class UniversalityFigure:
+    job: UniversalityJob
+    settings: FeatureVisSettings  # of each model's feature visualizations
+    other_settings: FeatureVisSettings
+    units: tuple[int, ...] | None  # :units:, else the best-matched :pairs:
+    count: int
+    matching: str
+    pairs: tuple[Pair, ...] | None = None  # chosen once the matches are computed
+
+    @property
+    def jobs(self) -> tuple:
+        shown = [job for pair in self.pairs or () for job in (pair.mine, pair.theirs) if job is not None]
+        return (self.job, *shown)
+
+
 class Universality(DirectiveKind):
     name = "universality"
     doc = "Match a layer's units to another model's by activation correlation, against a baseline."
-    arguments = "a layer of the first model, e.g. mixed4"
+    argument = Argument("a layer of the first model, e.g. mixed4", layer)
     options = (
-        LABEL,
-        LAYOUT,
         MODEL,
-        Option("other", text, None, "the second model's spec, e.g. shapes@1"),
+        Option("other", text, None, "the second model's spec, e.g. shapes@1", required=True),
         Option("other-layer", text, None, "its layer (default: the same name)"),
         Option("baseline", choice("untrained", "shuffled"), "untrained", "what a chance match looks like"),
         Option("pairs", integer(1, 32), 6, "how many best-matched pairs to show"),
@@ -59,107 +86,105 @@ class Universality(DirectiveKind):
     )
     numbered = True
 
-    def check(self, directive, article) -> None:
-        opts = directive.opts
-        article_defaults(article)
-        if opts["other"] is None:
-            article.error(directive.line, "{universality} needs :other: (the model to compare with)")
-            return
-        spec = article.model_spec(opts["model"], directive.option_line("model"))
-        other = article.model_spec(opts["other"], directive.option_line("other"))
-        dataset = probes.dataset(directive, article)
-        if None in (spec, other, dataset):
-            return
+    def check(self, directive: DirectiveInput, ctx: CheckContext) -> UniversalityRequest | None:
+        opts = directive.options
+        spec = ctx.model_spec(opts["model"], directive.option_line("model"))
+        other = ctx.model_spec(opts["other"], directive.option_line("other"))
+        dataset = probes.dataset(directive, ctx)
+        if spec is None or other is None or dataset is None:
+            return None
         if opts["baseline"] == "untrained" and other.kind not in _UNTRAINED_KINDS:
-            where = "baseline" if "baseline" in directive.options else "other"
-            article.error(
+            where = "baseline" if "baseline" in directive.given else "other"
+            ctx.error(
                 directive.option_line(where),
                 f"'{other}' has no untrained variant to compare with; use ':baseline: shuffled'",
             )
-            return
-        directive.data.update(spec=spec, other=other, dataset=dataset)
+            return None
+        return UniversalityRequest(
+            spec,
+            other,
+            directive.argument,
+            opts["other-layer"] or directive.argument,
+            dataset,
+            opts["baseline"],
+            opts["pairs"],
+            opts["units"],
+            opts["matching"],
+            directive,
+        )
 
-    def plan(self, directive, article) -> None:
-        data, opts = directive.data, directive.opts
-        info = article.model_info(data["spec"], directive.option_line("model"))
-        other = article.model_info(data["other"], directive.option_line("other"))
+    def plan(self, request: UniversalityRequest, ctx: PlanContext) -> UniversalityFigure | None:
+        at = request.directive
+        info = ctx.model_info(request.spec, at.option_line("model"))
+        other = ctx.model_info(request.other, at.option_line("other"))
         if info is None or other is None:
-            return
+            return None
         try:
-            layer = info.layer(directive.args).name
-            other_layer = other.layer(opts["other-layer"] or directive.args).name
+            layer = info.layer(request.layer).name
+            other_layer = other.layer(request.other_layer).name
         except ModelError as exc:
-            article.error(directive.line, str(exc))
-            return
+            ctx.error(at.line, str(exc))
+            return None
         baseline, baseline_fingerprint = "", ""
-        if opts["baseline"] == "untrained":
-            untrained = dataclasses.replace(data["other"], untrained=True)
-            base_info = article.model_info(untrained, directive.option_line("baseline"))
+        if request.baseline == "untrained":
+            untrained = dataclasses.replace(request.other, untrained=True)
+            base_info = ctx.model_info(untrained, at.option_line("baseline"))
             if base_info is None:
-                return
+                return None
             baseline, baseline_fingerprint = str(untrained), base_info.fingerprint
         job = UniversalityJob(
-            str(data["spec"]),
+            str(request.spec),
             info.fingerprint,
             layer,
-            str(data["other"]),
+            str(request.other),
             other.fingerprint,
             other_layer,
-            data["dataset"],
-            opts["baseline"],
+            request.dataset,
+            request.baseline,
             baseline,
             baseline_fingerprint,
         )
         units = None
-        if opts["units"]:
+        if request.units:
             try:
-                refs = info.check_units(
-                    parse_units(",".join(f"{layer}:{u.strip()}" for u in opts["units"].split(",")))
-                )
+                written = ",".join(f"{layer}:{u.strip()}" for u in request.units.split(","))
+                units = tuple(ref.unit for ref in info.check_units(parse_units(written)))
             except (ModelError, SpecError) as exc:
-                article.error(directive.option_line("units"), str(exc))
-                return
-            units = [ref.unit for ref in refs]
-        data.update(job=job, info=info, other_info=other, units=units)
-        article.need(job, directive.line)
+                ctx.error(at.option_line("units"), str(exc))
+                return None
+        return UniversalityFigure(
+            job,
+            ctx.featurevis_settings(info),
+            ctx.featurevis_settings(other),
+            units,
+            request.pairs,
+            request.matching,
+        )
 
-    def follow_up(self, directive, article) -> None:
-        """Once the matches are known, ask for the feature visualizations of the best pairs."""
-        data = directive.data
-        job = data.get("job")
-        if job is None or job.key not in article.artifacts or "pairs" in data:
-            return
-        result = article.artifact(job).record["result"]
-        partner, r, _ = _matching(result, directive.opts["matching"])
+    def follow_up(self, figure: UniversalityFigure, ctx: FollowUpContext) -> UniversalityFigure:
+        """Once the matches are known, ask for the feature visualizations of the pairs shown."""
+        if figure.pairs is not None or not ctx.done(figure.job):
+            return figure
+        job = figure.job
+        partner, r, _ = _matching(ctx.result(job), figure.matching)
         ranked = np.argsort([-x if x is not None else np.inf for x in r], kind="stable")
-        order = data["units"] or [u for u in ranked if r[u] is not None][: directive.opts["pairs"]]
-        defaults = article_defaults(article)
+        order = figure.units or [u for u in ranked if r[u] is not None][: figure.count]
         pairs = []
         for unit in order:
-            mine = featurevis_job(
-                data["spec"],
-                data["info"],
-                UnitRef(job.layer, int(unit)),
-                settings_for(data["info"], {}, defaults),
-            )
-            article.need(mine, directive.line)
-            if partner[unit] < 0:  # left over by a one-to-one matching into a smaller layer
-                pairs.append((mine, None, None))
+            mine = featurevis_job(job.model, job.fingerprint, UnitRef(job.layer, int(unit)), figure.settings)
+            if partner[unit] < 0:
+                pairs.append(Pair(mine, None, None))
                 continue
             match = UnitRef(job.other_layer, partner[unit])
-            theirs = featurevis_job(
-                data["other"], data["other_info"], match, settings_for(data["other_info"], {}, defaults)
-            )
-            pairs.append((mine, theirs, r[unit]))
-            article.need(theirs, directive.line)
-        data["pairs"] = pairs
+            theirs = featurevis_job(job.other, job.other_fingerprint, match, figure.other_settings)
+            pairs.append(Pair(mine, theirs, r[unit]))
+        return replace(figure, pairs=tuple(pairs))
 
-    def render(self, directive, article) -> str:
-        data = directive.data
-        job = data["job"]
-        result = article.artifact(job).record["result"]
-        rows = "".join(_pair(article, mine, theirs, r) for mine, theirs, r in data["pairs"])
-        matching = directive.opts["matching"]
+    def render(self, figure: UniversalityFigure, ctx: RenderContext) -> Rendered:
+        job = figure.job
+        result = ctx.result(job)
+        rows = "".join(_pair(ctx, pair) for pair in figure.pairs)
+        matching = figure.matching
         partner, trained, chance = _matching(result, matching)
         trained = [x for x in trained if x is not None]
         chance = [x for x in chance if x is not None]
@@ -171,7 +196,7 @@ class Universality(DirectiveKind):
             f"{matching}-match correlation",
             f"{matching.capitalize()}-match correlations of {job.layer} units, and the baseline",
         )
-        samples = "every position" if result["samples"] == "positions" else "each image's peak"
+        samples = "every position" if result.samples == "positions" else "each image's peak"
         code = {
             name: f"<code>{escape(value)}</code>"
             for name, value in vars(job).items()
@@ -184,32 +209,35 @@ class Universality(DirectiveKind):
         }[matching].format(other_layer=code["other_layer"], other=code["other"])
         summary = (
             f'<p class="universality-summary">Units of {code["layer"]} in {code["model"]}, matched {how} '
-            f"over {result['probe_size']} images ({samples}) correlate best: median r = "
+            f"over {result.probe_size} images ({samples}) correlate best: median r = "
             f"{np.median(trained):.2f} ({other_kind} matching: {other_median:.2f}); against the "
             f"baseline ({escape(baseline)}) median r = {np.median(chance):.2f}. The best matches go to "
-            f"{len(set(result['best_unit']))} distinct units of {code['other_layer']}.</p>"
+            f"{len(set(result.best_unit))} distinct units of {code['other_layer']}.</p>"
         )
         content = f'<table class="universality-pairs">{rows}</table>{summary}<div class="plot">{plot}</div>'
-        return figure_html(directive, article, content, "universality-figure")
+        return ctx.rendered(ctx.figure(content, "universality-figure"))
 
 
-def _matching(result: dict, matching: str) -> tuple[list[int], list, list]:
+def _matching(result: UniversalityResult, matching: str) -> tuple[tuple[int, ...], tuple, tuple]:
     """Each unit's partner (-1: none), its r, and the baseline's r, for the chosen matching."""
     if matching == "best":
-        return result["best_unit"], result["best_r"], result["baseline_best_r"]
-    return result["one_to_one_unit"], result["one_to_one_r"], result["baseline_one_to_one_r"]
+        return result.best_unit, result.best_r, result.baseline_best_r
+    return result.one_to_one_unit, result.one_to_one_r, result.baseline_one_to_one_r
 
 
-def _pair(article, mine, theirs, r: float | None) -> str:
-    if theirs is None:
-        return f'<tr>{_cell(article, mine)}<td>no partner left</td><td class="correlation"></td></tr>'
-    return f'<tr>{_cell(article, mine)}{_cell(article, theirs)}<td class="correlation">r = {r:.2f}</td></tr>'
+def _pair(ctx: RenderContext, pair: Pair) -> str:
+    if pair.theirs is None:
+        return f'<tr>{_cell(ctx, pair.mine)}<td>no partner left</td><td class="correlation"></td></tr>'
+    return (
+        f"<tr>{_cell(ctx, pair.mine)}{_cell(ctx, pair.theirs)}"
+        f'<td class="correlation">r = {pair.r:.2f}</td></tr>'
+    )
 
 
-def _cell(article, job) -> str:
+def _cell(ctx: RenderContext, job: FeatureVisJob) -> str:
     address = f"{job.layer}:{job.unit}"
-    anchor = unit_card(article, job, f"{address} ({job.model})")
-    image = image_html(article, job, 0, THUMBNAIL, f"feature visualization of {address} in {job.model}")
+    anchor = unit_card(ctx, job, f"{address} ({job.model})")
+    image = image_html(ctx, job, 0, THUMBNAIL, f"feature visualization of {address} in {job.model}")
     href = page_href(job)
     linked = f'<a href="{escape(href)}">{image}</a>' if href else image
     return (

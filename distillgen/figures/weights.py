@@ -8,105 +8,128 @@ normalized to its largest magnitude, as in the Circuits thread.
 
 from __future__ import annotations
 
-import io
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import svgwrite
 
-from distillgen.figures import directive
-from distillgen.figures.base import DirectiveKind
-from distillgen.figures.figure import figure_html
-from distillgen.figures.options import LABEL, LAYOUT, MODEL, Option, integer
-from distillgen.figures.unitview import comes_before
+from distillgen import kernels
+from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
+from distillgen.figures.context import CheckContext, PlanContext, RenderContext
 from distillgen.jobs import WeightsJob
+from distillgen.options import MODEL, Argument, Option, integer
 from distillgen.render.colors import STOPS, diverging
-from distillgen.units import ModelError, SpecError, UnitRef, parse_units
+from distillgen.units import ModelError, ModelSpec, UnitRef, is_layer_name, parse_units
 
 _ARROW = re.compile(r"^\s*(?P<source>\S+)\s*->\s*(?P<target>\S+)\s*$")
-_LAYER = re.compile(r"^[A-Za-z_][\w.]*$")
 LARGE, SMALL, GAP = 24, 8, 12  # CSS pixels per kernel cell (one kernel, small multiples), gap
 
 
-@directive
+@dataclass(frozen=True)
+class Connection:
+    """`source -> target`: a source layer, or one unit of it, into one target unit."""
+
+    source: str
+    channel: int | None  # None: every unit of the source layer
+    target: UnitRef
+
+
+def connection(value: str) -> Connection:
+    match = _ARROW.match(value)
+    if not match:
+        raise ValueError(f"write {{kind}} as 'source -> target:unit', not '{value}'")
+    targets = parse_units(match["target"])
+    if is_layer_name(match["source"]):
+        source, channel = match["source"], None
+    else:
+        sources = parse_units(match["source"])
+        if len(sources) != 1:
+            targets = []
+        else:
+            source, channel = sources[0].layer, sources[0].unit
+    if len(targets) != 1:
+        raise ValueError("{kind} connects one source (unit or layer) to one target unit")
+    return Connection(source, channel, targets[0])
+
+
+@dataclass(frozen=True)
+class WeightsRequest:
+    spec: ModelSpec
+    connection: Connection
+    top: int | None
+    columns: int
+    directive: DirectiveInput
+
+
+@dataclass(frozen=True)
+class WeightsFigure:
+    job: WeightsJob
+    channel: int | None
+    top: int | None
+    columns: int
+
+    @property
+    def jobs(self) -> tuple[WeightsJob, ...]:
+        return (self.job,)
+
+
 class Weights(DirectiveKind):
     name = "weights"
     doc = "The kernel(s) from an earlier unit or layer to a later unit, as heatmaps."
-    arguments = "source -> target, e.g. conv2:3 -> mixed3:5 or conv2 -> mixed3:5"
+    argument = Argument("source -> target, e.g. conv2:3 -> mixed3:5 or conv2 -> mixed3:5", connection)
     options = (
-        LABEL,
-        LAYOUT,
         MODEL,
         Option("top", integer(1, 4096), None, "for a whole layer: show only the N strongest inputs"),
         Option("columns", integer(1, 64), 8, "small multiples per row"),
     )
     numbered = True
 
-    def check(self, directive, article) -> None:
-        match = _ARROW.match(directive.args)
-        if not match:
-            article.error(
-                directive.line, f"write {{weights}} as 'source -> target:unit', not '{directive.args}'"
-            )
-            return
-        try:
-            (target,) = parse_units(match["target"])
-            if _LAYER.match(match["source"]):
-                source, channel = match["source"], None
-            else:
-                (ref,) = parse_units(match["source"])
-                source, channel = ref.layer, ref.unit
-        except SpecError as exc:
-            article.error(directive.line, str(exc))
-            return
-        except ValueError:
-            article.error(directive.line, "{weights} connects one source (unit or layer) to one target unit")
-            return
-        spec = article.model_spec(directive.opts["model"], directive.option_line("model"))
-        if spec is not None:
-            directive.data.update(spec=spec, source=source, channel=channel, target=target)
+    def check(self, directive: DirectiveInput, ctx: CheckContext) -> WeightsRequest | None:
+        spec = ctx.model_spec(directive.options["model"], directive.option_line("model"))
+        if spec is None:
+            return None
+        return WeightsRequest(
+            spec, directive.argument, directive.options["top"], directive.options["columns"], directive
+        )
 
-    def plan(self, directive, article) -> None:
-        data = directive.data
-        info = article.model_info(data["spec"], directive.option_line("model"))
+    def plan(self, request: WeightsRequest, ctx: PlanContext) -> WeightsFigure | None:
+        at, wanted = request.directive, request.connection
+        info = ctx.model_info(request.spec, at.option_line("model"))
         if info is None:
-            return
+            return None
         try:
-            (target,) = info.check_units([data["target"]])
-            if data["channel"] is None:
-                source = info.layer(data["source"]).name
+            (target,) = info.check_units([wanted.target])
+            if wanted.channel is None:
+                source = info.layer(wanted.source).name
             else:
-                source = info.check_units([UnitRef(data["source"], data["channel"])])[0].layer
+                source = info.check_units([UnitRef(wanted.source, wanted.channel)])[0].layer
+            info.check_order(source, target.layer)
         except ModelError as exc:
-            article.error(directive.line, str(exc))
-            return
-        if not comes_before(article, directive.line, info, source, target.layer):
-            return
-        spec = data["spec"]
-        data["job"] = WeightsJob(str(spec), info.fingerprint, source, target.layer, target.unit)
-        article.need(data["job"], directive.line)
+            ctx.error(at.line, str(exc))
+            return None
+        job = WeightsJob(str(request.spec), info.fingerprint, source, target.layer, target.unit)
+        return WeightsFigure(job, wanted.channel, request.top, request.columns)
 
-    def render(self, directive, article) -> str:
-        data, opts = directive.data, directive.opts
-        job = data["job"]
-        kernels = np.load(io.BytesIO(article.artifact(job).file("kernels.npy").read_bytes()))
-        if data["channel"] is not None:
-            channels = [data["channel"]]
+    def render(self, figure: WeightsFigure, ctx: RenderContext) -> Rendered:
+        job = figure.job
+        stack = ctx.kernels(job)
+        if figure.channel is not None:
+            channels = [figure.channel]
         else:
-            norms = np.sqrt((kernels**2).sum(axis=(1, 2)))
-            channels = [int(c) for c in np.argsort(-norms, kind="stable")][: opts["top"] or len(kernels)]
+            channels = kernels.strongest_first(stack)[: figure.top or len(stack)]
         svg = kernel_grid(
-            [(f"{job.source}:{c}", kernels[c]) for c in channels],
+            [(f"{job.source}:{c}", stack[c]) for c in channels],
             f"{job.layer}:{job.unit}",
             LARGE if len(channels) == 1 else SMALL,
-            opts["columns"],
+            figure.columns,
             f"scale-{job.key[:12]}",
         )
-        return figure_html(directive, article, f'<div class="weights">{svg}</div>', "weights-figure")
+        return ctx.rendered(ctx.figure(f'<div class="weights">{svg}</div>', "weights-figure"))
 
 
 def kernel_grid(
-    kernels: list[tuple[str, np.ndarray]],
+    stack: list[tuple[str, np.ndarray]],
     target: str,
     cell: int,
     columns: int,
@@ -115,20 +138,20 @@ def kernel_grid(
 ) -> str:
     """An SVG of labelled heatmaps on one shared scale, and its legend. The labels name the
     kernels' sources; with `outgoing`, `target` is the source and the labels the targets."""
-    scale = max(float(np.abs(k).max()) for _, k in kernels) or 1.0
-    kh, kw = kernels[0][1].shape
-    columns = min(columns, len(kernels))
+    scale = max(float(np.abs(k).max()) for _, k in stack) or 1.0
+    kh, kw = stack[0][1].shape
+    columns = min(columns, len(stack))
     box_w, box_h = kw * cell, kh * cell + 16
     width = max(columns * (box_w + GAP) - GAP, 160)
-    rows = -(-len(kernels) // columns)
+    rows = -(-len(stack) // columns)
     height = rows * (box_h + GAP) + 36
     drawing = svgwrite.Drawing(
         size=(width, height), viewBox=f"0 0 {width} {height}", profile="full", debug=False
     )
     drawing.attribs.update({"class": "kernel-grid", "role": "img"})
     what = f"Weights out of {target}" if outgoing else f"Weights into {target}"
-    drawing.set_desc(title=what, desc=f"{what}: {len(kernels)} kernel(s); largest magnitude {scale:.3g}")
-    for index, (label, kernel) in enumerate(kernels):
+    drawing.set_desc(title=what, desc=f"{what}: {len(stack)} kernel(s); largest magnitude {scale:.3g}")
+    for index, (label, kernel) in enumerate(stack):
         x, y = (index % columns) * (box_w + GAP), (index // columns) * (box_h + GAP)
         group = drawing.g(class_="kernel")
         edge = f"{target} → {label}" if outgoing else f"{label} → {target}"

@@ -1,7 +1,8 @@
 """markdown-it render rules for the tokens distillgen adds or renders differently.
 
 Each rule reads the `Article` from `env["article"]`; the check pass already validated
-everything, so these rules only format.
+everything, so these rules only format. Directives and roles render through their kinds
+(`Article.render_entry`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import TextLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
 
-from distillgen.figures import DIRECTIVES, ROLES
 from distillgen.render.math import to_mathml
 from distillgen.source.document import role_of
 
@@ -35,16 +35,14 @@ def install(md: MarkdownIt) -> MarkdownIt:
 
 
 def _directive(self, tokens: list[Token], idx: int, options, env) -> str:
-    directive = tokens[idx].meta["directive"]
-    return DIRECTIVES[directive.kind].render(directive, env["article"]) + "\n"
+    return env["article"].render_entry(tokens[idx].meta["directive"]) + "\n"
 
 
 def _role(self, tokens: list[Token], idx: int, options, env) -> str:
     token = tokens[idx]
     if token.meta.get("unknown"):
         return f"<code>{escape(token.content)}</code>"
-    role = role_of(token, env["article"].doc.path)
-    return ROLES[role.name].render(role, env["article"])
+    return env["article"].render_entry(role_of(token, env["article"].doc.path))
 
 
 def _math_inline(self, tokens, idx, options, env) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import jinja2
 
 from distillgen import __version__
-from distillgen.render.article import Article, Footnote, Heading, Reference
+from distillgen.article import Article, Footnote, Heading, Reference
 from distillgen.source.frontmatter import FrontMatter
 
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from markdown_it.token import Token
 
 
 @dataclass
 class Directive:
-    """A fenced `{kind} args` block, as written; `opts` is filled when its kind checks it."""
+    """A fenced `{kind} args` block, as written (its kind parses it: figures/base.py)."""
 
     kind: str
     args: str
@@ -22,9 +21,6 @@ class Directive:
     body_tokens: list[Token]
     path: Path
     line: int
-    opts: dict[str, Any] = field(default_factory=dict)
-    number: int | None = None  # figure number, for numbered kinds
-    data: dict[str, Any] = field(default_factory=dict)  # what its kind decided in check and plan
 
     def option_line(self, key: str) -> int:
         return self.option_lines.get(key, self.line)
@@ -38,7 +34,6 @@ class Role:
     content: str
     path: Path
     line: int
-    data: dict[str, Any] = field(default_factory=dict)  # what its kind decided in check and plan
 
 
 @dataclass
@@ -66,7 +61,7 @@ def _walk(tokens: list[Token]) -> Iterator[Token]:
 
 
 def role_of(token: Token, path: Path) -> Role:
-    """The token's Role; the same object in every pass, so passes can hand data on."""
+    """The token's Role; the same object in every pass (the article keys its entry by it)."""
     if "role" not in token.meta:
         token.meta["role"] = Role(token.meta["name"], token.content, path, token.meta.get("line", 0))
     return token.meta["role"]

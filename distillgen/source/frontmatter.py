@@ -6,12 +6,15 @@ Errors name the key (`authors[1].url`) and point at the line where it is written
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from distillgen.diagnostics import Reporter, suggest
+from distillgen.options import FEATUREVIS_SETTINGS
 from distillgen.units import SpecError, parse_spec
 
 
@@ -32,9 +35,8 @@ class FrontMatter:
     bibliography: Path | None = None
     license: str | None = None
     model: str | None = None
-    # option -> (value as written, line): defaults for the article's feature visualizations,
-    # validated by the kinds that use them (figures/unitview.py)
-    featurevis: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # option -> value: defaults for the article's feature visualizations (FEATUREVIS_SETTINGS)
+    featurevis: dict[str, Any] = field(default_factory=dict)
     # 1-based line of each top-level key, for later errors about a key's value.
     lines: dict[str, int] = field(default_factory=dict)
 
@@ -99,6 +101,11 @@ def parse_front_matter(text: str | None, path: Path, first_line: int, reporter: 
                 f"unknown front matter key '{key}'{suggest(key, KEYS)}; known keys: " + ", ".join(KEYS),
             )
             continue
+        if key == "featurevis" and isinstance(value_node, yaml.MappingNode):
+            fm.featurevis = _featurevis(
+                value_node, lambda node, message: reporter.error(path, line_of(node), message)
+            )
+            continue
         try:
             _set(fm, key, value_node, path, first_line)
         except _Invalid as exc:
@@ -122,20 +129,32 @@ def _set(fm: FrontMatter, key: str, node: yaml.Node, path: Path, first_line: int
         fm.bibliography = path.parent / _string(node, key)
     elif key == "model":
         fm.model = _model_spec(node, path)
-    elif key == "featurevis":
-        if not isinstance(node, yaml.MappingNode):
-            raise _Invalid(node, "'featurevis' must be a mapping of options, e.g. {steps: 256, size: 64}")
-        for name_node, value_node in node.value:
-            if not isinstance(value_node, yaml.ScalarNode):
-                raise _Invalid(value_node, f"'featurevis.{name_node.value}' must be a single value")
-            fm.featurevis[str(name_node.value)] = (
-                str(value_node.value),
-                first_line + value_node.start_mark.line,
-            )
+    elif key == "featurevis":  # a mapping is read by _featurevis
+        raise _Invalid(node, "'featurevis' must be a mapping of options, e.g. {steps: 256, size: 64}")
     else:
         setattr(fm, key, _string(node, key))
         if key == "title" and not fm.title.strip():
             raise _Invalid(node, "'title' must not be empty")
+
+
+def _featurevis(node: yaml.MappingNode, report: Callable[[yaml.Node, str], None]) -> dict[str, Any]:
+    """`featurevis: {steps: 256, size: 64}`, parsed by the same parsers as {featurevis}'s
+    options; each bad key is reported, the good ones are kept."""
+    declared = {option.name: option for option in FEATUREVIS_SETTINGS}
+    values = {}
+    for name_node, value_node in node.value:
+        name = str(name_node.value)
+        if name not in declared:
+            known = ", ".join(declared)
+            report(name_node, f"unknown key 'featurevis.{name}'{suggest(name, declared)}; known: {known}")
+        elif not isinstance(value_node, yaml.ScalarNode):
+            report(value_node, f"'featurevis.{name}' must be a single value")
+        else:
+            try:
+                values[name] = declared[name].parse(str(value_node.value))
+            except ValueError as exc:
+                report(value_node, f"bad value for 'featurevis.{name}': {exc}")
+    return values
 
 
 def _model_spec(node: yaml.Node, path: Path) -> str:

@@ -1,4 +1,5 @@
-"""Option declarations for directive kinds: a name, a parser, a default and a doc line.
+"""Declarations of what an author writes: directive arguments and options, and the front
+matter's `featurevis:` defaults, each a name, a parser, a default and a doc line.
 
 Parsers are plain functions `str -> value` that raise ValueError with a message that says
 what a valid value looks like; compose new ones the way the built-ins are written.
@@ -9,8 +10,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
+
+from distillgen.jobs import FeatureVisSettings
+from distillgen.units import UnitRef, is_layer_name, parse_units
 
 LAYOUTS = ("l-body", "l-body-outset", "l-page", "l-page-outset", "l-screen", "l-gutter")
 
@@ -21,6 +25,15 @@ class Option:
     parse: Callable[[str], Any]
     default: Any
     doc: str
+    required: bool = False  # the kind cannot do without it: "{kind} needs :name:"
+
+
+@dataclass(frozen=True)
+class Argument:
+    """What a directive's argument is: `doc` for help and errors, `parse` for its value."""
+
+    doc: str
+    parse: Callable[[str], Any] = lambda value: value.strip()
 
 
 def text(value: str) -> str:
@@ -88,6 +101,54 @@ def label(value: str) -> str:
     return value
 
 
+# -- unit addresses as arguments: the parsers raise SpecError (a ValueError) -----------------
+
+
+def units(value: str) -> tuple[UnitRef, ...]:
+    """`mixed3:0-7,conv2:3`: any units."""
+    return tuple(parse_units(value))
+
+
+def one_unit(verb: str) -> Callable[[str], UnitRef]:
+    """Exactly one unit; `verb` words the error: "{examples} is about one unit, not 2".
+    Argument errors may name the directive as "{kind}"."""
+
+    def parse(value: str) -> UnitRef:
+        refs = parse_units(value)
+        if len(refs) != 1:
+            raise ValueError(f"{{kind}} {verb} one unit, not {len(refs)}")
+        return refs[0]
+
+    return parse
+
+
+def units_of_one_layer(value: str) -> tuple[UnitRef, ...]:
+    refs = tuple(parse_units(value))
+    if len({ref.layer for ref in refs}) > 1:
+        raise ValueError("{kind} plots units of one layer; use one figure per layer")
+    return refs
+
+
+def layer(value: str) -> str:
+    value = value.strip()
+    if not is_layer_name(value):
+        raise ValueError(f"expected a layer name such as mixed4, not '{value}'")
+    return value
+
+
 LABEL = Option("label", label, None, "name to reference the figure with {numref} or [](#name)")
 LAYOUT = Option("layout", choice(*LAYOUTS), "l-body", "Distill layout class of the figure")
 MODEL = Option("model", text, None, "model spec (default: the front matter's model, else shapes)")
+
+# Options that set FeatureVisSettings: a {featurevis} option each, and keys of the front
+# matter's `featurevis:` mapping, which sets them for the whole article.
+FEATUREVIS_SETTINGS = (
+    Option("steps", integer(1, 10000), 512, "optimizer steps"),
+    Option("size", integer(16, 512), None, "image side in pixels (default: the model's, at most 128)"),
+    Option("lr", number(0, 10), 0.05, "Adam learning rate"),
+    Option("seed", integer(0, 2**31 - 1), 0, "random seed of the initial image and transforms"),
+    Option("fft", boolean, True, "parameterize the image in Fourier space (lucent's fft)"),
+    Option("decorrelate", boolean, True, "decorrelate colours (lucent's decorrelate)"),
+    Option("transforms", choice("standard", "none"), "standard", "lucent's standard transforms, or none"),
+)
+assert {o.name for o in FEATUREVIS_SETTINGS} == {f.name for f in fields(FeatureVisSettings)}

@@ -1,0 +1,405 @@
+"""One article through the stages: check → plan → follow up → render.
+
+`Article.check()` walks the tokens once in reading order: the core parses each directive's
+declared argument and options, gives figures their numbers and labels, and calls the kind's
+`check`; citations get numbers in order of first use; references resolve at the end. Then
+`plan()` and `follow_up()` turn each kind's request into jobs, and `render()` turns the tokens
+into HTML, reading only what the earlier stages returned, so it cannot fail on author input.
+
+Each directive or role that checked cleanly has an `Entry`: its kind and the value the kind's
+last stage returned. Kinds see only the small context of their stage (figures/context.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from pygments.lexers import get_lexer_by_name
+from pygments.util import ClassNotFound
+
+from distillgen.compute import Catalog, Need
+from distillgen.diagnostics import Reporter, suggest
+from distillgen.figures import DIRECTIVES, ROLES
+from distillgen.figures.base import DirectiveInput, DirectiveKind, RoleKind, jobs_of
+from distillgen.figures.context import Asset, CheckContext, FollowUpContext, PlanContext, RenderContext
+from distillgen.render.bibliography import Bibliography
+from distillgen.render.math import to_mathml
+from distillgen.source import Directive, Document, Role
+from distillgen.source.document import role_of
+from distillgen.source.frontmatter import FrontMatter
+from distillgen.units import ModelSpec, SpecError, parse_spec
+
+if TYPE_CHECKING:
+    from distillgen.cache import Artifact
+
+DEFAULT_MODEL = "shapes"
+
+# Anchors every article page has (see templates/article.html).
+PAGE_ANCHORS = ("contents", "appendix", "footnotes", "references", "citation")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Something a reference can point at."""
+
+    anchor: str
+    text: str  # what an empty link or {numref} shows, e.g. "Figure 2"
+    line: int
+
+
+@dataclass(frozen=True)
+class Heading:
+    level: int
+    anchor: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Footnote:
+    number: int
+    html: str
+
+
+@dataclass(frozen=True)
+class Reference:
+    key: str
+    number: int
+    html: str
+
+
+@dataclass
+class Entry:
+    """A directive or role that checked cleanly: its kind, where it is, its figure frame, and
+    the value its kind's latest stage returned (request, then planned value)."""
+
+    kind: DirectiveKind | RoleKind
+    line: int
+    value: object
+    number: int | None = None
+    label: str | None = None
+    layout: str = "l-body"
+    caption: list[Token] = field(default_factory=list)
+
+
+class Article:
+    def __init__(self, doc: Document, front: FrontMatter, md: MarkdownIt, reporter: Reporter) -> None:
+        self.doc = doc
+        self.front = front
+        self.md = md
+        self.reporter = reporter
+        self.bibliography: Bibliography | None = None
+        self.targets: dict[str, Target] = {}
+        self.citations: dict[str, int] = {}  # key -> number, in order of first use
+        self.reference_html: dict[str, str] = {}
+        self.headings: list[Heading] = []
+        self.catalog: Catalog | None = None
+        self.needs: list[Need] = []  # jobs the entries asked for, in the order they asked
+        self.assets: dict[str, Path] = {}  # URL inside the article's folder -> file, after render
+        self.cards: dict[str, str] = {}  # hover cards (id -> HTML), after render
+        self._entries: dict[int, Entry] = {}  # id(Directive or Role) -> entry, in reading order
+        self._asset_urls: dict[Path, str] = {}
+        self._wanted: list[tuple[str, int, str]] = []  # (label, line, how it was referenced)
+        self._figures = 0
+        self._artifacts: dict[str, Artifact] = {}
+
+    @property
+    def slug(self) -> str:
+        return self.doc.slug
+
+    # -- what the contexts offer kinds -----------------------------------------------------
+    def error(self, line: int | None, message: str) -> None:
+        self.reporter.error(self.doc.path, line, message)
+
+    def warning(self, line: int | None, message: str) -> None:
+        self.reporter.warning(self.doc.path, line, message)
+
+    def define(self, label: str, text: str, line: int) -> None:
+        if label in self.targets:
+            first = self.targets[label].line
+            self.error(line, f"duplicate label '{label}' (first defined on line {first})")
+            return
+        self.targets[label] = Target(anchor=label, text=text, line=line)
+
+    def want(self, label: str, line: int, how: str) -> None:
+        self._wanted.append((label, line, how))
+
+    def cite(self, key: str, line: int) -> bool:
+        if self.bibliography is None:
+            if self.front.bibliography is None:
+                self.error(line, f"citation '{key}' but the front matter names no 'bibliography'")
+            return False
+        if key not in self.bibliography:
+            self.error(
+                line,
+                f"unknown citation key '{key}' in {self.bibliography.path.name}"
+                f"{suggest(key, self.bibliography.keys)}",
+            )
+            return False
+        if key not in self.citations:
+            self.citations[key] = len(self.citations) + 1
+            html, problem = self.bibliography.entry_html(key)
+            self.reference_html[key] = html
+            if problem:
+                self.warning(line, f"{problem}; it is shown without the missing field")
+        return True
+
+    def asset(self, src: str, line: int) -> Asset | None:
+        """A local file the page shows, with its URL relative to the page; None after an error."""
+        path = (self.doc.path.parent / src).resolve()
+        if path not in self._asset_urls:
+            if not path.is_file():
+                self.error(line, f"file not found: '{src}' (looked for {path})")
+                return None
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+            self._asset_urls[path] = f"assets/{path.stem}-{digest}{path.suffix.lower()}"
+        return Asset(self._asset_urls[path], path)
+
+    def model_spec(self, written: str | None, line: int) -> ModelSpec | None:
+        text = written or self.front.model or DEFAULT_MODEL
+        if not written and self.front.model:
+            line = self.front.lines.get("model", line)
+        try:
+            return parse_spec(text, self.doc.path.parent)
+        except SpecError as exc:
+            self.error(line, str(exc))
+            return None
+
+    def asset_url(self, src: str) -> str:
+        """The URL of a Markdown image that `check` found (render/html.py)."""
+        return self._asset_urls[(self.doc.path.parent / src).resolve()]
+
+    def render_tokens(self, tokens: list[Token]) -> str:
+        return self.md.renderer.render(tokens, self.md.options, {"article": self})
+
+    # -- check -----------------------------------------------------------------------------
+    def check(self) -> None:
+        if self.front.bibliography is not None:
+            self.bibliography = Bibliography.load(
+                self.front.bibliography,
+                self.reporter,
+                self.doc.path,
+                self.front.lines.get("bibliography", 1),
+            )
+        context = CheckContext(self)
+        tokens = list(self.doc.walk())
+        for index, token in enumerate(tokens):
+            line = token.meta.get("line")
+            if token.type == "directive":
+                self._check_directive(token.meta["directive"], context)
+            elif token.type == "myst_role":
+                self._check_role(token, context)
+            elif token.type == "heading_open" and token.attrs.get("id"):
+                text = tokens[index + 1].content
+                self.headings.append(Heading(int(token.tag[1]), str(token.attrs["id"]), text))
+                self.targets.setdefault(str(token.attrs["id"]), Target(str(token.attrs["id"]), text, line))
+            elif token.type in ("math_inline", "math_inline_double", "math_block", "math_block_label"):
+                try:
+                    to_mathml(token.content, token.type.startswith("math_block"))
+                except ValueError as exc:
+                    self.error(line, str(exc))
+                if token.type == "math_block_label":
+                    self.define(token.info, "equation", line)
+            elif token.type == "fence" and token.info.strip():
+                language = token.info.split()[0]
+                try:
+                    get_lexer_by_name(language)
+                except ClassNotFound:
+                    self.warning(line, f"no syntax highlighting for unknown language '{language}'")
+            elif token.type == "image":
+                src = str(token.attrs.get("src", ""))
+                if src and "://" not in src and not src.startswith("data:"):
+                    self.asset(src, line)
+            elif token.type == "link_open":
+                href = str(token.attrs.get("href", ""))
+                if href.startswith("#") and len(href) > 1:
+                    empty = tokens[index + 1].type == "link_close"
+                    self.want(href[1:], line, f"[](#{href[1:]})" if empty else f"link to '{href}'")
+        self._resolve_wanted()
+
+    def _check_directive(self, directive: Directive, context: CheckContext) -> None:
+        kind = DIRECTIVES.get(directive.kind)
+        if kind is None:
+            self.error(directive.line, _unknown("directive", directive.kind, DIRECTIVES))
+            return
+        parsed = self._parse_input(kind, directive)
+        number = None
+        if kind.numbered:
+            self._figures += 1
+            number = self._figures
+        if parsed is not None:
+            label = parsed.options.get("label")
+        else:
+            label = _valid_label(directive) if kind.numbered else None
+        if label:  # even when another option is bad: no spurious "unresolved reference" errors
+            self.define(label, f"Figure {number}" if number else label, directive.option_line("label"))
+        if parsed is None:
+            return
+        request = kind.check(parsed, context)
+        if request is not None:
+            layout = parsed.options.get("layout", "l-body")
+            entry = Entry(kind, directive.line, request, number, label, layout, directive.body_tokens)
+            self._entries[id(directive)] = entry
+
+    def _parse_input(self, kind: DirectiveKind, directive: Directive) -> DirectiveInput | None:
+        """The directive's argument and options parsed by the kind's declarations; None after
+        reporting every problem."""
+        declared = {option.name: option for option in kind.declared_options()}
+        options, ok = {}, True
+        for key, raw in directive.options.items():
+            line = directive.option_line(key)
+            option = declared.get(key)
+            if option is None:
+                known = ", ".join(declared) or "none"
+                self.error(
+                    line,
+                    f"unknown option ':{key}:' for {{{kind.name}}}{suggest(key, declared)}; "
+                    f"its options are: {known}",
+                )
+                ok = False
+                continue
+            try:
+                options[key] = option.parse(raw)
+            except ValueError as exc:
+                self.error(line, f"bad value for ':{key}:' in {{{kind.name}}}: {exc}")
+                ok = False
+        for option in declared.values():
+            if option.required and option.name not in directive.options:
+                self.error(directive.line, f"{{{kind.name}}} needs :{option.name}: ({option.doc})")
+                ok = False
+            options.setdefault(option.name, option.default)
+        argument = None
+        if kind.argument is None and directive.args:
+            self.error(directive.line, f"{{{kind.name}}} takes no argument, got '{directive.args}'")
+            ok = False
+        elif kind.argument is not None and not directive.args:
+            self.error(directive.line, f"{{{kind.name}}} needs an argument: {kind.argument.doc}")
+            ok = False
+        elif kind.argument is not None:
+            try:
+                argument = kind.argument.parse(directive.args)
+            except ValueError as exc:  # "{kind} is about one unit, not 2" names the kind
+                self.error(directive.line, str(exc).replace("{kind}", f"{{{kind.name}}}"))
+                ok = False
+        if not ok:
+            return None
+        return DirectiveInput(
+            kind=kind.name,
+            argument=argument,
+            written=directive.args,
+            options=options,
+            given=frozenset(directive.options),
+            body=directive.body,
+            body_tokens=directive.body_tokens,
+            path=directive.path,
+            line=directive.line,
+            option_lines=directive.option_lines,
+        )
+
+    def _check_role(self, token: Token, context: CheckContext) -> None:
+        role = role_of(token, self.doc.path)
+        kind = ROLES.get(role.name)
+        if kind is None:
+            self.error(role.line, _unknown("role", role.name, ROLES))
+            token.meta["unknown"] = True
+            return
+        request = kind.check(role, context)
+        if request is not None:
+            self._entries[id(role)] = Entry(kind, role.line, request)
+
+    def _resolve_wanted(self) -> None:
+        known = [*self.targets, *PAGE_ANCHORS]
+        for label, line, how in self._wanted:
+            if label not in self.targets and label not in PAGE_ANCHORS and not label.startswith("fn-"):
+                self.error(line, f"unresolved reference {how}: no label '{label}'{suggest(label, known)}")
+
+    # -- plan and follow up ----------------------------------------------------------------
+    def plan(self, catalog: Catalog) -> None:
+        """Kinds check addresses against their models and say which jobs they need."""
+        self.catalog = catalog
+        context = PlanContext(self)
+        for key, entry in list(self._entries.items()):
+            planned = entry.kind.plan(entry.value, context)
+            if planned is None:  # an error was reported; the build stops before compute
+                del self._entries[key]
+                continue
+            entry.value = planned
+            self._need(jobs_of(planned), entry.line)
+
+    def follow_up(self, artifacts: dict[str, Artifact]) -> None:
+        """After a compute round: kinds may extend their jobs from results, or check them."""
+        self._artifacts = artifacts
+        context = FollowUpContext(self, artifacts)
+        for entry in self._entries.values():
+            before = jobs_of(entry.value)
+            entry.value = entry.kind.follow_up(entry.value, context)
+            self._need(jobs_of(entry.value)[len(before) :], entry.line)
+
+    def _need(self, jobs: tuple, line: int) -> None:
+        self.needs += [Need(job, self.doc.path, line) for job in jobs]
+
+    # -- render ----------------------------------------------------------------------------
+    def render(self, artifacts: dict[str, Artifact]) -> tuple[str, list[Footnote], list[Reference]]:
+        """The body's HTML, footnotes and references; `assets` and `cards` are filled."""
+        self._artifacts = artifacts
+        self.assets = {url: path for path, url in self._asset_urls.items()}  # Markdown images
+        self.cards = {}
+        body, footnote_tokens = _split_footnotes(self.doc.tokens)
+        html = self.render_tokens(body)
+        footnotes = [Footnote(n, self.render_tokens(t)) for n, t in footnote_tokens]
+        references = [Reference(key, n, self.reference_html[key]) for key, n in self.citations.items()]
+        return html, footnotes, references
+
+    def render_entry(self, item: Directive | Role) -> str:
+        """A directive's or role's HTML (called by render/html.py's rules); its files and hover
+        cards join the page's."""
+        entry = self._entries[id(item)]
+        context = RenderContext(self, self._artifacts, entry.number, entry.label, entry.layout, entry.caption)
+        rendered = entry.kind.render(entry.value, context)
+        self.assets.update(rendered.files)
+        for anchor, html in rendered.cards.items():
+            self.cards.setdefault(anchor, html)
+        return rendered.html
+
+
+def _valid_label(directive: Directive) -> str | None:
+    """The :label: as written when it is valid, for a directive whose other options are not."""
+    from distillgen.options import label
+
+    try:
+        return label(directive.options["label"]) if "label" in directive.options else None
+    except ValueError:
+        return None
+
+
+def _unknown(what: str, name: str, known: dict) -> str:
+    return f"unknown {what} '{{{name}}}'{suggest(name, known)}; known: {', '.join(sorted(known))}"
+
+
+def _split_footnotes(tokens: list[Token]) -> tuple[list[Token], list[tuple[int, list[Token]]]]:
+    """The body without its footnote block, and each footnote's own tokens."""
+    body: list[Token] = []
+    notes: list[tuple[int, list[Token]]] = []
+    current: list[Token] | None = None
+    inside = False
+    for token in tokens:
+        if token.type == "footnote_block_open":
+            inside = True
+        elif token.type == "footnote_block_close":
+            inside = False
+        elif token.type == "footnote_open":
+            current = []
+            notes.append((token.meta["id"] + 1, current))
+        elif token.type == "footnote_close":
+            current = None
+        elif token.type == "footnote_anchor":
+            continue
+        elif current is not None:
+            current.append(token)
+        elif not inside and token.type != "front_matter":
+            body.append(token)
+    return body, notes

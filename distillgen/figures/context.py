@@ -1,0 +1,204 @@
+"""What each stage of a kind may use: one small context per stage, built by the article.
+
+A kind never sees the `Article`; it reports through its context and asks it for exactly what its
+stage needs (the front matter while checking, model descriptions while planning, typed results
+while following up and rendering).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from distillgen import kernels
+from distillgen.figures.base import Rendered
+from distillgen.jobs import FeatureVisSettings, ResultError
+from distillgen.options import FEATUREVIS_SETTINGS
+from distillgen.units import ModelError, ModelInfo, ModelSpec, SpecError, UnitRef
+
+if TYPE_CHECKING:
+    from markdown_it.token import Token
+
+    from distillgen.article import Article, Target
+    from distillgen.cache import Artifact
+    from distillgen.source.frontmatter import FrontMatter
+
+
+class _Reports:
+    """`error` and `warning` at a line of the article: every context has them."""
+
+    def __init__(self, article: Article) -> None:
+        self._article = article
+
+    def error(self, line: int | None, message: str) -> None:
+        self._article.error(line, message)
+
+    def warning(self, line: int | None, message: str) -> None:
+        self._article.warning(line, message)
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A local file a page shows: where it is, and its URL inside the article's folder."""
+
+    url: str
+    path: Path
+
+
+class CheckContext(_Reports):
+    """For `check`: the front matter, references and citations, local files, the model spec."""
+
+    @property
+    def front(self) -> FrontMatter:
+        return self._article.front
+
+    @property
+    def folder(self) -> Path:
+        """The article's folder: paths the author writes are relative to it."""
+        return self._article.doc.path.parent
+
+    def want(self, label: str, line: int, how: str) -> None:
+        """A reference to `label`, resolved once the whole article has been seen."""
+        self._article.want(label, line, how)
+
+    def cite(self, key: str, line: int) -> bool:
+        """Number a citation in order of first use; False (after an error) if unknown."""
+        return self._article.cite(key, line)
+
+    def asset(self, src: str, line: int) -> Asset | None:
+        return self._article.asset(src, line)
+
+    def model_spec(self, written: str | None, line: int) -> ModelSpec | None:
+        """A directive's `:model:`, else the front matter's `model:`, else the shapes network."""
+        return self._article.model_spec(written, line)
+
+
+class PlanContext(_Reports):
+    """For `plan`: model descriptions, unit addresses checked against them, settings."""
+
+    @property
+    def folder(self) -> Path:
+        return self._article.doc.path.parent
+
+    def model_info(self, spec: ModelSpec, line: int) -> ModelInfo | None:
+        """The model's layers and units (from the cache, or by loading it); None after an error."""
+        try:
+            return self._article.catalog.info(spec)
+        except (ModelError, SpecError) as exc:
+            self.error(line, str(exc))
+            return None
+
+    def units(
+        self, spec: ModelSpec, refs: tuple[UnitRef, ...] | list[UnitRef], line: int, model_line: int
+    ) -> tuple[ModelInfo, list[UnitRef]] | None:
+        """The model and the units with canonical layer names; None after an error (about the
+        model at `model_line`, about the addresses at `line`)."""
+        info = self.model_info(spec, model_line)
+        if info is None:
+            return None
+        try:
+            return info, info.check_units(list(refs))
+        except ModelError as exc:
+            self.error(line, str(exc))
+            return None
+
+    def featurevis_settings(self, info: ModelInfo, given: dict[str, Any] | None = None) -> FeatureVisSettings:
+        """A figure's own settings, else the front matter's `featurevis:`, else the defaults."""
+        defaults = self._article.front.featurevis
+        chosen = {
+            o.name: (given or {}).get(o.name, defaults.get(o.name, o.default)) for o in FEATUREVIS_SETTINGS
+        }
+        chosen["size"] = chosen["size"] or min(info.input_size, 128)  # lucent's 128 at most: quick builds
+        return FeatureVisSettings(**chosen)
+
+
+class FollowUpContext(_Reports):
+    """For `follow_up`: the results computed so far."""
+
+    def __init__(self, article: Article, artifacts: dict[str, Artifact]) -> None:
+        super().__init__(article)
+        self._artifacts = artifacts
+
+    def done(self, job) -> bool:
+        return job.key in self._artifacts
+
+    def result(self, job):
+        """The job's typed result (`job.Result`); only for jobs that are `done`."""
+        return _result(self._artifacts[job.key], job)
+
+    def kernels(self, job) -> np.ndarray:
+        """A weights job's kernels: [source channels, height, width]."""
+        return kernels.read(self._artifacts[job.key].file("kernels.npy"))
+
+
+@dataclass
+class RenderContext:
+    """For `render`, one per directive or role: results, and what the page gets with the HTML
+    (`rendered()` hands over the files and hover cards collected while rendering)."""
+
+    _article: Article
+    _artifacts: dict[str, Artifact]
+    number: int | None = None  # the figure's number, for numbered kinds
+    label: str | None = None
+    layout: str = "l-body"
+    caption: list[Token] = field(default_factory=list)
+    _files: dict[str, Path] = field(default_factory=dict)
+    _cards: dict[str, str] = field(default_factory=dict)
+
+    def rendered(self, html: str) -> Rendered:
+        return Rendered(html, dict(self._files), dict(self._cards))
+
+    def markdown(self, tokens: list[Token]) -> str:
+        return self._article.render_tokens(tokens)
+
+    def figure(self, content: str, extra_class: str = "") -> str:
+        """The <figure> frame of a numbered kind: layout, anchor, number, caption."""
+        from html import escape
+
+        anchor = f' id="{escape(self.label)}"' if self.label else ""
+        classes = " ".join(c for c in (self.layout, extra_class) if c)
+        caption = self.markdown(self.caption).strip()
+        number = f'<span class="figure-number">Figure {self.number}</span>' if self.number else ""
+        figcaption = f"<figcaption>{number}{caption}</figcaption>" if number or caption else ""
+        return f'<figure class="{classes}"{anchor}>{content}{figcaption}</figure>'
+
+    def result(self, job):
+        return _result(self._artifacts[job.key], job)
+
+    def kernels(self, job) -> np.ndarray:
+        return kernels.read(self._artifacts[job.key].file("kernels.npy"))
+
+    def file_url(self, job, name: str) -> str:
+        """Copy a file of the job's artifact into the article's folder; its URL from the page."""
+        artifact = self._artifacts[job.key]
+        url = f"figures/{artifact.key[:16]}-{name}"
+        self._files[url] = artifact.file(name)
+        return url
+
+    def file(self, asset: Asset) -> str:
+        """Publish a local file checked by `CheckContext.asset`; its URL from the page."""
+        self._files[asset.url] = asset.path
+        return asset.url
+
+    def card(self, anchor: str, html: str) -> None:
+        """A hover card that `data-hover-ref="{anchor}"` elements show (see distill.js)."""
+        self._cards.setdefault(anchor, html)
+
+    def target(self, label: str) -> Target | None:
+        return self._article.targets.get(label)
+
+    def citation(self, key: str) -> int | None:
+        return self._article.citations.get(key)
+
+    def short_authors(self, key: str) -> str:
+        return self._article.bibliography.short_authors(key)
+
+
+def _result(artifact: Artifact, job):
+    try:
+        return artifact.result(job)
+    except ResultError as exc:  # compute() recomputes unreadable records: a bug if it shows
+        raise ResultError(f"{artifact.folder}: {exc}") from None

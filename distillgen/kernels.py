@@ -1,0 +1,23 @@
+"""Kernels as the weights engine stores them ([source channels, height, width] in `kernels.npy`):
+reading them, and ranking source channels by strength (L2 norm), strongest first."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+
+def read(path: Path) -> np.ndarray:
+    return np.load(io.BytesIO(path.read_bytes()))
+
+
+def norms(stack: np.ndarray) -> np.ndarray:
+    """Each kernel's L2 norm: [channels]."""
+    return np.sqrt((stack**2).sum(axis=(1, 2)))
+
+
+def strongest_first(stack: np.ndarray) -> list[int]:
+    """Source channels by the L2 norm of their kernel, strongest first (ties in channel order)."""
+    return [int(c) for c in np.argsort(-norms(stack), kind="stable")]
