@@ -94,11 +94,10 @@ class FeatureVisJob(Keyed):
         """Jobs with equal groups are optimized together in one batch.
 
         One layer per batch, so that the forward pass stops as early as that layer allows (a
-        conv1 unit need not pay for mixed4). Diversity jobs run alone: lucent's diversity term
-        compares every image in the batch.
+        conv1 unit need not pay for mixed4). Diversity sets share batches too: each job's
+        diversity term compares only its own images.
         """
-        alone = self.unit if self.diversity else None
-        return (self.model, self.fingerprint, self.settings, self.layer, alone)
+        return (self.model, self.fingerprint, self.settings, self.layer)
 
 
 def job_key(job) -> str:

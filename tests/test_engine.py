@@ -81,6 +81,17 @@ def test_batch_composition_and_chunking_do_not_change_an_image(shapes):
     assert together[1].batch == 2 and chunked[1].batch == 1  # one layer per batch: mixed3:5 and :9
 
 
+def test_diversity_sets_share_a_batch_without_changing_their_images(shapes):
+    # Unit pages ask for a diversity set of every unit shown; one batch for all of them is
+    # what makes a cold build fast on a GPU, and must not push one set's images from another's.
+    alone = render(shapes, [job("mixed3", 5, diversity=3)], CPU)[0]
+    batch = [job("mixed3", 9, diversity=2), job("mixed3", 5, diversity=3), job("mixed3", 7)]
+    together = render(shapes, batch, CPU)
+    assert together[1].batch == 3
+    assert all(np.array_equal(a, b) for a, b in zip(together[1].images, alone.images, strict=True))
+    assert together[1].values == alone.values
+
+
 def test_an_image_excites_its_own_unit_more_than_the_other_units_images(shapes, live_units):
     settings = FeatureVisSettings(steps=256, size=64)
     rendered = render(shapes, [job("mixed3", u, settings) for u in live_units], CPU)

@@ -9,7 +9,8 @@ leaves its hooks on the model and uses the device it picked at import time. This
 - keeps parameters frozen (no weight gradients) and removes its hooks, also after an error;
 - draws each job's initial image from the job's own seed and the random transforms from the
   settings' seed, so a unit's image is the same whichever units share its batch: every image's
-  loss depends only on that image, and Adam updates each element on its own.
+  loss depends only on that image (a diversity set's on its own images), and Adam updates each
+  element on its own.
 """
 
 from __future__ import annotations
@@ -158,10 +159,27 @@ def _objective(jobs: list[FeatureVisJob], device: torch.device):
         per_job.append(terms)
         offset += job.images
     total = objectives.Objective.sum([term for terms in per_job for term in terms])
+    offset = 0
     for job in jobs:
-        if job.diversity:  # alone in its batch (FeatureVisJob.batch_group): compares all images
-            total = total - DIVERSITY_WEIGHT * objectives.diversity(job.layer)
+        if job.diversity:
+            total = total - DIVERSITY_WEIGHT * _diversity(job.layer, offset, job.images)
+        offset += job.images
     return total, per_job
+
+
+def _diversity(layer: str, first: int, count: int) -> objectives.Objective:
+    """lucent's `diversity` objective over one job's images (`first` to `first + count`) of the
+    batch, so that diversity jobs share a batch without pushing each other's images apart."""
+
+    def inner(model) -> torch.Tensor:
+        activations = model(layer)[first : first + count]
+        flat = activations.flatten(2)  # [images, channels, positions]
+        grams = torch.nn.functional.normalize(flat @ flat.transpose(1, 2), p=2, dim=(1, 2))
+        # summed in lucent's order, so that a job alone in its batch gets lucent's exact value
+        pairs = [sum([(grams[i] * grams[j]).sum() for j in range(count) if j != i]) for i in range(count)]
+        return -sum(pairs) / count
+
+    return objectives.Objective(inner)
 
 
 def _term(job: FeatureVisJob, index: int, device: torch.device) -> objectives.Objective:
