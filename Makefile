@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 .PHONY: site test lint clean
 
 site: $(VENV)/.installed
-	$(BIN)/distillgen build articles -o build
+	$(BIN)/distillgen build articles -o build --yes
 
 test: $(VENV)/.installed-test
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)

@@ -5,35 +5,100 @@
     <root>/models/<fingerprint>.json         a model's description (layers, aliases, checksum)
 
 An entry becomes visible by a single rename, so a crash never leaves half an entry under its
-key. Reading checks every payload file against the record: a damaged entry is reported and
-treated as missing, and the recomputed one replaces it. The folder can be committed, so a site
+key. Reading checks the record's structure and every payload file against it: a damaged entry
+is moved aside to `<root>/quarantine/<key>-<time>` with a warning, treated as missing, and
+computed again. Damage that only shows when a figure reads the payload (an array of the wrong
+shape, a result field of the wrong type) surfaces as `DamagedArtifact` from `reading()`, which
+the build turns into the same quarantine and recompute. The folder can be committed, so a site
 computed on a GPU rebuilds anywhere.
+
+`<root>/.lock` is held by a build while it computes (see compute.py), so that two builds
+sharing a cache never compute the same figure twice.
 """
 
 from __future__ import annotations
 
+import contextvars
+import datetime
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from distillgen.units import ModelInfo
 
 RECORD = "record.json"
+QUARANTINE = "quarantine"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+# The artifacts read so far inside `reading()`: the last one is the one a failing reader was
+# looking at, since readers fetch an artifact and index into it straight away.
+_read_trail: contextvars.ContextVar[list[Artifact] | None] = contextvars.ContextVar(
+    "distillgen_read_trail", default=None
+)
+
+
+class DamagedArtifact(Exception):
+    """A cache entry whose content a reader could not use, although its checksums matched."""
+
+    def __init__(self, key: str, folder: Path, reason: str) -> None:
+        super().__init__(f"{folder}: {reason}")
+        self.key = key
+        self.folder = folder
+        self.reason = reason
 
 
 @dataclass(frozen=True)
 class Artifact:
     key: str
     folder: Path
-    record: dict
+    _record: dict
+
+    @property
+    def record(self) -> dict:
+        self._note_read()
+        return self._record
 
     def file(self, name: str) -> Path:
+        self._note_read()
+        if name not in self._record["files"]:
+            raise DamagedArtifact(self.key, self.folder, f"its record lists no file {name!r}")
         return self.folder / name
+
+    def _note_read(self) -> None:
+        trail = _read_trail.get()
+        if trail is not None:
+            trail.append(self)
+
+
+# What a reader raises when a record or payload has the wrong shape: a list too short, a field
+# of the wrong type, an array of the wrong dimensions, a payload deleted since it was checked.
+_READ_ERRORS = (LookupError, TypeError, ValueError, AttributeError, FileNotFoundError)
+
+
+@contextmanager
+def reading() -> Iterator[None]:
+    """Code that reads artifacts runs inside this: a failure of the kinds above, raised while
+    reading, becomes `DamagedArtifact` naming the entry read last."""
+    trail: list[Artifact] = []
+    token = _read_trail.set(trail)
+    try:
+        yield
+    except DamagedArtifact:
+        raise
+    except _READ_ERRORS as exc:
+        if not trail:
+            raise
+        last = trail[-1]
+        raise DamagedArtifact(last.key, last.folder, f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        _read_trail.reset(token)
 
 
 class Cache:
@@ -46,22 +111,34 @@ class Cache:
 
     # -- artifacts -------------------------------------------------------------------------
     def get(self, key: str) -> Artifact | None:
-        """The intact entry for `key`, or None (missing, or damaged: then a warning says so)."""
+        """The intact entry for `key`, or None (missing, or damaged: then it is quarantined
+        and a warning says so)."""
         folder = self._folder(key)
         if not folder.exists():
             return None
         try:
             record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
-            for name, digest in record["files"].items():
-                if _sha256(folder / name) != digest:
-                    raise ValueError(f"{name} does not match its recorded checksum")
-            if record["key"] != key:
-                raise ValueError("its record belongs to another key")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            _check_record(record, key, folder)
+        except (OSError, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            self._warn(folder, f"damaged cache entry ({reason}); computing it again")
+            self.quarantine(key, reason)
             return None
         return Artifact(key, folder, record)
+
+    def quarantine(self, key: str, reason: str) -> None:
+        """Move a damaged entry aside (kept for inspection) so that it is computed again."""
+        folder = self._folder(key)
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        target = self.root / QUARANTINE / f"{key}-{stamp}"
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            folder.rename(target)
+        except FileNotFoundError:  # another build moved it first
+            return
+        except OSError as exc:  # a read-only cache: the entry stays, and is ignored
+            self._warn(folder, f"damaged cache entry ({reason}); could not move it aside ({exc.strerror})")
+            return
+        self._warn(folder, f"damaged cache entry ({reason}); moved to {target} and computing it again")
 
     def put(self, key: str, files: dict[str, bytes], record: dict) -> Artifact:
         """Store payload files and their record under `key`, replacing any old entry whole."""
@@ -98,13 +175,62 @@ class Cache:
             return None
 
     def put_model_info(self, fingerprint: str, info: ModelInfo) -> None:
-        folder = self.root / "models"
-        folder.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(info.to_json(), indent=2, sort_keys=True) + "\n"
-        handle, temporary = tempfile.mkstemp(prefix=f".{fingerprint[:12]}-", dir=folder)
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, folder / f"{fingerprint}.json")
+        self._put_json(self.root / "models" / f"{fingerprint}.json", info.to_json())
+
+    # -- measured speeds, for estimates of the work ahead ----------------------------------
+    def speeds(self, fingerprint: str) -> dict[str, float]:
+        """Seconds per unit of work (an image-step at 64 px, or a job) by `kind@device`."""
+        path = self.root / "models" / f"{fingerprint}.speed.json"
+        try:
+            speeds = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(speeds, dict):
+            return {}
+        return {k: float(v) for k, v in speeds.items() if isinstance(v, int | float) and v > 0}
+
+    def put_speed(self, fingerprint: str, kind: str, seconds_per_unit: float) -> None:
+        speeds = {**self.speeds(fingerprint), kind: round(seconds_per_unit, 6)}
+        self._put_json(self.root / "models" / f"{fingerprint}.speed.json", speeds)
+
+    def check_writable(self) -> None:
+        """OSError (read-only, permission, full disk) before any work is spent on figures."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=self.root) as probe:
+            probe.write(b"x")
+            probe.flush()
+
+    def _put_json(self, path: Path, data: object) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.stem[:12]}-", dir=path.parent)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                stream.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+
+def _check_record(record: object, key: str, folder: Path) -> None:
+    """ValueError unless the record has the structure `put` writes and every payload file is
+    there with its recorded checksum."""
+    if not isinstance(record, dict):
+        raise ValueError("its record is not a JSON object")
+    if record.get("key") != key:
+        raise ValueError("its record belongs to another key")
+    files = record.get("files")
+    if not isinstance(files, dict):
+        raise ValueError("its record's 'files' is not a table of file names and checksums")
+    for name, digest in files.items():
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+            raise ValueError(f"its record's checksum of {name!r} is not a sha256")
+        if "/" in name or name in ("", ".", "..", RECORD):
+            raise ValueError(f"its record names a file {name!r} outside the entry")
+        if _sha256(folder / name) != digest:
+            raise ValueError(f"{name} does not match its recorded checksum")
+    if not isinstance(record.get("result", {}), dict):
+        raise ValueError("its record's 'result' is not a JSON object")
 
 
 def _sha256(path: Path) -> str:

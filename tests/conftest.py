@@ -59,7 +59,7 @@ def site(tmp_path: Path) -> Path:
 def example_build(tmp_path_factory) -> Path:
     """The example site in articles/, built once for the whole session."""
     out = tmp_path_factory.mktemp("example") / "build"
-    result = run_cli("build", str(ARTICLES), "-o", str(out), "--strict", "-q")
+    result = run_cli("build", str(ARTICLES), "-o", str(out), "--strict", "-q", "--yes")
     assert result.exit_code == 0, result.output
     return out
 

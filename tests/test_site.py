@@ -40,10 +40,10 @@ def test_example_article_uses_every_feature(example_build):
 
 def test_building_twice_gives_identical_files(tmp_path):
     first, second = tmp_path / "one", tmp_path / "two"
-    assert run_cli("build", str(ARTICLES), "-o", str(first), "-q").exit_code == 0
-    assert run_cli("build", str(ARTICLES), "-o", str(second), "-q").exit_code == 0
+    assert run_cli("build", str(ARTICLES), "-o", str(first), "-q", "--yes").exit_code == 0
+    assert run_cli("build", str(ARTICLES), "-o", str(second), "-q", "--yes").exit_code == 0
     assert files(first) == files(second)
-    assert run_cli("build", str(ARTICLES), "-o", str(first), "-q").exit_code == 0  # replaces itself
+    assert run_cli("build", str(ARTICLES), "-o", str(first), "-q", "--yes").exit_code == 0  # replaces itself
     assert files(first) == files(second)
 
 
@@ -82,8 +82,8 @@ def test_directives_lists_every_kind_and_its_options():
 
 
 def test_quiet_and_verbose(tmp_path):
-    quiet = run_cli("build", str(ARTICLES), "-o", str(tmp_path / "q"), "-q")
+    quiet = run_cli("build", str(ARTICLES), "-o", str(tmp_path / "q"), "-q", "--yes")
     assert quiet.output == ""
-    verbose = run_cli("build", str(ARTICLES), "-o", str(tmp_path / "v"), "-v")
+    verbose = run_cli("build", str(ARTICLES), "-o", str(tmp_path / "v"), "-v", "--yes")
     assert "checked" in verbose.stderr and "rendered reading-circuits/index.html" in verbose.stderr
     assert re.search(r"built \d+ article\(s\) into .* in [\d.]+s", verbose.stderr)
