@@ -69,10 +69,10 @@ def build(
         warn=lambda path, message: reporter.warning(path, None, message, author=False),
     )
     catalog = Catalog(cache)
+    _check_output(src, out, cache.root, reporter)  # before planning writes model descriptions
+    reporter.raise_if_errors()
     for article in articles:
         article.plan(catalog)
-    reporter.raise_if_errors()
-    _check_output(src, out, cache.root, reporter)
     reporter.raise_if_errors()
 
     recovery = _Recovery(cache, catalog, reporter, options)
