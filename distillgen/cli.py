@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,6 +27,14 @@ STRICT = click.option("--strict", is_flag=True, help="Treat warnings as errors."
 
 def _compute_options(f):
     """Where figures are computed and cached: shared by build and serve."""
+    f = click.option(
+        "--yes", "confirmed", is_flag=True, help="Start computing even when it is estimated at over an hour."
+    )(f)
+    f = click.option(
+        "--no-wait",
+        is_flag=True,
+        help="Fail instead of waiting when another build uses the same cache or output folder.",
+    )(f)
     f = click.option(
         "--frozen", is_flag=True, help="Never compute: fail, listing the figures missing from the cache."
     )(f)
@@ -83,6 +93,8 @@ def run_build(
     cache_dir: Path | None = None,
     no_cache: bool = False,
     frozen: bool = False,
+    no_wait: bool = False,
+    confirmed: bool = False,
 ) -> bool:
     """Build and report every problem; False when the build failed."""
     from distillgen.compute import Options, no_progress
@@ -94,13 +106,22 @@ def run_build(
         device=device,
         recompute=no_cache,
         frozen=frozen,
-        progress=no_progress if quiet else _progress_bar,
+        progress=no_progress if quiet else _progress,
         log=log,
+        echo=(lambda message: None) if quiet else (lambda message: click.echo(message, err=True)),
+        wait=not no_wait,
+        confirmed=confirmed,
     )
     try:
         result = build_site(src, out, reporter, log, options, cache_dir)
     except BuildFailed:
         click.echo(f"build failed: {len(reporter.errors)} error(s); {out} was left as it was", err=True)
+        return False
+    except OSError as exc:  # a disk fault where no stage expected one: still no traceback
+        from distillgen.diagnostics import describe_os_error
+
+        click.echo(f"{exc.filename or out}: error: {describe_os_error(exc)}", err=True)
+        click.echo(f"build failed; {out} was left as it was", err=True)
         return False
     if not quiet:
         warnings = len(reporter.diagnostics)
@@ -114,6 +135,11 @@ def run_build(
     return True
 
 
+def _progress(label: str, total: int):
+    """A bar on a terminal; lines at a steady interval in a log (CI), where a bar never shows."""
+    return _progress_bar(label, total) if sys.stderr.isatty() else _progress_lines(label, total)
+
+
 @contextmanager
 def _progress_bar(label: str, total: int):
     """click's bar on stderr with an ETA; `total` is in image-steps."""
@@ -121,6 +147,43 @@ def _progress_bar(label: str, total: int):
         length=total, label=label, show_eta=True, show_percent=True, file=sys.stderr
     ) as bar:
         yield bar.update
+
+
+PROGRESS_INTERVAL = 10.0  # seconds between progress lines when stderr is not a terminal
+
+
+@contextmanager
+def _progress_lines(label: str, total: int):
+    """A line every PROGRESS_INTERVAL seconds, from a timer thread (one step of a large
+    model can take longer than that), and one when the group ends."""
+    from distillgen.compute import format_duration
+
+    start = time.monotonic()
+    done = 0
+    stop = threading.Event()
+
+    def report() -> None:
+        elapsed = time.monotonic() - start
+        eta = f", ETA {format_duration(elapsed * (total - done) / done)}" if 0 < done < total else ""
+        percent = f" ({done / total:.0%})" if total else ""
+        click.echo(f"{label}: {done:,}/{total:,}{percent}, {format_duration(elapsed)} elapsed{eta}", err=True)
+
+    def tick() -> None:
+        while not stop.wait(PROGRESS_INTERVAL):
+            report()
+
+    def advance(steps: int) -> None:
+        nonlocal done
+        done += steps
+
+    timer = threading.Thread(target=tick, name="progress", daemon=True)
+    timer.start()
+    try:
+        yield advance
+    finally:
+        stop.set()
+        timer.join()
+        report()
 
 
 @main.command()

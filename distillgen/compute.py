@@ -4,6 +4,11 @@
 a fully cached site never imports torch. `compute()` looks every job up in the cache and runs
 the engine only for the missing ones, one model at a time, with progress; `--frozen` turns a
 missing artifact into an error instead.
+
+Computing happens under the cache's lock (`<cache>/.lock`): a second build sharing the cache
+waits (or, with --no-wait, fails), then looks its missing jobs up again, so nothing is computed
+twice. Before computing, the work is estimated from the speeds measured on earlier builds (or
+conservative defaults); work above `CONFIRM_SECONDS` needs --yes.
 """
 
 from __future__ import annotations
@@ -14,14 +19,15 @@ import platform
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from distillgen import __version__
 from distillgen.cache import Artifact, Cache
-from distillgen.diagnostics import Reporter
+from distillgen.diagnostics import Reporter, describe_os_error
 from distillgen.jobs import ResultError, describe, result_json
+from distillgen.locks import Busy, held
 from distillgen.units import ModelError, ModelInfo, ModelSpec, fingerprint, package_version, parse_spec
 
 Progress = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
@@ -46,7 +52,10 @@ class Options:
     recompute: bool = False  # --no-cache
     frozen: bool = False  # --frozen
     progress: Progress = no_progress
-    log: Callable[[str], None] = lambda message: None
+    log: Callable[[str], None] = lambda message: None  # --verbose
+    echo: Callable[[str], None] = lambda message: None  # notes for the user (estimates, waiting)
+    wait: bool = True  # for another build computing into the same cache; --no-wait fails instead
+    confirmed: bool = True  # the CLI sets --yes here: work estimated above CONFIRM_SECONDS needs it
 
 
 class Catalog:
@@ -64,7 +73,10 @@ class Catalog:
             info = self.cache.model_info(key)
             if info is None:
                 info = self.load(spec)
-                self.cache.put_model_info(key, info)
+                # Storing it only saves loading the model next time; if a figure must be
+                # computed, its write reports the cache's problem.
+                with suppress(OSError):
+                    self.cache.put_model_info(key, info)
             # Hashing the weights file once per build, not once per unit that names the model.
             self._infos[key] = dataclasses.replace(info, fingerprint=key)
         return self._infos[key]
@@ -100,9 +112,7 @@ def compute(
         first.setdefault(need.job.key, need)
     missing: list[Need] = []
     for key, need in first.items():
-        artifact = None if options.recompute else cache.get(key)
-        if artifact is not None and not _readable(artifact, need.job, reporter):
-            artifact = None
+        artifact = _lookup(cache, need.job, options)
         if artifact is None:
             missing.append(need)
         else:
@@ -118,6 +128,35 @@ def compute(
         return outcome
     if not missing:
         return outcome
+    try:
+        with held(cache.root / ".lock", str(cache.root), wait=options.wait, echo=options.echo):
+            cache.check_writable()
+            _compute_missing(missing, outcome, cache, catalog, reporter, options)
+    except Busy as exc:
+        reporter.error(cache.root, None, f"{exc} (or build without --no-wait, which waits)")
+    except OSError as exc:
+        reporter.error(
+            cache.root,
+            None,
+            f"cannot write figures to the cache: {describe_os_error(exc)}; "
+            "free some space, make the folder writable, or choose another --cache-dir",
+        )
+    return outcome
+
+
+def _compute_missing(
+    missing: list[Need],
+    outcome: Outcome,
+    cache: Cache,
+    catalog: Catalog,
+    reporter: Reporter,
+    options: Options,
+) -> None:
+    """Compute what is still missing once the cache's lock is held: a build that held it
+    before may have computed some of it."""
+    missing = _still_missing(missing, outcome, cache, options)
+    if not missing:
+        return
 
     from distillgen.engine import run_jobs
     from distillgen.engine.device import DeviceError, resolve_device
@@ -126,7 +165,9 @@ def compute(
         device = resolve_device(options.device)
     except DeviceError as exc:
         reporter.error(None, None, str(exc))
-        return outcome
+        return
+    if not _work_is_confirmed(missing, cache, device.type, reporter, options):
+        return
     for (model_spec, kind), group in _by_model(missing).items():
         try:
             model = catalog.load(parse_spec(model_spec))
@@ -160,21 +201,116 @@ def compute(
             }
             outcome.artifacts[job.key] = cache.put(job.key, output.files, record)
         outcome.computed += len(jobs)
+        _remember_speed(cache, jobs, device.type, seconds)
         options.log(f"computed {label} in {seconds:.1f}s")
-    return outcome
 
 
-def _readable(artifact: Artifact, job, reporter: Reporter) -> bool:
-    """Whether a cached record holds a result of the job's type: files can be intact and
-    the record still be damaged or written by another version; then it is computed again."""
+def _still_missing(missing: list[Need], outcome: Outcome, cache: Cache, options: Options) -> list[Need]:
+    still = []
+    for need in missing:
+        artifact = _lookup(cache, need.job, options)
+        if artifact is None:
+            still.append(need)
+        else:
+            outcome.artifacts[need.job.key] = artifact
+            outcome.cached += 1
+    return still
+
+
+# -- estimates -------------------------------------------------------------------------------
+# Work estimated above this needs --yes (checked once per compute round).
+CONFIRM_SECONDS = 3600
+# Seconds per unit of work (job.cost; an image-step at 64x64 px for feature visualization)
+# until a build measured the model on this kind of device: about twice what the shapes
+# network's cold example site took (83,712 image-steps in batches: 335 s on 2 CPU cores, 77 s
+# on an H200, most of it feature visualization). Larger inputs scale by pixels.
+DEFAULT_SECONDS = {"cpu": 0.008, "cuda": 0.002}
+DEFAULT_JOB_SECONDS = {"cpu": 0.5, "cuda": 0.1}
+_REFERENCE_PIXELS = 64 * 64
+_MEASURE_AFTER_SECONDS = 5.0  # shorter runs are mostly start-up, and would overstate the cost
+
+
+def _work(job) -> float:
+    """The job's cost scaled by its image's pixels, in units of 64x64 px image-steps."""
+    size = getattr(getattr(job, "settings", None), "size", None)
+    return job.cost * (size * size / _REFERENCE_PIXELS if size else 1.0)
+
+
+def _speed_key(kind: str, device_type: str) -> str:
+    return f"{kind}@{device_type}"
+
+
+def _seconds_per_unit(cache: Cache, job, device_type: str) -> float:
+    measured = cache.speeds(job.fingerprint).get(_speed_key(job.kind, device_type))
+    if measured:
+        return measured
+    defaults = DEFAULT_SECONDS if job.cost > 1 else DEFAULT_JOB_SECONDS
+    return defaults.get(device_type, defaults["cpu"])
+
+
+def estimate(jobs: list, cache: Cache, device_type: str) -> tuple[int, int, float]:
+    """(image-steps, other jobs, seconds) for computing `jobs` on this kind of device."""
+    image_steps = sum(job.cost for job in jobs if job.cost > 1)
+    others = sum(1 for job in jobs if job.cost <= 1)
+    seconds = sum(_work(job) * _seconds_per_unit(cache, job, device_type) for job in jobs)
+    return image_steps, others, seconds
+
+
+def _work_is_confirmed(
+    missing: list[Need], cache: Cache, device_type: str, reporter: Reporter, options: Options
+) -> bool:
+    """Print the estimate; False (with an error) when it is above the limit without --yes."""
+    image_steps, others, seconds = estimate([n.job for n in missing], cache, device_type)
+    parts = [f"{image_steps:,} image-steps"] if image_steps else []
+    parts += [f"{others:,} other figure{'s' * (others != 1)}"] if others else []
+    summary = f"{' and '.join(parts)}, about {format_duration(seconds)} on {device_type}"
+    options.echo(f"estimated compute: {summary}")
+    if seconds <= CONFIRM_SECONDS or options.confirmed:
+        return True
+    first = missing[0]
+    reporter.error(
+        first.path,
+        first.line,
+        f"the figures to compute are estimated at {summary}, more than "
+        f"{format_duration(CONFIRM_SECONDS)}; pass --yes to start anyway, or lower :steps:, "
+        ":size: or the number of units",
+    )
+    return False
+
+
+def _remember_speed(cache: Cache, jobs: list, device_type: str, seconds: float) -> None:
+    """Store the measured speed for the next estimate (kept with the model's description)."""
+    work = sum(_work(job) for job in jobs)
+    if seconds < _MEASURE_AFTER_SECONDS or work <= 0:
+        return
+    with suppress(OSError):  # the figures are stored; without a speed the next estimate is rougher
+        cache.put_speed(jobs[0].fingerprint, _speed_key(jobs[0].kind, device_type), seconds / work)
+
+
+def format_duration(seconds: float) -> str:
+    """'40 s', '3 min', '2.5 h', '4 days': a rough figure for estimates."""
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:,.0f} days"
+
+
+def _lookup(cache: Cache, job, options: Options) -> Artifact | None:
+    """The job's cached artifact, or None: missing, --no-cache, or damaged. A damaged entry
+    (its files intact, its result not fitting the job) is quarantined and computed again, so
+    no figure ever reads it."""
+    artifact = None if options.recompute else cache.get(job.key)
+    if artifact is None:
+        return None
     try:
-        artifact.result(job)
-    except ResultError as exc:
-        reporter.warning(
-            artifact.folder, None, f"damaged cache entry ({exc}); computing it again", author=False
-        )
-        return False
-    return True
+        artifact.check(job)
+    except (ResultError, OSError, ValueError) as exc:
+        cache.quarantine(job.key, str(exc))
+        return None
+    return artifact
 
 
 def _by_model(needs: list[Need]) -> dict[tuple[str, str], list[Need]]:

@@ -8,6 +8,7 @@ into exit status 1 without a traceback.
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,22 @@ class Reporter:
     def raise_if_errors(self) -> None:
         if self.errors:
             raise BuildFailed(f"{len(self.errors)} error(s)")
+
+
+_OS_PROBLEMS = {
+    errno.ENOSPC: "no space left on the disk",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOTDIR: "a file is in the way where a folder is needed",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """What went wrong with the disk, in words, naming the file when the error does."""
+    problem = _OS_PROBLEMS.get(exc.errno) or exc.strerror or str(exc)
+    return f"{problem} ({exc.filename})" if exc.filename else problem
 
 
 def suggest(name: str, candidates: Iterable[str]) -> str:

@@ -12,8 +12,12 @@ import hashlib
 import json
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, is_dataclass
+from pathlib import Path
 from typing import Any, ClassVar
+
+import numpy as np
 
 ENGINE_VERSION = "1"  # bump when every engine's output for the same job changes
 # ... and a kind's `revision` when only that kind's engine changes: its old artifacts are then
@@ -52,10 +56,25 @@ class FeatureVisSettings:
     transforms: str = "standard"  # lucent's standard_transforms, or "none"
 
 
+def _expect(condition: bool, problem: str) -> None:
+    if not condition:
+        raise ResultError(problem)
+
+
+def _expect_files(names, files: Mapping[str, Path]) -> None:
+    missing = [name for name in names if name not in files]
+    _expect(not missing, f"its record lists no file {', '.join(map(repr, missing))}")
+
+
 @dataclass(frozen=True)
 class FeatureVisResult:
     values: tuple[float, ...]  # the objective's final value, per image
     images: tuple[str, ...]  # PNG file names in the artifact
+
+    def check(self, job: FeatureVisJob, files: Mapping[str, Path]) -> None:
+        """ResultError unless the result fits the job and the payload (each Result has one)."""
+        _expect(len(self.images) == len(self.values) == job.images, f"it has {len(self.images)} images")
+        _expect_files(self.images, files)
 
 
 @dataclass(frozen=True)
@@ -124,6 +143,11 @@ class WeightsResult:
     shape: tuple[int, ...]
     max_abs: float
 
+    def check(self, job: WeightsJob, files: Mapping[str, Path]) -> None:
+        _expect_files(["kernels.npy"], files)
+        stored = np.load(files["kernels.npy"], mmap_mode="r").shape  # reads the header only
+        _expect(len(self.shape) == 3 and stored == self.shape, f"kernels.npy has the shape {stored}")
+
 
 @dataclass(frozen=True)
 class WeightsJob(Keyed):
@@ -172,6 +196,12 @@ class TuningResult:
     responses: tuple[tuple[float, ...], ...]  # [value][unit]
     stimuli: tuple[str, ...]  # PNG file names, one per value
 
+    def check(self, job: TuningJob, files: Mapping[str, Path]) -> None:
+        rows = len(self.values) == len(self.responses) == len(self.stimuli) == len(job.sweep.values)
+        columns = all(len(row) == len(job.units) for row in self.responses)
+        _expect(rows and columns, "its table of responses has the wrong size")
+        _expect_files(self.stimuli, files)
+
 
 @dataclass(frozen=True)
 class TuningJob(Keyed):
@@ -207,6 +237,10 @@ class ExamplesResult:
     probe_size: int
     image_size: int
     receptive_field: int  # the box's side in pixels
+
+    def check(self, job: ExamplesJob, files: Mapping[str, Path]) -> None:
+        _expect(len(self.examples) <= job.top, f"it has {len(self.examples)} examples")
+        _expect_files([name for e in self.examples for name in (e.image, e.crop)], files)
 
 
 @dataclass(frozen=True)
@@ -251,6 +285,9 @@ class AblationResult:
     mean_before: float
     mean_after: float
 
+    def check(self, job: AblationJob, files: Mapping[str, Path]) -> None:
+        _expect(len(self.before) == len(self.after) == len(self.labels) > 0, "its columns differ in length")
+
 
 @dataclass(frozen=True)
 class AblationJob(Keyed):
@@ -294,6 +331,11 @@ class UniversalityResult:
     baseline_one_to_one_r: tuple[float | None, ...]
     probe_size: int
     samples: str  # "positions" or "peaks"
+
+    def check(self, job: UniversalityJob, files: Mapping[str, Path]) -> None:
+        columns = (self.best_r, self.baseline_best_r, self.one_to_one_unit, self.one_to_one_r)
+        _expect(all(len(c) == len(self.best_unit) > 0 for c in columns), "its columns differ in length")
+        _expect(self.samples in ("positions", "peaks"), f"unknown sampling '{self.samples}'")
 
 
 @dataclass(frozen=True)

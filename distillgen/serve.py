@@ -1,12 +1,14 @@
 """`distillgen serve`: a local preview that rebuilds on change and reloads the open page.
 
 The reload script is injected into pages as they are served, never written into the build,
-so a served site and a built site are the same files.
+so a served site and a built site are the same files. SIGTERM stops it like Ctrl+C: at once,
+even mid-build (the build's staging folder is removed), with exit status 0.
 """
 
 from __future__ import annotations
 
 import functools
+import signal
 import threading
 from collections.abc import Callable
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -65,6 +67,38 @@ class _Handler(SimpleHTTPRequestHandler):
         pass
 
 
+class _Stopped(BaseException):
+    """SIGTERM arrived during a build: unwind it (its staging folder is removed) and shut down.
+    A BaseException, so that no `except Exception` on the way mistakes it for a failure."""
+
+
+class _Termination:
+    """The SIGTERM handler: sets the watch loop's stop event (watchfiles checks it every 50 ms)
+    and, while a build runs, interrupts the build too. Raising inside watchfiles' wait instead
+    would be swallowed there as a KeyboardInterrupt, with a warning."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.building = False
+        self.received = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.received = True
+        self.stop.set()
+        if self.building:
+            raise _Stopped
+
+    def guard(self, rebuild: Callable[[], bool]) -> Callable[[], bool]:
+        def guarded() -> bool:
+            self.building = True
+            try:
+                return rebuild()
+            finally:
+                self.building = False
+
+        return guarded
+
+
 def _watched(change: watchfiles.Change, path: str) -> bool:
     return "/.distillgen" not in path and not Path(path).name.startswith(".")
 
@@ -78,13 +112,38 @@ def serve_site(
     echo: Callable[[str], None],
     stop: threading.Event | None = None,
 ) -> None:
+    termination = _Termination(stop or threading.Event())
+    # Only the main thread may set handlers (tests run serve_site in a thread, with `stop`).
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, termination) if in_main else None
+    try:
+        _serve(src, out, host, port, termination.guard(rebuild), echo, termination.stop)
+    except _Stopped:
+        pass
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+    if termination.received:
+        echo("stopped (SIGTERM)")
+
+
+def _serve(
+    src: Path,
+    out: Path,
+    host: str,
+    port: int,
+    rebuild: Callable[[], bool],
+    echo: Callable[[str], None],
+    stop: threading.Event,
+) -> None:
     generation = _Generation()
     rebuild()
     handler = functools.partial(
         type("Handler", (_Handler,), {"generation": generation}), directory=str(out.resolve())
     )
     server = ThreadingHTTPServer((host, port), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # A short poll, so that shutdown() returns within a tenth of a second.
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     echo(f"serving {out}/ at http://{host}:{server.server_address[1]}/ (Ctrl+C to stop)")
     try:
         for changes in watchfiles.watch(

@@ -6,13 +6,16 @@ cache with whatever is missing. Then kinds may follow up on results (a circuit r
 by the computed weights), round by round, and last the unit pages are planned and computed.
 Nothing is written to the output until all of that succeeded,
 and the new site replaces the old one in a single rename, so a failed build leaves the
-previous `build/` as it was.
+previous `build/` as it was. Writing happens under a lock beside the output
+(`.<name>.lock`), so two builds into one folder take turns; staging folders of builds that
+died (`.<name>-new-<pid>-*`) are swept then.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -24,7 +27,8 @@ from distillgen import __version__
 from distillgen.article import Article
 from distillgen.cache import Cache
 from distillgen.compute import Catalog, Options, Outcome, compute, records
-from distillgen.diagnostics import BuildFailed, Reporter
+from distillgen.diagnostics import BuildFailed, Reporter, describe_os_error
+from distillgen.locks import Busy, alive, held
 from distillgen.render import html as html_rules
 from distillgen.render.page import environment, render_article, render_index, templates_dir
 from distillgen.source import parse_document
@@ -63,25 +67,32 @@ def build(
         warn=lambda path, message: reporter.warning(path, None, message, author=False),
     )
     catalog = Catalog(cache)
+    _check_output(src, out, cache.root, reporter)  # before planning writes model descriptions
+    reporter.raise_if_errors()
     for article in articles:
         article.plan(catalog)
-    reporter.raise_if_errors()
-    _check_output(src, out, reporter)
     reporter.raise_if_errors()
 
     outcome, unit_pages = _compute_figures(articles, cache, catalog, reporter, options)
     pages, copies = _render_site(articles, unit_pages, outcome, log)
-    write_atomically(out, pages, copies)
+    _write_site(out, pages, copies, reporter, options)
     seconds = time.perf_counter() - start
     return BuildResult(out, articles, len(pages) + len(copies), seconds, outcome.computed, outcome.cached)
 
 
-def _compute_figures(articles, cache, catalog, reporter, options) -> tuple[Outcome, list[UnitPage]]:
+def _compute_figures(
+    articles: list[Article], cache: Cache, catalog: Catalog, reporter: Reporter, options: Options
+) -> tuple[Outcome, list[UnitPage]]:
     """Every artifact the articles and their unit pages need. First the figures as planned;
     then, round by round, what kinds ask for after seeing results (a circuit ranks one layer
     of inputs per round); last the unit pages of every unit shown."""
-    outcome = compute([n for a in articles for n in a.needs], cache, catalog, reporter, options)
-    reporter.raise_if_errors()
+
+    def compute_round(needs) -> Outcome:
+        outcome = compute(needs, cache, catalog, reporter, options)
+        reporter.raise_if_errors()
+        return outcome
+
+    outcome = compute_round([n for a in articles for n in a.needs])
     while True:
         for article in articles:
             article.follow_up(outcome.artifacts)
@@ -89,12 +100,10 @@ def _compute_figures(articles, cache, catalog, reporter, options) -> tuple[Outco
         more = [n for a in articles for n in a.needs if n.job.key not in outcome.artifacts]
         if not more:
             break
-        outcome.merge(compute(more, cache, catalog, reporter, options))
-        reporter.raise_if_errors()
+        outcome.merge(compute_round(more))
     unit_pages, page_needs = plan_unit_pages(articles, catalog)
     page_needs = [n for n in page_needs if n.job.key not in outcome.artifacts]
-    outcome.merge(compute(page_needs, cache, catalog, reporter, options))
-    reporter.raise_if_errors()
+    outcome.merge(compute_round(page_needs))
     return outcome, unit_pages
 
 
@@ -158,10 +167,20 @@ def load_articles(src: Path, reporter: Reporter, log: Callable[[str], None]) -> 
     return articles
 
 
-def _check_output(src: Path, out: Path, reporter: Reporter) -> None:
-    src, out = src.resolve(), out.resolve()
-    if out == src or src.is_relative_to(out) or out in src.parents:
+def _check_output(src: Path, out: Path, cache: Path, reporter: Reporter) -> None:
+    src, out, cache = src.resolve(), out.resolve(), cache.resolve()
+    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        reporter.error(blocker, None, "is a file, not a folder; choose another -o for the site")
+    elif out == src or src.is_relative_to(out) or out in src.parents:
         reporter.error(out, None, "the output folder must not contain the articles; choose another -o")
+    elif cache.is_relative_to(out):
+        reporter.error(
+            cache,
+            None,
+            f"the cache folder is inside the output folder {out}, which every build replaces "
+            "whole; choose another --cache-dir or -o",
+        )
     elif out.exists() and not (out / MARKER).exists() and any(out.iterdir()):
         reporter.error(
             out,
@@ -171,11 +190,60 @@ def _check_output(src: Path, out: Path, reporter: Reporter) -> None:
         )
 
 
+def _write_site(
+    out: Path, pages: dict[str, str], copies: dict[str, Path], reporter: Reporter, options: Options
+) -> None:
+    """Write the site under the output's lock; a full or read-only disk is an error naming it."""
+    out = out.resolve()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        lock = out.with_name(f".{out.name}.lock")
+        with held(lock, str(out), wait=options.wait, echo=options.echo):
+            sweep_staging(out, options.log)
+            write_atomically(out, pages, copies)
+    except Busy as exc:
+        reporter.error(out, None, f"{exc} (or build without --no-wait, which waits)")
+    except OSError as exc:
+        reporter.error(out, None, f"cannot write the site: {describe_os_error(exc)}")
+    reporter.raise_if_errors()
+
+
+def sweep_staging(out: Path, log: Callable[[str], None]) -> None:
+    """Remove what killed builds left beside `out`: their staging folders, and old sites they
+    had moved aside. Called with the output's lock held: every build writes only while
+    holding it, so none of these belongs to a build still writing (the PID in the name is for
+    whoever finds one, and for builds of versions that took no lock: a live PID is spared)."""
+    pattern = re.compile(rf"\.{re.escape(out.name)}-(new|old)-(\d+)(?:-.*)?")
+    for path in sorted(out.parent.iterdir()):
+        match = pattern.fullmatch(path.name)
+        if match is None or not path.is_dir():
+            continue
+        if alive(int(match[2])) and not _older_than(path, STALE_SECONDS):
+            continue
+        if match[1] == "old" and not out.exists():  # killed between its two renames
+            path.rename(out)
+            log(f"restored {out} from {path}, left by a build that was stopped")
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        log(f"removed {path}, left by a build that was stopped")
+
+
+STALE_SECONDS = 3600  # a staging folder untouched this long is stale even if its PID lives
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except OSError:
+        return True
+
+
 def write_atomically(out: Path, pages: dict[str, str], copies: dict[str, Path]) -> None:
-    """Write everything into a sibling folder, then swap it in with renames."""
+    """Write everything into a sibling folder, then swap it in with renames. The folder's
+    name carries the PID, so that a later build can tell it was left by a dead one."""
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-new-", dir=out.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-new-{os.getpid()}-", dir=out.parent))
     old: Path | None = None
     try:
         staging.chmod(0o755)

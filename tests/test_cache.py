@@ -31,19 +31,26 @@ def test_put_then_get_returns_the_files_and_record(tmp_path):
     assert [p.name for p in loaded.folder.parent.iterdir()] == [KEY]  # no staging folders left
 
 
-def test_damaged_entries_are_reported_and_replaced(tmp_path):
+def test_damaged_entries_are_quarantined_reported_and_replaced(tmp_path):
     cache, warnings = cache_with_warnings(tmp_path)
-    entry = cache.put(KEY, {"image0.png": b"png bytes"}, {})
-    entry.file("image0.png").write_bytes(b"png")  # truncated
-    assert cache.get(KEY) is None
-    assert "does not match its recorded checksum" in warnings[-1]
-    entry.file("image0.png").unlink()
-    assert cache.get(KEY) is None and "No such file" in warnings[-1]
-    (entry.folder / "record.json").write_text("{not json")
-    assert cache.get(KEY) is None and "damaged cache entry" in warnings[-1]
+
+    def damage(how) -> None:
+        entry = cache.put(KEY, {"image0.png": b"png bytes"}, {})
+        how(entry)
+        assert cache.get(KEY) is None
+        assert not entry.folder.exists()  # moved aside, so the next build computes it again
+
+    damage(lambda entry: entry.file("image0.png").write_bytes(b"png"))  # truncated
+    assert "does not match its recorded checksum" in warnings[-1] and "moved to" in warnings[-1]
+    damage(lambda entry: entry.file("image0.png").unlink())
+    assert "No such file" in warnings[-1]
+    damage(lambda entry: (entry.folder / "record.json").write_text("{not json"))
+    assert "damaged cache entry" in warnings[-1]
+    assert len(list((tmp_path / "quarantine").iterdir())) == 3  # kept for inspection
     cache.put(KEY, {"image0.png": b"fresh"}, {})
-    assert cache.get(KEY).file("image0.png").read_bytes() == b"fresh"
-    assert sorted(p.name for p in entry.folder.iterdir()) == ["image0.png", "record.json"]
+    fresh = cache.get(KEY)
+    assert fresh.file("image0.png").read_bytes() == b"fresh"
+    assert sorted(p.name for p in fresh.folder.iterdir()) == ["image0.png", "record.json"]
 
 
 def test_an_entry_under_the_wrong_key_is_not_trusted(tmp_path):
