@@ -79,12 +79,8 @@ def close(gpu, cpu, rel: float = 1e-2):
 
 
 def result_of(output) -> dict:
-    """An engine's result as plain data: its typed `Output.result`, or (engines that have no
-    typed result) the record's "result" field."""
-    result = getattr(output, "result", None)
-    if result is None:
-        return output.record["result"]
-    return dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(result)
+    """An engine's typed result as plain data."""
+    return dataclasses.asdict(output.result)
 
 
 def run_on(spec: str, device: torch.device, jobs: list):
