@@ -82,3 +82,10 @@ def _display(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """`text` on one line and at most `limit` characters, for quoting author input in a message
+    (a formula or an HTML block can be tens of kilobytes)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -18,6 +18,7 @@ from distillgen import datasets, stimuli
 from distillgen.diagnostics import suggest
 from distillgen.figures.options import Option, integer, text
 from distillgen.jobs import Dataset, Sweep
+from distillgen.safety import article_file
 
 _AUTHOR = re.compile(r"^(?P<path>[^:()]+\.py):(?P<function>[A-Za-z_]\w*)\((?P<param>[A-Za-z_]\w*)\)$")
 PERIODIC = "orientation"  # sweeps of this parameter wrap around: polar plots, no repeated end
@@ -54,8 +55,8 @@ def sweep(directive, article, size: int) -> Sweep | None:
         # The drawing code is part of the result: a change to it must not reuse old artifacts.
         family, fingerprint = written, hashlib.sha256(Path(stimuli.__file__).read_bytes()).hexdigest()
     elif match:
-        path = (article.doc.path.parent / match["path"]).resolve()
-        names = _author_parameters(article, line, path, match["function"])
+        path = article_file(article, match["path"], line)  # inside the articles folder
+        names = _author_parameters(article, line, path, match["function"]) if path else None
         if names is None:
             return None
         family = f"{path}:{match['function']}"
@@ -148,7 +149,9 @@ def dataset(directive, article) -> Dataset | None:
     """The directive's probe set, or None after reporting an error."""
     opts = directive.opts
     try:
-        return datasets.dataset(opts["dataset"], opts["count"], opts["sample-seed"], article.doc.path.parent)
+        return datasets.dataset(
+            opts["dataset"], opts["count"], opts["sample-seed"], article.doc.path.parent, article.doc.roots
+        )
     except datasets.DatasetError as exc:
         article.error(directive.option_line("dataset"), str(exc))
         return None

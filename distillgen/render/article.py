@@ -23,6 +23,7 @@ from distillgen.diagnostics import Reporter, suggest
 from distillgen.figures import DIRECTIVES, ROLES
 from distillgen.render.bibliography import Bibliography
 from distillgen.render.math import to_mathml
+from distillgen.safety import image_inside
 from distillgen.source import Document
 from distillgen.source.document import role_of
 from distillgen.source.frontmatter import FrontMatter
@@ -130,12 +131,13 @@ class Article:
 
     def asset(self, src: str, line: int) -> str | None:
         """Register a local file the page shows; returns its URL relative to the page."""
-        path = (self.doc.path.parent / src).resolve()
+        try:  # inside the articles folder (or an --allow-root), an image by its content
+            path = image_inside(self.doc.path.parent, src, self.doc.roots)
+        except ValueError as exc:
+            self.error(line, str(exc))
+            return None
         if path in self._asset_urls:
             return self._asset_urls[path]
-        if not path.is_file():
-            self.error(line, f"file not found: '{src}' (looked for {path})")
-            return None
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
         url = f"assets/{path.stem}-{digest}{path.suffix.lower()}"
         self.assets[url] = path

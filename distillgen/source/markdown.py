@@ -20,6 +20,7 @@ from mdit_py_plugins.footnote import footnote_plugin
 from mdit_py_plugins.front_matter import front_matter_plugin
 from mdit_py_plugins.myst_role import myst_role_plugin
 
+from distillgen.safety import markdown_link_allowed
 from distillgen.source.document import Directive
 
 _DIRECTIVE_INFO = re.compile(r"^\{(?P<kind>[A-Za-z][\w:-]*)\}\s*(?P<args>.*)$")
@@ -37,6 +38,7 @@ def make_parser() -> MarkdownIt:
         .use(colon_fence_plugin)
     )
     md.core.ruler.push("anchor", _heading_anchors_rule)
+    md.validateLink = markdown_link_allowed  # the site's one URL rule (safety.py)
     md.core.ruler.push("directives", _directives_rule)
     md.core.ruler.push("line_numbers", _line_numbers_rule)
     return md
