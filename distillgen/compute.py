@@ -69,7 +69,7 @@ class Catalog:
                 if self.frozen and spec.kind == "python":
                     raise ModelError(
                         f"the description of model '{spec}' is not in the cache, and --frozen does not "
-                        f"run model code ({spec.name}); build once without --frozen to cache it"
+                        "run model code; build once without --frozen to cache it"
                     )
                 info = self.load(spec)
                 self.cache.put_model_info(key, info)
