@@ -66,7 +66,10 @@ def resolve_inside(base_dir: Path, written: str, roots: Iterable[Path]) -> Path:
     message for the author unless the result lies inside one of `roots`.
 
     Whether the file exists is the caller's question: each says what it was looking for."""
-    path = (base_dir / written).resolve()
+    try:
+        path = (base_dir / written).resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python 3.11)
+        raise ValueError(f"cannot follow '{shorten(written)}': {exc}") from None
     allowed = [Path(root).resolve() for root in roots]
     if any(path.is_relative_to(root) for root in allowed):
         return path
@@ -115,10 +118,13 @@ def image_inside(base_dir: Path, written: str, roots: Iterable[Path]) -> Path:
     """An image file the page shows: inside `roots` (see `resolve_inside`), existing, and an
     image by its content, not its name. ValueError with a message for the author otherwise."""
     path = resolve_inside(base_dir, written, roots)
-    if not path.is_file():
-        raise ValueError(f"file not found: '{shorten(written)}' (looked for {path})")
-    with path.open("rb") as file:
-        head = file.read(4096)
+    try:
+        if not path.is_file():
+            raise ValueError(f"file not found: '{shorten(written)}' (looked for {path})")
+        with path.open("rb") as file:
+            head = file.read(4096)
+    except OSError as exc:  # unreadable, or a name too long for the file system
+        raise ValueError(f"cannot read '{shorten(written)}': {exc.strerror or exc}") from None
     if image_kind(head) is None:
         raise ValueError(
             f"'{shorten(written)}' is not an image (PNG, JPEG, GIF, WebP or SVG, judged by its content)"

@@ -249,6 +249,14 @@ def test_a_stimulus_file_outside_is_refused(previous, outside):
     assert_refused(previous, build(src, out), "a.md:6: error: '../elsewhere/stim.py' resolves to ")
 
 
+def test_a_symlink_loop_is_an_error_not_a_traceback(previous):
+    src, out, _ = previous
+    (src / "a.svg").symlink_to(src / "b.svg")
+    (src / "b.svg").symlink_to(src / "a.svg")
+    write(src / "a.md", "---\ntitle: A\n---\n\n![loop](a.svg)\n")
+    assert_refused(previous, build(src, out), "a.md:5: error: cannot follow 'a.svg': ")
+
+
 def test_allow_root_lets_the_owner_grant_another_folder(site, outside, tmp_path):
     write(site / "a.md", "---\ntitle: A\n---\n\n```{figure} ../elsewhere/pic.svg\nCap.\n```\n")
     assert build(site, tmp_path / "out").exit_code == 1
