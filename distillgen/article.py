@@ -29,6 +29,7 @@ from distillgen.figures.base import DirectiveInput, DirectiveKind, RoleKind, job
 from distillgen.figures.context import Asset, CheckContext, FollowUpContext, PlanContext, RenderContext
 from distillgen.render.bibliography import Bibliography
 from distillgen.render.math import to_mathml
+from distillgen.safety import image_inside
 from distillgen.source import Directive, Document, Role
 from distillgen.source.document import role_of
 from distillgen.source.frontmatter import FrontMatter
@@ -150,11 +151,12 @@ class Article:
 
     def asset(self, src: str, line: int) -> Asset | None:
         """A local file the page shows, with its URL relative to the page; None after an error."""
-        path = (self.doc.path.parent / src).resolve()
+        try:  # inside the articles folder (or an --allow-root), an image by its content
+            path = image_inside(self.doc.path.parent, src, self.doc.roots)
+        except ValueError as exc:
+            self.error(line, str(exc))
+            return None
         if path not in self._asset_urls:
-            if not path.is_file():
-                self.error(line, f"file not found: '{src}' (looked for {path})")
-                return None
             digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
             self._asset_urls[path] = f"assets/{path.stem}-{digest}{path.suffix.lower()}"
         return Asset(self._asset_urls[path], path)

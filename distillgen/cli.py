@@ -53,6 +53,23 @@ def _compute_options(f):
     )(f)
 
 
+def _grant_options(f):
+    """What authors may do beyond the defaults (safety.py): shared by build and serve."""
+    f = click.option(
+        "--allow-root",
+        "allow_roots",
+        multiple=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        metavar="DIR",
+        help="Also let articles reference files in DIR (repeatable); by default only the articles folder.",
+    )(f)
+    return click.option(
+        "--no-raw-html",
+        is_flag=True,
+        help="Make raw HTML in articles an error (for authors you do not fully trust).",
+    )(f)
+
+
 def _verbosity(f):
     f = click.option("-v", "--verbose", count=True, help="Say more about each step.")(f)
     return click.option("-q", "--quiet", is_flag=True, help="Print only warnings and errors.")(f)
@@ -69,6 +86,7 @@ def main() -> None:
 @OUT
 @STRICT
 @_compute_options
+@_grant_options
 @_verbosity
 def build(src: Path, out: Path, strict: bool, quiet: bool, verbose: int, **compute) -> None:
     """Build the articles in SRC (default: articles) into a static site.
@@ -95,9 +113,12 @@ def run_build(
     frozen: bool = False,
     no_wait: bool = False,
     confirmed: bool = False,
+    no_raw_html: bool = False,
+    allow_roots: tuple[Path, ...] = (),
 ) -> bool:
     """Build and report every problem; False when the build failed."""
     from distillgen.compute import Options, no_progress
+    from distillgen.safety import Grants
     from distillgen.site import build as build_site
 
     reporter = Reporter(strict=strict, echo=lambda line: click.echo(line, err=True))
@@ -113,7 +134,8 @@ def run_build(
         confirmed=confirmed,
     )
     try:
-        result = build_site(src, out, reporter, log, options, cache_dir)
+        grants = Grants(raw_html=not no_raw_html, roots=allow_roots)
+        result = build_site(src, out, reporter, log, options, cache_dir, grants)
     except BuildFailed:
         click.echo(f"build failed: {len(reporter.errors)} error(s); {out} was left as it was", err=True)
         return False
@@ -217,6 +239,7 @@ def new(title: str, folder: Path, slug: str | None) -> None:
 @OUT
 @STRICT
 @_compute_options
+@_grant_options
 @_verbosity
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(

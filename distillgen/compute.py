@@ -59,10 +59,13 @@ class Options:
 
 
 class Catalog:
-    """Model descriptions by spec: from the cache, else by loading the model once."""
+    """Model descriptions by spec: from the cache, else by loading the model once.
 
-    def __init__(self, cache: Cache) -> None:
+    `frozen` (--frozen) never loads an author's model file: loading runs its code."""
+
+    def __init__(self, cache: Cache, frozen: bool = False) -> None:
         self.cache = cache
+        self.frozen = frozen
         self._infos: dict[str, ModelInfo] = {}
         self._store = None  # engine.models.ModelStore, created when a model must be loaded
 
@@ -72,6 +75,11 @@ class Catalog:
         if key not in self._infos:
             info = self.cache.model_info(key)
             if info is None:
+                if self.frozen and spec.kind == "python":
+                    raise ModelError(
+                        f"the description of model '{spec}' is not in the cache, and --frozen does not "
+                        "run model code; build once without --frozen to cache it"
+                    )
                 info = self.load(spec)
                 # Storing it only saves loading the model next time; if a figure must be
                 # computed, its write reports the cache's problem.

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from distillgen.jobs import Dataset
+from distillgen.safety import resolve_inside
 from distillgen.zoo import shapes_data
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -23,15 +24,23 @@ class DatasetError(ValueError):
     """A dataset that cannot be used, with a message for the author."""
 
 
-def dataset(source: str, count: int, seed: int, base: Path) -> Dataset:
-    """Resolve `source` ("shapes", or a folder relative to `base`) into a keyed Dataset."""
+def dataset(source: str, count: int, seed: int, base: Path, roots: tuple[Path, ...] = ()) -> Dataset:
+    """Resolve `source` ("shapes", or a folder relative to `base`) into a keyed Dataset.
+
+    The folder and each image in it must lie inside `roots` (default: `base`), symlinks followed."""
     if source == "shapes":
         generator = Path(shapes_data.__file__).read_bytes()
         return Dataset("shapes", hashlib.sha256(generator).hexdigest(), count, seed)
-    folder = (base / source).resolve()
-    if not folder.is_dir():
-        raise DatasetError(f"dataset folder not found: {folder} (or write 'shapes' for the generator)")
-    files = _image_files(folder)
+    roots = roots or (base,)
+    try:
+        folder = resolve_inside(base, source, roots)
+        if not folder.is_dir():
+            raise DatasetError(f"dataset folder not found: {folder} (or write 'shapes' for the generator)")
+        files = _image_files(folder)
+        for path in files:  # a symlink in the folder may point anywhere
+            resolve_inside(folder, path.name, roots)
+    except ValueError as exc:
+        raise DatasetError(str(exc)) from None
     if not files:
         raise DatasetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     digest = hashlib.sha256()

@@ -38,6 +38,8 @@ class Reporter:
     def __init__(self, strict: bool = False, echo=None) -> None:
         self.strict = strict
         self.diagnostics: list[Diagnostic] = []
+        self._seen: set[Diagnostic] = set()  # the same problem reached twice is reported once
+        self._errors: list[Diagnostic] = []
         self._echo = echo
 
     def error(self, path: Path | None, line: int | None, message: str) -> None:
@@ -50,15 +52,20 @@ class Reporter:
         self._add(Diagnostic(severity, path, line, message))
 
     def _add(self, diagnostic: Diagnostic) -> None:
-        if diagnostic in self.diagnostics:
+        if diagnostic in self._seen:
             return
+        self._seen.add(diagnostic)
         self.diagnostics.append(diagnostic)
+        if diagnostic.severity == "error":
+            self._errors.append(diagnostic)
         if self._echo is not None:
             self._echo(str(diagnostic))
 
     @property
     def errors(self) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.severity == "error"]
+        """Read-only. Kept as they come rather than filtered on each call: kinds count errors
+        around every directive and role, and a large article has tens of thousands of those."""
+        return self._errors
 
     def raise_if_errors(self) -> None:
         if self.errors:
@@ -92,3 +99,10 @@ def _display(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """`text` on one line and at most `limit` characters, for quoting author input in a message
+    (a formula or an HTML block can be tens of kilobytes)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

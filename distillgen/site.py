@@ -31,6 +31,7 @@ from distillgen.diagnostics import BuildFailed, Reporter, describe_os_error
 from distillgen.locks import Busy, alive, held
 from distillgen.render import html as html_rules
 from distillgen.render.page import environment, render_article, render_index, templates_dir
+from distillgen.safety import Grants, refuse_raw_html
 from distillgen.source import parse_document
 from distillgen.source.frontmatter import parse_front_matter
 from distillgen.source.markdown import make_parser
@@ -58,15 +59,16 @@ def build(
     log: Callable[[str], None] = lambda message: None,
     options: Options | None = None,
     cache_dir: Path | None = None,
+    grants: Grants | None = None,
 ) -> BuildResult:
     start = time.perf_counter()
     options = options or Options(log=log)
-    articles = load_articles(src, reporter, log)
+    articles = load_articles(src, reporter, log, grants)
     cache = Cache(
         cache_dir or src / CACHE,
         warn=lambda path, message: reporter.warning(path, None, message, author=False),
     )
-    catalog = Catalog(cache)
+    catalog = Catalog(cache, frozen=options.frozen)
     _check_output(src, out, cache.root, reporter)  # before planning writes model descriptions
     reporter.raise_if_errors()
     for article in articles:
@@ -140,8 +142,11 @@ def _render_site(
     return pages, copies
 
 
-def load_articles(src: Path, reporter: Reporter, log: Callable[[str], None]) -> list[Article]:
+def load_articles(
+    src: Path, reporter: Reporter, log: Callable[[str], None], grants: Grants | None = None
+) -> list[Article]:
     """Parse and check every `*.md` in `src`; problems go to `reporter`."""
+    grants = grants or Grants()
     if not src.is_dir():
         reporter.error(src, None, "source folder not found")
         return []
@@ -152,14 +157,16 @@ def load_articles(src: Path, reporter: Reporter, log: Callable[[str], None]) -> 
     articles = []
     for path in paths:
         try:
-            doc = parse_document(path, md)
+            doc = parse_document(path, md, roots=(src, *grants.roots))
         except (OSError, UnicodeDecodeError) as exc:
             reporter.error(path, None, f"cannot read article: {exc}")
             continue
         if doc.front_matter_text is None and doc.source.startswith("---"):
             reporter.error(path, 1, "front matter opened with '---' is never closed by a second '---'")
             continue
-        front = parse_front_matter(doc.front_matter_text, path, doc.front_matter_line, reporter)
+        if not grants.raw_html:
+            refuse_raw_html(doc, reporter)
+        front = parse_front_matter(doc.front_matter_text, path, doc.front_matter_line, reporter, doc.roots)
         article = Article(doc, front, md, reporter)
         article.check()
         articles.append(article)

@@ -35,7 +35,7 @@ def test_valid_front_matter():
     assert front.authors[1].affiliations == ("OpenAI", "Distill")
     assert front.affiliations == ["OpenAI", "Distill"]
     assert front.date == dt.date(2020, 3, 10)
-    assert front.bibliography == Path("articles/refs.bib")
+    assert front.bibliography == Path("articles/refs.bib").resolve()  # symlinks followed, checked inside
     assert front.model == "shapes"
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,7 +149,9 @@ def _load_torchscript(spec: ModelSpec) -> LoadedModel:
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
     try:
-        torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():  # torch says jit is deprecated; the file is refused anyway
+            warnings.simplefilter("ignore", FutureWarning)
+            torch.jit.load(str(path), map_location="cpu")
     except RuntimeError:
         raise ModelError(
             f"{path} is not a TorchScript file; a state dict needs its architecture: "
@@ -166,10 +170,28 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ModelError(f"cannot load {path} as a state dict (weights_only=True): {exc}") from None
+        raise ModelError(_unloadable(path, exc)) from None
     if not isinstance(state, dict):
         raise ModelError(f"{path} holds a {type(state).__name__}, not a state dict")
     return state
+
+
+def _unloadable(path: Path, exc: Exception) -> str:
+    """One line saying what the author can do. torch's own message spans several lines and
+    suggests weights_only=False, which would let the file run any code: not an option here."""
+    pickled = _PICKLED_GLOBAL.search(str(exc))
+    if pickled:
+        return (
+            f"cannot load {path}: it holds a pickled Python object ({pickled[1]}), which distillgen "
+            f"never unpickles; save only the tensors with torch.save(model.state_dict(), '{path.name}')"
+        )
+    return (
+        f"cannot load {path}: not a file written by torch.save, or damaged ({type(exc).__name__}); "
+        f"save the weights with torch.save(model.state_dict(), '{path.name}')"
+    )
+
+
+_PICKLED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
 def _download(url: str, spec: str) -> dict[str, torch.Tensor]:

@@ -17,6 +17,7 @@ from distillgen import kernels
 from distillgen.figures.base import Rendered
 from distillgen.jobs import FeatureVisSettings, ResultError
 from distillgen.options import FEATUREVIS_SETTINGS
+from distillgen.safety import resolve_inside
 from distillgen.units import ModelError, ModelInfo, ModelSpec, SpecError, UnitRef
 
 if TYPE_CHECKING:
@@ -68,8 +69,22 @@ class CheckContext(_Reports):
         """Number a citation in order of first use; False (after an error) if unknown."""
         return self._article.cite(key, line)
 
+    @property
+    def roots(self) -> tuple[Path, ...]:
+        """The folders an article may read files from: the articles folder, and --allow-root."""
+        return self._article.doc.roots
+
     def asset(self, src: str, line: int) -> Asset | None:
+        """An image the page shows (inside `roots`, an image by its content); None after an error."""
         return self._article.asset(src, line)
+
+    def file(self, written: str, line: int) -> Path | None:
+        """A file the author names, resolved inside `roots`; None after an error."""
+        try:
+            return resolve_inside(self.folder, written, self.roots)
+        except ValueError as exc:
+            self.error(line, str(exc))
+            return None
 
     def model_spec(self, written: str | None, line: int) -> ModelSpec | None:
         """A directive's `:model:`, else the front matter's `model:`, else the shapes network."""

@@ -57,8 +57,8 @@ def sweep(directive: DirectiveInput, ctx: CheckContext) -> Sweep | None:
         # The drawing code is part of the result: a change to it must not reuse old artifacts.
         family, fingerprint = written, hashlib.sha256(Path(stimuli.__file__).read_bytes()).hexdigest()
     elif match:
-        path = (ctx.folder / match["path"]).resolve()
-        names = _author_parameters(ctx, line, path, match["function"])
+        path = ctx.file(match["path"], line)  # inside the articles folder
+        names = _author_parameters(ctx, line, path, match["function"]) if path else None
         if names is None:
             return None
         family = f"{path}:{match['function']}"
@@ -155,7 +155,7 @@ def dataset(directive: DirectiveInput, ctx: CheckContext) -> Dataset | None:
     """The directive's probe set, or None after reporting an error."""
     opts = directive.options
     try:
-        return datasets.dataset(opts["dataset"], opts["count"], opts["sample-seed"], ctx.folder)
+        return datasets.dataset(opts["dataset"], opts["count"], opts["sample-seed"], ctx.folder, ctx.roots)
     except datasets.DatasetError as exc:
         ctx.error(directive.option_line("dataset"), str(exc))
         return None

@@ -1,4 +1,9 @@
-"""BibTeX files read with pybtex, formatted as HTML in the order entries are first cited."""
+"""BibTeX files read with pybtex, formatted as HTML in the order entries are first cited.
+
+A `.bib` file may come from anywhere (a publisher, a colleague's export), so every string in it
+is escaped and every link built from it follows the site's URL rule (safety.py): an entry whose
+`url` is not http(s), mailto or relative loses the link, with a warning.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from pybtex.style.formatting.unsrt import Style as UnsrtStyle
 from pybtex.style.template import field, sentence
 
 from distillgen.diagnostics import Reporter
+from distillgen.safety import url_problem
 
 
 class _Style(UnsrtStyle):
@@ -25,15 +31,31 @@ class _Style(UnsrtStyle):
         return sentence[title] if as_sentence else title
 
 
+class _Backend(HtmlBackend):
+    """pybtex's HTML backend escapes text but writes link targets as they are: a DOI of
+    `"><script>…` would end the attribute. Escape them, and link only what the URL rule allows."""
+
+    @staticmethod
+    def format_href(url, text, external=False):
+        if not text:
+            return ""
+        if url_problem(url):  # entries' `url` fields were checked, with a warning, when cited
+            return text
+        return f'<a href="{escape(url)}">{text}</a>'
+
+
 _URL_COMMAND = re.compile(r"^\\url\{\s*(.*?)\s*\}$")
+_ENTRY_START = re.compile(r"^\s*@\w+\s*[{(]\s*([^,\s]+)\s*,", re.MULTILINE)
 
 
 class Bibliography:
-    def __init__(self, path: Path, data: BibliographyData) -> None:
+    def __init__(self, path: Path, data: BibliographyData, reporter: Reporter | None = None) -> None:
         self.path = path
         self._data = data
         self._style = _Style()
-        self._backend = HtmlBackend()
+        self._backend = _Backend()
+        self._reporter = reporter
+        self._lines: dict[str, int] | None = None  # entry key -> line, read when first needed
 
     @classmethod
     def load(cls, path: Path, reporter: Reporter, cited_from: Path, line: int) -> Bibliography | None:
@@ -48,7 +70,7 @@ class Bibliography:
             return None
         for problem in problems:
             reporter.warning(path, None, f"{problem} (the first definition is used)")
-        return cls(path, data)
+        return cls(path, data, reporter)
 
     @property
     def keys(self) -> list[str]:
@@ -63,7 +85,7 @@ class Bibliography:
         Published bibliographies often do (an @inproceedings without booktitle); the entry is then
         shown in a plainer form with the fields it has.
         """
-        entry = self._clean(self._data.entries[key])
+        entry = self._without_unsafe_url(key, self._clean(self._data.entries[key]))
         try:
             with pybtex.errors.capture():
                 formatted = self._style.format_entry(key, entry)
@@ -78,7 +100,7 @@ class Bibliography:
         venue = fields.get("journal") or fields.get("booktitle") or fields.get("publisher")
         parts = [names, _plain(fields.get("title", "")), _plain(venue or ""), fields.get("year", "")]
         html = ". ".join(escape(part) for part in parts if part) + "."
-        if url := fields.get("url"):
+        if (url := fields.get("url")) and not url_problem(url):
             html += f' URL: <a href="{escape(url)}">{escape(url)}</a>.'
         return html
 
@@ -94,6 +116,28 @@ class Bibliography:
         if len(names) == 2:
             return f"{names[0]} and {names[1]}"
         return f"{names[0]} et al."
+
+    def _without_unsafe_url(self, key: str, entry: Entry) -> Entry:
+        """The entry, without its `url` field (and with a warning) when the site may not link it."""
+        url = entry.fields.get("url")
+        problem = url_problem(url) if url else None
+        if problem is None:
+            return entry
+        if self._reporter is not None:
+            self._reporter.warning(
+                self.path, self._line_of(key), f"entry '{key}': url {problem}; the link is left out"
+            )
+        fields = {name: value for name, value in entry.fields.items() if name != "url"}
+        return Entry(entry.type, fields=fields, persons=entry.persons)
+
+    def _line_of(self, key: str) -> int | None:
+        """The line where entry `key` starts (pybtex does not keep it); None when not found."""
+        if self._lines is None:
+            text = self.path.read_text(encoding="utf-8", errors="replace")
+            self._lines = {
+                m[1].lower(): text.count("\n", 0, m.start(1)) + 1 for m in _ENTRY_START.finditer(text)
+            }
+        return self._lines.get(key.lower())
 
     @staticmethod
     def _clean(entry: Entry) -> Entry:

@@ -7,6 +7,8 @@ import re
 
 from latex2mathml.converter import convert
 
+from distillgen.diagnostics import shorten
+
 # latex2mathml signals problems by exception class; say what the author should fix.
 _REASONS = {
     "NumeratorNotFoundError": r"\frac is missing its numerator",
@@ -31,4 +33,4 @@ def to_mathml(latex: str, display: bool) -> str:
     except Exception as exc:  # latex2mathml raises many unrelated types for bad input
         name = type(exc).__name__
         reason = _REASONS.get(name) or str(exc) or re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower()
-        raise ValueError(f"cannot typeset ${source}$: {reason}") from None
+        raise ValueError(f"cannot typeset ${shorten(source)}$: {shorten(reason, 200)}") from None

@@ -45,6 +45,9 @@ class Document:
     front_matter_line: int  # 1-based line of the first YAML line
     tokens: list[Token]
     env: dict
+    # Folders the files it references (figures, images, stimuli, datasets, bibliography) must
+    # resolve inside: the articles folder and any the site's owner allowed (safety.py).
+    roots: tuple[Path, ...] = ()
 
     def walk(self) -> Iterator[Token]:
         """Every block and inline token in reading order, directive bodies included."""
@@ -67,9 +70,12 @@ def role_of(token: Token, path: Path) -> Role:
     return token.meta["role"]
 
 
-def parse_document(path: Path, md) -> Document:
-    """Parse one Markdown file. Raises OSError/UnicodeDecodeError for unreadable files."""
-    source = path.read_text(encoding="utf-8")
+def parse_document(path: Path, md, roots: tuple[Path, ...] | None = None) -> Document:
+    """Parse one Markdown file. Raises OSError/UnicodeDecodeError for unreadable files.
+
+    `roots` defaults to the article's own folder."""
+    # utf-8-sig drops a byte order mark, which would otherwise hide the front matter's '---'.
+    source = path.read_text(encoding="utf-8-sig")
     env: dict = {"path": path, "line_offset": 0}
     tokens = md.parse(source, env)
     front_matter_text = None
@@ -83,4 +89,5 @@ def parse_document(path: Path, md) -> Document:
         front_matter_line=2,
         tokens=tokens,
         env=env,
+        roots=(path.parent,) if roots is None else roots,
     )

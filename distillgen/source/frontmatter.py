@@ -15,6 +15,7 @@ import yaml
 
 from distillgen.diagnostics import Reporter, suggest
 from distillgen.options import FEATUREVIS_SETTINGS
+from distillgen.safety import resolve_inside, url_problem
 from distillgen.units import SpecError, parse_spec
 
 
@@ -69,9 +70,17 @@ class _Invalid(Exception):
         self.node = node
 
 
-def parse_front_matter(text: str | None, path: Path, first_line: int, reporter: Reporter) -> FrontMatter:
+def parse_front_matter(
+    text: str | None,
+    path: Path,
+    first_line: int,
+    reporter: Reporter,
+    roots: tuple[Path, ...] | None = None,
+) -> FrontMatter:
     """Validate the YAML header. Problems are reported; what was valid is still returned, so
-    the rest of the article can be checked and the author sees every error in one build."""
+    the rest of the article can be checked and the author sees every error in one build.
+
+    `roots`: the folders a `bibliography:` may be in (default: the article's own folder)."""
     fallback = FrontMatter(title=path.stem)
     if text is None:
         reporter.error(path, 1, "missing front matter: start the file with '---', 'title: …', '---'")
@@ -90,9 +99,17 @@ def parse_front_matter(text: str | None, path: Path, first_line: int, reporter: 
     def line_of(node: yaml.Node | None) -> int:
         return first_line + (node.start_mark.line if node is not None else 0)
 
+    for repeated, first in _repeated_keys(root):
+        reporter.error(
+            path,
+            line_of(repeated),
+            f"front matter key '{repeated.value}' is given twice (first on line {line_of(first)}); keep one",
+        )
     fm = FrontMatter(title=path.stem)
     for key_node, value_node in root.value:
         key = key_node.value
+        if key in fm.lines:
+            continue  # a repeated key, reported above; the first one counts
         fm.lines[key] = line_of(key_node)
         if key not in KEYS:
             reporter.warning(
@@ -107,7 +124,7 @@ def parse_front_matter(text: str | None, path: Path, first_line: int, reporter: 
             )
             continue
         try:
-            _set(fm, key, value_node, path, first_line)
+            _set(fm, key, value_node, path, first_line, roots or (path.parent,))
         except _Invalid as exc:
             reporter.error(path, line_of(exc.node or value_node), f"front matter {exc}")
     if "title" not in fm.lines:
@@ -115,7 +132,27 @@ def parse_front_matter(text: str | None, path: Path, first_line: int, reporter: 
     return fm
 
 
-def _set(fm: FrontMatter, key: str, node: yaml.Node, path: Path, first_line: int) -> None:
+def _repeated_keys(node: yaml.Node) -> list[tuple[yaml.Node, yaml.Node]]:
+    """(repeated key, first key) for every mapping key written twice, at any depth. YAML's
+    loaders keep the last value silently; an author who wrote 'title' twice meant one of them."""
+    found = []
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                if key_node.value in first:
+                    found.append((key_node, first[key_node.value]))
+                first.setdefault(key_node.value, key_node)
+            found.extend(_repeated_keys(value_node))
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found.extend(_repeated_keys(item))
+    return found
+
+
+def _set(
+    fm: FrontMatter, key: str, node: yaml.Node, path: Path, first_line: int, roots: tuple[Path, ...]
+) -> None:
     if key == "authors":
         if not isinstance(node, yaml.SequenceNode):
             raise _Invalid(node, "'authors' must be a list")
@@ -126,7 +163,7 @@ def _set(fm: FrontMatter, key: str, node: yaml.Node, path: Path, first_line: int
         except ValueError:
             raise _Invalid(node, f"'date' must be a date like 2026-11-24, not {_show(node)}") from None
     elif key == "bibliography":
-        fm.bibliography = path.parent / _string(node, key)
+        fm.bibliography = _inside(node, key, path.parent, roots)
     elif key == "model":
         fm.model = _model_spec(node, path)
     elif key == "featurevis":  # a mapping is read by _featurevis
@@ -194,8 +231,24 @@ def _author(node: yaml.Node, where: str) -> Author:
             affiliations = tuple(_string(v, f"{where}.{key}") for v in value.value)
         else:
             affiliations = (_string(value, f"{where}.{key}"),)
-    url = _string(fields["url"], f"{where}.url") if "url" in fields else None
+    url = _url(fields["url"], f"{where}.url") if "url" in fields else None
     return Author(_string(fields["name"], f"{where}.name"), url, affiliations)
+
+
+def _url(node: yaml.Node, where: str) -> str:
+    """A URL the page will link to: http, https, mailto or relative (safety.py)."""
+    url = _string(node, where)
+    if problem := url_problem(url):
+        raise _Invalid(node, f"'{where}': {problem}; write an https:// address")
+    return url
+
+
+def _inside(node: yaml.Node, key: str, base: Path, roots: tuple[Path, ...]) -> Path:
+    """A file the key names, inside the folders the build may read (safety.py)."""
+    try:
+        return resolve_inside(base, _string(node, key), roots)
+    except ValueError as exc:
+        raise _Invalid(node, f"'{key}': {exc}") from None
 
 
 def _string(node: yaml.Node, where: str) -> str:

@@ -13,13 +13,14 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
-from mdit_py_plugins.anchors import anchors_plugin
+from mdit_py_plugins.anchors.index import slugify
 from mdit_py_plugins.colon_fence import colon_fence_plugin
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 from mdit_py_plugins.footnote import footnote_plugin
 from mdit_py_plugins.front_matter import front_matter_plugin
 from mdit_py_plugins.myst_role import myst_role_plugin
 
+from distillgen.safety import markdown_link_allowed
 from distillgen.source.document import Directive
 
 _DIRECTIVE_INFO = re.compile(r"^\{(?P<kind>[A-Za-z][\w:-]*)\}\s*(?P<args>.*)$")
@@ -35,11 +36,37 @@ def make_parser() -> MarkdownIt:
         .use(dollarmath_plugin, double_inline=True)
         .use(myst_role_plugin)
         .use(colon_fence_plugin)
-        .use(anchors_plugin, min_level=2, max_level=3)
     )
+    md.core.ruler.push("anchor", _heading_anchors_rule)
+    md.validateLink = markdown_link_allowed  # the site's one URL rule (safety.py)
     md.core.ruler.push("directives", _directives_rule)
     md.core.ruler.push("line_numbers", _line_numbers_rule)
     return md
+
+
+def _heading_anchors_rule(state: StateCore) -> None:
+    """An `id` for every `##` and `###` heading, GitHub-style ('Curve detectors' ->
+    'curve-detectors', then 'curve-detectors-1', …), as mdit_py_plugins' anchors plugin does.
+
+    That plugin finds the next free suffix by trying 1, 2, 3, … for every repeated title, which
+    is quadratic: a 5 MB article repeating '## Results' spent most of its build there. Here
+    each title remembers the last suffix it used, so the whole pass is linear.
+    """
+    tokens = state.tokens
+    taken = {str(t.attrs["id"]) for t in tokens if t.type == "heading_open" and t.attrs.get("id")}
+    next_suffix: dict[str, int] = {}
+    for index, token in enumerate(tokens):
+        if token.type != "heading_open" or token.tag not in ("h2", "h3") or token.attrs.get("id"):
+            continue
+        children = tokens[index + 1].children or []
+        slug = slugify("".join(c.content for c in children if c.type in ("text", "code_inline")))
+        unique, suffix = slug, next_suffix.get(slug, 0)
+        while unique in taken:
+            suffix += 1
+            unique = f"{slug}-{suffix}"
+        next_suffix[slug] = suffix
+        taken.add(unique)
+        token.attrSet("id", unique)
 
 
 def _directives_rule(state: StateCore) -> None:
