@@ -14,6 +14,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, is_dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,7 +34,7 @@ class Keyed:
     revision: ClassVar[int] = 0
     Result: ClassVar[type]  # what its engine computes and its figures read (below each job)
 
-    @property
+    @cached_property  # jobs are frozen: hashed once (a rebuild asks for ~12,000 keys)
     def key(self) -> str:
         return job_key(self)
 
