@@ -125,10 +125,14 @@ def test_records_are_json(tmp_path):
 def test_a_kinds_revision_changes_only_its_own_keys(monkeypatch):
     from distillgen.jobs import Dataset, UniversalityJob, WeightsJob
 
-    weights = WeightsJob("shapes", "fp", "mixed3", "mixed4", 1)
-    universality = UniversalityJob(
-        "shapes", "fp", "mixed4", "shapes@1", "fp1", "mixed4", Dataset("shapes", "d")
-    )
-    before = weights.key, universality.key
+    def jobs():  # new values each time: a job hashes its key once
+        weights = WeightsJob("shapes", "fp", "mixed3", "mixed4", 1)
+        universality = UniversalityJob(
+            "shapes", "fp", "mixed4", "shapes@1", "fp1", "mixed4", Dataset("shapes", "d")
+        )
+        return weights, universality
+
+    before = [job.key for job in jobs()]
     monkeypatch.setattr(UniversalityJob, "revision", UniversalityJob.revision + 1)
+    weights, universality = jobs()
     assert weights.key == before[0] and universality.key != before[1]
