@@ -171,6 +171,10 @@ class Article:
             self.error(line, str(exc))
             return None
 
+    def asset_urls(self) -> list[str]:
+        """The URLs of the local images that `check` found: each carries its file's digest."""
+        return list(self._asset_urls.values())
+
     def asset_url(self, src: str) -> str:
         """The URL of a Markdown image that `check` found (render/html.py)."""
         return self._asset_urls[(self.doc.path.parent / src).resolve()]

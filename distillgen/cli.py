@@ -150,6 +150,7 @@ def run_build(
         note = f", {warnings} warning(s)" if warnings else ""
         figures = result.computed + result.cached
         computed = f", {figures} figure(s) ({result.computed} computed)" if figures else ""
+        computed += f", {result.rendered} of {result.rendered + result.reused} page(s) rendered"
         click.echo(
             f"built {len(result.articles)} article(s) into {out}/ in {result.seconds:.2f}s{computed}{note}",
             err=True,

@@ -31,11 +31,12 @@ from distillgen.diagnostics import BuildFailed, Reporter, describe_os_error
 from distillgen.locks import Busy, alive, held
 from distillgen.render import html as html_rules
 from distillgen.render.page import environment, render_article, render_index, templates_dir
+from distillgen.render.reuse import Page, Pages, page_key, stamp
 from distillgen.safety import Grants, refuse_raw_html
 from distillgen.source import parse_document
 from distillgen.source.frontmatter import parse_front_matter
 from distillgen.source.markdown import make_parser
-from distillgen.unitpages import UnitPage, page_context, plan_unit_pages
+from distillgen.unitpages import UnitPage, page_context, page_inputs, plan_unit_pages
 
 SITE_TITLE = "distillgen"
 MARKER = ".distillgen-build"  # marks an output folder as ours, so we may replace it
@@ -50,6 +51,8 @@ class BuildResult:
     seconds: float
     computed: int = 0  # figures computed in this build
     cached: int = 0  # figures taken from the cache
+    rendered: int = 0  # article and unit pages rendered in this build
+    reused: int = 0  # pages unchanged since an earlier build, taken from the cache
 
 
 def build(
@@ -76,10 +79,20 @@ def build(
     reporter.raise_if_errors()
 
     outcome, unit_pages = _compute_figures(articles, cache, catalog, reporter, options)
-    pages, copies = _render_site(articles, unit_pages, outcome, log)
+    pages_cache = Pages(None if options.recompute else cache.root / "pages")
+    pages, copies = _render_site(articles, unit_pages, outcome, pages_cache, log)
     _write_site(out, pages, copies, reporter, options)
     seconds = time.perf_counter() - start
-    return BuildResult(out, articles, len(pages) + len(copies), seconds, outcome.computed, outcome.cached)
+    return BuildResult(
+        out,
+        articles,
+        len(pages) + len(copies),
+        seconds,
+        outcome.computed,
+        outcome.cached,
+        pages_cache.rendered,
+        pages_cache.reused,
+    )
 
 
 def _compute_figures(
@@ -110,36 +123,72 @@ def _compute_figures(
 
 
 def _render_site(
-    articles: list[Article], unit_pages: list[UnitPage], outcome: Outcome, log: Callable[[str], None]
+    articles: list[Article],
+    unit_pages: list[UnitPage],
+    outcome: Outcome,
+    pages_cache: Pages,
+    log: Callable[[str], None],
 ) -> tuple[dict[str, str], dict[str, Path]]:
-    """The site's pages (path -> HTML) and the files copied into it (path -> source)."""
+    """The site's pages (path -> HTML) and the files copied into it (path -> source). A page
+    whose inputs are unchanged since an earlier build is taken from `pages_cache`."""
     env = environment()
     pages: dict[str, str] = {}
     copies: dict[str, Path] = {}
+
+    def render(path: str, key: str, make: Callable[[], Page]) -> None:
+        page = pages_cache.get(key) or pages_cache.put(key, make())
+        pages[path] = page.html
+        copies.update(page.files)
+
     for article in articles:
-        body, footnotes, references = article.render(outcome.artifacts)
-        pages[f"{article.slug}/index.html"] = render_article(
-            env, article, body, footnotes, references, SITE_TITLE
+        render(
+            f"{article.slug}/index.html",
+            _article_key(article, outcome),
+            lambda article=article: _article_page(env, article, outcome),
         )
-        copies.update({f"{article.slug}/{url}": path for url, path in article.assets.items()})
         if article.needs:
             figures = records((need.job.key for need in article.needs), outcome.artifacts)
             pages[f"{article.slug}/figures.json"] = json.dumps(
                 {"article": article.slug, "figures": figures}, indent=2, sort_keys=True
             )
-        log(f"rendered {article.slug}/index.html")
     by_address = {f"{page.image.model}|{page.address}": page for page in unit_pages}
-    for page in unit_pages:
-        context = page_context(page, outcome.artifacts, by_address, copies)
-        pages[page.path] = env.get_template("unit.html").render(
-            version=__version__, site_title=SITE_TITLE, **context
-        )
+    for unit_page in unit_pages:
+        key = page_key("unit", page_inputs(unit_page, outcome.artifacts, by_address))
+        render(unit_page.path, key, lambda p=unit_page: _unit_page(env, p, outcome, by_address))
+    log(f"rendered {pages_cache.rendered} page(s), {pages_cache.reused} unchanged")
     pages["index.html"] = render_index(env, articles, SITE_TITLE)
     pages["static/pygments.css"] = html_rules.pygments_css()
     static = templates_dir() / "static"
     copies.update({f"static/{p.name}": p for p in sorted(static.iterdir()) if p.is_file()})
     pages[MARKER] = "This folder is written by distillgen build and replaced on every build.\n"
     return pages, copies
+
+
+def _article_key(article: Article, outcome: Outcome) -> str:
+    """Everything an article's page is made of: its source, its bibliography, its local
+    images (their URLs carry their content's digest) and the artifacts its figures show."""
+    bibliography = article.front.bibliography
+    return page_key(
+        "article",
+        article.slug,
+        article.doc.source,
+        bibliography.read_text(encoding="utf-8", errors="replace") if bibliography else None,
+        sorted(article.asset_urls()),
+        [stamp(outcome.artifacts[need.job.key]) for need in article.needs],
+    )
+
+
+def _article_page(env, article: Article, outcome: Outcome) -> Page:
+    body, footnotes, references = article.render(outcome.artifacts)
+    html = render_article(env, article, body, footnotes, references, SITE_TITLE)
+    return Page(html, {f"{article.slug}/{url}": path for url, path in article.assets.items()})
+
+
+def _unit_page(env, page: UnitPage, outcome: Outcome, by_address: dict[str, UnitPage]) -> Page:
+    context, files = page_context(page, outcome.artifacts, by_address)
+    return Page(
+        env.get_template("unit.html").render(version=__version__, site_title=SITE_TITLE, **context), files
+    )
 
 
 def load_articles(
@@ -257,11 +306,13 @@ def write_atomically(out: Path, pages: dict[str, str], copies: dict[str, Path]) 
         for rel, content in sorted(pages.items()):
             target = staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content, encoding="utf-8")
+            if not _keep(out / rel, target, content.encode("utf-8")):
+                target.write_text(content, encoding="utf-8")
         for rel, source in sorted(copies.items()):
             target = staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
+            if not _keep(out / rel, target, source.read_bytes()):
+                shutil.copyfile(source, target)
         if out.exists():
             old = out.with_name(f".{out.name}-old-{os.getpid()}")
             out.rename(old)
@@ -273,6 +324,19 @@ def write_atomically(out: Path, pages: dict[str, str], copies: dict[str, Path]) 
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _keep(previous: Path, target: Path, data: bytes) -> bool:
+    """Link the previous build's file into the new one when it already holds `data`: an
+    unchanged file keeps its modification time (static hosts and browsers revalidate by it),
+    and nothing is written twice."""
+    try:
+        if previous.stat().st_size != len(data) or previous.read_bytes() != data:
+            return False
+        os.link(previous, target)
+    except OSError:  # no previous file, or links not supported here: write it
+        return False
+    return True
 
 
 __all__ = ["BuildFailed", "BuildResult", "build", "load_articles", "write_atomically"]

@@ -20,6 +20,7 @@ from distillgen.figures.unitview import links_to_page, unit_page_path
 from distillgen.figures.weights import kernel_grid
 from distillgen.jobs import FeatureVisJob, WeightsJob
 from distillgen.render.colors import same_size
+from distillgen.render.reuse import stamp
 from distillgen.units import ModelInfo, parse_spec
 
 DIVERSITY = 4
@@ -93,15 +94,16 @@ def _neighbours(info: ModelInfo, layer: str) -> tuple[str | None, str | None]:
     return before, after
 
 
-def page_context(page: UnitPage, artifacts: dict, pages: dict[str, UnitPage], copies: dict) -> dict:
-    """What templates/unit.html shows; image files go into `copies` (site path -> file)."""
+def page_context(page: UnitPage, artifacts: dict, pages: dict[str, UnitPage]) -> tuple[dict, dict]:
+    """What templates/unit.html shows, and the image files it copies (site path -> file)."""
     depth = "../" * (page.path.count("/"))
+    files: dict = {}
 
     def image(job: FeatureVisJob, index: int) -> str:
         artifact = artifacts[job.key]
         name = artifact.result(job).images[index]
         site_path = f"units/figures/{job.key[:16]}-{name}"
-        copies[site_path] = artifact.file(name)
+        files[site_path] = artifact.file(name)
         return depth + site_path
 
     def link(address: str) -> str | None:
@@ -117,7 +119,7 @@ def page_context(page: UnitPage, artifacts: dict, pages: dict[str, UnitPage], co
         outputs = [(f"{page.outputs[0].layer}:{j}", stack[j]) for j in kernels.strongest_first(stack)[:SHOWN]]
     target = page.address
     value = artifacts[page.image.key].result(page.image).values[0]
-    return {
+    context = {
         "page": page,
         "static": depth + "static",
         "home": depth + "index.html",
@@ -132,6 +134,21 @@ def page_context(page: UnitPage, artifacts: dict, pages: dict[str, UnitPage], co
         "outputs": [(address, link(address)) for address, _ in outputs],
         "articles": [(depth + f"{a.slug}/index.html", a.front.title) for a in page.articles],
     }
+    return context, files
+
+
+def page_inputs(page: UnitPage, artifacts: dict, pages: dict[str, UnitPage]) -> list:
+    """Everything a unit page is made of, for its key in the page cache: its artifacts, the
+    other unit pages of its model (it links to those among its inputs and outputs), the
+    articles that show it."""
+    jobs = [page.image, page.diversity, *([page.inputs] if page.inputs else []), *page.outputs]
+    model = page.image.model
+    return [
+        page.path,
+        [stamp(artifacts[job.key]) for job in jobs],
+        sorted(address for address in pages if address.startswith(f"{model}|")),
+        [(a.slug, a.front.title) for a in page.articles],
+    ]
 
 
 def _kernels(artifact: Artifact) -> np.ndarray:

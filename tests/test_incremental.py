@@ -1,0 +1,94 @@
+"""Incremental rendering: a rebuild renders only the pages whose inputs changed, and leaves
+every unchanged file of the site as it was (same file, same modification time)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli, write
+
+FIRST = """
+---
+title: First
+featurevis: {steps: 4, size: 32}
+---
+The unit {unit}`mixed3:2` and its neighbours.
+
+```{featurevis} mixed3:0-1
+:label: fig-units
+Two units.
+```
+"""
+
+SECOND = """
+---
+title: Second
+featurevis: {steps: 4, size: 32}
+---
+Another article, about {unit}`conv2:1`.
+"""
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> tuple[Path, Path, Path]:
+    src = tmp_path / "src"
+    write(src / "first.md", FIRST)
+    write(src / "second.md", SECOND)
+    return src, tmp_path / "out", tmp_path / "cache"
+
+
+def build(src: Path, out: Path, cache: Path):
+    result = run_cli("build", str(src), "-o", str(out), "--cache-dir", str(cache))
+    assert result.exit_code == 0, result.output
+    rendered, total = map(int, re.search(r"(\d+) of (\d+) page\(s\) rendered", result.stderr).groups())
+    return rendered, total
+
+
+def files(out: Path) -> dict[str, tuple[int, int]]:
+    """Each file of the site: (inode, modification time in ns)."""
+    return {
+        str(p.relative_to(out)): (p.stat().st_ino, p.stat().st_mtime_ns)
+        for p in out.rglob("*")
+        if p.is_file()
+    }
+
+
+def contents(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+def test_a_rebuild_with_nothing_changed_renders_and_rewrites_nothing(site):
+    src, out, cache = site
+    rendered, total = build(src, out, cache)
+    assert rendered == total > 2  # two articles and the unit pages of the four units they show
+    before = files(out)
+    assert build(src, out, cache) == (0, total)
+    assert files(out) == before
+
+
+def test_editing_one_article_renders_only_its_page(site):
+    src, out, cache = site
+    _, total = build(src, out, cache)
+    before = files(out)
+    write(src / "second.md", SECOND + "\nOne more line.\n")
+    assert build(src, out, cache) == (1, total)
+    after = files(out)
+    changed = {path for path in after if after[path] != before.get(path)}
+    assert changed == {"second/index.html"}
+    assert "One more line." in (out / "second" / "index.html").read_text()
+
+
+def test_pages_taken_from_the_cache_equal_a_clean_build(site, tmp_path):
+    src, out, cache = site
+    build(src, out, cache)
+    write(src / "first.md", FIRST.replace("Two units.", "Two units of mixed3."))
+    build(src, out, cache)  # one page rendered again, the others taken from the cache
+    clean_cache = tmp_path / "clean-cache"
+    shutil.copytree(cache, clean_cache, ignore=shutil.ignore_patterns("pages"))  # figures, no pages
+    rendered, total = build(src, tmp_path / "clean", clean_cache)
+    assert rendered == total
+    assert contents(out) == contents(tmp_path / "clean")
