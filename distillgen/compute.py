@@ -287,12 +287,16 @@ def _work_is_confirmed(
 
 
 def _remember_speed(cache: Cache, jobs: list, device_type: str, seconds: float) -> None:
-    """Store the measured speed for the next estimate (kept with the model's description)."""
+    """Store the measured speed for the next estimate (kept with the model's description): the
+    fastest seen, since a batch's cost per image-step falls with its size, and a group of three
+    units on a busy machine must not make the next build's hundreds look like hours."""
     work = sum(_work(job) for job in jobs)
     if seconds < _MEASURE_AFTER_SECONDS or work <= 0:
         return
+    key = _speed_key(jobs[0].kind, device_type)
+    known = cache.speeds(jobs[0].fingerprint).get(key)
     with suppress(OSError):  # the figures are stored; without a speed the next estimate is rougher
-        cache.put_speed(jobs[0].fingerprint, _speed_key(jobs[0].kind, device_type), seconds / work)
+        cache.put_speed(jobs[0].fingerprint, key, min(seconds / work, known or float("inf")))
 
 
 def format_duration(seconds: float) -> str:

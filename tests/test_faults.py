@@ -248,6 +248,21 @@ def test_the_work_is_estimated_and_days_of_it_need_yes(tiny):
     assert set((cache / "objects").glob("*/*")) == entries  # refused before computing anything
 
 
+def test_the_estimate_keeps_the_fastest_speed_measured(tmp_path):
+    # A lone unit on a busy machine costs far more per image-step than a batch: had its speed
+    # replaced the batch's, the example site's unit pages would be estimated at hours.
+    from distillgen.cache import Cache
+    from distillgen.compute import _remember_speed
+    from distillgen.jobs import FeatureVisJob, FeatureVisSettings
+
+    cache = Cache(tmp_path)
+    settings = FeatureVisSettings(steps=100, size=64)
+    batch = [FeatureVisJob("shapes", "fp", "mixed3", unit, settings=settings) for unit in range(4)]
+    _remember_speed(cache, batch, "cpu", 40.0)  # 400 image-steps: 0.1 s each
+    _remember_speed(cache, batch[:1], "cpu", 50.0)  # 100 image-steps: 0.5 s each
+    assert cache.speeds("fp")["featurevis@cpu"] == pytest.approx(0.1)
+
+
 def test_a_small_job_prints_its_estimate(tiny):
     src, out, cache = tiny
     write(src / "tiny.md", TINY.replace(":steps: 4", ":steps: 3"))
