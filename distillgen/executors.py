@@ -259,6 +259,7 @@ class Ray:
             ) from None
         if self.address is None:
             ray.init(
+                address="local",  # a new runtime, even where `ray start` runs one already
                 num_cpus=self.local_cpus,
                 include_dashboard=False,
                 object_store_memory=LOCAL_OBJECT_STORE,
