@@ -18,6 +18,7 @@ engine when it runs, and `ray` is imported only by `Ray.start`.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import socket
@@ -163,6 +164,10 @@ class InProcess:
 LOCAL_OBJECT_STORE = 200 * 1024**2
 CONNECT_SECONDS = 5.0  # to tell an address nobody listens on from a slow cluster
 MAX_RETRIES = 3  # a task whose worker process died is run again, on any node
+# CPUs (and torch threads) per task on CPU. One: as many tasks as cores, each batch on one
+# thread, which on small convolutions beats one batch on all threads; and a fixed thread count
+# keeps a task's images the same on every node (oneDNN's sums depend on the thread count).
+TASK_CPUS = 1
 
 
 @dataclass(frozen=True)
@@ -218,11 +223,11 @@ def split(batches: list[Batch], workers: int) -> list[Batch]:
     return sorted(pieces, key=lambda piece: -sum(job.cost for job in piece.jobs))
 
 
-def _task(shipment: Shipment, jobs: list, device: str) -> Finished:
+def _task(shipment: Shipment, jobs: list, device: str, threads: int) -> Finished:
     """Runs on a Ray worker (a reference to this function travels, not its code)."""
     from distillgen.engine.remote import run_task
 
-    return run_task(shipment, jobs, device)
+    return run_task(shipment, jobs, device, threads)
 
 
 class Ray:
@@ -264,24 +269,27 @@ class Ray:
                 include_dashboard=False,
                 object_store_memory=LOCAL_OBJECT_STORE,
                 log_to_driver=False,
+                logging_level=logging.ERROR,  # the build says what matters itself
             )
             return ray
         _check_reachable(self.address)
         try:
-            ray.init(address=self.address, log_to_driver=False)
+            ray.init(address=self.address, log_to_driver=False, logging_level=logging.ERROR)
         except Exception as exc:  # ray raises ConnectionError, RuntimeError, … by version
             raise ExecutorError(f"cannot reach the Ray cluster at {self.address}: {exc}") from None
         return ray
 
     def workers(self) -> int:
-        """How many tasks can run at once: the cluster's GPUs, or its CPUs (a task each)."""
+        """How many tasks can run at once: the cluster's GPUs, or its CPUs over TASK_CPUS."""
         resources = self._ray.cluster_resources()
-        return max(1, int(resources.get("GPU" if self._gpus else "CPU", 1)))
+        if self._gpus:
+            return max(1, int(resources.get("GPU", 1)))
+        return max(1, int(resources.get("CPU", 1)) // TASK_CPUS)
 
     def run(self, batches: list[Batch], catalog: Catalog, options: Options) -> Iterator[Finished]:
         ray = self._ray
         remote = ray.remote(_task).options(
-            num_cpus=0 if self._gpus else 1, num_gpus=1 if self._gpus else 0, max_retries=MAX_RETRIES
+            num_cpus=0 if self._gpus else TASK_CPUS, num_gpus=1 if self._gpus else 0, max_retries=MAX_RETRIES
         )
         shipped: dict[str, object] = {}  # spec -> object ref of its Shipment, put once
         pending: dict[object, Batch] = {}  # task's object ref -> its piece
@@ -293,7 +301,8 @@ class Ray:
                 except ModelError as exc:
                     yield Finished(piece, error=str(exc))
                     continue
-            pending[remote.remote(shipped[piece.spec], piece.jobs, self._device)] = piece
+            task = remote.remote(shipped[piece.spec], piece.jobs, self._device, TASK_CPUS)
+            pending[task] = piece
         total = sum(len(piece.needs) for piece in pending.values())
         nodes = len([node for node in ray.nodes() if node.get("Alive")])
         options.log(f"computing {total} jobs as {len(pending)} Ray tasks on {nodes} node(s)")

@@ -27,9 +27,11 @@ _models: dict[str, LoadedModel] = {}  # shipment digest -> model, for this worke
 _store = ModelStore()  # second models (universality's `other`) by spec
 
 
-def run_task(shipment: Shipment, jobs: list, device: str) -> Finished:
-    """Compute `jobs` (one model, one kind); errors come back as values, for the driver to
-    report at the figure that asked (a raise would read as a crashed task)."""
+def run_task(shipment: Shipment, jobs: list, device: str, threads: int) -> Finished:
+    """Compute `jobs` (one model, one kind) on `threads` CPU threads; errors come back as
+    values, for the driver to report at the figure that asked (a raise would read as a
+    crashed task)."""
+    torch.set_num_threads(threads)
     node = _node()
     try:
         model = _model(shipment)
