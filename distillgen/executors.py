@@ -272,7 +272,8 @@ class Ray:
                 logging_level=logging.ERROR,  # the build says what matters itself
             )
             return ray
-        _check_reachable(self.address)
+        if self.address != "auto":  # "auto": the cluster `ray start` runs on this machine
+            _check_reachable(self.address)
         try:
             ray.init(address=self.address, log_to_driver=False, logging_level=logging.ERROR)
         except Exception as exc:  # ray raises ConnectionError, RuntimeError, … by version
@@ -292,13 +293,16 @@ class Ray:
             num_cpus=0 if self._gpus else TASK_CPUS, num_gpus=1 if self._gpus else 0, max_retries=MAX_RETRIES
         )
         shipped: dict[str, object] = {}  # spec -> object ref of its Shipment, put once
+        unshippable: set[str] = set()  # specs whose files could not be read (reported once)
         pending: dict[object, Batch] = {}  # task's object ref -> its piece
-        pieces = split(batches, self.workers())
-        for piece in pieces:
+        for piece in split(batches, self.workers()):
+            if piece.spec in unshippable:
+                continue
             if piece.spec not in shipped:
                 try:
                     shipped[piece.spec] = ray.put(shipment(piece.spec))
                 except ModelError as exc:
+                    unshippable.add(piece.spec)
                     yield Finished(piece, error=str(exc))
                     continue
             task = remote.remote(shipped[piece.spec], piece.jobs, self._device, TASK_CPUS)
