@@ -11,8 +11,12 @@ runtime of one CPU (one task at a time, one thread). Then the default of each: i
 torch's default threads, Ray with a one-thread task per core. Images must come out
 byte-identical wherever the thread count is the same (oneDNN's sums depend on it).
 
-    python benchmarks/executor.py                    # 2 x 8 units, 64 steps, 64 px
-    python benchmarks/executor.py --units 16 --steps 128
+    python benchmarks/executor.py                    # 2 x 8 units, 256 steps, 64 px
+    python benchmarks/executor.py --steps 64         # shorter: Ray's fixed costs weigh more
+
+Ray's fixed costs are a cold worker's start (spawn, import torch and lucent, load the model:
+about 2 s here) and the runtime's (about 4 s, shown apart). On 2 loaded cores: 16 units at
+256 steps, +3 % (22.0 s against 22.7 s); at 64 steps, +9 % to +42 % (6-7 s of work).
 """
 
 from __future__ import annotations
@@ -87,7 +91,7 @@ def in_process(work: list[Batch], threads: int) -> tuple[float, dict[str, bytes]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--units", type=int, default=8, help="units per layer (two layers)")
-    parser.add_argument("--steps", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=256)
     parser.add_argument("--size", type=int, default=64)
     args = parser.parse_args()
     work = batches(args.units, args.steps, args.size)
