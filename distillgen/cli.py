@@ -28,6 +28,20 @@ STRICT = click.option("--strict", is_flag=True, help="Treat warnings as errors."
 def _compute_options(f):
     """Where figures are computed and cached: shared by build and serve."""
     f = click.option(
+        "--ray-address",
+        envvar="RAY_ADDRESS",
+        metavar="HOST:PORT",
+        help="With --executor ray: join this Ray cluster instead of starting a local runtime.  "
+        "[default: $RAY_ADDRESS]",
+    )(f)
+    f = click.option(
+        "--executor",
+        type=click.Choice(["in-process", "ray"]),
+        default="in-process",
+        show_default=True,
+        help="Who computes missing figures: this process, or Ray tasks (pip install 'distillgen[ray]').",
+    )(f)
+    f = click.option(
         "--yes", "confirmed", is_flag=True, help="Start computing even when it is estimated at over an hour."
     )(f)
     f = click.option(
@@ -96,7 +110,13 @@ def build(src: Path, out: Path, strict: bool, quiet: bool, verbose: int, **compu
     """
     if compute["no_cache"] and compute["frozen"]:
         raise click.UsageError("--no-cache recomputes everything and --frozen computes nothing; choose one")
-    if not run_build(src, out, strict=strict, quiet=quiet, verbose=verbose, **compute):
+    try:
+        built = run_build(src, out, strict=strict, quiet=quiet, verbose=verbose, **compute)
+    except KeyboardInterrupt:
+        # The cache holds only whole entries and the site is written last, in one rename.
+        click.echo(f"interrupted; the cache keeps what was computed, {out} was left as it was", err=True)
+        sys.exit(130)
+    if not built:
         sys.exit(1)
 
 
@@ -115,9 +135,12 @@ def run_build(
     confirmed: bool = False,
     no_raw_html: bool = False,
     allow_roots: tuple[Path, ...] = (),
+    executor: str = "in-process",
+    ray_address: str | None = None,
 ) -> bool:
     """Build and report every problem; False when the build failed."""
     from distillgen.compute import Options, no_progress
+    from distillgen.executors import executor as make_executor
     from distillgen.safety import Grants
     from distillgen.site import build as build_site
 
@@ -132,6 +155,7 @@ def run_build(
         echo=(lambda message: None) if quiet else (lambda message: click.echo(message, err=True)),
         wait=not no_wait,
         confirmed=confirmed,
+        executor=make_executor(executor, ray_address),
     )
     try:
         grants = Grants(raw_html=not no_raw_html, roots=allow_roots)
@@ -145,6 +169,8 @@ def run_build(
         click.echo(f"{exc.filename or out}: error: {describe_os_error(exc)}", err=True)
         click.echo(f"build failed; {out} was left as it was", err=True)
         return False
+    finally:
+        options.executor.close()  # a local Ray runtime stops with the build
     if not quiet:
         warnings = len(reporter.diagnostics)
         note = f", {warnings} warning(s)" if warnings else ""

@@ -1,9 +1,10 @@
 """Plan and compute: from the jobs the articles need to artifacts in the cache.
 
 `Catalog` answers "what layers does this model have?" from the cache when it can, so planning
-a fully cached site never imports torch. `compute()` looks every job up in the cache and runs
-the engine only for the missing ones, one model at a time, with progress; `--frozen` turns a
-missing artifact into an error instead.
+a fully cached site never imports torch. `compute()` looks every job up in the cache and has
+the executor (executors.py: in-process, or Ray) run the engine only for the missing ones,
+grouped by model and kind, with progress; `--frozen` turns a missing artifact into an error
+instead. Whatever the executor, the cache is written here, with the provenance records.
 
 Computing happens under the cache's lock (`<cache>/.lock`): a second build sharing the cache
 waits (or, with --no-wait, fails), then looks its missing jobs up again, so nothing is computed
@@ -16,8 +17,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import platform
-import time
-import traceback
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field
@@ -26,9 +25,10 @@ from pathlib import Path
 from distillgen import __version__
 from distillgen.cache import Artifact, Cache
 from distillgen.diagnostics import Reporter, describe_os_error
+from distillgen.executors import Batch, Executor, ExecutorError, Finished, InProcess
 from distillgen.jobs import ResultError, describe, result_json
 from distillgen.locks import Busy, held
-from distillgen.units import ModelError, ModelInfo, ModelSpec, fingerprint, package_version, parse_spec
+from distillgen.units import ModelError, ModelInfo, ModelSpec, fingerprint, package_version
 
 Progress = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
 
@@ -56,6 +56,7 @@ class Options:
     echo: Callable[[str], None] = lambda message: None  # notes for the user (estimates, waiting)
     wait: bool = True  # for another build computing into the same cache; --no-wait fails instead
     confirmed: bool = True  # the CLI sets --yes here: work estimated above CONFIRM_SECONDS needs it
+    executor: Executor = field(default_factory=InProcess)  # --executor: who runs the engine
 
 
 class Catalog:
@@ -166,51 +167,36 @@ def _compute_missing(
     if not missing:
         return
 
-    from distillgen.engine import run_jobs
-    from distillgen.engine.device import DeviceError, resolve_device
-
+    executor = options.executor
     try:
-        device = resolve_device(options.device)
-    except DeviceError as exc:
+        device_type = executor.start(options.device)
+    except ExecutorError as exc:
         reporter.error(None, None, str(exc))
         return
-    if not _work_is_confirmed(missing, cache, device.type, reporter, options):
+    if not _work_is_confirmed(missing, cache, device_type, reporter, options):
         return
-    for (model_spec, kind), group in _by_model(missing).items():
-        try:
-            model = catalog.load(parse_spec(model_spec))
-        except ModelError as exc:
-            reporter.error(group[0].path, group[0].line, str(exc))
+    batches = [Batch(spec, kind, group) for (spec, kind), group in _by_model(missing).items()]
+    for finished in executor.run(batches, catalog, options):
+        first = finished.batch.needs[0]
+        if finished.error is not None:
+            reporter.error(first.path, first.line, finished.error)
             continue
-        jobs = [need.job for need in group]
-        images = sum(getattr(job, "images", 1) for job in jobs)
-        label = f"{model_spec}: {kind} of {len(jobs)} {jobs[0].noun}{'s' * (len(jobs) != 1)}"
-        label += f" ({images} images)" if images != len(jobs) else ""
-        options.log(f"computing {label} on {device}")
-        total = sum(job.cost for job in jobs)
-        start = time.perf_counter()
-        try:
-            with options.progress(label, total) as advance:
-                outputs = run_jobs(model, jobs, device, advance, catalog.load)
-        except Exception as exc:  # an author's model can raise anything in its forward pass
-            options.log(traceback.format_exc())
-            reporter.error(
-                group[0].path,
-                group[0].line,
-                f"computing {label} failed: {type(exc).__name__}: {exc} (--verbose shows the traceback)",
-            )
-            continue
-        seconds = time.perf_counter() - start
-        for job, output in zip(jobs, outputs, strict=True):
-            record = {
-                **_provenance(job, model, device),
-                "result": result_json(output.result),
-                **output.record,
-            }
-            outcome.artifacts[job.key] = cache.put(job.key, output.files, record)
-        outcome.computed += len(jobs)
-        _remember_speed(cache, jobs, device.type, seconds)
-        options.log(f"computed {label} in {seconds:.1f}s")
+        _store(finished, outcome, cache)
+        _remember_speed(cache, finished.batch.jobs, device_type, finished.seconds)
+        options.log(f"computed {finished.batch.label} in {finished.seconds:.1f}s")
+
+
+def _store(finished: Finished, outcome: Outcome, cache: Cache) -> None:
+    """Write what an executor computed to the cache, each job with its provenance record."""
+    jobs = finished.batch.jobs
+    for job, output in zip(jobs, finished.outputs, strict=True):
+        record = {
+            **_provenance(job, finished),
+            "result": result_json(output.result),
+            **output.record,
+        }
+        outcome.artifacts[job.key] = cache.put(job.key, output.files, record)
+    outcome.computed += len(jobs)
 
 
 def _still_missing(missing: list[Need], outcome: Outcome, cache: Cache, options: Options) -> list[Need]:
@@ -336,13 +322,12 @@ def _what(job) -> str:
     return f"{job.kind} of {job.address} ({job.model}, key {job.key[:12]})"
 
 
-def _provenance(job, model, device) -> dict:
-    from distillgen.engine.device import describe_device
-
+def _provenance(job, finished: Finished) -> dict:
     return {
         "job": describe(job),
-        "model": {"spec": job.model, "fingerprint": job.fingerprint, "checksum": model.checksum},
-        "device": describe_device(device),
+        "model": {"spec": job.model, "fingerprint": job.fingerprint, "checksum": finished.checksum},
+        "device": finished.device,
+        "node": finished.node,
         "versions": {
             "distillgen": __version__,
             "python": platform.python_version(),

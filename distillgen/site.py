@@ -136,7 +136,9 @@ def _render_site(
     copies: dict[str, Path] = {}
 
     def render(path: str, key: str, make: Callable[[], Page]) -> None:
-        page = pages_cache.get(key) or pages_cache.put(key, make())
+        page = pages_cache.get(key)
+        log(f"rendered {path}" + (" (unchanged: from the cache)" if page else ""))
+        page = page or pages_cache.put(key, make())
         pages[path] = page.html
         copies.update(page.files)
 

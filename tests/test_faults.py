@@ -225,6 +225,9 @@ def test_a_full_disk_for_the_cache_is_an_error(tiny, monkeypatch):
 def test_a_full_disk_for_the_output_is_an_error(tiny, monkeypatch):
     src, out, cache = tiny
     before = snapshot(out)
+    write(
+        src / "tiny.md", TINY + "\nA new paragraph: its page must be written.\n"
+    )  # unchanged ones are linked
     write_text = Path.write_text
 
     def full(self, *args, **kwargs):
@@ -315,6 +318,7 @@ def launch(src: Path, out: Path, cache: Path, *extra: str, slow_write: bool = Fa
 
 def test_a_build_killed_while_writing_leaves_nothing_after_the_next_build(tiny):
     src, out, cache = tiny
+    shutil.rmtree(out)  # every file is then copied (a rebuild links the unchanged ones)
     process = launch(src, out, cache, slow_write=True)
     deadline = time.monotonic() + 120
     while not leftovers(out):

@@ -1,0 +1,81 @@
+"""The worker side of the Ray executor (executors.Ray): one task = one piece of a batch.
+
+A worker process keeps the models it loaded (tasks of one build mostly share a model), and
+rebuilds an author's model from the bytes the driver shipped, in a folder of its own: workers
+share no filesystem with the driver. What goes back is the engine's outputs (file bytes and
+typed results), the model's checksum and where it ran; the driver writes the cache.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+from distillgen.engine import run_jobs
+from distillgen.engine.device import describe_device
+from distillgen.engine.models import LoadedModel, ModelError, ModelStore, load_model
+from distillgen.executors import Finished, Shipment, describe_exception
+from distillgen.units import ModelSpec, parse_spec
+
+_models: dict[str, LoadedModel] = {}  # shipment digest -> model, for this worker's lifetime
+_store = ModelStore()  # second models (universality's `other`) by spec
+
+
+def run_task(shipment: Shipment, jobs: list, device: str, threads: int) -> Finished:
+    """Compute `jobs` (one model, one kind) on `threads` CPU threads; errors come back as
+    values, for the driver to report at the figure that asked (a raise would read as a
+    crashed task)."""
+    torch.set_num_threads(threads)
+    node = _node()
+    try:
+        model = _model(shipment)
+    except ModelError as exc:
+        return Finished(None, node=node, error=str(exc))
+    start = time.perf_counter()
+    try:
+        outputs = run_jobs(model, jobs, torch.device(device), lambda steps: None, _store.get)
+    except Exception as exc:  # an author's model can raise anything in its forward pass
+        return Finished(None, node=node, raised=describe_exception(exc), details=traceback.format_exc())
+    seconds = time.perf_counter() - start
+    return Finished(None, outputs, model.checksum, describe_device(torch.device(device)), node, seconds)
+
+
+def _node() -> dict:
+    """Which node computed it: Ray's node id, and the host and address it runs on."""
+    import ray
+
+    return {
+        "id": ray.get_runtime_context().get_node_id(),
+        "host": socket.gethostname(),
+        "ip": ray.util.get_node_ip_address(),
+    }
+
+
+def _model(shipment: Shipment) -> LoadedModel:
+    if shipment.digest not in _models:
+        spec = _materialize(shipment) if shipment.files else parse_spec(shipment.spec)
+        _models[shipment.digest] = load_model(spec)
+    return _models[shipment.digest]
+
+
+def _materialize(shipment: Shipment) -> ModelSpec:
+    """Write the author's files into this node's temp folder, under their own names (the
+    module's name comes from the file's); the spec that loads them from there."""
+    parsed = parse_spec(shipment.spec)
+    folder = Path(tempfile.gettempdir()) / f"distillgen-model-{shipment.digest}"
+    folder.mkdir(exist_ok=True)
+    names = {"code": Path(parsed.name).name, "weights": Path(parsed.weights or "").name}
+    for role, data in shipment.files.items():
+        target = folder / names[role]
+        if not target.is_file():
+            staging = folder / f".{names[role]}.{os.getpid()}"
+            staging.write_bytes(data)
+            staging.replace(target)  # workers of one node may write the same file at once
+    weights = str(folder / names["weights"]) if "weights" in shipment.files else None
+    return ModelSpec("python", str(folder / names["code"]), parsed.factory, weights)
