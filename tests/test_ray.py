@@ -364,6 +364,9 @@ def launch(src: Path, out: Path, cache: Path, *extra: str, env: dict | None = No
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as in a terminal: a test run in the background of a shell inherits SIGINT
+        # ignored, and Python then never raises KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
