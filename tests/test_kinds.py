@@ -110,6 +110,7 @@ def _cases() -> list[tuple[str, str, str]]:
 
 @pytest.mark.parametrize("kind", sorted(DIRECTIVES))
 def test_every_kind_turns_every_wrong_argument_and_option_into_path_line_errors(tmp_path, cache, kind):
+    refused = 0
     for index, (name, argument, options) in enumerate(case for case in _cases() if case[0] == kind):
         body = f"```{{{name}}} {argument}\n{options}A caption.\n```\n"
         root = tmp_path / str(index)
@@ -120,6 +121,8 @@ def test_every_kind_turns_every_wrong_argument_and_option_into_path_line_errors(
             assert_only_path_line_errors(path, result)
         except AssertionError:
             raise AssertionError(f"for\n{body}\n{result.output}") from None
+        refused += 1
+    assert refused >= len(BAD_ARGUMENTS) - 1  # at least every wrong argument was refused
 
 
 @pytest.mark.parametrize(
