@@ -79,7 +79,11 @@ def build(
     reporter.raise_if_errors()
 
     outcome, unit_pages = _compute_figures(articles, cache, catalog, reporter, options)
-    pages_cache = Pages(None if options.recompute else cache.root / "pages")
+    grants = grants or Grants()
+    # A cache may come from someone else (it can be committed): its pages may only copy files
+    # from the cache or the articles' roots, and a build refusing raw HTML renders every page.
+    reuse = not options.recompute and grants.raw_html
+    pages_cache = Pages(cache.root / "pages" if reuse else None, (cache.root, src, *grants.roots))
     pages, copies = _render_site(articles, unit_pages, outcome, pages_cache, log)
     _write_site(out, pages, copies, reporter, options)
     seconds = time.perf_counter() - start

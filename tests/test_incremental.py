@@ -3,6 +3,7 @@ every unchanged file of the site as it was (same file, same modification time)."
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -92,3 +93,25 @@ def test_pages_taken_from_the_cache_equal_a_clean_build(site, tmp_path):
     rendered, total = build(src, tmp_path / "clean", clean_cache)
     assert rendered == total
     assert contents(out) == contents(tmp_path / "clean")
+
+
+def test_a_cached_page_never_publishes_a_file_from_outside_the_project(site, tmp_path):
+    # The cache can be committed, so it may come from someone else: a page entry naming a
+    # file outside the cache and the articles is rendered again instead of copying that file.
+    src, out, cache = site
+    _, total = build(src, out, cache)
+    secret = write(tmp_path / "elsewhere" / "secret.txt", "not for the site")
+    for entry in (cache / "pages").glob("*.json"):
+        data = json.loads(entry.read_text())
+        data["files"]["stolen.txt"] = str(secret)
+        entry.write_text(json.dumps(data))
+    assert build(src, tmp_path / "again", cache) == (total, total)
+    assert not (tmp_path / "again" / "stolen.txt").exists()
+
+
+def test_a_build_refusing_raw_html_renders_every_page(site):
+    src, out, cache = site
+    _, total = build(src, out, cache)
+    result = run_cli("build", str(src), "-o", str(out), "--cache-dir", str(cache), "--no-raw-html")
+    assert result.exit_code == 0, result.output
+    assert f"{total} of {total} page(s) rendered" in result.stderr

@@ -30,10 +30,12 @@ class Page:
 
 
 class Pages:
-    """The rendered pages of earlier builds (none when `folder` is None: --no-cache)."""
+    """The rendered pages of earlier builds (none when `folder` is None: --no-cache). A page
+    is taken only if every file it copies lies inside one of `roots`."""
 
-    def __init__(self, folder: Path | None) -> None:
+    def __init__(self, folder: Path | None, roots: tuple[Path, ...] = ()) -> None:
         self.folder = folder
+        self.roots = tuple(root.resolve() for root in roots)
         self.rendered = 0
         self.reused = 0
 
@@ -45,8 +47,11 @@ class Pages:
             page = Page(data["html"], {site: Path(source) for site, source in data["files"].items()})
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None  # missing or damaged: rendered again
-        if not all(source.is_file() for source in page.files.values()):
-            return None  # a file it copies is gone (a quarantined artifact)
+        sources = [source.resolve() for source in page.files.values()]
+        if not all(
+            source.is_file() and any(source.is_relative_to(r) for r in self.roots) for source in sources
+        ):
+            return None  # a file it copies is gone (a quarantined artifact), or is not ours to publish
         self.reused += 1
         return page
 
