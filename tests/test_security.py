@@ -49,16 +49,28 @@ def assert_refused(previous, result, expected: str) -> None:
 # -- in the browser ---------------------------------------------------------------------------
 
 
+# Injected before any script of every page: alert, confirm and prompt report their message to
+# the test instead of opening a modal dialog. A real dialog blocks the page until Playwright
+# answers it, and one opening while a page closes could hang the suite (it did, once, in CI).
+RECORD_DIALOGS = """
+for (const name of ["alert", "confirm", "prompt"]) {
+  window[name] = (message) => { window.recordDialog(String(message)); return null; };
+}
+"""
+
+
 def dialogs_when_clicking_every_link(browser, url: str) -> list[str]:
     """Open `url`, hover its citations and click each of its links, every click on a fresh page
-    (the network blocked); the messages of any alert, confirm or prompt that opened."""
+    (the network blocked); the messages of every alert, confirm or prompt that was called."""
     context = browser.new_context()
     context.route(re.compile(r"^(https?|wss?)://"), lambda route: route.abort())
     dialogs: list[str] = []
+    context.expose_function("recordDialog", lambda message: dialogs.append(message))
+    context.add_init_script(RECORD_DIALOGS)
+    context.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
 
     def open_page():
         page = context.new_page()
-        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
         page.goto(url)
         return page
 
