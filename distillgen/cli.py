@@ -1,4 +1,4 @@
-"""The command line: `distillgen build | new | serve`."""
+"""The command line: `distillgen build | atlas | new | serve | models | directives | zoo`."""
 
 from __future__ import annotations
 
@@ -121,9 +121,10 @@ def build(src: Path, out: Path, strict: bool, quiet: bool, verbose: int, **compu
 
 
 def run_build(
-    src: Path,
+    src: Path | None,
     out: Path,
     *,
+    atlases: tuple = (),
     strict: bool,
     quiet: bool,
     verbose: int,
@@ -159,7 +160,7 @@ def run_build(
     )
     try:
         grants = Grants(raw_html=not no_raw_html, roots=allow_roots)
-        result = build_site(src, out, reporter, log, options, cache_dir, grants)
+        result = build_site(src, out, reporter, log, options, cache_dir, grants, atlases)
     except BuildFailed:
         click.echo(f"build failed: {len(reporter.errors)} error(s); {out} was left as it was", err=True)
         return False
@@ -177,10 +178,11 @@ def run_build(
         figures = result.computed + result.cached
         computed = f", {figures} figure(s) ({result.computed} computed)" if figures else ""
         computed += f", {result.rendered} of {result.rendered + result.reused} page(s) rendered"
-        click.echo(
-            f"built {len(result.articles)} article(s) into {out}/ in {result.seconds:.2f}s{computed}{note}",
-            err=True,
-        )
+        what = f"{len(result.articles)} article(s)" if src is not None else "the atlas"
+        if src is not None and result.atlas_units:
+            what += " and an atlas"
+        atlas = f" ({result.atlas_units} units)" if result.atlas_units else ""
+        click.echo(f"built {what}{atlas} into {out}/ in {result.seconds:.2f}s{computed}{note}", err=True)
     return True
 
 
@@ -233,6 +235,120 @@ def _progress_lines(label: str, total: int):
         stop.set()
         timer.join()
         report()
+
+
+@main.command()
+@click.argument("spec")
+@click.option(
+    "--layers",
+    metavar="L1,L2,…",
+    help="The layers to show, by name or alias.  [default: every convolutional layer]",
+)
+@click.option(
+    "-o",
+    "--out",
+    default="build",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Folder the site is written to (replaced whole on success).",
+)
+@click.option(
+    "--featurevis",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A feature visualization setting, e.g. steps=256 (repeatable; `distillgen directives featurevis`).",
+)
+@click.option(
+    "--diversity",
+    type=click.IntRange(0, 16),
+    default=4,
+    show_default=True,
+    help="Images in each unit's diversity set (0 for none).",
+)
+@click.option(
+    "--examples",
+    type=click.IntRange(0, 64),
+    default=8,
+    show_default=True,
+    help="Dataset examples per unit, each way: the most and the least exciting (0 for none).",
+)
+@click.option(
+    "--dataset",
+    default="shapes",
+    show_default=True,
+    help="Probe set of the examples: 'shapes' (the generator's fixed sample) or a folder of images.",
+)
+@STRICT
+@_compute_options
+@_verbosity
+def atlas(
+    spec: str,
+    layers: str | None,
+    out: Path,
+    settings: tuple[str, ...],
+    diversity: int,
+    examples: int,
+    dataset: str,
+    strict: bool,
+    quiet: bool,
+    verbose: int,
+    **compute,
+) -> None:
+    """Build an atlas of the model SPEC: a page per layer and per unit (a small Microscope).
+
+    The same as an `atlas:` entry in an articles folder's distillgen.yml, without articles.
+    Figures are cached like an article's (default cache: ./.distillgen/cache).
+    """
+    from distillgen.source.siteconfig import AtlasRequest
+    from distillgen.units import SpecError, parse_spec
+
+    try:
+        parse_spec(spec, Path.cwd())
+    except SpecError as exc:
+        raise click.BadParameter(str(exc), param_hint="SPEC") from None
+    request = AtlasRequest(
+        spec,
+        tuple(name.strip() for name in (layers or "").split(",") if name.strip()),
+        _featurevis_settings(settings),
+        diversity,
+        examples,
+        dataset,
+        base=Path.cwd(),
+    )
+    if compute["no_cache"] and compute["frozen"]:
+        raise click.UsageError("--no-cache recomputes everything and --frozen computes nothing; choose one")
+    try:
+        built = run_build(
+            None, out, atlases=(request,), strict=strict, quiet=quiet, verbose=verbose, **compute
+        )
+    except KeyboardInterrupt:
+        click.echo(f"interrupted; the cache keeps what was computed, {out} was left as it was", err=True)
+        sys.exit(130)
+    if not built:
+        sys.exit(1)
+
+
+def _featurevis_settings(pairs: tuple[str, ...]) -> dict:
+    """`--featurevis steps=256 --featurevis size=64`, parsed like {featurevis}'s options."""
+    from distillgen.diagnostics import suggest
+    from distillgen.options import FEATUREVIS_SETTINGS
+
+    declared = {option.name: option for option in FEATUREVIS_SETTINGS}
+    chosen = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        name = name.strip()
+        if not equals or name not in declared:
+            hint = suggest(name, declared) if equals else " (write KEY=VALUE)"
+            raise click.BadParameter(
+                f"'{pair}'{hint}; known settings: {', '.join(declared)}", param_hint="--featurevis"
+            )
+        try:
+            chosen[name] = declared[name].parse(value.strip())
+        except ValueError as exc:
+            raise click.BadParameter(f"{name}: {exc}", param_hint="--featurevis") from None
+    return chosen
 
 
 @main.command()

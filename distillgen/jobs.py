@@ -8,6 +8,7 @@ No torch here: the build plans and looks up the cache without it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import types
@@ -383,12 +384,17 @@ def read_result(job: Keyed, data: Any):
     return _read(job.Result, data, "result")
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)  # slow (it evaluates annotations); a rebuild reads thousands
+
+
 def _read(hint, data: Any, where: str):
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if is_dataclass(hint):
         if not isinstance(data, dict):
             raise ResultError(f"{where} is not a mapping")
-        hints = typing.get_type_hints(hint)
+        hints = _type_hints(hint)
         missing = [f.name for f in fields(hint) if f.name not in data]
         if missing:
             raise ResultError(f"{where} lacks {', '.join(missing)}")

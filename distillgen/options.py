@@ -152,3 +152,15 @@ FEATUREVIS_SETTINGS = (
     Option("transforms", choice("standard", "none"), "standard", "lucent's standard transforms, or none"),
 )
 assert {o.name for o in FEATUREVIS_SETTINGS} == {f.name for f in fields(FeatureVisSettings)}
+
+
+def featurevis_settings(input_size: int, *choices: dict[str, Any]) -> FeatureVisSettings:
+    """Each setting from the first of `choices` that names it (a figure's own options, then the
+    front matter's or the atlas's `featurevis:`), else its default. The size defaults to the
+    model's input, at most lucent's 128: quick builds."""
+    chosen = {
+        o.name: next((given[o.name] for given in choices if o.name in given), o.default)
+        for o in FEATUREVIS_SETTINGS
+    }
+    chosen["size"] = chosen["size"] or min(input_size, 128)
+    return FeatureVisSettings(**chosen)

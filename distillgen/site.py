@@ -1,5 +1,8 @@
 """The build, top to bottom: find articles → parse → check → plan → compute → render → write.
 
+A site is the articles of a folder (with its optional `distillgen.yml`, siteconfig.py) and the
+atlases asked for there or on the command line (atlas.py).
+
 Check validates what can be seen in the text; plan checks unit addresses against the models
 (described from the cache, so a fully cached build never imports torch); compute fills the
 cache with whatever is missing. Then kinds may follow up on results (a circuit ranks its inputs
@@ -25,6 +28,7 @@ from pathlib import Path
 
 from distillgen import __version__
 from distillgen.article import Article
+from distillgen.atlas import Atlas, layer_page, model_page, plan_atlases
 from distillgen.cache import Cache
 from distillgen.compute import Catalog, Options, Outcome, compute, records
 from distillgen.diagnostics import BuildFailed, Reporter, describe_os_error
@@ -36,9 +40,9 @@ from distillgen.safety import Grants, refuse_raw_html
 from distillgen.source import parse_document
 from distillgen.source.frontmatter import parse_front_matter
 from distillgen.source.markdown import make_parser
-from distillgen.unitpages import UnitPage, page_context, page_inputs, plan_unit_pages
+from distillgen.source.siteconfig import AtlasRequest, SiteConfig, load_site_config
+from distillgen.unitpages import SiteMap, UnitPage, page_context, page_inputs, plan_unit_pages
 
-SITE_TITLE = "distillgen"
 MARKER = ".distillgen-build"  # marks an output folder as ours, so we may replace it
 CACHE = Path(".distillgen") / "cache"  # default cache location, inside the articles' folder
 
@@ -53,22 +57,29 @@ class BuildResult:
     cached: int = 0  # figures taken from the cache
     rendered: int = 0  # article and unit pages rendered in this build
     reused: int = 0  # pages unchanged since an earlier build, taken from the cache
+    atlas_units: int = 0  # units the atlases cover
 
 
 def build(
-    src: Path,
+    src: Path | None,
     out: Path,
     reporter: Reporter,
     log: Callable[[str], None] = lambda message: None,
     options: Options | None = None,
     cache_dir: Path | None = None,
     grants: Grants | None = None,
+    atlases: tuple[AtlasRequest, ...] = (),
 ) -> BuildResult:
+    """Build the articles in `src` (None: none, only `atlases`) and the atlases its config or
+    the caller asks for into `out`."""
     start = time.perf_counter()
     options = options or Options(log=log)
-    articles = load_articles(src, reporter, log, grants)
+    grants = grants or Grants()
+    config = load_site_config(src, reporter) if src is not None else SiteConfig()
+    articles = load_articles(src, reporter, log, grants) if src is not None else []
+    home = src if src is not None else Path.cwd()  # where the cache and the atlases' files are
     cache = Cache(
-        cache_dir or src / CACHE,
+        cache_dir or home / CACHE,
         warn=lambda path, message: reporter.warning(path, None, message, author=False),
     )
     catalog = Catalog(cache, frozen=options.frozen)
@@ -76,15 +87,16 @@ def build(
     reporter.raise_if_errors()
     for article in articles:
         article.plan(catalog)
+    atlas_plans = plan_atlases((*config.atlas, *atlases), catalog, reporter, (home, *grants.roots))
     reporter.raise_if_errors()
 
-    outcome, unit_pages = _compute_figures(articles, cache, catalog, reporter, options)
-    grants = grants or Grants()
+    outcome, unit_pages = _compute_figures(articles, atlas_plans, cache, catalog, reporter, options)
     # A cache may come from someone else (it can be committed): its pages may only copy files
     # from the cache or the articles' roots, and a build refusing raw HTML renders every page.
     reuse = not options.recompute and grants.raw_html
-    pages_cache = Pages(cache.root / "pages" if reuse else None, (cache.root, src, *grants.roots))
-    pages, copies = _render_site(articles, unit_pages, outcome, pages_cache, log)
+    pages_cache = Pages(cache.root / "pages" if reuse else None, (cache.root, home, *grants.roots))
+    site = Site(config, articles, atlas_plans, unit_pages)
+    pages, copies = _render_site(site, outcome, pages_cache, log)
     _write_site(out, pages, copies, reporter, options)
     seconds = time.perf_counter() - start
     return BuildResult(
@@ -96,15 +108,31 @@ def build(
         outcome.cached,
         pages_cache.rendered,
         pages_cache.reused,
+        sum(len(p) for atlas in atlas_plans for p in atlas.pages.values()),
     )
 
 
+@dataclass
+class Site:
+    """Everything planned that becomes a page."""
+
+    config: SiteConfig
+    articles: list[Article]
+    atlases: list[Atlas]
+    unit_pages: list[UnitPage]
+
+
 def _compute_figures(
-    articles: list[Article], cache: Cache, catalog: Catalog, reporter: Reporter, options: Options
+    articles: list[Article],
+    atlases: list[Atlas],
+    cache: Cache,
+    catalog: Catalog,
+    reporter: Reporter,
+    options: Options,
 ) -> tuple[Outcome, list[UnitPage]]:
-    """Every artifact the articles and their unit pages need. First the figures as planned;
-    then, round by round, what kinds ask for after seeing results (a circuit ranks one layer
-    of inputs per round); last the unit pages of every unit shown."""
+    """Every artifact the articles, the atlases and the unit pages need. First the figures as
+    planned; then, round by round, what kinds ask for after seeing results (a circuit ranks one
+    layer of inputs per round); last the unit pages of every unit shown or in an atlas."""
 
     def compute_round(needs) -> Outcome:
         outcome = compute(needs, cache, catalog, reporter, options)
@@ -120,22 +148,21 @@ def _compute_figures(
         if not more:
             break
         outcome.merge(compute_round(more))
-    unit_pages, page_needs = plan_unit_pages(articles, catalog)
+    atlas_pages = [page for atlas in atlases for pages in atlas.pages.values() for page in pages]
+    unit_pages, page_needs = plan_unit_pages(articles, atlas_pages, catalog)
     page_needs = [n for n in page_needs if n.job.key not in outcome.artifacts]
     outcome.merge(compute_round(page_needs))
     return outcome, unit_pages
 
 
 def _render_site(
-    articles: list[Article],
-    unit_pages: list[UnitPage],
-    outcome: Outcome,
-    pages_cache: Pages,
-    log: Callable[[str], None],
+    site: Site, outcome: Outcome, pages_cache: Pages, log: Callable[[str], None]
 ) -> tuple[dict[str, str], dict[str, Path]]:
     """The site's pages (path -> HTML) and the files copied into it (path -> source). A page
     whose inputs are unchanged since an earlier build is taken from `pages_cache`."""
     env = environment()
+    title = site.config.title
+    artifacts = outcome.artifacts
     pages: dict[str, str] = {}
     copies: dict[str, Path] = {}
 
@@ -146,23 +173,46 @@ def _render_site(
         pages[path] = page.html
         copies.update(page.files)
 
-    for article in articles:
+    def template(name: str, context_and_files: tuple[dict, dict]) -> Page:
+        context, files = context_and_files
+        html = env.get_template(name).render(version=__version__, site_title=title, **context)
+        return Page(html, files)
+
+    for article in site.articles:
         render(
             f"{article.slug}/index.html",
-            _article_key(article, outcome),
-            lambda article=article: _article_page(env, article, outcome),
+            _article_key(article, outcome, title),
+            lambda article=article: _article_page(env, article, outcome, title),
         )
         if article.needs:
-            figures = records((need.job.key for need in article.needs), outcome.artifacts)
+            figures = records((need.job.key for need in article.needs), artifacts)
             pages[f"{article.slug}/figures.json"] = json.dumps(
                 {"article": article.slug, "figures": figures}, indent=2, sort_keys=True
             )
-    by_address = {f"{page.image.model}|{page.address}": page for page in unit_pages}
-    for unit_page in unit_pages:
-        key = page_key("unit", page_inputs(unit_page, outcome.artifacts, by_address))
-        render(unit_page.path, key, lambda p=unit_page: _unit_page(env, p, outcome, by_address))
+    site_map = SiteMap(site.unit_pages)
+    for unit_page in site.unit_pages:
+        key = page_key("unit", title, page_inputs(unit_page, artifacts, site_map))
+        render(
+            unit_page.path,
+            key,
+            lambda p=unit_page: template("unit.html", page_context(p, artifacts, site_map)),
+        )
+    for atlas in site.atlases:
+        for layer, layer_pages in atlas.pages.items():
+            stamps = [stamp(artifacts[p.image.key]) for p in layer_pages]
+            render(
+                atlas.layer_path(layer),
+                page_key("layer", title, atlas.layer_path(layer), stamps),
+                lambda a=atlas, name=layer: template("layer.html", layer_page(a, name, artifacts)),
+            )
+        stamps = [stamp(artifacts[p.image.key]) for ps in atlas.pages.values() for p in ps]
+        render(
+            atlas.path,
+            page_key("atlas", title, atlas.path, stamps),
+            lambda a=atlas: template("atlas.html", model_page(a, artifacts)),
+        )
     log(f"rendered {pages_cache.rendered} page(s), {pages_cache.reused} unchanged")
-    pages["index.html"] = render_index(env, articles, SITE_TITLE)
+    pages["index.html"] = render_index(env, site.articles, site.atlases, site.config)
     pages["static/pygments.css"] = html_rules.pygments_css()
     static = templates_dir() / "static"
     copies.update({f"static/{p.name}": p for p in sorted(static.iterdir()) if p.is_file()})
@@ -170,12 +220,13 @@ def _render_site(
     return pages, copies
 
 
-def _article_key(article: Article, outcome: Outcome) -> str:
+def _article_key(article: Article, outcome: Outcome, site_title: str) -> str:
     """Everything an article's page is made of: its source, its bibliography, its local
     images (their URLs carry their content's digest) and the artifacts its figures show."""
     bibliography = article.front.bibliography
     return page_key(
         "article",
+        site_title,
         article.slug,
         article.doc.source,
         bibliography.read_text(encoding="utf-8", errors="replace") if bibliography else None,
@@ -184,17 +235,10 @@ def _article_key(article: Article, outcome: Outcome) -> str:
     )
 
 
-def _article_page(env, article: Article, outcome: Outcome) -> Page:
+def _article_page(env, article: Article, outcome: Outcome, site_title: str) -> Page:
     body, footnotes, references = article.render(outcome.artifacts)
-    html = render_article(env, article, body, footnotes, references, SITE_TITLE)
+    html = render_article(env, article, body, footnotes, references, site_title)
     return Page(html, {f"{article.slug}/{url}": path for url, path in article.assets.items()})
-
-
-def _unit_page(env, page: UnitPage, outcome: Outcome, by_address: dict[str, UnitPage]) -> Page:
-    context, files = page_context(page, outcome.artifacts, by_address)
-    return Page(
-        env.get_template("unit.html").render(version=__version__, site_title=SITE_TITLE, **context), files
-    )
 
 
 def load_articles(
@@ -229,12 +273,13 @@ def load_articles(
     return articles
 
 
-def _check_output(src: Path, out: Path, cache: Path, reporter: Reporter) -> None:
-    src, out, cache = src.resolve(), out.resolve(), cache.resolve()
+def _check_output(src: Path | None, out: Path, cache: Path, reporter: Reporter) -> None:
+    out, cache = out.resolve(), cache.resolve()
+    src = src.resolve() if src is not None else None
     blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         reporter.error(blocker, None, "is a file, not a folder; choose another -o for the site")
-    elif out == src or src.is_relative_to(out) or out in src.parents:
+    elif src is not None and (out == src or src.is_relative_to(out) or out in src.parents):
         reporter.error(out, None, "the output folder must not contain the articles; choose another -o")
     elif cache.is_relative_to(out):
         reporter.error(

@@ -1,15 +1,21 @@
-"""Unit pages: `build/units/<model>/<layer>/<unit>.html` for every unit an article shows.
+"""Unit pages: `build/units/<model>/<layer>/<unit>.html`, one per unit an article shows or an
+atlas covers (a unit in both has one page, with both's links).
 
 A page has the unit's feature visualization (larger), a diversity set, its strongest inputs
 from the previous convolutional layer and strongest outputs into the next one (expanded
-weights, as heatmaps), and links back to the articles that show it. Chips, grid cells and
-circuit nodes link here. Planned after the articles' own jobs, computed like them.
+weights, as heatmaps), and links back to the articles that show it. An atlas page adds the
+dataset examples that excite the unit most and least, and links to its neighbours and its
+layer's page. Chips, grid cells and circuit nodes link here. Planned after the articles' own
+jobs, computed like them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,22 +24,27 @@ from distillgen.cache import Artifact
 from distillgen.compute import Catalog, Need
 from distillgen.figures.unitview import links_to_page, unit_page_path
 from distillgen.figures.weights import kernel_grid
-from distillgen.jobs import FeatureVisJob, WeightsJob
+from distillgen.jobs import Dataset, ExamplesJob, FeatureVisJob, WeightsJob
 from distillgen.render.colors import same_size
 from distillgen.render.reuse import stamp
 from distillgen.units import ModelInfo, parse_spec
 
-DIVERSITY = 4
+if TYPE_CHECKING:
+    from distillgen.atlas import Atlas
+
+DIVERSITY = 4  # images in the diversity set of a unit an article shows
 SHOWN = 8  # strongest inputs and outputs on a page
 
 
 @dataclass
 class UnitPage:
-    image: FeatureVisJob  # the first image of the unit an article showed
+    image: FeatureVisJob  # an article's first image of the unit, or the atlas's
     info: ModelInfo
-    diversity: FeatureVisJob
+    diversity: FeatureVisJob | None
     inputs: WeightsJob | None  # previous conv layer -> this unit
     outputs: list[WeightsJob]  # this unit's layer -> each unit of the next conv layer
+    examples: tuple[ExamplesJob, ...] = ()  # the most exciting probe images, then the least
+    atlas: Atlas | None = None  # the atlas that covers the unit: its layer page and neighbours
     articles: list = field(default_factory=list)  # Article objects, in site order
 
     @property
@@ -44,11 +55,50 @@ class UnitPage:
     def address(self) -> str:
         return f"{self.image.layer}:{self.image.unit}"
 
+    @property
+    def jobs(self) -> list:
+        optional = [self.diversity, self.inputs]
+        return [self.image, *(job for job in optional if job), *self.outputs, *self.examples]
 
-def plan_unit_pages(articles: list, catalog: Catalog) -> tuple[list[UnitPage], list[Need]]:
-    """A page per unit the articles show, and the jobs its page needs (with where it was asked)."""
-    pages: dict[tuple[str, str, int], UnitPage] = {}
-    needs: list[Need] = []
+
+def unit_page(
+    job: FeatureVisJob,
+    info: ModelInfo,
+    diversity: int = DIVERSITY,
+    examples: tuple[Dataset, int] | None = None,
+    atlas: Atlas | None = None,
+) -> UnitPage:
+    """The page of `job`'s unit: `examples` is (probe set, how many each way)."""
+    previous, following = _neighbours(info, job.layer)
+    examples_jobs: tuple[ExamplesJob, ...] = ()
+    if examples:
+        dataset, top = examples
+        examples_jobs = tuple(
+            ExamplesJob(job.model, job.fingerprint, job.layer, job.unit, dataset, top, negative)
+            for negative in (False, True)
+        )
+    return UnitPage(
+        image=job,
+        info=info,
+        diversity=dataclasses.replace(job, diversity=diversity) if diversity else None,
+        inputs=_weights(job, previous, job.layer, job.unit) if previous else None,
+        outputs=list(
+            _outputs(job.model, job.fingerprint, job.layer, following, info.layers[following].channels)
+        )
+        if following
+        else [],
+        examples=examples_jobs,
+        atlas=atlas,
+    )
+
+
+def plan_unit_pages(
+    articles: list, atlas_pages: list[UnitPage], catalog: Catalog
+) -> tuple[list[UnitPage], list[Need]]:
+    """The atlases' pages, and a page per other unit the articles show; the jobs the pages need
+    (with where they were asked for)."""
+    pages = {(p.image.model, p.image.layer, p.image.unit): p for p in atlas_pages}
+    needs = [Need(job, p.atlas.request.path, p.atlas.request.line) for p in atlas_pages for job in p.jobs]
     for article in articles:
         for need in article.needs:
             job = need.job
@@ -56,23 +106,8 @@ def plan_unit_pages(articles: list, catalog: Catalog) -> tuple[list[UnitPage], l
                 continue
             key = (job.model, job.layer, job.unit)
             if key not in pages:
-                info = catalog.info(parse_spec(job.model))
-                previous, following = _neighbours(info, job.layer)
-                page = UnitPage(
-                    image=job,
-                    info=info,
-                    diversity=dataclasses.replace(job, diversity=DIVERSITY),
-                    inputs=_weights(job, previous, job.layer, job.unit) if previous else None,
-                    outputs=[
-                        _weights(job, job.layer, following, unit)
-                        for unit in range(info.layers[following].channels)
-                    ]
-                    if following
-                    else [],
-                )
-                pages[key] = page
-                jobs = [page.diversity, *([page.inputs] if page.inputs else []), *page.outputs]
-                needs += [Need(j, need.path, need.line) for j in jobs]
+                pages[key] = unit_page(job, catalog.info(parse_spec(job.model)))
+                needs += [Need(j, need.path, need.line) for j in pages[key].jobs]
             if article not in pages[key].articles:
                 pages[key].articles.append(article)
     return list(pages.values()), needs
@@ -80,6 +115,13 @@ def plan_unit_pages(articles: list, catalog: Catalog) -> tuple[list[UnitPage], l
 
 def _weights(job: FeatureVisJob, source: str, layer: str, unit: int) -> WeightsJob:
     return WeightsJob(job.model, job.fingerprint, source, layer, unit)
+
+
+@functools.lru_cache(maxsize=64)
+def _outputs(model: str, fingerprint: str, layer: str, following: str, units: int) -> tuple[WeightsJob, ...]:
+    """The kernels from `layer` into each unit of `following`: the same jobs for every unit of
+    `layer` (made once, so their keys are hashed once: an atlas layer has thousands)."""
+    return tuple(WeightsJob(model, fingerprint, layer, following, unit) for unit in range(units))
 
 
 def _neighbours(info: ModelInfo, layer: str) -> tuple[str | None, str | None]:
@@ -94,21 +136,38 @@ def _neighbours(info: ModelInfo, layer: str) -> tuple[str | None, str | None]:
     return before, after
 
 
-def page_context(page: UnitPage, artifacts: dict, pages: dict[str, UnitPage]) -> tuple[dict, dict]:
+class SiteMap:
+    """Every unit page by (model, address), and a digest of each model's set of pages: a unit
+    page links to the pages of its inputs and outputs that exist, so it depends on that set."""
+
+    def __init__(self, pages: list[UnitPage]) -> None:
+        self.pages = {(p.image.model, p.address): p for p in pages}
+        addresses: dict[str, list[str]] = {}
+        for model, address in sorted(self.pages):
+            addresses.setdefault(model, []).append(address)
+        self.digests = {
+            model: hashlib.sha256("\n".join(listed).encode()).hexdigest()
+            for model, listed in addresses.items()
+        }
+
+    def path(self, model: str, address: str) -> str | None:
+        page = self.pages.get((model, address))
+        return page.path if page else None
+
+
+def page_context(page: UnitPage, artifacts: dict, site: SiteMap) -> tuple[dict, dict]:
     """What templates/unit.html shows, and the image files it copies (site path -> file)."""
     depth = "../" * (page.path.count("/"))
     files: dict = {}
+    model = page.image.model
 
     def image(job: FeatureVisJob, index: int) -> str:
         artifact = artifacts[job.key]
-        name = artifact.result(job).images[index]
-        site_path = f"units/figures/{job.key[:16]}-{name}"
-        files[site_path] = artifact.file(name)
-        return depth + site_path
+        return depth + figure_file(artifact, artifact.result(job).images[index], files)
 
     def link(address: str) -> str | None:
-        target = f"{page.image.model}|{address}"
-        return depth + pages[target].path if target in pages else None
+        target = site.path(model, address)
+        return depth + target if target else None
 
     inputs, outputs = [], []
     if page.inputs is not None:
@@ -119,34 +178,68 @@ def page_context(page: UnitPage, artifacts: dict, pages: dict[str, UnitPage]) ->
         outputs = [(f"{page.outputs[0].layer}:{j}", stack[j]) for j in kernels.strongest_first(stack)[:SHOWN]]
     target = page.address
     value = artifacts[page.image.key].result(page.image).values[0]
+    diversity = page.diversity
     context = {
         "page": page,
         "static": depth + "static",
         "home": depth + "index.html",
         "image": image(page.image, 0),
         "value": value,
-        "diversity": [image(page.diversity, i) for i in range(DIVERSITY)],
+        "diversity": [image(diversity, i) for i in range(diversity.images)] if diversity else [],
         "inputs_svg": kernel_grid(inputs, target, 8, 8, f"in-{page.image.key[:8]}") if inputs else "",
         "inputs": [(address, link(address)) for address, _ in inputs],
         "outputs_svg": kernel_grid(outputs, target, 8, 8, f"out-{page.image.key[:8]}", outgoing=True)
         if outputs
         else "",
         "outputs": [(address, link(address)) for address, _ in outputs],
+        "examples": [_examples(job, artifacts[job.key], depth, files) for job in page.examples],
+        "atlas": _atlas_links(page, link, depth),
         "articles": [(depth + f"{a.slug}/index.html", a.front.title) for a in page.articles],
     }
     return context, files
 
 
-def page_inputs(page: UnitPage, artifacts: dict, pages: dict[str, UnitPage]) -> list:
+def figure_file(artifact: Artifact, name: str, files: dict) -> str:
+    """The site path of an artifact's file, added to the files the page copies."""
+    site_path = f"units/figures/{artifact.key[:16]}-{name}"
+    files[site_path] = artifact.file(name)
+    return site_path
+
+
+def _examples(job: ExamplesJob, artifact: Artifact, depth: str, files: dict) -> dict:
+    result = artifact.result(job)
+    return {
+        "heading": f"The {len(result.examples)} of {result.probe_size} probe images that excite it "
+        + ("least" if job.negative else "most"),
+        "items": [
+            (depth + figure_file(artifact, item.crop, files), item.index, item.value)
+            for item in result.examples
+        ],
+    }
+
+
+def _atlas_links(page: UnitPage, link, depth: str) -> dict | None:
+    """The layer page, the model page and the units on either side, for an atlas page."""
+    if page.atlas is None:
+        return None
+    layer, unit = page.image.layer, page.image.unit
+    return {
+        "model": depth + page.atlas.path,
+        "layer": depth + page.atlas.layer_path(layer),
+        "previous": link(f"{layer}:{unit - 1}"),
+        "next": link(f"{layer}:{unit + 1}"),
+    }
+
+
+def page_inputs(page: UnitPage, artifacts: dict, site: SiteMap) -> list:
     """Everything a unit page is made of, for its key in the page cache: its artifacts, the
-    other unit pages of its model (it links to those among its inputs and outputs), the
-    articles that show it."""
-    jobs = [page.image, page.diversity, *([page.inputs] if page.inputs else []), *page.outputs]
-    model = page.image.model
+    other unit pages of its model (it links to those among its inputs and outputs), its atlas,
+    the articles that show it."""
     return [
         page.path,
-        [stamp(artifacts[job.key]) for job in jobs],
-        sorted(address for address in pages if address.startswith(f"{model}|")),
+        [stamp(artifacts[job.key]) for job in page.jobs],
+        site.digests[page.image.model],
+        page.atlas.path if page.atlas else None,
         [(a.slug, a.front.title) for a in page.articles],
     ]
 

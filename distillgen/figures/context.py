@@ -16,7 +16,7 @@ import numpy as np
 from distillgen import kernels
 from distillgen.figures.base import Rendered
 from distillgen.jobs import FeatureVisSettings, ResultError
-from distillgen.options import FEATUREVIS_SETTINGS
+from distillgen.options import featurevis_settings
 from distillgen.safety import resolve_inside
 from distillgen.units import ModelError, ModelInfo, ModelSpec, SpecError, UnitRef
 
@@ -122,12 +122,7 @@ class PlanContext(_Reports):
 
     def featurevis_settings(self, info: ModelInfo, given: dict[str, Any] | None = None) -> FeatureVisSettings:
         """A figure's own settings, else the front matter's `featurevis:`, else the defaults."""
-        defaults = self._article.front.featurevis
-        chosen = {
-            o.name: (given or {}).get(o.name, defaults.get(o.name, o.default)) for o in FEATUREVIS_SETTINGS
-        }
-        chosen["size"] = chosen["size"] or min(info.input_size, 128)  # lucent's 128 at most: quick builds
-        return FeatureVisSettings(**chosen)
+        return featurevis_settings(info.input_size, given or {}, self._article.front.featurevis)
 
 
 class FollowUpContext(_Reports):

@@ -72,10 +72,17 @@ def render_article(
     )
 
 
-def render_index(env: jinja2.Environment, articles: list[Article], site_title: str) -> str:
+def render_index(env: jinja2.Environment, articles: list[Article], atlases: list, config) -> str:
+    """The site's front page: its articles, newest first, then its atlases (atlas.py)."""
     ordered = sorted(articles, key=lambda a: (a.front.date or dt.date.min, a.slug), reverse=True)
     return env.get_template("index.html").render(
-        version=__version__, static="static", home="index.html", site_title=site_title, articles=ordered
+        version=__version__,
+        static="static",
+        home="index.html",
+        site_title=config.title,
+        description=config.description,
+        articles=ordered,
+        atlases=atlases,
     )
 
 

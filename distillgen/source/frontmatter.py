@@ -64,7 +64,7 @@ KEYS = {
 AUTHOR_KEYS = ("name", "url", "affiliations", "affiliation")
 
 
-class _Invalid(Exception):
+class Invalid(Exception):
     def __init__(self, node: yaml.Node | None, message: str) -> None:
         super().__init__(message)
         self.node = node
@@ -99,7 +99,7 @@ def parse_front_matter(
     def line_of(node: yaml.Node | None) -> int:
         return first_line + (node.start_mark.line if node is not None else 0)
 
-    for repeated, first in _repeated_keys(root):
+    for repeated, first in repeated_keys(root):
         reporter.error(
             path,
             line_of(repeated),
@@ -119,20 +119,20 @@ def parse_front_matter(
             )
             continue
         if key == "featurevis" and isinstance(value_node, yaml.MappingNode):
-            fm.featurevis = _featurevis(
+            fm.featurevis = featurevis_options(
                 value_node, lambda node, message: reporter.error(path, line_of(node), message)
             )
             continue
         try:
             _set(fm, key, value_node, path, first_line, roots or (path.parent,))
-        except _Invalid as exc:
+        except Invalid as exc:
             reporter.error(path, line_of(exc.node or value_node), f"front matter {exc}")
     if "title" not in fm.lines:
         reporter.error(path, first_line, "front matter needs a 'title'")
     return fm
 
 
-def _repeated_keys(node: yaml.Node) -> list[tuple[yaml.Node, yaml.Node]]:
+def repeated_keys(node: yaml.Node) -> list[tuple[yaml.Node, yaml.Node]]:
     """(repeated key, first key) for every mapping key written twice, at any depth. YAML's
     loaders keep the last value silently; an author who wrote 'title' twice meant one of them."""
     found = []
@@ -143,10 +143,10 @@ def _repeated_keys(node: yaml.Node) -> list[tuple[yaml.Node, yaml.Node]]:
                 if key_node.value in first:
                     found.append((key_node, first[key_node.value]))
                 first.setdefault(key_node.value, key_node)
-            found.extend(_repeated_keys(value_node))
+            found.extend(repeated_keys(value_node))
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:
-            found.extend(_repeated_keys(item))
+            found.extend(repeated_keys(item))
     return found
 
 
@@ -155,26 +155,26 @@ def _set(
 ) -> None:
     if key == "authors":
         if not isinstance(node, yaml.SequenceNode):
-            raise _Invalid(node, "'authors' must be a list")
+            raise Invalid(node, "'authors' must be a list")
         fm.authors = [_author(n, f"authors[{i}]") for i, n in enumerate(node.value)]
     elif key == "date":
         try:
-            fm.date = dt.date.fromisoformat(_string(node, key))
+            fm.date = dt.date.fromisoformat(text_value(node, key))
         except ValueError:
-            raise _Invalid(node, f"'date' must be a date like 2026-11-24, not {_show(node)}") from None
+            raise Invalid(node, f"'date' must be a date like 2026-11-24, not {show_node(node)}") from None
     elif key == "bibliography":
         fm.bibliography = _inside(node, key, path.parent, roots)
     elif key == "model":
-        fm.model = _model_spec(node, path)
+        fm.model = model_spec_value(node, path)
     elif key == "featurevis":  # a mapping is read by _featurevis
-        raise _Invalid(node, "'featurevis' must be a mapping of options, e.g. {steps: 256, size: 64}")
+        raise Invalid(node, "'featurevis' must be a mapping of options, e.g. {steps: 256, size: 64}")
     else:
-        setattr(fm, key, _string(node, key))
+        setattr(fm, key, text_value(node, key))
         if key == "title" and not fm.title.strip():
-            raise _Invalid(node, "'title' must not be empty")
+            raise Invalid(node, "'title' must not be empty")
 
 
-def _featurevis(node: yaml.MappingNode, report: Callable[[yaml.Node, str], None]) -> dict[str, Any]:
+def featurevis_options(node: yaml.MappingNode, report: Callable[[yaml.Node, str], None]) -> dict[str, Any]:
     """`featurevis: {steps: 256, size: 64}`, parsed by the same parsers as {featurevis}'s
     options; each bad key is reported, the good ones are kept."""
     declared = {option.name: option for option in FEATUREVIS_SETTINGS}
@@ -194,70 +194,70 @@ def _featurevis(node: yaml.MappingNode, report: Callable[[yaml.Node, str], None]
     return values
 
 
-def _model_spec(node: yaml.Node, path: Path) -> str:
+def model_spec_value(node: yaml.Node, path: Path) -> str:
     """The spec as written, after checking it parses and that a model file it names exists."""
-    text = _string(node, "model")
+    text = text_value(node, "model")
     try:
         spec = parse_spec(text, path.parent)
     except SpecError as exc:
-        raise _Invalid(node, f"'model': {exc}") from None
+        raise Invalid(node, f"'model': {exc}") from None
     for file in (spec.name, spec.weights) if spec.kind in ("python", "torchscript") else ():
         if file and not Path(file).is_file():
-            raise _Invalid(node, f"'model': file not found: {file}")
+            raise Invalid(node, f"'model': file not found: {file}")
     return text
 
 
 def _author(node: yaml.Node, where: str) -> Author:
     if isinstance(node, yaml.ScalarNode):
-        return Author(name=_string(node, where))
+        return Author(name=text_value(node, where))
     if not isinstance(node, yaml.MappingNode):
-        raise _Invalid(node, f"'{where}' must be a name or a mapping with 'name'")
+        raise Invalid(node, f"'{where}' must be a name or a mapping with 'name'")
     fields: dict[str, yaml.Node] = {}
     for key_node, value_node in node.value:
         if key_node.value not in AUTHOR_KEYS:
-            raise _Invalid(
+            raise Invalid(
                 key_node,
                 f"unknown key '{where}.{key_node.value}'{suggest(key_node.value, AUTHOR_KEYS)}",
             )
         fields[key_node.value] = value_node
     if "name" not in fields:
-        raise _Invalid(node, f"'{where}' needs a 'name'")
+        raise Invalid(node, f"'{where}' needs a 'name'")
     affiliations: tuple[str, ...] = ()
     for key in ("affiliations", "affiliation"):
         if key not in fields:
             continue
         value = fields[key]
         if isinstance(value, yaml.SequenceNode):
-            affiliations = tuple(_string(v, f"{where}.{key}") for v in value.value)
+            affiliations = tuple(text_value(v, f"{where}.{key}") for v in value.value)
         else:
-            affiliations = (_string(value, f"{where}.{key}"),)
+            affiliations = (text_value(value, f"{where}.{key}"),)
     url = _url(fields["url"], f"{where}.url") if "url" in fields else None
-    return Author(_string(fields["name"], f"{where}.name"), url, affiliations)
+    return Author(text_value(fields["name"], f"{where}.name"), url, affiliations)
 
 
 def _url(node: yaml.Node, where: str) -> str:
     """A URL the page will link to: http, https, mailto or relative (safety.py)."""
-    url = _string(node, where)
+    url = text_value(node, where)
     if problem := url_problem(url):
-        raise _Invalid(node, f"'{where}': {problem}; write an https:// address")
+        raise Invalid(node, f"'{where}': {problem}; write an https:// address")
     return url
 
 
 def _inside(node: yaml.Node, key: str, base: Path, roots: tuple[Path, ...]) -> Path:
     """A file the key names, inside the folders the build may read (safety.py)."""
     try:
-        return resolve_inside(base, _string(node, key), roots)
+        return resolve_inside(base, text_value(node, key), roots)
     except ValueError as exc:
-        raise _Invalid(node, f"'{key}': {exc}") from None
+        raise Invalid(node, f"'{key}': {exc}") from None
 
 
-def _string(node: yaml.Node, where: str) -> str:
+def text_value(node: yaml.Node, where: str) -> str:
     if not isinstance(node, yaml.ScalarNode) or node.tag.endswith(":null"):
-        raise _Invalid(node, f"'{where}' must be text, not {_show(node)}")
+        raise Invalid(node, f"'{where}' must be text, not {show_node(node)}")
     return str(node.value)
 
 
-def _show(node: yaml.Node) -> str:
+def show_node(node: yaml.Node) -> str:
     if isinstance(node, yaml.SequenceNode):
         return "a list"
     if isinstance(node, yaml.MappingNode):

@@ -1,0 +1,189 @@
+"""The atlas: a Microscope of a model, every unit of the layers asked for.
+
+    units/<model>/index.html              the model: its layers, unit counts, a thumbnail each
+    units/<model>/<layer>/index.html      a layer: every unit's feature visualization (lazy)
+    units/<model>/<layer>/<unit>.html     a unit: the same unit page articles link to
+
+Asked for by `distillgen atlas SPEC` or the site config's `atlas:` (siteconfig.py). Planning
+turns a request into one unit page per unit (unitpages.py) whose jobs are computed and cached
+like any figure's; the work grows linearly with the units (a layer's outgoing kernels are one
+job per unit of the next layer, shared by every unit of the layer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from distillgen import datasets
+from distillgen.compute import Catalog
+from distillgen.diagnostics import Reporter
+from distillgen.figures.unitview import model_folder
+from distillgen.jobs import FeatureVisJob, FeatureVisSettings
+from distillgen.options import featurevis_settings
+from distillgen.source.siteconfig import AtlasRequest
+from distillgen.unitpages import UnitPage, figure_file, unit_page
+from distillgen.units import ModelError, ModelInfo, SpecError, parse_spec
+
+PROBE_COUNT = 1000  # probe images ranked for each unit's dataset examples
+
+
+@dataclass
+class Atlas:
+    request: AtlasRequest
+    model: str  # canonical spec, as jobs name it
+    info: ModelInfo
+    settings: FeatureVisSettings
+    pages: dict[str, list] = field(default_factory=dict)  # layer -> its UnitPages, in unit order
+
+    @property
+    def path(self) -> str:
+        return f"units/{model_folder(self.model)}/index.html"
+
+    def layer_path(self, layer: str) -> str:
+        return f"units/{model_folder(self.model)}/{layer}/index.html"
+
+
+def plan_atlases(
+    requests: tuple[AtlasRequest, ...], catalog: Catalog, reporter: Reporter, roots: tuple[Path, ...] = ()
+) -> list[Atlas]:
+    """An atlas, with its unit pages, for each request; problems go to `reporter`."""
+    atlases: dict[str, Atlas] = {}
+    for request in requests:
+        atlas = plan_atlas(request, catalog, reporter, roots)
+        if atlas is None:
+            continue
+        if atlas.model in atlases:
+            first = atlases[atlas.model].request
+            where = f" (first on line {first.line})" if first.line else ""
+            reporter.error(
+                request.path,
+                request.line,
+                f"the atlas of '{atlas.model}' is asked for twice{where}; list all its layers in one",
+            )
+            continue
+        atlases[atlas.model] = atlas
+    return list(atlases.values())
+
+
+def plan_atlas(
+    request: AtlasRequest, catalog: Catalog, reporter: Reporter, roots: tuple[Path, ...] = ()
+) -> Atlas | None:
+    def error(message: str) -> None:
+        reporter.error(request.path, request.line, f"atlas of '{request.model}': {message}")
+
+    try:
+        spec = parse_spec(request.model, request.base)
+        info = catalog.info(spec)
+    except (SpecError, ModelError) as exc:
+        error(str(exc))
+        return None
+    layers = _layers(request, info, error)
+    dataset = None
+    if request.examples:
+        try:
+            dataset = datasets.dataset(
+                request.dataset, PROBE_COUNT, 0, request.base, roots or (request.base,)
+            )
+        except datasets.DatasetError as exc:
+            error(str(exc))
+    if layers is None or (request.examples and dataset is None):
+        return None
+    atlas = Atlas(request, str(spec), info, featurevis_settings(info.input_size, request.featurevis))
+    examples = (dataset, request.examples) if dataset else None
+    for layer in layers:
+        atlas.pages[layer] = [
+            unit_page(
+                FeatureVisJob(atlas.model, info.fingerprint, layer, unit, settings=atlas.settings),
+                info,
+                request.diversity,
+                examples,
+                atlas,
+            )
+            for unit in range(info.layers[layer].channels)
+        ]
+    return atlas
+
+
+def convolutional_layers(info: ModelInfo) -> list[str]:
+    """The top-level layers with a [channels, height, width] output: what an atlas shows by default."""
+    return [name for name in info.top_level() if len(info.layers[name].shape) == 3]
+
+
+def _layers(request: AtlasRequest, info: ModelInfo, error) -> list[str] | None:
+    """The canonical names of the layers asked for, in the network's order; None after an error."""
+    if not request.layers:
+        return convolutional_layers(info)
+    chosen = []
+    for name in request.layers:
+        try:
+            layer = info.layer(name)
+        except ModelError as exc:
+            error(str(exc))
+            return None
+        if len(layer.shape) != 3:
+            error(
+                f"'{name}' is not a convolutional layer (its output is {'×'.join(map(str, layer.shape))}); "
+                f"an atlas shows layers like {', '.join(convolutional_layers(info)[:4])}"
+            )
+            return None
+        chosen.append(layer.name)
+    order = list(info.layers)
+    return sorted(set(chosen), key=order.index)
+
+
+def thumbnail(pages: list, artifacts: dict):
+    """The unit page whose feature visualization reached the highest activation."""
+    return max(pages, key=lambda page: artifacts[page.image.key].result(page.image).values[0])
+
+
+# -- pages -----------------------------------------------------------------------------------
+
+
+def model_page(atlas: Atlas, artifacts: dict) -> tuple[dict, dict]:
+    """What templates/atlas.html shows, and the files it copies (site path -> file)."""
+    depth = "../" * atlas.path.count("/")
+    files: dict = {}
+    layers = []
+    for layer, pages in atlas.pages.items():
+        best = thumbnail(pages, artifacts)
+        layers.append(
+            {
+                "name": layer,
+                "shape": "×".join(map(str, atlas.info.layers[layer].shape)),
+                "units": len(pages),
+                "href": f"{layer}/index.html",
+                "thumbnail": depth + _image(best, artifacts, files),
+                "thumbnail_href": f"{layer}/{best.image.unit}.html",
+                "thumbnail_address": best.address,
+            }
+        )
+    total = sum(len(pages) for pages in atlas.pages.values())
+    return _frame(depth) | {"atlas": atlas, "layers": layers, "total": total}, files
+
+
+def layer_page(atlas: Atlas, layer: str, artifacts: dict) -> tuple[dict, dict]:
+    """What templates/layer.html shows, and the files it copies."""
+    depth = "../" * atlas.layer_path(layer).count("/")
+    files: dict = {}
+    units = [
+        (page.image.unit, f"{page.image.unit}.html", depth + _image(page, artifacts, files))
+        for page in atlas.pages[layer]
+    ]
+    shape = "×".join(map(str, atlas.info.layers[layer].shape))
+    return _frame(depth) | {
+        "atlas": atlas,
+        "layer": layer,
+        "shape": shape,
+        "units": units,
+        "model_href": "../index.html",
+    }, files
+
+
+def _frame(depth: str) -> dict:
+    return {"static": depth + "static", "home": depth + "index.html"}
+
+
+def _image(page: UnitPage, artifacts: dict, files: dict) -> str:
+    artifact = artifacts[page.image.key]
+    return figure_file(artifact, artifact.result(page.image).images[0], files)

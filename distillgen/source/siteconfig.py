@@ -1,0 +1,175 @@
+"""The site config: `distillgen.yml` at the root of the articles folder, validated in one place.
+
+Optional: without it a site is built as before. Errors are `path:line` like front matter's.
+
+    title: Circuits notes
+    description: Small circuits in small networks.
+    atlas:
+      - model: shapes
+        layers: [conv2, mixed3, mixed4]
+        featurevis: {steps: 256}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from distillgen.diagnostics import Reporter, suggest
+from distillgen.source.frontmatter import (
+    Invalid,
+    featurevis_options,
+    model_spec_value,
+    repeated_keys,
+    show_node,
+    text_value,
+)
+
+CONFIG_NAME = "distillgen.yml"
+DEFAULT_TITLE = "distillgen"
+
+
+@dataclass(frozen=True)
+class AtlasRequest:
+    """A Microscope of one model: a page per layer and per unit (atlas.py).
+
+    `path`/`line` say where it was asked for (None for the command line)."""
+
+    model: str  # the spec as written
+    layers: tuple[str, ...] = ()  # as written; () = every convolutional layer
+    featurevis: dict[str, Any] = field(default_factory=dict)  # option -> value (FEATUREVIS_SETTINGS)
+    diversity: int = 4  # images in each unit's diversity set; 0 for none
+    examples: int = 8  # dataset examples shown each way (most and least exciting); 0 for none
+    dataset: str = "shapes"  # the probe set of the examples: 'shapes' or a folder
+    base: Path = Path(".")  # what relative model files and dataset folders are relative to
+    path: Path | None = None
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    title: str = DEFAULT_TITLE
+    description: str = ""
+    atlas: tuple[AtlasRequest, ...] = ()
+
+
+KEYS = {
+    "title": "the site's title, on every page and the index",
+    "description": "one sentence under the title on the index",
+    "atlas": "models to build an atlas of: {model, layers, featurevis, diversity, examples, dataset}",
+}
+ATLAS_KEYS = {
+    "model": "model spec (required), e.g. shapes",
+    "layers": "the layers to show, e.g. [conv2, mixed3] (default: every convolutional layer)",
+    "featurevis": "feature visualization settings, e.g. {steps: 256}",
+    "diversity": "images in each unit's diversity set (0 for none, default 4)",
+    "examples": "dataset examples each way per unit (0 for none, default 8)",
+    "dataset": "probe set of the examples: 'shapes' or a folder of images (default shapes)",
+}
+LIMITS = {"diversity": (0, 16), "examples": (0, 64)}
+
+
+def load_site_config(src: Path, reporter: Reporter) -> SiteConfig:
+    """The config in `src`, or the defaults when there is none. Problems are reported; what was
+    valid is kept, so that one build lists every mistake."""
+    path = src / CONFIG_NAME
+    if not path.is_file():
+        return SiteConfig()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reporter.error(path, None, f"cannot read the site config: {exc}")
+        return SiteConfig()
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        reporter.error(path, 1 + (mark.line if mark else 0), f"malformed site config: {exc.problem or exc}")
+        return SiteConfig()
+    if root is None:
+        return SiteConfig()
+    if not isinstance(root, yaml.MappingNode):
+        reporter.error(path, 1, "the site config must be a YAML mapping of keys to values")
+        return SiteConfig()
+
+    def line_of(node: yaml.Node) -> int:
+        return node.start_mark.line + 1
+
+    for repeated, first in repeated_keys(root):
+        reporter.error(
+            path, line_of(repeated), f"key '{repeated.value}' is given twice (first on line {line_of(first)})"
+        )
+    values: dict[str, Any] = {}
+    for key_node, value_node in root.value:
+        key = str(key_node.value)
+        if key in values:
+            continue
+        if key not in KEYS:
+            reporter.error(
+                path,
+                line_of(key_node),
+                f"unknown key '{key}'{suggest(key, KEYS)}; known keys: {', '.join(KEYS)}",
+            )
+            continue
+        try:
+            if key == "atlas":
+                items = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                values[key] = tuple(
+                    request
+                    for index, item in enumerate(items)
+                    if (request := _atlas(item, f"atlas[{index}]", path, reporter)) is not None
+                )
+            else:
+                values[key] = text_value(value_node, key)
+        except Invalid as exc:
+            reporter.error(path, line_of(exc.node or value_node), str(exc))
+    return SiteConfig(**values)
+
+
+def _atlas(node: yaml.Node, where: str, path: Path, reporter: Reporter) -> AtlasRequest | None:
+    if not isinstance(node, yaml.MappingNode):
+        raise Invalid(node, f"'{where}' must be a mapping like {{model: shapes, layers: [mixed3]}}")
+    fields: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        key = str(key_node.value)
+        if key not in ATLAS_KEYS:
+            known = ", ".join(ATLAS_KEYS)
+            raise Invalid(key_node, f"unknown key '{where}.{key}'{suggest(key, ATLAS_KEYS)}; known: {known}")
+        if key == "model":
+            fields[key] = model_spec_value(value_node, path)
+        elif key == "layers":
+            fields[key] = _layers(value_node, f"{where}.layers")
+        elif key == "featurevis":
+            if not isinstance(value_node, yaml.MappingNode):
+                raise Invalid(value_node, f"'{where}.featurevis' must be a mapping, e.g. {{steps: 256}}")
+            fields[key] = featurevis_options(
+                value_node, lambda bad, message: reporter.error(path, bad.start_mark.line + 1, message)
+            )
+        elif key in LIMITS:
+            fields[key] = _count(value_node, f"{where}.{key}", *LIMITS[key])
+        else:
+            fields[key] = text_value(value_node, f"{where}.{key}")
+    if "model" not in fields:
+        raise Invalid(node, f"'{where}' needs a 'model', e.g. model: shapes")
+    return AtlasRequest(**fields, base=path.parent, path=path, line=node.start_mark.line + 1)
+
+
+def _layers(node: yaml.Node, where: str) -> tuple[str, ...]:
+    if isinstance(node, yaml.SequenceNode):
+        names = [text_value(item, where) for item in node.value]
+    else:
+        names = text_value(node, where).split(",")
+    names = [name.strip() for name in names if name.strip()]
+    if not names:
+        raise Invalid(node, f"'{where}' names no layer; leave it out to show every convolutional layer")
+    return tuple(names)
+
+
+def _count(node: yaml.Node, where: str, low: int, high: int) -> int:
+    text = text_value(node, where)
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise Invalid(node, f"'{where}' must be a whole number from {low} to {high}, not {show_node(node)}")
+    return int(text)
