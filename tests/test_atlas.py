@@ -1,0 +1,262 @@
+"""The atlas (issue 13): a page per layer and per unit of a model, from `distillgen atlas` or the
+site config's `atlas:`; article unit pages and atlas unit pages are one page."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from tests.conftest import run_cli, write
+
+LAYERS = {"conv2": 32, "mixed3": 64, "mixed4": 96}  # the shapes model's units per layer
+# Cheap, but real: every unit optimized (2 steps), its diversity set, its examples.
+CHEAP = ("--featurevis", "steps=2", "--featurevis", "size=32", "--examples", "4")
+
+
+@pytest.fixture(scope="session")
+def atlas_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("atlas-cache")
+
+
+@pytest.fixture(scope="session")
+def atlas_site(tmp_path_factory, atlas_cache) -> Path:
+    """`distillgen atlas shapes --layers conv2,mixed3,mixed4`, built once for the session."""
+    out = tmp_path_factory.mktemp("atlas") / "out"
+    result = atlas(out, atlas_cache)
+    assert result.exit_code == 0, result.output
+    assert "built the atlas (192 units)" in result.stderr
+    return out
+
+
+def atlas(out: Path, cache: Path, *extra: str):
+    layers = ",".join(LAYERS)
+    return run_cli(
+        "atlas", "shapes", "--layers", layers, *CHEAP, "-o", str(out), "--cache-dir", str(cache), *extra
+    )
+
+
+class Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.images: list[dict] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.links += [attrs[name] for name in ("href", "src") if attrs.get(name)]
+        if tag == "img":
+            self.images.append(attrs)
+
+
+def parse(path: Path) -> Links:
+    links = Links()
+    links.feed(path.read_text(encoding="utf-8"))
+    return links
+
+
+def test_one_unit_page_per_unit_a_page_per_layer_and_a_model_page(atlas_site):
+    model = atlas_site / "units" / "shapes"
+    for layer, units in LAYERS.items():
+        pages = sorted(int(p.stem) for p in (model / layer).glob("*.html") if p.stem.isdigit())
+        assert pages == list(range(units))
+        assert (model / layer / "index.html").is_file()
+    assert (model / "index.html").is_file()
+    assert not (model / "conv1").exists()  # only the layers asked for
+    index = (atlas_site / "index.html").read_text()
+    assert 'href="units/shapes/index.html"' in index
+
+
+def test_every_link_and_image_of_the_atlas_resolves(atlas_site):
+    checked = 0
+    for page in atlas_site.rglob("*.html"):
+        for link in parse(page).links:
+            parts = urlsplit(link)
+            if parts.scheme or not parts.path:
+                continue  # external, data: or a link to an anchor of the page itself
+            target = (page.parent / unquote(parts.path)).resolve()
+            assert target.is_file(), f"{page.relative_to(atlas_site)} links to missing {link}"
+            assert target.is_relative_to(atlas_site.resolve())
+            checked += 1
+    assert checked > 192 * 10  # each unit page alone has its images, examples and neighbours
+
+
+def test_a_unit_page_is_a_dashboard(atlas_site):
+    page = atlas_site / "units" / "shapes" / "mixed3" / "5.html"
+    html = page.read_text()
+    links = parse(page)
+    assert html.count('class="unit-cell"') == 4  # the diversity set
+    assert "excite it most" in html and "excite it least" in html
+    examples = [img for img in links.images if img["alt"].startswith("probe image")]
+    assert len(examples) == 2 * 4
+    site = "../../../units/shapes"
+    assert (
+        f'href="{site}/mixed3/4.html" rel="prev"' in html
+        and f'href="{site}/mixed3/6.html" rel="next"' in html
+    )
+    assert f'href="{site}/mixed3/index.html">all units of' in html
+    assert f'href="{site}/index.html">Atlas of' in html
+    # Strongest inputs from conv2 and outputs into mixed4 link to their own atlas pages.
+    assert re.search(rf'<a href="{site}/conv2/\d+\.html"><code>conv2:\d+</code></a>', html)
+    assert re.search(rf'<a href="{site}/mixed4/\d+\.html"><code>mixed4:\d+</code></a>', html)
+    first, last = (atlas_site / "units" / "shapes" / "conv2" / f"{n}.html" for n in (0, 31))
+    assert 'rel="prev"' not in first.read_text() and 'rel="next"' not in last.read_text()
+
+
+def test_layer_pages_lazy_load_their_grid(atlas_site):
+    page = atlas_site / "units" / "shapes" / "mixed4" / "index.html"
+    grid = [img for img in parse(page).images if img["alt"].startswith("feature visualization of mixed4:")]
+    assert len(grid) == 96
+    assert all(img.get("loading") == "lazy" for img in grid)
+
+
+@pytest.mark.browser
+def test_atlas_pages_in_the_browser(open_page, atlas_site):
+    model = atlas_site / "units" / "shapes"
+    pages = [model / "index.html", model / "mixed4" / "index.html", model / "mixed4" / "95.html"]
+    for path in pages:
+        page, problems = open_page(path.as_uri(), width=375)
+        assert problems == [], f"{path}: {problems}"
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{path} overflows a 375 px screen by {overflow} px"
+
+
+@pytest.mark.browser
+def test_a_layer_page_loads_images_lazily_and_filters_by_unit_number(open_page, atlas_site):
+    page, problems = open_page((atlas_site / "units" / "shapes" / "mixed4" / "index.html").as_uri(), 375)
+    loaded = page.evaluate(
+        "[...document.querySelectorAll('.atlas-grid img')].filter(i => i.complete && i.naturalWidth).length"
+    )
+    assert 0 < loaded < 96  # the first screens only; the rest load when scrolled to
+    page.fill("#unit-filter", "10-12, 90")
+    visible = page.evaluate(
+        "[...document.querySelectorAll('.atlas-grid .unit-cell')].filter(c => !c.hidden).map(c => c.dataset.unit)"
+    )
+    assert visible == ["10", "11", "12", "90"]
+    assert page.text_content("#unit-filter-count") == "4 units"
+    page.fill("#unit-filter", "")
+    assert page.text_content("#unit-filter-count") == "96 units"
+    page.click(".atlas-grid .unit-cell[data-unit='11']")
+    page.wait_for_load_state("load")
+    assert page.url.endswith("/units/shapes/mixed4/11.html")
+    assert problems == []
+
+
+def test_a_no_change_rebuild_renders_nothing_and_rewrites_no_file(atlas_site, atlas_cache, tmp_path):
+    out = tmp_path / "out"
+    first = atlas(out, atlas_cache)
+    assert first.exit_code == 0, first.output
+    assert "(0 computed)" in first.stderr  # every figure from the session's cache
+    before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()}
+    again = atlas(out, atlas_cache)
+    assert again.exit_code == 0, again.output
+    assert "0 of 196 page(s) rendered" in again.stderr  # 192 units, 3 layers, the model
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()} == before
+
+
+ARTICLE = """
+---
+title: Curves in shapes
+featurevis: {steps: 2, size: 32}
+---
+The unit {unit}`mixed3:5` is in the atlas; {unit}`conv1:3` is not.
+"""
+
+CONFIG = """
+title: Shapes notes
+description: Small circuits.
+atlas:
+  - model: shapes
+    layers: [conv2, mixed3, mixed4]
+    featurevis: {steps: 2, size: 32}
+    examples: 4
+"""
+
+
+def test_the_site_config_builds_the_atlas_beside_the_articles_with_one_page_per_unit(
+    atlas_site, atlas_cache, tmp_path
+):
+    src = tmp_path / "src"
+    write(src / "curves.md", ARTICLE)
+    write(src / "distillgen.yml", CONFIG)
+    out = tmp_path / "out"
+    result = run_cli("build", str(src), "-o", str(out), "--cache-dir", str(atlas_cache))
+    assert result.exit_code == 0, result.output
+    assert "built 1 article(s) and an atlas (192 units)" in result.stderr
+    units = out / "units" / "shapes"
+    # The atlas's pages, plus one for the article's unit outside it: no page twice.
+    assert len(list(units.glob("*/[0-9]*.html"))) == 192 + 1
+    page = (units / "mixed3" / "5.html").read_text()
+    assert 'href="../../../curves/index.html">Curves in shapes</a>' in page
+    assert "excite it most" in page  # the atlas's dashboard, not a second, plainer page
+    assert "excite it most" not in (units / "conv1" / "3.html").read_text()
+    article = (out / "curves" / "index.html").read_text()
+    assert 'href="../units/shapes/mixed3/5.html"' in article
+    index = (out / "index.html").read_text()
+    assert "<h1>Shapes notes</h1>" in index and "Small circuits." in index
+    assert "<title>Shapes notes</title>" in index
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ("titel: X\n", "distillgen.yml:1: error: unknown key 'titel' (did you mean 'title'?)"),
+        (
+            "atlas:\n  - model: shapes\n    layers: [conv2, mixd3]\n",
+            "distillgen.yml:2: error: atlas of 'shapes': unknown layer 'mixd3' in model 'shapes' "
+            "(did you mean 'mixed3'?)",
+        ),
+        (
+            "atlas:\n  - model: shapes\n    diversity: 99\n",
+            "distillgen.yml:3: error: 'atlas[0].diversity' must be",
+        ),
+        ("atlas:\n  - layers: [conv2]\n", "distillgen.yml:2: error: 'atlas[0]' needs a 'model'"),
+        (
+            "atlas:\n  - model: shapes\n    layer: [conv2]\n",
+            "distillgen.yml:3: error: unknown key 'atlas[0].layer'",
+        ),
+        (
+            "atlas:\n  - model: shapes\n    layers: fc\n",
+            "distillgen.yml:2: error: atlas of 'shapes': 'fc' is not",
+        ),
+        (
+            "atlas:\n  - {model: shapes, layers: conv2}\n  - {model: shapes, layers: mixed3}\n",
+            "distillgen.yml:3: error: the atlas of 'shapes' is asked for twice (first on line 2)",
+        ),
+        ("atlas: [\n", "distillgen.yml:2: error: malformed site config"),
+    ],
+)
+def test_site_config_mistakes_are_path_line_errors_and_the_site_is_kept(tmp_path, config, expected):
+    src = tmp_path / "src"
+    write(src / "a.md", "---\ntitle: A\n---\nText.\n")
+    out = tmp_path / "out"
+    assert run_cli("build", str(src), "-o", str(out), "--cache-dir", str(tmp_path / "cache")).exit_code == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    (src / "distillgen.yml").write_text(config)
+    result = run_cli("build", str(src), "-o", str(out), "--cache-dir", str(tmp_path / "cache"))
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert any(line.split("src/", 1)[-1].startswith(expected) for line in result.stderr.splitlines()), (
+        result.stderr
+    )
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_atlas_command_line_mistakes(tmp_path):
+    out, cache = tmp_path / "out", str(tmp_path / "cache")
+    unknown = run_cli("atlas", "shapes", "--layers", "conv2,mixd3", "-o", str(out), "--cache-dir", cache)
+    assert unknown.exit_code == 1
+    assert (
+        "error: atlas of 'shapes': unknown layer 'mixd3' in model 'shapes' (did you mean 'mixed3'?)"
+        in unknown.stderr
+    )
+    assert not out.exists()
+    setting = run_cli("atlas", "shapes", "--featurevis", "stps=4", "-o", str(out), "--cache-dir", cache)
+    assert setting.exit_code == 2 and "'stps=4' (did you mean 'steps'?)" in setting.stderr
+    model = run_cli("atlas", "shapez", "-o", str(out), "--cache-dir", cache)
+    assert model.exit_code == 2 and "unknown model spec 'shapez'" in model.stderr
