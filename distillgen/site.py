@@ -36,6 +36,7 @@ from distillgen.locks import Busy, alive, held
 from distillgen.render import html as html_rules
 from distillgen.render.page import environment, render_article, render_index, templates_dir
 from distillgen.render.reuse import Page, Pages, page_key, stamp
+from distillgen.render.search import SearchError, search_bundle
 from distillgen.safety import Grants, refuse_raw_html
 from distillgen.source import parse_document
 from distillgen.source.frontmatter import parse_front_matter
@@ -97,6 +98,12 @@ def build(
     pages_cache = Pages(cache.root / "pages" if reuse else None, (cache.root, home, *grants.roots))
     site = Site(config, articles, atlas_plans, unit_pages)
     pages, copies = _render_site(site, outcome, pages_cache, log)
+    if config.search:
+        try:
+            copies.update(search_bundle(pages, cache.root / "search" if reuse else None))
+        except SearchError as exc:
+            reporter.warning(src, None, f"the site is built without its search page: {exc}", author=False)
+            del pages["search/index.html"]
     _write_site(out, pages, copies, reporter, options)
     seconds = time.perf_counter() - start
     return BuildResult(
@@ -161,6 +168,7 @@ def _render_site(
     """The site's pages (path -> HTML) and the files copied into it (path -> source). A page
     whose inputs are unchanged since an earlier build is taken from `pages_cache`."""
     env = environment()
+    env.globals["search"] = site.config.search
     title = site.config.title
     artifacts = outcome.artifacts
     pages: dict[str, str] = {}
@@ -213,6 +221,10 @@ def _render_site(
         )
     log(f"rendered {pages_cache.rendered} page(s), {pages_cache.reused} unchanged")
     pages["index.html"] = render_index(env, site.articles, site.atlases, site.config)
+    if site.config.search:
+        pages["search/index.html"] = env.get_template("search.html").render(
+            version=__version__, site_title=title, static="../static", home="../index.html"
+        )
     pages["static/pygments.css"] = html_rules.pygments_css()
     static = templates_dir() / "static"
     copies.update({f"static/{p.name}": p for p in sorted(static.iterdir()) if p.is_file()})

@@ -21,10 +21,20 @@ from distillgen.source.document import role_of
 
 _FORMATTER = HtmlFormatter(nowrap=True)
 PYGMENTS_STYLE = "default"
+PYGMENTS_DARK_STYLE = "github-dark"  # for dark mode (the reader's system setting, or the toggle)
 
 
 def pygments_css() -> str:
-    return HtmlFormatter(style=PYGMENTS_STYLE).get_style_defs(".highlight")
+    dark = HtmlFormatter(style=PYGMENTS_DARK_STYLE)
+    return "\n".join(
+        [
+            HtmlFormatter(style=PYGMENTS_STYLE).get_style_defs(".highlight"),
+            dark.get_style_defs(':root[data-theme="dark"] .highlight'),
+            "@media (prefers-color-scheme: dark) {",
+            dark.get_style_defs(':root:not([data-theme="light"]) .highlight'),
+            "}",
+        ]
+    )
 
 
 def install(md: MarkdownIt) -> MarkdownIt:

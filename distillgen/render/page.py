@@ -27,6 +27,7 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["longdate"] = lambda d: f"{d:%B} {d.day}, {d.year}"
+    env.globals["search"] = False  # whether the site has a search page: the build sets it
     return env
 
 

@@ -9,8 +9,13 @@ import math
 import numpy as np
 import svgwrite
 
-# Okabe–Ito: distinguishable with every common colour-vision deficiency.
+# Okabe–Ito: distinguishable with every common colour-vision deficiency. The page's CSS sets
+# the same colours per theme (class s0…s7); these attributes are the fallback outside a page.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
+# ... and each series has its own line style too, so that colour is never all that tells
+# two curves apart (a reader with no colour vision, a greyscale print).
+DASHES = ("", "7,3", "2,3", "9,3,2,3", "4,2,4,6", "1,2", "12,4", "5,2,1,2")
+BASELINE_DASH = "5,4"  # a `dashed` series: a baseline, e.g. the untrained network
 WIDTH, HEIGHT = 560, 260
 LEFT, RIGHT, TOP, BOTTOM = 48, 16, 12, 40
 
@@ -95,10 +100,9 @@ def line_plot(
         )
     for index, (name, values) in enumerate(series):
         colour = PALETTE[index % len(PALETTE)]
-        group = drawing.g(class_="series", data_series=name)
-        group.set_desc(title=name)
+        group = _series(drawing, name, index)
         points = [(round(x_at(x), 2), round(y_at(y), 2)) for x, y in zip(xs, values, strict=True)]
-        style = {"stroke_dasharray": "5,4"} if name in dashed else {}
+        style = _dash(name, index, dashed)
         group.add(drawing.polyline(points, stroke=colour, fill="none", class_="curve", **style))
         for (px, py), x, y in zip(points, xs, values, strict=True):
             dot = drawing.circle((px, py), 3, fill=colour, class_="point")
@@ -143,8 +147,7 @@ def polar_plot(angles: list[float], series: list[Series], title: str, mirror: bo
         pairs = list(zip(angles, values, strict=True))
         if mirror:
             pairs += [(a + 180, v) for a, v in pairs]
-        group = drawing.g(class_="series", data_series=name)
-        group.set_desc(title=name)
+        group = _series(drawing, name, index)
         points = [
             (
                 round(cx + radius * v / peak * math.cos(math.radians(a)), 2),
@@ -152,7 +155,11 @@ def polar_plot(angles: list[float], series: list[Series], title: str, mirror: bo
             )
             for a, v in pairs
         ]
-        group.add(drawing.polygon(points, stroke=colour, fill=colour, fill_opacity=0.08, class_="curve"))
+        group.add(
+            drawing.polygon(
+                points, stroke=colour, fill=colour, fill_opacity=0.08, class_="curve", **_dash(name, index)
+            )
+        )
         for (px, py), (a, v) in zip(points, pairs, strict=True):
             dot = drawing.circle((px, py), 2.5, fill=colour, class_="point")
             dot.set_desc(title=f"{name} at {_number(a % 360)}°: {_number(v)}")
@@ -191,7 +198,14 @@ def paired_bars(labels: list[str], before: list[float], after: list[float], titl
         drawing.add(group)
     drawing.add(drawing.line((LEFT, y_at(0)), (LEFT + plot_w, y_at(0)), class_="axis"))
     drawing.add(drawing.text(y_label, insert=(LEFT + plot_w / 2, HEIGHT - 8), class_="axis-label"))
-    _legend(drawing, ["before", "after"], LEFT + plot_w - 110, TOP + 4, colours=("#999999", PALETTE[1]))
+    _legend(
+        drawing,
+        ["before", "after"],
+        LEFT + plot_w - 110,
+        TOP + 4,
+        colours=("#999999", PALETTE[1]),
+        classes=("before-line", "after-line"),
+    )
     return drawing.tostring()
 
 
@@ -222,8 +236,7 @@ def histograms(
         drawing.add(drawing.text(_number(tick), insert=(x_at(tick), TOP + plot_h + 14), class_="tick x-tick"))
     for index, ((name, _values), count) in enumerate(zip(samples, counts, strict=True)):
         colour = PALETTE[index % len(PALETTE)]
-        group = drawing.g(class_="series", data_series=name)
-        group.set_desc(title=name)
+        group = _series(drawing, name, index)
         for left, right, n in zip(edges[:-1], edges[1:], count, strict=True):
             if n:
                 rect = drawing.rect(
@@ -231,6 +244,9 @@ def histograms(
                     (x_at(right) - x_at(left), y_at(0) - y_at(n)),
                     fill=colour,
                     fill_opacity=0.55,
+                    stroke=colour,
+                    class_="bar",
+                    **_dash(name, index),
                 )
                 rect.set_desc(title=f"{name}: {n} unit(s) with {x_label} in [{left:.2f}, {right:.2f})")
                 group.add(rect)
@@ -241,12 +257,28 @@ def histograms(
     return drawing.tostring()
 
 
-def _legend(drawing, names: list[str], x: float, y: float, dashed=(), colours=PALETTE) -> None:
+def _series(drawing, name: str, index: int):
+    """The group of one series: class s<N> gives it the theme's N-th colour."""
+    group = drawing.g(class_=f"series s{index % len(PALETTE)}", data_series=name)
+    group.set_desc(title=name)
+    return group
+
+
+def _dash(name: str, index: int, dashed=()) -> dict:
+    pattern = BASELINE_DASH if name in dashed else DASHES[index % len(DASHES)]
+    return {"stroke_dasharray": pattern} if pattern else {}
+
+
+def _legend(drawing, names: list[str], x: float, y: float, dashed=(), colours=PALETTE, classes=()) -> None:
     legend = drawing.g(class_="legend")
     for index, name in enumerate(names):
         colour = colours[index % len(colours)]
+        css = classes[index] if classes else f"s-line s{index % len(PALETTE)}"
         row = y + index * 16
-        style = {"stroke_dasharray": "5,4"} if name in dashed else {}
-        legend.add(drawing.line((x, row + 6), (x + 18, row + 6), stroke=colour, stroke_width=3, **style))
+        style = _dash(name, index, dashed) if not classes else {}
+        line = drawing.line(
+            (x, row + 6), (x + 18, row + 6), stroke=colour, stroke_width=3, class_=css, **style
+        )
+        legend.add(line)
         legend.add(drawing.text(name, insert=(x + 24, row + 10), class_="legend-label"))
     drawing.add(legend)

@@ -54,12 +54,14 @@ class SiteConfig:
     title: str = DEFAULT_TITLE
     description: str = ""
     atlas: tuple[AtlasRequest, ...] = ()
+    search: bool = True  # a Pagefind index and a search page (render/search.py)
 
 
 KEYS = {
     "title": "the site's title, on every page and the index",
     "description": "one sentence under the title on the index",
     "atlas": "models to build an atlas of: {model, layers, featurevis, diversity, examples, dataset}",
+    "search": "true (default) for a search page over the articles and unit pages, false for none",
 }
 ATLAS_KEYS = {
     "model": "model spec (required), e.g. shapes",
@@ -122,6 +124,8 @@ def load_site_config(src: Path, reporter: Reporter) -> SiteConfig:
                     for index, item in enumerate(items)
                     if (request := _atlas(item, f"atlas[{index}]", path, reporter)) is not None
                 )
+            elif key == "search":
+                values[key] = _flag(value_node, key)
             else:
                 values[key] = text_value(value_node, key)
         except Invalid as exc:
@@ -166,6 +170,13 @@ def _layers(node: yaml.Node, where: str) -> tuple[str, ...]:
     if not names:
         raise Invalid(node, f"'{where}' names no layer; leave it out to show every convolutional layer")
     return tuple(names)
+
+
+def _flag(node: yaml.Node, where: str) -> bool:
+    text = text_value(node, where).lower()
+    if text not in ("true", "false"):
+        raise Invalid(node, f"'{where}' must be true or false, not {show_node(node)}")
+    return text == "true"
 
 
 def _count(node: yaml.Node, where: str, low: int, high: int) -> int:

@@ -69,3 +69,28 @@
     if (event.key === "Escape" && box) box.hidden = true;
   });
 })();
+
+// The dark-mode toggle: the reader's choice overrides the system setting and is remembered.
+(function () {
+  "use strict";
+  var button = document.querySelector(".theme-toggle");
+  if (!button) return;
+  var root = document.documentElement;
+  var system = window.matchMedia("(prefers-color-scheme: dark)");
+
+  function dark() {
+    var chosen = root.getAttribute("data-theme");
+    return chosen ? chosen === "dark" : system.matches;
+  }
+  function show() { button.setAttribute("aria-pressed", String(dark())); }
+
+  button.hidden = false;
+  button.addEventListener("click", function () {
+    var theme = dark() ? "light" : "dark";
+    root.setAttribute("data-theme", theme);
+    try { localStorage.setItem("distillgen-theme", theme); } catch (e) {}
+    show();
+  });
+  system.addEventListener("change", show);
+  show();
+})();

@@ -1,0 +1,87 @@
+"""The site's search: a static Pagefind index of the articles and unit pages, built with the
+site, searched in the reader's browser (no server, no CDN).
+
+Pagefind (PyPI `pagefind[bin]`, which ships its binary) indexes the pages marked
+`data-pagefind-body`. The bundle is kept in the cache under a digest of those pages, so a
+rebuild that changed none of them reuses it instead of running Pagefind again.
+
+    <cache>/search/<digest>/    pagefind.js, pagefind-ui.js/css, the index and fragments
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+MARK = "data-pagefind-body"
+# Unit addresses are one word to search for: `mixed3:5`, not `mixed3` and `5`.
+WORD_CHARACTERS = ":"
+
+
+class SearchError(Exception):
+    """Pagefind is missing or failed; the message says how to fix it."""
+
+
+def search_bundle(pages: dict[str, str], folder: Path | None) -> dict[str, Path]:
+    """The search bundle's files by their path in the site (`pagefind/…`), made from the pages
+    (site path -> HTML) that carry MARK; kept under `folder` (None: a temporary folder)."""
+    indexed = {path: html for path, html in sorted(pages.items()) if path.endswith(".html") and MARK in html}
+    digest = hashlib.sha256()
+    for path, html in indexed.items():
+        digest.update(path.encode() + b"\0" + html.encode() + b"\0")
+    digest.update(_executable().encode())  # another Pagefind may write another bundle
+    base = folder if folder is not None and _writable(folder) else _temporary()
+    bundle = base / digest.hexdigest()[:32]
+    if not (bundle / "pagefind-entry.json").is_file():
+        _index(indexed, bundle)
+    files = sorted(p for p in bundle.rglob("*") if p.is_file())
+    return {f"pagefind/{p.relative_to(bundle).as_posix()}": p for p in files}
+
+
+def _index(pages: dict[str, str], bundle: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="distillgen-search-") as scratch:
+        site = Path(scratch) / "site"
+        for path, html in pages.items():
+            target = site / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(html, encoding="utf-8")
+        staging = Path(tempfile.mkdtemp(prefix=f".{bundle.name[:12]}-", dir=bundle.parent))
+        command = [_executable(), "--site", str(site), "--output-path", str(staging)]
+        command += ["--include-characters", WORD_CHARACTERS, "--silent"]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+            if done.returncode != 0:
+                raise SearchError(f"Pagefind failed: {(done.stderr or done.stdout).strip()[-500:]}")
+            os.replace(staging, bundle)  # whole bundles only, like cache entries
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _executable() -> str:
+    try:
+        from pagefind_bin import get_executable
+    except ImportError:
+        raise SearchError(
+            "Pagefind is not installed: pip install 'pagefind[bin]' (or set search: false in distillgen.yml)"
+        ) from None
+    return str(get_executable())
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK)
+
+
+def _temporary() -> Path:
+    """A folder for bundles of builds without a writable cache, removed when the process ends."""
+    folder = Path(tempfile.mkdtemp(prefix="distillgen-search-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
