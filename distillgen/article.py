@@ -102,6 +102,8 @@ class Article:
         self.needs: list[Need] = []  # jobs the entries asked for, in the order they asked
         self.assets: dict[str, Path] = {}  # URL inside the article's folder -> file, after render
         self.cards: dict[str, str] = {}  # hover cards (id -> HTML), after render
+        self.appendix: list[tuple[str, str]] = []  # {appendix} sections (title, HTML), after render
+        self.teaser: Asset | None = None  # the front matter's teaser image, after check
         self._entries: dict[int, Entry] = {}  # id(Directive or Role) -> entry, in reading order
         self._asset_urls: dict[Path, str] = {}
         self._wanted: list[tuple[str, int, str]] = []  # (label, line, how it was referenced)
@@ -191,6 +193,8 @@ class Article:
                 self.doc.path,
                 self.front.lines.get("bibliography", 1),
             )
+        if self.front.teaser:
+            self.teaser = self.asset(self.front.teaser, self.front.lines.get("teaser"))
         context = CheckContext(self)
         tokens = list(self.doc.walk())
         for index, token in enumerate(tokens):
@@ -354,6 +358,7 @@ class Article:
         self._artifacts = artifacts
         self.assets = {url: path for path, url in self._asset_urls.items()}  # Markdown images
         self.cards = {}
+        self.appendix = []
         body, footnote_tokens = _split_footnotes(self.doc.tokens)
         html = self.render_tokens(body)
         footnotes = [Footnote(n, self.render_tokens(t)) for n, t in footnote_tokens]
@@ -369,6 +374,7 @@ class Article:
         self.assets.update(rendered.files)
         for anchor, html in rendered.cards.items():
             self.cards.setdefault(anchor, html)
+        self.appendix += rendered.appendix
         return rendered.html
 
 

@@ -99,10 +99,15 @@ def main() -> None:
 @SRC
 @OUT
 @STRICT
+@click.option(
+    "--archive",
+    is_flag=True,
+    help="Also write each article as one self-contained file, <slug>/index.archive.html.",
+)
 @_compute_options
 @_grant_options
 @_verbosity
-def build(src: Path, out: Path, strict: bool, quiet: bool, verbose: int, **compute) -> None:
+def build(src: Path, out: Path, strict: bool, archive: bool, quiet: bool, verbose: int, **compute) -> None:
     """Build the articles in SRC (default: articles) into a static site.
 
     Figures are computed once and kept in a cache keyed by their content; later builds take
@@ -111,7 +116,7 @@ def build(src: Path, out: Path, strict: bool, quiet: bool, verbose: int, **compu
     if compute["no_cache"] and compute["frozen"]:
         raise click.UsageError("--no-cache recomputes everything and --frozen computes nothing; choose one")
     try:
-        built = run_build(src, out, strict=strict, quiet=quiet, verbose=verbose, **compute)
+        built = run_build(src, out, strict=strict, quiet=quiet, verbose=verbose, archive=archive, **compute)
     except KeyboardInterrupt:
         # The cache holds only whole entries and the site is written last, in one rename.
         click.echo(f"interrupted; the cache keeps what was computed, {out} was left as it was", err=True)
@@ -125,6 +130,7 @@ def run_build(
     out: Path,
     *,
     atlases: tuple = (),
+    archive: bool = False,
     strict: bool,
     quiet: bool,
     verbose: int,
@@ -160,7 +166,7 @@ def run_build(
     )
     try:
         grants = Grants(raw_html=not no_raw_html, roots=allow_roots)
-        result = build_site(src, out, reporter, log, options, cache_dir, grants, atlases)
+        result = build_site(src, out, reporter, log, options, cache_dir, grants, atlases, archive)
     except BuildFailed:
         click.echo(f"build failed: {len(reporter.errors)} error(s); {out} was left as it was", err=True)
         return False

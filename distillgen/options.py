@@ -16,7 +16,17 @@ from typing import Any
 from distillgen.jobs import FeatureVisSettings
 from distillgen.units import UnitRef, is_layer_name, parse_units
 
-LAYOUTS = ("l-body", "l-body-outset", "l-page", "l-page-outset", "l-screen", "l-gutter")
+LAYOUTS = (
+    "l-body",
+    "l-body-outset",
+    "l-middle",
+    "l-page",
+    "l-page-outset",
+    "l-screen",
+    "l-screen-inset",
+    "l-gutter",
+    "side",
+)
 
 
 @dataclass(frozen=True)

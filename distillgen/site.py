@@ -32,8 +32,10 @@ from distillgen.atlas import Atlas, layer_page, model_page, plan_atlases
 from distillgen.cache import Cache
 from distillgen.compute import Catalog, Options, Outcome, compute, records
 from distillgen.diagnostics import BuildFailed, Reporter, describe_os_error
+from distillgen.figures.unitview import links_to_page
 from distillgen.locks import Busy, alive, held
 from distillgen.render import html as html_rules
+from distillgen.render.archive import archive_page
 from distillgen.render.page import environment, render_article, render_index, templates_dir
 from distillgen.render.reuse import Page, Pages, page_key, stamp
 from distillgen.render.search import SearchError, search_bundle
@@ -70,14 +72,16 @@ def build(
     cache_dir: Path | None = None,
     grants: Grants | None = None,
     atlases: tuple[AtlasRequest, ...] = (),
+    archive: bool = False,
 ) -> BuildResult:
     """Build the articles in `src` (None: none, only `atlases`) and the atlases its config or
-    the caller asks for into `out`."""
+    the caller asks for into `out`; with `archive`, each article also as one self-contained
+    file (render/archive.py)."""
     start = time.perf_counter()
     options = options or Options(log=log)
     grants = grants or Grants()
     config = load_site_config(src, reporter) if src is not None else SiteConfig()
-    articles = load_articles(src, reporter, log, grants) if src is not None else []
+    articles = load_articles(src, reporter, log, grants, config) if src is not None else []
     home = src if src is not None else Path.cwd()  # where the cache and the atlases' files are
     cache = Cache(
         cache_dir or home / CACHE,
@@ -104,6 +108,12 @@ def build(
         except SearchError as exc:
             reporter.warning(src, None, f"the site is built without its search page: {exc}", author=False)
             del pages["search/index.html"]
+    if archive:
+        for article in articles:
+            page = f"{article.slug}/index.html"
+            pages[f"{article.slug}/index.archive.html"] = archive_page(
+                page, pages[page], pages, copies, config.url
+            )
     _write_site(out, pages, copies, reporter, options)
     seconds = time.perf_counter() - start
     return BuildResult(
@@ -169,7 +179,8 @@ def _render_site(
     whose inputs are unchanged since an earlier build is taken from `pages_cache`."""
     env = environment()
     env.globals["search"] = site.config.search
-    title = site.config.title
+    config = site.config
+    title, frame = config.title, config.frame  # every page's key holds the frame it is drawn in
     artifacts = outcome.artifacts
     pages: dict[str, str] = {}
     copies: dict[str, Path] = {}
@@ -189,8 +200,8 @@ def _render_site(
     for article in site.articles:
         render(
             f"{article.slug}/index.html",
-            _article_key(article, outcome, title),
-            lambda article=article: _article_page(env, article, outcome, title),
+            _article_key(article, outcome, frame),
+            lambda article=article: _article_page(env, article, outcome, config),
         )
         if article.needs:
             figures = records((need.job.key for need in article.needs), artifacts)
@@ -199,7 +210,7 @@ def _render_site(
             )
     site_map = SiteMap(site.unit_pages)
     for unit_page in site.unit_pages:
-        key = page_key("unit", title, page_inputs(unit_page, artifacts, site_map))
+        key = page_key("unit", frame, page_inputs(unit_page, artifacts, site_map))
         render(
             unit_page.path,
             key,
@@ -210,17 +221,19 @@ def _render_site(
             stamps = [stamp(artifacts[p.image.key]) for p in layer_pages]
             render(
                 atlas.layer_path(layer),
-                page_key("layer", title, atlas.layer_path(layer), stamps),
+                page_key("layer", frame, atlas.layer_path(layer), stamps),
                 lambda a=atlas, name=layer: template("layer.html", layer_page(a, name, artifacts)),
             )
         stamps = [stamp(artifacts[p.image.key]) for ps in atlas.pages.values() for p in ps]
         render(
             atlas.path,
-            page_key("atlas", title, atlas.path, stamps),
+            page_key("atlas", frame, atlas.path, stamps),
             lambda a=atlas: template("atlas.html", model_page(a, artifacts)),
         )
     log(f"rendered {pages_cache.rendered} page(s), {pages_cache.reused} unchanged")
-    pages["index.html"] = render_index(env, site.articles, site.atlases, site.config)
+    teasers, teaser_files = _teasers(site.articles, artifacts)
+    pages["index.html"] = render_index(env, site.articles, site.atlases, config, teasers)
+    copies.update(teaser_files)
     if site.config.search:
         pages["search/index.html"] = env.get_template("search.html").render(
             version=__version__, site_title=title, static="../static", home="../index.html"
@@ -232,13 +245,30 @@ def _render_site(
     return pages, copies
 
 
-def _article_key(article: Article, outcome: Outcome, site_title: str) -> str:
+def _teasers(articles: list[Article], artifacts: dict) -> tuple[dict[str, str], dict[str, Path]]:
+    """The index's image of each article (slug -> site path): its teaser, else its first
+    feature visualization; and the files the index copies for them."""
+    urls: dict[str, str] = {}
+    files: dict[str, Path] = {}
+    for article in articles:
+        job = next((n.job for n in article.needs if links_to_page(n.job)), None)
+        if article.teaser is not None:
+            urls[article.slug] = f"{article.slug}/{article.teaser.url}"
+        elif job is not None:
+            artifact = artifacts[job.key]
+            name = artifact.result(job).images[0]
+            urls[article.slug] = f"index/{job.key[:16]}-{name}"
+            files[urls[article.slug]] = artifact.file(name)
+    return urls, files
+
+
+def _article_key(article: Article, outcome: Outcome, frame: str) -> str:
     """Everything an article's page is made of: its source, its bibliography, its local
     images (their URLs carry their content's digest) and the artifacts its figures show."""
     bibliography = article.front.bibliography
     return page_key(
         "article",
-        site_title,
+        frame,
         article.slug,
         article.doc.source,
         bibliography.read_text(encoding="utf-8", errors="replace") if bibliography else None,
@@ -247,17 +277,23 @@ def _article_key(article: Article, outcome: Outcome, site_title: str) -> str:
     )
 
 
-def _article_page(env, article: Article, outcome: Outcome, site_title: str) -> Page:
+def _article_page(env, article: Article, outcome: Outcome, config: SiteConfig) -> Page:
     body, footnotes, references = article.render(outcome.artifacts)
-    html = render_article(env, article, body, footnotes, references, site_title)
+    html = render_article(env, article, body, footnotes, references, config)
     return Page(html, {f"{article.slug}/{url}": path for url, path in article.assets.items()})
 
 
 def load_articles(
-    src: Path, reporter: Reporter, log: Callable[[str], None], grants: Grants | None = None
+    src: Path,
+    reporter: Reporter,
+    log: Callable[[str], None],
+    grants: Grants | None = None,
+    config: SiteConfig | None = None,
 ) -> list[Article]:
-    """Parse and check every `*.md` in `src`; problems go to `reporter`."""
+    """Parse and check every `*.md` in `src` (with the site config's defaults); problems go to
+    `reporter`."""
     grants = grants or Grants()
+    config = config or SiteConfig()
     if not src.is_dir():
         reporter.error(src, None, "source folder not found")
         return []
@@ -278,6 +314,7 @@ def load_articles(
         if not grants.raw_html:
             refuse_raw_html(doc, reporter)
         front = parse_front_matter(doc.front_matter_text, path, doc.front_matter_line, reporter, doc.roots)
+        front = config.defaults_for(front)
         article = Article(doc, front, md, reporter)
         article.check()
         articles.append(article)

@@ -156,3 +156,216 @@ def test_search_can_be_turned_off_and_its_setting_is_checked(tmp_path: Path):
     result = run_cli("build", str(src), "-o", str(out), "--cache-dir", str(tmp_path / "cache"))
     assert result.exit_code == 1
     assert "distillgen.yml:2: error: 'search' must be true or false, not 'sometimes'" in result.stderr
+
+
+# -- Distill parity ------------------------------------------------------------------------------
+
+PARITY_CONFIG = """
+title: Circuits Notes
+url: https://notes.example.org/circuits
+authors:
+  - name: Ada Lovelace
+    affiliations: [Analytical Engines]
+"""
+
+PARITY = """
+---
+title: A Parity Check
+description: Every part of a Distill article.
+abstract: The abstract, distinct from the description.
+teaser: scale.svg
+date: 2026-11-20
+updated: 2026-11-25
+changelog:
+  - {date: 2026-11-25, text: Fixed the second figure.}
+doi: 10.1234/parity.1
+license: CC-BY 4.0
+bibliography: refs.bib
+---
+
+## Body
+
+A {hover}`circuit (features connected by weights)` as in {cite}`olah2020zoom`.
+
+```{figure} scale.svg
+:layout: l-middle
+:alt: a colour scale
+A scale.
+```
+
+```{appendix} Acknowledgments
+We thank the *reviewers*.
+```
+
+```{appendix} Author Contributions
+Everyone did everything.
+```
+"""
+
+
+@pytest.fixture
+def parity_site(site, tmp_path) -> Path:
+    write(site / "distillgen.yml", PARITY_CONFIG)
+    write(site / "parity.md", PARITY)
+    out = tmp_path / "out"
+    result = run_cli("build", str(site), "-o", str(out), "--cache-dir", str(tmp_path / "cache"), "--strict")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_a_page_has_what_a_distill_article_has(parity_site):
+    html = (parity_site / "parity" / "index.html").read_text()
+    body = html[html.index('<article class="d-article"') : html.index("</article>")]
+    appendix = html[html.index('<footer class="d-appendix"') :]
+    title_block = html[html.index('<div class="d-title"') : html.index('<div class="d-byline">')]
+    # The abstract opens the body; the teaser sits in the title block and is published.
+    assert body.index('<p class="abstract">The abstract, distinct from the description.</p>') < body.index(
+        "<h2"
+    )
+    teaser = re.search(r'<figure class="teaser l-page"><img src="(assets/scale-[0-9a-f]+\.svg)"', title_block)
+    assert teaser and (parity_site / "parity" / teaser[1]).is_file()
+    # Appendix sections leave the body and the table of contents, in the order written.
+    assert "Acknowledgments" not in body and "reviewers" not in body
+    assert appendix.index(">Acknowledgments</h3>") < appendix.index(">Author Contributions</h3>")
+    assert "<em>reviewers</em>" in appendix
+    assert '<h3 id="updates">Updates and Corrections</h3>' in appendix
+    assert (
+        "November 25, 2025" not in appendix
+        and "November 25, 2026</time>: Fixed the second figure." in appendix
+    )
+    assert "CC-BY 4.0" in appendix
+    # The citation: short form and BibTeX with journal, year, URL and DOI.
+    assert "Lovelace, &#34;A Parity Check&#34;, Circuits Notes, 2026." in appendix
+    for field in (
+        "journal = {Circuits Notes}",
+        "year = {2026}",
+        "note = {https://notes.example.org/circuits/parity/}",
+        "doi = {10.1234/parity.1}",
+    ):
+        assert field in appendix
+    # Scholar's tags, the canonical link, the site's default author, layouts, the hover term.
+    for tag in (
+        '<link rel="canonical" href="https://notes.example.org/circuits/parity/">',
+        '<meta name="citation_doi" content="10.1234/parity.1">',
+        '<meta name="citation_author" content="Ada Lovelace">',
+        '<meta name="citation_author_institution" content="Analytical Engines">',
+        '<meta name="citation_journal_title" content="Circuits Notes">',
+        '<meta name="citation_reference" content="citation_title=Zoom In: An Introduction to Circuits;',
+    ):
+        assert tag in html
+    assert '<figure class="l-middle" id=' in body or '<figure class="l-middle">' in body
+    assert '<span class="hover-term" tabindex="0" data-hover-ref="hover-' in body
+    index = (parity_site / "index.html").read_text()
+    assert re.search(r'<img src="parity/assets/scale-[0-9a-f]+\.svg"', index)  # the teaser on the index
+
+
+@pytest.mark.browser
+def test_a_hover_term_opens_its_box_from_the_keyboard(open_page, parity_site):
+    page, problems = open_page((parity_site / "parity" / "index.html").as_uri())
+    page.focus(".hover-term")
+    page.wait_for_selector(".hover-box:not([hidden])")
+    assert page.text_content(".hover-box") == "features connected by weights"
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "See {hover}`circuit`.",
+            "parity.md:5: error: {hover}`circuit` needs the explanation in parentheses",
+        ),
+        ("```{appendix}\nText.\n```", "parity.md:5: error: {appendix} needs"),
+    ],
+)
+def test_parity_mistakes_are_path_line_errors(site, tmp_path, text, expected):
+    write(site / "parity.md", f"---\ntitle: P\n---\n\n{text}\n")
+    result = run_cli("build", str(site), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert any(line.split("src/", 1)[-1].startswith(expected) for line in result.stderr.splitlines()), (
+        result.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    ("config", "front", "expected"),
+    [
+        (
+            "url: javascript:alert(1)\n",
+            "",
+            "distillgen.yml:1: error: 'url' must be the site's https:// address",
+        ),
+        (
+            "",
+            "changelog:\n  - {date: yesterday, text: X}\n",
+            "parity.md:4: error: front matter 'changelog[0].date'",
+        ),
+        ("", "updated: soon\n", "parity.md:3: error: front matter 'updated' must be a date"),
+    ],
+)
+def test_site_config_and_front_matter_values_are_checked(site, tmp_path, config, front, expected):
+    write(site / "distillgen.yml", config or "title: T\n")
+    write(site / "parity.md", f"---\ntitle: P\n{front}---\n\nText.\n")
+    result = run_cli("build", str(site), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert any(line.split("src/", 1)[-1].startswith(expected) for line in result.stderr.splitlines()), (
+        result.stderr
+    )
+
+
+# -- the archive and print --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def example_archive(example_build, tmp_path_factory) -> Path:
+    """The example site again (its figures cached by `example_build`), with --archive."""
+    from tests.conftest import ARTICLES
+
+    out = tmp_path_factory.mktemp("archive") / "build"
+    result = run_cli("build", str(ARTICLES), "-o", str(out), "--archive", "-q")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.browser
+def test_the_archive_opens_from_a_disk_with_every_figure_and_no_request(browser, example_archive, tmp_path):
+    # Alone in an empty folder: nothing beside it to load, nothing from the network.
+    archive = tmp_path / "zoom-in-shapes.html"
+    archive.write_bytes((example_archive / "zoom-in-shapes" / "index.archive.html").read_bytes())
+    context = browser.new_context()
+    requests: list[str] = []
+    context.route(
+        "**/*",
+        lambda route: (
+            route.continue_()
+            if route.request.url == archive.as_uri()
+            else (requests.append(route.request.url), route.abort())
+        ),
+    )
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.goto(archive.as_uri())
+    page.wait_for_load_state("load")
+    page.wait_for_function("[...document.images].every(i => i.complete)")
+    images = page.evaluate("[...document.images].map(i => i.complete && i.naturalWidth > 0)")
+    figures = page.evaluate("document.querySelectorAll('figure').length")
+    context.close()
+    assert requests == [] and problems == []
+    assert images and all(images)
+    published = (example_archive / "zoom-in-shapes" / "index.html").read_text()
+    assert figures == published.count("<figure") and figures >= 10
+
+
+@pytest.mark.browser
+def test_a_printed_article_keeps_every_numbered_figure(open_page, example_build, tmp_path):
+    from pypdf import PdfReader
+
+    page, _ = open_page((example_build / "zoom-in-shapes" / "index.html").as_uri())
+    numbered = page.evaluate("document.querySelectorAll('figure .figure-number').length")
+    pdf = tmp_path / "article.pdf"
+    page.pdf(path=str(pdf), format="A4", print_background=True)
+    text = " ".join(p.extract_text() for p in PdfReader(pdf).pages)
+    printed = set(re.findall(r"Figure (\d+)", text))
+    assert numbered >= 10
+    assert printed >= {str(n) for n in range(1, numbered + 1)}

@@ -7,12 +7,14 @@ contract), and one line in DIRECTIVES or ROLES below.
 from __future__ import annotations
 
 from distillgen.figures.ablation import Ablation
+from distillgen.figures.appendix import Appendix
 from distillgen.figures.base import DirectiveKind, RoleKind
 from distillgen.figures.circuit import Circuit
 from distillgen.figures.cite import Cite, CiteParenthetical, CiteTextual
 from distillgen.figures.examples import Examples
 from distillgen.figures.featurevis import FeatureVis
 from distillgen.figures.figure import Figure
+from distillgen.figures.hover import Hover
 from distillgen.figures.note import Aside, Note
 from distillgen.figures.numref import NumRef, Ref
 from distillgen.figures.tuning import Tuning
@@ -22,8 +24,20 @@ from distillgen.figures.weights import Weights
 
 DIRECTIVES: dict[str, DirectiveKind] = {
     kind.name: kind()
-    for kind in (Figure, Note, Aside, FeatureVis, Weights, Circuit, Tuning, Examples, Ablation, Universality)
+    for kind in (
+        Figure,
+        Note,
+        Aside,
+        Appendix,
+        FeatureVis,
+        Weights,
+        Circuit,
+        Tuning,
+        Examples,
+        Ablation,
+        Universality,
+    )
 }
 ROLES: dict[str, RoleKind] = {
-    kind.name: kind() for kind in (Cite, CiteParenthetical, CiteTextual, NumRef, Ref, Unit)
+    kind.name: kind() for kind in (Cite, CiteParenthetical, CiteTextual, NumRef, Ref, Unit, Hover)
 }

@@ -53,6 +53,7 @@ class Rendered:
     html: str
     files: Mapping[str, Path] = field(default_factory=dict)  # URL in the article's folder -> file
     cards: Mapping[str, str] = field(default_factory=dict)  # hover card anchor -> HTML
+    appendix: tuple[tuple[str, str], ...] = ()  # (title, HTML) sections for the appendix
 
 
 def jobs_of(planned: object) -> tuple:

@@ -157,9 +157,14 @@ class RenderContext:
     caption: list[Token] = field(default_factory=list)
     _files: dict[str, Path] = field(default_factory=dict)
     _cards: dict[str, str] = field(default_factory=dict)
+    _appendix: list[tuple[str, str]] = field(default_factory=list)
 
     def rendered(self, html: str) -> Rendered:
-        return Rendered(html, dict(self._files), dict(self._cards))
+        return Rendered(html, dict(self._files), dict(self._cards), tuple(self._appendix))
+
+    def appendix(self, title: str, html: str) -> None:
+        """A section of the article's appendix (after the body, before the footnotes)."""
+        self._appendix.append((title, html))
 
     def markdown(self, tokens: list[Token]) -> str:
         return self._article.render_tokens(tokens)

@@ -104,6 +104,19 @@ class Bibliography:
             html += f' URL: <a href="{escape(url)}">{escape(url)}</a>.'
         return html
 
+    def scholar_reference(self, key: str) -> str:
+        """The entry as Google Scholar's `citation_reference` meta tag reads it."""
+        entry = self._data.entries[key]
+        fields = entry.fields
+        parts = [("citation_title", _plain(fields.get("title", "")))]
+        parts += [("citation_author", _plain(str(person))) for person in entry.persons.get("author") or []]
+        parts += [
+            ("citation_journal_title", _plain(fields.get("journal") or fields.get("booktitle") or "")),
+            ("citation_publication_date", fields.get("year", "")),
+            ("citation_doi", fields.get("doi", "")),
+        ]
+        return ";".join(f"{name}={value}" for name, value in parts if value)
+
     def short_authors(self, key: str) -> str:
         """'Olah et al.' / 'Cammarata and Olah' / the title when there are no authors."""
         entry = self._data.entries[key]

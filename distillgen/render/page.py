@@ -13,6 +13,7 @@ import jinja2
 from distillgen import __version__
 from distillgen.article import Article, Footnote, Heading, Reference
 from distillgen.source.frontmatter import FrontMatter
+from distillgen.source.siteconfig import SiteConfig
 
 
 def templates_dir() -> Path:
@@ -54,27 +55,41 @@ def render_article(
     body: str,
     footnotes: list[Footnote],
     references: list[Reference],
-    site_title: str,
+    config: SiteConfig,
 ) -> str:
+    url = config.article_url(article.slug)
+    bibliography = article.bibliography
+    scholar_references = [bibliography.scholar_reference(r.key) for r in references] if bibliography else []
     return env.get_template("article.html").render(
         version=__version__,
         static="../static",
         home="../index.html",
-        site_title=site_title,
+        site_title=config.title,
+        url=url,
         front=article.front,
+        teaser=article.teaser.url if article.teaser else None,
         toc=table_of_contents(article.headings),
         body=body,
+        appendix=article.appendix,
         footnotes=footnotes,
         references=references,
-        cite_short=citation_text(article.front),
-        cite_bibtex=citation_bibtex(article.front, article.slug),
+        scholar_references=scholar_references,
+        cite_short=citation_text(article.front, config.title),
+        cite_bibtex=citation_bibtex(article.front, article.slug, config.title, url),
         cards=article.cards,
         figures_json="figures.json" if article.needs else None,
     )
 
 
-def render_index(env: jinja2.Environment, articles: list[Article], atlases: list, config) -> str:
-    """The site's front page: its articles, newest first, then its atlases (atlas.py)."""
+def render_index(
+    env: jinja2.Environment,
+    articles: list[Article],
+    atlases: list,
+    config: SiteConfig,
+    teasers: dict[str, str],
+) -> str:
+    """The site's front page: its articles, newest first, each with its teaser image (`teasers`:
+    slug -> URL), then its atlases (atlas.py)."""
     ordered = sorted(articles, key=lambda a: (a.front.date or dt.date.min, a.slug), reverse=True)
     return env.get_template("index.html").render(
         version=__version__,
@@ -82,27 +97,31 @@ def render_index(env: jinja2.Environment, articles: list[Article], atlases: list
         home="index.html",
         site_title=config.title,
         description=config.description,
+        url=config.url,
         articles=ordered,
+        teasers=teasers,
         atlases=atlases,
     )
 
 
-def citation_text(front: FrontMatter) -> str:
-    """Distill's short form: 'Olah, et al., "Zoom In", 2020.'"""
+def citation_text(front: FrontMatter, journal: str) -> str:
+    """Distill's short form: 'Olah, et al., "Zoom In", Distill, 2020.'"""
     names = [a.name.split()[-1] for a in front.authors]
     who = f"{names[0]}, et al., " if len(names) > 2 else f"{' & '.join(names)}, " if names else ""
     year = f", {front.date.year}" if front.date else ""
-    return f'{who}"{front.title}"{year}.'
+    return f'{who}"{front.title}", {journal}{year}.'
 
 
-def citation_bibtex(front: FrontMatter, slug: str) -> str:
+def citation_bibtex(front: FrontMatter, slug: str, journal: str, url: str) -> str:
     first = front.authors[0].name.split()[-1].lower() if front.authors else slug
     word = next((w for w in re.findall(r"[a-z]+", front.title.lower()) if len(w) > 3), "article")
     year = str(front.date.year) if front.date else ""
     fields = [
         ("author", " and ".join(_last_first(a.name) for a in front.authors)),
         ("title", front.title),
+        ("journal", journal),
         ("year", year),
+        ("note", url),
         ("doi", front.doi or ""),
     ]
     body = ",\n".join(f"  {key} = {{{value}}}" for key, value in fields if value)

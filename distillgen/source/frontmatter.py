@@ -26,10 +26,22 @@ class Author:
     affiliations: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Change:
+    """One entry of "Updates and Corrections"."""
+
+    date: dt.date
+    text: str
+
+
 @dataclass
 class FrontMatter:
     title: str
     description: str = ""
+    abstract: str = ""  # a paragraph at the top of the article, distinct from the description
+    teaser: str | None = None  # an image for the title block and the index, as written
+    updated: dt.date | None = None
+    changelog: list[Change] = field(default_factory=list)
     authors: list[Author] = field(default_factory=list)
     date: dt.date | None = None
     doi: str | None = None
@@ -53,8 +65,12 @@ class FrontMatter:
 KEYS = {
     "title": "the article's title (required)",
     "description": "one sentence shown under the title and in the index",
+    "abstract": "a paragraph that opens the article (and its Scholar abstract)",
+    "teaser": "an image shown in the title block and on the index, relative to the article",
     "authors": "a list of names or of {name, url, affiliations}",
     "date": "publication date, YYYY-MM-DD",
+    "updated": "date of the last update, YYYY-MM-DD (shown under Updates and Corrections)",
+    "changelog": "a list of {date: YYYY-MM-DD, text: what changed}, for Updates and Corrections",
     "doi": "the article's DOI, e.g. 10.23915/distill.00024",
     "bibliography": "path of a BibTeX file, relative to the article",
     "license": "licence of the text, e.g. CC-BY 4.0",
@@ -156,12 +172,13 @@ def _set(
     if key == "authors":
         if not isinstance(node, yaml.SequenceNode):
             raise Invalid(node, "'authors' must be a list")
-        fm.authors = [_author(n, f"authors[{i}]") for i, n in enumerate(node.value)]
-    elif key == "date":
-        try:
-            fm.date = dt.date.fromisoformat(text_value(node, key))
-        except ValueError:
-            raise Invalid(node, f"'date' must be a date like 2026-11-24, not {show_node(node)}") from None
+        fm.authors = [author_value(n, f"authors[{i}]") for i, n in enumerate(node.value)]
+    elif key in ("date", "updated"):
+        setattr(fm, key, _date(node, key))
+    elif key == "changelog":
+        if not isinstance(node, yaml.SequenceNode):
+            raise Invalid(node, "'changelog' must be a list of {date: YYYY-MM-DD, text: what changed}")
+        fm.changelog = [_change(item, f"changelog[{i}]") for i, item in enumerate(node.value)]
     elif key == "bibliography":
         fm.bibliography = _inside(node, key, path.parent, roots)
     elif key == "model":
@@ -207,7 +224,24 @@ def model_spec_value(node: yaml.Node, path: Path) -> str:
     return text
 
 
-def _author(node: yaml.Node, where: str) -> Author:
+def _date(node: yaml.Node, where: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text_value(node, where))
+    except ValueError:
+        raise Invalid(node, f"'{where}' must be a date like 2026-11-24, not {show_node(node)}") from None
+
+
+def _change(node: yaml.Node, where: str) -> Change:
+    if not isinstance(node, yaml.MappingNode):
+        raise Invalid(node, f"'{where}' must be a mapping like {{date: 2026-11-24, text: Fixed a typo}}")
+    fields = {str(k.value): v for k, v in node.value}
+    unknown = [name for name in fields if name not in ("date", "text")]
+    if unknown or set(fields) != {"date", "text"}:
+        raise Invalid(node, f"'{where}' needs exactly 'date' and 'text'")
+    return Change(_date(fields["date"], f"{where}.date"), text_value(fields["text"], f"{where}.text"))
+
+
+def author_value(node: yaml.Node, where: str) -> Author:
     if isinstance(node, yaml.ScalarNode):
         return Author(name=text_value(node, where))
     if not isinstance(node, yaml.MappingNode):

@@ -12,6 +12,7 @@ Optional: without it a site is built as before. Errors are `path:line` like fron
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,12 @@ from typing import Any
 import yaml
 
 from distillgen.diagnostics import Reporter, suggest
+from distillgen.safety import url_problem
 from distillgen.source.frontmatter import (
+    Author,
+    FrontMatter,
     Invalid,
+    author_value,
     featurevis_options,
     model_spec_value,
     repeated_keys,
@@ -53,13 +58,37 @@ class AtlasRequest:
 class SiteConfig:
     title: str = DEFAULT_TITLE
     description: str = ""
+    url: str = ""  # where the site is published: canonical links, citations, Scholar tags
+    authors: tuple[Author, ...] = ()  # for articles whose front matter names none
+    model: str | None = None  # the default model of every article's figures
+    featurevis: dict[str, Any] = field(default_factory=dict)  # defaults for every article
     atlas: tuple[AtlasRequest, ...] = ()
     search: bool = True  # a Pagefind index and a search page (render/search.py)
+
+    @property
+    def frame(self) -> str:
+        """What every page's frame (header, defaults, links) depends on: for the page cache."""
+        return repr(dataclasses.replace(self, atlas=()))
+
+    def article_url(self, slug: str) -> str:
+        """The article's public address, or '' when the site's `url` is not set."""
+        return f"{self.url.rstrip('/')}/{slug}/" if self.url else ""
+
+    def defaults_for(self, front: FrontMatter) -> FrontMatter:
+        """The article's front matter with the site's defaults where it is silent."""
+        front.authors = front.authors or list(self.authors)
+        front.model = front.model or self.model
+        front.featurevis = {**self.featurevis, **front.featurevis}
+        return front
 
 
 KEYS = {
     "title": "the site's title, on every page and the index",
     "description": "one sentence under the title on the index",
+    "url": "where the site is published, e.g. https://example.org/notes (canonical links, citations)",
+    "authors": "default authors of articles whose front matter names none (as in front matter)",
+    "model": "default model spec for every article's figures",
+    "featurevis": "defaults for every article's feature visualizations, e.g. {steps: 256}",
     "atlas": "models to build an atlas of: {model, layers, featurevis, diversity, examples, dataset}",
     "search": "true (default) for a search page over the articles and unit pages, false for none",
 }
@@ -126,6 +155,20 @@ def load_site_config(src: Path, reporter: Reporter) -> SiteConfig:
                 )
             elif key == "search":
                 values[key] = _flag(value_node, key)
+            elif key == "url":
+                values[key] = _site_url(value_node)
+            elif key == "authors":
+                if not isinstance(value_node, yaml.SequenceNode):
+                    raise Invalid(value_node, "'authors' must be a list")
+                values[key] = tuple(author_value(n, f"authors[{i}]") for i, n in enumerate(value_node.value))
+            elif key == "model":
+                values[key] = model_spec_value(value_node, path)
+            elif key == "featurevis":
+                if not isinstance(value_node, yaml.MappingNode):
+                    raise Invalid(value_node, "'featurevis' must be a mapping, e.g. {steps: 256}")
+                values[key] = featurevis_options(
+                    value_node, lambda bad, message: reporter.error(path, line_of(bad), message)
+                )
             else:
                 values[key] = text_value(value_node, key)
         except Invalid as exc:
@@ -170,6 +213,13 @@ def _layers(node: yaml.Node, where: str) -> tuple[str, ...]:
     if not names:
         raise Invalid(node, f"'{where}' names no layer; leave it out to show every convolutional layer")
     return tuple(names)
+
+
+def _site_url(node: yaml.Node) -> str:
+    url = text_value(node, "url")
+    if not url.startswith(("https://", "http://")) or url_problem(url):
+        raise Invalid(node, f"'url' must be the site's https:// address, not {show_node(node)}")
+    return url
 
 
 def _flag(node: yaml.Node, where: str) -> bool:
