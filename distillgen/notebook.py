@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 import mimetypes
 import re
 import warnings
@@ -80,7 +81,9 @@ class Project:
         text = directive_text(kind, model, argument, options, caption)
         reporter = Reporter()
         article = self._article(text, reporter)
-        cache = Cache(self.cache, warn=lambda path, message: reporter.warning(path, None, message, author=False))
+        cache = Cache(
+            self.cache, warn=lambda path, message: reporter.warning(path, None, message, author=False)
+        )
         catalog = Catalog(cache)
         try:
             _raise_errors(reporter)
@@ -101,7 +104,8 @@ class Project:
             html=_inline_files(body.strip(), article.assets),
             jobs=jobs,
             results=tuple(outcome.artifacts[job.key].result(job) for job in jobs),
-            record=records((job.key for job in jobs), outcome.artifacts),
+            # as figures.json holds them, whether computed now (tuples) or read from the cache
+            record=json.loads(json.dumps(records((job.key for job in jobs), outcome.artifacts))),
             computed=outcome.computed,
             cached=outcome.cached,
         )
@@ -111,7 +115,9 @@ class Project:
         md = html_rules.install(make_parser())
         folder = self.articles.resolve()
         doc = parse_text(f"---\ntitle: Notebook\n---\n{text}", folder / "notebook.md", md, roots=(folder,))
-        front = parse_front_matter(doc.front_matter_text, doc.path, doc.front_matter_line, reporter, doc.roots)
+        front = parse_front_matter(
+            doc.front_matter_text, doc.path, doc.front_matter_line, reporter, doc.roots
+        )
         article = Article(doc, front, md, reporter)
         article.check()
         return article
@@ -149,7 +155,9 @@ class Figure:
         return f'<div class="{SCOPE}"><style>{page_css()}</style>{self.html}</div>'
 
 
-def directive_text(kind: str, model: str, argument: str, options: dict[str, object], caption: str = "") -> str:
+def directive_text(
+    kind: str, model: str, argument: str, options: dict[str, object], caption: str = ""
+) -> str:
     """```{kind} argument, `:model:` and an option per keyword (`other_layer` is
     `:other-layer:`), the caption, and the closing fence."""
     if kind not in DIRECTIVES:
