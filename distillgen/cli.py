@@ -336,23 +336,26 @@ def atlas(
 
 def _featurevis_settings(pairs: tuple[str, ...]) -> dict:
     """`--featurevis steps=256 --featurevis size=64`, parsed like {featurevis}'s options."""
-    from distillgen.diagnostics import suggest
     from distillgen.options import FEATUREVIS_SETTINGS
 
-    declared = {option.name: option for option in FEATUREVIS_SETTINGS}
+    return _key_values(pairs, {o.name: o.parse for o in FEATUREVIS_SETTINGS}, "settings", "--featurevis")
+
+
+def _key_values(pairs: tuple[str, ...], parsers: dict, what: str, option: str) -> dict:
+    """The KEY=VALUE pairs of a repeatable option, each value parsed by its key's parser."""
+    from distillgen.diagnostics import suggest
+
     chosen = {}
     for pair in pairs:
         name, equals, value = pair.partition("=")
         name = name.strip()
-        if not equals or name not in declared:
-            hint = suggest(name, declared) if equals else " (write KEY=VALUE)"
-            raise click.BadParameter(
-                f"'{pair}'{hint}; known settings: {', '.join(declared)}", param_hint="--featurevis"
-            )
+        if not equals or name not in parsers:
+            hint = suggest(name, parsers) if equals else " (write KEY=VALUE)"
+            raise click.BadParameter(f"'{pair}'{hint}; known {what}: {', '.join(parsers)}", param_hint=option)
         try:
-            chosen[name] = declared[name].parse(value.strip())
+            chosen[name] = parsers[name](value.strip())
         except ValueError as exc:
-            raise click.BadParameter(f"{name}: {exc}", param_hint="--featurevis") from None
+            raise click.BadParameter(f"{name}: {exc}", param_hint=option) from None
     return chosen
 
 
@@ -595,10 +598,11 @@ def verify(
         chosen = figures if count is None else sample(figures, count, seed)
         report.figures = len(figures)
         echo(f"verifying {len(chosen)} of {len(figures)} figure(s)")
-        report.checks = []
         verify_figures(chosen, catalog, reporter, options, limits, checked)
     except BuildFailed:
-        click.echo(f"verify failed: {len(reporter.errors)} error(s); build the site first", err=True)
+        uncached = any("is not in the cache" in error.message for error in reporter.errors)
+        hint = "; verify compares with the cache: build the site first" if uncached else ""
+        click.echo(f"verify failed: {len(reporter.errors)} error(s){hint}", err=True)
         sys.exit(1)
     finally:
         options.executor.close()
@@ -616,22 +620,6 @@ def verify(
 
 def _tolerances(pairs: tuple[str, ...]) -> dict[str, float]:
     """`--tolerance featurevis=0.3`, one per kind."""
-    from distillgen.diagnostics import suggest
-    from distillgen.verify import TOLERANCES
+    from distillgen.verify import TOLERANCES, tolerance
 
-    chosen = {}
-    for pair in pairs:
-        kind, equals, value = pair.partition("=")
-        kind = kind.strip()
-        if not equals or kind not in TOLERANCES:
-            hint = suggest(kind, TOLERANCES) if equals else " (write KIND=VALUE)"
-            raise click.BadParameter(
-                f"'{pair}'{hint}; kinds: {', '.join(TOLERANCES)}", param_hint="--tolerance"
-            )
-        try:
-            chosen[kind] = float(value)
-        except ValueError:
-            raise click.BadParameter(f"{kind}: '{value}' is not a number", param_hint="--tolerance") from None
-        if not chosen[kind] >= 0:
-            raise click.BadParameter(f"{kind}: a tolerance is 0 or more", param_hint="--tolerance")
-    return chosen
+    return _key_values(pairs, dict.fromkeys(TOLERANCES, tolerance), "kinds", "--tolerance")

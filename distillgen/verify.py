@@ -51,6 +51,19 @@ TOLERANCES = {
     "ablation": 0.02,  # two percentage points of effect
     "universality": 0.0,  # the same partners
 }
+
+
+def tolerance(value: str) -> float:
+    """A tolerance as written (`--tolerance featurevis=0.3`): a number, 0 or more."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not number >= 0 or math.isinf(number):
+        raise ValueError(f"expected a number, 0 or more, not '{value}'")
+    return number
+
+
 VERSIONED = ("torch", "torchvision", "torch-lucent", "distillgen")
 
 
