@@ -162,7 +162,10 @@ class Report:
 
 
 def article_figures(
-    src: Path, reporter: Reporter, cache_dir: Path | None = None, log: Callable[[str], None] = print
+    src: Path,
+    reporter: Reporter,
+    cache_dir: Path | None = None,
+    log: Callable[[str], None] = lambda message: None,
 ) -> tuple[list[Figure], Catalog]:
     """The articles' figures as a `--frozen` build finds them (BuildFailed after errors), each
     artifact once, in reading order; and the catalog that described their models."""
