@@ -349,6 +349,11 @@ class Article:
             entry.value = entry.kind.follow_up(entry.value, context)
             self._need(jobs_of(entry.value)[len(before) :], entry.line)
 
+    def figures(self) -> list[tuple[str, int, object]]:
+        """Each figure that computes something, in reading order: its kind's name, its line and
+        its latest planned value (whose `jobs` are its artifacts)."""
+        return [(e.kind.name, e.line, e.value) for e in self._entries.values() if jobs_of(e.value)]
+
     def _need(self, jobs: tuple, line: int) -> None:
         self.needs += [Need(job, self.doc.path, line) for job in jobs]
 

@@ -58,9 +58,17 @@ class Artifact:
 
 
 class Cache:
-    def __init__(self, root: Path, warn: Callable[[Path, str], None] = lambda path, message: None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        warn: Callable[[Path, str], None] = lambda path, message: None,
+        readonly: bool = False,
+    ) -> None:
         self.root = root
         self._warn = warn
+        # `distillgen verify` and nothing else: damaged entries are reported, never moved, and
+        # model descriptions and speeds are not stored.
+        self.readonly = readonly
 
     def _folder(self, key: str) -> Path:
         return self.root / "objects" / key[:2] / key
@@ -84,6 +92,9 @@ class Cache:
     def quarantine(self, key: str, reason: str) -> None:
         """Move a damaged entry aside (kept for inspection) so that it is computed again."""
         folder = self._folder(key)
+        if self.readonly:
+            self._warn(folder, f"damaged cache entry ({reason})")
+            return
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         target = self.root / QUARANTINE / f"{key}-{stamp}"
         try:
@@ -157,6 +168,8 @@ class Cache:
             probe.flush()
 
     def _put_json(self, path: Path, data: object) -> None:
+        if self.readonly:
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.stem[:12]}-", dir=path.parent)
         try:

@@ -28,6 +28,20 @@ STRICT = click.option("--strict", is_flag=True, help="Treat warnings as errors."
 def _compute_options(f):
     """Where figures are computed and cached: shared by build and serve."""
     f = click.option(
+        "--no-wait",
+        is_flag=True,
+        help="Fail instead of waiting when another build uses the same cache or output folder.",
+    )(f)
+    f = click.option(
+        "--frozen", is_flag=True, help="Never compute: fail, listing the figures missing from the cache."
+    )(f)
+    f = click.option("--no-cache", is_flag=True, help="Recompute every figure (and refresh the cache).")(f)
+    return _engine_options(f)
+
+
+def _engine_options(f):
+    """Where figures are computed, and the cache: shared by build, serve and verify."""
+    f = click.option(
         "--ray-address",
         envvar="RAY_ADDRESS",
         metavar="HOST:PORT",
@@ -44,15 +58,6 @@ def _compute_options(f):
     f = click.option(
         "--yes", "confirmed", is_flag=True, help="Start computing even when it is estimated at over an hour."
     )(f)
-    f = click.option(
-        "--no-wait",
-        is_flag=True,
-        help="Fail instead of waiting when another build uses the same cache or output folder.",
-    )(f)
-    f = click.option(
-        "--frozen", is_flag=True, help="Never compute: fail, listing the figures missing from the cache."
-    )(f)
-    f = click.option("--no-cache", is_flag=True, help="Recompute every figure (and refresh the cache).")(f)
     f = click.option(
         "--cache-dir",
         type=click.Path(file_okay=False, path_type=Path),
@@ -337,23 +342,26 @@ def atlas(
 
 def _featurevis_settings(pairs: tuple[str, ...]) -> dict:
     """`--featurevis steps=256 --featurevis size=64`, parsed like {featurevis}'s options."""
-    from distillgen.diagnostics import suggest
     from distillgen.options import FEATUREVIS_SETTINGS
 
-    declared = {option.name: option for option in FEATUREVIS_SETTINGS}
+    return _key_values(pairs, {o.name: o.parse for o in FEATUREVIS_SETTINGS}, "settings", "--featurevis")
+
+
+def _key_values(pairs: tuple[str, ...], parsers: dict, what: str, option: str) -> dict:
+    """The KEY=VALUE pairs of a repeatable option, each value parsed by its key's parser."""
+    from distillgen.diagnostics import suggest
+
     chosen = {}
     for pair in pairs:
         name, equals, value = pair.partition("=")
         name = name.strip()
-        if not equals or name not in declared:
-            hint = suggest(name, declared) if equals else " (write KEY=VALUE)"
-            raise click.BadParameter(
-                f"'{pair}'{hint}; known settings: {', '.join(declared)}", param_hint="--featurevis"
-            )
+        if not equals or name not in parsers:
+            hint = suggest(name, parsers) if equals else " (write KEY=VALUE)"
+            raise click.BadParameter(f"'{pair}'{hint}; known {what}: {', '.join(parsers)}", param_hint=option)
         try:
-            chosen[name] = declared[name].parse(value.strip())
+            chosen[name] = parsers[name](value.strip())
         except ValueError as exc:
-            raise click.BadParameter(f"{name}: {exc}", param_hint="--featurevis") from None
+            raise click.BadParameter(f"{name}: {exc}", param_hint=option) from None
     return chosen
 
 
@@ -517,3 +525,107 @@ def directives(name: str | None) -> None:
         default = "" if option.default in (None, "") else f" (default: {option.default})"
         required = " (required)" if option.required else ""
         click.echo(f"  :{option.name}:".ljust(18) + option.doc + choices + default + required)
+
+
+@main.command()
+@SRC
+@click.option(
+    "--sample",
+    "count",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Verify N figures, spread over the kinds (which ones: --seed).",
+)
+@click.option("--all", "everything", is_flag=True, help="Verify every figure (the default).")
+@click.option("--seed", default=0, show_default=True, help="Which figures --sample draws.")
+@click.option(
+    "--tolerance",
+    "tolerances",
+    multiple=True,
+    metavar="KIND=VALUE",
+    help="The largest difference counted as reproduced for a kind, e.g. featurevis=0.3 (repeatable; "
+    "the defaults are in the README, and each row shows the one it used).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
+@_engine_options
+@_verbosity
+def verify(
+    src: Path,
+    count: int | None,
+    everything: bool,
+    seed: int,
+    tolerances: tuple[str, ...],
+    as_json: bool,
+    quiet: bool,
+    verbose: int,
+    device: str,
+    cache_dir: Path | None,
+    confirmed: bool,
+    executor: str,
+    ray_address: str | None,
+) -> None:
+    """Recompute the figures of SRC (default: articles) and compare them with the cache.
+
+    Neither the cache nor the site is touched. Each figure is compared by a measure that fits
+    its kind (a feature visualization by its unit's activation, kernels and tuning curves by
+    their largest difference, …). Exit status 0 when every figure is within tolerance, else 1.
+    """
+    import json
+
+    from distillgen.compute import Options, no_progress
+    from distillgen.executors import executor as make_executor
+    from distillgen.verify import Report, article_figures, sample, table
+    from distillgen.verify import verify as verify_figures
+
+    if count is not None and everything:
+        raise click.UsageError("--sample N verifies N figures and --all every one; choose one")
+    limits = _tolerances(tolerances)
+    echo = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
+    log = (lambda message: click.echo(message, err=True)) if verbose and not quiet else (lambda m: None)
+    reporter = Reporter(echo=lambda line: click.echo(line, err=True))
+    options = Options(
+        device=device,
+        progress=no_progress if quiet else _progress,
+        log=log,
+        echo=echo,
+        confirmed=confirmed,
+        executor=make_executor(executor, ray_address),
+    )
+    start = time.perf_counter()
+    report = Report()
+
+    def checked(check) -> None:
+        report.checks.append(check)
+        where = f"{check.figure.where} {check.figure.kind} {check.figure.job.address}"
+        echo(f"[{len(report.checks)}/{len(chosen)}] {where}: {check.verdict}")
+
+    try:
+        figures, catalog = article_figures(src, reporter, cache_dir, log)
+        chosen = figures if count is None else sample(figures, count, seed)
+        report.figures = len(figures)
+        echo(f"verifying {len(chosen)} of {len(figures)} figure(s)")
+        verify_figures(chosen, catalog, reporter, options, limits, checked)
+    except BuildFailed:
+        uncached = any("is not in the cache" in error.message for error in reporter.errors)
+        hint = "; verify compares with the cache: build the site first" if uncached else ""
+        click.echo(f"verify failed: {len(reporter.errors)} error(s){hint}", err=True)
+        sys.exit(1)
+    finally:
+        options.executor.close()
+    report.seconds = time.perf_counter() - start
+    if as_json:
+        checks = [check.json() for check in report.checks]
+        summary = {"figures": report.figures, "verified": len(checks), "seconds": round(report.seconds, 2)}
+        click.echo(json.dumps({"ok": report.ok, "summary": summary, "figures": checks}, indent=2))
+    else:
+        click.echo(table(report.checks))
+        click.echo(report.summary())
+    if not report.ok or reporter.errors:
+        sys.exit(1)
+
+
+def _tolerances(pairs: tuple[str, ...]) -> dict[str, float]:
+    """`--tolerance featurevis=0.3`, one per kind."""
+    from distillgen.verify import TOLERANCES, tolerance
+
+    return _key_values(pairs, dict.fromkeys(TOLERANCES, tolerance), "kinds", "--tolerance")

@@ -164,26 +164,36 @@ def _compute_missing(
     """Compute what is still missing once the cache's lock is held: a build that held it
     before may have computed some of it."""
     missing = _still_missing(missing, outcome, cache, options)
-    if not missing:
-        return
+    for finished, device_type in run(missing, cache, catalog, reporter, options):
+        _store(finished, outcome, cache)
+        _remember_speed(cache, finished.batch.jobs, device_type, finished.seconds)
+        options.log(f"computed {finished.batch.label} in {finished.seconds:.1f}s")
 
+
+def run(
+    needs: list[Need], cache: Cache, catalog: Catalog, reporter: Reporter, options: Options
+) -> Iterator[tuple[Finished, str]]:
+    """Have the executor compute `needs` (batched per model and kind) after the estimate, and
+    yield each finished batch with the device type it ran on; nothing is stored (the caller
+    does that, or, like `distillgen verify`, only compares). An executor that cannot start, or
+    a batch that failed, is an error at its first need."""
+    if not needs:
+        return
     executor = options.executor
     try:
         device_type = executor.start(options.device)
     except ExecutorError as exc:
         reporter.error(None, None, str(exc))
         return
-    if not _work_is_confirmed(missing, cache, device_type, reporter, options):
+    if not _work_is_confirmed(needs, cache, device_type, reporter, options):
         return
-    batches = [Batch(spec, kind, group) for (spec, kind), group in _by_model(missing).items()]
+    batches = [Batch(spec, kind, group) for (spec, kind), group in _by_model(needs).items()]
     for finished in executor.run(batches, catalog, options):
-        first = finished.batch.needs[0]
         if finished.error is not None:
+            first = finished.batch.needs[0]
             reporter.error(first.path, first.line, finished.error)
             continue
-        _store(finished, outcome, cache)
-        _remember_speed(cache, finished.batch.jobs, device_type, finished.seconds)
-        options.log(f"computed {finished.batch.label} in {finished.seconds:.1f}s")
+        yield finished, device_type
 
 
 def _store(finished: Finished, outcome: Outcome, cache: Cache) -> None:

@@ -150,6 +150,20 @@ def _compute_figures(
     """Every artifact the articles, the atlases and the unit pages need. First the figures as
     planned; then, round by round, what kinds ask for after seeing results (a circuit ranks one
     layer of inputs per round); last the unit pages of every unit shown or in an atlas."""
+    outcome = compute_articles(articles, cache, catalog, reporter, options)
+    atlas_pages = [page for atlas in atlases for pages in atlas.pages.values() for page in pages]
+    unit_pages, page_needs = plan_unit_pages(articles, atlas_pages, catalog)
+    page_needs = [n for n in page_needs if n.job.key not in outcome.artifacts]
+    outcome.merge(compute(page_needs, cache, catalog, reporter, options))
+    reporter.raise_if_errors()
+    return outcome, unit_pages
+
+
+def compute_articles(
+    articles: list[Article], cache: Cache, catalog: Catalog, reporter: Reporter, options: Options
+) -> Outcome:
+    """Every artifact the articles' figures show (planned articles): the figures as planned,
+    then, round by round, what kinds ask for after seeing results. BuildFailed after errors."""
 
     def compute_round(needs) -> Outcome:
         outcome = compute(needs, cache, catalog, reporter, options)
@@ -163,13 +177,8 @@ def _compute_figures(
         reporter.raise_if_errors()  # e.g. a failed prediction under --strict
         more = [n for a in articles for n in a.needs if n.job.key not in outcome.artifacts]
         if not more:
-            break
+            return outcome
         outcome.merge(compute_round(more))
-    atlas_pages = [page for atlas in atlases for pages in atlas.pages.values() for page in pages]
-    unit_pages, page_needs = plan_unit_pages(articles, atlas_pages, catalog)
-    page_needs = [n for n in page_needs if n.job.key not in outcome.artifacts]
-    outcome.merge(compute_round(page_needs))
-    return outcome, unit_pages
 
 
 def _render_site(

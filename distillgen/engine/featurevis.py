@@ -239,6 +239,21 @@ def compute(
     return outputs
 
 
+def objective_values(
+    model: LoadedModel, job: FeatureVisJob, pngs: list[bytes], device: torch.device
+) -> list[float]:
+    """The job's objective on each image (PNG bytes), measured as an optimization measures its
+    final value: preprocessing, no transforms. How `distillgen verify` compares a recomputed
+    image with a cached one: by what they do to their unit, not by their pixels."""
+    pixels = np.stack([np.asarray(Image.open(io.BytesIO(png)).convert("RGB")) for png in pngs])
+    model.module.to(device)
+    images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(255).to(device)
+    terms = [_term(job, index, device) for index in range(len(pngs))]
+    with torch.no_grad(), capture(model.module, [job.layer]) as outputs:
+        run(model.module, preprocessor(model.preprocessing)(images), outputs)
+        return [-float(term(outputs.__getitem__)) for term in terms]
+
+
 def png_bytes(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")

@@ -75,7 +75,11 @@ def parse_document(path: Path, md, roots: tuple[Path, ...] | None = None) -> Doc
 
     `roots` defaults to the article's own folder."""
     # utf-8-sig drops a byte order mark, which would otherwise hide the front matter's '---'.
-    source = path.read_text(encoding="utf-8-sig")
+    return parse_text(path.read_text(encoding="utf-8-sig"), path, md, roots)
+
+
+def parse_text(source: str, path: Path, md, roots: tuple[Path, ...] | None = None) -> Document:
+    """Parse Markdown that is not (yet) a file, as if it were `path` (the notebook API's figures)."""
     env: dict = {"path": path, "line_offset": 0}
     tokens = md.parse(source, env)
     front_matter_text = None

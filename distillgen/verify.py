@@ -1,0 +1,407 @@
+"""`distillgen verify`: recompute the articles' figures and compare them with the cache.
+
+The articles are checked and planned as a `--frozen` build plans them, reading a cache that is
+never written (`Cache(readonly=True)`: a damaged entry is reported, not moved). Then the chosen
+figures (every one, or a sample spread over the kinds) are computed again by the executor, in
+memory, and each is compared with its cached artifact by a measure that fits its kind:
+
+    featurevis    the job's objective (its unit's activation) on the cached and on the
+                  recomputed image, relative difference: pixels differ between GPU and CPU,
+                  what they do to the unit should not
+    weights       max |Δ| of the kernels, relative to the cached kernels' largest magnitude
+    tuning        max |Δ| of the responses, relative to the largest cached response
+    examples      the share of the top-k images not in both sets
+    ablation      the effect (relative change of the mean response), absolute difference;
+                  and the same verdict (the prediction held or failed, or the effect's sign)
+    universality  the share of units matched to another partner (the figure's matching)
+
+A figure whose record names other versions of torch, torchvision, lucent or distillgen than
+the installed ones says so next to its verdict. Nothing here imports torch: the engine does
+(featurevis measures through `engine.featurevis.objective_values`).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import math
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from distillgen import __version__, kernels
+from distillgen.article import Article
+from distillgen.cache import Artifact, Cache
+from distillgen.compute import Catalog, Need, Options, run
+from distillgen.diagnostics import Reporter
+from distillgen.figures.ablation import relative_change
+from distillgen.jobs import FeatureVisJob
+from distillgen.site import CACHE, compute_articles, load_articles
+from distillgen.units import package_version, parse_spec
+
+# The largest difference (in each measure's own units, above) still counted as reproduced.
+TOLERANCES = {
+    "featurevis": 0.2,  # images optimized on another device reach a similar, not equal, activation
+    "weights": 1e-3,
+    "tuning": 1e-3,
+    "examples": 0.0,  # the same top-k set
+    "ablation": 0.02,  # two percentage points of effect
+    "universality": 0.0,  # the same partners
+}
+
+
+def tolerance(value: str) -> float:
+    """A tolerance as written (`--tolerance featurevis=0.3`): a number, 0 or more."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not number >= 0 or math.isinf(number):
+        raise ValueError(f"expected a number, 0 or more, not '{value}'")
+    return number
+
+
+VERSIONED = ("torch", "torchvision", "torch-lucent", "distillgen")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One cached artifact an article shows, where it is first shown."""
+
+    article: str  # the article's slug
+    path: Path
+    line: int
+    directive: str  # the kind of the directive or role that shows it
+    job: object
+    artifact: Artifact
+    planned: object  # the figure's planned value (an ablation's prediction, a matching)
+
+    @property
+    def kind(self) -> str:
+        return self.job.kind
+
+    @property
+    def where(self) -> str:
+        return f"{_display(self.path)}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Measure:
+    name: str  # what was compared
+    cached: float
+    recomputed: float
+    difference: float  # compared with the kind's tolerance
+    agrees: bool = True  # a categorical part (an ablation's verdict) is the same
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Check:
+    """A figure recomputed and compared (or, with `error`, not recomputed)."""
+
+    figure: Figure
+    tolerance: float
+    versions: dict[str, tuple[str, str]]  # package -> (recorded, installed), where they differ
+    measure: Measure | None = None
+    error: str | None = None
+
+    @property
+    def verdict(self) -> str:
+        if self.measure is None:
+            return "failed"
+        within = self.measure.difference <= self.tolerance
+        return "ok" if within and self.measure.agrees else "drift"
+
+    def json(self) -> dict:
+        figure, measure = self.figure, self.measure
+        return {
+            "article": figure.article,
+            "path": str(figure.path),
+            "line": figure.line,
+            "directive": figure.directive,
+            "kind": figure.kind,
+            "address": figure.job.address,
+            "key": figure.job.key,
+            "device": figure.artifact.record.get("device"),
+            "measure": measure.name if measure else None,
+            "cached": _finite(measure.cached) if measure else None,
+            "recomputed": _finite(measure.recomputed) if measure else None,
+            "difference": _finite(measure.difference) if measure else None,
+            "note": measure.note if measure else self.error,
+            "tolerance": self.tolerance,
+            "verdict": self.verdict,
+            "versions": {name: {"recorded": r, "installed": i} for name, (r, i) in self.versions.items()},
+        }
+
+
+@dataclass
+class Report:
+    checks: list[Check] = field(default_factory=list)
+    figures: int = 0  # the articles' figures (distinct artifacts), of which `checks` were chosen
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(check.verdict == "ok" for check in self.checks)
+
+    def summary(self) -> str:
+        verdicts = [check.verdict for check in self.checks]
+        counts = ", ".join(f"{verdicts.count(v)} {v}" for v in ("ok", "drift", "failed") if v in verdicts)
+        other = sum(1 for check in self.checks if check.versions)
+        versions = f"; {other} made with other versions" if other else ""
+        return (
+            f"verified {len(self.checks)} of {self.figures} figure(s) in {self.seconds:.1f}s: "
+            f"{counts or 'nothing to check'}{versions}"
+        )
+
+
+# -- what to verify --------------------------------------------------------------------------
+
+
+def article_figures(
+    src: Path,
+    reporter: Reporter,
+    cache_dir: Path | None = None,
+    log: Callable[[str], None] = lambda message: None,
+) -> tuple[list[Figure], Catalog]:
+    """The articles' figures as a `--frozen` build finds them (BuildFailed after errors), each
+    artifact once, in reading order; and the catalog that described their models."""
+    articles = load_articles(src, reporter, log)
+    reporter.raise_if_errors()
+    cache = Cache(
+        cache_dir or src / CACHE,
+        warn=lambda path, message: reporter.warning(path, None, message, author=False),
+        readonly=True,
+    )
+    catalog = Catalog(cache)
+    for article in articles:
+        article.plan(catalog)
+    reporter.raise_if_errors()
+    artifacts = compute_articles(articles, cache, catalog, reporter, Options(frozen=True)).artifacts
+    seen: dict[str, Figure] = {}
+    for article in articles:
+        for figure in _figures(article, artifacts):
+            seen.setdefault(figure.job.key, figure)
+    return list(seen.values()), catalog
+
+
+def _figures(article: Article, artifacts: dict[str, Artifact]) -> Iterator[Figure]:
+    for directive, line, planned in article.figures():
+        for job in planned.jobs:
+            yield Figure(article.slug, article.doc.path, line, directive, job, artifacts[job.key], planned)
+
+
+def sample(figures: list[Figure], count: int, seed: int = 0) -> list[Figure]:
+    """`count` figures spread over the kinds (one of each kind in turn, at random within a
+    kind), in reading order: a small sample still covers every measure."""
+    rng = random.Random(seed)
+    by_kind: dict[str, list[Figure]] = {}
+    for figure in figures:
+        by_kind.setdefault(figure.kind, []).append(figure)
+    queues = [rng.sample(group, len(group)) for _, group in sorted(by_kind.items())]
+    chosen: set[str] = set()
+    while len(chosen) < min(count, len(figures)):
+        for queue in queues:
+            if queue and len(chosen) < count:
+                chosen.add(queue.pop().job.key)
+    return [figure for figure in figures if figure.job.key in chosen]
+
+
+# -- recompute and compare -------------------------------------------------------------------
+
+
+def verify(
+    figures: list[Figure],
+    catalog: Catalog,
+    reporter: Reporter,
+    options: Options,
+    tolerances: dict[str, float] | None = None,
+    checked: Callable[[Check], None] = lambda check: None,
+) -> list[Check]:
+    """Recompute `figures` with `options.executor`, compare each with its cached artifact, and
+    return a Check per figure (in the order given). `checked` hears of each as it is made."""
+    tolerances = {**TOLERANCES, **(tolerances or {})}
+    by_key = {figure.job.key: figure for figure in figures}
+    activations = _Activations(catalog, options.device)
+    checks: dict[str, Check] = {}
+    needs = [Need(f.job, f.path, f.line) for f in figures]
+    for finished, _device_type in run(needs, catalog.cache, catalog, reporter, options):
+        for job, output in zip(finished.batch.jobs, finished.outputs, strict=True):
+            figure = by_key[job.key]
+            measure = MEASURES[job.kind](figure, output, activations)
+            check = Check(figure, tolerances[job.kind], version_changes(figure.artifact.record), measure)
+            checks[job.key] = check
+            checked(check)
+    for figure in figures:
+        if figure.job.key not in checks:  # its batch failed: the error is reported above
+            versions = version_changes(figure.artifact.record)
+            check = Check(
+                figure, tolerances[figure.kind], versions, error="not recomputed (see the error above)"
+            )
+            checks[figure.job.key] = check
+            checked(check)
+    return [checks[figure.job.key] for figure in figures]
+
+
+class _Activations:
+    """A feature visualization's objective on images, on this machine (loads torch)."""
+
+    def __init__(self, catalog: Catalog, device: str) -> None:
+        self._catalog = catalog
+        self._device = device
+
+    def __call__(self, job: FeatureVisJob, pngs: list[bytes]) -> list[float]:
+        from distillgen.engine.device import resolve_device
+        from distillgen.engine.featurevis import objective_values
+
+        model = self._catalog.load(parse_spec(job.model))
+        return objective_values(model, job, pngs, resolve_device(self._device))
+
+
+def _featurevis(figure: Figure, output, activations: _Activations) -> Measure:
+    cached = [figure.artifact.file(name).read_bytes() for name in figure.artifact.result(figure.job).images]
+    fresh = [output.files[name] for name in output.result.images]
+    values = activations(figure.job, cached + fresh)
+    pairs = list(zip(values[: len(cached)], values[len(cached) :], strict=True))
+    before, after = max(pairs, key=lambda pair: _relative(*pair))  # the worst image of a set
+    return Measure("objective on its unit, rel. Δ", before, after, _relative(before, after))
+
+
+def _weights(figure: Figure, output, activations) -> Measure:
+    cached = kernels.read(figure.artifact.file("kernels.npy"))
+    fresh = np.load(io.BytesIO(output.files["kernels.npy"]))
+    return _arrays("kernels: max |Δ| / max |k|", cached, fresh)
+
+
+def _tuning(figure: Figure, output, activations) -> Measure:
+    cached = np.array(figure.artifact.result(figure.job).responses)
+    return _arrays("responses: max |Δ| / max", cached, np.array(output.result.responses))
+
+
+def _arrays(name: str, cached: np.ndarray, fresh: np.ndarray) -> Measure:
+    largest = float(np.abs(cached).max()) if cached.size else 0.0
+    if cached.shape != fresh.shape:
+        return Measure(name, largest, float(np.abs(fresh).max()), math.inf, note="shapes differ")
+    difference = float(np.abs(cached - fresh).max()) if cached.size else 0.0
+    return Measure(name, largest, float(np.abs(fresh).max()), difference / (largest or 1.0))
+
+
+def _examples(figure: Figure, output, activations) -> Measure:
+    cached = {example.index for example in figure.artifact.result(figure.job).examples}
+    fresh = {example.index for example in output.result.examples}
+    shared = len(cached & fresh)
+    return Measure("top-k images: in both", len(cached), shared, 1 - shared / max(len(cached | fresh), 1))
+
+
+def _ablation(figure: Figure, output, activations) -> Measure:
+    cached, fresh = figure.artifact.result(figure.job), output.result
+    before = relative_change(cached.mean_before, cached.mean_after)
+    after = relative_change(fresh.mean_before, fresh.mean_after)
+    predicted = figure.planned.predict
+    if predicted is not None:
+        verdicts = ["held" if predicted.holds(change) else "failed" for change in (before, after)]
+    else:
+        verdicts = [("increase" if c > 0 else "decrease" if c < 0 else "no change") for c in (before, after)]
+    note = verdicts[0] if verdicts[0] == verdicts[1] else f"{verdicts[0]} → {verdicts[1]}"
+    difference = abs(after - before) if math.isfinite(before) and math.isfinite(after) else math.inf
+    return Measure("effect", before, after, difference, verdicts[0] == verdicts[1], note)
+
+
+def _universality(figure: Figure, output, activations) -> Measure:
+    best = figure.planned.matching == "best"
+    cached, fresh = figure.artifact.result(figure.job), output.result
+
+    def matching(result):
+        return (result.best_unit, result.best_r) if best else (result.one_to_one_unit, result.one_to_one_r)
+
+    (partners, r), (fresh_partners, fresh_r) = matching(cached), matching(fresh)
+    moved = sum(a != b for a, b in zip(partners, fresh_partners, strict=False))
+    moved += abs(len(partners) - len(fresh_partners))
+    return Measure(
+        f"{figure.planned.matching} matching: units moved",
+        _median(r),
+        _median(fresh_r),
+        moved / max(len(partners), 1),
+        note=f"median r; {moved} of {len(partners)} partners differ",
+    )
+
+
+MEASURES: dict[str, Callable[[Figure, object, _Activations], Measure]] = {
+    "featurevis": _featurevis,
+    "weights": _weights,
+    "tuning": _tuning,
+    "examples": _examples,
+    "ablation": _ablation,
+    "universality": _universality,
+}
+
+
+@functools.cache
+def installed_versions() -> dict[str, str]:
+    return {name: __version__ if name == "distillgen" else package_version(name) for name in VERSIONED}
+
+
+def version_changes(record: dict) -> dict[str, tuple[str, str]]:
+    """The packages whose recorded version differs from the installed one."""
+    recorded = record.get("versions") or {}
+    installed = installed_versions()
+    return {
+        name: (str(recorded.get(name, "unknown")), installed[name])
+        for name in VERSIONED
+        if str(recorded.get(name, "unknown")) != installed[name]
+    }
+
+
+def _relative(a: float, b: float) -> float:
+    """|a − b| relative to the larger magnitude; 0 when both are 0."""
+    scale = max(abs(a), abs(b))
+    return abs(a - b) / scale if scale else 0.0
+
+
+def _median(values) -> float:
+    present = [v for v in values if v is not None]
+    return float(np.median(present)) if present else math.nan
+
+
+def _finite(value: float) -> float | str:
+    return value if math.isfinite(value) else str(value)
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+# -- the table -------------------------------------------------------------------------------
+
+COLUMNS = ("article", "where", "kind", "measure", "cached", "recomputed", "verdict")
+
+
+def row(check: Check) -> tuple[str, ...]:
+    figure, measure = check.figure, check.measure
+    verdict = check.verdict
+    if measure is not None:
+        verdict += f" (Δ {measure.difference:.3g} {'≤' if measure.difference <= check.tolerance else '>'} "
+        verdict += f"{check.tolerance:g}{'; ' + measure.note if measure.note else ''})"
+    else:
+        verdict += f" ({check.error})"
+    if check.versions:
+        changed = ", ".join(f"{name} {r} → {i}" for name, (r, i) in check.versions.items())
+        verdict += f"; versions differ: {changed}"
+    numbers = (f"{measure.cached:.4g}", f"{measure.recomputed:.4g}") if measure else ("", "")
+    kind = f"{figure.kind} {figure.job.address}"
+    return (figure.article, figure.where, kind, measure.name if measure else "", *numbers, verdict)
+
+
+def table(checks: list[Check]) -> str:
+    rows = [COLUMNS, *(row(check) for check in checks)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(r, widths, strict=False)) + "  " + r[-1]
+        for r in rows
+    )

@@ -1,0 +1,224 @@
+"""`distillgen verify`: the example site reproduces; a tampered cache entry is reported for
+exactly that figure, with exit 1; other versions are flagged; the cache is never written."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ARTICLES, run_cli, write
+
+from distillgen.diagnostics import Reporter
+from distillgen.verify import article_figures, sample
+
+SMALL = """
+---
+title: Tamper
+featurevis: {steps: 24, size: 32}
+---
+
+```{featurevis} mixed3:0,1
+```
+
+```{weights} conv2 -> mixed3:0
+```
+
+```{tuning} mixed3:0,1
+:stimulus: line
+:range: 0 180 6
+```
+"""
+FEATUREVIS_LINE, WEIGHTS_LINE, TUNING_LINE = 6, 9, 12
+
+
+def snapshot(cache: Path) -> dict[str, tuple[int, int]]:
+    """Every file under the cache with its size and modification time."""
+    return {str(p.relative_to(cache)): (p.stat().st_size, p.stat().st_mtime_ns) for p in cache.rglob("*")}
+
+
+def verify_json(*args: str) -> tuple[int, dict]:
+    result = run_cli("verify", *args, "--json", "--device", "cpu")
+    return result.exit_code, json.loads(result.stdout) if result.stdout.strip() else {}
+
+
+def test_the_example_site_reproduces_and_its_cache_is_not_touched(example_build):
+    cache = ARTICLES / ".distillgen" / "cache"
+    before = snapshot(cache)
+    code, report = verify_json(str(ARTICLES), "--sample", "3", "--seed", "1")
+    assert code == 0, report
+    rows = report["figures"]
+    assert len(rows) == 3 and report["summary"]["verified"] == 3
+    assert report["summary"]["figures"] > 80  # every distinct artifact of the three articles
+    assert len({row["kind"] for row in rows}) == 3  # a sample spreads over the kinds
+    for row in rows:
+        assert row["verdict"] == "ok" and row["difference"] <= row["tolerance"], row
+        assert row["path"].endswith(".md") and row["line"] > 0
+        assert row["versions"] == {}
+    assert snapshot(cache) == before
+
+
+def test_a_sample_covers_every_kind_and_depends_on_the_seed(example_build):
+    figures, _ = article_figures(ARTICLES, Reporter(), log=lambda message: None)
+    kinds = {figure.kind for figure in figures}
+    assert kinds == {"featurevis", "weights", "tuning", "examples", "ablation", "universality"}
+    six = sample(figures, 6, seed=0)
+    assert {figure.kind for figure in six} == kinds
+    assert [f.job.key for f in sample(figures, 6, seed=0)] == [f.job.key for f in six]
+    assert {f.job.key for f in sample(figures, 12, seed=1)} != {
+        f.job.key for f in sample(figures, 12, seed=2)
+    }
+    order = [figures.index(figure) for figure in six]
+    assert order == sorted(order)  # reading order
+
+
+@pytest.fixture(scope="module")
+def small_site(tmp_path_factory) -> Path:
+    """A small article and its cache, computed once; each test tampers with its own copy."""
+    root = tmp_path_factory.mktemp("small")
+    src = write(root / "articles" / "tamper.md", SMALL).parent
+    result = run_cli("build", str(src), "-o", str(root / "build"), "--device", "cpu", "-q")
+    assert result.exit_code == 0, result.output
+    return src
+
+
+@pytest.fixture
+def site(small_site: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "articles"
+    shutil.copytree(small_site, copy)
+    return copy
+
+
+def entry(src: Path, kind: str, address: str) -> Path:
+    """The cache folder of the article's job of `kind` at `address`."""
+    figures, _ = article_figures(src, Reporter(), log=lambda message: None)
+    (figure,) = [f for f in figures if f.kind == kind and f.job.address == address]
+    return figure.artifact.folder
+
+
+def replace_file(folder: Path, name: str, data: bytes) -> None:
+    """Replace a payload file and its checksum, as a cache committed from elsewhere would hold it."""
+    (folder / name).write_bytes(data)
+    record = json.loads((folder / "record.json").read_text())
+    record["files"][name] = hashlib.sha256(data).hexdigest()
+    (folder / "record.json").write_text(json.dumps(record))
+
+
+def edit_record(folder: Path, edit) -> None:
+    record = json.loads((folder / "record.json").read_text())
+    edit(record)
+    (folder / "record.json").write_text(json.dumps(record))
+
+
+def verdicts(report: dict) -> dict[tuple[str, int, str], str]:
+    return {(row["kind"], row["line"], row["address"]): row["verdict"] for row in report["figures"]}
+
+
+ALL_OK = {
+    ("featurevis", FEATUREVIS_LINE, "mixed3:0"): "ok",
+    ("featurevis", FEATUREVIS_LINE, "mixed3:1"): "ok",
+    ("weights", WEIGHTS_LINE, "conv2 -> mixed3:0"): "ok",
+    ("tuning", TUNING_LINE, "mixed3:0,1"): "ok",
+}
+
+
+def test_an_untouched_cache_verifies(site):
+    code, report = verify_json(str(site), "--all")
+    assert code == 0 and report["ok"] is True
+    assert verdicts(report) == ALL_OK
+
+
+def test_an_image_of_another_unit_is_drift_of_that_figure_only(site):
+    other = (entry(site, "featurevis", "mixed3:1") / "image0.png").read_bytes()
+    replace_file(entry(site, "featurevis", "mixed3:0"), "image0.png", other)
+    code, report = verify_json(str(site))
+    assert code == 1 and report["ok"] is False
+    assert verdicts(report) == {**ALL_OK, ("featurevis", FEATUREVIS_LINE, "mixed3:0"): "drift"}
+    (row,) = [r for r in report["figures"] if r["verdict"] == "drift"]
+    assert row["measure"].startswith("objective on its unit")
+    assert row["cached"] < row["recomputed"]  # the other unit's image excites mixed3:0 less
+
+
+def test_a_kernel_scaled_by_two_is_drift_of_that_figure_only(site):
+    folder = entry(site, "weights", "conv2 -> mixed3:0")
+    buffer = io.BytesIO()
+    np.save(buffer, np.load(folder / "kernels.npy") * 2)
+    replace_file(folder, "kernels.npy", buffer.getvalue())
+    code, report = verify_json(str(site))
+    assert code == 1
+    assert verdicts(report) == {**ALL_OK, ("weights", WEIGHTS_LINE, "conv2 -> mixed3:0"): "drift"}
+    (row,) = [r for r in report["figures"] if r["verdict"] == "drift"]
+    assert row["difference"] == pytest.approx(0.5)  # max |2k - k| relative to max |2k|, the cached
+    assert row["cached"] == pytest.approx(2 * row["recomputed"])
+
+
+def test_a_changed_tuning_value_is_drift_and_a_tolerance_can_allow_it(site):
+    def bump(record):
+        record["result"]["responses"][2][1] += 0.5
+
+    edit_record(entry(site, "tuning", "mixed3:0,1"), bump)
+    code, report = verify_json(str(site))
+    assert code == 1
+    assert verdicts(report) == {**ALL_OK, ("tuning", TUNING_LINE, "mixed3:0,1"): "drift"}
+    code, report = verify_json(str(site), "--tolerance", "tuning=0.9")
+    assert code == 0 and verdicts(report) == ALL_OK
+
+
+def test_other_versions_are_flagged_as_such(site):
+    def older(record):
+        record["versions"]["torch"] = "2.0.0"
+
+    edit_record(entry(site, "tuning", "mixed3:0,1"), older)
+    result = run_cli("verify", str(site), "--device", "cpu")
+    assert result.exit_code == 0, result.output  # reproduced all the same
+    (line,) = [line for line in result.stdout.splitlines() if "versions differ" in line]
+    assert "tuning mixed3:0,1" in line and f"tamper.md:{TUNING_LINE}" in line
+    assert "torch 2.0.0 → " in line
+    assert "1 made with other versions" in result.stdout.splitlines()[-1]
+    code, report = verify_json(str(site))
+    (row,) = [r for r in report["figures"] if r["versions"]]
+    assert row["kind"] == "tuning" and row["versions"]["torch"]["recorded"] == "2.0.0"
+
+
+def test_a_damaged_entry_is_an_error_at_its_figure_and_stays_where_it_is(site):
+    folder = entry(site, "featurevis", "mixed3:1")
+    (folder / "image0.png").write_bytes(b"not the image its record names")  # checksum no longer matches
+    before = snapshot(site / ".distillgen" / "cache")
+    result = run_cli("verify", str(site), "--device", "cpu")
+    assert result.exit_code == 1
+    assert "damaged cache entry (image0.png does not match its recorded checksum)" in result.stderr
+    assert f"tamper.md:{FEATUREVIS_LINE}: error: featurevis of mixed3:1" in result.stderr
+    assert "Traceback" not in result.output
+    assert snapshot(site / ".distillgen" / "cache") == before  # not moved to quarantine
+
+
+def test_progress_names_each_figure_without_a_terminal(site):
+    result = run_cli("verify", str(site), "--device", "cpu")
+    assert result.exit_code == 0
+    progress = [line for line in result.stderr.splitlines() if line.startswith("[")]
+    assert progress[0].startswith("[1/4] ") and progress[-1].startswith("[4/4] ")
+    assert any(f"tamper.md:{WEIGHTS_LINE} weights conv2 -> mixed3:0: ok" in line for line in progress)
+
+
+def test_mistakes_on_the_command_line_and_in_the_site(tmp_path, site):
+    result = run_cli("verify", str(site), "--sample", "2", "--all")
+    assert result.exit_code == 2 and "choose one" in result.output
+    result = run_cli("verify", str(site), "--tolerance", "featurevs=0.3")
+    assert result.exit_code == 2 and "did you mean 'featurevis'" in result.output
+    result = run_cli("verify", str(site), "--tolerance", "tuning=-1")
+    assert result.exit_code == 2 and "0 or more" in result.output
+    result = run_cli("verify", str(tmp_path / "nowhere"))
+    assert result.exit_code == 1 and "error: source folder not found" in result.stderr
+    fresh = write(tmp_path / "fresh" / "a.md", SMALL).parent  # never built: nothing to compare with
+    result = run_cli("verify", str(fresh))
+    assert (
+        result.exit_code == 1
+        and "is not in the cache" in result.stderr
+        and "build the site first" in result.stderr
+    )
+    assert not (fresh / ".distillgen").exists()
+    assert "Traceback" not in result.output
