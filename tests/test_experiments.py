@@ -110,7 +110,7 @@ def test_tuning_plots_the_engine_responses(experiments):
     expected = responses(model, "mixed4", [52, 30], images, CPU)
     np.testing.assert_allclose(result["responses"], expected, rtol=1e-4, atol=1e-5)
     svg = figure_svg(page, "fig-tuning")
-    series = [g for g in svg.iter(f"{SVG}g") if g.get("class") == "series"]
+    series = [g for g in svg.iter(f"{SVG}g") if "series" in g.get("class", "").split()]
     assert [g.get("data-series") for g in series] == ["mixed4:52", "mixed4:30"]
     assert all(len(list(g.iter(f"{SVG}circle"))) == 12 for g in series)
     assert len(list(svg.iter(f"{SVG}image"))) == 8  # stimulus thumbnails along the axis
@@ -147,7 +147,7 @@ def test_ablation_shows_the_prediction_and_its_outcome(experiments):
     assert result["mean_after"] > 2 * result["mean_before"]
     assert "Prediction: <strong>increase &gt;= 100%</strong> — ✓ held" in page
     svg = figure_svg(page, "fig-ablation")
-    assert [g.get("data-series") for g in svg.iter(f"{SVG}g") if g.get("class") == "series"] == [
+    assert [g.get("data-series") for g in svg.iter(f"{SVG}g") if "series" in g.get("class", "").split()] == [
         "before",
         "after",
     ]
