@@ -151,35 +151,63 @@ def _parameterize(
 
 
 def _objective(jobs: list[FeatureVisJob], device: torch.device):
-    """The batch's loss (lucent objectives, one per image, summed) and each job's terms."""
+    """The batch's loss, and each job's terms (lucent objectives, one per image) for the final
+    values.
+
+    The loss is lucent's, summed over the batch, but computed per layer in one gather instead
+    of one slice per image: the gradient of a slice is a tensor of the whole batch's size, so
+    summing one per image made every step cost (images x batch), quadratic in the batch."""
     per_job = []
     offset = 0
     for job in jobs:
-        terms = [_term(job, offset + i, device) for i in range(job.images)]
-        per_job.append(terms)
+        per_job.append([_term(job, offset + i, device) for i in range(job.images)])
         offset += job.images
-    total = objectives.Objective.sum([term for terms in per_job for term in terms])
+    channels: dict[str, list[tuple[int, int, float]]] = {}  # layer -> (image, channel, sign)
+    others = []  # neuron and direction objectives: lucent's own, one per image
+    diverse: dict[tuple[str, int], list[int]] = {}  # (layer, images) -> each set's first image
     offset = 0
-    for job in jobs:
+    for job, terms in zip(jobs, per_job, strict=True):
+        if job.objective in ("channel", "negative"):
+            sign = 1.0 if job.objective == "channel" else -1.0
+            channels.setdefault(job.layer, []).extend((offset + i, job.unit, sign) for i in range(job.images))
+        else:
+            others.extend(terms)
         if job.diversity:
-            total = total - DIVERSITY_WEIGHT * _diversity(job.layer, offset, job.images)
+            diverse.setdefault((job.layer, job.images), []).append(offset)
         offset += job.images
-    return total, per_job
+
+    def loss(model) -> torch.Tensor:
+        total = torch.zeros((), device=device)
+        for layer, picked in channels.items():
+            images, units, signs = (
+                torch.tensor(column, device=device) for column in zip(*picked, strict=True)
+            )
+            values = model(layer)[images, units]  # [terms, H, W] (or [terms] for a linear layer)
+            total = total - (signs * values.reshape(len(picked), -1).mean(dim=1)).sum()
+        for term in others:
+            total = total + term(model)
+        for (layer, count), firsts in diverse.items():
+            total = total + DIVERSITY_WEIGHT * _diversity(model(layer), firsts, count, device)
+        return total
+
+    return loss, per_job
 
 
-def _diversity(layer: str, first: int, count: int) -> objectives.Objective:
-    """lucent's `diversity` objective over one job's images (`first` to `first + count`) of the
-    batch, so that diversity jobs share a batch without pushing each other's images apart."""
-
-    def inner(model) -> torch.Tensor:
-        activations = model(layer)[first : first + count]
-        flat = activations.flatten(2)  # [images, channels, positions]
-        grams = torch.nn.functional.normalize(flat @ flat.transpose(1, 2), p=2, dim=(1, 2))
-        # summed in lucent's order, so that a job alone in its batch gets lucent's exact value
-        pairs = [sum([(grams[i] * grams[j]).sum() for j in range(count) if j != i]) for i in range(count)]
-        return -sum(pairs) / count
-
-    return objectives.Objective(inner)
+def _diversity(
+    activations: torch.Tensor, firsts: list[int], count: int, device: torch.device
+) -> torch.Tensor:
+    """How alike the images of each diversity set are (lucent's `diversity` objective, negated:
+    to be minimized), summed over the sets that start at `firsts`, each over its own `count`
+    images only: sets share a batch without pushing each other's images apart. The sum runs in
+    lucent's order within each set."""
+    index = torch.tensor(firsts, device=device)[:, None] + torch.arange(count, device=device)
+    flat = activations[index].flatten(3)  # [sets, images, channels, positions]
+    grams = torch.nn.functional.normalize(flat @ flat.transpose(2, 3), p=2, dim=(2, 3))
+    pairs = [
+        sum([(grams[:, i] * grams[:, j]).sum(dim=(1, 2)) for j in range(count) if j != i])
+        for i in range(count)
+    ]
+    return (sum(pairs) / count).sum()
 
 
 def _term(job: FeatureVisJob, index: int, device: torch.device) -> objectives.Objective:
