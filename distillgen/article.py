@@ -28,6 +28,7 @@ from distillgen.figures import DIRECTIVES, ROLES
 from distillgen.figures.base import DirectiveInput, DirectiveKind, RoleKind, jobs_of
 from distillgen.figures.context import Asset, CheckContext, FollowUpContext, PlanContext, RenderContext
 from distillgen.render.bibliography import Bibliography
+from distillgen.render.html import fence_language
 from distillgen.render.math import to_mathml
 from distillgen.safety import image_inside
 from distillgen.source import Directive, Document, Role
@@ -210,8 +211,7 @@ class Article:
                     self.error(line, str(exc))
                 if token.type == "math_block_label":
                     self.define(token.info, "equation", line)
-            elif token.type == "fence" and token.info.strip():
-                language = token.info.split()[0]
+            elif token.type == "fence" and (language := fence_language(token.info)):
                 try:
                     get_lexer_by_name(language)
                 except ClassNotFound:

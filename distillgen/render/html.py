@@ -10,6 +10,7 @@ from __future__ import annotations
 from html import escape
 
 from markdown_it import MarkdownIt
+from markdown_it.common.utils import unescapeAll
 from markdown_it.token import Token
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
@@ -55,14 +56,26 @@ def _math_block(self, tokens, idx, options, env) -> str:
     return f'<div class="math-display"{anchor}>{to_mathml(token.content, True)}</div>\n'
 
 
+def fence_language(info: str) -> str:
+    """The language of a fence's info string, its backslash escapes and entities decoded."""
+    words = unescapeAll(info).split()
+    return words[0] if words else ""
+
+
+def highlighted(code: str, language: str, formatter: HtmlFormatter = _FORMATTER) -> str:
+    """`code` as Pygments HTML, its blank first and last lines kept (a lexer strips them by
+    default) and nothing added to empty code."""
+    try:
+        lexer = get_lexer_by_name(language, stripnl=False, ensurenl=False) if language else None
+    except ClassNotFound:
+        lexer = None
+    return highlight(code, lexer or TextLexer(stripnl=False, ensurenl=False), formatter)
+
+
 def _fence(self, tokens, idx, options, env) -> str:
     token = tokens[idx]
-    language = token.info.split()[0] if token.info.strip() else ""
-    try:
-        lexer = get_lexer_by_name(language) if language else TextLexer()
-    except ClassNotFound:
-        lexer = TextLexer()
-    code = highlight(token.content, lexer, _FORMATTER)
+    language = fence_language(token.info)
+    code = highlighted(token.content, language)
     data = f' data-language="{escape(language)}"' if language else ""
     return f'<pre class="highlight"{data}><code>{code}</code></pre>\n'
 
