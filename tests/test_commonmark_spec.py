@@ -52,6 +52,8 @@ DIFFERENT = {
     598: ("a+b+c: scheme refused", _scheme_refused),
     599: ("made-up-scheme: refused", _scheme_refused),
     601: ("localhost: read as a scheme and refused", _scheme_refused),
+    # MyST syntax: a line of `+++` is a block break (a notebook cell boundary), shown as nothing.
+    44: ("MyST block break", lambda html: ""),
 }
 
 # Examples that end in an error on purpose, with the start of the message.
@@ -61,6 +63,7 @@ DIAGNOSED = {
     # A local image must be a file inside the articles folder (safety.py); the spec's images
     # (moon.jpg, /url, …) do not exist, so the build says which one is missing.
     **dict.fromkeys([517, 520, 531, 573, 576, 577, 578, 580], MISSING_IMAGE),
+    475: MISSING_IMAGE,  # raw HTML's <img src="foo"> is published with the page like any image
     **dict.fromkeys([572, 574, 575, 579, 581, 582, 583, 584, 585, 586, 587, 588, 589, 591], OUTSIDE),
     # `#fragment` must name a heading, figure or label of the article: a dead link is an error.
     501: "error: unresolved reference link to '#fragment': no label 'fragment'",

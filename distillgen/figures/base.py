@@ -68,6 +68,7 @@ class DirectiveKind:
     argument: ClassVar[Argument | None] = None  # None: the kind takes no argument
     options: ClassVar[tuple[Option, ...]] = ()
     numbered: ClassVar[bool] = False  # takes a "Figure N" number, a :label: and a :layout:
+    counter: ClassVar[str] = "Figure"  # what a numbered kind is numbered as: "Table 2"
 
     @classmethod
     def declared_options(cls) -> tuple[Option, ...]:
@@ -97,6 +98,7 @@ class RoleKind:
 
     name: ClassVar[str]
     doc: ClassVar[str]
+    counter: ClassVar[str | None] = None
 
     def check(self, role: Role, ctx: CheckContext) -> object | None:
         return role

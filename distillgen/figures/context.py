@@ -155,6 +155,7 @@ class RenderContext:
     label: str | None = None
     layout: str = "l-body"
     caption: list[Token] = field(default_factory=list)
+    counter: str | None = "Figure"  # "Figure 2", "Table 2"
     _files: dict[str, Path] = field(default_factory=dict)
     _cards: dict[str, str] = field(default_factory=dict)
 
@@ -171,7 +172,7 @@ class RenderContext:
         anchor = f' id="{escape(self.label)}"' if self.label else ""
         classes = " ".join(c for c in (self.layout, extra_class) if c)
         caption = self.markdown(self.caption).strip()
-        number = f'<span class="figure-number">Figure {self.number}</span>' if self.number else ""
+        number = f'<span class="figure-number">{self.counter} {self.number}</span>' if self.number else ""
         figcaption = f"<figcaption>{number}{caption}</figcaption>" if number or caption else ""
         return f'<figure class="{classes}"{anchor}>{content}{figcaption}</figure>'
 
@@ -198,7 +199,7 @@ class RenderContext:
         self._cards.setdefault(anchor, html)
 
     def target(self, label: str) -> Target | None:
-        return self._article.targets.get(label)
+        return self._article.target(label)
 
     def citation(self, key: str) -> int | None:
         return self._article.citations.get(key)

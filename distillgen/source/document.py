@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from markdown_it.token import Token
@@ -21,6 +21,10 @@ class Directive:
     body_tokens: list[Token]
     path: Path
     line: int
+    fence: str = "```"  # the fence as written: backticks or colons
+    braces: bool = True  # False for `:::note`, which MyST writes `:::{note}`
+    # (line, message) for what the parser could not read: a malformed YAML option block
+    problems: list[tuple[int, str]] = field(default_factory=list)
 
     def option_line(self, key: str) -> int:
         return self.option_lines.get(key, self.line)
