@@ -114,7 +114,8 @@ class Article:
         self.cards: dict[str, str] = {}  # hover cards (id -> HTML), after render
         self._entries: dict[int, Entry] = {}  # id(Directive or Role) -> entry, in reading order
         self._asset_urls: dict[Path, str] = {}
-        self._wanted: list[tuple[str, int, str]] = []  # (label, line, how it was referenced)
+        # (label, line, how it was referenced, what it must name: "Equation", or None)
+        self._wanted: list[tuple[str, int, str, str | None]] = []
         self._counters: dict[str, int] = {}  # "Figure", "Table", "Equation" -> last number
         self._identifiers: dict[str, Target] = {}
         self._link_labels: list[tuple[str, int]] = []  # `[](label)`: a label, or a file
@@ -156,8 +157,8 @@ class Article:
             self._identifiers = {_identifier(name): t for name, t in reversed(self.targets.items())}
         return self._identifiers
 
-    def want(self, label: str, line: int, how: str) -> None:
-        self._wanted.append((label, line, how))
+    def want(self, label: str, line: int, how: str, counter: str | None = None) -> None:
+        self._wanted.append((label, line, how, counter))
 
     def cite(self, key: str, line: int) -> bool:
         if self.bibliography is None:
@@ -334,11 +335,10 @@ class Article:
                          f"directive's name in braces (this is read as {{{directive.kind}}})")
         parsed = self._parse_input(kind, directive)
         number = self.number(kind.counter) if kind.numbered else None
-        if parsed is not None:
-            label = parsed.options.get("label")
-        else:
-            label = _valid_label(directive) if kind.numbered else None
-        caption = _plain(directive.body_tokens)
+        label = None  # other kinds with a :label: define it themselves (an equation's number)
+        if kind.numbered:
+            label = parsed.options.get("label") if parsed is not None else _valid_label(directive)
+        caption = _plain(directive.args_tokens if kind.caption_from == "argument" else directive.body_tokens)
         if label:  # even when another option is bad: no spurious "unresolved reference" errors
             text = f"{kind.counter} {number}" if number else label
             line = directive.option_line("label")
@@ -348,7 +348,8 @@ class Article:
         request = kind.check(parsed, context)
         if request is not None:
             layout = parsed.options.get("layout", "l-body")
-            entry = Entry(kind, directive.line, request, number, label, layout, directive.body_tokens)
+            caption = directive.args_tokens if kind.caption_from == "argument" else directive.body_tokens
+            entry = Entry(kind, directive.line, request, number, label, layout, caption)
             self._entries[id(directive)] = entry
 
     def _parse_input(self, kind: DirectiveKind, directive: Directive) -> DirectiveInput | None:
@@ -382,10 +383,10 @@ class Article:
         if kind.argument is None and directive.args:
             self.error(directive.line, f"{{{kind.name}}} takes no argument, got '{directive.args}'")
             ok = False
-        elif kind.argument is not None and not directive.args:
+        elif kind.argument is not None and not directive.args and kind.argument.required:
             self.error(directive.line, f"{{{kind.name}}} needs an argument: {kind.argument.doc}")
             ok = False
-        elif kind.argument is not None:
+        elif kind.argument is not None and directive.args:
             try:
                 argument = kind.argument.parse(directive.args)
             except ValueError as exc:  # "{kind} is about one unit, not 2" names the kind
@@ -404,6 +405,7 @@ class Article:
             path=directive.path,
             line=directive.line,
             option_lines=directive.option_lines,
+            argument_tokens=directive.args_tokens,
         )
 
     def _check_role(self, token: Token, context: CheckContext) -> None:
@@ -419,9 +421,13 @@ class Article:
 
     def _resolve_wanted(self) -> None:
         known = [*self.targets, *PAGE_ANCHORS]
-        for label, line, how in self._wanted:
-            if self.target(label) is None and not reserved_id(label):
+        for label, line, how, counter in self._wanted:
+            target = self.target(label)
+            if target is None and not reserved_id(label):
                 self.error(line, f"unresolved reference {how}: no label '{label}'{suggest(label, known)}")
+            elif target is not None and counter and target.counter != counter:
+                what = target.text if target.counter else "not numbered"
+                self.error(line, f"{how} needs a labelled {counter.lower()}, but '{label}' is {what}")
         for href, line in self._link_labels:
             if self.target(href) is None and not (self.doc.path.parent / unquote(href)).exists():
                 self.warning(

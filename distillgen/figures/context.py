@@ -61,9 +61,18 @@ class CheckContext(_Reports):
         """The article's folder: paths the author writes are relative to it."""
         return self._article.doc.path.parent
 
-    def want(self, label: str, line: int, how: str) -> None:
-        """A reference to `label`, resolved once the whole article has been seen."""
-        self._article.want(label, line, how)
+    def want(self, label: str, line: int, how: str, counter: str | None = None) -> None:
+        """A reference to `label` (to a numbered `counter`, e.g. "Equation", when given),
+        resolved once the whole article has been seen."""
+        self._article.want(label, line, how, counter)
+
+    def define(self, label: str, text: str, line: int) -> None:
+        """A label for something unnumbered (a code listing): references show `text`."""
+        self._article.define(label, text, line, title=text)
+
+    def equation(self, label: str, line: int) -> None:
+        """A labelled equation: numbered in reading order with the article's others."""
+        self._article.equation(label, line)
 
     def cite(self, key: str, line: int) -> bool:
         """Number a citation in order of first use; False (after an error) if unknown."""

@@ -25,6 +25,7 @@ class Directive:
     braces: bool = True  # False for `:::note`, which MyST writes `:::{note}`
     # (line, message) for what the parser could not read: a malformed YAML option block
     problems: list[tuple[int, str]] = field(default_factory=list)
+    args_tokens: list[Token] = field(default_factory=list)  # the argument as inline Markdown
 
     def option_line(self, key: str) -> int:
         return self.option_lines.get(key, self.line)
@@ -64,6 +65,7 @@ def _walk(tokens: list[Token]) -> Iterator[Token]:
         if token.type == "inline":
             yield from token.children or []
         elif token.type == "directive":
+            yield from _walk(token.meta["directive"].args_tokens)
             yield from _walk(token.meta["directive"].body_tokens)
 
 

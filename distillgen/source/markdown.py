@@ -187,6 +187,9 @@ def _parse_directive(state: StateCore, kind: str, args: str, token: Token, path:
         "nested": True,
     }
     body_tokens = state.md.parse(body, body_env) if body else []
+    if "name" in options and "label" not in options:  # MyST's `:name:` is distillgen's `:label:`
+        options["label"] = options.pop("name")
+        option_lines["label"] = option_lines.pop("name")
     return Directive(
         kind=kind,
         args=args,
@@ -199,7 +202,19 @@ def _parse_directive(state: StateCore, kind: str, args: str, token: Token, path:
         fence=token.markup,
         braces=braces,
         problems=problems,
+        args_tokens=_inline_tokens(state.md, args, body_env, fence_line + 1),
     )
+
+
+def _inline_tokens(md: MarkdownIt, text: str, env: dict, line: int) -> list[Token]:
+    """`text` parsed as inline Markdown (a title or caption written as a directive's argument),
+    every token on `line`."""
+    if not text:
+        return []
+    tokens = md.parseInline(text, env)
+    for token in _walk(tokens):
+        token.meta["line"] = line
+    return tokens
 
 
 def _yaml_options(
