@@ -16,9 +16,9 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from html import escape
-from urllib.parse import unquote
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -30,15 +30,15 @@ from distillgen.diagnostics import Reporter, suggest
 from distillgen.figures import DIRECTIVES, ROLES
 from distillgen.figures.base import DirectiveInput, DirectiveKind, RoleKind, jobs_of
 from distillgen.figures.context import Asset, CheckContext, FollowUpContext, PlanContext, RenderContext
-from distillgen.render.bibliography import Bibliography
 from distillgen.options import label as valid_label
+from distillgen.render.bibliography import Bibliography
 from distillgen.render.html import fence_language, inline_html, local_image, raw_images
 from distillgen.render.math import split_label, to_mathml
 from distillgen.safety import image_inside
 from distillgen.source import Directive, Document, Role
 from distillgen.source.document import role_of
-from distillgen.source.markdown import PAGE_ANCHORS, reserved_id
 from distillgen.source.frontmatter import FrontMatter
+from distillgen.source.markdown import PAGE_ANCHORS, reserved_id
 from distillgen.units import ModelSpec, SpecError, parse_spec
 
 if TYPE_CHECKING:
@@ -97,6 +97,7 @@ class Entry:
     layout: str = "l-body"
     caption: list[Token] = field(default_factory=list)
 
+
 class Article:
     def __init__(self, doc: Document, front: FrontMatter, md: MarkdownIt, reporter: Reporter) -> None:
         self.doc = doc
@@ -139,8 +140,11 @@ class Article:
             self.error(line, f"duplicate label '{label}' (first defined on line {first})")
             return
         if reserved_id(label):
-            self.error(line, f"label '{label}' is an id the page itself uses (footnotes, citations, "
-                       "appendix); choose another")
+            self.error(
+                line,
+                f"label '{label}' is an id the page itself uses (footnotes, citations, "
+                "appendix); choose another",
+            )
             return
         self.targets[label] = Target(anchor=label, text=text, line=line, **target)
 
@@ -268,8 +272,11 @@ class Article:
                 name = token.meta["label"]
                 if name not in footnotes.get("defined", ()):
                     defined = footnotes.get("defined", ())
-                    self.error(line, f"footnote [^{name}] is not defined{suggest(name, defined)}; "
-                               f"define it on a line of its own: [^{name}]: The note.")
+                    self.error(
+                        line,
+                        f"footnote [^{name}] is not defined{suggest(name, defined)}; "
+                        f"define it on a line of its own: [^{name}]: The note.",
+                    )
             elif token.type == "link_open":
                 href = str(token.attrs.get("href", ""))
                 empty = tokens[index + 1].type == "link_close"
@@ -323,16 +330,21 @@ class Article:
         for line, problem in directive.problems:
             self.error(line, f"{{{directive.kind}}}: {problem}")
         if not directive.kind:
-            self.error(directive.line, "a ':::' fence needs a directive, e.g. ':::{note}'; "
-                       "write code between ``` fences")
+            self.error(
+                directive.line,
+                "a ':::' fence needs a directive, e.g. ':::{note}'; write code between ``` fences",
+            )
             return
         kind = DIRECTIVES.get(directive.kind)
         if kind is None:
             self.error(directive.line, _unknown("directive", directive.kind, DIRECTIVES))
             return
         if not directive.braces:
-            self.warning(directive.line, f"write '{directive.fence}{{{directive.kind}}}': MyST reads a "
-                         f"directive's name in braces (this is read as {{{directive.kind}}})")
+            self.warning(
+                directive.line,
+                f"write '{directive.fence}{{{directive.kind}}}': MyST reads a "
+                f"directive's name in braces (this is read as {{{directive.kind}}})",
+            )
         parsed = self._parse_input(kind, directive)
         number = self.number(kind.counter) if kind.numbered else None
         label = None  # other kinds with a :label: define it themselves (an equation's number)
@@ -342,7 +354,9 @@ class Article:
         if label:  # even when another option is bad: no spurious "unresolved reference" errors
             text = f"{kind.counter} {number}" if number else label
             line = directive.option_line("label")
-            self.define(label, text, line, counter=kind.counter if number else None, number=number, title=caption)
+            self.define(
+                label, text, line, counter=kind.counter if number else None, number=number, title=caption
+            )
         if parsed is None:
             return
         request = kind.check(parsed, context)
@@ -514,9 +528,7 @@ def _plain(tokens: list[Token]) -> str:
             words.append(_plain(token.children))
         elif token.type in ("text", "code_inline", "math_inline"):
             words.append(token.content)
-        elif token.type in ("softbreak", "hardbreak"):
-            words.append(" ")
-        elif token.type == "paragraph_close":
+        elif token.type in ("softbreak", "hardbreak") or token.type == "paragraph_close":
             words.append(" ")
     return " ".join("".join(words).split())
 

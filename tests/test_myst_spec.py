@@ -157,7 +157,16 @@ class Outline(HTMLParser):
             self.skip += tag not in ("img", "br", "hr", "mspace")
             return
         name = tag
-        for cls in ("admonition", "admonition-title", "l-gutter", "footnote-ref", "lineno", "hll", "image", "table-wrap"):
+        for cls in (
+            "admonition",
+            "admonition-title",
+            "l-gutter",
+            "footnote-ref",
+            "lineno",
+            "hll",
+            "image",
+            "table-wrap",
+        ):
             if cls in classes:
                 name = f"{tag}.{cls}"
                 break
@@ -225,7 +234,9 @@ def _simplify(item: dict) -> dict:
         if child["tag"] in TRANSPARENT:
             children += child["children"]
         elif child["tag"] == "div.math":  # the equation's label is the block's id
-            children += [{**c, "props": {**c["props"], "label": child["props"]["label"]}} for c in child["children"]]
+            children += [
+                {**c, "props": {**c["props"], "label": child["props"]["label"]}} for c in child["children"]
+            ]
         elif child["tag"] == "code.inline":
             children.append(node("code", child["children"]))
         elif child["tag"] == "pre":

@@ -10,8 +10,8 @@ from distillgen.figures.ablation import Ablation
 from distillgen.figures.admonition import TITLED, Admonition
 from distillgen.figures.base import DirectiveKind, RoleKind
 from distillgen.figures.circuit import Circuit
-from distillgen.figures.code import CodeBlock, CodeDirective, SourceCode
 from distillgen.figures.cite import Cite, CiteParenthetical, CiteTextual
+from distillgen.figures.code import CodeBlock, CodeDirective, SourceCode
 from distillgen.figures.examples import Examples
 from distillgen.figures.featurevis import FeatureVis
 from distillgen.figures.figure import Figure, Image
@@ -28,7 +28,18 @@ from distillgen.figures.weights import Weights
 DIRECTIVES: dict[str, DirectiveKind] = {
     kind.name: kind()
     for kind in (
-        *(Figure, Image, Note, Aside, Admonition, *TITLED, MathDirective, CodeBlock, CodeDirective, SourceCode),
+        *(
+            Figure,
+            Image,
+            Note,
+            Aside,
+            Admonition,
+            *TITLED,
+            MathDirective,
+            CodeBlock,
+            CodeDirective,
+            SourceCode,
+        ),
         *(ListTable, FeatureVis, Weights, Circuit, Tuning, Examples, Ablation, Universality),
     )
 }

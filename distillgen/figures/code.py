@@ -71,7 +71,9 @@ class CodeBlock(DirectiveKind):
         start = options["lineno-start"] if options["lineno-start"] is not None else options["number-lines"]
         first = start if start is not None else (1 if options["linenos"] else None)
         if options["label"]:
-            ctx.define(options["label"], options["caption"] or options["label"], directive.option_line("label"))
+            ctx.define(
+                options["label"], options["caption"] or options["label"], directive.option_line("label")
+            )
         return Code(
             code + "\n" if code else "",
             language,

@@ -48,7 +48,9 @@ def image_source(written: str, ctx: CheckContext, line: int) -> Asset | str | No
 
 def image_html(request: ImageRequest, ctx: RenderContext) -> str:
     src = request.image if isinstance(request.image, str) else ctx.file(request.image)
-    styles = [f"{name}:{value}" for name, value in (("width", request.width), ("height", request.height)) if value]
+    styles = [
+        f"{name}:{value}" for name, value in (("width", request.width), ("height", request.height)) if value
+    ]
     style = f' style="{";".join(styles)}"' if styles else ""
     classes = " ".join([*([f"align-{request.align}"] if request.align else []), *request.classes.split()])
     attribute = f' class="{escape(classes)}"' if classes else ""

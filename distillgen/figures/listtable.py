@@ -54,9 +54,13 @@ class ListTable(DirectiveKind):
             return None
         options = directive.options
         if options["header-rows"] > len(rows):
-            ctx.error(directive.option_line("header-rows"), f":header-rows: is more than the {len(rows)} rows")
+            ctx.error(
+                directive.option_line("header-rows"), f":header-rows: is more than the {len(rows)} rows"
+            )
             return None
-        return Table(rows, options["header-rows"], options["stub-columns"], options["align"], options["class"])
+        return Table(
+            rows, options["header-rows"], options["stub-columns"], options["align"], options["class"]
+        )
 
     def render(self, table: Table, ctx: RenderContext) -> Rendered:
         head, body = [], []
@@ -71,7 +75,9 @@ class ListTable(DirectiveKind):
         classes = " ".join([*([f"align-{table.align}"] if table.align else []), *table.classes.split()])
         attribute = f' class="{escape(classes)}"' if classes else ""
         thead = f"<thead>{''.join(head)}</thead>" if head else ""
-        html = f'<div class="table-wrap"><table{attribute}>{thead}<tbody>{"".join(body)}</tbody></table></div>'
+        html = (
+            f'<div class="table-wrap"><table{attribute}>{thead}<tbody>{"".join(body)}</tbody></table></div>'
+        )
         return ctx.rendered(ctx.figure(html, "table"))
 
 

@@ -27,7 +27,9 @@ class MathDirective(DirectiveKind):
         latex, written = split_label(directive.body)
         label = directive.options["label"]
         if written and label:
-            ctx.error(directive.line, f"equation labelled twice: ':label: {label}' and '\\label{{{written}}}'")
+            ctx.error(
+                directive.line, f"equation labelled twice: ':label: {label}' and '\\label{{{written}}}'"
+            )
             return None
         label = label or written
         if label:

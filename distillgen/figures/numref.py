@@ -39,7 +39,9 @@ class NumRef(RoleKind):
         if reference.text:
             number = str(target.number) if target.number is not None else target.text
             shown = escape(
-                reference.text.replace("%s", number).replace("{number}", number).replace("{name}", target.title)
+                reference.text.replace("%s", number)
+                .replace("{number}", number)
+                .replace("{name}", target.title)
             )
         else:
             shown = target.text if target.counter else target.shown()

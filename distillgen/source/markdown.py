@@ -39,7 +39,9 @@ _OPTION_LINE = re.compile(r"^:(?P<key>[\w-]+):(?:\s+(?P<value>.*))?$")
 # Ids the article page itself uses (templates/article.html), and the patterns of those it
 # makes for footnotes, citations and hover cards: a heading or label must not take one.
 PAGE_ANCHORS = ("contents", "appendix", "footnotes", "references", "citation")
-_PAGE_ID_PATTERNS = re.compile(r"^(fn-\d+|fnref-\d+(-\d+)?|ref-.*|unit-[0-9a-f]{12}-\d+|circuit-[0-9a-f]{8}.*)$")
+_PAGE_ID_PATTERNS = re.compile(
+    r"^(fn-\d+|fnref-\d+(-\d+)?|ref-.*|unit-[0-9a-f]{12}-\d+|circuit-[0-9a-f]{8}.*)$"
+)
 
 
 def reserved_id(anchor: str) -> bool:
@@ -153,10 +155,14 @@ def _directives_rule(state: StateCore) -> None:
         if not match:
             continue
         token.type = "directive"
-        token.meta["directive"] = _parse_directive(state, match["kind"], match["args"].strip(), token, path, braces)
+        token.meta["directive"] = _parse_directive(
+            state, match["kind"], match["args"].strip(), token, path, braces
+        )
 
 
-def _parse_directive(state: StateCore, kind: str, args: str, token: Token, path: Path, braces: bool) -> Directive:
+def _parse_directive(
+    state: StateCore, kind: str, args: str, token: Token, path: Path, braces: bool
+) -> Directive:
     env = state.env
     fence_line = (token.map[0] if token.map else 0) + env.get("line_offset", 0)  # 0-based
     lines = token.content.splitlines()
@@ -230,7 +236,9 @@ def _yaml_options(
         return None
     end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
     if end is None:
-        problems.append((fence_line + 2, "the option block opened with '---' is never closed by a second '---'"))
+        problems.append(
+            (fence_line + 2, "the option block opened with '---' is never closed by a second '---'")
+        )
         return len(lines)
     first = fence_line + 3  # 1-based line of the block's first YAML line
     try:
