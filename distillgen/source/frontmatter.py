@@ -98,7 +98,7 @@ AFFILIATION_IGNORED = (
     *("address", "city", "state", "postal_code", "country", "ror", "isni", "ringgold", "email", "phone"),
     *("fax", "collaboration", "doi"),
 )
-_DOI = re.compile(r"^10\.\d{4,9}/\S+$")
+_DOI = re.compile(r"^10\.[^/\s]+/.+$")  # a prefix, a slash, a suffix (escaped where shown)
 _DOI_PREFIX = re.compile(r"^(https?://(dx\.)?doi\.org/|doi:\s*)", re.IGNORECASE)
 _ORCID = re.compile(r"^(https?://orcid\.org/)?(\d{4}-\d{4}-\d{4}-\d{3}[\dX])$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
