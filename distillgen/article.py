@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -198,7 +199,8 @@ class Article:
             return None
         if path not in self._asset_urls:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
-            stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", path.stem)  # a URL without escapes
+            ascii_stem = unicodedata.normalize("NFKD", path.stem).encode("ascii", "ignore").decode()
+            stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", ascii_stem)  # a URL without escapes: échelle -> echelle
             self._asset_urls[path] = f"assets/{stem}-{digest}{path.suffix.lower()}"
         return Asset(self._asset_urls[path], path)
 

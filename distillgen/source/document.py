@@ -63,7 +63,10 @@ def _walk(tokens: list[Token]) -> Iterator[Token]:
     for token in tokens:
         yield token
         if token.type == "inline":
-            yield from token.children or []
+            for child in token.children or []:
+                yield child
+                if child.type == "image":  # its alt text is Markdown too
+                    yield from child.children or []
         elif token.type == "directive":
             yield from _walk(token.meta["directive"].args_tokens)
             yield from _walk(token.meta["directive"].body_tokens)

@@ -66,6 +66,7 @@ def make_parser() -> MarkdownIt:
     )
     md.block.ruler.at("front_matter", _front_matter_of_the_article)
     md.inline.ruler.before("text", "source_position", _source_position_rule)
+    md.inline.ruler2.push("source_position", _last_source_position)
     md.validateLink = markdown_link_allowed  # the site's one URL rule (safety.py)
     md.core.ruler.push("targets", _targets_rule)
     md.core.ruler.push("anchor", _heading_anchors_rule)
@@ -97,6 +98,13 @@ def _source_position_rule(state: StateInline, silent: bool) -> bool:
         token.meta.setdefault("pos", marks[1])
     marks[0], marks[1] = len(state.tokens), state.pos
     return False
+
+
+def _last_source_position(state: StateInline) -> None:
+    """The tokens pushed after the last position the inline parser tried started there."""
+    count, position = state.__dict__.get("_distillgen_marks", (0, 0))
+    for token in state.tokens[count:]:
+        token.meta.setdefault("pos", position)
 
 
 def _targets_rule(state: StateCore) -> None:
