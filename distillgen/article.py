@@ -37,7 +37,7 @@ from distillgen.render.html import fence_language, inline_html, local_image, raw
 from distillgen.render.math import split_label, to_mathml
 from distillgen.safety import image_inside
 from distillgen.source import Directive, Document, Role
-from distillgen.source.document import role_of
+from distillgen.source.document import plain_text, role_of
 from distillgen.source.frontmatter import FrontMatter
 from distillgen.source.markdown import PAGE_ANCHORS, reserved_id
 from distillgen.units import ModelSpec, SpecError, parse_spec
@@ -292,7 +292,7 @@ class Article:
 
     def _check_heading(self, token: Token, inline: Token, before: Token | None) -> None:
         anchor, line = str(token.attrs["id"]), token.meta.get("line")
-        text = _plain(inline.children or [])
+        text = plain_text(inline.children or [])
         html = inline_html(self.md, inline.children or [], {"article": self})
         self.headings.append(Heading(int(token.tag[1]), anchor, text, html))
         if before is not None and before.type == "myst_target" and before.content == anchor:
@@ -352,7 +352,9 @@ class Article:
         label = None  # other kinds with a :label: define it themselves (an equation's number)
         if kind.numbered:
             label = parsed.options.get("label") if parsed is not None else _valid_label(directive)
-        caption = _plain(directive.args_tokens if kind.caption_from == "argument" else directive.body_tokens)
+        caption = plain_text(
+            directive.args_tokens if kind.caption_from == "argument" else directive.body_tokens
+        )
         if label:  # even when another option is bad: no spurious "unresolved reference" errors
             text = f"{kind.counter} {number}" if number else label
             line = directive.option_line("label")
@@ -520,19 +522,6 @@ _LINK_LABEL = re.compile(r"^[A-Za-z][\w-]*$")
 def _identifier(label: str) -> str:
     """MyST's identifier of a label: lower case, runs of spaces as one."""
     return " ".join(label.split()).lower()
-
-
-def _plain(tokens: list[Token]) -> str:
-    """The words of inline or block tokens without their markup."""
-    words = []
-    for token in tokens:
-        if token.children:
-            words.append(_plain(token.children))
-        elif token.type in ("text", "code_inline", "math_inline"):
-            words.append(token.content)
-        elif token.type in ("softbreak", "hardbreak") or token.type == "paragraph_close":
-            words.append(" ")
-    return " ".join("".join(words).split())
 
 
 def _unknown(what: str, name: str, known: dict) -> str:

@@ -57,7 +57,9 @@ def test_new_article_scaffold_builds_cleanly(tmp_path):
     for feature in (*features, "```{featurevis} mixed4:", "```{circuit} mixed4:", "```{tip}"):
         assert feature in text
     out = tmp_path / "out"
-    built = run_cli("build", str(tmp_path / "src"), "-o", str(out), "--cache-dir", str(tmp_path / "cache"), "--strict")
+    built = run_cli(
+        "build", str(tmp_path / "src"), "-o", str(out), "--cache-dir", str(tmp_path / "cache"), "--strict"
+    )
     assert built.exit_code == 0, built.output
     # A new author sees what the tool is for: figures computed from the shipped model.
     page = (out / "curve-detectors-revisited" / "index.html").read_text("utf-8")

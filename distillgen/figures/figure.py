@@ -12,7 +12,9 @@ from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
 from distillgen.figures.context import Asset, CheckContext, RenderContext
 from distillgen.options import Argument, Option, choice, text
 from distillgen.safety import url_problem
+from distillgen.source.document import plain_text
 
+ALIGN = Option("align", choice("left", "center", "right"), None, "where it sits")
 _REMOTE = re.compile(r"^https?://", re.IGNORECASE)
 _LENGTH = re.compile(r"^(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>px|%|em|rem)?$")
 
@@ -52,20 +54,25 @@ def image_html(request: ImageRequest, ctx: RenderContext) -> str:
         f"{name}:{value}" for name, value in (("width", request.width), ("height", request.height)) if value
     ]
     style = f' style="{";".join(styles)}"' if styles else ""
-    classes = " ".join([*([f"align-{request.align}"] if request.align else []), *request.classes.split()])
-    attribute = f' class="{escape(classes)}"' if classes else ""
+    attribute = class_attribute(request.align, request.classes)
     return f'<img src="{escape(src)}" alt="{escape(request.alt)}" loading="lazy"{attribute}{style}>'
+
+
+def class_attribute(align: str | None, classes: str) -> str:
+    """` class="align-center extra"` for an element's `:align:` and `:class:`, or nothing."""
+    names = " ".join([*([f"align-{align}"] if align else []), *classes.split()])
+    return f' class="{escape(names)}"' if names else ""
+
+
+ALT = Option("alt", text, "", "text that replaces the image for readers who cannot see it")
+WIDTH = Option("width", css_length, None, "display width: CSS pixels, or 50%")
 
 
 class Figure(DirectiveKind):
     name = "figure"
     doc = "An image file (PNG, JPEG, SVG, WebP) or http(s) URL with a caption."
     argument = Argument("the image's path, relative to the article, or an https:// URL")
-    options = (
-        Option("alt", text, "", "text that replaces the image for readers who cannot see it"),
-        Option("width", css_length, None, "display width: CSS pixels, or 50%"),
-        CLASS,
-    )
+    options = (ALT, WIDTH, CLASS)
     numbered = True
 
     def check(self, directive: DirectiveInput, ctx: CheckContext) -> ImageRequest | None:
@@ -74,7 +81,7 @@ class Figure(DirectiveKind):
             ctx.warning(directive.line, "{figure} has neither a caption nor ':alt:' text")
         if image is None:
             return None
-        alt = directive.options["alt"] or _plain_text(directive.body_tokens)
+        alt = directive.options["alt"] or plain_text(directive.body_tokens)
         return ImageRequest(image, alt, directive.options["width"], classes=directive.options["class"])
 
     def render(self, request: ImageRequest, ctx: RenderContext) -> Rendered:
@@ -86,10 +93,10 @@ class Image(DirectiveKind):
     doc = "An image file or http(s) URL on its own, without caption or number."
     argument = Argument("the image's path, relative to the article, or an https:// URL")
     options = (
-        Option("alt", text, "", "text that replaces the image for readers who cannot see it"),
-        Option("width", css_length, None, "display width: CSS pixels, or 50%"),
+        ALT,
+        WIDTH,
         Option("height", css_length, None, "display height: CSS pixels, or 50%"),
-        Option("align", choice("left", "center", "right"), None, "where the image sits"),
+        ALIGN,
         CLASS,
     )
 
@@ -108,15 +115,3 @@ class Image(DirectiveKind):
 
     def render(self, request: ImageRequest, ctx: RenderContext) -> Rendered:
         return ctx.rendered(f'<p class="image">{image_html(request, ctx)}</p>')
-
-
-def _plain_text(tokens) -> str:
-    """The caption's words without markup, for an image's alt text."""
-    words = []
-    for token in tokens:
-        for child in token.children or []:
-            if child.type in ("text", "code_inline"):
-                words.append(child.content)
-            elif child.type in ("softbreak", "hardbreak"):
-                words.append(" ")
-    return "".join(words).strip()

@@ -4,14 +4,14 @@ with its argument as the caption."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from html import escape
 
 from markdown_it.token import Token
 
 from distillgen.figures.admonition import CLASS
 from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
 from distillgen.figures.context import CheckContext, RenderContext
-from distillgen.options import Argument, Option, choice, integer
+from distillgen.figures.figure import ALIGN, class_attribute
+from distillgen.options import Argument, Option, integer
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class ListTable(DirectiveKind):
     options = (
         Option("header-rows", integer(0), 0, "how many first rows are headers"),
         Option("stub-columns", integer(0), 0, "how many first columns are row headers"),
-        Option("align", choice("left", "center", "right"), None, "where the table sits"),
+        ALIGN,
         Option("widths", str, None, "column widths (accepted; the browser sizes columns)"),
         Option("width", str, None, "table width (accepted; the browser sizes the table)"),
         CLASS,
@@ -72,8 +72,7 @@ class ListTable(DirectiveKind):
                 for tag in ["th" if header or column < table.stub_columns else "td"]
             )
             (head if header else body).append(f"<tr>{cells}</tr>")
-        classes = " ".join([*([f"align-{table.align}"] if table.align else []), *table.classes.split()])
-        attribute = f' class="{escape(classes)}"' if classes else ""
+        attribute = class_attribute(table.align, table.classes)
         thead = f"<thead>{''.join(head)}</thead>" if head else ""
         html = (
             f'<div class="table-wrap"><table{attribute}>{thead}<tbody>{"".join(body)}</tbody></table></div>'

@@ -72,6 +72,20 @@ def _walk(tokens: list[Token]) -> Iterator[Token]:
             yield from _walk(token.meta["directive"].body_tokens)
 
 
+def plain_text(tokens: list[Token]) -> str:
+    """The words of block or inline tokens without their markup (a caption as alt text, a
+    heading's title in a reference, the front matter's title in <title>)."""
+    words = []
+    for token in tokens:
+        if token.children:
+            words.append(plain_text(token.children))
+        elif token.type in ("text", "code_inline", "math_inline"):
+            words.append(token.content)
+        elif token.type in ("softbreak", "hardbreak", "paragraph_close"):
+            words.append(" ")
+    return " ".join("".join(words).split())
+
+
 def role_of(token: Token, path: Path) -> Role:
     """The token's Role; the same object in every pass (the article keys its entry by it)."""
     if "role" not in token.meta:

@@ -18,6 +18,7 @@ from markdown_it import MarkdownIt
 from distillgen.diagnostics import Reporter, suggest
 from distillgen.options import FEATUREVIS_SETTINGS
 from distillgen.safety import resolve_inside, url_problem
+from distillgen.source.document import plain_text
 from distillgen.units import SpecError, parse_spec
 
 
@@ -238,21 +239,9 @@ def _set(
         children = _TITLE.parseInline(written)[0].children or []
         shown = [c for c in children if c.type not in ("link_open", "link_close")]  # the title is linked
         fm.title_html = _TITLE.renderer.renderInline(shown, _TITLE.options, {})
-        fm.title = _plain(children) or written
+        fm.title = plain_text(children) or written
     else:
         setattr(fm, key, text_value(node, key))
-
-
-def _plain(tokens) -> str:
-    words = []
-    for token in tokens:
-        if token.type in ("text", "code_inline"):
-            words.append(token.content)
-        elif token.type in ("softbreak", "hardbreak"):
-            words.append(" ")
-        elif token.children:
-            words.append(_plain(token.children))
-    return "".join(words).strip()
 
 
 def _doi(node: yaml.Node) -> str:
