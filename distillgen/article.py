@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,13 +55,13 @@ class Target:
     anchor: str
     text: str  # what an empty link or {numref} shows, e.g. "Figure 2", as plain text
     line: int
-    html: str = ""  # the same as HTML (a heading's markup kept); escaped `text` when empty
+    html: str = ""  # the same as HTML ("(2)" for an equation); escaped `text` when empty
     counter: str | None = None  # "Figure", "Table", "Equation": what it is numbered as
     number: int | None = None
     title: str = ""  # a figure's caption or a heading's text, plain: {name} in {numref}
-
-    def shown(self) -> str:
-        return self.html or escape(self.text)
+    # A heading's title as inline tokens: shown with its markup, rendered with the page (its
+    # roles are checked in the same walk, after the heading is met).
+    title_tokens: tuple[Token, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,8 @@ class Heading:
     level: int
     anchor: str
     text: str
-    html: str  # the title's inline markup, without links (the table of contents links it)
+    title_tokens: tuple[Token, ...]
+    html: str = ""  # the title's inline markup without links (the contents link it): at render
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,13 @@ class Article:
         as written in the page (percent-escaped)."""
         return self._asset_urls[(self.doc.path.parent / unquote(src)).resolve()]
 
+    def shown(self, target: Target) -> str:
+        """What an empty link or {ref} to `target` shows, as HTML: a heading's title with its
+        markup, "(2)" for an equation, else its text."""
+        if target.title_tokens:
+            return inline_html(self.md, list(target.title_tokens), {"article": self})
+        return target.html or escape(target.text)
+
     def link_target(self, href: str) -> Target | None:
         """What a link names: `#label`, or MyST's `label` alone when it is one."""
         if href.startswith("#"):
@@ -292,14 +300,13 @@ class Article:
 
     def _check_heading(self, token: Token, inline: Token, before: Token | None) -> None:
         anchor, line = str(token.attrs["id"]), token.meta.get("line")
-        text = plain_text(inline.children or [])
-        html = inline_html(self.md, inline.children or [], {"article": self})
-        self.headings.append(Heading(int(token.tag[1]), anchor, text, html))
+        text, title = plain_text(inline.children or []), tuple(inline.children or [])
+        self.headings.append(Heading(int(token.tag[1]), anchor, text, title))
         if before is not None and before.type == "myst_target" and before.content == anchor:
             if self._valid_target(anchor, before.meta.get("line")):
-                self.define(anchor, text, before.meta.get("line"), html=html, title=text)
+                self.define(anchor, text, before.meta.get("line"), title=text, title_tokens=title)
         else:
-            self.targets.setdefault(anchor, Target(anchor, text, line, html=html, title=text))
+            self.targets.setdefault(anchor, Target(anchor, text, line, title=text, title_tokens=title))
 
     def _valid_target(self, name: str, line: int | None) -> bool:
         try:
@@ -487,6 +494,10 @@ class Article:
         self.cards = {}
         body, footnote_tokens = _split_footnotes(self.doc.tokens)
         html = self.render_tokens(body)
+        env = {"article": self}
+        self.headings = [
+            replace(h, html=inline_html(self.md, list(h.title_tokens), env)) for h in self.headings
+        ]
         footnotes = [Footnote(n, self.render_tokens(t)) for n, t in footnote_tokens]
         references = [Reference(key, n, self.reference_html[key]) for key, n in self.citations.items()]
         return html, footnotes, references

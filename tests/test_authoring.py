@@ -290,7 +290,8 @@ def test_heading_markup_in_contents_and_references(folder, tmp_path):
     result, page = build(
         folder,
         tmp_path,
-        "---\ntitle: T\n---\n\n## The `code` and *emphasis*\n\nSee {ref}`the-code-and-emphasis`.\n",
+        "---\ntitle: T\n---\n\n## The `code` and *emphasis*\n\nSee {ref}`the-code-and-emphasis`.\n\n"
+        "## H{sub}`2`O [in water](https://example.org)\n",
     )
     assert result.exit_code == 0, result.output
     html = page.read_text("utf-8")
@@ -299,6 +300,7 @@ def test_heading_markup_in_contents_and_references(folder, tmp_path):
         'href="#the-code-and-emphasis">The <code>code</code> and <em>emphasis</em></a>'
         in html.split("<article")[1]
     )
+    assert '<a href="#ho-in-water">H<sub>2</sub>O in water</a>' in html  # a role; no link in a link
     assert "*emphasis*" not in html
 
 

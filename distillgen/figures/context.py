@@ -210,6 +210,10 @@ class RenderContext:
     def target(self, label: str) -> Target | None:
         return self._article.target(label)
 
+    def shown(self, target: Target) -> str:
+        """What a reference to `target` shows without text of its own, as HTML."""
+        return self._article.shown(target)
+
     def citation(self, key: str) -> int | None:
         return self._article.citations.get(key)
 

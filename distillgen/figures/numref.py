@@ -44,7 +44,7 @@ class NumRef(RoleKind):
                 .replace("{name}", target.title)
             )
         else:
-            shown = target.text if target.counter else target.shown()
+            shown = escape(target.text) if target.counter else ctx.shown(target)
         return ctx.rendered(f'<a class="figure-ref" href="#{escape(target.anchor)}">{shown}</a>')
 
 

@@ -108,7 +108,7 @@ def _link_open(self, tokens, idx, options, env) -> str:
         token.attrSet("href", f"#{target.anchor}")
     html = self.renderToken(tokens, idx, options, env)
     if target is not None and tokens[idx + 1].type == "link_close":
-        return html + target.shown()  # `[](#label)` shows the target's number or title
+        return html + env["article"].shown(target)  # `[](#label)` shows the target's number or title
     return html
 
 
