@@ -13,9 +13,13 @@ last stage returned. Kinds see only the small context of their stage (figures/co
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import re
+import unicodedata
+from dataclasses import dataclass, field, replace
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -27,12 +31,15 @@ from distillgen.diagnostics import Reporter, suggest
 from distillgen.figures import DIRECTIVES, ROLES
 from distillgen.figures.base import DirectiveInput, DirectiveKind, RoleKind, jobs_of
 from distillgen.figures.context import Asset, CheckContext, FollowUpContext, PlanContext, RenderContext
+from distillgen.options import label as valid_label
 from distillgen.render.bibliography import Bibliography
-from distillgen.render.math import to_mathml
+from distillgen.render.html import fence_language, inline_html, local_image, raw_images
+from distillgen.render.math import split_label, to_mathml
 from distillgen.safety import image_inside
 from distillgen.source import Directive, Document, Role
-from distillgen.source.document import role_of
+from distillgen.source.document import plain_text, role_of
 from distillgen.source.frontmatter import FrontMatter
+from distillgen.source.markdown import PAGE_ANCHORS, reserved_id
 from distillgen.units import ModelSpec, SpecError, parse_spec
 
 if TYPE_CHECKING:
@@ -40,17 +47,21 @@ if TYPE_CHECKING:
 
 DEFAULT_MODEL = "shapes"
 
-# Anchors every article page has (see templates/article.html).
-PAGE_ANCHORS = ("contents", "appendix", "footnotes", "references", "citation")
-
 
 @dataclass(frozen=True)
 class Target:
     """Something a reference can point at."""
 
     anchor: str
-    text: str  # what an empty link or {numref} shows, e.g. "Figure 2"
+    text: str  # what an empty link or {numref} shows, e.g. "Figure 2", as plain text
     line: int
+    html: str = ""  # the same as HTML ("(2)" for an equation); escaped `text` when empty
+    counter: str | None = None  # "Figure", "Table", "Equation": what it is numbered as
+    number: int | None = None
+    title: str = ""  # a figure's caption or a heading's text, plain: {name} in {numref}
+    # A heading's title as inline tokens: shown with its markup, rendered with the page (its
+    # roles are checked in the same walk, after the heading is met).
+    title_tokens: tuple[Token, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,8 @@ class Heading:
     level: int
     anchor: str
     text: str
+    title_tokens: tuple[Token, ...]
+    html: str = ""  # the title's inline markup without links (the contents link it): at render
 
 
 @dataclass(frozen=True)
@@ -106,8 +119,11 @@ class Article:
         self.teaser: Asset | None = None  # the front matter's teaser image, after check
         self._entries: dict[int, Entry] = {}  # id(Directive or Role) -> entry, in reading order
         self._asset_urls: dict[Path, str] = {}
-        self._wanted: list[tuple[str, int, str]] = []  # (label, line, how it was referenced)
-        self._figures = 0
+        # (label, line, how it was referenced, what it must name: "Equation", or None)
+        self._wanted: list[tuple[str, int, str, str | None]] = []
+        self._counters: dict[str, int] = {}  # "Figure", "Table", "Equation" -> last number
+        self._identifiers: dict[str, Target] = {}
+        self._link_labels: list[tuple[str, int]] = []  # `[](label)`: a label, or a file
         self._artifacts: dict[str, Artifact] = {}
 
     @property
@@ -121,15 +137,36 @@ class Article:
     def warning(self, line: int | None, message: str) -> None:
         self.reporter.warning(self.doc.path, line, message)
 
-    def define(self, label: str, text: str, line: int) -> None:
+    def define(self, label: str, text: str, line: int, **target) -> None:
+        """A target named `label` (Target's other fields as keywords)."""
         if label in self.targets:
             first = self.targets[label].line
             self.error(line, f"duplicate label '{label}' (first defined on line {first})")
             return
-        self.targets[label] = Target(anchor=label, text=text, line=line)
+        if reserved_id(label):
+            self.error(
+                line,
+                f"label '{label}' is an id the page itself uses (footnotes, citations, "
+                "appendix); choose another",
+            )
+            return
+        self.targets[label] = Target(anchor=label, text=text, line=line, **target)
 
-    def want(self, label: str, line: int, how: str) -> None:
-        self._wanted.append((label, line, how))
+    def target(self, label: str) -> Target | None:
+        """The target `label` names: exactly, else as MyST matches labels (case and runs of
+        spaces do not count)."""
+        found = self.targets.get(label)
+        if found is None:
+            found = self._by_identifier().get(_identifier(label))
+        return found
+
+    def _by_identifier(self) -> dict[str, Target]:
+        if len(self._identifiers) != len(self.targets):
+            self._identifiers = {_identifier(name): t for name, t in reversed(self.targets.items())}
+        return self._identifiers
+
+    def want(self, label: str, line: int, how: str, counter: str | None = None) -> None:
+        self._wanted.append((label, line, how, counter))
 
     def cite(self, key: str, line: int) -> bool:
         if self.bibliography is None:
@@ -151,6 +188,11 @@ class Article:
                 self.warning(line, f"{problem}; it is shown without the missing field")
         return True
 
+    def number(self, counter: str) -> int:
+        """The next number of `counter` ("Figure", "Table", "Equation"), in reading order."""
+        self._counters[counter] = self._counters.get(counter, 0) + 1
+        return self._counters[counter]
+
     def asset(self, src: str, line: int) -> Asset | None:
         """A local file the page shows, with its URL relative to the page; None after an error."""
         try:  # inside the articles folder (or an --allow-root), an image by its content
@@ -160,7 +202,9 @@ class Article:
             return None
         if path not in self._asset_urls:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
-            self._asset_urls[path] = f"assets/{path.stem}-{digest}{path.suffix.lower()}"
+            ascii_stem = unicodedata.normalize("NFKD", path.stem).encode("ascii", "ignore").decode()
+            stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", ascii_stem)  # a URL without escapes: échelle -> echelle
+            self._asset_urls[path] = f"assets/{stem}-{digest}{path.suffix.lower()}"
         return Asset(self._asset_urls[path], path)
 
     def model_spec(self, written: str | None, line: int) -> ModelSpec | None:
@@ -178,8 +222,22 @@ class Article:
         return list(self._asset_urls.values())
 
     def asset_url(self, src: str) -> str:
-        """The URL of a Markdown image that `check` found (render/html.py)."""
-        return self._asset_urls[(self.doc.path.parent / src).resolve()]
+        """The URL of a Markdown or raw HTML image that `check` found (render/html.py); `src`
+        as written in the page (percent-escaped)."""
+        return self._asset_urls[(self.doc.path.parent / unquote(src)).resolve()]
+
+    def shown(self, target: Target) -> str:
+        """What an empty link or {ref} to `target` shows, as HTML: a heading's title with its
+        markup, "(2)" for an equation, else its text."""
+        if target.title_tokens:
+            return inline_html(self.md, list(target.title_tokens), {"article": self})
+        return target.html or escape(target.text)
+
+    def link_target(self, href: str) -> Target | None:
+        """What a link names: `#label`, or MyST's `label` alone when it is one."""
+        if href.startswith("#"):
+            return self.target(href[1:])
+        return self.target(href) if _LINK_LABEL.match(href) else None
 
     def render_tokens(self, tokens: list[Token]) -> str:
         return self.md.renderer.render(tokens, self.md.options, {"article": self})
@@ -197,6 +255,7 @@ class Article:
             self.teaser = self.asset(self.front.teaser, self.front.lines.get("teaser"))
         context = CheckContext(self)
         tokens = list(self.doc.walk())
+        footnotes = self.doc.env.get("footnotes", {})
         for index, token in enumerate(tokens):
             line = token.meta.get("line")
             if token.type == "directive":
@@ -204,55 +263,122 @@ class Article:
             elif token.type == "myst_role":
                 self._check_role(token, context)
             elif token.type == "heading_open" and token.attrs.get("id"):
-                text = tokens[index + 1].content
-                self.headings.append(Heading(int(token.tag[1]), str(token.attrs["id"]), text))
-                self.targets.setdefault(str(token.attrs["id"]), Target(str(token.attrs["id"]), text, line))
+                self._check_heading(token, tokens[index + 1], tokens[index - 1] if index else None)
+            elif token.type == "myst_target" and not token.meta.get("heading"):
+                if self._valid_target(token.content, line):
+                    self.define(token.content, token.content, line)
+            elif token.type == "myst_block_break" and token.content:
+                self.warning(line, f"the metadata after '+++' is ignored: {token.content}")
             elif token.type in ("math_inline", "math_inline_double", "math_block", "math_block_label"):
-                try:
-                    to_mathml(token.content, token.type.startswith("math_block"))
-                except ValueError as exc:
-                    self.error(line, str(exc))
-                if token.type == "math_block_label":
-                    self.define(token.info, "equation", line)
-            elif token.type == "fence" and token.info.strip():
-                language = token.info.split()[0]
+                self._check_math(token, line)
+            elif token.type == "fence" and (language := fence_language(token.info)):
                 try:
                     get_lexer_by_name(language)
                 except ClassNotFound:
                     self.warning(line, f"no syntax highlighting for unknown language '{language}'")
             elif token.type == "image":
-                src = str(token.attrs.get("src", ""))
-                if src and "://" not in src and not src.startswith("data:"):
+                if src := local_image(str(token.attrs.get("src", ""))):
                     self.asset(src, line)
+            elif token.type in ("html_inline", "html_block"):
+                for src in raw_images(token.content):
+                    self.asset(src, line)
+            elif token.type == "footnote_ref" and token.meta.get("label") is not None:
+                name = token.meta["label"]
+                if name not in footnotes.get("defined", ()):
+                    defined = footnotes.get("defined", ())
+                    self.error(
+                        line,
+                        f"footnote [^{name}] is not defined{suggest(name, defined)}; "
+                        f"define it on a line of its own: [^{name}]: The note.",
+                    )
             elif token.type == "link_open":
                 href = str(token.attrs.get("href", ""))
+                empty = tokens[index + 1].type == "link_close"
                 if href.startswith("#") and len(href) > 1:
-                    empty = tokens[index + 1].type == "link_close"
                     self.want(href[1:], line, f"[](#{href[1:]})" if empty else f"link to '{href}'")
+                elif _LINK_LABEL.match(href):
+                    self._link_labels.append((href, line))
+        for name, line in footnotes.get("unused", ()):
+            self.warning(line, f"footnote [^{name}] is defined but never referenced; it is left out")
         self._resolve_wanted()
 
+    def _check_heading(self, token: Token, inline: Token, before: Token | None) -> None:
+        anchor, line = str(token.attrs["id"]), token.meta.get("line")
+        text, title = plain_text(inline.children or []), tuple(inline.children or [])
+        self.headings.append(Heading(int(token.tag[1]), anchor, text, title))
+        if before is not None and before.type == "myst_target" and before.content == anchor:
+            if self._valid_target(anchor, before.meta.get("line")):
+                self.define(anchor, text, before.meta.get("line"), title=text, title_tokens=title)
+        else:
+            self.targets.setdefault(anchor, Target(anchor, text, line, title=text, title_tokens=title))
+
+    def _valid_target(self, name: str, line: int | None) -> bool:
+        try:
+            valid_label(name)
+        except ValueError as exc:
+            self.error(line, f"bad target ({name})=: {exc}")
+            return False
+        return True
+
+    def _check_math(self, token: Token, line: int | None) -> None:
+        display = token.type.startswith("math_block")
+        latex, name = split_label(token.content) if display else (token.content, None)
+        try:
+            to_mathml(latex, display)
+        except ValueError as exc:
+            self.error(line, str(exc))
+        if token.type == "math_block_label":
+            if name is not None:
+                self.error(line, f"equation labelled twice: '({token.info})' and '\\label{{{name}}}'")
+            name = token.info
+        if name is not None and self._valid_target(name, line):
+            self.equation(name, line)
+
+    def equation(self, name: str, line: int | None) -> None:
+        """A labelled equation: numbered "(1)", referenced by {eq}, {numref} and [](#name)."""
+        number = self.number("Equation")
+        self.define(name, f"Equation {number}", line, html=f"({number})", counter="Equation", number=number)
+
     def _check_directive(self, directive: Directive, context: CheckContext) -> None:
+        for line, problem in directive.problems:
+            self.error(line, f"{{{directive.kind}}}: {problem}")
+        if not directive.kind:
+            self.error(
+                directive.line,
+                "a ':::' fence needs a directive, e.g. ':::{note}'; write code between ``` fences",
+            )
+            return
         kind = DIRECTIVES.get(directive.kind)
         if kind is None:
             self.error(directive.line, _unknown("directive", directive.kind, DIRECTIVES))
             return
+        if not directive.braces:
+            self.warning(
+                directive.line,
+                f"write '{directive.fence}{{{directive.kind}}}': MyST reads a "
+                f"directive's name in braces (this is read as {{{directive.kind}}})",
+            )
         parsed = self._parse_input(kind, directive)
-        number = None
+        number = self.number(kind.counter) if kind.numbered else None
+        label = None  # other kinds with a :label: define it themselves (an equation's number)
         if kind.numbered:
-            self._figures += 1
-            number = self._figures
-        if parsed is not None:
-            label = parsed.options.get("label")
-        else:
-            label = _valid_label(directive) if kind.numbered else None
+            label = parsed.options.get("label") if parsed is not None else _valid_label(directive)
+        caption = plain_text(
+            directive.args_tokens if kind.caption_from == "argument" else directive.body_tokens
+        )
         if label:  # even when another option is bad: no spurious "unresolved reference" errors
-            self.define(label, f"Figure {number}" if number else label, directive.option_line("label"))
+            text = f"{kind.counter} {number}" if number else label
+            line = directive.option_line("label")
+            self.define(
+                label, text, line, counter=kind.counter if number else None, number=number, title=caption
+            )
         if parsed is None:
             return
         request = kind.check(parsed, context)
         if request is not None:
             layout = parsed.options.get("layout", "l-body")
-            entry = Entry(kind, directive.line, request, number, label, layout, directive.body_tokens)
+            caption = directive.args_tokens if kind.caption_from == "argument" else directive.body_tokens
+            entry = Entry(kind, directive.line, request, number, label, layout, caption)
             self._entries[id(directive)] = entry
 
     def _parse_input(self, kind: DirectiveKind, directive: Directive) -> DirectiveInput | None:
@@ -286,10 +412,10 @@ class Article:
         if kind.argument is None and directive.args:
             self.error(directive.line, f"{{{kind.name}}} takes no argument, got '{directive.args}'")
             ok = False
-        elif kind.argument is not None and not directive.args:
+        elif kind.argument is not None and not directive.args and kind.argument.required:
             self.error(directive.line, f"{{{kind.name}}} needs an argument: {kind.argument.doc}")
             ok = False
-        elif kind.argument is not None:
+        elif kind.argument is not None and directive.args:
             try:
                 argument = kind.argument.parse(directive.args)
             except ValueError as exc:  # "{kind} is about one unit, not 2" names the kind
@@ -308,6 +434,7 @@ class Article:
             path=directive.path,
             line=directive.line,
             option_lines=directive.option_lines,
+            argument_tokens=directive.args_tokens,
         )
 
     def _check_role(self, token: Token, context: CheckContext) -> None:
@@ -323,9 +450,20 @@ class Article:
 
     def _resolve_wanted(self) -> None:
         known = [*self.targets, *PAGE_ANCHORS]
-        for label, line, how in self._wanted:
-            if label not in self.targets and label not in PAGE_ANCHORS and not label.startswith("fn-"):
+        for label, line, how, counter in self._wanted:
+            target = self.target(label)
+            if target is None and not reserved_id(label):
                 self.error(line, f"unresolved reference {how}: no label '{label}'{suggest(label, known)}")
+            elif target is not None and counter and target.counter != counter:
+                what = target.text if target.counter else "not numbered"
+                self.error(line, f"{how} needs a labelled {counter.lower()}, but '{label}' is {what}")
+        for href, line in self._link_labels:
+            if self.target(href) is None and not (self.doc.path.parent / unquote(href)).exists():
+                self.warning(
+                    line,
+                    f"link to '{href}' names neither a label of this article{suggest(href, known)} "
+                    "nor a file next to it",
+                )
 
     # -- plan and follow up ----------------------------------------------------------------
     def plan(self, catalog: Catalog) -> None:
@@ -366,6 +504,10 @@ class Article:
         self.appendix = []
         body, footnote_tokens = _split_footnotes(self.doc.tokens)
         html = self.render_tokens(body)
+        env = {"article": self}
+        self.headings = [
+            replace(h, html=inline_html(self.md, list(h.title_tokens), env)) for h in self.headings
+        ]
         footnotes = [Footnote(n, self.render_tokens(t)) for n, t in footnote_tokens]
         references = [Reference(key, n, self.reference_html[key]) for key, n in self.citations.items()]
         return html, footnotes, references
@@ -374,7 +516,9 @@ class Article:
         """A directive's or role's HTML (called by render/html.py's rules); its files and hover
         cards join the page's."""
         entry = self._entries[id(item)]
-        context = RenderContext(self, self._artifacts, entry.number, entry.label, entry.layout, entry.caption)
+        context = RenderContext(
+            self, self._artifacts, entry.number, entry.label, entry.layout, entry.caption, entry.kind.counter
+        )
         rendered = entry.kind.render(entry.value, context)
         self.assets.update(rendered.files)
         for anchor, html in rendered.cards.items():
@@ -391,6 +535,15 @@ def _valid_label(directive: Directive) -> str | None:
         return label(directive.options["label"]) if "label" in directive.options else None
     except ValueError:
         return None
+
+
+# `[](label)`: MyST's reference without '#'; a path or URL has a dot, slash or colon.
+_LINK_LABEL = re.compile(r"^[A-Za-z][\w-]*$")
+
+
+def _identifier(label: str) -> str:
+    """MyST's identifier of a label: lower case, runs of spaces as one."""
+    return " ".join(label.split()).lower()
 
 
 def _unknown(what: str, name: str, known: dict) -> str:

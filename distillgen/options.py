@@ -44,6 +44,7 @@ class Argument:
 
     doc: str
     parse: Callable[[str], Any] = lambda value: value.strip()
+    required: bool = True  # False: the kind works without one (an admonition's first line)
 
 
 def text(value: str) -> str:
@@ -78,6 +79,11 @@ def number(lo: float | None = None, hi: float | None = None) -> Callable[[str], 
         return result
 
     return parse
+
+
+def flag(value: str) -> bool:
+    """A flag option: `:linenos:` alone means true."""
+    return boolean(value) if value.strip() else True
 
 
 def boolean(value: str) -> bool:

@@ -108,3 +108,22 @@ def open_page(browser):
     yield _open
     for context in contexts:
         context.close()
+
+
+def render_snippet(folder: Path, markdown: str, front: str = "title: T\n") -> tuple[str | None, list[str]]:
+    """`markdown` as an article's body through parse, check and render, as `distillgen build`
+    does (front matter, directives, references); (body HTML or None after errors, diagnostics)."""
+    from distillgen.diagnostics import Reporter
+    from distillgen.site import load_articles
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.md"):
+        old.unlink()
+    (folder / "a.md").write_text(f"---\n{front}---\n{markdown}", encoding="utf-8")
+    reporter = Reporter()
+    (article,) = load_articles(folder, reporter, lambda _: None)
+    diagnostics = [str(d) for d in reporter.diagnostics]
+    if reporter.errors:
+        return None, diagnostics
+    html, _footnotes, _references = article.render({})
+    return html, diagnostics

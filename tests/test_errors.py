@@ -25,7 +25,7 @@ GOOD = "---\ntitle: Good\nbibliography: refs.bib\n---\n\nText {cite}`olah2020zoo
         ),
         (
             "```{figure} scale.svg\n:width: wide\nCap.\n```\n",
-            "a.md:7: error: bad value for ':width:' in {figure}: expected a whole number, not 'wide'",
+            "a.md:7: error: bad value for ':width:' in {figure}: expected a length such as 200, 200px or 50%, not 'wide'",
         ),
         ("```{figure} nope.png\nCap.\n```\n", "a.md:6: error: file not found: 'nope.png'"),
         ("![a picture](nope.png)\n", "a.md:6: error: file not found: 'nope.png'"),
@@ -43,7 +43,7 @@ GOOD = "---\ntitle: Good\nbibliography: refs.bib\n---\n\nText {cite}`olah2020zoo
         ),
         ("See [](#nowhere).\n", "a.md:6: error: unresolved reference [](#nowhere): no label 'nowhere'"),
         ("Bad math $\\frac{a}{$.\n", "a.md:6: error: cannot typeset $\\frac{a}{$:"),
-        ("```{note} extra\nText.\n```\n", "a.md:6: error: {note} takes no argument, got 'extra'"),
+        ("```{math} extra\nx\n```\n", "a.md:6: error: {math} takes no argument, got 'extra'"),
         ("```{figure}\nCap.\n```\n", "a.md:6: error: {figure} needs an argument"),
     ],
 )

@@ -53,10 +53,18 @@ def test_new_article_scaffold_builds_cleanly(tmp_path):
     md = tmp_path / "src" / "curve-detectors-revisited.md"
     assert md.is_file()
     text = md.read_text()
-    for feature in ("{cite}", "{numref}", "```{figure}", "```{note}", "[^", "$$", "| Layer", "```python"):
+    features = ("{cite}", "{numref}", "```{figure}", "```{note}", "[^", "$$", "| Layer", "```python", "{eq}")
+    for feature in (*features, "```{featurevis} mixed4:", "```{circuit} mixed4:", "```{tip}"):
         assert feature in text
-    built = run_cli("build", str(tmp_path / "src"), "-o", str(tmp_path / "out"), "--strict")
+    out = tmp_path / "out"
+    built = run_cli(
+        "build", str(tmp_path / "src"), "-o", str(out), "--cache-dir", str(tmp_path / "cache"), "--strict"
+    )
     assert built.exit_code == 0, built.output
+    # A new author sees what the tool is for: figures computed from the shipped model.
+    page = (out / "curve-detectors-revisited" / "index.html").read_text("utf-8")
+    assert page.count('class="unit-cell"') == 4 and '<div class="circuit">' in page
+    assert "Equation" not in page and '<span class="equation-number">(1)</span>' in page
     again = run_cli("new", "Curve Detectors, Revisited", "-d", str(tmp_path / "src"))
     assert again.exit_code == 1
     assert "already exists" in again.stderr

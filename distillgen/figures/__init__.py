@@ -7,16 +7,21 @@ contract), and one line in DIRECTIVES or ROLES below.
 from __future__ import annotations
 
 from distillgen.figures.ablation import Ablation
+from distillgen.figures.admonition import TITLED, Admonition
 from distillgen.figures.appendix import Appendix
 from distillgen.figures.base import DirectiveKind, RoleKind
 from distillgen.figures.circuit import Circuit
 from distillgen.figures.cite import Cite, CiteParenthetical, CiteTextual
+from distillgen.figures.code import CodeBlock, CodeDirective, SourceCode
 from distillgen.figures.examples import Examples
 from distillgen.figures.featurevis import FeatureVis
-from distillgen.figures.figure import Figure
+from distillgen.figures.figure import Figure, Image
 from distillgen.figures.hover import Hover
+from distillgen.figures.inline import Abbreviation, Subscript, SubscriptLong, Superscript, SuperscriptLong
+from distillgen.figures.listtable import ListTable
+from distillgen.figures.mathblock import MathDirective, MathRole
 from distillgen.figures.note import Aside, Note
-from distillgen.figures.numref import NumRef, Ref
+from distillgen.figures.numref import Eq, NumRef, Ref
 from distillgen.figures.tuning import Tuning
 from distillgen.figures.unit import Unit
 from distillgen.figures.universality import Universality
@@ -25,19 +30,26 @@ from distillgen.figures.weights import Weights
 DIRECTIVES: dict[str, DirectiveKind] = {
     kind.name: kind()
     for kind in (
-        Figure,
-        Note,
-        Aside,
-        Appendix,
-        FeatureVis,
-        Weights,
-        Circuit,
-        Tuning,
-        Examples,
-        Ablation,
-        Universality,
+        *(
+            Figure,
+            Image,
+            Note,
+            Aside,
+            Admonition,
+            *TITLED,
+            MathDirective,
+            CodeBlock,
+            CodeDirective,
+            SourceCode,
+            Appendix,
+        ),
+        *(ListTable, FeatureVis, Weights, Circuit, Tuning, Examples, Ablation, Universality),
     )
 }
 ROLES: dict[str, RoleKind] = {
-    kind.name: kind() for kind in (Cite, CiteParenthetical, CiteTextual, NumRef, Ref, Unit, Hover)
+    kind.name: kind()
+    for kind in (
+        *(Cite, CiteParenthetical, CiteTextual, NumRef, Ref, Eq, Unit, MathRole),
+        *(Subscript, SubscriptLong, Superscript, SuperscriptLong, Abbreviation, Hover),
+    )
 }

@@ -41,6 +41,7 @@ class DirectiveInput:
     path: Path
     line: int
     option_lines: Mapping[str, int] = field(default_factory=dict)
+    argument_tokens: list[Token] = field(default_factory=list)  # the argument as inline Markdown
 
     def option_line(self, name: str) -> int:
         return self.option_lines.get(name, self.line)
@@ -69,6 +70,8 @@ class DirectiveKind:
     argument: ClassVar[Argument | None] = None  # None: the kind takes no argument
     options: ClassVar[tuple[Option, ...]] = ()
     numbered: ClassVar[bool] = False  # takes a "Figure N" number, a :label: and a :layout:
+    counter: ClassVar[str] = "Figure"  # what a numbered kind is numbered as: "Table 2"
+    caption_from: ClassVar[str] = "body"  # or "argument": where a numbered kind's caption is
 
     @classmethod
     def declared_options(cls) -> tuple[Option, ...]:
@@ -98,6 +101,7 @@ class RoleKind:
 
     name: ClassVar[str]
     doc: ClassVar[str]
+    counter: ClassVar[str | None] = None
 
     def check(self, role: Role, ctx: CheckContext) -> object | None:
         return role

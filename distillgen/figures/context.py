@@ -61,9 +61,18 @@ class CheckContext(_Reports):
         """The article's folder: paths the author writes are relative to it."""
         return self._article.doc.path.parent
 
-    def want(self, label: str, line: int, how: str) -> None:
-        """A reference to `label`, resolved once the whole article has been seen."""
-        self._article.want(label, line, how)
+    def want(self, label: str, line: int, how: str, counter: str | None = None) -> None:
+        """A reference to `label` (to a numbered `counter`, e.g. "Equation", when given),
+        resolved once the whole article has been seen."""
+        self._article.want(label, line, how, counter)
+
+    def define(self, label: str, text: str, line: int) -> None:
+        """A label for something unnumbered (a code listing): references show `text`."""
+        self._article.define(label, text, line, title=text)
+
+    def equation(self, label: str, line: int) -> None:
+        """A labelled equation: numbered in reading order with the article's others."""
+        self._article.equation(label, line)
 
     def cite(self, key: str, line: int) -> bool:
         """Number a citation in order of first use; False (after an error) if unknown."""
@@ -155,6 +164,7 @@ class RenderContext:
     label: str | None = None
     layout: str = "l-body"
     caption: list[Token] = field(default_factory=list)
+    counter: str | None = "Figure"  # "Figure 2", "Table 2"
     _files: dict[str, Path] = field(default_factory=dict)
     _cards: dict[str, str] = field(default_factory=dict)
     _appendix: list[tuple[str, str]] = field(default_factory=list)
@@ -176,7 +186,7 @@ class RenderContext:
         anchor = f' id="{escape(self.label)}"' if self.label else ""
         classes = " ".join(c for c in (self.layout, extra_class) if c)
         caption = self.markdown(self.caption).strip()
-        number = f'<span class="figure-number">Figure {self.number}</span>' if self.number else ""
+        number = f'<span class="figure-number">{self.counter} {self.number}</span>' if self.number else ""
         figcaption = f"<figcaption>{number}{caption}</figcaption>" if number or caption else ""
         return f'<figure class="{classes}"{anchor}>{content}{figcaption}</figure>'
 
@@ -203,7 +213,11 @@ class RenderContext:
         self._cards.setdefault(anchor, html)
 
     def target(self, label: str) -> Target | None:
-        return self._article.targets.get(label)
+        return self._article.target(label)
+
+    def shown(self, target: Target) -> str:
+        """What a reference to `target` shows without text of its own, as HTML."""
+        return self._article.shown(target)
 
     def citation(self, key: str) -> int | None:
         return self._article.citations.get(key)

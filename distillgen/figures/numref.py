@@ -1,4 +1,5 @@
-"""{numref}`label`: a link that reads "Figure 2"; `Fig. %s <label>` sets the text."""
+"""{numref}`label`: a link that reads "Figure 2"; `Fig. %s <label>` sets the text ("%s" and
+"{number}" become the number, "{name}" the caption or title, as in Sphinx). {eq}`label`: "(2)"."""
 
 from __future__ import annotations
 
@@ -23,24 +24,42 @@ class Reference:
 class NumRef(RoleKind):
     name = "numref"
     doc = "Reference a labelled figure or heading by its number or title."
+    refers_to: str | None = None  # what the label must name ("Equation"); None: anything
 
     def check(self, role: Role, ctx: CheckContext) -> Reference:
         match = _EXPLICIT.match(role.content.strip())
         text, label = (match["text"], match["label"].strip()) if match else (None, role.content.strip())
-        ctx.want(label, role.line, f"{{{role.name}}}`{role.content}`")
+        ctx.want(label, role.line, f"{{{role.name}}}`{role.content}`", self.refers_to)
         return Reference(role.content, label, text)
 
     def render(self, reference: Reference, ctx: RenderContext) -> Rendered:
         target = ctx.target(reference.label)
         if target is None:
             return ctx.rendered(escape(reference.written))
-        shown = target.text
         if reference.text:
-            number = target.text.split()[-1]
-            shown = reference.text.replace("%s", number) if "%s" in reference.text else reference.text
-        return ctx.rendered(f'<a class="figure-ref" href="#{escape(target.anchor)}">{escape(shown)}</a>')
+            number = str(target.number) if target.number is not None else target.text
+            shown = escape(
+                reference.text.replace("%s", number)
+                .replace("{number}", number)
+                .replace("{name}", target.title)
+            )
+        else:
+            shown = escape(target.text) if target.counter else ctx.shown(target)
+        return ctx.rendered(f'<a class="figure-ref" href="#{escape(target.anchor)}">{shown}</a>')
 
 
 class Ref(NumRef):
     name = "ref"
     doc = "Same as {numref}."
+
+
+class Eq(NumRef):
+    name = "eq"
+    doc = "Reference a labelled equation by its number: (2)."
+    refers_to = "Equation"
+
+    def render(self, reference: Reference, ctx: RenderContext) -> Rendered:
+        target = ctx.target(reference.label)
+        if target is None or reference.text:
+            return super().render(reference, ctx)
+        return ctx.rendered(f'<a class="equation-ref" href="#{escape(target.anchor)}">({target.number})</a>')

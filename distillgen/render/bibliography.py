@@ -17,18 +17,43 @@ from pybtex.database import BibliographyData, Entry, parse_file
 from pybtex.exceptions import PybtexError
 from pybtex.richtext import Text
 from pybtex.style.formatting.unsrt import Style as UnsrtStyle
-from pybtex.style.template import field, sentence
+from pybtex.style.template import FieldIsMissing, field, join, node, sentence
 
 from distillgen.diagnostics import Reporter
 from distillgen.safety import url_problem
 
 
+@node
+def _names(children, context, role, **kwargs):
+    """pybtex's `names`, but BibTeX's `and others` reads "et al." (pybtex prints "others")."""
+    try:
+        persons = context["entry"].persons[role]
+    except KeyError:
+        raise FieldIsMissing(role, context["entry"]) from None
+    style = context["style"]
+    named = [
+        style.format_name(person, style.abbreviate_names) for person in persons if not _is_others(person)
+    ]
+    if len(named) < len(persons):
+        return join[join(sep=", ")[named], " et al."].format_data(context)
+    return join(**kwargs)[named].format_data(context)
+
+
+def _is_others(person) -> bool:
+    return str(person) == "others"
+
+
 class _Style(UnsrtStyle):
-    """unsrt, but titles keep the authors' capitalization (unsrt lowercases them)."""
+    """unsrt, but titles keep the authors' capitalization (unsrt lowercases them), and `and
+    others` is "et al."."""
 
     def format_title(self, e, which_field, as_sentence=True):
         title = field(which_field)
         return sentence[title] if as_sentence else title
+
+    def format_names(self, role, as_sentence=True):
+        formatted = _names(role, sep=", ", sep2=" and ", last_sep=", and ")
+        return sentence[formatted] if as_sentence else formatted
 
 
 class _Backend(HtmlBackend):
@@ -45,6 +70,7 @@ class _Backend(HtmlBackend):
 
 
 _URL_COMMAND = re.compile(r"^\\url\{\s*(.*?)\s*\}$")
+_ARXIV_OLD = re.compile(r"^[a-z-]+(\.[A-Z]{2})?/\d{7}(v\d+)?$")  # hep-th/9901001: an arXiv id with a slash
 _ENTRY_START = re.compile(r"^\s*@\w+\s*[{(]\s*([^,\s]+)\s*,", re.MULTILINE)
 
 
@@ -55,7 +81,7 @@ class Bibliography:
         self._style = _Style()
         self._backend = _Backend()
         self._reporter = reporter
-        self._lines: dict[str, int] | None = None  # entry key -> line, read when first needed
+        self._lines: dict[str, list[int]] | None = None  # entry key -> its lines, read when first needed
 
     @classmethod
     def load(cls, path: Path, reporter: Reporter, cited_from: Path, line: int) -> Bibliography | None:
@@ -68,9 +94,12 @@ class Bibliography:
         except (PybtexError, UnicodeDecodeError) as exc:
             reporter.error(path, getattr(exc, "lineno", None) or 1, f"cannot read BibTeX: {exc}")
             return None
+        bibliography = cls(path, data, reporter)
         for problem in problems:
-            reporter.warning(path, None, f"{problem} (the first definition is used)")
-        return cls(path, data, reporter)
+            repeated = re.match(r"repeated bibliography entry: (\S+)", str(problem))
+            line = bibliography._line_of(repeated[1], occurrence=1) if repeated else None
+            reporter.warning(path, line, f"{problem} (the first definition is used)")
+        return bibliography
 
     @property
     def keys(self) -> list[str]:
@@ -95,7 +124,12 @@ class Bibliography:
 
     def _plain_html(self, entry: Entry) -> str:
         people = entry.persons.get("author") or []
-        names = ", ".join(_plain(str(person)) for person in people)
+        given_first = [  # "Laurens van der Maaten", as the formatted entries write names
+            _plain(" ".join([*p.first_names, *p.middle_names, *p.prelast_names, *p.last_names]) or str(p))
+            for p in people
+            if not _is_others(p)
+        ]
+        names = _listed(given_first, any(_is_others(p) for p in people))
         fields = entry.fields
         venue = fields.get("journal") or fields.get("booktitle") or fields.get("publisher")
         parts = [names, _plain(fields.get("title", "")), _plain(venue or ""), fields.get("year", "")]
@@ -121,9 +155,12 @@ class Bibliography:
         """'Olah et al.' / 'Cammarata and Olah' / the title when there are no authors."""
         entry = self._data.entries[key]
         people = entry.persons.get("author") or entry.persons.get("editor") or []
-        names = [_plain(" ".join(p.last_names)) for p in people]
+        # 'van der Maaten': the name particles belong to the surname here
+        names = [_plain(" ".join([*p.prelast_names, *p.last_names])) for p in people if not _is_others(p)]
         if not names:
             return _plain(entry.fields.get("title", key))
+        if len(names) < len(people):  # `and others`
+            return f"{names[0]} et al."
         if len(names) == 1:
             return names[0]
         if len(names) == 2:
@@ -143,22 +180,43 @@ class Bibliography:
         fields = {name: value for name, value in entry.fields.items() if name != "url"}
         return Entry(entry.type, fields=fields, persons=entry.persons)
 
-    def _line_of(self, key: str) -> int | None:
-        """The line where entry `key` starts (pybtex does not keep it); None when not found."""
+    def _line_of(self, key: str, occurrence: int = 0) -> int | None:
+        """The line where entry `key` starts (pybtex does not keep it), or where it is written
+        again (`occurrence` 1); None when not found."""
         if self._lines is None:
             text = self.path.read_text(encoding="utf-8", errors="replace")
-            self._lines = {
-                m[1].lower(): text.count("\n", 0, m.start(1)) + 1 for m in _ENTRY_START.finditer(text)
-            }
-        return self._lines.get(key.lower())
+            self._lines = {}
+            for m in _ENTRY_START.finditer(text):
+                self._lines.setdefault(m[1].lower(), []).append(text.count("\n", 0, m.start(1)) + 1)
+        lines = self._lines.get(key.lower(), [])
+        return lines[occurrence] if occurrence < len(lines) else None
 
     @staticmethod
     def _clean(entry: Entry) -> Entry:
+        fields = dict(entry.fields)
         # Real bibliographies wrap URLs in \url{...}; pybtex would keep the command verbatim.
-        url = entry.fields.get("url")
+        url = fields.get("url")
         if url and (m := _URL_COMMAND.match(url.strip())):
-            entry = Entry(entry.type, fields={**entry.fields, "url": m[1]}, persons=entry.persons)
-        return entry
+            fields["url"] = m[1]
+        # unsrt links every `eprint` to arxiv.org; a bioRxiv (or other) eprint is a DOI or URL.
+        eprint = fields.get("eprint", "").strip()
+        archive = (fields.get("archiveprefix") or fields.get("eprinttype") or "arxiv").strip().lower()
+        if eprint and (archive != "arxiv" or "/" in eprint and not _ARXIV_OLD.match(eprint)):
+            del fields["eprint"]
+            if re.match(r"^https?://", eprint):
+                fields.setdefault("url", eprint)
+            elif eprint.startswith("10."):
+                fields.setdefault("doi", eprint)
+        cleaned = Entry(entry.type, fields=fields, persons=entry.persons)
+        cleaned.key = entry.key  # pybtex names the entry in its errors
+        return cleaned
+
+
+def _listed(names: list[str], others: bool) -> str:
+    """'A', 'A and B', 'A, B and C', or 'A, B et al.'."""
+    if others:
+        return ", ".join(names) + " et al."
+    return " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else "".join(names)
 
 
 def _plain(latex: str) -> str:

@@ -7,16 +7,19 @@ everything, so these rules only format. Directives and roles render through thei
 
 from __future__ import annotations
 
+import re
 from html import escape
+from urllib.parse import unquote
 
 from markdown_it import MarkdownIt
+from markdown_it.common.utils import unescapeAll
 from markdown_it.token import Token
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import TextLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
 
-from distillgen.render.math import to_mathml
+from distillgen.render.math import split_label, to_mathml
 from distillgen.source.document import role_of
 
 _FORMATTER = HtmlFormatter(nowrap=True)
@@ -61,18 +64,39 @@ def _math_inline(self, tokens, idx, options, env) -> str:
 
 def _math_block(self, tokens, idx, options, env) -> str:
     token = tokens[idx]
-    anchor = f' id="{escape(token.info)}"' if token.type == "math_block_label" else ""
-    return f'<div class="math-display"{anchor}>{to_mathml(token.content, True)}</div>\n'
+    latex, name = split_label(token.content)
+    name = token.info if token.type == "math_block_label" else name
+    return equation_html(to_mathml(latex, True), env["article"].target(name) if name else None)
+
+
+def equation_html(mathml: str, target) -> str:
+    """Display math; a labelled equation has its anchor and its number, "(2)"."""
+    if target is None:
+        return f'<div class="math-display">{mathml}</div>\n'
+    number = f'<span class="equation-number">({target.number})</span>'
+    return f'<div class="math-display numbered" id="{escape(target.anchor)}">{mathml}{number}</div>\n'
+
+
+def fence_language(info: str) -> str:
+    """The language of a fence's info string, its backslash escapes and entities decoded."""
+    words = unescapeAll(info).split()
+    return words[0] if words else ""
+
+
+def highlighted(code: str, language: str, formatter: HtmlFormatter = _FORMATTER) -> str:
+    """`code` as Pygments HTML, its blank first and last lines kept (a lexer strips them by
+    default) and nothing added to empty code."""
+    try:
+        lexer = get_lexer_by_name(language, stripnl=False, ensurenl=False) if language else None
+    except ClassNotFound:
+        lexer = None
+    return highlight(code, lexer or TextLexer(stripnl=False, ensurenl=False), formatter)
 
 
 def _fence(self, tokens, idx, options, env) -> str:
     token = tokens[idx]
-    language = token.info.split()[0] if token.info.strip() else ""
-    try:
-        lexer = get_lexer_by_name(language) if language else TextLexer()
-    except ClassNotFound:
-        lexer = TextLexer()
-    code = highlight(token.content, lexer, _FORMATTER)
+    language = fence_language(token.info)
+    code = highlighted(token.content, language)
     data = f' data-language="{escape(language)}"' if language else ""
     return f'<pre class="highlight"{data}><code>{code}</code></pre>\n'
 
@@ -89,21 +113,58 @@ def _footnote_ref(self, tokens, idx, options, env) -> str:
 
 def _link_open(self, tokens, idx, options, env) -> str:
     token = tokens[idx]
-    href = str(token.attrs.get("href", ""))
+    target = env["article"].link_target(str(token.attrs.get("href", "")))
+    if target is not None:  # `[](label)` as MyST writes it links to `#label`
+        token.attrSet("href", f"#{target.anchor}")
     html = self.renderToken(tokens, idx, options, env)
-    target = env["article"].targets.get(href[1:]) if href.startswith("#") else None
     if target is not None and tokens[idx + 1].type == "link_close":
-        return html + escape(target.text)  # `[](#label)` shows the target's number or title
+        return html + env["article"].shown(target)  # `[](#label)` shows the target's number or title
     return html
+
+
+def local_image(src: str) -> str | None:
+    """The file an image's `src` names (percent escapes decoded: markdown-it encodes spaces and
+    accents), or None for a remote or inline image."""
+    if not src or src.startswith(("data:", "//")) or re.match(r"^[A-Za-z][\w+.-]*:", src):
+        return None
+    return unquote(src)
+
+
+_RAW_IMG_SRC = re.compile(r"""(<img\b[^>]*?\ssrc\s*=\s*)(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE)
+
+
+def raw_images(html: str) -> list[str]:
+    """The local files that raw HTML's `<img src>` attributes name."""
+    found = (local_image(m[2] or m[3] or m[4] or "") for m in _RAW_IMG_SRC.finditer(html))
+    return [src for src in found if src]
 
 
 def _image(self, tokens, idx, options, env) -> str:
     token = tokens[idx]
-    src = str(token.attrs.get("src", ""))
-    if src and "://" not in src and not src.startswith("data:"):
-        token.attrs["src"] = env["article"].asset_url(src)
+    if local_image(str(token.attrs.get("src", ""))):
+        token.attrs["src"] = env["article"].asset_url(str(token.attrs["src"]))
     token.attrs["loading"] = "lazy"
     return self.image(tokens, idx, options, env)
+
+
+def _raw_html(self, tokens, idx, options, env) -> str:
+    """Raw HTML as written (the site owner allows it), its local `<img>`s pointing at the copies
+    the page publishes."""
+
+    def published(match: re.Match) -> str:
+        src = match[2] or match[3] or match[4] or ""
+        if not local_image(src):
+            return match[0]
+        return f'{match[1]}"{escape(env["article"].asset_url(src))}"'
+
+    return _RAW_IMG_SRC.sub(published, tokens[idx].content)
+
+
+def inline_html(md: MarkdownIt, children: list[Token], env: dict) -> str:
+    """Inline tokens as HTML without their links and footnote marks: a heading's title where
+    the table of contents or a reference links to it."""
+    kept = [c for c in children if c.type not in ("link_open", "link_close", "footnote_ref")]
+    return md.renderer.renderInline(kept, md.options, env)
 
 
 def _table_open(self, tokens, idx, options, env) -> str:
@@ -116,6 +177,13 @@ def _table_close(self, tokens, idx, options, env) -> str:
 
 _RULES = {
     "directive": _directive,
+    "myst_target": lambda self, tokens, idx, options, env: (
+        "" if tokens[idx].meta.get("heading") else f'<span id="{escape(tokens[idx].content)}"></span>'
+    ),
+    "myst_line_comment": lambda *args: "",  # `% comment`: for the author only
+    "myst_block_break": lambda *args: "",  # `+++`: notebook cell boundaries, nothing to show
+    "html_inline": _raw_html,
+    "html_block": _raw_html,
     "myst_role": _role,
     "math_inline": _math_inline,
     "math_inline_double": _math_inline,

@@ -36,6 +36,7 @@ def environment() -> jinja2.Environment:
 class Section:
     anchor: str
     text: str
+    html: str  # the title's inline markup (escaped by the renderer)
     children: list[Heading] = field(default_factory=list)
 
 
@@ -43,7 +44,7 @@ def table_of_contents(headings: list[Heading]) -> list[Section]:
     toc: list[Section] = []
     for heading in headings:
         if heading.level == 2 or not toc:
-            toc.append(Section(heading.anchor, heading.text))
+            toc.append(Section(heading.anchor, heading.text, heading.html))
         if heading.level == 3:
             toc[-1].children.append(heading)
     return toc

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from markdown_it.token import Token
@@ -21,6 +21,11 @@ class Directive:
     body_tokens: list[Token]
     path: Path
     line: int
+    fence: str = "```"  # the fence as written: backticks or colons
+    braces: bool = True  # False for `:::note`, which MyST writes `:::{note}`
+    # (line, message) for what the parser could not read: a malformed YAML option block
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    args_tokens: list[Token] = field(default_factory=list)  # the argument as inline Markdown
 
     def option_line(self, key: str) -> int:
         return self.option_lines.get(key, self.line)
@@ -58,9 +63,27 @@ def _walk(tokens: list[Token]) -> Iterator[Token]:
     for token in tokens:
         yield token
         if token.type == "inline":
-            yield from token.children or []
+            for child in token.children or []:
+                yield child
+                if child.type == "image":  # its alt text is Markdown too
+                    yield from child.children or []
         elif token.type == "directive":
+            yield from _walk(token.meta["directive"].args_tokens)
             yield from _walk(token.meta["directive"].body_tokens)
+
+
+def plain_text(tokens: list[Token]) -> str:
+    """The words of block or inline tokens without their markup (a caption as alt text, a
+    heading's title in a reference, the front matter's title in <title>)."""
+    words = []
+    for token in tokens:
+        if token.children:
+            words.append(plain_text(token.children))
+        elif token.type in ("text", "code_inline", "math_inline"):
+            words.append(token.content)
+        elif token.type in ("softbreak", "hardbreak", "paragraph_close"):
+            words.append(" ")
+    return " ".join("".join(words).split())
 
 
 def role_of(token: Token, path: Path) -> Role:

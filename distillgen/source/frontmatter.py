@@ -6,16 +6,19 @@ Errors name the key (`authors[1].url`) and point at the line where it is written
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from markdown_it import MarkdownIt
 
 from distillgen.diagnostics import Reporter, suggest
 from distillgen.options import FEATUREVIS_SETTINGS
 from distillgen.safety import resolve_inside, url_problem
+from distillgen.source.document import plain_text
 from distillgen.units import SpecError, parse_spec
 
 
@@ -23,7 +26,11 @@ from distillgen.units import SpecError, parse_spec
 class Author:
     name: str
     url: str | None = None
-    affiliations: tuple[str, ...] = ()
+    affiliations: tuple[str, ...] = ()  # names (an `affiliations:` entry's id is replaced by its name)
+    email: str | None = None
+    orcid: str | None = None  # 0000-0002-1825-0097
+    corresponding: bool = False
+    equal_contributor: bool = False
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,8 @@ class Change:
 
 @dataclass
 class FrontMatter:
-    title: str
+    title: str  # plain text, for <title>, the index and citations
+    title_html: str = ""  # the title's Markdown as HTML (raw HTML escaped), for the heading
     description: str = ""
     abstract: str = ""  # a paragraph at the top of the article, distinct from the description
     teaser: str | None = None  # an image for the title block and the index, as written
@@ -52,6 +60,7 @@ class FrontMatter:
     featurevis: dict[str, Any] = field(default_factory=dict)
     # 1-based line of each top-level key, for later errors about a key's value.
     lines: dict[str, int] = field(default_factory=dict)
+    affiliation_urls: dict[str, str] = field(default_factory=dict)  # affiliation name -> its url
 
     @property
     def affiliations(self) -> list[str]:
@@ -67,7 +76,8 @@ KEYS = {
     "description": "one sentence shown under the title and in the index",
     "abstract": "a paragraph that opens the article (and its Scholar abstract)",
     "teaser": "an image shown in the title block and on the index, relative to the article",
-    "authors": "a list of names or of {name, url, affiliations}",
+    "authors": "a list of names or of {name, url, affiliations, email, orcid, corresponding, …}",
+    "affiliations": "MyST's list of {id, name, url}: authors' affiliations may name them by id",
     "date": "publication date, YYYY-MM-DD",
     "updated": "date of the last update, YYYY-MM-DD (shown under Updates and Corrections)",
     "changelog": "a list of {date: YYYY-MM-DD, text: what changed}, for Updates and Corrections",
@@ -77,7 +87,42 @@ KEYS = {
     "model": "default model spec for the article's figures",
     "featurevis": "defaults for {featurevis} and {unit}, e.g. {steps: 256, size: 64}",
 }
-AUTHOR_KEYS = ("name", "url", "affiliations", "affiliation")
+AUTHOR_KEYS = (
+    "name",
+    "url",
+    "affiliations",
+    "affiliation",
+    "email",
+    "orcid",
+    "corresponding",
+    "equal_contributor",
+)
+# MyST's other author and affiliation keys: accepted, not shown (Distill's byline has no place).
+AUTHOR_IGNORED = (
+    "id",
+    "roles",
+    "github",
+    "twitter",
+    "note",
+    "deceased",
+    "phone",
+    "fax",
+    "userId",
+    "collaborations",
+)
+AFFILIATION_KEYS = ("id", "name", "institution", "department", "url")
+AFFILIATION_IGNORED = (
+    *("address", "city", "state", "postal_code", "country", "ror", "isni", "ringgold", "email", "phone"),
+    *("fax", "collaboration", "doi"),
+)
+_DOI = re.compile(r"^10\.[^/\s]+/.+$")  # a prefix, a slash, a suffix (escaped where shown)
+_DOI_PREFIX = re.compile(r"^(https?://(dx\.)?doi\.org/|doi:\s*)", re.IGNORECASE)
+_ORCID = re.compile(r"^(https?://orcid\.org/)?(\d{4}-\d{4}-\d{4}-\d{3}[\dX])$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# The title is Markdown (emphasis, code); raw HTML in it is shown as text.
+_TITLE = MarkdownIt("commonmark", {"html": False, "typographer": True}).enable(
+    ["replacements", "smartquotes"]
+)
 
 
 class Invalid(Exception):
@@ -122,6 +167,13 @@ def parse_front_matter(
             f"front matter key '{repeated.value}' is given twice (first on line {line_of(first)}); keep one",
         )
     fm = FrontMatter(title=path.stem)
+    affiliations: dict[str, tuple[str, str | None]] = {}  # id -> (name, url), read before authors
+    for key_node, value_node in root.value:
+        if key_node.value == "affiliations":
+            try:
+                affiliations = _affiliations(value_node)
+            except Invalid as exc:
+                reporter.error(path, line_of(exc.node or value_node), f"front matter {exc}")
     for key_node, value_node in root.value:
         key = key_node.value
         if key in fm.lines:
@@ -139,8 +191,10 @@ def parse_front_matter(
                 value_node, lambda node, message: reporter.error(path, line_of(node), message)
             )
             continue
+        if key == "affiliations":
+            continue  # read above
         try:
-            _set(fm, key, value_node, path, first_line, roots or (path.parent,))
+            _set(fm, key, value_node, path, first_line, roots or (path.parent,), affiliations)
         except Invalid as exc:
             reporter.error(path, line_of(exc.node or value_node), f"front matter {exc}")
     if "title" not in fm.lines:
@@ -167,12 +221,23 @@ def repeated_keys(node: yaml.Node) -> list[tuple[yaml.Node, yaml.Node]]:
 
 
 def _set(
-    fm: FrontMatter, key: str, node: yaml.Node, path: Path, first_line: int, roots: tuple[Path, ...]
+    fm: FrontMatter,
+    key: str,
+    node: yaml.Node,
+    path: Path,
+    first_line: int,
+    roots: tuple[Path, ...],
+    affiliations: dict[str, tuple[str, str | None]],
 ) -> None:
     if key == "authors":
         if not isinstance(node, yaml.SequenceNode):
             raise Invalid(node, "'authors' must be a list")
-        fm.authors = [author_value(n, f"authors[{i}]") for i, n in enumerate(node.value)]
+        fm.authors = [
+            author_value(n, f"authors[{i}]", affiliations, fm.affiliation_urls)
+            for i, n in enumerate(node.value)
+        ]
+    elif key == "doi":
+        fm.doi = _doi(node)
     elif key in ("date", "updated"):
         setattr(fm, key, _date(node, key))
     elif key == "changelog":
@@ -185,10 +250,25 @@ def _set(
         fm.model = model_spec_value(node, path)
     elif key == "featurevis":  # a mapping is read by _featurevis
         raise Invalid(node, "'featurevis' must be a mapping of options, e.g. {steps: 256, size: 64}")
+    elif key == "title":
+        written = text_value(node, key)
+        if not written.strip():
+            raise Invalid(node, "'title' must not be empty")
+        children = _TITLE.parseInline(written)[0].children or []
+        shown = [c for c in children if c.type not in ("link_open", "link_close")]  # the title is linked
+        fm.title_html = _TITLE.renderer.renderInline(shown, _TITLE.options, {})
+        fm.title = plain_text(children) or written
     else:
         setattr(fm, key, text_value(node, key))
-        if key == "title" and not fm.title.strip():
-            raise Invalid(node, "'title' must not be empty")
+
+
+def _doi(node: yaml.Node) -> str:
+    """The DOI itself: `https://doi.org/10.…` and `doi:10.…` as authors paste them are read too."""
+    written = text_value(node, "doi").strip()
+    doi = _DOI_PREFIX.sub("", written)
+    if not _DOI.match(doi):
+        raise Invalid(node, f"'doi' must be a DOI like 10.23915/distill.00024, not '{written}'")
+    return doi
 
 
 def featurevis_options(node: yaml.MappingNode, report: Callable[[yaml.Node, str], None]) -> dict[str, Any]:
@@ -241,32 +321,103 @@ def _change(node: yaml.Node, where: str) -> Change:
     return Change(_date(fields["date"], f"{where}.date"), text_value(fields["text"], f"{where}.text"))
 
 
-def author_value(node: yaml.Node, where: str) -> Author:
+def author_value(
+    node: yaml.Node,
+    where: str,
+    known: dict[str, tuple[str, str | None]] | None = None,
+    urls: dict[str, str] | None = None,
+) -> Author:
+    """One author, as a name or as MyST's author object; `known`: the `affiliations:` list by
+    id, whose names replace the ids; each affiliation's url goes into `urls`."""
+    known = known if known is not None else {}
+    urls = urls if urls is not None else {}
     if isinstance(node, yaml.ScalarNode):
         return Author(name=text_value(node, where))
-    if not isinstance(node, yaml.MappingNode):
-        raise Invalid(node, f"'{where}' must be a name or a mapping with 'name'")
-    fields: dict[str, yaml.Node] = {}
-    for key_node, value_node in node.value:
-        if key_node.value not in AUTHOR_KEYS:
-            raise Invalid(
-                key_node,
-                f"unknown key '{where}.{key_node.value}'{suggest(key_node.value, AUTHOR_KEYS)}",
-            )
-        fields[key_node.value] = value_node
+    fields = _fields(node, where, AUTHOR_KEYS, AUTHOR_IGNORED, "a name or a mapping with 'name'")
     if "name" not in fields:
         raise Invalid(node, f"'{where}' needs a 'name'")
-    affiliations: tuple[str, ...] = ()
+    affiliations: list[str] = []
     for key in ("affiliations", "affiliation"):
         if key not in fields:
             continue
         value = fields[key]
-        if isinstance(value, yaml.SequenceNode):
-            affiliations = tuple(text_value(v, f"{where}.{key}") for v in value.value)
-        else:
-            affiliations = (text_value(value, f"{where}.{key}"),)
-    url = _url(fields["url"], f"{where}.url") if "url" in fields else None
-    return Author(text_value(fields["name"], f"{where}.name"), url, affiliations)
+        for index, item in enumerate(value.value if isinstance(value, yaml.SequenceNode) else [value]):
+            if isinstance(item, yaml.MappingNode):  # written in place: {name: …, url: …}
+                name, url = _affiliation(item, f"{where}.{key}[{index}]")
+            else:
+                name, url = known.get(text_value(item, f"{where}.{key}"), (text_value(item, where), None))
+            affiliations.append(name)
+            if url:
+                urls.setdefault(name, url)
+    email = text_value(fields["email"], f"{where}.email") if "email" in fields else None
+    if email is not None and not _EMAIL.match(email):
+        raise Invalid(
+            fields["email"], f"'{where}.email' must be an address like ada@example.org, not '{email}'"
+        )
+    orcid = None
+    if "orcid" in fields:
+        match = _ORCID.match(text_value(fields["orcid"], f"{where}.orcid").strip())
+        if match is None:
+            raise Invalid(fields["orcid"], f"'{where}.orcid' must be an ORCID iD like 0000-0002-1825-0097")
+        orcid = match[2]
+    return Author(
+        text_value(fields["name"], f"{where}.name"),
+        _url(fields["url"], f"{where}.url") if "url" in fields else None,
+        tuple(affiliations),
+        email,
+        orcid,
+        _flag(fields.get("corresponding"), f"{where}.corresponding"),
+        _flag(fields.get("equal_contributor"), f"{where}.equal_contributor"),
+    )
+
+
+def _affiliations(node: yaml.Node) -> dict[str, tuple[str, str | None]]:
+    """MyST's top-level `affiliations:` list, by id (or by name when it has none)."""
+    if not isinstance(node, yaml.SequenceNode):
+        raise Invalid(node, "'affiliations' must be a list of {id, name, url}")
+    found = {}
+    for index, item in enumerate(node.value):
+        if isinstance(item, yaml.ScalarNode):
+            found[text_value(item, "affiliations")] = (text_value(item, "affiliations"), None)
+            continue
+        name, url = _affiliation(item, f"affiliations[{index}]")
+        fields = _fields(item, f"affiliations[{index}]", AFFILIATION_KEYS, AFFILIATION_IGNORED, "a mapping")
+        found[text_value(fields["id"], "id") if "id" in fields else name] = (name, url)
+    return found
+
+
+def _affiliation(node: yaml.Node, where: str) -> tuple[str, str | None]:
+    fields = _fields(node, where, AFFILIATION_KEYS, AFFILIATION_IGNORED, "a name or a mapping with 'name'")
+    parts = [
+        text_value(fields[k], f"{where}.{k}") for k in ("name", "department", "institution") if k in fields
+    ]
+    if not parts:
+        raise Invalid(node, f"'{where}' needs a 'name' or an 'institution'")
+    name = parts[0] if "name" in fields else ", ".join(parts)
+    return name, _url(fields["url"], f"{where}.url") if "url" in fields else None
+
+
+def _fields(
+    node: yaml.Node, where: str, keys: tuple[str, ...], ignored: tuple[str, ...], what: str
+) -> dict[str, yaml.Node]:
+    if not isinstance(node, yaml.MappingNode):
+        raise Invalid(node, f"'{where}' must be {what}")
+    fields = {}
+    for key_node, value_node in node.value:
+        if key_node.value in ignored:
+            continue
+        if key_node.value not in keys:
+            raise Invalid(key_node, f"unknown key '{where}.{key_node.value}'{suggest(key_node.value, keys)}")
+        fields[key_node.value] = value_node
+    return fields
+
+
+def _flag(node: yaml.Node | None, where: str) -> bool:
+    if node is None:
+        return False
+    if not isinstance(node, yaml.ScalarNode) or not node.tag.endswith(":bool"):
+        raise Invalid(node, f"'{where}' must be true or false")
+    return node.value.lower() in ("true", "yes", "on")
 
 
 def _url(node: yaml.Node, where: str) -> str:
