@@ -143,7 +143,8 @@ class Bibliography:
         entry = self._data.entries[key]
         fields = entry.fields
         parts = [("citation_title", _plain(fields.get("title", "")))]
-        parts += [("citation_author", _plain(str(person))) for person in entry.persons.get("author") or []]
+        people = [person for person in entry.persons.get("author") or [] if not _is_others(person)]
+        parts += [("citation_author", _plain(str(person))) for person in people]
         parts += [
             ("citation_journal_title", _plain(fields.get("journal") or fields.get("booktitle") or "")),
             ("citation_publication_date", fields.get("year", "")),
