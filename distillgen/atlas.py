@@ -105,15 +105,10 @@ def plan_atlas(
     return atlas
 
 
-def convolutional_layers(info: ModelInfo) -> list[str]:
-    """The top-level layers with a [channels, height, width] output: what an atlas shows by default."""
-    return [name for name in info.top_level() if len(info.layers[name].shape) == 3]
-
-
 def _layers(request: AtlasRequest, info: ModelInfo, error) -> list[str] | None:
     """The canonical names of the layers asked for, in the network's order; None after an error."""
     if not request.layers:
-        return convolutional_layers(info)
+        return info.convolutional_layers()
     chosen = []
     for name in request.layers:
         try:
@@ -123,8 +118,8 @@ def _layers(request: AtlasRequest, info: ModelInfo, error) -> list[str] | None:
             return None
         if len(layer.shape) != 3:
             error(
-                f"'{name}' is not a convolutional layer (its output is {'×'.join(map(str, layer.shape))}); "
-                f"an atlas shows layers like {', '.join(convolutional_layers(info)[:4])}"
+                f"'{name}' is not a convolutional layer (its output is {layer.shape_text}); "
+                f"an atlas shows layers like {', '.join(info.convolutional_layers()[:4])}"
             )
             return None
         chosen.append(layer.name)
@@ -150,7 +145,7 @@ def model_page(atlas: Atlas, artifacts: dict) -> tuple[dict, dict]:
         layers.append(
             {
                 "name": layer,
-                "shape": "×".join(map(str, atlas.info.layers[layer].shape)),
+                "shape": atlas.info.layers[layer].shape_text,
                 "units": len(pages),
                 "href": f"{layer}/index.html",
                 "thumbnail": depth + _image(best, artifacts, files),
@@ -170,7 +165,7 @@ def layer_page(atlas: Atlas, layer: str, artifacts: dict) -> tuple[dict, dict]:
         (page.image.unit, f"{page.image.unit}.html", depth + _image(page, artifacts, files))
         for page in atlas.pages[layer]
     ]
-    shape = "×".join(map(str, atlas.info.layers[layer].shape))
+    shape = atlas.info.layers[layer].shape_text
     return _frame(depth) | {
         "atlas": atlas,
         "layer": layer,

@@ -190,8 +190,8 @@ def run_build(
         computed = f", {figures} figure(s) ({result.computed} computed)" if figures else ""
         computed += f", {result.rendered} of {result.rendered + result.reused} page(s) rendered"
         what = f"{len(result.articles)} article(s)" if src is not None else "the atlas"
-        if src is not None and result.atlas_units:
-            what += " and an atlas"
+        if src is not None and result.atlases:
+            what += " and an atlas" if result.atlases == 1 else f" and {result.atlases} atlases"
         atlas = f" ({result.atlas_units} units)" if result.atlas_units else ""
         click.echo(f"built {what}{atlas} into {out}/ in {result.seconds:.2f}s{computed}{note}", err=True)
     return True
@@ -491,7 +491,7 @@ def models(spec: str | None) -> None:
         click.echo("aliases        " + ", ".join(f"{a} → {n}" for a, n in model.aliases.items()))
     click.echo(f"\n{'layer':<36} {'output shape':<16} units")
     for layer in model.layers.values():
-        shape = "×".join(str(d) for d in layer.shape)
+        shape = layer.shape_text
         click.echo(f"{layer.name:<36} {shape:<16} {layer.channels}")
 
 

@@ -16,6 +16,7 @@ died (`.<name>-new-<pid>-*`) are swept then.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -38,7 +39,7 @@ from distillgen.render import html as html_rules
 from distillgen.render.archive import archive_page
 from distillgen.render.page import environment, render_article, render_index, templates_dir
 from distillgen.render.reuse import Page, Pages, page_key, stamp
-from distillgen.render.search import SearchError, search_bundle
+from distillgen.render.search import SearchError, pagefind_version, search_bundle
 from distillgen.safety import Grants, refuse_raw_html
 from distillgen.source import parse_document
 from distillgen.source.frontmatter import parse_front_matter
@@ -61,6 +62,7 @@ class BuildResult:
     rendered: int = 0  # article and unit pages rendered in this build
     reused: int = 0  # pages unchanged since an earlier build, taken from the cache
     atlas_units: int = 0  # units the atlases cover
+    atlases: int = 0
 
 
 def build(
@@ -100,14 +102,20 @@ def build(
     # from the cache or the articles' roots, and a build refusing raw HTML renders every page.
     reuse = not options.recompute and grants.raw_html
     pages_cache = Pages(cache.root / "pages" if reuse else None, (cache.root, home, *grants.roots))
+    if config.search:
+        try:
+            pagefind_version()
+        except SearchError as exc:
+            reporter.warning(src, None, f"the site is built without its search page: {exc}", author=False)
+            config = dataclasses.replace(config, search=False)
     site = Site(config, articles, atlas_plans, unit_pages)
     pages, copies = _render_site(site, outcome, pages_cache, log)
     if config.search:
         try:
             copies.update(search_bundle(pages, cache.root / "search" if reuse else None))
         except SearchError as exc:
-            reporter.warning(src, None, f"the site is built without its search page: {exc}", author=False)
-            del pages["search/index.html"]
+            reporter.error(src, None, f"cannot build the search index: {exc} (or set search: false)")
+            reporter.raise_if_errors()
     if archive:
         for article in articles:
             page = f"{article.slug}/index.html"
@@ -126,6 +134,7 @@ def build(
         pages_cache.rendered,
         pages_cache.reused,
         sum(len(p) for atlas in atlas_plans for p in atlas.pages.values()),
+        len(atlas_plans),
     )
 
 
@@ -236,7 +245,7 @@ def _render_site(
         stamps = [stamp(artifacts[p.image.key]) for ps in atlas.pages.values() for p in ps]
         render(
             atlas.path,
-            page_key("atlas", frame, atlas.path, stamps),
+            page_key("atlas", frame, atlas.path, atlas.request.examples, stamps),
             lambda a=atlas: template("atlas.html", model_page(a, artifacts)),
         )
     log(f"rendered {pages_cache.rendered} page(s), {pages_cache.reused} unchanged")
@@ -317,6 +326,9 @@ def load_articles(
         except (OSError, UnicodeDecodeError) as exc:
             reporter.error(path, None, f"cannot read article: {exc}")
             continue
+        if problem := slug_problem(doc.slug):
+            reporter.error(path, 1, problem)
+            continue
         if doc.front_matter_text is None and doc.source.startswith("---"):
             reporter.error(path, 1, "front matter opened with '---' is never closed by a second '---'")
             continue
@@ -391,6 +403,23 @@ def sweep_staging(out: Path, log: Callable[[str], None]) -> None:
             continue
         shutil.rmtree(path, ignore_errors=True)
         log(f"removed {path}, left by a build that was stopped")
+
+
+# The site's own top-level folders: an article's file name may not take one.
+RESERVED_SLUGS = ("index", "search", "static", "units", "pagefind")
+_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def slug_problem(slug: str) -> str | None:
+    """Why an article's file name cannot name its folder in the site, or None."""
+    if not _SLUG.fullmatch(slug):
+        return (
+            f"the file name '{slug}.md' cannot be a page's address: use letters, digits, '-' and '_', "
+            "starting with a letter or digit"
+        )
+    if slug.lower() in RESERVED_SLUGS:
+        return f"'{slug}' is a folder of the site itself ({', '.join(RESERVED_SLUGS)}); rename the file"
+    return None
 
 
 STALE_SECONDS = 3600  # a staging folder untouched this long is stale even if its PID lives

@@ -126,7 +126,7 @@ def _outputs(model: str, fingerprint: str, layer: str, following: str, units: in
 
 def _neighbours(info: ModelInfo, layer: str) -> tuple[str | None, str | None]:
     """The convolutional top-level layers before and after `layer`'s block."""
-    convs = [n for n in info.top_level() if len(info.layers[n].shape) == 3]
+    convs = info.convolutional_layers()
     block = layer.split(".")[0]
     if block not in convs:
         return None, None
@@ -224,7 +224,7 @@ def _atlas_links(page: UnitPage, link, depth: str) -> dict | None:
         return None
     layer, unit = page.image.layer, page.image.unit
     return {
-        "model": depth + page.atlas.path,
+        "model_href": depth + page.atlas.path,
         "layer": depth + page.atlas.layer_path(layer),
         "previous": link(f"{layer}:{unit - 1}"),
         "next": link(f"{layer}:{unit + 1}"),

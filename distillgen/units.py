@@ -150,6 +150,10 @@ class Layer:
     def channels(self) -> int:
         return self.shape[0]
 
+    @property
+    def shape_text(self) -> str:
+        return "×".join(map(str, self.shape))
+
 
 @dataclass
 class ModelInfo:
@@ -186,6 +190,10 @@ class ModelInfo:
 
     def top_level(self) -> list[str]:
         return [n for n in self.layers if "." not in n]
+
+    def convolutional_layers(self) -> list[str]:
+        """The top-level layers with a [channels, height, width] output."""
+        return [n for n in self.top_level() if len(self.layers[n].shape) == 3]
 
     def check_units(self, units: list[UnitRef]) -> list[UnitRef]:
         """Canonical (resolved-layer) units; ModelError for a bad layer or unit number."""

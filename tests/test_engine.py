@@ -199,3 +199,9 @@ def test_cuda_renders_close_to_cpu(shapes):
     cpu = render(shapes, [job("mixed3", 3)], CPU)[0]
     shapes.module.to(CPU)
     assert gpu.values[0] == pytest.approx(cpu.values[0], rel=0.1)
+
+
+def test_a_diversity_set_of_one_image_is_one_image(shapes):
+    # An atlas or an article may ask for diversity 1: nothing to differ from, no error.
+    rendered = render(shapes, [job("mixed3", 2, diversity=1)], CPU)[0]
+    assert len(rendered.images) == 1

@@ -155,7 +155,7 @@ def test_search_can_be_turned_off_and_its_setting_is_checked(tmp_path: Path):
     write(src / "distillgen.yml", "title: Notes\nsearch: sometimes\n")
     result = run_cli("build", str(src), "-o", str(out), "--cache-dir", str(tmp_path / "cache"))
     assert result.exit_code == 1
-    assert "distillgen.yml:2: error: 'search' must be true or false, not 'sometimes'" in result.stderr
+    assert "distillgen.yml:2: error: 'search' must be true or false" in result.stderr
 
 
 # -- Distill parity ------------------------------------------------------------------------------
@@ -293,7 +293,7 @@ def test_parity_mistakes_are_path_line_errors(site, tmp_path, text, expected):
         (
             "url: javascript:alert(1)\n",
             "",
-            "distillgen.yml:1: error: 'url' must be the site's https:// address",
+            "distillgen.yml:1: error: 'url' must be the site's address (https://…)",
         ),
         (
             "",
@@ -369,3 +369,59 @@ def test_a_printed_article_keeps_every_numbered_figure(open_page, example_build,
     printed = set(re.findall(r"Figure (\d+)", text))
     assert numbered >= 10
     assert printed >= {str(n) for n in range(1, numbered + 1)}
+
+
+# -- hostile or odd input (found in review) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("...md", "the file name '...md' cannot be a page's address"),
+        ("search.md", "'search' is a folder of the site itself"),
+        ("units.md", "'units' is a folder of the site itself"),
+    ],
+)
+def test_an_article_file_name_cannot_leave_or_take_the_sites_folders(site, tmp_path, name, expected):
+    write(site / name, "---\ntitle: T\n---\n\nText.\n")
+    out = tmp_path / "out"
+    result = run_cli("build", str(site), "-o", str(out), "--cache-dir", str(tmp_path / "cache"))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{name}:1: error: {expected}" in result.stderr
+    assert not out.exists() and not (tmp_path / "index.html").exists()
+
+
+def test_titles_citations_and_ids_cannot_smuggle_markup_or_fields(site, tmp_path):
+    write(site / "distillgen.yml", "title: Notes\nurl: https://example.org/n\n")
+    write(
+        site / "odd.md",
+        """
+        ---
+        title: "A ![pixel](https://tracker.example/p.png) title}, note={forged"
+        date: 2026-01-01
+        bibliography: refs.bib
+        ---
+
+        See {hover}`f(x) (a function of x)` and {cite}`olah2020zoom`.
+
+        ## Updates
+
+        ## Appendix
+        """,
+    )
+    write(
+        site / "refs.bib",
+        "@article{olah2020zoom, author = {Olah, Chris}, title = {Zoom; citation_doi=10.1/evil}, "
+        "journal = {Distill}, year = {2020}}\n",
+    )
+    out = tmp_path / "out"
+    result = run_cli("build", str(site), "-o", str(out), "--cache-dir", str(tmp_path / "cache"))
+    assert result.exit_code == 0, result.output
+    html = (out / "odd" / "index.html").read_text()
+    assert "tracker.example" not in html  # the image in the title is its alt text
+    assert "<h1>A pixel title}, note={forged</h1>" in html
+    assert "note = {forged" not in html and "title = {A pixel title), note=(forged}" in html
+    assert ";citation_doi=10.1/evil" not in html and "citation_title=Zoom, citation_doi=10.1/evil" in html
+    assert 'data-hover-ref="hover-' in html and ">f(x)</span>" in html
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)

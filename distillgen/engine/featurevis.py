@@ -176,31 +176,36 @@ def _objective(jobs: list[FeatureVisJob], device: torch.device):
             diverse.setdefault((job.layer, job.images), []).append(offset)
         offset += job.images
 
+    # index tensors made once, not at every step (on a GPU each is a copy from the host)
+    gathers = {
+        layer: tuple(torch.tensor(column, device=device) for column in zip(*picked, strict=True))
+        for layer, picked in channels.items()
+    }
+    sets = {
+        key: torch.tensor(firsts, device=device)[:, None] + torch.arange(key[1], device=device)
+        for key, firsts in diverse.items()
+        if key[1] > 1  # a "set" of one image has nothing to differ from
+    }
+
     def loss(model) -> torch.Tensor:
         total = torch.zeros((), device=device)
-        for layer, picked in channels.items():
-            images, units, signs = (
-                torch.tensor(column, device=device) for column in zip(*picked, strict=True)
-            )
+        for layer, (images, units, signs) in gathers.items():
             values = model(layer)[images, units]  # [terms, H, W] (or [terms] for a linear layer)
-            total = total - (signs * values.reshape(len(picked), -1).mean(dim=1)).sum()
+            total = total - (signs * values.reshape(len(images), -1).mean(dim=1)).sum()
         for term in others:
             total = total + term(model)
-        for (layer, count), firsts in diverse.items():
-            total = total + DIVERSITY_WEIGHT * _diversity(model(layer), firsts, count, device)
+        for (layer, count), index in sets.items():
+            total = total + DIVERSITY_WEIGHT * _diversity(model(layer), index, count)
         return total
 
     return loss, per_job
 
 
-def _diversity(
-    activations: torch.Tensor, firsts: list[int], count: int, device: torch.device
-) -> torch.Tensor:
+def _diversity(activations: torch.Tensor, index: torch.Tensor, count: int) -> torch.Tensor:
     """How alike the images of each diversity set are (lucent's `diversity` objective, negated:
-    to be minimized), summed over the sets that start at `firsts`, each over its own `count`
-    images only: sets share a batch without pushing each other's images apart. The sum runs in
-    lucent's order within each set."""
-    index = torch.tensor(firsts, device=device)[:, None] + torch.arange(count, device=device)
+    to be minimized), summed over the sets whose images `index` lists ([sets, count]), each
+    over its own images only: sets share a batch without pushing each other's images apart.
+    The sum runs in lucent's order within each set."""
     flat = activations[index].flatten(3)  # [sets, images, channels, positions]
     grams = torch.nn.functional.normalize(flat @ flat.transpose(2, 3), p=2, dim=(2, 3))
     pairs = [

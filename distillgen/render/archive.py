@@ -1,7 +1,8 @@
 """`--archive`: each article also as one self-contained file, `<slug>/index.archive.html`, the
 way Distill published `index.archive.html`: stylesheets and scripts inlined, every image a
 `data:` URL, so that the article can be mailed, attached to a paper or deposited, and opens
-from a disk with no network.
+from a disk with no network (but for what the article itself takes from the web: a `{figure}`
+with an https:// image stays a link to it).
 
 Only what the page loads is inlined; links a reader follows (unit pages, other articles) point
 to the published site when the site config has a `url`, and stay relative otherwise.
@@ -66,7 +67,9 @@ def archive_page(
         path = target(match["url"])
         if path is None or not site_url:
             return match[0]
-        return f'<a{match["before"]}href="{escape(site_url.rstrip("/") + "/" + path)}"'
+        url = unescape(match["url"])
+        rest = url[min((url.find(c) for c in "?#" if c in url), default=len(url)) :]  # query, fragment
+        return f'<a{match["before"]}href="{escape(site_url.rstrip("/") + "/" + path + rest)}"'
 
     html = html.replace(' loading="lazy"', "")  # inlined images are there already; print them all
     return _LINK.sub(link, _LOADED.sub(inline, html))

@@ -150,7 +150,8 @@ class Bibliography:
             ("citation_publication_date", fields.get("year", "")),
             ("citation_doi", fields.get("doi", "")),
         ]
-        return ";".join(f"{name}={value}" for name, value in parts if value)
+        # `;` separates the tag's fields: a title holding one must not add a field of its own
+        return ";".join(f"{name}={value.replace(';', ',')}" for name, value in parts if value)
 
     def short_authors(self, key: str) -> str:
         """'Olah et al.' / 'Cammarata and Olah' / the title when there are no authors."""

@@ -125,8 +125,14 @@ def citation_bibtex(front: FrontMatter, slug: str, journal: str, url: str) -> st
         ("note", url),
         ("doi", front.doi or ""),
     ]
-    body = ",\n".join(f"  {key} = {{{value}}}" for key, value in fields if value)
+    body = ",\n".join(f"  {key} = {{{_bibtex(value)}}}" for key, value in fields if value)
     return f"@article{{{re.sub(r'[^a-z0-9]', '', first)}{year}{word},\n{body}\n}}"
+
+
+def _bibtex(value: str) -> str:
+    """A field's text that stays inside its braces: a title like `X}, note={Y` is text, not a
+    second field (braces become parentheses; BibTeX has no escape for an unbalanced one)."""
+    return value.replace("{", "(").replace("}", ")")
 
 
 def _last_first(name: str) -> str:

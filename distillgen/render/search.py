@@ -34,7 +34,7 @@ def search_bundle(pages: dict[str, str], folder: Path | None) -> dict[str, Path]
     digest = hashlib.sha256()
     for path, html in indexed.items():
         digest.update(path.encode() + b"\0" + html.encode() + b"\0")
-    digest.update(_executable().encode())  # another Pagefind may write another bundle
+    digest.update(pagefind_version().encode())  # another Pagefind may write another bundle
     base = folder if folder is not None and _writable(folder) else _temporary()
     bundle = base / digest.hexdigest()[:32]
     if not (bundle / "pagefind-entry.json").is_file():
@@ -58,8 +58,20 @@ def _index(pages: dict[str, str], bundle: Path) -> None:
             if done.returncode != 0:
                 raise SearchError(f"Pagefind failed: {(done.stderr or done.stdout).strip()[-500:]}")
             os.replace(staging, bundle)  # whole bundles only, like cache entries
+        except subprocess.TimeoutExpired:
+            raise SearchError("Pagefind did not finish within 10 minutes") from None
+        except OSError as exc:
+            raise SearchError(f"cannot run Pagefind: {exc}") from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def pagefind_version() -> str:
+    """The installed Pagefind's version; SearchError when it is not installed."""
+    _executable()
+    from importlib.metadata import version
+
+    return version("pagefind_bin")
 
 
 def _executable() -> str:

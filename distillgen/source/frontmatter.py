@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 from distillgen.diagnostics import Reporter, suggest
 from distillgen.options import FEATUREVIS_SETTINGS
@@ -255,11 +256,24 @@ def _set(
         if not written.strip():
             raise Invalid(node, "'title' must not be empty")
         children = _TITLE.parseInline(written)[0].children or []
-        shown = [c for c in children if c.type not in ("link_open", "link_close")]  # the title is linked
+        # The heading is linked from the index, and a title is text: links and images (which
+        # would load from anywhere, unchecked) become their text.
+        shown = [
+            Token("text", "", 0, content=plain_text(c.children or [])) if c.type == "image" else c
+            for c in children
+            if c.type not in ("link_open", "link_close")
+        ]
         fm.title_html = _TITLE.renderer.renderInline(shown, _TITLE.options, {})
         fm.title = plain_text(children) or written
     else:
         setattr(fm, key, text_value(node, key))
+
+
+def _name(node: yaml.Node, where: str) -> str:
+    name = text_value(node, where).strip()
+    if not name:
+        raise Invalid(node, f"'{where}' must not be empty")
+    return name
 
 
 def _doi(node: yaml.Node) -> str:
@@ -332,7 +346,7 @@ def author_value(
     known = known if known is not None else {}
     urls = urls if urls is not None else {}
     if isinstance(node, yaml.ScalarNode):
-        return Author(name=text_value(node, where))
+        return Author(name=_name(node, where))
     fields = _fields(node, where, AUTHOR_KEYS, AUTHOR_IGNORED, "a name or a mapping with 'name'")
     if "name" not in fields:
         raise Invalid(node, f"'{where}' needs a 'name'")
@@ -361,13 +375,13 @@ def author_value(
             raise Invalid(fields["orcid"], f"'{where}.orcid' must be an ORCID iD like 0000-0002-1825-0097")
         orcid = match[2]
     return Author(
-        text_value(fields["name"], f"{where}.name"),
+        _name(fields["name"], f"{where}.name"),
         _url(fields["url"], f"{where}.url") if "url" in fields else None,
         tuple(affiliations),
         email,
         orcid,
-        _flag(fields.get("corresponding"), f"{where}.corresponding"),
-        _flag(fields.get("equal_contributor"), f"{where}.equal_contributor"),
+        flag_value(fields.get("corresponding"), f"{where}.corresponding"),
+        flag_value(fields.get("equal_contributor"), f"{where}.equal_contributor"),
     )
 
 
@@ -412,7 +426,7 @@ def _fields(
     return fields
 
 
-def _flag(node: yaml.Node | None, where: str) -> bool:
+def flag_value(node: yaml.Node | None, where: str) -> bool:
     if node is None:
         return False
     if not isinstance(node, yaml.ScalarNode) or not node.tag.endswith(":bool"):

@@ -38,9 +38,9 @@ _OPTION_LINE = re.compile(r"^:(?P<key>[\w-]+):(?:\s+(?P<value>.*))?$")
 
 # Ids the article page itself uses (templates/article.html), and the patterns of those it
 # makes for footnotes, citations and hover cards: a heading or label must not take one.
-PAGE_ANCHORS = ("contents", "appendix", "footnotes", "references", "citation")
+PAGE_ANCHORS = ("contents", "appendix", "footnotes", "references", "citation", "updates")
 _PAGE_ID_PATTERNS = re.compile(
-    r"^(fn-\d+|fnref-\d+(-\d+)?|ref-.*|unit-[0-9a-f]{12}-\d+|circuit-[0-9a-f]{8}.*)$"
+    r"^(fn-\d+|fnref-\d+(-\d+)?|ref-.*|unit-[0-9a-f]{12}-\d+|circuit-[0-9a-f]{8}.*|appendix-\d+|hover-[0-9a-f]{10})$"
 )
 
 

@@ -27,6 +27,7 @@ from distillgen.source.frontmatter import (
     Invalid,
     author_value,
     featurevis_options,
+    flag_value,
     model_spec_value,
     repeated_keys,
     show_node,
@@ -60,6 +61,7 @@ class SiteConfig:
     description: str = ""
     url: str = ""  # where the site is published: canonical links, citations, Scholar tags
     authors: tuple[Author, ...] = ()  # for articles whose front matter names none
+    affiliation_urls: dict[str, str] = field(default_factory=dict)  # of those authors' affiliations
     model: str | None = None  # the default model of every article's figures
     featurevis: dict[str, Any] = field(default_factory=dict)  # defaults for every article
     atlas: tuple[AtlasRequest, ...] = ()
@@ -76,7 +78,9 @@ class SiteConfig:
 
     def defaults_for(self, front: FrontMatter) -> FrontMatter:
         """The article's front matter with the site's defaults where it is silent."""
-        front.authors = front.authors or list(self.authors)
+        if not front.authors:
+            front.authors = list(self.authors)
+            front.affiliation_urls = {**self.affiliation_urls, **front.affiliation_urls}
         front.model = front.model or self.model
         front.featurevis = {**self.featurevis, **front.featurevis}
         return front
@@ -154,13 +158,17 @@ def load_site_config(src: Path, reporter: Reporter) -> SiteConfig:
                     if (request := _atlas(item, f"atlas[{index}]", path, reporter)) is not None
                 )
             elif key == "search":
-                values[key] = _flag(value_node, key)
+                values[key] = flag_value(value_node, key)
             elif key == "url":
                 values[key] = _site_url(value_node)
             elif key == "authors":
                 if not isinstance(value_node, yaml.SequenceNode):
                     raise Invalid(value_node, "'authors' must be a list")
-                values[key] = tuple(author_value(n, f"authors[{i}]") for i, n in enumerate(value_node.value))
+                urls: dict[str, str] = {}
+                values[key] = tuple(
+                    author_value(n, f"authors[{i}]", urls=urls) for i, n in enumerate(value_node.value)
+                )
+                values["affiliation_urls"] = urls
             elif key == "model":
                 values[key] = model_spec_value(value_node, path)
             elif key == "featurevis":
@@ -218,15 +226,8 @@ def _layers(node: yaml.Node, where: str) -> tuple[str, ...]:
 def _site_url(node: yaml.Node) -> str:
     url = text_value(node, "url")
     if not url.startswith(("https://", "http://")) or url_problem(url):
-        raise Invalid(node, f"'url' must be the site's https:// address, not {show_node(node)}")
+        raise Invalid(node, f"'url' must be the site's address (https://…), not {show_node(node)}")
     return url
-
-
-def _flag(node: yaml.Node, where: str) -> bool:
-    text = text_value(node, where).lower()
-    if text not in ("true", "false"):
-        raise Invalid(node, f"'{where}' must be true or false, not {show_node(node)}")
-    return text == "true"
 
 
 def _count(node: yaml.Node, where: str, low: int, high: int) -> int:
