@@ -158,11 +158,12 @@ def run_build(
 
     reporter = Reporter(strict=strict, echo=lambda line: click.echo(line, err=True))
     log = (lambda message: click.echo(message, err=True)) if verbose and not quiet else (lambda m: None)
+    progress = BuildProgress()
     options = Options(
         device=device,
         recompute=no_cache,
         frozen=frozen,
-        progress=no_progress if quiet else _progress,
+        progress=no_progress if quiet else progress.group,
         log=log,
         echo=(lambda message: None) if quiet else (lambda message: click.echo(message, err=True)),
         wait=not no_wait,
@@ -182,6 +183,7 @@ def run_build(
         click.echo(f"build failed; {out} was left as it was", err=True)
         return False
     finally:
+        progress.close()
         options.executor.close()  # a local Ray runtime stops with the build
     if not quiet:
         warnings = len(reporter.diagnostics)
@@ -197,55 +199,77 @@ def run_build(
     return True
 
 
-def _progress(label: str, total: int):
-    """A bar on a terminal; lines at a steady interval in a log (CI), where a bar never shows."""
-    return _progress_bar(label, total) if sys.stderr.isatty() else _progress_lines(label, total)
-
-
-@contextmanager
-def _progress_bar(label: str, total: int):
-    """click's bar on stderr with an ETA; `total` is in image-steps."""
-    with click.progressbar(
-        length=total, label=label, show_eta=True, show_percent=True, file=sys.stderr
-    ) as bar:
-        yield bar.update
-
-
 PROGRESS_INTERVAL = 10.0  # seconds between progress lines when stderr is not a terminal
 
 
-@contextmanager
-def _progress_lines(label: str, total: int):
-    """A line every PROGRESS_INTERVAL seconds, from a timer thread (one step of a large
-    model can take longer than that), and one when the group ends."""
-    from distillgen.compute import format_duration
+class BuildProgress:
+    """One progress display for a whole build. Each group of figures (a batch in this process,
+    a round of Ray tasks) adds its work to the total when it starts: later rounds are known only
+    after earlier ones, so the total grows, and done/total and the ETA cover everything known
+    so far. A bar on a terminal; in a log (CI), where a bar never shows, a line every
+    PROGRESS_INTERVAL seconds from a timer thread (one step of a large model can take longer)
+    and one at the end of each group."""
 
-    start = time.monotonic()
-    done = 0
-    stop = threading.Event()
+    def __init__(self) -> None:
+        self.label, self.done, self.total = "", 0, 0
+        self._start: float | None = None
+        self._bar = None  # click's progress bar, on a terminal
+        self._timer: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # the timer thread reads what the build thread writes
 
-    def report() -> None:
-        elapsed = time.monotonic() - start
+    @contextmanager
+    def group(self, label: str, total: int):
+        """`Options.progress`: a group of `total` units of work (image-steps, or figures)."""
+        with self._lock:
+            self.label, self.total = label, self.total + total
+        if self._start is None:
+            self._begin()
+        elif self._bar is not None:
+            self._bar.label, self._bar.length = label, self.total
+        try:
+            yield self._advance
+        finally:
+            if self._bar is None:
+                self._report()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.join()
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+
+    def _advance(self, steps: int) -> None:
+        with self._lock:
+            self.done += steps
+        if self._bar is not None:
+            self._bar.update(steps)
+
+    def _begin(self) -> None:
+        self._start = time.monotonic()
+        if sys.stderr.isatty():
+            self._bar = click.progressbar(
+                length=self.total, label=self.label, show_eta=True, show_percent=True, file=sys.stderr
+            )
+            self._bar.__enter__()
+        else:
+            self._timer = threading.Thread(target=self._tick, name="progress", daemon=True)
+            self._timer.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(PROGRESS_INTERVAL):
+            self._report()
+
+    def _report(self) -> None:
+        from distillgen.compute import format_duration
+
+        with self._lock:
+            label, done, total = self.label, self.done, self.total
+        elapsed = time.monotonic() - (self._start or time.monotonic())
         eta = f", ETA {format_duration(elapsed * (total - done) / done)}" if 0 < done < total else ""
         percent = f" ({done / total:.0%})" if total else ""
         click.echo(f"{label}: {done:,}/{total:,}{percent}, {format_duration(elapsed)} elapsed{eta}", err=True)
-
-    def tick() -> None:
-        while not stop.wait(PROGRESS_INTERVAL):
-            report()
-
-    def advance(steps: int) -> None:
-        nonlocal done
-        done += steps
-
-    timer = threading.Thread(target=tick, name="progress", daemon=True)
-    timer.start()
-    try:
-        yield advance
-    finally:
-        stop.set()
-        timer.join()
-        report()
 
 
 @main.command()
@@ -583,9 +607,10 @@ def verify(
     echo = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
     log = (lambda message: click.echo(message, err=True)) if verbose and not quiet else (lambda m: None)
     reporter = Reporter(echo=lambda line: click.echo(line, err=True))
+    progress = BuildProgress()
     options = Options(
         device=device,
-        progress=no_progress if quiet else _progress,
+        progress=no_progress if quiet else progress.group,
         log=log,
         echo=echo,
         confirmed=confirmed,
@@ -611,6 +636,7 @@ def verify(
         click.echo(f"verify failed: {len(reporter.errors)} error(s){hint}", err=True)
         sys.exit(1)
     finally:
+        progress.close()
         options.executor.close()
     report.seconds = time.perf_counter() - start
     if as_json:
