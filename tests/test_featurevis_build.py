@@ -46,7 +46,7 @@ def computed(result) -> int:
 @pytest.fixture
 def units_site(tmp_path: Path) -> tuple[Path, Path, Path]:
     src = tmp_path / "src"
-    write(src / "units.md", ARTICLE)
+    write(src / "grid.md", ARTICLE)
     return src, tmp_path / "out", tmp_path / "cache"
 
 
@@ -57,14 +57,14 @@ def test_build_writes_images_records_and_hover_cards(units_site):
     assert "shapes: featurevis of 5 units (6 images)" in result.stderr  # mixed3:2: chip and grid
     total, fresh = map(int, re.search(r"(\d+) figure\(s\) \((\d+) computed\)", result.stderr).groups())
     assert total == fresh > 5  # the article's five and its unit pages' (diversity, weights)
-    page = (out / "units" / "index.html").read_text()
+    page = (out / "grid" / "index.html").read_text()
     images = re.findall(r'<img src="(figures/[^"]+)" width="(\d+)" height="(\d+)"', page)
-    assert len(images) >= 7 and all((out / "units" / src_).is_file() for src_, _, _ in images)
+    assert len(images) >= 7 and all((out / "grid" / src_).is_file() for src_, _, _ in images)
     assert ("figures/", "96", "96") in {(s[:8], w, h) for s, w, h in images}
     assert 'data-hover-ref="unit-' in page and '<div class="hover-cards" hidden>' in page
     assert "mixed3:2</code> · shapes" in page and "activation" in page
     assert "Figure 1" in page and "Figure 2" in page
-    records = json.loads((out / "units" / "figures.json").read_text())["figures"]
+    records = json.loads((out / "grid" / "figures.json").read_text())["figures"]
     assert [r["job"]["unit"] for r in records] == [2, 0, 1, 1, 3]  # reading order, each once
     first = records[0]
     assert first["job"]["settings"]["steps"] == 4 and first["job"]["layer"] == "mixed3"
@@ -78,14 +78,14 @@ def test_build_writes_images_records_and_hover_cards(units_site):
 def test_rebuild_takes_everything_from_the_cache_and_changes_recompute_only_that(units_site):
     src, out, cache = units_site
     total = computed(build(src, out, cache))
-    before = {p.name: p.read_bytes() for p in (out / "units" / "figures").iterdir()}
+    before = {p.name: p.read_bytes() for p in (out / "grid" / "figures").iterdir()}
     again = build(src, out, cache)
     assert computed(again) == 0 and f"{total} figure(s)" in again.stderr
-    assert {p.name: p.read_bytes() for p in (out / "units" / "figures").iterdir()} == before
-    text = (src / "units.md").read_text()
-    (src / "units.md").write_text(text.replace(":steps: 6", ":steps: 7"))
+    assert {p.name: p.read_bytes() for p in (out / "grid" / "figures").iterdir()} == before
+    text = (src / "grid.md").read_text()
+    (src / "grid.md").write_text(text.replace(":steps: 6", ":steps: 7"))
     assert computed(build(src, out, cache)) == 1
-    (src / "units.md").write_text(
+    (src / "grid.md").write_text(
         text.replace("featurevis: {steps: 4, size: 32}", "featurevis: {steps: 4, size: 40}")
     )
     # the article's default size reaches its five figures and the four unit pages' diversity sets
@@ -109,15 +109,15 @@ def test_frozen_lists_what_is_missing_and_keeps_the_previous_build(units_site, t
     src, out, cache = units_site
     assert build(src, out, cache).exit_code == 0
     assert build(src, out, cache, "--frozen").exit_code == 0
-    page = (out / "units" / "index.html").read_text()
+    page = (out / "grid" / "index.html").read_text()
     result = build(src, out, tmp_path / "empty-cache", "--frozen")
     assert result.exit_code == 1
     missing = [line for line in result.stderr.splitlines() if "--frozen forbids computing it" in line]
     assert len(missing) == 5  # the build stops before planning unit pages: nothing to draw them from
     assert any(
-        line.startswith(f"{src / 'units.md'}:7: error: featurevis of mixed3:2 (shapes") for line in missing
+        line.startswith(f"{src / 'grid.md'}:7: error: featurevis of mixed3:2 (shapes") for line in missing
     )
-    assert (out / "units" / "index.html").read_text() == page
+    assert (out / "grid" / "index.html").read_text() == page
     assert not list((tmp_path / "empty-cache").glob("objects/*/*"))
 
 
@@ -194,7 +194,7 @@ def test_a_cached_rebuild_does_not_import_torch(units_site):
 def test_units_in_the_browser(units_site, open_page):
     src, out, cache = units_site
     assert build(src, out, cache).exit_code == 0
-    page, problems = open_page((out / "units" / "index.html").as_uri())
+    page, problems = open_page((out / "grid" / "index.html").as_uri())
     widths = page.eval_on_selector_all(
         ".unit-cell img, .unit-chip img", "els => els.map(e => e.naturalWidth)"
     )
