@@ -425,3 +425,21 @@ def test_titles_citations_and_ids_cannot_smuggle_markup_or_fields(site, tmp_path
     assert 'data-hover-ref="hover-' in html and ">f(x)</span>" in html
     ids = re.findall(r'\bid="([^"]+)"', html)
     assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+
+
+def test_two_builds_racing_to_the_same_search_bundle_both_succeed(tmp_path):
+    from distillgen.render.search import _publish
+
+    bundle = tmp_path / "search" / "abc"
+    for name in ("first", "second"):  # two builds indexed the same pages: the same bundle
+        staging = tmp_path / "search" / f".abc-{name}"
+        (staging / "index").mkdir(parents=True)
+        (staging / "pagefind-entry.json").write_text(name)
+        _publish(staging, bundle)
+    assert (bundle / "pagefind-entry.json").read_text() == "first"
+    half = tmp_path / "search" / "half"  # a folder in the way that is not a whole bundle
+    (half / "index").mkdir(parents=True)
+    staging = tmp_path / "search" / ".half-new"
+    (staging / "index").mkdir(parents=True)
+    with pytest.raises(OSError):
+        _publish(staging, half)

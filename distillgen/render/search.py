@@ -57,13 +57,23 @@ def _index(pages: dict[str, str], bundle: Path) -> None:
             done = subprocess.run(command, capture_output=True, text=True, timeout=600)
             if done.returncode != 0:
                 raise SearchError(f"Pagefind failed: {(done.stderr or done.stdout).strip()[-500:]}")
-            os.replace(staging, bundle)  # whole bundles only, like cache entries
+            _publish(staging, bundle)
         except subprocess.TimeoutExpired:
             raise SearchError("Pagefind did not finish within 10 minutes") from None
         except OSError as exc:
             raise SearchError(f"cannot run Pagefind: {exc}") from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _publish(staging: Path, bundle: Path) -> None:
+    """Move a finished bundle into place whole, like a cache entry. Two builds of the same pages
+    may race to it: the loser finds the winner's bundle, the same one, and uses it."""
+    try:
+        os.replace(staging, bundle)
+    except OSError:
+        if not (bundle / "pagefind-entry.json").is_file():
+            raise
 
 
 def pagefind_version() -> str:
