@@ -28,12 +28,16 @@ PYGMENTS_DARK_STYLE = "github-dark"  # for dark mode (the reader's system settin
 
 
 def pygments_css() -> str:
+    """Code colours: the light style, and the dark one where the page is dark (the toggle's
+    choice or the reader's system), on screens only: print is always light."""
     dark = HtmlFormatter(style=PYGMENTS_DARK_STYLE)
     return "\n".join(
         [
             HtmlFormatter(style=PYGMENTS_STYLE).get_style_defs(".highlight"),
+            "@media screen {",
             dark.get_style_defs(':root[data-theme="dark"] .highlight'),
-            "@media (prefers-color-scheme: dark) {",
+            "}",
+            "@media screen and (prefers-color-scheme: dark) {",
             dark.get_style_defs(':root:not([data-theme="light"]) .highlight'),
             "}",
         ]
