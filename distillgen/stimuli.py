@@ -85,6 +85,10 @@ FAMILIES: dict[str, tuple[Callable[..., np.ndarray], str, tuple[float, float, in
     "grating": (grating, "frequency", (1.0, 24.0, 24), "cycles/image"),
 }
 
+# Named parts of a family's sweep, for predictions on a subset of the inputs
+# (`:predict: decrease >= 50% on left-facing`): family -> name -> which swept values belong.
+SUBSETS: dict[str, dict[str, Callable[[float], bool]]] = {}
+
 
 def render(ink: np.ndarray) -> np.ndarray:
     """Coverage (size×size) or an image (3×size×size) -> an RGB image in [0, 1], float32."""

@@ -301,8 +301,11 @@ def _ablation(figure: Figure, output, activations) -> Measure:
     before = relative_change(cached.mean_before, cached.mean_after)
     after = relative_change(fresh.mean_before, fresh.mean_after)
     predicted = figure.planned.predict
-    if predicted is not None:
-        verdicts = ["held" if predicted.holds(change) else "failed" for change in (before, after)]
+    if predicted:  # every prediction's verdict, each on its own inputs
+        verdicts = [
+            ", ".join("held" if p.holds(p.change(r.before, r.after)) else "failed" for p in predicted)
+            for r in (cached, fresh)
+        ]
     else:
         verdicts = [("increase" if c > 0 else "decrease" if c < 0 else "no change") for c in (before, after)]
     note = verdicts[0] if verdicts[0] == verdicts[1] else f"{verdicts[0]} → {verdicts[1]}"

@@ -476,3 +476,113 @@ def test_universality_on_a_large_layer_samples_the_same_positions_in_both_models
     live = np.flatnonzero(np.diag(matrix) != 0)
     assert len(live) > 32
     np.testing.assert_allclose(np.diag(matrix)[live], 1.0, atol=1e-4)  # paired sample by sample
+
+
+# -- predictions on a subset of the probe ---------------------------------------------------
+
+SPLIT = """
+import torch
+from torch import nn
+
+class Split(nn.Module):
+    '''conv1:0 sees only red, conv1:1 only green; conv2:0 adds them.'''
+    input_size = 8
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 2, 1, bias=False)
+        self.conv2 = nn.Conv2d(2, 1, 1, bias=False)
+        self.conv1.weight.data[:, :, 0, 0] = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]])
+        self.conv2.weight.data[:, :, 0, 0] = torch.tensor([[1.0, 1.0]])
+    def forward(self, x):
+        return self.conv2(self.conv1(x))
+
+def build():
+    return Split()
+"""
+SIDES = """
+import numpy as np
+
+def side(value, size):
+    '''Red at |value| for negative values, green at value for positive ones.'''
+    image = np.zeros((3, size, size), np.float32)
+    image[0 if value < 0 else 1] = abs(value)
+    return image
+"""
+
+
+def selective_article(predict: str) -> str:
+    return textwrap.dedent(f"""
+        ---
+        title: A
+        model: net.py:build
+        ---
+
+        ```{{ablation}} conv2:0
+        :edit: zero conv1:0
+        :on: tuning
+        :stimulus: stim.py:side(value)
+        :range: -1 1 5
+        :predict: {predict}
+        ```
+        """)
+
+
+def test_predictions_on_subsets_of_a_sweep_are_each_checked_on_their_inputs(tmp_path):
+    src = tmp_path / "src"
+    write(src / "net.py", SPLIT)
+    write(src / "stim.py", SIDES)
+    held = "decrease >= 90% on -1..-0.5; no change within 1% on 0.5..1"
+    write(src / "a.md", selective_article(held))
+    args = ("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    result = run_cli(*args, "--strict")
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "out" / "a" / "index.html").read_text()
+    assert page.count("✓ held") == 2 and "✗ failed" not in page
+    assert "decrease &gt;= 90% on -1..-0.5</strong> (measured -100% over 2 input(s))" in page
+    # Over the whole sweep the same edit halves the mean: neither part alone says so.
+    assert "0.6 → 0.3 (-50%)" in page
+
+    # A prediction built to fail: the red half is not unchanged.
+    write(src / "a.md", selective_article("no change within 10% on -1..-0.5; increase on 0.5..1"))
+    failed = run_cli(*args)
+    assert failed.exit_code == 0
+    stderr = failed.stderr
+    assert (
+        f"{src / 'a.md'}:6: warning: prediction failed: 'no change within 10% on -1..-0.5', but conv2:0 "
+        "changed by -100% (0.75 → 0, mean over 2 inputs)"
+    ) in stderr, stderr
+    assert "prediction failed: 'increase on 0.5..1', but conv2:0 changed by +0%" in stderr
+    assert run_cli(*args, "--strict").exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("predict", "message"),
+    [
+        ("decrease on 2..3", "'on 2..3' selects none of the swept values (-1, -0.5, 0, 0.5, 1)"),
+        ("decrease on 1..-1", "'on 1..-1': the range runs backwards; write 'on -1..1'"),
+        ("decrease on left-facing", "unknown subset 'left-facing' of the stimulus"),
+        ("decrease; ", "has an empty prediction; join predictions with ';'"),
+        ("decrease over left", "'decrease over left' is not a prediction"),
+    ],
+)
+def test_bad_subsets_are_path_line_errors(tmp_path, predict, message):
+    src = tmp_path / "src"
+    write(src / "net.py", SPLIT)
+    write(src / "stim.py", SIDES)
+    write(src / "a.md", selective_article(predict))
+    result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    assert result.exit_code == 1
+    assert f"{src / 'a.md'}:11: error: " in result.stderr and message in result.stderr, result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_a_subset_needs_a_stimulus_sweep(tmp_path):
+    src = tmp_path / "src"
+    write(
+        src / "a.md",
+        "---\ntitle: A\n---\n\n```{ablation} mixed4:48\n:edit: zero mixed3:1\n"
+        ":predict: decrease on 0..90\n```\n",
+    )
+    result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    assert result.exit_code == 1
+    assert f"{src / 'a.md'}:7: error: 'decrease on 0..90': a prediction on a subset" in result.stderr

@@ -6,10 +6,13 @@ check the author's prediction.
     :on: examples | tuning | featurevis the target's top dataset examples (default), a
                                         stimulus sweep (:stimulus: …), or its feature visualization
     :predict: decrease >= 50%           or increase, decrease, increase >= 20%, no change within 10%
+    :predict: decrease >= 50% on left-facing; no change within 10% on right-facing
+                                        with :on: tuning, each part on a subset of the sweep: a
+                                        name the stimulus family defines, or a range 'on 90..270'
 
-The measured effect is the relative change of the mean response over the probe. A failed
-prediction is a warning (an error with --strict), and the figure says so. Edits are hooks in
-the engine: no other figure ever sees them.
+The measured effect is the relative change of the mean response over the probe (or over the
+part's subset). A failed prediction is a warning (an error with --strict), and the figure says
+so. Edits are hooks in the engine: no other figure ever sees them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import re
 from dataclasses import dataclass, replace
 from html import escape
 
+from distillgen import stimuli
+from distillgen.diagnostics import suggest
 from distillgen.figures import probes
 from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
 from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
@@ -31,16 +36,21 @@ _EDIT = re.compile(
     r"(?P<source>[^\s>]+(?:\s*,\s*[^\s>,]+)*)\s*(?:->\s*(?P<into>\S+))?$"
 )
 _PREDICT = re.compile(
-    r"^(?:(?P<direction>increase|decrease)(?:\s*>=\s*(?P<at_least>\d+(?:\.\d+)?)\s*%)?"
-    r"|no change within\s+(?P<within>\d+(?:\.\d+)?)\s*%)$"
+    r"^(?P<effect>(?P<direction>increase|decrease)(?:\s*>=\s*(?P<at_least>\d+(?:\.\d+)?)\s*%)?"
+    r"|no change within\s+(?P<within>\d+(?:\.\d+)?)\s*%)(?:\s+on\s+(?P<subset>\S+))?$"
 )
+_RANGE = re.compile(r"^(?P<first>[-+]?\d+(?:\.\d+)?)\.\.(?P<last>[-+]?\d+(?:\.\d+)?)$")
 
 
 @dataclass(frozen=True)
 class Prediction:
+    """One expected effect, on every probe input or (`subset`) on a part of a stimulus sweep."""
+
     text: str
     direction: str  # "increase", "decrease" or "none"
     threshold: float  # fraction: at least this change, or (for "none") at most
+    subset: str | None = None  # as written after 'on': a family's name for values, or 'A..B'
+    inputs: tuple[int, ...] | None = None  # the subset's positions in the sweep, once checked
 
     def holds(self, change: float) -> bool:
         if self.direction == "increase":
@@ -49,17 +59,61 @@ class Prediction:
             return change < 0 and -change >= self.threshold
         return abs(change) <= self.threshold
 
+    def means(self, before: list[float], after: list[float]) -> tuple[float, float]:
+        """The mean response before and after the edit over this prediction's inputs."""
+        chosen = range(len(before)) if self.inputs is None else self.inputs
+        return sum(before[i] for i in chosen) / len(chosen), sum(after[i] for i in chosen) / len(chosen)
 
-def prediction(value: str) -> Prediction:
-    match = _PREDICT.match(value.strip())
+    def change(self, before: list[float], after: list[float]) -> float:
+        return relative_change(*self.means(before, after))
+
+
+def predictions(value: str) -> tuple[Prediction, ...]:
+    """':predict:' as written: one or more predictions joined with ';'."""
+    parts = [part.strip() for part in value.split(";")]
+    if not all(parts):
+        raise ValueError(f"'{value}' has an empty prediction; join predictions with ';'")
+    return tuple(_prediction(part) for part in parts)
+
+
+def _prediction(text: str) -> Prediction:
+    match = _PREDICT.match(text)
     if not match:
         raise ValueError(
-            f"'{value}' is not a prediction; write increase, decrease, 'decrease >= 50%' "
-            "or 'no change within 10%'"
+            f"'{text}' is not a prediction; write increase, decrease, 'decrease >= 50%' "
+            "or 'no change within 10%', optionally followed by 'on SUBSET' of a stimulus sweep"
         )
     if match["within"] is not None:
-        return Prediction(value.strip(), "none", float(match["within"]) / 100)
-    return Prediction(value.strip(), match["direction"], float(match["at_least"] or 0) / 100)
+        return Prediction(text, "none", float(match["within"]) / 100, match["subset"])
+    return Prediction(text, match["direction"], float(match["at_least"] or 0) / 100, match["subset"])
+
+
+def subset_inputs(prediction: Prediction, sweep: Sweep) -> tuple[int, ...]:
+    """The positions in `sweep` of the prediction's subset; ValueError with a message for the
+    author when the subset is unknown or selects nothing."""
+    written = prediction.subset
+    if match := _RANGE.match(written):
+        first, last = float(match["first"]), float(match["last"])
+        if first <= last:
+            chosen = [i for i, v in enumerate(sweep.values) if first <= v <= last]
+        elif sweep.param == probes.PERIODIC:  # an angle range across 0: 270..90
+            chosen = [i for i, v in enumerate(sweep.values) if v >= first or v <= last]
+        else:
+            backwards = f"{match['last']}..{match['first']}"
+            raise ValueError(f"'on {written}': the range runs backwards; write 'on {backwards}'")
+    else:
+        named = stimuli.SUBSETS.get(sweep.family, {})
+        if written not in named:
+            known = ", ".join(named) if named else f"none for '{sweep.family}'"
+            raise ValueError(
+                f"unknown subset '{written}' of the stimulus '{sweep.family}'{suggest(written, named)}; "
+                f"write a range of the swept {sweep.param}, e.g. 'on 90..270', or a named subset ({known})"
+            )
+        chosen = [i for i, v in enumerate(sweep.values) if named[written](v)]
+    if not chosen:
+        values = ", ".join(f"{v:g}" for v in sweep.values)
+        raise ValueError(f"'on {written}' selects none of the swept values ({values})")
+    return tuple(chosen)
 
 
 @dataclass(frozen=True)
@@ -72,7 +126,7 @@ class AblationRequest:
     dataset: Dataset | None  # for :on: examples
     top: int
     sweep: Sweep | None  # for :on: tuning
-    predict: Prediction | None
+    predict: tuple[Prediction, ...]  # with their subsets' inputs
     directive: DirectiveInput
 
 
@@ -80,9 +134,10 @@ class AblationRequest:
 class AblationFigure:
     job: AblationJob
     edit: str
-    predict: Prediction | None
+    predict: tuple[Prediction, ...]
     line: int
-    change: float | None = None  # the measured relative change, once computed
+    change: float | None = None  # the measured relative change over every input, once computed
+    changes: tuple[float, ...] = ()  # each prediction's, over its inputs
 
     @property
     def jobs(self) -> tuple[AblationJob, ...]:
@@ -103,7 +158,13 @@ class Ablation(DirectiveKind):
             required=True,
         ),
         Option("on", choice("examples", "tuning", "featurevis"), "examples", "the inputs to measure on"),
-        Option("predict", prediction, None, "the expected effect, checked at build time"),
+        Option(
+            "predict",
+            predictions,
+            (),
+            "the expected effect, checked at build time; with :on: tuning, 'EFFECT on SUBSET' "
+            "of the sweep; join several with ';'",
+        ),
         Option("top", integer(1, 256), 16, "with :on: examples, how many of the target's top examples"),
         *probes.DATASET_OPTIONS,
         *probes.STIMULUS_OPTIONS,
@@ -135,6 +196,9 @@ class Ablation(DirectiveKind):
         ]
         if spec is None or probe_missing:
             return None
+        predict = self._subsets(opts["predict"], sweep, directive, ctx)
+        if predict is None:
+            return None
         return AblationRequest(
             spec,
             directive.argument,
@@ -144,9 +208,33 @@ class Ablation(DirectiveKind):
             dataset,
             opts["top"],
             sweep,
-            opts["predict"],
+            predict,
             directive,
         )
+
+    @staticmethod
+    def _subsets(
+        predict: tuple[Prediction, ...], sweep: Sweep | None, directive: DirectiveInput, ctx: CheckContext
+    ) -> tuple[Prediction, ...] | None:
+        """The predictions with their subsets resolved to positions in the sweep."""
+        line, resolved = directive.option_line("predict"), []
+        for prediction in predict:
+            if prediction.subset is None:
+                resolved.append(prediction)
+                continue
+            if sweep is None:
+                ctx.error(
+                    line,
+                    f"'{prediction.text}': a prediction on a subset ('on {prediction.subset}') needs "
+                    ":on: tuning, whose stimulus sweep it is a part of",
+                )
+                return None
+            try:
+                resolved.append(replace(prediction, inputs=subset_inputs(prediction, sweep)))
+            except ValueError as exc:
+                ctx.error(line, str(exc))
+                return None
+        return tuple(resolved)
 
     def plan(self, request: AblationRequest, ctx: PlanContext) -> AblationFigure | None:
         at = request.directive
@@ -175,16 +263,20 @@ class Ablation(DirectiveKind):
         """Check the prediction as soon as the result exists (before anything is rendered)."""
         if figure.change is not None or not ctx.done(figure.job):
             return figure
-        result, predicted = ctx.result(figure.job), figure.predict
+        result = ctx.result(figure.job)
+        before, after = list(result.before), list(result.after)
+        changes = tuple(predicted.change(before, after) for predicted in figure.predict)
+        for predicted, change in zip(figure.predict, changes, strict=True):
+            if not predicted.holds(change):
+                mean_before, mean_after = predicted.means(before, after)
+                over = "the probe" if predicted.inputs is None else f"{len(predicted.inputs)} inputs"
+                ctx.warning(
+                    figure.line,
+                    f"prediction failed: '{predicted.text}', but {figure.job.address} changed by "
+                    f"{_percent(change)} ({mean_before:.3g} → {mean_after:.3g}, mean over {over})",
+                )
         change = relative_change(result.mean_before, result.mean_after)
-        if predicted is not None and not predicted.holds(change):
-            ctx.warning(
-                figure.line,
-                f"prediction failed: '{predicted.text}', but {figure.job.address} changed by "
-                f"{_percent(change)} ({result.mean_before:.3g} → {result.mean_after:.3g}, "
-                "mean over the probe)",
-            )
-        return replace(figure, change=change)
+        return replace(figure, change=change, changes=changes)
 
     def render(self, figure: AblationFigure, ctx: RenderContext) -> Rendered:
         job = figure.job
@@ -209,14 +301,16 @@ class Ablation(DirectiveKind):
             f"<code>{escape(job.address)}</code> over {len(before)} input(s): {result.mean_before:.3g} → "
             f"{result.mean_after:.3g} ({_percent(figure.change)}).</p>"
         )
-        predicted = figure.predict
-        if predicted is not None:
-            held = predicted.holds(figure.change)
+        for predicted, change in zip(figure.predict, figure.changes, strict=True):
+            held = predicted.holds(change)
             verdict = "held" if held else "failed"
             mark = "✓ held" if held else "✗ failed"
+            measured = "" if predicted.inputs is None else (
+                f" (measured {_percent(change)} over {len(predicted.inputs)} input(s))"
+            )
             summary += (
                 f'<p class="prediction prediction-{verdict}">Prediction: '
-                f"<strong>{escape(predicted.text)}</strong> — {mark}.</p>"
+                f"<strong>{escape(predicted.text)}</strong>{escape(measured)} — {mark}.</p>"
             )
         content = f'<div class="plot">{plot}</div>{summary}'
         return ctx.rendered(ctx.figure(content, "ablation-figure"))
