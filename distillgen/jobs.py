@@ -349,7 +349,9 @@ class UniversalityJob(Keyed):
     kind: ClassVar[str] = "universality"
     noun: ClassVar[str] = "comparison"
     Result: ClassVar[type] = UniversalityResult
-    revision: ClassVar[int] = 2  # 1: the one-to-one matching; 2: positions subsampled on large layers
+    # 1: the one-to-one matching; 2: positions subsampled on large layers; 3: each model sees the
+    # probe at its own input size
+    revision: ClassVar[int] = 3
 
     model: str
     fingerprint: str

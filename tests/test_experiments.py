@@ -586,3 +586,93 @@ def test_a_subset_needs_a_stimulus_sweep(tmp_path):
     result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
     assert result.exit_code == 1
     assert f"{src / 'a.md'}:7: error: 'decrease on 0..90': a prediction on a subset" in result.stderr
+
+
+# -- universality across architectures ------------------------------------------------------
+
+SMALL_VGG = """
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+class Small(nn.Module):
+    '''Another architecture at another input size: plain convolutions, different layer names.'''
+    input_size = 32
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(3)
+        self.block1 = nn.Conv2d(3, 12, 3, padding=1)
+        self.block2 = nn.Conv2d(12, 20, 3, padding=1)
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.block1(x)), 2)
+        return F.relu(self.block2(x))
+
+def build():
+    return Small()
+"""
+
+
+def test_universality_across_architectures_states_the_layers_and_matches_every_unit(tmp_path):
+    src = tmp_path / "src"
+    write(src / "net.py", SMALL_VGG)
+    write(
+        src / "a.md",
+        """
+        ---
+        title: A
+        featurevis: {steps: 2, size: 32}
+        ---
+
+        ```{universality} mixed3
+        :other: net.py:build
+        :other-layer: block2
+        :baseline: shuffled
+        :count: 40
+        :pairs: 2
+        ```
+        """,
+    )
+    out = build_article(tmp_path, "a", (src / "a.md").read_text())
+    result = json.loads((out / "a" / "figures.json").read_text())["figures"][0]["result"]
+    assert len(result["best_unit"]) == len(result["one_to_one_unit"]) == 64  # every unit of mixed3
+    assert set(result["best_unit"]) <= set(range(20))  # partners are units of block2
+    assert sum(u >= 0 for u in result["one_to_one_unit"]) == 20  # one to one: 20 partners to give
+    assert result["samples"] == "positions"  # both maps are 16×16: a match must agree on where
+    page = (out / "a" / "index.html").read_text()
+    assert ("Compared: mixed3 of shapes (64 units, 16×16 maps, 64-pixel input) and block2 of ") in page
+    assert "(20 units, 16×16 maps, 32-pixel input)" in page
+
+
+def test_universality_names_the_missing_layer_of_another_architecture(tmp_path):
+    src = tmp_path / "src"
+    write(src / "net.py", SMALL_VGG)
+    write(
+        src / "a.md",
+        "---\ntitle: A\n---\n\n```{universality} mixed3\n:other: net.py:build\n:baseline: shuffled\n```\n",
+    )
+    result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    assert result.exit_code == 1
+    assert f"{src / 'a.md'}:6: error: unknown layer 'mixed3' in model" in result.stderr
+    assert "layers: block1, block2; name the layer to compare with in :other-layer:" in result.stderr
+
+
+def test_a_model_of_another_input_size_sees_the_same_probe_resized(tmp_path):
+    strict = SMALL_VGG.replace(
+        "        x = F.max_pool2d",
+        "        assert x.shape[-1] == 32, x.shape\n        x = F.max_pool2d",
+    )
+    write(tmp_path / "net.py", strict)
+    store = ModelStore()
+    other = str(parse_spec("net.py:build", tmp_path))
+    data = datasets.dataset("shapes", 30, 0, None)
+    job = UniversalityJob("shapes", "a", "mixed3", other, "b", "block2", data, "shuffled")
+    (output,) = run_jobs(store.get("shapes"), [job], CPU, lambda n: None, store.get)
+    matrix = np.load(io.BytesIO(output.files["correlations.npy"]))
+    assert matrix.shape == (64, 20)
+    images = datasets.images(data, 64)
+    from distillgen.engine.universality import resized
+
+    small = resized(images, 32)
+    assert small.shape == (30, 3, 32, 32)
+    # Each 2×2 block averages to its pixel at half size (antialiased): the same picture.
+    np.testing.assert_allclose(small.mean(axis=(2, 3)), images.mean(axis=(2, 3)), atol=0.01)

@@ -4,7 +4,9 @@ gets its best match (several may share one) and its partner in the best one-to-o
 
 When the two layers have maps of the same size, every position of every image is a sample
 (as in Li et al., "Convergent learning", 2016): a match must agree on *where* as well as on
-which images. Otherwise each image's peak response is one sample.
+which images. Otherwise each image's peak response is one sample. The layers may have
+different names and shapes (other architectures, other tasks); each model sees the same probe
+images, resized to its own input size.
 """
 
 from __future__ import annotations
@@ -28,16 +30,17 @@ def compute(
     outputs = []
     for job in jobs:
         start = time.perf_counter()
-        images = datasets.images(job.dataset, model.input_size)
         second = load(job.other)
+        images = datasets.images(job.dataset, model.input_size)
+        theirs = resized(images, second.input_size)
         by_position = model.layers[job.layer].shape[1:] == second.layers[job.other_layer].shape[1:]
         mine = _samples(model, job.layer, images, device, by_position)
-        other = _samples(second, job.other_layer, images, device, by_position)
+        other = _samples(second, job.other_layer, theirs, device, by_position)
         if job.baseline == "untrained":
-            base = _samples(load(job.baseline_model), job.other_layer, images, device, by_position)
+            base = _samples(load(job.baseline_model), job.other_layer, theirs, device, by_position)
         else:  # the other model on the images in another order: any match is chance
             order = np.random.default_rng(job.dataset.seed).permutation(len(images))
-            base = _samples(second, job.other_layer, images[order], device, by_position)
+            base = _samples(second, job.other_layer, theirs[order], device, by_position)
         matrix, baseline = correlations(mine, other), correlations(mine, base)
         files = {"correlations.npy": _npy(matrix), "baseline.npy": _npy(baseline)}
         best = matrix.argmax(axis=1)
@@ -55,6 +58,16 @@ def compute(
         outputs.append(Output(files, result, {"seconds": round(time.perf_counter() - start, 3)}))
         progress(1)
     return outputs
+
+
+def resized(images: np.ndarray, size: int) -> np.ndarray:
+    """The same images at `size`×`size` (antialiased bilinear), for a model of another input size."""
+    if images.shape[-1] == size:
+        return images
+    pixels = torch.nn.functional.interpolate(
+        torch.from_numpy(images), size=(size, size), mode="bilinear", antialias=True, align_corners=False
+    )
+    return pixels.clamp(0, 1).numpy()
 
 
 def one_to_one(matrix: np.ndarray) -> np.ndarray:

@@ -305,8 +305,10 @@ class Ablation(DirectiveKind):
             held = predicted.holds(change)
             verdict = "held" if held else "failed"
             mark = "✓ held" if held else "✗ failed"
-            measured = "" if predicted.inputs is None else (
-                f" (measured {_percent(change)} over {len(predicted.inputs)} input(s))"
+            measured = (
+                ""
+                if predicted.inputs is None
+                else (f" (measured {_percent(change)} over {len(predicted.inputs)} input(s))")
             )
             summary += (
                 f'<p class="prediction prediction-{verdict}">Prediction: '

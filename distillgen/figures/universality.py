@@ -23,7 +23,7 @@ from distillgen.figures.unitview import THUMBNAIL, featurevis_job, image_html, p
 from distillgen.jobs import Dataset, FeatureVisJob, FeatureVisSettings, UniversalityJob, UniversalityResult
 from distillgen.options import MODEL, Argument, Option, choice, integer, layer, text
 from distillgen.render.plots import histograms
-from distillgen.units import ModelError, ModelSpec, SpecError, UnitRef, parse_units
+from distillgen.units import ModelError, ModelInfo, ModelSpec, SpecError, UnitRef, parse_units
 
 _UNTRAINED_KINDS = ("shapes", "lucent", "torchvision")
 
@@ -57,6 +57,7 @@ class UniversalityFigure:
     units: tuple[int, ...] | None  # :units:, else the best-matched :pairs:
     count: int
     matching: str
+    compared: tuple[str, str]  # each layer with its model, size and input size, for the reader
     pairs: tuple[Pair, ...] | None = None  # chosen once the matches are computed
 
     @property
@@ -121,9 +122,15 @@ class Universality(DirectiveKind):
             return None
         try:
             layer = info.layer(request.layer).name
-            other_layer = other.layer(request.other_layer).name
         except ModelError as exc:
             ctx.error(at.line, str(exc))
+            return None
+        try:
+            other_layer = other.layer(request.other_layer).name
+        except ModelError as exc:
+            given = "other-layer" in at.given
+            hint = "" if given else "; name the layer to compare with in :other-layer:"
+            ctx.error(at.option_line("other-layer" if given else "other"), f"{exc}{hint}")
             return None
         baseline, baseline_fingerprint = "", ""
         if request.baseline == "untrained":
@@ -159,6 +166,7 @@ class Universality(DirectiveKind):
             units,
             request.pairs,
             request.matching,
+            (_layer_text(info, layer), _layer_text(other, other_layer)),
         )
 
     def follow_up(self, figure: UniversalityFigure, ctx: FollowUpContext) -> UniversalityFigure:
@@ -208,7 +216,8 @@ class Universality(DirectiveKind):
             "whose activations",
         }[matching].format(other_layer=code["other_layer"], other=code["other"])
         summary = (
-            f'<p class="universality-summary">Units of {code["layer"]} in {code["model"]}, matched {how} '
+            f'<p class="universality-summary">Compared: {escape(" and ".join(figure.compared))}. '
+            f"Units of {code['layer']} in {code['model']}, matched {how} "
             f"over {result.probe_size} images ({samples}) correlate best: median r = "
             f"{np.median(trained):.2f} ({other_kind} matching: {other_median:.2f}); against the "
             f"baseline ({escape(baseline)}) median r = {np.median(chance):.2f}. The best matches go to "
@@ -216,6 +225,13 @@ class Universality(DirectiveKind):
         )
         content = f'<table class="universality-pairs">{rows}</table>{summary}<div class="plot">{plot}</div>'
         return ctx.rendered(ctx.figure(content, "universality-figure"))
+
+
+def _layer_text(info: ModelInfo, layer: str) -> str:
+    """'mixed4 of shapes (96 units, 8×8 maps, 64-pixel input)'."""
+    channels, *size = info.layers[layer].shape
+    maps = f", {'×'.join(map(str, size))} maps" if size else ""
+    return f"{layer} of {info.spec} ({channels} units{maps}, {info.input_size}-pixel input)"
 
 
 def _matching(result: UniversalityResult, matching: str) -> tuple[tuple[int, ...], tuple, tuple]:
