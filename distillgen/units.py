@@ -171,6 +171,9 @@ class ModelInfo:
     aliases: dict[str, str] = field(default_factory=dict)
     card: str = ""
     fingerprint: str = ""  # fingerprint(spec), set by the Catalog: jobs carry it in their keys
+    # An article's dictionaries of this model, as layers (dictionaries.py): name -> (its
+    # DictionaryJob, the trained jobs.Attached or None). Never stored with the description.
+    dictionaries: dict = field(default_factory=dict)
 
     def layer(self, name: str) -> Layer:
         """The layer an author's name refers to (module path, alias, or lucent's '_' form)."""

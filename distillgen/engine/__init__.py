@@ -18,6 +18,7 @@ ENGINES = {
     "examples": "distillgen.engine.examples",
     "ablation": "distillgen.engine.ablation",
     "universality": "distillgen.engine.universality",
+    "dictionary": "distillgen.engine.dictionary",
 }
 
 
@@ -29,6 +30,10 @@ class Output:
 
 
 def run_jobs(model, jobs: list, device, progress, load) -> list[Output]:
-    """Compute jobs of one kind on one loaded model; `progress(n)` advances by work done."""
+    """Compute jobs of one kind on one loaded model; `progress(n)` advances by work done. The
+    dictionaries whose features the jobs read are layers of the model meanwhile (features.py)."""
     engine = importlib.import_module(ENGINES[jobs[0].kind])
-    return engine.compute(model, jobs, device, progress, load)
+    from distillgen.engine.features import for_jobs
+
+    with for_jobs(model, jobs, load) as loading:
+        return engine.compute(model, jobs, device, progress, loading)

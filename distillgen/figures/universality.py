@@ -16,6 +16,7 @@ from html import escape
 
 import numpy as np
 
+from distillgen.dictionaries import is_dictionary
 from distillgen.figures import probes
 from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
 from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
@@ -126,23 +127,33 @@ class Universality(DirectiveKind):
             ctx.error(at.line, str(exc))
             return None
         baseline, baseline_fingerprint = "", ""
+        if request.baseline == "untrained" and is_dictionary(other, other_layer):
+            ctx.error(
+                at.option_line("baseline"),
+                f"'{other_layer}' is a dictionary: an untrained network has none; use :baseline: shuffled",
+            )
+            return None
         if request.baseline == "untrained":
             untrained = dataclasses.replace(request.other, untrained=True)
             base_info = ctx.model_info(untrained, at.option_line("baseline"))
             if base_info is None:
                 return None
             baseline, baseline_fingerprint = str(untrained), base_info.fingerprint
-        job = UniversalityJob(
-            str(request.spec),
-            info.fingerprint,
-            layer,
-            str(request.other),
-            other.fingerprint,
-            other_layer,
-            request.dataset,
-            request.baseline,
-            baseline,
-            baseline_fingerprint,
+        job = ctx.attach(
+            UniversalityJob(
+                str(request.spec),
+                info.fingerprint,
+                layer,
+                str(request.other),
+                other.fingerprint,
+                other_layer,
+                request.dataset,
+                request.baseline,
+                baseline,
+                baseline_fingerprint,
+            ),
+            info,
+            other,
         )
         units = None
         if request.units:
