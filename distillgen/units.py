@@ -185,8 +185,10 @@ class ModelInfo:
         names = [*self.layers, *self.aliases]
         parent = name.rsplit(".", 1)[0] if "." in name else None
         nearby = [n for n in self.layers if parent and n.startswith(parent + ".")] or self.top_level()
+        # dictionary names are short ('m4'): one changed character is a likely typo
+        hint = suggest(name, names) or suggest(name, self.dictionaries, cutoff=0.5)
         raise ModelError(
-            f"unknown layer '{name}' in model '{self.spec}'{suggest(name, names)}; "
+            f"unknown layer '{name}' in model '{self.spec}'{hint}; "
             f"{'layers in ' + parent if parent and nearby != self.top_level() else 'layers'}: "
             + ", ".join(nearby)
         )

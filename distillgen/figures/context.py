@@ -144,7 +144,9 @@ class PlanContext(_Reports):
         declared = self._article.front.dictionaries
         if name not in declared:
             known = ", ".join(declared) or "none; declare one in the front matter's 'dictionaries:'"
-            self.error(line, f"unknown dictionary '{name}'{suggest(name, declared)}; declared: {known}")
+            self.error(
+                line, f"unknown dictionary '{name}'{suggest(name, declared, cutoff=0.5)}; declared: {known}"
+            )
             return None
         return self._article.dictionaries.resolve(name)
 

@@ -16,7 +16,7 @@ from html import escape
 
 import numpy as np
 
-from distillgen.dictionaries import is_dictionary
+from distillgen.dictionaries import carrying, is_dictionary
 from distillgen.figures import probes
 from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
 from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
@@ -183,11 +183,13 @@ class Universality(DirectiveKind):
         pairs = []
         for unit in order:
             mine = featurevis_job(job.model, job.fingerprint, UnitRef(job.layer, int(unit)), figure.settings)
+            mine = carrying(mine, tuple(d for d in job.dictionaries if d.model == job.model))
             if partner[unit] < 0:
                 pairs.append(Pair(mine, None, None))
                 continue
             match = UnitRef(job.other_layer, partner[unit])
             theirs = featurevis_job(job.other, job.other_fingerprint, match, figure.other_settings)
+            theirs = carrying(theirs, tuple(d for d in job.dictionaries if d.model == job.other))
             pairs.append(Pair(mine, theirs, r[unit]))
         return replace(figure, pairs=tuple(pairs))
 
