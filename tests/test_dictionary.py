@@ -284,8 +284,44 @@ Feature {unit}`m4:3`.
 
 ```{dictionary} m4
 ```
+
+```{tuning} m4:3,5
+:stimulus: curve
+:range: 0 360 6
+```
+
+```{ablation} fc:1
+:edit: zero unit m4:3
+:on: examples
+:count: 100
+:top: 4
+```
+
+```{weights} mixed3 -> m4:3
+:top: 2
+```
+
+```{circuit} m4:3
+:inputs: m3
+:top: 2
+```
+
+```{universality} m4
+:other: shapes
+:other-layer: mixed4
+:baseline: shuffled
+:count: 50
+:pairs: 2
+```
 """
-    result = build(tmp_path, body)
+    result = build(
+        tmp_path,
+        body,
+        HEADER.replace(
+            "dictionaries:\n",
+            "dictionaries:\n  m3: {layer: mixed3, features: 64, k: 4, steps: 100, count: 100}\n",
+        ),
+    )
     assert result.exit_code == 0, result.output
     page = (tmp_path / "out" / "a" / "index.html").read_text()
     assert "m4:3" in page and "fraction of variance unexplained" in page
@@ -293,9 +329,15 @@ Feature {unit}`m4:3`.
     records = json.loads((tmp_path / "out" / "a" / "figures.json").read_text())["figures"]
     trained = [r for r in records if r["job"]["kind"] == "dictionary"]
     assert trained and {"fvu", "mean_l0", "dead"} <= set(trained[0]["result"]) and "seconds" in trained[0]
-    again = build(tmp_path, body)
-    assert again.exit_code == 0 and "0 computed" in again.output or "(0 computed)" in again.output
-    changed = build(tmp_path, body, HEADER.replace("k: 4", "k: 3"))
+    header = HEADER.replace(
+        "dictionaries:\n",
+        "dictionaries:\n  m3: {layer: mixed3, features: 64, k: 4, steps: 100, count: 100}\n",
+    )
+    again = build(tmp_path, body, header)
+    assert again.exit_code == 0 and "(0 computed)" in again.output, again.output
+    changed = build(
+        tmp_path, body, header.replace("mixed4, features: 64, k: 4", "mixed4, features: 64, k: 3")
+    )
     assert changed.exit_code == 0, changed.output
     computed = int(re.search(r"(\d+) computed", changed.output)[1])
     assert computed >= 5  # the dictionary and every figure that reads it
