@@ -115,6 +115,7 @@ def _cases() -> list[tuple[str, str, str]]:
         "examples": ("mixed4:1", ""),
         "ablation": ("mixed4:1", ":edit: zero mixed3:1\n"),
         "universality": ("mixed4", ":other: shapes@1\n"),
+        "dictionary": ("m4", ""),
     }
     assert set(valid) == set(DIRECTIVES), "a new kind needs a valid example here"
     cases = []
