@@ -396,3 +396,15 @@ def test_the_site_config_declares_dictionaries_for_every_article(tmp_path):
     config = "dictionaries:\n  m4: {layer: mixed4, features: 64, k: 4, steps: 200, count: 100}\n"
     good = build(tmp_path, "\n```{examples} m4:2\n:count: 100\n:top: 2\n```\n", header, config)
     assert good.exit_code == 0, good.output
+
+
+def test_verify_recomputes_a_dictionary_and_a_features_image(tmp_path):
+    body = "\n```{dictionary} m4\n:neurons: 0\n```\n\n```{featurevis} m4:1\n```\n"
+    assert build(tmp_path, body).exit_code == 0
+    result = run_cli("verify", str(tmp_path / "src"), "--cache-dir", str(tmp_path / "cache"), "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["figures"]
+    kinds = {row["kind"] for row in rows}
+    assert {"dictionary", "featurevis"} <= kinds
+    dictionary = next(row for row in rows if row["kind"] == "dictionary")
+    assert dictionary["difference"] == 0 and "the same weights" in dictionary["note"]
