@@ -446,7 +446,7 @@ class DictionaryJob(Keyed):
     probe set (engine/dictionary.py)."""
 
     kind: ClassVar[str] = "dictionary"
-    noun: ClassVar[str] = "dictionary"
+    noun: ClassVar[str] = "layer"  # for progress: "dictionary of 2 layers"
     Result: ClassVar[type] = DictionaryResult
 
     model: str
