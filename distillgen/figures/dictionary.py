@@ -77,8 +77,8 @@ def loadings(attached: Attached) -> np.ndarray:
 
 
 def splits(result: DictionaryResult, loading: np.ndarray, neurons: int, per_neuron: int) -> list:
-    """The neurons that live features of different classes share, most classes first (then the
-    least pure neuron): [(neuron, [(feature, loading), …])]."""
+    """The neurons that live features of different classes share, the least pure neuron first
+    (then the most classes): [(neuron, [(feature, loading), …])]."""
     live = np.asarray(result.density) > 0
     if not result.feature_purity:
         return []
@@ -88,7 +88,7 @@ def splits(result: DictionaryResult, loading: np.ndarray, neurons: int, per_neur
         sharing = [int(i) for i in order if live[i] and loading[i, neuron] >= SHARE][:per_neuron]
         classes = {result.feature_class[i] for i in sharing if result.feature_purity[i] >= PURE}
         if len(classes) >= 2:
-            found.append((-len(classes), result.neuron_purity[neuron], neuron, sharing))
+            found.append((result.neuron_purity[neuron], -len(classes), neuron, sharing))
     found.sort()
     return [
         (neuron, [(i, float(loading[i, neuron])) for i in sharing]) for *_, neuron, sharing in found[:neurons]
