@@ -408,3 +408,17 @@ def test_verify_recomputes_a_dictionary_and_a_features_image(tmp_path):
     assert {"dictionary", "featurevis"} <= kinds
     dictionary = next(row for row in rows if row["kind"] == "dictionary")
     assert dictionary["difference"] == 0 and "the same weights" in dictionary["note"]
+
+
+def test_two_dictionaries_of_one_name_in_one_batch_each_read_their_own(trained):
+    job, _, first, weights = trained["m4"]
+    other_job = dictionary_job(settings=DictionarySettings(features=64, k=4, steps=50, batch=512, seed=1))
+    (output,) = run([other_job])
+    data = output.files["dictionary.npz"]
+    second = Attached("m4", "shapes", "mixed4", 64, output.result.checksum, base64.b64encode(data).decode())
+    dataset = datasets.dataset("shapes", 60, 2, None)
+    jobs = [ExamplesJob("shapes", "x", "m4", 3, dataset, top=5, dictionaries=(d,)) for d in (first, second)]
+    together = run(jobs)
+    alone = [run([job])[0] for job in jobs]
+    assert [o.result for o in together] == [o.result for o in alone]
+    assert together[0].result != together[1].result

@@ -35,5 +35,16 @@ def run_jobs(model, jobs: list, device, progress, load) -> list[Output]:
     engine = importlib.import_module(ENGINES[jobs[0].kind])
     from distillgen.engine.features import for_jobs
 
-    with for_jobs(model, jobs, load) as loading:
-        return engine.compute(model, jobs, device, progress, loading)
+    groups: dict[tuple, list[int]] = {}  # two articles may name different dictionaries 'm4'
+    for index, job in enumerate(jobs):
+        carried = sorted((d.model, d.name, d.checksum) for d in getattr(job, "dictionaries", ()))
+        groups.setdefault(tuple(carried), []).append(index)
+    outputs: list = [None] * len(jobs)
+    for indices in groups.values():
+        part = [jobs[i] for i in indices]
+        with for_jobs(model, part, load) as loading:
+            for index, output in zip(
+                indices, engine.compute(model, part, device, progress, loading), strict=True
+            ):
+                outputs[index] = output
+    return outputs
