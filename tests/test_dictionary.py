@@ -422,3 +422,13 @@ def test_two_dictionaries_of_one_name_in_one_batch_each_read_their_own(trained):
     alone = [run([job])[0] for job in jobs]
     assert [o.result for o in together] == [o.result for o in alone]
     assert together[0].result != together[1].result
+
+
+def test_a_notebook_figure_reads_the_projects_dictionaries(tmp_path):
+    from distillgen.notebook import Project
+
+    config = "dictionaries:\n  m4: {layer: mixed4, features: 64, k: 4, steps: 200, count: 100}\n"
+    write(tmp_path / "articles" / "distillgen.yml", config)
+    project = Project(tmp_path / "articles", cache_dir=tmp_path / "cache", device="cpu")
+    figure = project.figure("examples", "shapes", "m4:3", count=100, top=3)
+    assert len(figure.values["m4:3"].examples) == 3
