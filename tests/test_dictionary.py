@@ -432,3 +432,24 @@ def test_a_notebook_figure_reads_the_projects_dictionaries(tmp_path):
     project = Project(tmp_path / "articles", cache_dir=tmp_path / "cache", device="cpu")
     figure = project.figure("examples", "shapes", "m4:3", count=100, top=3)
     assert len(figure.values["m4:3"].examples) == 3
+
+
+def test_on_ray_the_dictionary_travels_with_the_jobs_and_gives_the_same_figures(tmp_path):
+    pytest.importorskip("ray")
+    body = "\n```{examples} m4:3\n:count: 100\n:top: 3\n```\n\n```{ablation} fc:1\n:edit: zero unit m4:3\n:count: 100\n:top: 4\n```\n"
+    assert build(tmp_path / "here", body).exit_code == 0
+    src = tmp_path / "here" / "src"
+    on_ray = run_cli(
+        "build", str(src), "-o", str(tmp_path / "ray-out"), "--cache-dir", str(tmp_path / "ray-cache"),
+        "--executor", "ray",
+    )  # fmt: skip
+    assert on_ray.exit_code == 0, on_ray.output
+
+    def results(out):
+        return [
+            (r["job"]["kind"], r["result"])
+            for r in json.loads((out / "a" / "figures.json").read_text())["figures"]
+        ]
+
+    assert results(tmp_path / "ray-out") == results(tmp_path / "here" / "out")
+    assert [kind for kind, _ in results(tmp_path / "ray-out")] == ["dictionary", "examples", "ablation"]
