@@ -453,3 +453,19 @@ def test_on_ray_the_dictionary_travels_with_the_jobs_and_gives_the_same_figures(
 
     assert results(tmp_path / "ray-out") == results(tmp_path / "here" / "out")
     assert [kind for kind, _ in results(tmp_path / "ray-out")] == ["dictionary", "examples", "ablation"]
+
+
+def test_features_are_matched_to_another_models_features(tmp_path):
+    header = HEADER.replace(
+        "dictionaries:\n",
+        "dictionaries:\n  n4: {model: shapes@1, layer: mixed4, features: 64, k: 4, steps: 200, count: 100}\n",
+    )
+    body = "\n```{universality} m4\n:other: shapes@1\n:other-layer: n4\n:baseline: shuffled\n:count: 50\n:pairs: 2\n```\n"
+    result = build(tmp_path, body, header)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "units" / "shapes@1" / "n4").is_dir()
+    untrained = build(tmp_path, body.replace(":baseline: shuffled\n", ""), header)
+    assert (
+        untrained.exit_code == 1
+        and "a.md:9: error: 'n4' is a dictionary: an untrained network has none" in (untrained.output)
+    )
