@@ -126,7 +126,7 @@ class Article:
         self._identifiers: dict[str, Target] = {}
         self._link_labels: list[tuple[str, int]] = []  # `[](label)`: a label, or a file
         self._artifacts: dict[str, Artifact] = {}
-        self._pending: dict[int, object] = {}  # entry -> the DictionaryJob it waits for
+        self._pending: dict[int, tuple] = {}  # entry -> the DictionaryJobs it waits for
         self.dictionaries: Dictionaries | None = None  # after plan
 
     @property
@@ -492,8 +492,8 @@ class Article:
         try:
             planned = entry.kind.plan(entry.value, PlanContext(self))
         except Pending as pending:
-            self._pending[key] = pending.job
-            self._need((pending.job,), entry.line)
+            self._pending[key] = pending.jobs
+            self._need(pending.jobs, entry.line)
             return
         if planned is None:  # an error was reported; the build stops before compute
             del self._entries[key]
@@ -510,8 +510,8 @@ class Article:
         """After a compute round: kinds may extend their jobs from results, or check them;
         entries that waited for a dictionary are planned now that it is trained."""
         self._artifacts = artifacts
-        for key, job in list(self._pending.items()):
-            if job.key in artifacts:
+        for key, jobs in list(self._pending.items()):
+            if all(job.key in artifacts for job in jobs):
                 del self._pending[key]
                 self._plan_entry(key)
         context = FollowUpContext(self, artifacts)

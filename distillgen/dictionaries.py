@@ -32,11 +32,11 @@ if TYPE_CHECKING:
 
 
 class Pending(Exception):
-    """A job needs a dictionary that is not trained yet: plan the figure again once it is."""
+    """A job needs dictionaries that are not trained yet: plan the figure again once they are."""
 
-    def __init__(self, job: DictionaryJob) -> None:
-        super().__init__(f"waiting for the dictionary of {job.layer}")
-        self.job = job
+    def __init__(self, jobs: tuple[DictionaryJob, ...]) -> None:
+        super().__init__(f"waiting for the dictionaries of {', '.join(job.layer for job in jobs)}")
+        self.jobs = jobs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,15 +151,18 @@ def attach(job, info: ModelInfo, other: ModelInfo | None = None):
     if other is not None and getattr(job, "other_layer", None):
         wanted.append((other, job.other_layer))
     attached: list[Attached] = []
+    untrained: list[DictionaryJob] = []
     for source, name in wanted:
         entry = getattr(source, "dictionaries", {}).get(name)
         if entry is None:
             continue
         dictionary_job, trained = entry
-        if trained is None:
-            raise Pending(dictionary_job)
-        if trained not in attached:
+        if trained is None and dictionary_job not in untrained:
+            untrained.append(dictionary_job)
+        elif trained is not None and trained not in attached:
             attached.append(trained)
+    if untrained:  # all of them at once: trained in the same round
+        raise Pending(tuple(untrained))
     if not attached:
         return job
     return dataclasses.replace(job, dictionaries=tuple(attached))
@@ -174,14 +177,16 @@ def real_layer(info: ModelInfo, layer: str) -> str:
 def trained(info: ModelInfo, layers) -> tuple[Attached, ...]:
     """The trained dictionaries among `layers` (for kinds that make jobs later, in follow_up:
     a circuit); Pending when one is not trained yet."""
-    found = []
+    found, untrained = [], []
     for name in layers:
         entry = getattr(info, "dictionaries", {}).get(name)
         if entry is not None:
-            if entry[1] is None:
-                raise Pending(entry[0])
-            if entry[1] not in found:
+            if entry[1] is None and entry[0] not in untrained:
+                untrained.append(entry[0])
+            elif entry[1] is not None and entry[1] not in found:
                 found.append(entry[1])
+    if untrained:
+        raise Pending(tuple(untrained))
     return tuple(found)
 
 
