@@ -28,6 +28,7 @@ from pygments.util import ClassNotFound
 
 from distillgen.compute import Catalog, Need
 from distillgen.diagnostics import Reporter, suggest
+from distillgen.dictionaries import Dictionaries, Pending
 from distillgen.figures import DIRECTIVES, ROLES
 from distillgen.figures.base import DirectiveInput, DirectiveKind, RoleKind, jobs_of
 from distillgen.figures.context import Asset, CheckContext, FollowUpContext, PlanContext, RenderContext
@@ -125,6 +126,8 @@ class Article:
         self._identifiers: dict[str, Target] = {}
         self._link_labels: list[tuple[str, int]] = []  # `[](label)`: a label, or a file
         self._artifacts: dict[str, Artifact] = {}
+        self._pending: dict[int, tuple] = {}  # entry -> the DictionaryJobs it waits for
+        self.dictionaries: Dictionaries | None = None  # after plan
 
     @property
     def slug(self) -> str:
@@ -469,20 +472,52 @@ class Article:
     def plan(self, catalog: Catalog) -> None:
         """Kinds check addresses against their models and say which jobs they need."""
         self.catalog = catalog
-        context = PlanContext(self)
-        for key, entry in list(self._entries.items()):
-            planned = entry.kind.plan(entry.value, context)
-            if planned is None:  # an error was reported; the build stops before compute
-                del self._entries[key]
-                continue
-            entry.value = planned
-            self._need(jobs_of(planned), entry.line)
+        self.dictionaries = Dictionaries(
+            self.front.dictionaries,
+            catalog,
+            self.front.model,
+            lambda declared, line, message: self.reporter.error(declared.path, line, message),
+            self.doc.roots,
+        )
+        for name in self.front.dictionaries:  # every declaration checked, used or not
+            self.dictionaries.resolve(name)
+        for key in list(self._entries):
+            self._plan_entry(key)
+
+    def _plan_entry(self, key: int) -> None:
+        """Plan one entry; one whose jobs read a dictionary not trained yet waits for it
+        (`Pending`): the dictionary is computed in the next round, and the entry planned again
+        in `follow_up`."""
+        entry = self._entries[key]
+        try:
+            planned = entry.kind.plan(entry.value, PlanContext(self))
+        except Pending as pending:
+            self._pending[key] = pending.jobs
+            self._need(pending.jobs, entry.line)
+            return
+        if planned is None:  # an error was reported; the build stops before compute
+            del self._entries[key]
+            return
+        entry.value = planned
+        self._need(jobs_of(planned), entry.line)
+
+    @property
+    def artifacts(self) -> dict[str, Artifact]:
+        """The artifacts computed so far (for the dictionaries' weights while planning)."""
+        return self._artifacts
 
     def follow_up(self, artifacts: dict[str, Artifact]) -> None:
-        """After a compute round: kinds may extend their jobs from results, or check them."""
+        """After a compute round: kinds may extend their jobs from results, or check them;
+        entries that waited for a dictionary are planned now that it is trained."""
         self._artifacts = artifacts
+        for key, jobs in list(self._pending.items()):
+            if all(job.key in artifacts for job in jobs):
+                del self._pending[key]
+                self._plan_entry(key)
         context = FollowUpContext(self, artifacts)
-        for entry in self._entries.values():
+        for key, entry in self._entries.items():
+            if key in self._pending:
+                continue
             before = jobs_of(entry.value)
             entry.value = entry.kind.follow_up(entry.value, context)
             self._need(jobs_of(entry.value)[len(before) :], entry.line)
@@ -490,7 +525,11 @@ class Article:
     def figures(self) -> list[tuple[str, int, object]]:
         """Each figure that computes something, in reading order: its kind's name, its line and
         its latest planned value (whose `jobs` are its artifacts)."""
-        return [(e.kind.name, e.line, e.value) for e in self._entries.values() if jobs_of(e.value)]
+        return [
+            (e.kind.name, e.line, e.value)
+            for key, e in self._entries.items()
+            if key not in self._pending and jobs_of(e.value)
+        ]
 
     def _need(self, jobs: tuple, line: int) -> None:
         self.needs += [Need(job, self.doc.path, line) for job in jobs]

@@ -67,5 +67,16 @@ def images(data: Dataset, size: int) -> np.ndarray:
     return np.stack(loaded)
 
 
+def labels(data: Dataset) -> np.ndarray | None:
+    """The probe images' class indices (the shapes generator's classes); None for a folder."""
+    if data.source != "shapes":
+        return None
+    return np.arange(data.count) % len(shapes_data.CLASSES)
+
+
+def class_names(data: Dataset) -> tuple[str, ...]:
+    return tuple(shapes_data.CLASSES) if data.source == "shapes" else ()
+
+
 def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())

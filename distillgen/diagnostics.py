@@ -88,9 +88,9 @@ def describe_os_error(exc: OSError) -> str:
     return f"{problem} ({exc.filename})" if exc.filename else problem
 
 
-def suggest(name: str, candidates: Iterable[str]) -> str:
+def suggest(name: str, candidates: Iterable[str], cutoff: float = 0.6) -> str:
     """' (did you mean 'x'?)' for the closest candidate, or ''."""
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=cutoff)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 

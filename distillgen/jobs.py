@@ -14,7 +14,7 @@ import json
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
@@ -58,6 +58,21 @@ class FeatureVisSettings:
     transforms: str = "standard"  # lucent's standard_transforms, or "none"
 
 
+@dataclass(frozen=True)
+class Attached:
+    """A trained dictionary as jobs that read its features carry it: the engine shows its
+    features as the channels of a layer named `name` (engine/features.py), so any job reads a
+    feature as it reads a unit. `weights` is the dictionary's `dictionary.npz`, base64: the job
+    needs no cache to run (a Ray worker has none), and is keyed by `checksum` instead."""
+
+    name: str  # the layer the features appear as ("m4")
+    model: str  # the spec of the model it reads (a universality job has two models)
+    layer: str  # the model's layer the dictionary reads (canonical module path)
+    features: int
+    checksum: str  # sha256 of the weights' bytes
+    weights: str = field(default="", repr=False, compare=False)
+
+
 def _expect(condition: bool, problem: str) -> None:
     if not condition:
         raise ResultError(problem)
@@ -95,6 +110,7 @@ class FeatureVisJob(Keyed):
     direction: tuple[float, ...] = ()  # one weight per channel, for the "direction" objective
     diversity: int = 0  # 0: one image; N >= 2: N images pushed apart by lucent's diversity term
     settings: FeatureVisSettings = FeatureVisSettings()
+    dictionaries: tuple[Attached, ...] = ()  # the dictionaries whose features it reads or edits
 
     @property
     def address(self) -> str:
@@ -118,24 +134,37 @@ class FeatureVisJob(Keyed):
         conv1 unit need not pay for mixed4). Diversity sets share batches too: each job's
         diversity term compares only its own images.
         """
-        return (self.model, self.fingerprint, self.settings, self.layer)
+        return (self.model, self.fingerprint, self.settings, self.layer, self.dictionaries)
 
 
 def job_key(job) -> str:
     """sha256 of the job's canonical JSON: its kind, every field, and the engine version (and
-    the kind's revision, once it has one: keys of kinds never revised stay as they were)."""
+    the kind's revision, once it has one: keys of kinds never revised stay as they were). A
+    job that reads no dictionary feature has no `dictionaries` in its key (keys of jobs from
+    before dictionaries stay as they were); one that does is keyed by each dictionary's
+    checksum, not by its weights' bytes."""
     revision = {"revision": job.revision} if getattr(job, "revision", 0) else {}
     canonical = json.dumps(
-        {"kind": job.kind, "engine": ENGINE_VERSION, **revision, **asdict(job)},
+        {"kind": job.kind, "engine": ENGINE_VERSION, **revision, **_fields(job)},
         sort_keys=True,
         separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _fields(job) -> dict:
+    fields = asdict(job)
+    if not fields.get("dictionaries", True):
+        del fields["dictionaries"]
+    elif "dictionaries" in fields:
+        for dictionary in fields["dictionaries"]:
+            dictionary.pop("weights")
+    return fields
+
+
 def describe(job) -> dict:
-    """The job as a record's `job` field: every field, readable."""
-    return {"kind": job.kind, **asdict(job)}
+    """The job as a record's `job` field: every field, readable (a dictionary by checksum)."""
+    return {"kind": job.kind, **_fields(job)}
 
 
 @dataclass(frozen=True)
@@ -164,6 +193,7 @@ class WeightsJob(Keyed):
     source: str  # canonical module path of the earlier layer
     layer: str  # canonical module path of the later layer
     unit: int
+    dictionaries: tuple[Attached, ...] = ()  # the dictionaries whose features it reads or edits
 
     @property
     def address(self) -> str:
@@ -218,6 +248,7 @@ class TuningJob(Keyed):
     layer: str
     units: tuple[int, ...]
     sweep: Sweep
+    dictionaries: tuple[Attached, ...] = ()  # the dictionaries whose features it reads or edits
 
     @property
     def address(self) -> str:
@@ -260,6 +291,7 @@ class ExamplesJob(Keyed):
     dataset: Dataset
     top: int = 8
     negative: bool = False
+    dictionaries: tuple[Attached, ...] = ()  # the dictionaries whose features it reads or edits
 
     @property
     def address(self) -> str:
@@ -310,6 +342,7 @@ class AblationJob(Keyed):
     top: int = 16
     sweep: Sweep | None = None  # for "tuning"
     settings: FeatureVisSettings | None = None  # for "featurevis"
+    dictionaries: tuple[Attached, ...] = ()  # the dictionaries whose features it reads or edits
 
     @property
     def address(self) -> str:
@@ -363,10 +396,74 @@ class UniversalityJob(Keyed):
     baseline: str = "untrained"
     baseline_model: str = ""  # spec of the untrained architecture, for "untrained"
     baseline_fingerprint: str = ""
+    dictionaries: tuple[Attached, ...] = ()  # the dictionaries whose features it reads or edits
 
     @property
     def address(self) -> str:
         return f"{self.layer} ~ {self.other}:{self.other_layer}"
+
+
+@dataclass(frozen=True)
+class DictionarySettings:
+    """How a dictionary is trained (front matter `dictionaries:`; source/dictionaries.py)."""
+
+    features: int = 384
+    k: int = 8  # active features per position (TopK)
+    steps: int = 2000  # optimizer steps
+    batch: int = 1024  # positions per step
+    lr: float = 0.002
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DictionaryResult:
+    """The training's measures, and the evidence the {dictionary} figure shows; the weights
+    are the artifact's `dictionary.npz` (encoder [F, C], bias [F], center [C], decoder [F, C])."""
+
+    fvu: float  # fraction of variance unexplained, over every position of the probe set
+    mean_l0: float  # active features per position
+    dead: int  # features active at no position
+    samples: int  # positions trained on
+    channels: int
+    density: tuple[float, ...]  # per feature: the fraction of positions where it is active
+    # Per neuron and per feature: the share of its top `top` probe images (by peak response)
+    # in their most common class, and that class's index; () for a probe set without classes.
+    neuron_purity: tuple[float, ...]
+    neuron_class: tuple[int, ...]
+    feature_purity: tuple[float, ...]
+    feature_class: tuple[int, ...]
+    classes: tuple[str, ...]
+    top: int
+    checksum: str  # sha256 of dictionary.npz
+
+    def check(self, job: DictionaryJob, files: Mapping[str, Path]) -> None:
+        _expect_files(["dictionary.npz"], files)
+        _expect(len(self.density) == len(self.feature_purity) or not self.feature_purity, "bad purity")
+        _expect(len(self.density) == job.settings.features, f"it has {len(self.density)} features")
+
+
+@dataclass(frozen=True)
+class DictionaryJob(Keyed):
+    """A TopK sparse autoencoder trained on one layer's activations at every position of a
+    probe set (engine/dictionary.py)."""
+
+    kind: ClassVar[str] = "dictionary"
+    noun: ClassVar[str] = "layer"  # for progress: "dictionary of 2 layers"
+    Result: ClassVar[type] = DictionaryResult
+
+    model: str
+    fingerprint: str
+    layer: str
+    dataset: Dataset
+    settings: DictionarySettings = DictionarySettings()
+
+    @property
+    def address(self) -> str:
+        return f"{self.layer} ({self.settings.features} features, k={self.settings.k})"
+
+    @property
+    def cost(self) -> int:
+        return self.settings.steps
 
 
 # -- results as JSON ------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from distillgen.site import CACHE, compute_articles
 from distillgen.source.document import parse_text
 from distillgen.source.frontmatter import parse_front_matter
 from distillgen.source.markdown import make_parser
+from distillgen.source.siteconfig import load_site_config
 
 SCOPE = "distillgen-figure"  # the class of the element a figure is shown in
 
@@ -118,6 +119,8 @@ class Project:
         front = parse_front_matter(
             doc.front_matter_text, doc.path, doc.front_matter_line, reporter, doc.roots
         )
+        # the project's dictionaries (distillgen.yml): `m4:17` names a feature here as in its articles
+        front.dictionaries = dict(load_site_config(folder, reporter).dictionaries)
         article = Article(doc, front, md, reporter)
         article.check()
         return article

@@ -68,13 +68,16 @@ def unit_page(
     examples: tuple[Dataset, int] | None = None,
     atlas: Atlas | None = None,
 ) -> UnitPage:
-    """The page of `job`'s unit: `examples` is (probe set, how many each way)."""
-    previous, following = _neighbours(info, job.layer)
+    """The page of `job`'s unit: `examples` is (probe set, how many each way). A dictionary
+    feature's page reads the layers around its dictionary's layer, through the dictionary."""
+    carried = job.dictionaries
+    real = next((d.layer for d in carried if d.name == job.layer), job.layer)
+    previous, following = _neighbours(info, real)
     examples_jobs: tuple[ExamplesJob, ...] = ()
     if examples:
         dataset, top = examples
         examples_jobs = tuple(
-            ExamplesJob(job.model, job.fingerprint, job.layer, job.unit, dataset, top, negative)
+            ExamplesJob(job.model, job.fingerprint, job.layer, job.unit, dataset, top, negative, carried)
             for negative in (False, True)
         )
     return UnitPage(
@@ -83,7 +86,9 @@ def unit_page(
         diversity=dataclasses.replace(job, diversity=diversity) if diversity else None,
         inputs=_weights(job, previous, job.layer, job.unit) if previous else None,
         outputs=list(
-            _outputs(job.model, job.fingerprint, job.layer, following, info.layers[following].channels)
+            _outputs(
+                job.model, job.fingerprint, job.layer, following, info.layers[following].channels, carried
+            )
         )
         if following
         else [],
@@ -114,14 +119,18 @@ def plan_unit_pages(
 
 
 def _weights(job: FeatureVisJob, source: str, layer: str, unit: int) -> WeightsJob:
-    return WeightsJob(job.model, job.fingerprint, source, layer, unit)
+    return WeightsJob(job.model, job.fingerprint, source, layer, unit, job.dictionaries)
 
 
 @functools.lru_cache(maxsize=64)
-def _outputs(model: str, fingerprint: str, layer: str, following: str, units: int) -> tuple[WeightsJob, ...]:
+def _outputs(
+    model: str, fingerprint: str, layer: str, following: str, units: int, dictionaries: tuple = ()
+) -> tuple[WeightsJob, ...]:
     """The kernels from `layer` into each unit of `following`: the same jobs for every unit of
     `layer` (made once, so their keys are hashed once: an atlas layer has thousands)."""
-    return tuple(WeightsJob(model, fingerprint, layer, following, unit) for unit in range(units))
+    return tuple(
+        WeightsJob(model, fingerprint, layer, following, unit, dictionaries) for unit in range(units)
+    )
 
 
 def _neighbours(info: ModelInfo, layer: str) -> tuple[str | None, str | None]:

@@ -171,6 +171,9 @@ class ModelInfo:
     aliases: dict[str, str] = field(default_factory=dict)
     card: str = ""
     fingerprint: str = ""  # fingerprint(spec), set by the Catalog: jobs carry it in their keys
+    # An article's dictionaries of this model, as layers (dictionaries.py): name -> (its
+    # DictionaryJob, the trained jobs.Attached or None). Never stored with the description.
+    dictionaries: dict = field(default_factory=dict)
 
     def layer(self, name: str) -> Layer:
         """The layer an author's name refers to (module path, alias, or lucent's '_' form)."""
@@ -182,8 +185,10 @@ class ModelInfo:
         names = [*self.layers, *self.aliases]
         parent = name.rsplit(".", 1)[0] if "." in name else None
         nearby = [n for n in self.layers if parent and n.startswith(parent + ".")] or self.top_level()
+        # dictionary names are short ('m4'): one changed character is a likely typo
+        hint = suggest(name, names) or suggest(name, self.dictionaries, cutoff=0.5)
         raise ModelError(
-            f"unknown layer '{name}' in model '{self.spec}'{suggest(name, names)}; "
+            f"unknown layer '{name}' in model '{self.spec}'{hint}; "
             f"{'layers in ' + parent if parent and nearby != self.top_level() else 'layers'}: "
             + ", ".join(nearby)
         )

@@ -50,6 +50,7 @@ TOLERANCES = {
     "examples": 0.0,  # the same top-k set
     "ablation": 0.02,  # two percentage points of effect
     "universality": 0.0,  # the same partners
+    "dictionary": 0.05,  # the fraction of variance unexplained, relative (the same bytes on a CPU)
 }
 
 
@@ -255,10 +256,12 @@ class _Activations:
 
     def __call__(self, job: FeatureVisJob, pngs: list[bytes]) -> list[float]:
         from distillgen.engine.device import resolve_device
+        from distillgen.engine.features import installed
         from distillgen.engine.featurevis import objective_values
 
         model = self._catalog.load(parse_spec(job.model))
-        return objective_values(model, job, pngs, resolve_device(self._device))
+        with installed(model, [d for d in job.dictionaries if d.model == job.model]):  # a feature's
+            return objective_values(model, job, pngs, resolve_device(self._device))
 
 
 def _featurevis(figure: Figure, output, activations: _Activations) -> Measure:
@@ -332,6 +335,12 @@ def _universality(figure: Figure, output, activations) -> Measure:
     )
 
 
+def _dictionary(figure: Figure, output, activations) -> Measure:
+    cached, fresh = figure.artifact.result(figure.job), output.result
+    same = "the same weights" if cached.checksum == fresh.checksum else "other weights"
+    return Measure("FVU, rel. Δ", cached.fvu, fresh.fvu, _relative(cached.fvu, fresh.fvu), note=same)
+
+
 MEASURES: dict[str, Callable[[Figure, object, _Activations], Measure]] = {
     "featurevis": _featurevis,
     "weights": _weights,
@@ -339,6 +348,7 @@ MEASURES: dict[str, Callable[[Figure, object, _Activations], Measure]] = {
     "examples": _examples,
     "ablation": _ablation,
     "universality": _universality,
+    "dictionary": _dictionary,
 }
 
 

@@ -76,7 +76,17 @@ BAD_VALUES = ["", "-1", "0", "nonsense", "999999", "1e9", "mixed9:1", "zero", "a
 
 TITLED = ("attention", "caution", "danger", "error", "hint", "important", "seealso", "tip", "warning")
 # Kinds whose argument is text (a title, a caption, a language): no argument is wrong.
-TEXT_ARGUMENT = {"note", "aside", "appendix", "admonition", *TITLED, "code-block", "code", "sourcecode", "list-table"}
+TEXT_ARGUMENT = {
+    "note",
+    "aside",
+    "appendix",
+    "admonition",
+    *TITLED,
+    "code-block",
+    "code",
+    "sourcecode",
+    "list-table",
+}
 # Roles whose content is text: anything renders, escaped.
 TEXT_ROLES = {"sub", "subscript", "sup", "superscript", "abbr"}
 BODY = {"list-table": "* - a\n  - b\n", "math": "x^2\n"}  # the others take "A caption."
@@ -105,6 +115,7 @@ def _cases() -> list[tuple[str, str, str]]:
         "examples": ("mixed4:1", ""),
         "ablation": ("mixed4:1", ":edit: zero mixed3:1\n"),
         "universality": ("mixed4", ":other: shapes@1\n"),
+        "dictionary": ("m4", ""),
     }
     assert set(valid) == set(DIRECTIVES), "a new kind needs a valid example here"
     cases = []

@@ -65,10 +65,10 @@ def test_the_example_site_reproduces_and_its_cache_is_not_touched(example_build)
 def test_a_sample_covers_every_kind_and_depends_on_the_seed(example_build):
     figures, _ = article_figures(ARTICLES, Reporter(), log=lambda message: None)
     kinds = {figure.kind for figure in figures}
-    assert kinds == {"featurevis", "weights", "tuning", "examples", "ablation", "universality"}
-    six = sample(figures, 6, seed=0)
+    assert kinds == {"featurevis", "weights", "tuning", "examples", "ablation", "universality", "dictionary"}
+    six = sample(figures, 7, seed=0)
     assert {figure.kind for figure in six} == kinds
-    assert [f.job.key for f in sample(figures, 6, seed=0)] == [f.job.key for f in six]
+    assert [f.job.key for f in sample(figures, 7, seed=0)] == [f.job.key for f in six]
     assert {f.job.key for f in sample(figures, 12, seed=1)} != {
         f.job.key for f in sample(figures, 12, seed=2)
     }

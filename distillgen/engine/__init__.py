@@ -18,6 +18,7 @@ ENGINES = {
     "examples": "distillgen.engine.examples",
     "ablation": "distillgen.engine.ablation",
     "universality": "distillgen.engine.universality",
+    "dictionary": "distillgen.engine.dictionary",
 }
 
 
@@ -29,6 +30,21 @@ class Output:
 
 
 def run_jobs(model, jobs: list, device, progress, load) -> list[Output]:
-    """Compute jobs of one kind on one loaded model; `progress(n)` advances by work done."""
+    """Compute jobs of one kind on one loaded model; `progress(n)` advances by work done. The
+    dictionaries whose features the jobs read are layers of the model meanwhile (features.py)."""
     engine = importlib.import_module(ENGINES[jobs[0].kind])
-    return engine.compute(model, jobs, device, progress, load)
+    from distillgen.engine.features import for_jobs
+
+    groups: dict[tuple, list[int]] = {}  # two articles may name different dictionaries 'm4'
+    for index, job in enumerate(jobs):
+        carried = sorted((d.model, d.name, d.checksum) for d in getattr(job, "dictionaries", ()))
+        groups.setdefault(tuple(carried), []).append(index)
+    outputs: list = [None] * len(jobs)
+    for indices in groups.values():
+        part = [jobs[i] for i in indices]
+        with for_jobs(model, part, load) as loading:
+            for index, output in zip(
+                indices, engine.compute(model, part, device, progress, loading), strict=True
+            ):
+                outputs[index] = output
+    return outputs

@@ -13,6 +13,7 @@ from distillgen.figures.base import DirectiveKind, RoleKind
 from distillgen.figures.circuit import Circuit
 from distillgen.figures.cite import Cite, CiteParenthetical, CiteTextual
 from distillgen.figures.code import CodeBlock, CodeDirective, SourceCode
+from distillgen.figures.dictionary import Dictionary
 from distillgen.figures.examples import Examples
 from distillgen.figures.featurevis import FeatureVis
 from distillgen.figures.figure import Figure, Image
@@ -43,7 +44,7 @@ DIRECTIVES: dict[str, DirectiveKind] = {
             SourceCode,
             Appendix,
         ),
-        *(ListTable, FeatureVis, Weights, Circuit, Tuning, Examples, Ablation, Universality),
+        *(ListTable, FeatureVis, Weights, Circuit, Tuning, Examples, Ablation, Universality, Dictionary),
     )
 }
 ROLES: dict[str, RoleKind] = {

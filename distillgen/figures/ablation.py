@@ -254,8 +254,11 @@ class Ablation(DirectiveKind):
             probe = {"sweep": replace(request.sweep, size=info.input_size)}
         else:
             probe = {"settings": ctx.featurevis_settings(info)}
-        job = AblationJob(
-            str(request.spec), info.fingerprint, target.layer, target.unit, edits, request.on, **probe
+        job = ctx.attach(
+            AblationJob(
+                str(request.spec), info.fingerprint, target.layer, target.unit, edits, request.on, **probe
+            ),
+            info,
         )
         return AblationFigure(job, request.edit, request.predict, at.line)
 

@@ -24,6 +24,7 @@ import numpy as np
 import svgwrite
 
 from distillgen import kernels
+from distillgen.dictionaries import carrying, trained
 from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
 from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
 from distillgen.figures.unitview import featurevis_job, page_href, unit_card
@@ -68,6 +69,7 @@ class CircuitPlan:
     label: str | None
     nodes: tuple[tuple[str, FeatureVisJob], ...] = ()  # address -> its feature visualization
     jobs: tuple = ()
+    dictionaries: tuple = ()  # jobs.Attached: the trained dictionaries among its layers
 
     @property
     def resolved(self) -> bool:
@@ -143,6 +145,7 @@ class Circuit(DirectiveKind):
             tuple(stages),
             request.top,
             request.label,
+            dictionaries=trained(info, [*(s.layer for s in stages), *(t.layer for t in targets)]),
         )
         return _resolve(_with_nodes(plan, targets), None)
 
@@ -185,7 +188,10 @@ def _resolve(plan: CircuitPlan, results: FollowUpContext | None) -> CircuitPlan:
         stage = stages[index]
         if stage.weights is None:
             weights = tuple(
-                WeightsJob(plan.spec, plan.fingerprint, stage.layer, t.layer, t.unit) for t in after
+                carrying(
+                    WeightsJob(plan.spec, plan.fingerprint, stage.layer, t.layer, t.unit), plan.dictionaries
+                )
+                for t in after
             )
             stage = replace(stage, weights=weights)
             plan = replace(plan, jobs=plan.jobs + weights)
@@ -205,7 +211,10 @@ def _with_nodes(plan: CircuitPlan, refs) -> CircuitPlan:
     """The plan with a feature visualization node for each unit not drawn yet."""
     known = dict(plan.nodes)
     added = [
-        (str(ref), featurevis_job(plan.spec, plan.fingerprint, ref, plan.settings))
+        (
+            str(ref),
+            carrying(featurevis_job(plan.spec, plan.fingerprint, ref, plan.settings), plan.dictionaries),
+        )
         for ref in refs
         if str(ref) not in known
     ]

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from distillgen import kernels
+from distillgen.diagnostics import suggest
+from distillgen.dictionaries import attach
 from distillgen.figures.base import Rendered
 from distillgen.jobs import FeatureVisSettings, ResultError
 from distillgen.options import featurevis_settings
@@ -108,12 +110,19 @@ class PlanContext(_Reports):
         return self._article.doc.path.parent
 
     def model_info(self, spec: ModelSpec, line: int) -> ModelInfo | None:
-        """The model's layers and units (from the cache, or by loading it); None after an error."""
+        """The model's layers and units (from the cache, or by loading it), the article's
+        dictionaries of it among them (dictionaries.py); None after an error."""
         try:
-            return self._article.catalog.info(spec)
+            info = self._article.catalog.info(spec)
         except (ModelError, SpecError) as exc:
             self.error(line, str(exc))
             return None
+        return self._article.dictionaries.info(info, self._article.artifacts)
+
+    def attach(self, job, info: ModelInfo, other: ModelInfo | None = None):
+        """The job with the dictionaries whose features it reads (dictionaries.attach); raises
+        Pending, which the article handles, while one is not trained yet."""
+        return attach(job, info, other)
 
     def units(
         self, spec: ModelSpec, refs: tuple[UnitRef, ...] | list[UnitRef], line: int, model_line: int
@@ -128,6 +137,18 @@ class PlanContext(_Reports):
         except ModelError as exc:
             self.error(line, str(exc))
             return None
+
+    def dictionary(self, name: str, line: int):
+        """The declared dictionary `name` (dictionaries.Resolved: its job, features, layer);
+        None after an error."""
+        declared = self._article.front.dictionaries
+        if name not in declared:
+            known = ", ".join(declared) or "none; declare one in the front matter's 'dictionaries:'"
+            self.error(
+                line, f"unknown dictionary '{name}'{suggest(name, declared, cutoff=0.5)}; declared: {known}"
+            )
+            return None
+        return self._article.dictionaries.resolve(name)
 
     def featurevis_settings(self, info: ModelInfo, given: dict[str, Any] | None = None) -> FeatureVisSettings:
         """A figure's own settings, else the front matter's `featurevis:`, else the defaults."""

@@ -58,14 +58,17 @@ class Examples(DirectiveKind):
             return None
         info, (unit,) = resolved
         jobs = tuple(
-            ExamplesJob(
-                str(request.spec),
-                info.fingerprint,
-                unit.layer,
-                unit.unit,
-                request.dataset,
-                request.top,
-                negative,
+            ctx.attach(
+                ExamplesJob(
+                    str(request.spec),
+                    info.fingerprint,
+                    unit.layer,
+                    unit.unit,
+                    request.dataset,
+                    request.top,
+                    negative,
+                ),
+                info,
             )
             for negative in (False, True)[: 1 + request.negative]
         )

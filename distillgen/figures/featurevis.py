@@ -123,7 +123,8 @@ class FeatureVis(DirectiveKind):
             ctx.error(at.line, ":objective: neuron needs convolutional layers (with a spatial centre)")
             return None
         jobs = tuple(
-            featurevis_job(request.spec, info.fingerprint, unit, settings, **fields) for unit in units
+            ctx.attach(featurevis_job(request.spec, info.fingerprint, unit, settings, **fields), info)
+            for unit in units
         )
         return FeatureVisGrid(jobs, request.columns)
 

@@ -78,8 +78,11 @@ class Tuning(DirectiveKind):
             return None
         info, units = resolved
         sweep = replace(request.sweep, size=info.input_size)
-        job = TuningJob(
-            str(request.spec), info.fingerprint, units[0].layer, tuple(u.unit for u in units), sweep
+        job = ctx.attach(
+            TuningJob(
+                str(request.spec), info.fingerprint, units[0].layer, tuple(u.unit for u in units), sweep
+            ),
+            info,
         )
         return TuningFigure(job, request.plot, request.thumbnails, request.normalize)
 

@@ -60,7 +60,9 @@ class Unit(RoleKind):
             return None
         info, (unit,) = resolved
         return UnitChip(
-            featurevis_job(request.spec, info.fingerprint, unit, ctx.featurevis_settings(info)),
+            ctx.attach(
+                featurevis_job(request.spec, info.fingerprint, unit, ctx.featurevis_settings(info)), info
+            ),
             request.written,
         )
 

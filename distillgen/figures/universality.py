@@ -16,6 +16,7 @@ from html import escape
 
 import numpy as np
 
+from distillgen.dictionaries import carrying, is_dictionary
 from distillgen.figures import probes
 from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
 from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
@@ -133,23 +134,33 @@ class Universality(DirectiveKind):
             ctx.error(at.option_line("other-layer" if given else "other"), f"{exc}{hint}")
             return None
         baseline, baseline_fingerprint = "", ""
+        if request.baseline == "untrained" and is_dictionary(other, other_layer):
+            ctx.error(
+                at.option_line("baseline"),
+                f"'{other_layer}' is a dictionary: an untrained network has none; use :baseline: shuffled",
+            )
+            return None
         if request.baseline == "untrained":
             untrained = dataclasses.replace(request.other, untrained=True)
             base_info = ctx.model_info(untrained, at.option_line("baseline"))
             if base_info is None:
                 return None
             baseline, baseline_fingerprint = str(untrained), base_info.fingerprint
-        job = UniversalityJob(
-            str(request.spec),
-            info.fingerprint,
-            layer,
-            str(request.other),
-            other.fingerprint,
-            other_layer,
-            request.dataset,
-            request.baseline,
-            baseline,
-            baseline_fingerprint,
+        job = ctx.attach(
+            UniversalityJob(
+                str(request.spec),
+                info.fingerprint,
+                layer,
+                str(request.other),
+                other.fingerprint,
+                other_layer,
+                request.dataset,
+                request.baseline,
+                baseline,
+                baseline_fingerprint,
+            ),
+            info,
+            other,
         )
         units = None
         if request.units:
@@ -180,11 +191,13 @@ class Universality(DirectiveKind):
         pairs = []
         for unit in order:
             mine = featurevis_job(job.model, job.fingerprint, UnitRef(job.layer, int(unit)), figure.settings)
+            mine = carrying(mine, tuple(d for d in job.dictionaries if d.model == job.model))
             if partner[unit] < 0:
                 pairs.append(Pair(mine, None, None))
                 continue
             match = UnitRef(job.other_layer, partner[unit])
             theirs = featurevis_job(job.other, job.other_fingerprint, match, figure.other_settings)
+            theirs = carrying(theirs, tuple(d for d in job.dictionaries if d.model == job.other))
             pairs.append(Pair(mine, theirs, r[unit]))
         return replace(figure, pairs=tuple(pairs))
 

@@ -108,7 +108,9 @@ class Weights(DirectiveKind):
         except ModelError as exc:
             ctx.error(at.line, str(exc))
             return None
-        job = WeightsJob(str(request.spec), info.fingerprint, source, target.layer, target.unit)
+        job = ctx.attach(
+            WeightsJob(str(request.spec), info.fingerprint, source, target.layer, target.unit), info
+        )
         return WeightsFigure(job, wanted.channel, request.top, request.columns)
 
     def render(self, figure: WeightsFigure, ctx: RenderContext) -> Rendered:

@@ -210,16 +210,25 @@ def paired_bars(labels: list[str], before: list[float], after: list[float], titl
 
 
 def histograms(
-    samples: list[Series], x_label: str, title: str, bins: int = 20, lo: float = -1.0, hi: float = 1.0
+    samples: list[Series],
+    x_label: str,
+    title: str,
+    bins: int = 20,
+    lo: float = -1.0,
+    hi: float = 1.0,
+    share: bool = False,
 ) -> str:
-    """Overlaid histograms of several samples on one axis [lo, hi]."""
+    """Overlaid histograms of several samples on one axis [lo, hi]; with `share`, each bar is
+    the share of its own sample (samples of different sizes side by side)."""
     drawing = _drawing(
         WIDTH, HEIGHT, title, f"distributions of {x_label}: {', '.join(s for s, _ in samples)}", "histogram"
     )
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     edges = np.linspace(lo, hi, bins + 1)
     counts = [np.histogram(np.clip(values, lo, hi), edges)[0] for _, values in samples]
-    top = max(int(c.max()) for c in counts) or 1
+    if share:
+        counts = [c / max(len(values), 1) for c, (_, values) in zip(counts, samples, strict=True)]
+    top = max(float(c.max()) for c in counts) or 1
     ticks = _ticks(0, top, 4)
     top = max(top, ticks[-1])
 
@@ -248,7 +257,8 @@ def histograms(
                     class_="bar",
                     **_dash(name, index),
                 )
-                rect.set_desc(title=f"{name}: {n} unit(s) with {x_label} in [{left:.2f}, {right:.2f})")
+                amount = f"{n:.0%} of them" if share else f"{n} unit(s)"
+                rect.set_desc(title=f"{name}: {amount} with {x_label} in [{left:.2f}, {right:.2f})")
                 group.add(rect)
         drawing.add(group)
     drawing.add(drawing.line((LEFT, y_at(0)), (LEFT + plot_w, y_at(0)), class_="axis"))

@@ -19,6 +19,7 @@ from markdown_it.token import Token
 from distillgen.diagnostics import Reporter, suggest
 from distillgen.options import FEATUREVIS_SETTINGS
 from distillgen.safety import resolve_inside, url_problem
+from distillgen.source.dictionaries import declarations
 from distillgen.source.document import plain_text
 from distillgen.units import SpecError, parse_spec
 
@@ -59,6 +60,8 @@ class FrontMatter:
     model: str | None = None
     # option -> value: defaults for the article's feature visualizations (FEATUREVIS_SETTINGS)
     featurevis: dict[str, Any] = field(default_factory=dict)
+    # name -> Declaration (source/dictionaries.py): sparse dictionaries whose features are units
+    dictionaries: dict[str, Any] = field(default_factory=dict)
     # 1-based line of each top-level key, for later errors about a key's value.
     lines: dict[str, int] = field(default_factory=dict)
     affiliation_urls: dict[str, str] = field(default_factory=dict)  # affiliation name -> its url
@@ -87,6 +90,7 @@ KEYS = {
     "license": "licence of the text, e.g. CC-BY 4.0",
     "model": "default model spec for the article's figures",
     "featurevis": "defaults for {featurevis} and {unit}, e.g. {steps: 256, size: 64}",
+    "dictionaries": "sparse dictionaries whose features are units, e.g. {m4: {layer: mixed4, k: 8}}",
 }
 AUTHOR_KEYS = (
     "name",
@@ -190,6 +194,11 @@ def parse_front_matter(
         if key == "featurevis" and isinstance(value_node, yaml.MappingNode):
             fm.featurevis = featurevis_options(
                 value_node, lambda node, message: reporter.error(path, line_of(node), message)
+            )
+            continue
+        if key == "dictionaries":
+            fm.dictionaries = declarations(
+                value_node, path, line_of, lambda node, message: reporter.error(path, line_of(node), message)
             )
             continue
         if key == "affiliations":

@@ -21,6 +21,7 @@ import yaml
 
 from distillgen.diagnostics import Reporter, suggest
 from distillgen.safety import url_problem
+from distillgen.source.dictionaries import declarations
 from distillgen.source.frontmatter import (
     Author,
     FrontMatter,
@@ -64,6 +65,7 @@ class SiteConfig:
     affiliation_urls: dict[str, str] = field(default_factory=dict)  # of those authors' affiliations
     model: str | None = None  # the default model of every article's figures
     featurevis: dict[str, Any] = field(default_factory=dict)  # defaults for every article
+    dictionaries: dict[str, Any] = field(default_factory=dict)  # name -> Declaration, for every article
     atlas: tuple[AtlasRequest, ...] = ()
     search: bool = True  # a Pagefind index and a search page (render/search.py)
 
@@ -83,6 +85,7 @@ class SiteConfig:
             front.affiliation_urls = {**self.affiliation_urls, **front.affiliation_urls}
         front.model = front.model or self.model
         front.featurevis = {**self.featurevis, **front.featurevis}
+        front.dictionaries = {**self.dictionaries, **front.dictionaries}
         return front
 
 
@@ -95,6 +98,7 @@ KEYS = {
     "featurevis": "defaults for every article's feature visualizations, e.g. {steps: 256}",
     "atlas": "models to build an atlas of: {model, layers, featurevis, diversity, examples, dataset}",
     "search": "true (default) for a search page over the articles and unit pages, false for none",
+    "dictionaries": "sparse dictionaries every article may use, e.g. {m4: {layer: mixed4, features: 384}}",
 }
 ATLAS_KEYS = {
     "model": "model spec (required), e.g. shapes",
@@ -171,6 +175,13 @@ def load_site_config(src: Path, reporter: Reporter) -> SiteConfig:
                 values["affiliation_urls"] = urls
             elif key == "model":
                 values[key] = model_spec_value(value_node, path)
+            elif key == "dictionaries":
+                values[key] = declarations(
+                    value_node,
+                    path,
+                    line_of,
+                    lambda bad, message: reporter.error(path, line_of(bad), message),
+                )
             elif key == "featurevis":
                 if not isinstance(value_node, yaml.MappingNode):
                     raise Invalid(value_node, "'featurevis' must be a mapping, e.g. {steps: 256}")

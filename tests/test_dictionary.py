@@ -1,0 +1,471 @@
+"""Dictionaries (issue 17): the TopK SAE, its job and cache key, features as units through the
+adapter (each kind against the computation by hand), and every mistake as path:line."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from distillgen import datasets, stimuli
+from distillgen.engine import dictionary as sae
+from distillgen.engine import run_jobs
+from distillgen.engine.features import arrays
+from distillgen.engine.featurevis import preprocessor
+from distillgen.engine.models import ModelStore
+from distillgen.engine.probe import unit_maps
+from distillgen.engine.weights import expanded_weights
+from distillgen.jobs import (
+    AblationJob,
+    Attached,
+    DictionaryJob,
+    DictionarySettings,
+    Edit,
+    ExamplesJob,
+    FeatureVisJob,
+    FeatureVisSettings,
+    Sweep,
+    TuningJob,
+    WeightsJob,
+    job_key,
+)
+from distillgen.stimuli import sweep_images
+from distillgen.units import fingerprint, parse_spec
+from tests.conftest import run_cli, write
+
+CPU = torch.device("cpu")
+SMALL = DictionarySettings(features=64, k=4, steps=200, batch=512)
+STORE = ModelStore()
+
+
+def run(jobs: list) -> list:
+    return run_jobs(STORE.get(jobs[0].model), jobs, CPU, lambda steps: None, STORE.get)
+
+
+def dictionary_job(layer: str = "mixed4", settings: DictionarySettings = SMALL, spec: str = "shapes"):
+    dataset = datasets.dataset("shapes", 100, 0, None)
+    return DictionaryJob(spec, fingerprint(parse_spec(spec)), layer, dataset, settings)
+
+
+@pytest.fixture(scope="session")
+def trained():
+    """A small dictionary on mixed4 and one on mixed3, as jobs carry them; and their arrays."""
+    found = {}
+    for name, layer in (("m4", "mixed4"), ("m3", "mixed3")):
+        job = dictionary_job(layer)
+        (output,) = run([job])
+        data = output.files["dictionary.npz"]
+        attached = Attached(
+            name, "shapes", layer, SMALL.features, output.result.checksum, base64.b64encode(data).decode()
+        )
+        found[name] = (job, output, attached, arrays(data))
+    return found
+
+
+# -- the sparse autoencoder --------------------------------------------------------------
+
+
+def test_a_topk_sae_recovers_a_known_sparse_dictionary():
+    rng = np.random.default_rng(0)
+    atoms = rng.normal(size=(48, 24))
+    atoms /= np.linalg.norm(atoms, axis=1, keepdims=True)
+    n, k = 20000, 3
+    codes = np.zeros((n, len(atoms)))
+    for row in range(n):
+        codes[row, rng.choice(len(atoms), k, replace=False)] = rng.uniform(0.5, 1.5, k)
+    samples = (codes @ atoms).astype(np.float32)
+    weights = sae.train(samples, DictionarySettings(features=96, k=k, steps=3000, batch=256, lr=0.004))
+    learned = weights["decoder"] / np.linalg.norm(weights["decoder"], axis=1, keepdims=True)
+    best = (atoms @ learned.T).max(axis=1)  # each true atom's closest learned feature
+    assert (best > 0.9).mean() >= 0.8, np.sort(best)
+    fvu, l0, _ = sae.measures(weights, samples, k)
+    assert fvu < 0.1 and l0 <= k
+
+
+def test_training_is_deterministic(trained):
+    job, output, _, _ = trained["m4"]
+    (again,) = run([job])
+    assert again.files["dictionary.npz"] == output.files["dictionary.npz"]
+    assert again.result == output.result
+    assert output.result.checksum == hashlib.sha256(output.files["dictionary.npz"]).hexdigest()
+
+
+def test_the_result_holds_the_training_measures(trained):
+    _, output, _, _ = trained["m4"]
+    result = output.result
+    assert 0 < result.fvu < 1 and 0 < result.mean_l0 <= SMALL.k
+    assert len(result.density) == SMALL.features and result.dead == sum(d == 0 for d in result.density)
+    assert result.samples == 100 * 8 * 8 and result.channels == 96
+    assert len(result.neuron_purity) == 96 and len(result.feature_purity) == SMALL.features
+    assert result.classes == ("line", "curve", "circle", "corner", "texture")
+
+
+def test_the_key_changes_with_the_weights_the_layer_and_every_setting():
+    job = dictionary_job()
+    others = [
+        dictionary_job(spec="shapes@1"),
+        dictionary_job(layer="mixed3"),
+        *(
+            dictionary_job(settings=SMALL.__class__(**{**SMALL.__dict__, f: v}))
+            for f, v in (
+                ("features", 32),
+                ("k", 2),
+                ("steps", 100),
+                ("batch", 256),
+                ("lr", 0.01),
+                ("seed", 1),
+            )
+        ),
+    ]
+    assert len({job.key, *(o.key for o in others)}) == len(others) + 1
+
+
+def test_a_job_that_reads_no_feature_keeps_its_key_and_one_that_does_is_keyed_by_the_checksum():
+    job = FeatureVisJob("shapes", "f" * 64, "mixed4", 3)
+    fields = {k: v for k, v in json.loads(json.dumps(job.__dict__, default=lambda o: o.__dict__)).items()}
+    fields.pop("dictionaries")
+    canonical = json.dumps(
+        {"kind": "featurevis", "engine": "1", **fields}, sort_keys=True, separators=(",", ":")
+    )
+    assert job_key(job) == hashlib.sha256(canonical.encode()).hexdigest()  # as before dictionaries
+    one = Attached("m4", "shapes", "mixed4", 64, "a" * 64, "AAAA")
+    two = Attached("m4", "shapes", "mixed4", 64, "b" * 64, "AAAA")
+    reads = FeatureVisJob("shapes", "f" * 64, "m4", 3, dictionaries=(one,))
+    assert reads.key != FeatureVisJob("shapes", "f" * 64, "m4", 3, dictionaries=(two,)).key
+    same_checksum = Attached("m4", "shapes", "mixed4", 64, "a" * 64, "BBBB")
+    assert reads.key == FeatureVisJob("shapes", "f" * 64, "m4", 3, dictionaries=(same_checksum,)).key
+
+
+# -- features through the adapter, against the computation by hand ----------------------
+
+
+def _pre(weights, maps: torch.Tensor, feature: int) -> torch.Tensor:
+    """A feature's activation by hand: its encoder row on the centred activations."""
+    e, c, b = (torch.from_numpy(weights[n]) for n in ("encoder", "center", "bias"))
+    return torch.einsum("c,nchw->nhw", e[feature], maps - c[None, :, None, None]) + b[feature]
+
+
+def test_a_features_examples_are_those_of_its_encoder_direction(trained):
+    _, _, attached, weights = trained["m4"]
+    dataset = datasets.dataset("shapes", 200, 3, None)
+    for feature in (1, 7):
+        job = ExamplesJob("shapes", "x", "m4", feature, dataset, top=6, dictionaries=(attached,))
+        (output,) = run([job])
+        images = datasets.images(dataset, 64)
+        maps = unit_maps(STORE.get("shapes"), "mixed4", list(range(96)), images, CPU)
+        peaks = _pre(weights, maps, feature).flatten(1).amax(dim=1).numpy()
+        by_hand = np.argsort(-peaks, kind="stable")[:6]
+        assert [e.index for e in output.result.examples] == [int(i) for i in by_hand]
+        assert [e.value for e in output.result.examples] == pytest.approx(peaks[by_hand], rel=1e-4, abs=1e-5)
+
+
+def test_a_features_tuning_curve_is_its_peak_activation(trained):
+    _, _, attached, weights = trained["m4"]
+    sweep = Sweep("curve", "", "orientation", tuple(stimuli.sweep(0, 360, 6, True)))
+    job = TuningJob("shapes", "x", "m4", (2, 5), sweep, dictionaries=(attached,))
+    (output,) = run([job])
+    maps = unit_maps(STORE.get("shapes"), "mixed4", list(range(96)), sweep_images(sweep), CPU)
+    for column, feature in enumerate((2, 5)):
+        by_hand = _pre(weights, maps, feature).flatten(1).amax(dim=1).numpy()
+        got = [row[column] for row in output.result.responses]
+        assert got == pytest.approx(by_hand, rel=1e-4, abs=1e-5)
+
+
+def test_zeroing_a_feature_subtracts_its_decoder_contribution(trained):
+    _, _, attached, weights = trained["m4"]
+    feature = int(np.argmax(trained["m4"][1].result.density))  # the most active one
+    dataset = datasets.dataset("shapes", 50, 0, None)
+    job = AblationJob(
+        "shapes",
+        "x",
+        "fc",
+        1,
+        (Edit("m4", (feature,), scale=0.0, whole=True),),
+        "examples",
+        dataset=dataset,
+        top=10,
+        dictionaries=(attached,),
+    )
+    (output,) = run([job])
+    model = STORE.get("shapes")
+    images = datasets.images(dataset, 64)[list(output.result.labels)]
+    d = torch.from_numpy(weights["decoder"][feature])
+
+    def subtract(_module, _inputs, out):
+        return out - torch.einsum("nhw,c->nchw", torch.relu(_pre(weights, out, feature)), d)
+
+    handle = model.module.mixed4.register_forward_hook(subtract)
+    try:
+        with torch.no_grad():
+            after = model.module(preprocessor(model.preprocessing)(torch.from_numpy(images)))[:, 1]
+    finally:
+        handle.remove()
+    assert list(output.result.after) == pytest.approx(after.numpy(), rel=1e-4, abs=1e-5)
+    assert output.result.before != output.result.after
+
+
+def _padded(kernels: list[np.ndarray], side: int) -> np.ndarray:
+    out = []
+    for k in kernels:
+        top = (side - k.shape[1]) // 2
+        out.append(np.pad(k, ((0, 0), (top, side - k.shape[1] - top), (top, side - k.shape[2] - top))))
+    return np.stack(out)
+
+
+def test_weights_between_features_are_decoder_pushed_forward_and_encoder_pulled_back(trained):
+    _, _, m3, w3 = trained["m3"]
+    _, _, m4, w4 = trained["m4"]
+    job = WeightsJob("shapes", "x", "m3", "m4", 5, dictionaries=(m3, m4))
+    (output,) = run([job])
+    kernel = np.load(__import__("io").BytesIO(output.files["kernels.npy"]))
+    neurons = _padded(expanded_weights(STORE.get("shapes"), "mixed3", "mixed4", list(range(96))), 10)
+    # [mixed4 unit, mixed3 channel, h, w] -> feature 5 of m4 from every feature of m3
+    into = np.einsum("o,oihw->ihw", w4["encoder"][5], neurons)
+    by_hand = np.einsum("fi,ihw->fhw", w3["decoder"], into)
+    assert kernel.shape[0] == 64
+    assert _padded([kernel], 10)[0] == pytest.approx(
+        by_hand, rel=1e-3, abs=1e-4 * float(np.abs(by_hand).max())
+    )
+
+
+def test_a_feature_visualization_maximizes_the_encoder_activation(trained):
+    _, _, attached, weights = trained["m4"]
+    settings = FeatureVisSettings(steps=24, size=32)
+    job = FeatureVisJob("shapes", "x", "m4", 3, settings=settings, dictionaries=(attached,))
+    (output,) = run([job])
+    import io
+
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(io.BytesIO(output.files["image0.png"])).convert("RGB"), np.float32) / 255
+    model = STORE.get("shapes")
+    maps = unit_maps(model, "mixed4", list(range(96)), pixels.transpose(2, 0, 1)[None].copy(), CPU)
+    by_hand = float(_pre(weights, maps, 3).mean())
+    assert output.result.values[0] == pytest.approx(by_hand, rel=0.05, abs=0.02)
+    assert "m4" not in dict(model.module.named_modules()) and "m4" not in model.layers  # removed
+
+
+# -- articles: a build, and every mistake ----------------------------------------------
+
+HEADER = """\
+---
+title: Features
+dictionaries:
+  m4: {layer: mixed4, features: 64, k: 4, steps: 200, count: 100}
+featurevis: {steps: 4, size: 32}
+---
+"""
+
+
+def build(tmp_path, body: str, header: str = HEADER, config: str | None = None):
+    src = tmp_path / "src"
+    write(src / "a.md", header + body)
+    if config is not None:
+        write(src / "distillgen.yml", config)
+    return run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+
+
+def test_a_built_article_shows_features_as_units_and_caches_them(tmp_path):
+    body = """
+Feature {unit}`m4:3`.
+
+```{featurevis} m4:0-1
+```
+
+```{examples} m4:3
+:count: 100
+:top: 4
+```
+
+```{dictionary} m4
+```
+
+```{tuning} m4:3,5
+:stimulus: curve
+:range: 0 360 6
+```
+
+```{ablation} fc:1
+:edit: zero unit m4:3
+:on: examples
+:count: 100
+:top: 4
+```
+
+```{weights} mixed3 -> m4:3
+:top: 2
+```
+
+```{circuit} m4:3
+:inputs: m3
+:top: 2
+```
+
+```{universality} m4
+:other: shapes
+:other-layer: mixed4
+:baseline: shuffled
+:count: 50
+:pairs: 2
+```
+"""
+    result = build(
+        tmp_path,
+        body,
+        HEADER.replace(
+            "dictionaries:\n",
+            "dictionaries:\n  m3: {layer: mixed3, features: 64, k: 4, steps: 100, count: 100}\n",
+        ),
+    )
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "out" / "a" / "index.html").read_text()
+    assert "m4:3" in page and "fraction of variance unexplained" in page
+    assert (tmp_path / "out" / "units" / "shapes" / "m4" / "3.html").is_file()
+    records = json.loads((tmp_path / "out" / "a" / "figures.json").read_text())["figures"]
+    trained = [r for r in records if r["job"]["kind"] == "dictionary"]
+    assert trained and {"fvu", "mean_l0", "dead"} <= set(trained[0]["result"]) and "seconds" in trained[0]
+    header = HEADER.replace(
+        "dictionaries:\n",
+        "dictionaries:\n  m3: {layer: mixed3, features: 64, k: 4, steps: 100, count: 100}\n",
+    )
+    again = build(tmp_path, body, header)
+    assert again.exit_code == 0 and "(0 computed)" in again.output, again.output
+    changed = build(
+        tmp_path, body, header.replace("mixed4, features: 64, k: 4", "mixed4, features: 64, k: 3")
+    )
+    assert changed.exit_code == 0, changed.output
+    computed = int(re.search(r"(\d+) computed", changed.output)[1])
+    assert computed >= 5  # the dictionary and every figure that reads it
+
+
+ERRORS = [
+    ("```{featurevis} m5:3\n```\n", 8, "unknown layer 'm5' in model 'shapes' (did you mean 'm4'?)"),
+    (
+        "```{examples} m4:64\n```\n",
+        8,
+        "unit 64 is out of range for 'm4' in model 'shapes': it has 64 units (0-63)",
+    ),
+    ("```{dictionary} m5\n```\n", 8, "unknown dictionary 'm5' (did you mean 'm4'?)"),
+    ("Chip {unit}`m4:99`.\n", 8, "out of range for 'm4'"),
+]
+
+
+@pytest.mark.parametrize("body, line, message", ERRORS)
+def test_a_bad_feature_address_is_an_error_at_its_line(tmp_path, body, line, message):
+    result = build(tmp_path, "\n" + body)
+    assert result.exit_code == 1
+    assert f"a.md:{line}: error:" in result.output and message in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+BAD_DECLARATIONS = [
+    (
+        "  m4: {layer: mixed4, featurs: 64}\n",
+        4,
+        "unknown key 'dictionaries.m4.featurs' (did you mean 'features'?)",
+    ),
+    ("  m4: {layer: mixed4, k: 0}\n", 4, "bad value for 'dictionaries.m4.k'"),
+    ("  m4: {layer: mixed4, features: 8, k: 16}\n", 4, "must not exceed its features"),
+    ("  m4: {features: 8}\n", 4, "'dictionaries.m4' needs a 'layer'"),
+    ("  m4: {layer: mixd4}\n", 4, "unknown layer 'mixd4' in model 'shapes' (did you mean 'mixed4'?)"),
+    ("  mixed3: {layer: mixed4}\n", 4, "has the name of a layer"),
+    ("  4m: {layer: mixed4}\n", 4, "'4m' is not a dictionary name"),
+    ("  m4: {layer: mixed4, model: shapes@7}\n", 4, "no shipped weights for 'shapes@7'"),
+    ("  m4: mixed4\n", 4, "'dictionaries.m4' must be a mapping"),
+]
+
+
+@pytest.mark.parametrize("entry, line, message", BAD_DECLARATIONS)
+def test_a_bad_declaration_is_an_error_at_its_line(tmp_path, entry, line, message):
+    header = f"---\ntitle: Features\ndictionaries:\n{entry}---\n"
+    result = build(tmp_path, "\nText.\n", header)
+    assert result.exit_code == 1
+    assert f"a.md:{line}: error:" in result.output and message in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_the_site_config_declares_dictionaries_for_every_article(tmp_path):
+    header = "---\ntitle: Features\nfeaturevis: {steps: 4, size: 32}\n---\n"
+    bad = build(tmp_path, "\nText.\n", header, "dictionaries:\n  m4: {layer: mixed4, k: nine}\n")
+    assert bad.exit_code == 1 and "distillgen.yml:2: error: bad value for 'dictionaries.m4.k'" in bad.output
+    config = "dictionaries:\n  m4: {layer: mixed4, features: 64, k: 4, steps: 200, count: 100}\n"
+    good = build(tmp_path, "\n```{examples} m4:2\n:count: 100\n:top: 2\n```\n", header, config)
+    assert good.exit_code == 0, good.output
+
+
+def test_verify_recomputes_a_dictionary_and_a_features_image(tmp_path):
+    body = "\n```{dictionary} m4\n:neurons: 0\n```\n\n```{featurevis} m4:1\n```\n"
+    assert build(tmp_path, body).exit_code == 0
+    result = run_cli("verify", str(tmp_path / "src"), "--cache-dir", str(tmp_path / "cache"), "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["figures"]
+    kinds = {row["kind"] for row in rows}
+    assert {"dictionary", "featurevis"} <= kinds
+    dictionary = next(row for row in rows if row["kind"] == "dictionary")
+    assert dictionary["difference"] == 0 and "the same weights" in dictionary["note"]
+
+
+def test_two_dictionaries_of_one_name_in_one_batch_each_read_their_own(trained):
+    job, _, first, weights = trained["m4"]
+    other_job = dictionary_job(settings=DictionarySettings(features=64, k=4, steps=50, batch=512, seed=1))
+    (output,) = run([other_job])
+    data = output.files["dictionary.npz"]
+    second = Attached("m4", "shapes", "mixed4", 64, output.result.checksum, base64.b64encode(data).decode())
+    dataset = datasets.dataset("shapes", 60, 2, None)
+    jobs = [ExamplesJob("shapes", "x", "m4", 3, dataset, top=5, dictionaries=(d,)) for d in (first, second)]
+    together = run(jobs)
+    alone = [run([job])[0] for job in jobs]
+    assert [o.result for o in together] == [o.result for o in alone]
+    assert together[0].result != together[1].result
+
+
+def test_a_notebook_figure_reads_the_projects_dictionaries(tmp_path):
+    from distillgen.notebook import Project
+
+    config = "dictionaries:\n  m4: {layer: mixed4, features: 64, k: 4, steps: 200, count: 100}\n"
+    write(tmp_path / "articles" / "distillgen.yml", config)
+    project = Project(tmp_path / "articles", cache_dir=tmp_path / "cache", device="cpu")
+    figure = project.figure("examples", "shapes", "m4:3", count=100, top=3)
+    assert len(figure.values["m4:3"].examples) == 3
+
+
+def test_on_ray_the_dictionary_travels_with_the_jobs_and_gives_the_same_figures(tmp_path):
+    pytest.importorskip("ray")
+    body = "\n```{examples} m4:3\n:count: 100\n:top: 3\n```\n\n```{ablation} fc:1\n:edit: zero unit m4:3\n:count: 100\n:top: 4\n```\n"
+    assert build(tmp_path / "here", body).exit_code == 0
+    src = tmp_path / "here" / "src"
+    on_ray = run_cli(
+        "build", str(src), "-o", str(tmp_path / "ray-out"), "--cache-dir", str(tmp_path / "ray-cache"),
+        "--executor", "ray",
+    )  # fmt: skip
+    assert on_ray.exit_code == 0, on_ray.output
+
+    def results(out):
+        return [
+            (r["job"]["kind"], r["result"])
+            for r in json.loads((out / "a" / "figures.json").read_text())["figures"]
+        ]
+
+    assert results(tmp_path / "ray-out") == results(tmp_path / "here" / "out")
+    assert [kind for kind, _ in results(tmp_path / "ray-out")] == ["dictionary", "examples", "ablation"]
+
+
+def test_features_are_matched_to_another_models_features(tmp_path):
+    header = HEADER.replace(
+        "dictionaries:\n",
+        "dictionaries:\n  n4: {model: shapes@1, layer: mixed4, features: 64, k: 4, steps: 200, count: 100}\n",
+    )
+    body = "\n```{universality} m4\n:other: shapes@1\n:other-layer: n4\n:baseline: shuffled\n:count: 50\n:pairs: 2\n```\n"
+    result = build(tmp_path, body, header)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "units" / "shapes@1" / "n4").is_dir()
+    untrained = build(tmp_path, body.replace(":baseline: shuffled\n", ""), header)
+    assert (
+        untrained.exit_code == 1
+        and "a.md:9: error: 'n4' is a dictionary: an untrained network has none" in (untrained.output)
+    )
