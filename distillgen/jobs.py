@@ -450,6 +450,7 @@ class DictionaryJob(Keyed):
     kind: ClassVar[str] = "dictionary"
     noun: ClassVar[str] = "layer"  # for progress: "dictionary of 2 layers"
     Result: ClassVar[type] = DictionaryResult
+    revision: ClassVar[int] = 1  # 1: AuxK revives features silent for 20 steps, not 200
 
     model: str
     fingerprint: str
