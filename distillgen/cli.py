@@ -452,7 +452,7 @@ def zoo() -> None:
 
 
 @zoo.command("train")
-@click.argument("name", type=click.Choice(["shapes"]))
+@click.argument("name", type=click.Choice(["shapes", "glyphs", "shapes-vgg"]))
 @click.option("--seed", default=0, show_default=True, help="Seed for initialization and data.")
 @click.option("--steps", default=3000, show_default=True, type=click.IntRange(1), help="Optimizer steps.")
 @click.option(
@@ -469,12 +469,15 @@ def zoo_train(name: str, seed: int, steps: int, out: Path, quiet: bool) -> None:
     from distillgen.zoo.train import train
 
     if quiet:
-        result = train(seed, steps=steps)
+        result = train(seed, steps=steps, name=name)
     else:
         label = f"training {name} (seed {seed})"
         with click.progressbar(length=steps, label=label, show_eta=True, item_show_func=lambda s: s) as bar:
             result = train(
-                seed, steps=steps, progress=lambda step, total, loss: bar.update(1, f"loss {loss:.3f}")
+                seed,
+                steps=steps,
+                name=name,
+                progress=lambda step, total, loss: bar.update(1, f"loss {loss:.3f}"),
             )
     command = f"distillgen zoo train {name} --seed {seed} --steps {steps} -o {out.name}"
     card = write_weights(result, out, seed, command)
