@@ -312,7 +312,7 @@ class BuildProgress:
     "--dataset",
     default="shapes",
     show_default=True,
-    help="Probe set of the examples: 'shapes' or 'glyphs' (a generator's fixed sample) or a folder of images.",
+    help="Probe set of the examples: 'shapes' or 'glyphs' (a generator's sample) or a folder of images.",
 )
 @STRICT
 @_compute_options

@@ -1,8 +1,8 @@
 """Probe sets: the images experiments run on, named by a `Dataset` and drawn without torch.
 
 `shapes` and `glyphs` are fixed, seeded samples of the zoo's generators (`zoo.TASKS`: the same
-`count` and `seed` always give the same images); any other source is a folder of the author's images (PNG, JPEG),
-centre-cropped to a square and resized to the model's input size, in file-name order. A
+`count` and `seed` always give the same images); any other source is a folder of the author's
+images (PNG, JPEG), centre-cropped to a square and resized to the model's input size, in file-name order. A
 dataset's fingerprint (the generator's source, or the folder's files) enters every job key.
 """
 
@@ -36,7 +36,9 @@ def dataset(source: str, count: int, seed: int, base: Path, roots: tuple[Path, .
     try:
         folder = resolve_inside(base, source, roots)
         if not folder.is_dir():
-            raise DatasetError(f"dataset folder not found: {folder} (or write 'shapes' or 'glyphs' for a generator)")
+            raise DatasetError(
+                f"dataset folder not found: {folder} (or write 'shapes' or 'glyphs' for a generator)"
+            )
         files = _image_files(folder)
         for path in files:  # a symlink in the folder may point anywhere
             resolve_inside(folder, path.name, roots)

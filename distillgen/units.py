@@ -36,7 +36,7 @@ class ModelError(Exception):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    kind: str  # a zoo network ("shapes", "glyphs", "shapes-vgg") | "lucent" | "torchvision" | "python" | "torchscript"
+    kind: str  # a zoo network (shapes, glyphs, shapes-vgg) | lucent | torchvision | python | torchscript
     name: str  # seed for a zoo network, model name, or file path
     factory: str | None = None
     weights: str | None = None  # state-dict path for "python"
@@ -76,7 +76,8 @@ def parse_spec(text: str, base: Path | None = None) -> ModelSpec:
     if name in ZOO:
         seeds = ZOO[name].seeds
         if tag in ("", "untrained") or (tag.isdigit() and int(tag) in seeds):
-            return ModelSpec(name, "0" if tag in ("", "untrained") else str(int(tag)), untrained=tag == "untrained")
+            seed = "0" if tag in ("", "untrained") else str(int(tag))
+            return ModelSpec(name, seed, untrained=tag == "untrained")
         shipped = ", ".join(name if s == 0 else f"{name}@{s}" for s in seeds)
         raise SpecError(
             f"no shipped weights for '{text}': {name} ships {shipped} (and {name}@untrained); "

@@ -41,7 +41,8 @@ class ZooModel:
 
     def source(self) -> Path:
         """The file defining the architecture (it keys the model's fingerprint)."""
-        return Path(__file__).resolve().parent / ("vgg_net.py" if self.architecture == "vgg" else "shapes_net.py")
+        module = "vgg_net.py" if self.architecture == "vgg" else "shapes_net.py"
+        return Path(__file__).resolve().parent / module
 
 
 TASKS = {
@@ -65,5 +66,5 @@ TASKS = {
 ZOO = {
     "shapes": ZooModel("shapes", "shapes", "inception", (0, 1), "a small InceptionV1-like CNN"),
     "glyphs": ZooModel("glyphs", "glyphs", "inception", (0, 1), "a small InceptionV1-like CNN"),
-    "shapes-vgg": ZooModel("shapes-vgg", "shapes", "vgg", (0,), "a plain VGG-style CNN (no Inception blocks)"),
+    "shapes-vgg": ZooModel("shapes-vgg", "shapes", "vgg", (0,), "a plain VGG-style CNN, no Inception blocks"),
 }

@@ -104,7 +104,7 @@ def fold_batchnorm(trained: nn.Module) -> nn.Module:
     scale and shift merged into the convolution before it. Works for any network built of
     `ConvReLU`s (the shapes and glyphs networks, the VGG-style one)."""
     plain = copy.deepcopy(trained)
-    for name, module in plain.named_modules():
+    for module in plain.modules():
         if isinstance(module, ConvReLU) and module.bn is not None:
             bn = module.bn
             scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
