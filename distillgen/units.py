@@ -78,10 +78,10 @@ def parse_spec(text: str, base: Path | None = None) -> ModelSpec:
         if tag in ("", "untrained") or (tag.isdigit() and int(tag) in seeds):
             seed = "0" if tag in ("", "untrained") else str(int(tag))
             return ModelSpec(name, seed, untrained=tag == "untrained")
-        shipped = ", ".join(name if s == 0 else f"{name}@{s}" for s in seeds)
         raise SpecError(
-            f"no shipped weights for '{text}': {name} ships {shipped} (and {name}@untrained); "
-            f"train another with 'distillgen zoo train {name} --seed N -o FILE' and use FILE"
+            f"no shipped weights for '{text}': the {name} seeds are "
+            + ", ".join(f"{name}@{s}" for s in seeds)
+            + f"; train another with 'distillgen zoo train {name} --seed N -o FILE' and use FILE"
         )
     if "/" not in name and ":" not in name and "." not in name:  # a misspelt zoo network
         close = suggest(name, ZOO)
