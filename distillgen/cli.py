@@ -494,10 +494,10 @@ def models(spec: str | None) -> None:
     from distillgen.units import KNOWN_SPECS, SpecError, parse_spec
 
     if spec is None:
-        click.echo("Model specs (shapes ships with distillgen; others load on first use):")
+        click.echo("Model specs (shapes, glyphs, shapes-vgg ship with distillgen; others load on first use):")
         for known in KNOWN_SPECS:
             click.echo(f"  {known}")
-        click.echo("  torchvision:<name>, lucent:inceptionv1, shapes: add @untrained for random weights")
+        click.echo("  torchvision:<name>, lucent:inceptionv1, the zoo's: add @untrained for random weights")
         click.echo("  path/model.py:factory[@weights.pth], path/model.pt (TorchScript)")
         return
     from distillgen.engine.models import ModelError, load_model

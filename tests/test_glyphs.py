@@ -132,3 +132,18 @@ def test_glyphs_probe_dataset(tmp_path):
     pictures = datasets.images(data, 64)
     assert pictures.shape == (20, 3, 64, 64)
     assert np.array_equal(pictures, glyphs_batch(20, 3)[0])
+
+
+def test_cli_lists_and_trains_the_zoo(tmp_path):
+    from tests.conftest import run_cli
+
+    listing = run_cli("models")
+    assert listing.exit_code == 0
+    assert all(spec in listing.output for spec in ("glyphs@1", "shapes-vgg", "shapes-vgg@untrained"))
+    out = tmp_path / "vgg.pt"
+    trained = run_cli("zoo", "train", "shapes-vgg", "--steps", "2", "-q", "-o", str(out))
+    assert trained.exit_code == 0, trained.output
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["name"] == "shapes-vgg" and card["architecture"] == "vgg" and card["steps"] == 2
+    assert card["command"] == "distillgen zoo train shapes-vgg --seed 0 --steps 2 -o vgg.pt"
+    assert torch.load(out, weights_only=True).keys() == load_model("shapes-vgg@untrained").module.state_dict().keys()
