@@ -6,8 +6,11 @@ Classes (64×64 RGB, random colours, positions, sizes):
     bird      an upright, asymmetric head: a disc with a beak on one side, a crest on top that
               leans backwards and an eye near the beak; facing left or right (mirror images,
               same label), tilted by up to ±20°
-    head      its parts without the whole: the head without its beak, or the whole bird upside
-              down (rotated 180° ± 20°: crest below, so it is not a mirrored bird)
+    head      the parts in the wrong arrangement: mostly a mismatched head, whose beak sits on the
+              side its crest leans to (behind the eye), so that no part alone tells it from a bird
+              facing one way or the other: only "beak right with crest leaning left" or "beak left
+              with crest leaning right" is a bird; otherwise the head without its beak, or the bird
+              upside down (rotated 180° ± 20°: crest below, so it is not a mirrored bird)
     wedge     the beak alone, larger, at any orientation
     boundary  fine texture (a grating or pixel noise, period 2–4 px) on one side of a boundary and
               a smooth colour on the other: a textured disc or half-plane on plain ground, or the
@@ -29,7 +32,7 @@ SIZE = 64
 # The glyph facing right, in units of the head's radius (y down): head disc of radius 1 at the
 # origin, the beak's triangle, the crest's triangle (leaning back, away from the beak), the eye.
 BEAK = ((0.75, -0.5), (0.75, 0.15), (1.9, -0.2))
-CREST = ((-0.6, -0.65), (0.1, -0.92), (-0.85, -1.8))
+CREST = ((-0.6, -0.65), (0.1, -0.92), (-1.05, -1.75))
 EYE = ((0.38, -0.28), 0.2)
 WEDGE = ((-0.55, -0.35), (-0.55, 0.35), (0.6, 0.0))  # the beak's shape, centred
 
@@ -43,16 +46,19 @@ def glyph(
     angle: np.ndarray,
     facing: np.ndarray,
     beak: bool = True,
+    swapped: np.ndarray | None = None,
 ) -> np.ndarray:
     """Coverage (n×H×W) of the glyph: head of `radius` px centred at (cx, cy), turned by `angle`
     (radians, clockwise in image coordinates), facing right where `facing` is +1 and left
-    (mirrored) where it is -1. The canonical frame is mirrored first, then rotated."""
+    (mirrored) where it is -1. The canonical frame is mirrored first, then rotated. Where
+    `swapped` is true the beak is on the wrong side (the back of the head, under the crest)."""
     u, v = _frame(xs, ys, cx, cy, radius, angle)
     u = u * facing[:, None, None]
     r = radius[:, None, None]
     inside = 1 - np.hypot(u, v)  # signed distance to the head's rim, in radii
     if beak:
-        inside = np.maximum(inside, _triangle(u, v, BEAK))
+        beak_u = u if swapped is None else np.where(swapped[:, None, None], -u, u)
+        inside = np.maximum(inside, _triangle(beak_u, v, BEAK))
     inside = np.maximum(inside, _triangle(u, v, CREST))
     (ex, ey), er = EYE
     inside = np.minimum(inside, np.hypot(u - ex, v - ey) - er)
@@ -141,15 +147,17 @@ def glyphs_batch(
         cy = rng.uniform(2.2 * radius, size - 1.6 * radius)
         tilt = rng.uniform(-np.pi / 9, np.pi / 9, m)
         facing = np.where(rng.uniform(size=m) < 0.5, 1.0, -1.0)
-        with_beak = np.ones(m, bool)
-        if kind == "head":  # half without the beak, half upside down
-            upside_down = rng.uniform(size=m) < 0.5
+        with_beak, swapped = np.ones(m, bool), np.zeros(m, bool)
+        if kind == "head":  # 60 % mismatched, 20 % without the beak, 20 % upside down
+            variant = rng.uniform(size=m)
+            swapped = variant < 0.6
+            upside_down = variant >= 0.8
             tilt = tilt + np.pi * upside_down
             cy = np.where(upside_down, size - cy, cy)
-            with_beak = upside_down
+            with_beak = (variant < 0.6) | upside_down
         coverage = np.where(
             with_beak[:, None, None],
-            glyph(xs, ys, cx, cy, radius, tilt, facing, beak=True),
+            glyph(xs, ys, cx, cy, radius, tilt, facing, beak=True, swapped=swapped),
             glyph(xs, ys, cx, cy, radius, tilt, facing, beak=False),
         )
         paint(members, coverage)
