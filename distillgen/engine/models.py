@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from distillgen.diagnostics import suggest
-from distillgen.units import Layer, ModelError, ModelInfo, ModelSpec, SpecError, parse_spec
+from distillgen.units import WEIGHTS, Layer, ModelError, ModelInfo, ModelSpec, SpecError, parse_spec
 from distillgen.zoo.train import weights_checksum
 
 
@@ -287,4 +287,4 @@ def _card_text(path: Path) -> str:
     return card.get("text", "")
 
 
-__all__ = ["Layer", "LoadedModel", "ModelError", "ModelInfo", "ModelStore", "SpecError", "load_model"]
+__all__ = ["WEIGHTS", "Layer", "LoadedModel", "ModelError", "ModelInfo", "ModelStore", "SpecError", "load_model"]
