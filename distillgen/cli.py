@@ -312,7 +312,7 @@ class BuildProgress:
     "--dataset",
     default="shapes",
     show_default=True,
-    help="Probe set of the examples: 'shapes' (the generator's fixed sample) or a folder of images.",
+    help="Probe set of the examples: 'shapes' or 'glyphs' (a generator's sample) or a folder of images.",
 )
 @STRICT
 @_compute_options
@@ -452,7 +452,7 @@ def zoo() -> None:
 
 
 @zoo.command("train")
-@click.argument("name", type=click.Choice(["shapes"]))
+@click.argument("name", type=click.Choice(["shapes", "glyphs", "shapes-vgg"]))
 @click.option("--seed", default=0, show_default=True, help="Seed for initialization and data.")
 @click.option("--steps", default=3000, show_default=True, type=click.IntRange(1), help="Optimizer steps.")
 @click.option(
@@ -469,12 +469,15 @@ def zoo_train(name: str, seed: int, steps: int, out: Path, quiet: bool) -> None:
     from distillgen.zoo.train import train
 
     if quiet:
-        result = train(seed, steps=steps)
+        result = train(seed, steps=steps, name=name)
     else:
         label = f"training {name} (seed {seed})"
         with click.progressbar(length=steps, label=label, show_eta=True, item_show_func=lambda s: s) as bar:
             result = train(
-                seed, steps=steps, progress=lambda step, total, loss: bar.update(1, f"loss {loss:.3f}")
+                seed,
+                steps=steps,
+                name=name,
+                progress=lambda step, total, loss: bar.update(1, f"loss {loss:.3f}"),
             )
     command = f"distillgen zoo train {name} --seed {seed} --steps {steps} -o {out.name}"
     card = write_weights(result, out, seed, command)
@@ -491,10 +494,10 @@ def models(spec: str | None) -> None:
     from distillgen.units import KNOWN_SPECS, SpecError, parse_spec
 
     if spec is None:
-        click.echo("Model specs (shapes ships with distillgen; others load on first use):")
+        click.echo("Model specs (shapes, glyphs, shapes-vgg ship with distillgen; others load on first use):")
         for known in KNOWN_SPECS:
             click.echo(f"  {known}")
-        click.echo("  torchvision:<name>, lucent:inceptionv1, shapes: add @untrained for random weights")
+        click.echo("  torchvision:<name>, lucent:inceptionv1, the zoo's: add @untrained for random weights")
         click.echo("  path/model.py:factory[@weights.pth], path/model.pt (TorchScript)")
         return
     from distillgen.engine.models import ModelError, load_model

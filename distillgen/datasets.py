@@ -1,9 +1,9 @@
 """Probe sets: the images experiments run on, named by a `Dataset` and drawn without torch.
 
-`shapes` is a fixed, seeded sample of the shapes generator (the same `count` and `seed` always
-give the same images); any other source is a folder of the author's images (PNG, JPEG),
-centre-cropped to a square and resized to the model's input size, in file-name order. A
-dataset's fingerprint (the generator's source, or the folder's files) enters every job key.
+`shapes` and `glyphs` are fixed, seeded samples of the zoo's generators (`zoo.TASKS`: the same
+`count` and `seed` always give the same images); any other source is a folder of the author's
+images (PNG, JPEG), centre-cropped to a square and resized to the model's input size, in
+file-name order. A dataset's fingerprint (the generator's source, or the folder's files) enters every job key.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from distillgen.jobs import Dataset
 from distillgen.safety import resolve_inside
-from distillgen.zoo import shapes_data
+from distillgen.zoo import TASKS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -25,17 +25,20 @@ class DatasetError(ValueError):
 
 
 def dataset(source: str, count: int, seed: int, base: Path, roots: tuple[Path, ...] = ()) -> Dataset:
-    """Resolve `source` ("shapes", or a folder relative to `base`) into a keyed Dataset.
+    """Resolve `source` (a generator, "shapes" or "glyphs", or a folder relative to `base`) into a
+    keyed Dataset.
 
     The folder and each image in it must lie inside `roots` (default: `base`), symlinks followed."""
-    if source == "shapes":
-        generator = Path(shapes_data.__file__).read_bytes()
-        return Dataset("shapes", hashlib.sha256(generator).hexdigest(), count, seed)
+    if source in TASKS:
+        generator = Path(TASKS[source].module.__file__).read_bytes()
+        return Dataset(source, hashlib.sha256(generator).hexdigest(), count, seed)
     roots = roots or (base,)
     try:
         folder = resolve_inside(base, source, roots)
         if not folder.is_dir():
-            raise DatasetError(f"dataset folder not found: {folder} (or write 'shapes' for the generator)")
+            raise DatasetError(
+                f"dataset folder not found: {folder} (or write 'shapes' or 'glyphs' for a generator)"
+            )
         files = _image_files(folder)
         for path in files:  # a symlink in the folder may point anywhere
             resolve_inside(folder, path.name, roots)
@@ -51,8 +54,8 @@ def dataset(source: str, count: int, seed: int, base: Path, roots: tuple[Path, .
 
 def images(data: Dataset, size: int) -> np.ndarray:
     """The probe images, float32 N×3×size×size in [0, 1]."""
-    if data.source == "shapes":
-        pictures, _ = shapes_data.shapes_batch(data.count, data.seed, size)
+    if data.source in TASKS:
+        pictures, _ = TASKS[data.source].batch(data.count, data.seed, size)
         return pictures
     from PIL import Image
 
@@ -68,14 +71,14 @@ def images(data: Dataset, size: int) -> np.ndarray:
 
 
 def labels(data: Dataset) -> np.ndarray | None:
-    """The probe images' class indices (the shapes generator's classes); None for a folder."""
-    if data.source != "shapes":
+    """The probe images' class indices (a generator's classes); None for a folder."""
+    if data.source not in TASKS:
         return None
-    return np.arange(data.count) % len(shapes_data.CLASSES)
+    return TASKS[data.source].batch(data.count, data.seed)[1]
 
 
 def class_names(data: Dataset) -> tuple[str, ...]:
-    return tuple(shapes_data.CLASSES) if data.source == "shapes" else ()
+    return tuple(TASKS[data.source].classes) if data.source in TASKS else ()
 
 
 def _image_files(folder: Path) -> list[Path]:

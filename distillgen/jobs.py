@@ -202,9 +202,9 @@ class WeightsJob(Keyed):
 
 @dataclass(frozen=True)
 class Dataset:
-    """A probe set (see datasets.py): the shapes generator's sample, or a folder of images."""
+    """A probe set (see datasets.py): a zoo generator's sample, or a folder of images."""
 
-    source: str  # "shapes" or an absolute folder path
+    source: str  # a generator ("shapes", "glyphs") or an absolute folder path
     fingerprint: str  # the generator's source, or the folder's files
     count: int = 1000
     seed: int = 0

@@ -6,6 +6,9 @@ Angles are in degrees, measured clockwise from "pointing right" in image coordin
 like the rest of distillgen. Lengths (a line's length, a radius, the stroke width; curvature in
 1/pixels) are in pixels of a 64-pixel image, the shapes network's, and scale with the image: a
 stimulus covers the same part of a 224-pixel InceptionV1 input. numpy only.
+
+`SUBSETS` names subsets of a family's swept values (`left-facing` headings of `facing`, …) that
+an ablation's prediction can be checked on.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from distillgen.zoo import glyphs_data
 from distillgen.zoo.shapes_data import _arc_distance, _ink, _segment_distance
 
 CANVAS = 64  # the image side that lengths are given for
@@ -65,6 +69,55 @@ def grating(frequency: float, size: int, orientation: float = 0.0, phase: float 
     return (0.5 + 0.5 * np.sin(2 * np.pi * frequency * across + np.deg2rad(phase))).astype(np.float32)
 
 
+def facing(orientation: float, size: int, radius: float = 10.0) -> np.ndarray:
+    """The glyphs task's bird (a head with a beak, a crest and an eye; head of `radius`, centred)
+    heading `orientation`: 0 is upright with the beak pointing right, 180 is upright facing left,
+    the mirror image of 0 (not its rotation). In between, the glyph faces right where
+    cos(orientation) >= 0 and left (mirrored) otherwise, turned so that the beak points along the
+    heading while the crest stays as high as it can: facing(180 - a) mirrored is facing(a)."""
+    xs, ys = _grid(size)
+    right = np.cos(np.deg2rad(orientation)) >= 0
+    turn = orientation if right else orientation - 180.0
+    turn = (turn + 180.0) % 360.0 - 180.0
+    c = size / 2
+    return glyphs_data.glyph(
+        xs,
+        ys,
+        _one(c),
+        _one(c),
+        _one(radius * size / CANVAS),
+        _one(np.deg2rad(turn)),
+        _one(1.0 if right else -1.0),
+    )[0]
+
+
+def boundary(
+    orientation: float, size: int, frequency: float = 16.0, contrast: float = 1.0, smooth: float = 0.5
+) -> np.ndarray:
+    """A high-low frequency boundary through the centre: a fine grating of `frequency` cycles per
+    image and `contrast` (0–1) on one side, a smooth field (`smooth`, 0.5: the grating's mean, so
+    no edge in brightness) on the other. `orientation` points from the smooth side into the
+    textured one (0: texture on the right of a vertical boundary). The grating's stripes run
+    across the boundary, so the boundary is not itself a stripe."""
+    xs, ys = _grid(size)
+    angle = np.deg2rad(orientation)
+    c = size / 2
+    across = (xs - c) * np.cos(angle) + (ys - c) * np.sin(angle)  # towards the texture
+    along = (-(xs - c) * np.sin(angle) + (ys - c) * np.cos(angle)) / size
+    grating = 0.5 + 0.5 * contrast * np.sin(2 * np.pi * frequency * along)
+    # Anti-aliased over one pixel, so the boundary does not alias at oblique orientations.
+    side = np.clip(across + 0.5, 0, 1)
+    return (grating * side + smooth * (1 - side)).astype(np.float32)
+
+
+def boundary_frequency(
+    frequency: float, size: int, orientation: float = 0.0, contrast: float = 1.0, smooth: float = 0.5
+) -> np.ndarray:
+    """`boundary` swept over the textured side's frequency (cycles per image) at a fixed
+    `orientation`: how much frequency contrast a high-low detector needs."""
+    return boundary(orientation, size, frequency=frequency, contrast=contrast, smooth=smooth)
+
+
 def _arc(orientation: float, size: int, radius: float, span: float) -> np.ndarray:
     xs, ys = _grid(size)
     k = size / CANVAS
@@ -83,6 +136,27 @@ FAMILIES: dict[str, tuple[Callable[..., np.ndarray], str, tuple[float, float, in
     "curve": (curve, "orientation", (0.0, 360.0, 24), "°"),
     "curvature": (curvature, "curvature", (0.0, 0.2, 21), "1/px"),
     "grating": (grating, "frequency", (1.0, 24.0, 24), "cycles/image"),
+    "facing": (facing, "orientation", (0.0, 360.0, 24), "° heading"),
+    "boundary": (boundary, "orientation", (0.0, 360.0, 24), "°"),
+    "boundary-frequency": (boundary_frequency, "frequency", (1.0, 24.0, 24), "cycles/image"),
+}
+
+# family -> subset name -> predicate over the swept value: the stimuli a selective prediction
+# (`... on left-facing`) is checked on.
+SUBSETS: dict[str, dict[str, Callable[[float], bool]]] = {
+    "facing": {
+        "left-facing": lambda v: bool(np.cos(np.deg2rad(v)) < -1e-9),
+        "right-facing": lambda v: bool(np.cos(np.deg2rad(v)) > 1e-9),
+        "upright": lambda v: bool(abs(np.sin(np.deg2rad(v))) < 0.5),  # within 30° of horizontal
+    },
+    "boundary": {
+        "texture-right": lambda v: bool(np.cos(np.deg2rad(v)) > 1e-9),
+        "texture-left": lambda v: bool(np.cos(np.deg2rad(v)) < -1e-9),
+    },
+    "boundary-frequency": {
+        "fine": lambda v: v >= 12,
+        "coarse": lambda v: v < 12,
+    },
 }
 
 # Named parts of a family's sweep, for predictions on a subset of the inputs

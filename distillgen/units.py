@@ -1,6 +1,8 @@
 """Model specs and unit addresses as authors write them; pure parsing, no torch.
 
-    shapes, shapes@untrained                    the embedded network (seed 0), or its initialization
+    shapes, shapes@1, shapes@untrained          the embedded network (seed 0, 1), or its initialization
+glyphs, glyphs@1, glyphs@untrained          the same architecture trained on the glyphs task
+shapes-vgg, shapes-vgg@untrained            a VGG-style network trained on the shapes task
 lucent:inceptionv1[@untrained]              the Circuits thread's InceptionV1 (via lucent)
 torchvision:<name>[@untrained]              a torchvision classifier with its default weights
 path/model.py:factory[@weights.pth]         the author's own network (+ a state dict)
@@ -19,8 +21,9 @@ from importlib import metadata
 from pathlib import Path
 
 from distillgen.diagnostics import suggest
+from distillgen.zoo import ZOO
 
-SHIPPED_SEEDS = (0, 1)  # zoo/weights/shapes-seed{N}.pt
+SHIPPED_SEEDS = ZOO["shapes"].seeds  # zoo/weights/shapes-seed{N}.pt
 
 
 class SpecError(ValueError):
@@ -33,16 +36,16 @@ class ModelError(Exception):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    kind: str  # "shapes" | "lucent" | "torchvision" | "python" | "torchscript"
-    name: str  # seed for shapes, model name, or file path
+    kind: str  # a zoo network (shapes, glyphs, shapes-vgg) | lucent | torchvision | python | torchscript
+    name: str  # seed for a zoo network, model name, or file path
     factory: str | None = None
     weights: str | None = None  # state-dict path for "python"
     untrained: bool = False
 
     def __str__(self) -> str:
         suffix = "@untrained" if self.untrained else ""
-        if self.kind == "shapes":
-            return "shapes" + (suffix or ("" if self.name == "0" else f"@{self.name}"))
+        if self.kind in ZOO:
+            return self.kind + (suffix or ("" if self.name == "0" else f"@{self.name}"))
         if self.kind in ("lucent", "torchvision"):
             return f"{self.kind}:{self.name}{suffix}"
         if self.kind == "python":
@@ -52,21 +55,38 @@ class ModelSpec:
 
 _PYTHON = re.compile(r"^(?P<file>.+\.py):(?P<factory>[A-Za-z_]\w*)(?:@(?P<weights>.+))?$")
 _TORCHSCRIPT = (".pt", ".pth", ".ts", ".torchscript")
-KNOWN_SPECS = ("shapes", "shapes@1", "shapes@untrained", "lucent:inceptionv1", "torchvision:googlenet")
+KNOWN_SPECS = (
+    "shapes",
+    "shapes@1",
+    "shapes@untrained",
+    "glyphs",
+    "glyphs@1",
+    "glyphs@untrained",
+    "shapes-vgg",
+    "shapes-vgg@untrained",
+    "lucent:inceptionv1",
+    "torchvision:googlenet",
+)
 
 
 def parse_spec(text: str, base: Path | None = None) -> ModelSpec:
     """Parse a spec; file paths are made absolute against `base` (the article's folder)."""
     text = text.strip()
     name, _, tag = text.partition("@")
-    if name == "shapes":
-        if tag in ("", "untrained") or (tag.isdigit() and int(tag) in SHIPPED_SEEDS):
-            return ModelSpec("shapes", "0" if tag in ("", "untrained") else tag, untrained=tag == "untrained")
+    if name in ZOO:
+        seeds = ZOO[name].seeds
+        if tag in ("", "untrained") or (tag.isdigit() and int(tag) in seeds):
+            seed = "0" if tag in ("", "untrained") else str(int(tag))
+            return ModelSpec(name, seed, untrained=tag == "untrained")
         raise SpecError(
-            f"no shipped weights for '{text}': the shapes seeds are "
-            + ", ".join(f"shapes@{s}" for s in SHIPPED_SEEDS)
-            + "; train another with 'distillgen zoo train shapes --seed N -o FILE' and use FILE"
+            f"no shipped weights for '{text}': the {name} seeds are "
+            + ", ".join(f"{name}@{s}" for s in seeds)
+            + f"; train another with 'distillgen zoo train {name} --seed N -o FILE' and use FILE"
         )
+    if "/" not in name and ":" not in name and "." not in name:  # a misspelt zoo network
+        close = suggest(name, ZOO)
+        if close:
+            raise SpecError(f"unknown model spec '{text}'{close}; the zoo ships " + ", ".join(ZOO))
     for prefix in ("lucent", "torchvision"):
         if name.startswith(prefix + ":"):
             if tag not in ("", "untrained"):
@@ -88,8 +108,8 @@ def parse_spec(text: str, base: Path | None = None) -> ModelSpec:
     if text.endswith(_TORCHSCRIPT):
         return ModelSpec("torchscript", str(_absolute(text, base)))
     raise SpecError(
-        f"unknown model spec '{text}'; use one of: shapes, shapes@untrained, lucent:inceptionv1, "
-        "torchvision:<name>, path/model.py:factory[@weights.pth], path/model.pt"
+        f"unknown model spec '{text}'; use one of: shapes, shapes@untrained, glyphs, shapes-vgg, "
+        "lucent:inceptionv1, torchvision:<name>, path/model.py:factory[@weights.pth], path/model.pt"
     )
 
 
@@ -255,10 +275,10 @@ def fingerprint(spec: ModelSpec) -> str:
     initializations by the torch version that draws them.
     """
     parts = [str(spec)]
-    if spec.kind == "shapes":
-        parts.append(_file_digest(WEIGHTS.parent / "shapes_net.py", "model file"))
+    if spec.kind in ZOO:
+        parts.append(_file_digest(ZOO[spec.kind].source(), "model file"))
         if not spec.untrained:
-            parts.append(_file_digest(WEIGHTS / f"shapes-seed{spec.name}.pt", "weights file"))
+            parts.append(_file_digest(ZOO[spec.kind].weights(int(spec.name)), "weights file"))
     elif spec.kind == "lucent":
         parts.append("torch-lucent " + package_version("torch-lucent"))
     elif spec.kind == "torchvision":

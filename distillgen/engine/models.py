@@ -33,12 +33,11 @@ class LoadedModel(ModelInfo):
 def load_model(spec: str | ModelSpec) -> LoadedModel:
     parsed = parse_spec(spec) if isinstance(spec, str) else spec
     loader = {
-        "shapes": _load_shapes,
         "lucent": _load_lucent,
         "torchvision": _load_torchvision,
         "python": _load_python,
         "torchscript": _load_torchscript,
-    }[parsed.kind]
+    }.get(parsed.kind, _load_zoo)
     model = loader(parsed)
     model.module.eval()
     for parameter in model.module.parameters():
@@ -62,14 +61,17 @@ class ModelStore:
 # -- loaders -------------------------------------------------------------------------------
 
 
-def _load_shapes(spec: ModelSpec) -> LoadedModel:
-    from distillgen.zoo.shapes_net import ShapesNet
+def _load_zoo(spec: ModelSpec) -> LoadedModel:
+    """A network of distillgen's zoo (shapes, glyphs, shapes-vgg): shipped weights, or the
+    initialization from seed 0 for `@untrained`."""
+    from distillgen.zoo import ZOO
+    from distillgen.zoo.train import build
 
     torch.manual_seed(0)
-    module = ShapesNet()
-    card = "The shapes network with its initial random weights (seed 0), for baselines."
+    module = build(spec.kind)
+    card = f"The {spec.kind} network with its initial random weights (seed 0), for baselines."
     if not spec.untrained:
-        path = WEIGHTS / f"shapes-seed{spec.name}.pt"
+        path = ZOO[spec.kind].weights(int(spec.name))
         if not path.is_file():
             raise ModelError(f"the weights of '{spec}' are missing from this installation ({path})")
         module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -285,4 +287,13 @@ def _card_text(path: Path) -> str:
     return card.get("text", "")
 
 
-__all__ = ["Layer", "LoadedModel", "ModelError", "ModelInfo", "ModelStore", "SpecError", "load_model"]
+__all__ = [
+    "WEIGHTS",
+    "Layer",
+    "LoadedModel",
+    "ModelError",
+    "ModelInfo",
+    "ModelStore",
+    "SpecError",
+    "load_model",
+]

@@ -35,9 +35,9 @@ STIMULUS_OPTIONS = (
     Option("params", text, "", "fixed parameters of the family, e.g. 'radius=10, span=90'"),
 )
 DATASET_OPTIONS = (
-    Option("dataset", text, "shapes", "'shapes' (the generator's fixed sample) or a folder of images"),
+    Option("dataset", text, "shapes", "'shapes' or 'glyphs' (a generator's sample) or a folder of images"),
     Option("count", integer(1, 20000), 1000, "how many images of the dataset to probe"),
-    Option("sample-seed", integer(0, 2**31 - 1), 0, "which sample of the shapes generator"),
+    Option("sample-seed", integer(0, 2**31 - 1), 0, "which sample of the generator"),
 )
 
 STIMULUS_NAMES = {option.name for option in STIMULUS_OPTIONS}

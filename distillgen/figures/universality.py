@@ -25,8 +25,9 @@ from distillgen.jobs import Dataset, FeatureVisJob, FeatureVisSettings, Universa
 from distillgen.options import MODEL, Argument, Option, choice, integer, layer, text
 from distillgen.render.plots import histograms
 from distillgen.units import ModelError, ModelInfo, ModelSpec, SpecError, UnitRef, parse_units
+from distillgen.zoo import ZOO
 
-_UNTRAINED_KINDS = ("shapes", "lucent", "torchvision")
+_UNTRAINED_KINDS = ("lucent", "torchvision", *ZOO)
 
 
 @dataclass(frozen=True)

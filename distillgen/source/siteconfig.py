@@ -106,7 +106,7 @@ ATLAS_KEYS = {
     "featurevis": "feature visualization settings, e.g. {steps: 256}",
     "diversity": "images in each unit's diversity set (0 for none, default 4)",
     "examples": "dataset examples each way per unit (0 for none, default 8)",
-    "dataset": "probe set of the examples: 'shapes' or a folder of images (default shapes)",
+    "dataset": "probe set of the examples: 'shapes', 'glyphs' or a folder of images (default shapes)",
 }
 LIMITS = {"diversity": (0, 16), "examples": (0, 64)}
 

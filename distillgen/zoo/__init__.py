@@ -1,5 +1,70 @@
-"""Embedded models: the procedural shapes dataset, the shapes network and its training.
+"""Embedded models: procedural datasets (tasks), small networks trained on them, their training.
 
-The weights of two seeds ship in `weights/` with a model card each; `distillgen zoo train`
-retrains them from scratch, deterministically.
+`ZOO` names each shipped network (its spec name without a tag): the task it is trained on, its
+architecture and the seeds whose weights ship in `weights/` (`{name}-seed{N}.pt` with a model
+card `{name}-seed{N}.json`); `distillgen zoo train NAME` retrains one from scratch,
+deterministically. numpy only here: `units.py` reads this without torch.
 """
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from distillgen.zoo import glyphs_data, shapes_data
+
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    classes: tuple[str, ...]
+    batch: Callable[..., tuple[np.ndarray, np.ndarray]]  # (n, seed, size=64, classes=None)
+    module: object  # the generator's module: its source keys datasets and jobs
+    text: str
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    name: str  # the spec: "shapes", "shapes@1", "shapes@untrained"
+    task: str
+    architecture: str  # "inception" (shapes_net.ShapesNet) or "vgg" (vgg_net.VGGNet)
+    seeds: tuple[int, ...]  # shipped weights
+    text: str
+
+    def weights(self, seed: int) -> Path:
+        return WEIGHTS / f"{self.name}-seed{seed}.pt"
+
+    def source(self) -> Path:
+        """The file defining the architecture (it keys the model's fingerprint)."""
+        module = "vgg_net.py" if self.architecture == "vgg" else "shapes_net.py"
+        return Path(__file__).resolve().parent / module
+
+
+TASKS = {
+    "shapes": Task(
+        "shapes",
+        shapes_data.CLASSES,
+        shapes_data.shapes_batch,
+        shapes_data,
+        "procedurally generated 64×64 line drawings",
+    ),
+    "glyphs": Task(
+        "glyphs",
+        glyphs_data.CLASSES,
+        glyphs_data.glyphs_batch,
+        glyphs_data,
+        "procedurally generated 64×64 glyphs (a bird-like head facing left or right, its parts, "
+        "high-low frequency boundaries and their look-alikes)",
+    ),
+}
+
+ZOO = {
+    "shapes": ZooModel("shapes", "shapes", "inception", (0, 1), "a small InceptionV1-like CNN"),
+    "glyphs": ZooModel("glyphs", "glyphs", "inception", (0, 1), "a small InceptionV1-like CNN"),
+    "shapes-vgg": ZooModel("shapes-vgg", "shapes", "vgg", (0,), "a plain VGG-style CNN, no Inception blocks"),
+}

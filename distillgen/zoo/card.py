@@ -8,22 +8,26 @@ from pathlib import Path
 
 import torch
 
-from distillgen.zoo.shapes_data import CLASSES
+from distillgen.zoo import TASKS, ZOO
 from distillgen.zoo.train import THREADS, TrainResult, weights_checksum
 
 
 def write_weights(result: TrainResult, out: Path, seed: int, command: str) -> dict:
     """Save the state dict (loadable with weights_only=True) and its card beside it."""
+    entry = ZOO[result.name]
+    task = TASKS[entry.task]
     state = result.model.state_dict()
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, out)
     parameters = sum(t.numel() for t in state.values())
     card = {
-        "name": "shapes" if seed == 0 else f"shapes@{seed}",
+        "name": entry.name if seed == 0 else f"{entry.name}@{seed}",
         "seed": seed,
+        "task": task.name,
+        "architecture": entry.architecture,
         "checksum": weights_checksum(state),
         "accuracy": result.accuracy,
-        "classes": list(CLASSES),
+        "classes": list(task.classes),
         "parameters": parameters,
         "steps": result.steps,
         "train_seconds": round(result.seconds, 1),
@@ -31,10 +35,10 @@ def write_weights(result: TrainResult, out: Path, seed: int, command: str) -> di
         "trained_on": f"{platform.machine()} CPU, {THREADS} threads, torch {torch.__version__}",
     }
     card["text"] = (
-        f"The shapes network (seed {seed}): a small InceptionV1-like CNN, {parameters:,} parameters, "
-        f"trained on procedurally generated 64×64 line drawings of {len(CLASSES)} classes "
-        f"({', '.join(CLASSES)}) with random colour, position, scale, stroke width and orientation. "
-        f"Held-out accuracy {result.accuracy:.1%} on 2,000 fresh drawings. "
+        f"The {entry.name} network (seed {seed}): {entry.text}, {parameters:,} parameters, "
+        f"trained on {task.text} of {len(task.classes)} classes "
+        f"({', '.join(task.classes)}) with random colour, position, scale and orientation. "
+        f"Held-out accuracy {result.accuracy:.1%} on 2,000 fresh images. "
         f"Trained with: {command} ({result.seconds:.0f}s on {card['trained_on']})."
     )
     out.with_suffix(".json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")

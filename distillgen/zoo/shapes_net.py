@@ -16,6 +16,8 @@ articles analyse is plain convolutions and ReLUs, like InceptionV1.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
@@ -97,16 +99,16 @@ class ShapesNet(nn.Module):
 
 
 @torch.no_grad()
-def fold_batchnorm(trained: ShapesNet) -> ShapesNet:
+def fold_batchnorm(trained: nn.Module) -> nn.Module:
     """The plain network computing what `trained` computes in eval mode: each BatchNorm's
-    scale and shift merged into the convolution before it."""
-    plain = ShapesNet(classes=trained.fc.out_features)
-    state = {k: v for k, v in trained.state_dict().items() if ".bn." not in k}
-    for name, module in trained.named_modules():
+    scale and shift merged into the convolution before it. Works for any network built of
+    `ConvReLU`s (the shapes and glyphs networks, the VGG-style one)."""
+    plain = copy.deepcopy(trained)
+    for module in plain.modules():
         if isinstance(module, ConvReLU) and module.bn is not None:
             bn = module.bn
             scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            state[f"{name}.conv.weight"] = module.conv.weight * scale[:, None, None, None]
-            state[f"{name}.conv.bias"] = (module.conv.bias - bn.running_mean) * scale + bn.bias
-    plain.load_state_dict(state)
+            module.conv.weight.copy_(module.conv.weight * scale[:, None, None, None])
+            module.conv.bias.copy_((module.conv.bias - bn.running_mean) * scale + bn.bias)
+            module.bn = None
     return plain.eval()
