@@ -129,6 +129,7 @@ class Dictionaries:
             model=resolved.job.model,
             layer=resolved.layer,
             features=resolved.features,
+            k=min(resolved.job.settings.k, resolved.features),
             checksum=artifact.result(resolved.job).checksum,
             weights=base64.b64encode(data).decode("ascii"),
         )

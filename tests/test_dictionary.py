@@ -31,6 +31,7 @@ from distillgen.jobs import (
     FeatureVisSettings,
     Sweep,
     TuningJob,
+    UniversalityJob,
     WeightsJob,
     job_key,
 )
@@ -61,7 +62,13 @@ def trained():
         (output,) = run([job])
         data = output.files["dictionary.npz"]
         attached = Attached(
-            name, "shapes", layer, SMALL.features, output.result.checksum, base64.b64encode(data).decode()
+            name,
+            "shapes",
+            layer,
+            SMALL.features,
+            SMALL.k,
+            output.result.checksum,
+            base64.b64encode(data).decode(),
         )
         found[name] = (job, output, attached, arrays(data))
     return found
@@ -133,11 +140,11 @@ def test_a_job_that_reads_no_feature_keeps_its_key_and_one_that_does_is_keyed_by
         {"kind": "featurevis", "engine": "1", **fields}, sort_keys=True, separators=(",", ":")
     )
     assert job_key(job) == hashlib.sha256(canonical.encode()).hexdigest()  # as before dictionaries
-    one = Attached("m4", "shapes", "mixed4", 64, "a" * 64, "AAAA")
-    two = Attached("m4", "shapes", "mixed4", 64, "b" * 64, "AAAA")
+    one = Attached("m4", "shapes", "mixed4", 64, 4, "a" * 64, "AAAA")
+    two = Attached("m4", "shapes", "mixed4", 64, 4, "b" * 64, "AAAA")
     reads = FeatureVisJob("shapes", "f" * 64, "m4", 3, dictionaries=(one,))
     assert reads.key != FeatureVisJob("shapes", "f" * 64, "m4", 3, dictionaries=(two,)).key
-    same_checksum = Attached("m4", "shapes", "mixed4", 64, "a" * 64, "BBBB")
+    same_checksum = Attached("m4", "shapes", "mixed4", 64, 4, "a" * 64, "BBBB")
     assert reads.key == FeatureVisJob("shapes", "f" * 64, "m4", 3, dictionaries=(same_checksum,)).key
 
 
@@ -176,37 +183,72 @@ def test_a_features_tuning_curve_is_its_peak_activation(trained):
         assert got == pytest.approx(by_hand, rel=1e-4, abs=1e-5)
 
 
-def test_zeroing_a_feature_subtracts_its_decoder_contribution(trained):
-    _, _, attached, weights = trained["m4"]
-    feature = int(np.argmax(trained["m4"][1].result.density))  # the most active one
+def _images_and_job(attached, edits, layer="fc", unit=1):
     dataset = datasets.dataset("shapes", 50, 0, None)
     job = AblationJob(
-        "shapes",
-        "x",
-        "fc",
-        1,
-        (Edit("m4", (feature,), scale=0.0, whole=True),),
-        "examples",
-        dataset=dataset,
-        top=10,
-        dictionaries=(attached,),
+        "shapes", "x", layer, unit, edits, "examples", dataset=dataset, top=10, dictionaries=(attached,)
     )
     (output,) = run([job])
-    model = STORE.get("shapes")
-    images = datasets.images(dataset, 64)[list(output.result.labels)]
-    d = torch.from_numpy(weights["decoder"][feature])
+    return datasets.images(dataset, 64)[list(output.result.labels)], output
 
-    def subtract(_module, _inputs, out):
-        return out - torch.einsum("nhw,c->nchw", torch.relu(_pre(weights, out, feature)), d)
 
-    handle = model.module.mixed4.register_forward_hook(subtract)
+def _hooked(model, layer: str, hook, images: np.ndarray) -> torch.Tensor:
+    handle = dict(model.module.named_modules())[layer].register_forward_hook(hook)
     try:
         with torch.no_grad():
-            after = model.module(preprocessor(model.preprocessing)(torch.from_numpy(images)))[:, 1]
+            return model.module(preprocessor(model.preprocessing)(torch.from_numpy(images)))
     finally:
         handle.remove()
+
+
+def test_zeroing_a_feature_subtracts_its_topk_code_times_its_decoder_row(trained):
+    _, trained_output, attached, weights = trained["m4"]
+    feature = int(np.argmax(trained_output.result.density))  # the most active one
+    images, output = _images_and_job(attached, (Edit("m4", (feature,), scale=0.0, whole=True),))
+    model = STORE.get("shapes")
+    d = torch.from_numpy(weights["decoder"][feature])
+
+    def removing(code):
+        def hook(_module, _inputs, out):
+            n, c, h, w = out.shape
+            samples = out.permute(0, 2, 3, 1).reshape(-1, c)
+            z = code(samples)[:, feature].reshape(n, h, w)
+            return out - torch.einsum("nhw,c->nchw", z, d)
+
+        return hook
+
+    # The SAE's own code (engine/dictionary.encode: TopK of the encoder's output), not the adapter.
+    topk_code = removing(lambda samples: sae.encode(weights, samples, SMALL.k))
+    after = _hooked(model, "mixed4", topk_code, images)[:, 1]
     assert list(output.result.after) == pytest.approx(after.numpy(), rel=1e-4, abs=1e-5)
     assert output.result.before != output.result.after
+    # ... which is not relu of the activation: where the feature is not among the k kept, the
+    # SAE adds nothing of it, so zeroing it removes nothing there.
+    relu_code = removing(lambda samples: torch.relu(sae.encode(weights, samples, SMALL.features)))
+    ungated = _hooked(model, "mixed4", relu_code, images)[:, 1]
+    assert np.abs(ungated.numpy() - np.array(output.result.after)).max() > 1e-2
+
+
+def test_ablating_neurons_of_the_layer_a_feature_reads_changes_the_feature(trained):
+    _, _, attached, weights = trained["m4"]
+    units = tuple(range(0, 96, 2))
+    for feature in (3, 11):
+        edits = (Edit("mixed4", units, scale=0.0, whole=True),)
+        images, output = _images_and_job(attached, edits, layer="m4", unit=feature)
+        maps = unit_maps(STORE.get("shapes"), "mixed4", list(range(96)), images, CPU)
+        maps[:, list(units)] = 0
+        by_hand = _pre(weights, maps, feature).flatten(1).amax(dim=1).numpy()
+        assert list(output.result.after) == pytest.approx(by_hand, rel=1e-4, abs=1e-5)
+        assert output.result.before != output.result.after
+
+
+def test_weights_from_a_layer_into_its_own_features_are_the_encoder_rows(trained):
+    _, _, m4, w4 = trained["m4"]
+    jobs = [WeightsJob("shapes", "x", "mixed4", "m4", unit, dictionaries=(m4,)) for unit in (3, 9)]
+    for unit, output in zip((3, 9), run(jobs), strict=True):
+        kernel = np.load(__import__("io").BytesIO(output.files["kernels.npy"]))
+        assert kernel.shape == (96, 1, 1)
+        assert kernel[:, 0, 0] == pytest.approx(w4["encoder"][unit], rel=1e-4, abs=1e-6)
 
 
 def _padded(kernels: list[np.ndarray], side: int) -> np.ndarray:
@@ -415,13 +457,25 @@ def test_two_dictionaries_of_one_name_in_one_batch_each_read_their_own(trained):
     other_job = dictionary_job(settings=DictionarySettings(features=64, k=4, steps=50, batch=512, seed=1))
     (output,) = run([other_job])
     data = output.files["dictionary.npz"]
-    second = Attached("m4", "shapes", "mixed4", 64, output.result.checksum, base64.b64encode(data).decode())
+    second = Attached("m4", "shapes", "mixed4", 64, 4, output.result.checksum, base64.b64encode(data).decode())
     dataset = datasets.dataset("shapes", 60, 2, None)
     jobs = [ExamplesJob("shapes", "x", "m4", 3, dataset, top=5, dictionaries=(d,)) for d in (first, second)]
     together = run(jobs)
     alone = [run([job])[0] for job in jobs]
     assert [o.result for o in together] == [o.result for o in alone]
     assert together[0].result != together[1].result
+
+
+def test_one_job_reads_two_dictionaries_of_one_layer(trained):
+    _, _, m4, _ = trained["m4"]
+    copy = Attached("m4b", "shapes", "mixed4", m4.features, m4.k, m4.checksum, m4.weights)
+    dataset = datasets.dataset("shapes", 30, 0, None)
+    job = UniversalityJob(
+        "shapes", "x", "m4", "shapes", "x", "m4b", dataset, baseline="shuffled", dictionaries=(m4, copy)
+    )
+    (output,) = run([job])
+    live = [i for i, r in enumerate(output.result.best_r) if r is not None]
+    assert live and all(output.result.best_r[i] == pytest.approx(1.0, abs=1e-4) for i in live)
 
 
 def test_a_notebook_figure_reads_the_projects_dictionaries(tmp_path):
