@@ -405,6 +405,14 @@ def test_a_bad_feature_address_is_an_error_at_its_line(tmp_path, body, line, mes
     assert "Traceback" not in result.output
 
 
+def test_an_error_in_a_figure_that_reads_an_untrained_dictionary_is_reported_before_training(tmp_path):
+    body = "\n```{universality} m4\n:other: shapes\n:other-layer: mixed4\n:baseline: shuffled\n:units: 999\n```\n"
+    result = build(tmp_path, body)
+    assert result.exit_code == 1
+    assert "a.md:12: error:" in result.output and "unit 999 is out of range for 'm4'" in result.output
+    assert "dictionary of" not in result.output and not list((tmp_path / "cache").rglob("*.npz"))
+
+
 BAD_DECLARATIONS = [
     (
         "  m4: {layer: mixed4, featurs: 64}\n",
