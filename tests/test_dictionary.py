@@ -413,6 +413,17 @@ def test_an_error_in_a_figure_that_reads_an_untrained_dictionary_is_reported_bef
     assert "dictionary of" not in result.output and not list((tmp_path / "cache").rglob("*.npz"))
 
 
+def test_two_different_dictionaries_of_one_name_in_two_articles_are_an_error(tmp_path):
+    write(tmp_path / "src" / "b.md", HEADER.replace("k: 4", "k: 3") + "\nChip {unit}`m4:3`.\n")
+    result = build(tmp_path, "\nChip {unit}`m4:3`.\n")
+    assert result.exit_code == 1
+    assert "b.md:4: error: two different dictionaries named 'm4' of model 'shapes'" in result.output
+    assert "declared at a.md:4" in result.output, result.output
+    assert "dictionary of" not in result.output  # before anything is computed
+    same = build(tmp_path, "\nChip {unit}`m4:3`.\n", HEADER.replace("k: 4", "k: 3"))
+    assert same.exit_code == 0, same.output
+
+
 BAD_DECLARATIONS = [
     (
         "  m4: {layer: mixed4, featurs: 64}\n",
