@@ -191,12 +191,6 @@ def attach(job, info: ModelInfo, other: ModelInfo | None = None):
     return dataclasses.replace(job, dictionaries=tuple(attached))
 
 
-def real_layer(info: ModelInfo, layer: str) -> str:
-    """The model's layer a layer name reads: a dictionary's layer, else itself."""
-    entry = getattr(info, "dictionaries", {}).get(layer)
-    return entry[0].layer if entry else layer
-
-
 def trained(info: ModelInfo, layers) -> tuple[Attached, ...]:
     """The trained dictionaries among `layers` (for kinds that make jobs later, in follow_up:
     a circuit); Pending when one is not trained yet."""

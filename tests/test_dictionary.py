@@ -4,6 +4,7 @@ adapter (each kind against the computation by hand), and every mistake as path:l
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import re
@@ -112,11 +113,21 @@ def test_the_result_holds_the_training_measures(trained):
     assert result.classes == ("line", "curve", "circle", "corner", "texture")
 
 
-def test_the_key_changes_with_the_weights_the_layer_and_every_setting():
+def test_the_key_changes_with_the_weights_the_layer_the_probe_set_and_every_setting():
     job = dictionary_job()
+    probe = job.dataset
     others = [
         dictionary_job(spec="shapes@1"),
         dictionary_job(layer="mixed3"),
+        *(
+            dataclasses.replace(job, dataset=dataclasses.replace(probe, **change))
+            for change in (
+                {"source": "/probes/folder", "fingerprint": "f" * 64},  # another probe set
+                {"fingerprint": "0" * 64},  # the generator (or the folder's files) changed
+                {"count": 200},
+                {"seed": 1},  # sample-seed
+            )
+        ),
         *(
             dictionary_job(settings=SMALL.__class__(**{**SMALL.__dict__, f: v}))
             for f, v in (
@@ -130,6 +141,25 @@ def test_the_key_changes_with_the_weights_the_layer_and_every_setting():
         ),
     ]
     assert len({job.key, *(o.key for o in others)}) == len(others) + 1
+
+
+def test_a_result_that_does_not_fit_its_job_is_refused(trained):
+    from distillgen.jobs import ResultError
+
+    job, output, _, _ = trained["m4"]
+    files = {"dictionary.npz": None}
+    output.result.check(job, files)
+    result = output.result
+    for bad in (
+        {"neuron_purity": result.neuron_purity[:-1]},
+        {"neuron_class": result.neuron_class[:-1]},
+        {"feature_class": result.feature_class[:-1]},
+        {"feature_purity": result.feature_purity[:-1]},
+        {"feature_class": (len(result.classes), *result.feature_class[1:])},
+        {"neuron_class": (-1, *result.neuron_class[1:])},
+    ):
+        with pytest.raises(ResultError):
+            dataclasses.replace(result, **bad).check(job, files)
 
 
 def test_a_job_that_reads_no_feature_keeps_its_key_and_one_that_does_is_keyed_by_the_checksum():
@@ -276,19 +306,30 @@ def test_weights_between_features_are_decoder_pushed_forward_and_encoder_pulled_
 
 
 def test_a_feature_visualization_maximizes_the_encoder_activation(trained):
-    _, _, attached, weights = trained["m4"]
-    settings = FeatureVisSettings(steps=24, size=32)
-    job = FeatureVisJob("shapes", "x", "m4", 3, settings=settings, dictionaries=(attached,))
-    (output,) = run([job])
+    """Its objective is the feature's activation (mean over positions), computed by hand on its
+    image; and it is maximized: higher than on a grey image and than on any of 200 drawings."""
     import io
 
     from PIL import Image
 
-    pixels = np.asarray(Image.open(io.BytesIO(output.files["image0.png"])).convert("RGB"), np.float32) / 255
+    _, _, attached, weights = trained["m4"]
     model = STORE.get("shapes")
-    maps = unit_maps(model, "mixed4", list(range(96)), pixels.transpose(2, 0, 1)[None].copy(), CPU)
-    by_hand = float(_pre(weights, maps, 3).mean())
-    assert output.result.values[0] == pytest.approx(by_hand, rel=0.05, abs=0.02)
+
+    def activation(pixels: np.ndarray, feature: int) -> np.ndarray:
+        maps = unit_maps(model, "mixed4", list(range(96)), pixels, CPU)
+        return _pre(weights, maps, feature).flatten(1).mean(dim=1).numpy()
+
+    drawings = datasets.images(datasets.dataset("shapes", 200, 0, None), 64)
+    grey = np.full((1, 3, 64, 64), 0.5, np.float32)
+    settings = FeatureVisSettings(steps=48, size=64)
+    for feature in (3, 7):
+        job = FeatureVisJob("shapes", "x", "m4", feature, settings=settings, dictionaries=(attached,))
+        (output,) = run([job])
+        image = Image.open(io.BytesIO(output.files["image0.png"])).convert("RGB")
+        pixels = np.asarray(image, np.float32).transpose(2, 0, 1)[None].copy() / 255
+        (value,) = activation(pixels, feature)
+        assert output.result.values[0] == pytest.approx(value, rel=0.05, abs=0.02)
+        assert value > activation(grey, feature)[0] and value > activation(drawings, feature).max()
     assert "m4" not in dict(model.module.named_modules()) and "m4" not in model.layers  # removed
 
 
@@ -383,6 +424,41 @@ Feature {unit}`m4:3`.
     assert changed.exit_code == 0, changed.output
     computed = int(re.search(r"(\d+) computed", changed.output)[1])
     assert computed >= 5  # the dictionary and every figure that reads it
+
+
+def test_a_small_probe_set_and_a_folder_probe_set(tmp_path):
+    """Purity over the probe's real size (10 drawings, not 16); a folder has no classes, and
+    the figure says so; a figure reads two dictionaries of one layer."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        picture = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+        (tmp_path / "src" / "imgs").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(picture).save(tmp_path / "src" / "imgs" / f"{i}.png")
+    header = HEADER.replace(
+        "  m4: {layer: mixed4, features: 64, k: 4, steps: 200, count: 100}\n",
+        "  m4: {layer: mixed4, features: 64, k: 4, steps: 50, count: 10}\n"
+        "  f4: {layer: mixed4, features: 64, k: 4, steps: 50, count: 10, dataset: imgs}\n",
+    )
+    body = (
+        "\n```{dictionary} m4\n```\n\n```{dictionary} f4\n```\n\n"
+        "```{universality} m4\n:other: shapes\n:other-layer: f4\n:baseline: shuffled\n:count: 10\n```\n"
+    )
+    result = build(tmp_path, body, header)
+    assert result.exit_code == 0, result.output
+    records = json.loads((tmp_path / "out" / "a" / "figures.json").read_text())["figures"]
+    tops = sorted(
+        (r["job"]["dataset"]["source"] == "shapes", r["result"]["top"], len(r["result"]["feature_purity"]))
+        for r in records
+        if r["job"]["kind"] == "dictionary"
+    )
+    assert tops == [(False, 10, 0), (True, 10, 64)]
+    page = (tmp_path / "out" / "a" / "index.html").read_text()
+    assert "share of the top 10 images" in page
+    second = page.split("Figure 1</span>")[1].split("Figure 2</span>")[0]  # f4's figure
+    assert page.count("The probe set has no classes") == 1 and "The probe set has no classes" in second
+    assert "No neuron is shared by features of different classes" not in second
 
 
 ERRORS = [
