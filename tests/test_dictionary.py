@@ -384,6 +384,10 @@ Feature {unit}`m4:3`.
 :top: 2
 ```
 
+```{weights} mixed4 -> m4:3
+:top: 2
+```
+
 ```{circuit} m4:3
 :inputs: m3
 :top: 2
