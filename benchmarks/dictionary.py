@@ -24,6 +24,7 @@ import torch
 from distillgen import datasets
 from distillgen.engine import dictionary as sae
 from distillgen.engine.models import load_model
+from distillgen.engine.probe import unit_maps
 from distillgen.jobs import DictionarySettings
 
 
@@ -50,8 +51,9 @@ def main() -> None:
     cpu = torch.device("cpu")
     train_set = datasets.dataset("shapes", args.count, 0, None)
     test_set = datasets.dataset("shapes", args.count // 4, 1, None)
-    x = sae.samples_of(sae.layer_maps(model, args.layer, datasets.images(train_set, 64), cpu))
-    held = sae.samples_of(sae.layer_maps(model, args.layer, datasets.images(test_set, 64), cpu))
+    units = list(range(model.layers[args.layer].channels))
+    x = sae.samples_of(unit_maps(model, args.layer, units, datasets.images(train_set, 64), cpu))
+    held = sae.samples_of(unit_maps(model, args.layer, units, datasets.images(test_set, 64), cpu))
     print(
         f"{args.layer}: {x.shape[0]:,} training positions, {held.shape[0]:,} held out, {x.shape[1]} channels"
     )

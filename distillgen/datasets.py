@@ -54,9 +54,14 @@ def dataset(source: str, count: int, seed: int, base: Path, roots: tuple[Path, .
 
 def images(data: Dataset, size: int) -> np.ndarray:
     """The probe images, float32 N×3×size×size in [0, 1]."""
+    return labelled(data, size)[0]
+
+
+def labelled(data: Dataset, size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The probe images and their class indices, as the generator drew them (None for a
+    folder, whose images have no classes)."""
     if data.source in TASKS:
-        pictures, _ = TASKS[data.source].batch(data.count, data.seed, size)
-        return pictures
+        return TASKS[data.source].batch(data.count, data.seed, size)
     from PIL import Image
 
     loaded = []
@@ -67,14 +72,7 @@ def images(data: Dataset, size: int) -> np.ndarray:
             left, top = (picture.width - side) // 2, (picture.height - side) // 2
             picture = picture.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
             loaded.append(np.asarray(picture, np.float32).transpose(2, 0, 1) / 255.0)
-    return np.stack(loaded)
-
-
-def labels(data: Dataset) -> np.ndarray | None:
-    """The probe images' class indices (a generator's classes); None for a folder."""
-    if data.source not in TASKS:
-        return None
-    return TASKS[data.source].batch(data.count, data.seed)[1]
+    return np.stack(loaded), None
 
 
 def class_names(data: Dataset) -> tuple[str, ...]:

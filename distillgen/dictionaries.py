@@ -129,11 +129,34 @@ class Dictionaries:
             model=resolved.job.model,
             layer=resolved.layer,
             features=resolved.features,
+            k=min(resolved.job.settings.k, resolved.features),
             checksum=artifact.result(resolved.job).checksum,
             weights=base64.b64encode(data).decode("ascii"),
         )
         self._attached[resolved.name] = attached
         return attached
+
+
+def check_names(planned: list[Dictionaries]) -> None:
+    """Unit pages are named by model, layer and unit (`units/shapes/m4/17.html`): two different
+    dictionaries of one model under one name (in two articles' front matter) would share them.
+    An error at the declaration of the second (the same declaration in `distillgen.yml`, or the
+    same settings, is the same dictionary: one key)."""
+    seen: dict[tuple[str, str], tuple[Resolved, Declaration]] = {}
+    for dictionaries in planned:
+        for name, resolved in dictionaries._resolved.items():
+            if resolved is None:
+                continue
+            declared = dictionaries.declared[name]
+            first, where = seen.setdefault((resolved.job.model, name), (resolved, declared))
+            if first.job.key != resolved.job.key:
+                dictionaries.error(
+                    declared,
+                    declared.line,
+                    f"two different dictionaries named '{name}' of model '{resolved.job.model}': this "
+                    f"one and the one declared at {where.path.name}:{where.line}; their features "
+                    "would share unit pages; rename one, or declare it once in distillgen.yml",
+                )
 
 
 def is_dictionary(info: ModelInfo, layer: str) -> bool:
@@ -166,12 +189,6 @@ def attach(job, info: ModelInfo, other: ModelInfo | None = None):
     if not attached:
         return job
     return dataclasses.replace(job, dictionaries=tuple(attached))
-
-
-def real_layer(info: ModelInfo, layer: str) -> str:
-    """The model's layer a layer name reads: a dictionary's layer, else itself."""
-    entry = getattr(info, "dictionaries", {}).get(layer)
-    return entry[0].layer if entry else layer
 
 
 def trained(info: ModelInfo, layers) -> tuple[Attached, ...]:

@@ -69,6 +69,7 @@ class Attached:
     model: str  # the spec of the model it reads (a universality job has two models)
     layer: str  # the model's layer the dictionary reads (canonical module path)
     features: int
+    k: int  # active features per position (TopK): an edit of a feature changes the TopK code
     checksum: str  # sha256 of the weights' bytes
     weights: str = field(default="", repr=False, compare=False)
 
@@ -438,8 +439,21 @@ class DictionaryResult:
 
     def check(self, job: DictionaryJob, files: Mapping[str, Path]) -> None:
         _expect_files(["dictionary.npz"], files)
-        _expect(len(self.density) == len(self.feature_purity) or not self.feature_purity, "bad purity")
-        _expect(len(self.density) == job.settings.features, f"it has {len(self.density)} features")
+        features = job.settings.features
+        _expect(len(self.density) == features, f"it has {len(self.density)} features")
+        _expect(
+            len(self.neuron_purity) == len(self.neuron_class) == (self.channels if self.classes else 0),
+            "its neuron purity does not fit its channels",
+        )
+        _expect(
+            len(self.feature_purity) == len(self.feature_class) == (features if self.classes else 0),
+            "its feature purity does not fit its features",
+        )
+        _expect(
+            all(0 <= c < len(self.classes) for c in (*self.neuron_class, *self.feature_class)),
+            "it names a class the probe set does not have",
+        )
+        _expect(self.top >= 1 or not self.classes, f"its purity is over {self.top} images")
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from distillgen.atlas import Atlas, layer_page, model_page, plan_atlases
 from distillgen.cache import Cache
 from distillgen.compute import Catalog, Options, Outcome, compute, records
 from distillgen.diagnostics import BuildFailed, Reporter, describe_os_error
+from distillgen.dictionaries import check_names
 from distillgen.figures.unitview import links_to_page
 from distillgen.locks import Busy, alive, held
 from distillgen.render import html as html_rules
@@ -179,6 +180,8 @@ def compute_articles(
         reporter.raise_if_errors()
         return outcome
 
+    check_names([a.dictionaries for a in articles if a.dictionaries is not None])
+    reporter.raise_if_errors()
     outcome = compute_round([n for a in articles for n in a.needs])
     while True:
         for article in articles:

@@ -4,6 +4,7 @@ adapter (each kind against the computation by hand), and every mistake as path:l
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import re
@@ -31,6 +32,7 @@ from distillgen.jobs import (
     FeatureVisSettings,
     Sweep,
     TuningJob,
+    UniversalityJob,
     WeightsJob,
     job_key,
 )
@@ -61,7 +63,13 @@ def trained():
         (output,) = run([job])
         data = output.files["dictionary.npz"]
         attached = Attached(
-            name, "shapes", layer, SMALL.features, output.result.checksum, base64.b64encode(data).decode()
+            name,
+            "shapes",
+            layer,
+            SMALL.features,
+            SMALL.k,
+            output.result.checksum,
+            base64.b64encode(data).decode(),
         )
         found[name] = (job, output, attached, arrays(data))
     return found
@@ -105,11 +113,21 @@ def test_the_result_holds_the_training_measures(trained):
     assert result.classes == ("line", "curve", "circle", "corner", "texture")
 
 
-def test_the_key_changes_with_the_weights_the_layer_and_every_setting():
+def test_the_key_changes_with_the_weights_the_layer_the_probe_set_and_every_setting():
     job = dictionary_job()
+    probe = job.dataset
     others = [
         dictionary_job(spec="shapes@1"),
         dictionary_job(layer="mixed3"),
+        *(
+            dataclasses.replace(job, dataset=dataclasses.replace(probe, **change))
+            for change in (
+                {"source": "/probes/folder", "fingerprint": "f" * 64},  # another probe set
+                {"fingerprint": "0" * 64},  # the generator (or the folder's files) changed
+                {"count": 200},
+                {"seed": 1},  # sample-seed
+            )
+        ),
         *(
             dictionary_job(settings=SMALL.__class__(**{**SMALL.__dict__, f: v}))
             for f, v in (
@@ -125,6 +143,25 @@ def test_the_key_changes_with_the_weights_the_layer_and_every_setting():
     assert len({job.key, *(o.key for o in others)}) == len(others) + 1
 
 
+def test_a_result_that_does_not_fit_its_job_is_refused(trained):
+    from distillgen.jobs import ResultError
+
+    job, output, _, _ = trained["m4"]
+    files = {"dictionary.npz": None}
+    output.result.check(job, files)
+    result = output.result
+    for bad in (
+        {"neuron_purity": result.neuron_purity[:-1]},
+        {"neuron_class": result.neuron_class[:-1]},
+        {"feature_class": result.feature_class[:-1]},
+        {"feature_purity": result.feature_purity[:-1]},
+        {"feature_class": (len(result.classes), *result.feature_class[1:])},
+        {"neuron_class": (-1, *result.neuron_class[1:])},
+    ):
+        with pytest.raises(ResultError):
+            dataclasses.replace(result, **bad).check(job, files)
+
+
 def test_a_job_that_reads_no_feature_keeps_its_key_and_one_that_does_is_keyed_by_the_checksum():
     job = FeatureVisJob("shapes", "f" * 64, "mixed4", 3)
     fields = {k: v for k, v in json.loads(json.dumps(job.__dict__, default=lambda o: o.__dict__)).items()}
@@ -133,11 +170,11 @@ def test_a_job_that_reads_no_feature_keeps_its_key_and_one_that_does_is_keyed_by
         {"kind": "featurevis", "engine": "1", **fields}, sort_keys=True, separators=(",", ":")
     )
     assert job_key(job) == hashlib.sha256(canonical.encode()).hexdigest()  # as before dictionaries
-    one = Attached("m4", "shapes", "mixed4", 64, "a" * 64, "AAAA")
-    two = Attached("m4", "shapes", "mixed4", 64, "b" * 64, "AAAA")
+    one = Attached("m4", "shapes", "mixed4", 64, 4, "a" * 64, "AAAA")
+    two = Attached("m4", "shapes", "mixed4", 64, 4, "b" * 64, "AAAA")
     reads = FeatureVisJob("shapes", "f" * 64, "m4", 3, dictionaries=(one,))
     assert reads.key != FeatureVisJob("shapes", "f" * 64, "m4", 3, dictionaries=(two,)).key
-    same_checksum = Attached("m4", "shapes", "mixed4", 64, "a" * 64, "BBBB")
+    same_checksum = Attached("m4", "shapes", "mixed4", 64, 4, "a" * 64, "BBBB")
     assert reads.key == FeatureVisJob("shapes", "f" * 64, "m4", 3, dictionaries=(same_checksum,)).key
 
 
@@ -176,37 +213,72 @@ def test_a_features_tuning_curve_is_its_peak_activation(trained):
         assert got == pytest.approx(by_hand, rel=1e-4, abs=1e-5)
 
 
-def test_zeroing_a_feature_subtracts_its_decoder_contribution(trained):
-    _, _, attached, weights = trained["m4"]
-    feature = int(np.argmax(trained["m4"][1].result.density))  # the most active one
+def _images_and_job(attached, edits, layer="fc", unit=1):
     dataset = datasets.dataset("shapes", 50, 0, None)
     job = AblationJob(
-        "shapes",
-        "x",
-        "fc",
-        1,
-        (Edit("m4", (feature,), scale=0.0, whole=True),),
-        "examples",
-        dataset=dataset,
-        top=10,
-        dictionaries=(attached,),
+        "shapes", "x", layer, unit, edits, "examples", dataset=dataset, top=10, dictionaries=(attached,)
     )
     (output,) = run([job])
-    model = STORE.get("shapes")
-    images = datasets.images(dataset, 64)[list(output.result.labels)]
-    d = torch.from_numpy(weights["decoder"][feature])
+    return datasets.images(dataset, 64)[list(output.result.labels)], output
 
-    def subtract(_module, _inputs, out):
-        return out - torch.einsum("nhw,c->nchw", torch.relu(_pre(weights, out, feature)), d)
 
-    handle = model.module.mixed4.register_forward_hook(subtract)
+def _hooked(model, layer: str, hook, images: np.ndarray) -> torch.Tensor:
+    handle = dict(model.module.named_modules())[layer].register_forward_hook(hook)
     try:
         with torch.no_grad():
-            after = model.module(preprocessor(model.preprocessing)(torch.from_numpy(images)))[:, 1]
+            return model.module(preprocessor(model.preprocessing)(torch.from_numpy(images)))
     finally:
         handle.remove()
+
+
+def test_zeroing_a_feature_subtracts_its_topk_code_times_its_decoder_row(trained):
+    _, trained_output, attached, weights = trained["m4"]
+    feature = int(np.argmax(trained_output.result.density))  # the most active one
+    images, output = _images_and_job(attached, (Edit("m4", (feature,), scale=0.0, whole=True),))
+    model = STORE.get("shapes")
+    d = torch.from_numpy(weights["decoder"][feature])
+
+    def removing(code):
+        def hook(_module, _inputs, out):
+            n, c, h, w = out.shape
+            samples = out.permute(0, 2, 3, 1).reshape(-1, c)
+            z = code(samples)[:, feature].reshape(n, h, w)
+            return out - torch.einsum("nhw,c->nchw", z, d)
+
+        return hook
+
+    # The SAE's own code (engine/dictionary.encode: TopK of the encoder's output), not the adapter.
+    topk_code = removing(lambda samples: sae.encode(weights, samples, SMALL.k))
+    after = _hooked(model, "mixed4", topk_code, images)[:, 1]
     assert list(output.result.after) == pytest.approx(after.numpy(), rel=1e-4, abs=1e-5)
     assert output.result.before != output.result.after
+    # ... which is not relu of the activation: where the feature is not among the k kept, the
+    # SAE adds nothing of it, so zeroing it removes nothing there.
+    relu_code = removing(lambda samples: torch.relu(sae.encode(weights, samples, SMALL.features)))
+    ungated = _hooked(model, "mixed4", relu_code, images)[:, 1]
+    assert np.abs(ungated.numpy() - np.array(output.result.after)).max() > 1e-2
+
+
+def test_ablating_neurons_of_the_layer_a_feature_reads_changes_the_feature(trained):
+    _, _, attached, weights = trained["m4"]
+    units = tuple(range(0, 96, 2))
+    for feature in (3, 11):
+        edits = (Edit("mixed4", units, scale=0.0, whole=True),)
+        images, output = _images_and_job(attached, edits, layer="m4", unit=feature)
+        maps = unit_maps(STORE.get("shapes"), "mixed4", list(range(96)), images, CPU)
+        maps[:, list(units)] = 0
+        by_hand = _pre(weights, maps, feature).flatten(1).amax(dim=1).numpy()
+        assert list(output.result.after) == pytest.approx(by_hand, rel=1e-4, abs=1e-5)
+        assert output.result.before != output.result.after
+
+
+def test_weights_from_a_layer_into_its_own_features_are_the_encoder_rows(trained):
+    _, _, m4, w4 = trained["m4"]
+    jobs = [WeightsJob("shapes", "x", "mixed4", "m4", unit, dictionaries=(m4,)) for unit in (3, 9)]
+    for unit, output in zip((3, 9), run(jobs), strict=True):
+        kernel = np.load(__import__("io").BytesIO(output.files["kernels.npy"]))
+        assert kernel.shape == (96, 1, 1)
+        assert kernel[:, 0, 0] == pytest.approx(w4["encoder"][unit], rel=1e-4, abs=1e-6)
 
 
 def _padded(kernels: list[np.ndarray], side: int) -> np.ndarray:
@@ -234,19 +306,30 @@ def test_weights_between_features_are_decoder_pushed_forward_and_encoder_pulled_
 
 
 def test_a_feature_visualization_maximizes_the_encoder_activation(trained):
-    _, _, attached, weights = trained["m4"]
-    settings = FeatureVisSettings(steps=24, size=32)
-    job = FeatureVisJob("shapes", "x", "m4", 3, settings=settings, dictionaries=(attached,))
-    (output,) = run([job])
+    """Its objective is the feature's activation (mean over positions), computed by hand on its
+    image; and it is maximized: higher than on a grey image and than on any of 200 drawings."""
     import io
 
     from PIL import Image
 
-    pixels = np.asarray(Image.open(io.BytesIO(output.files["image0.png"])).convert("RGB"), np.float32) / 255
+    _, _, attached, weights = trained["m4"]
     model = STORE.get("shapes")
-    maps = unit_maps(model, "mixed4", list(range(96)), pixels.transpose(2, 0, 1)[None].copy(), CPU)
-    by_hand = float(_pre(weights, maps, 3).mean())
-    assert output.result.values[0] == pytest.approx(by_hand, rel=0.05, abs=0.02)
+
+    def activation(pixels: np.ndarray, feature: int) -> np.ndarray:
+        maps = unit_maps(model, "mixed4", list(range(96)), pixels, CPU)
+        return _pre(weights, maps, feature).flatten(1).mean(dim=1).numpy()
+
+    drawings = datasets.images(datasets.dataset("shapes", 200, 0, None), 64)
+    grey = np.full((1, 3, 64, 64), 0.5, np.float32)
+    settings = FeatureVisSettings(steps=48, size=64)
+    for feature in (3, 7):
+        job = FeatureVisJob("shapes", "x", "m4", feature, settings=settings, dictionaries=(attached,))
+        (output,) = run([job])
+        image = Image.open(io.BytesIO(output.files["image0.png"])).convert("RGB")
+        pixels = np.asarray(image, np.float32).transpose(2, 0, 1)[None].copy() / 255
+        (value,) = activation(pixels, feature)
+        assert output.result.values[0] == pytest.approx(value, rel=0.05, abs=0.02)
+        assert value > activation(grey, feature)[0] and value > activation(drawings, feature).max()
     assert "m4" not in dict(model.module.named_modules()) and "m4" not in model.layers  # removed
 
 
@@ -301,6 +384,10 @@ Feature {unit}`m4:3`.
 :top: 2
 ```
 
+```{weights} mixed4 -> m4:3
+:top: 2
+```
+
 ```{circuit} m4:3
 :inputs: m3
 :top: 2
@@ -343,6 +430,41 @@ Feature {unit}`m4:3`.
     assert computed >= 5  # the dictionary and every figure that reads it
 
 
+def test_a_small_probe_set_and_a_folder_probe_set(tmp_path):
+    """Purity over the probe's real size (10 drawings, not 16); a folder has no classes, and
+    the figure says so; a figure reads two dictionaries of one layer."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        picture = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+        (tmp_path / "src" / "imgs").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(picture).save(tmp_path / "src" / "imgs" / f"{i}.png")
+    header = HEADER.replace(
+        "  m4: {layer: mixed4, features: 64, k: 4, steps: 200, count: 100}\n",
+        "  m4: {layer: mixed4, features: 64, k: 4, steps: 50, count: 10}\n"
+        "  f4: {layer: mixed4, features: 64, k: 4, steps: 50, count: 10, dataset: imgs}\n",
+    )
+    body = (
+        "\n```{dictionary} m4\n```\n\n```{dictionary} f4\n```\n\n"
+        "```{universality} m4\n:other: shapes\n:other-layer: f4\n:baseline: shuffled\n:count: 10\n```\n"
+    )
+    result = build(tmp_path, body, header)
+    assert result.exit_code == 0, result.output
+    records = json.loads((tmp_path / "out" / "a" / "figures.json").read_text())["figures"]
+    tops = sorted(
+        (r["job"]["dataset"]["source"] == "shapes", r["result"]["top"], len(r["result"]["feature_purity"]))
+        for r in records
+        if r["job"]["kind"] == "dictionary"
+    )
+    assert tops == [(False, 10, 0), (True, 10, 64)]
+    page = (tmp_path / "out" / "a" / "index.html").read_text()
+    assert "share of the top 10 images" in page
+    second = page.split("Figure 1</span>")[1].split("Figure 2</span>")[0]  # f4's figure
+    assert page.count("The probe set has no classes") == 1 and "The probe set has no classes" in second
+    assert "No neuron is shared by features of different classes" not in second
+
+
 ERRORS = [
     ("```{featurevis} m5:3\n```\n", 8, "unknown layer 'm5' in model 'shapes' (did you mean 'm4'?)"),
     (
@@ -361,6 +483,25 @@ def test_a_bad_feature_address_is_an_error_at_its_line(tmp_path, body, line, mes
     assert result.exit_code == 1
     assert f"a.md:{line}: error:" in result.output and message in result.output, result.output
     assert "Traceback" not in result.output
+
+
+def test_an_error_in_a_figure_that_reads_an_untrained_dictionary_is_reported_before_training(tmp_path):
+    body = "\n```{universality} m4\n:other: shapes\n:other-layer: mixed4\n:baseline: shuffled\n:units: 999\n```\n"
+    result = build(tmp_path, body)
+    assert result.exit_code == 1
+    assert "a.md:12: error:" in result.output and "unit 999 is out of range for 'm4'" in result.output
+    assert "dictionary of" not in result.output and not list((tmp_path / "cache").rglob("*.npz"))
+
+
+def test_two_different_dictionaries_of_one_name_in_two_articles_are_an_error(tmp_path):
+    write(tmp_path / "src" / "b.md", HEADER.replace("k: 4", "k: 3") + "\nChip {unit}`m4:3`.\n")
+    result = build(tmp_path, "\nChip {unit}`m4:3`.\n")
+    assert result.exit_code == 1
+    assert "b.md:4: error: two different dictionaries named 'm4' of model 'shapes'" in result.output
+    assert "declared at a.md:4" in result.output, result.output
+    assert "dictionary of" not in result.output  # before anything is computed
+    same = build(tmp_path, "\nChip {unit}`m4:3`.\n", HEADER.replace("k: 4", "k: 3"))
+    assert same.exit_code == 0, same.output
 
 
 BAD_DECLARATIONS = [
@@ -415,13 +556,25 @@ def test_two_dictionaries_of_one_name_in_one_batch_each_read_their_own(trained):
     other_job = dictionary_job(settings=DictionarySettings(features=64, k=4, steps=50, batch=512, seed=1))
     (output,) = run([other_job])
     data = output.files["dictionary.npz"]
-    second = Attached("m4", "shapes", "mixed4", 64, output.result.checksum, base64.b64encode(data).decode())
+    second = Attached("m4", "shapes", "mixed4", 64, 4, output.result.checksum, base64.b64encode(data).decode())
     dataset = datasets.dataset("shapes", 60, 2, None)
     jobs = [ExamplesJob("shapes", "x", "m4", 3, dataset, top=5, dictionaries=(d,)) for d in (first, second)]
     together = run(jobs)
     alone = [run([job])[0] for job in jobs]
     assert [o.result for o in together] == [o.result for o in alone]
     assert together[0].result != together[1].result
+
+
+def test_one_job_reads_two_dictionaries_of_one_layer(trained):
+    _, _, m4, _ = trained["m4"]
+    copy = Attached("m4b", "shapes", "mixed4", m4.features, m4.k, m4.checksum, m4.weights)
+    dataset = datasets.dataset("shapes", 30, 0, None)
+    job = UniversalityJob(
+        "shapes", "x", "m4", "shapes", "x", "m4b", dataset, baseline="shuffled", dictionaries=(m4, copy)
+    )
+    (output,) = run([job])
+    live = [i for i, r in enumerate(output.result.best_r) if r is not None]
+    assert live and all(output.result.best_r[i] == pytest.approx(1.0, abs=1e-4) for i in live)
 
 
 def test_a_notebook_figure_reads_the_projects_dictionaries(tmp_path):

@@ -14,7 +14,8 @@ transformer-lens, transformers and datasets for a module of forty lines.
 
 Deterministic on a CPU: the initialization and the order of positions come from the job's
 seed through one torch.Generator, and training runs on one thread; the same job gives the
-same bytes (`dictionary.npz` is written without timestamps).
+same bytes on one machine (`dictionary.npz` is written without timestamps; another CPU's
+floating-point kernels may differ in the last bits).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import torch
 from distillgen import datasets
 from distillgen.engine import Output
 from distillgen.engine.models import LoadedModel
-from distillgen.engine.probe import map_batches
+from distillgen.engine.probe import peak, unit_maps
 from distillgen.jobs import DictionaryJob, DictionaryResult, DictionarySettings
 
 AUX_WEIGHT = 1 / 32
@@ -51,19 +52,26 @@ class TopKSAE(torch.nn.Module):
         self.k = k
 
     def pre(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.center) @ self.encoder.T + self.bias
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return topk(self.pre(x), self.k)
+        return feature_activations(self.encoder, self.center, self.bias, x)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return z @ self.decoder + self.center
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
+
+def feature_activations(
+    encoder: torch.Tensor, center: torch.Tensor, bias: torch.Tensor, x: torch.Tensor
+) -> torch.Tensor:
+    """Every feature's activation, the encoder on the centred activations, a_i = e_i·(x - c) + b_i
+    (before ReLU and TopK): [N, C] -> [N, F], or [N, C, H, W] -> [N, F, H, W] at each position.
+    The one formula for training, measures, purity and the feature layer (engine/features.py)."""
+    if x.dim() == 4:
+        out = torch.einsum("fc,nchw->nfhw", encoder, x - center[None, :, None, None])
+        return out + bias[None, :, None, None]
+    return (x - center) @ encoder.T + bias
 
 
 def topk(pre: torch.Tensor, k: int) -> torch.Tensor:
+    """The TopK code of activations [N, F]: relu of the k largest, 0 elsewhere."""
     values, indices = pre.topk(k, dim=-1)
     return torch.zeros_like(pre).scatter(-1, indices, torch.relu(values))
 
@@ -73,7 +81,7 @@ def train(
 ) -> dict[str, np.ndarray]:
     """A TopK SAE on `samples` [N, C]: its arrays (encoder, bias, center, decoder) reading raw
     activations. On one thread: the matrices are small, so threads only wait on each other
-    (12x slower on a busy 2-core machine), and one thread gives the same bytes on any machine."""
+    (12x slower on a busy 2-core machine), and one thread gives the same bytes on one machine."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -132,10 +140,13 @@ def _train(samples: np.ndarray, settings: DictionarySettings, progress) -> dict[
         }
 
 
+def _tensors(weights: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return tuple(torch.from_numpy(weights[n]) for n in ("encoder", "center", "bias"))
+
+
 def encode(weights: dict[str, np.ndarray], samples: torch.Tensor, k: int) -> torch.Tensor:
     """The TopK codes of raw activations [N, C] -> [N, F]."""
-    pre = (samples - torch.from_numpy(weights["center"])) @ torch.from_numpy(weights["encoder"]).T
-    return topk(pre + torch.from_numpy(weights["bias"]), k)
+    return topk(feature_activations(*_tensors(weights), samples), k)
 
 
 def measures(weights: dict[str, np.ndarray], samples: np.ndarray, k: int) -> tuple[float, float, np.ndarray]:
@@ -174,18 +185,12 @@ def purity(peaks: np.ndarray, labels: np.ndarray, top: int) -> tuple[np.ndarray,
 
 
 def feature_peaks(weights: dict[str, np.ndarray], maps: torch.Tensor) -> np.ndarray:
-    """Each feature's peak activation (encoder applied to the centred activations, max over
-    positions) per image: [images, F]."""
-    encoder, center, bias = (torch.from_numpy(weights[n]) for n in ("encoder", "center", "bias"))
-    peaks = []
-    for start in range(0, len(maps), 128):
-        part = maps[start : start + 128]
-        if part.dim() == 4:
-            pre = torch.einsum("fc,nchw->nfhw", encoder, part - center[None, :, None, None])
-            peaks.append(pre.flatten(2).amax(dim=2) + bias)
-        else:
-            peaks.append((part - center) @ encoder.T + bias)
-    return torch.cat(peaks).numpy()
+    """Each feature's peak activation (`feature_activations`, max over positions) per image:
+    [images, F]."""
+    tensors = _tensors(weights)
+    return torch.cat(
+        [peak(feature_activations(*tensors, maps[start : start + 128])) for start in range(0, len(maps), 128)]
+    ).numpy()
 
 
 def npz_bytes(weights: dict[str, np.ndarray]) -> bytes:
@@ -202,29 +207,22 @@ def npz_bytes(weights: dict[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
-def layer_maps(model: LoadedModel, layer: str, images: np.ndarray, device: torch.device) -> torch.Tensor:
-    units = list(range(model.layers[layer].channels))
-    return torch.cat(list(map_batches(model, layer, units, images, device)))
-
-
 def compute(
     model: LoadedModel, jobs: list[DictionaryJob], device: torch.device, progress, load
 ) -> list[Output]:
     outputs = []
     for job in jobs:
         start = time.perf_counter()
-        images = datasets.images(job.dataset, model.input_size)
-        maps = layer_maps(model, job.layer, images, device)
+        images, labels = datasets.labelled(job.dataset, model.input_size)
+        maps = unit_maps(model, job.layer, list(range(model.layers[job.layer].channels)), images, device)
         samples = samples_of(maps)
         weights = train(samples, job.settings, progress)
         data = npz_bytes(weights)
         fvu, l0, density = measures(weights, samples, job.settings.k)
-        labels = datasets.labels(job.dataset)
         neuron_purity = neuron_class = feature_purity = feature_class = np.zeros(0)
+        top = min(PURITY_TOP, len(images))  # the images each unit's purity is measured on
         if labels is not None:
-            top = min(PURITY_TOP, len(images))
-            neuron_peaks = maps.flatten(2).amax(dim=2).numpy() if maps.dim() == 4 else maps.numpy()
-            neuron_purity, neuron_class = purity(neuron_peaks, labels, top)
+            neuron_purity, neuron_class = purity(peak(maps).numpy(), labels, top)
             feature_purity, feature_class = purity(feature_peaks(weights, maps), labels, top)
         result = DictionaryResult(
             fvu=round(fvu, 6),
@@ -238,7 +236,7 @@ def compute(
             feature_purity=tuple(round(float(p), 4) for p in feature_purity),
             feature_class=tuple(int(c) for c in feature_class),
             classes=datasets.class_names(job.dataset),
-            top=PURITY_TOP,
+            top=top,
             checksum=hashlib.sha256(data).hexdigest(),
         )
         seconds = round(time.perf_counter() - start, 3)

@@ -1,9 +1,15 @@
 """Reading intermediate layers: hook only the modules asked for, stop the forward pass once
-all of them have produced their output, and always remove the hooks."""
+all of them have produced their output, and always remove the hooks.
+
+Hooks on one module run in three tiers, whenever each was registered: edits of its output
+(`edited`: an ablation's scaling, a weights job's substituted leaf, a bypassed ReLU), then a
+dictionary's reader (engine/features.py, which computes the features from the edited output),
+then captures (`capture`, which see the output as everything downstream sees it)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
 import torch
@@ -44,3 +50,34 @@ def run(module: nn.Module, x: torch.Tensor, outputs: dict[str, torch.Tensor]) ->
     outputs.clear()
     with suppress(_Enough):
         module(x)
+
+
+_EDITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # module -> (edits, handle)
+
+
+@contextmanager
+def edited(module: nn.Module, edit: Callable) -> Iterator[None]:
+    """Within the block, `edit(module, inputs, output)` (a forward hook's signature: it returns
+    the new output, or None to keep it) changes `module`'s output before any other hook of the
+    module runs, whenever that one was registered: one hook, registered with `prepend=True`,
+    applies the module's edits in the order they were entered, and is removed with the last."""
+    if module not in _EDITS:
+        edits: list[Callable] = []
+
+        def apply(hooked, inputs, output):
+            for each in list(edits):
+                changed = each(hooked, inputs, output)
+                if changed is not None:
+                    output = changed
+            return output
+
+        _EDITS[module] = (edits, module.register_forward_hook(apply, prepend=True))
+    chain, handle = _EDITS[module]
+    chain.append(edit)
+    try:
+        yield
+    finally:
+        chain.remove(edit)
+        if not chain:
+            handle.remove()
+            del _EDITS[module]

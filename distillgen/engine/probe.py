@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from distillgen.engine.featurevis import preprocessor
-from distillgen.engine.hooks import capture, run
+from distillgen.engine.hooks import capture, edited, run
 from distillgen.engine.models import LoadedModel
 
 BATCH = 256
@@ -80,16 +80,14 @@ def replaced_channel(model: LoadedModel, layer: str, channel: int, value: torch.
 
 @contextmanager
 def _edited_output(model: LoadedModel, layer: str, edit) -> Iterator[None]:
-    """A forward hook that applies `edit` in place to a copy of `layer`'s output; removed
-    when the block ends, however it ends."""
+    """`edit` applied in place to a copy of `layer`'s output, before the layer's other hooks
+    (`hooks.edited`: a dictionary reading the layer sees the edited output); removed when the
+    block ends, however it ends."""
 
     def hook(_module, _inputs, output):
-        edited = output.clone()
-        edit(edited)
-        return edited
+        changed = output.clone()
+        edit(changed)
+        return changed
 
-    handle = dict(model.module.named_modules())[layer].register_forward_hook(hook)
-    try:
+    with edited(dict(model.module.named_modules())[layer], hook):
         yield
-    finally:
-        handle.remove()

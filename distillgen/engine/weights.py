@@ -26,8 +26,8 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 from torch.overrides import TorchFunctionMode
 
-from distillgen.engine import Output
-from distillgen.engine.hooks import capture, run
+from distillgen.engine import Output, features
+from distillgen.engine.hooks import capture, edited, run
 from distillgen.engine.models import LoadedModel
 from distillgen.jobs import WeightsJob, WeightsResult
 
@@ -53,17 +53,14 @@ class Linearized(TorchFunctionMode):
 @contextmanager
 def _relu_modules_bypassed(module: nn.Module) -> Iterator[None]:
     """ReLU modules output their input: also custom autograd ReLUs (lucent's InceptionV1 uses
-    a RedirectedReLU whose own backward a function mode cannot replace)."""
-    handles = [
-        child.register_forward_hook(lambda _module, inputs, _output: inputs[0])
-        for child in module.modules()
-        if "relu" in type(child).__name__.lower() and not any(child.children())  # not a ConvReLU
-    ]
-    try:
+    a RedirectedReLU whose own backward a function mode cannot replace). Edits (`hooks.edited`),
+    so that they run before a dictionary reading the module, and before the source's substitute
+    when that is entered later."""
+    with ExitStack() as stack:
+        for child in module.modules():
+            if "relu" in type(child).__name__.lower() and not any(child.children()):  # not a ConvReLU
+                stack.enter_context(edited(child, lambda _module, inputs, _output: inputs[0]))
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def _average_pool(
@@ -95,18 +92,23 @@ def expanded_weights(
         leaf["x"] = torch.zeros_like(output).requires_grad_(True)
         return leaf["x"]
 
-    # Bypass the ReLU modules first: the source's substitute must be the last hook to run.
-    with _relu_modules_bypassed(module):
-        handle = modules[source].register_forward_hook(substitute)
-        try:
-            with Linearized(), torch.enable_grad(), capture(module, [target]) as outputs:
-                run(module, torch.zeros(len(units), 3, size, size, device=device), outputs)
-                out = outputs[target]
-                cy, cx = out.shape[2] // 2, out.shape[3] // 2
-                picked = out[torch.arange(len(units)), torch.tensor(units), cy, cx]
-                picked.sum().backward()  # one unit per batch element: their gradients do not mix
-        finally:
-            handle.remove()
+    # The ReLU modules bypassed first: the source's substitute must be the last edit to run, and
+    # edits run before a dictionary reading the source (engine/features.py), whose features then
+    # come from the leaf (`mixed4 -> m4:3`: the encoder row pulled back). Dictionary features are
+    # linear here too (`features.linear`): a feature's change is added through its decoder.
+    with (
+        _relu_modules_bypassed(module),
+        features.linear(module),
+        edited(modules[source], substitute),
+        Linearized(),
+        torch.enable_grad(),
+        capture(module, [target]) as outputs,
+    ):
+        run(module, torch.zeros(len(units), 3, size, size, device=device), outputs)
+        out = outputs[target]
+        cy, cx = out.shape[2] // 2, out.shape[3] // 2
+        picked = out[torch.arange(len(units)), torch.tensor(units), cy, cx]
+        picked.sum().backward()  # one unit per batch element: their gradients do not mix
     kernels = []
     for gradient in leaf["x"].grad.detach().cpu():  # each unit cropped to its own support, so
         support = gradient.abs().sum(dim=0).nonzero()  # a kernel never depends on its batch

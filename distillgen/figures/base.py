@@ -83,7 +83,12 @@ class DirectiveKind:
 
     def plan(self, request: Any, ctx: PlanContext) -> object | None:
         """For kinds that compute: resolve units against the model and return a value whose
-        `jobs` are what to compute; None after reporting an error."""
+        `jobs` are what to compute; None after reporting an error.
+
+        Check everything the author wrote *before* `ctx.attach` (or `dictionaries.trained`):
+        while a dictionary the figure reads is untrained they raise `Pending`, the figure is
+        set aside and planned again only after the dictionary trained, so a mistake checked
+        after them would be reported only after that training."""
         return request
 
     def follow_up(self, planned: Any, ctx: FollowUpContext) -> object:

@@ -190,6 +190,8 @@ class Dictionary(DirectiveKind):
         ]
         text = ""
         if result.feature_purity:
+            top = result.top  # purity is a multiple of 1/top, at least ceil(top / classes)/top
+            least = -(-top // len(result.classes))
             neuron_purity = np.asarray(result.neuron_purity)
             feature_purity = np.asarray(result.feature_purity)[live]
             plots.append(
@@ -198,11 +200,11 @@ class Dictionary(DirectiveKind):
                         (f"neurons ({len(neuron_purity)})", list(neuron_purity)),
                         (f"live features ({int(live.sum())})", list(feature_purity)),
                     ],
-                    f"purity: share of the top {result.top} images in their most common class",
+                    f"purity: share of the top {top} images in their most common class",
                     f"Purity of {job.layer}'s neurons and of {figure.name}'s features",
-                    bins=13,
-                    lo=3.5 / 16,
-                    hi=16.5 / 16,
+                    bins=top - least + 1,  # one bin per possible value
+                    lo=(least - 0.5) / top,
+                    hi=(top + 0.5) / top,
                     share=True,
                 )
             )
@@ -217,7 +219,13 @@ class Dictionary(DirectiveKind):
                 f"(no neuron carries them); {int(pure.sum())} of those are at least 90% pure.</p>"
             )
         rows = "".join(_split(ctx, figure, result, split) for split in figure.splits or ())
-        if figure.splits == () and figure.neurons:
+        if not result.classes:
+            text = (
+                '<p class="dictionary-summary">The probe set has no classes (a folder of images): '
+                "the purity of neurons and features, and the neurons that features of different "
+                "classes split, are not measured.</p>"
+            )
+        elif figure.splits == () and figure.neurons:
             rows = '<p class="dictionary-summary">No neuron is shared by features of different classes.</p>'
         content = (
             f'{measures}<div class="plot">{"".join(plots)}</div>{text}'

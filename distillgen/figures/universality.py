@@ -147,7 +147,16 @@ class Universality(DirectiveKind):
             if base_info is None:
                 return None
             baseline, baseline_fingerprint = str(untrained), base_info.fingerprint
-        job = ctx.attach(
+        units = None
+        if request.units:
+            try:
+                written = ",".join(f"{layer}:{u.strip()}" for u in request.units.split(","))
+                units = tuple(ref.unit for ref in info.check_units(parse_units(written)))
+            except (ModelError, SpecError) as exc:
+                ctx.error(at.option_line("units"), str(exc))
+                return None
+        settings = (ctx.featurevis_settings(info), ctx.featurevis_settings(other))
+        job = ctx.attach(  # last: Pending while a dictionary is untrained (figures/base.py)
             UniversalityJob(
                 str(request.spec),
                 info.fingerprint,
@@ -163,18 +172,9 @@ class Universality(DirectiveKind):
             info,
             other,
         )
-        units = None
-        if request.units:
-            try:
-                written = ",".join(f"{layer}:{u.strip()}" for u in request.units.split(","))
-                units = tuple(ref.unit for ref in info.check_units(parse_units(written)))
-            except (ModelError, SpecError) as exc:
-                ctx.error(at.option_line("units"), str(exc))
-                return None
         return UniversalityFigure(
             job,
-            ctx.featurevis_settings(info),
-            ctx.featurevis_settings(other),
+            *settings,
             units,
             request.pairs,
             request.matching,
