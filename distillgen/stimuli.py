@@ -159,10 +159,6 @@ SUBSETS: dict[str, dict[str, Callable[[float], bool]]] = {
     },
 }
 
-# Named parts of a family's sweep, for predictions on a subset of the inputs
-# (`:predict: decrease >= 50% on left-facing`): family -> name -> which swept values belong.
-SUBSETS: dict[str, dict[str, Callable[[float], bool]]] = {}
-
 
 def render(ink: np.ndarray) -> np.ndarray:
     """Coverage (size×size) or an image (3×size×size) -> an RGB image in [0, 1], float32."""
