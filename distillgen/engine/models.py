@@ -287,4 +287,13 @@ def _card_text(path: Path) -> str:
     return card.get("text", "")
 
 
-__all__ = ["WEIGHTS", "Layer", "LoadedModel", "ModelError", "ModelInfo", "ModelStore", "SpecError", "load_model"]
+__all__ = [
+    "WEIGHTS",
+    "Layer",
+    "LoadedModel",
+    "ModelError",
+    "ModelInfo",
+    "ModelStore",
+    "SpecError",
+    "load_model",
+]
