@@ -78,8 +78,8 @@ def test_new_stimuli_render_at_other_sizes():
 
 def test_retraining_the_new_networks_gives_the_same_checksum():
     for name in ("glyphs", "shapes-vgg"):
-        first = weights_checksum(train(seed=3, steps=3, batch=10, name=name).model.state_dict())
-        second = weights_checksum(train(seed=3, steps=3, batch=10, name=name).model.state_dict())
+        first = weights_checksum(train(seed=3, steps=3, batch=10, name=name, held_out=10).model.state_dict())
+        second = weights_checksum(train(seed=3, steps=3, batch=10, name=name, held_out=10).model.state_dict())
         assert first == second, name
 
 
@@ -129,7 +129,10 @@ def test_bad_zoo_specs(text, message):
 
 def test_glyphs_probe_dataset(tmp_path):
     data = datasets.dataset("glyphs", 20, 3, tmp_path)
-    assert data.source == "glyphs" and data.fingerprint != datasets.dataset("shapes", 20, 3, tmp_path).fingerprint
+    assert (
+        data.source == "glyphs"
+        and data.fingerprint != datasets.dataset("shapes", 20, 3, tmp_path).fingerprint
+    )
     pictures = datasets.images(data, 64)
     assert pictures.shape == (20, 3, 64, 64)
     assert np.array_equal(pictures, glyphs_batch(20, 3)[0])
@@ -147,4 +150,7 @@ def test_cli_lists_and_trains_the_zoo(tmp_path):
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["name"] == "shapes-vgg" and card["architecture"] == "vgg" and card["steps"] == 2
     assert card["command"] == "distillgen zoo train shapes-vgg --seed 0 --steps 2 -o vgg.pt"
-    assert torch.load(out, weights_only=True).keys() == load_model("shapes-vgg@untrained").module.state_dict().keys()
+    assert (
+        torch.load(out, weights_only=True).keys()
+        == load_model("shapes-vgg@untrained").module.state_dict().keys()
+    )
