@@ -676,3 +676,38 @@ def test_a_model_of_another_input_size_sees_the_same_probe_resized(tmp_path):
     assert small.shape == (30, 3, 32, 32)
     # Each 2×2 block averages to its pixel at half size (antialiased): the same picture.
     np.testing.assert_allclose(small.mean(axis=(2, 3)), images.mean(axis=(2, 3)), atol=0.01)
+
+
+def test_a_named_subset_selects_the_values_its_family_names():
+    from distillgen.figures.ablation import _prediction, subset_inputs
+
+    headings = Sweep("facing", "", "orientation", tuple(stimuli.sweep(0, 360, 24, True)))
+    left = subset_inputs(_prediction("decrease >= 50% on left-facing"), headings)
+    right = subset_inputs(_prediction("no change within 10% on right-facing"), headings)
+    assert [headings.values[i] for i in left] == [105.0 + 15 * k for k in range(11)]
+    assert [headings.values[i] for i in right] == [
+        0.0,
+        15.0,
+        30.0,
+        45.0,
+        60.0,
+        75.0,
+        285.0,
+        300.0,
+        315.0,
+        330.0,
+        345.0,
+    ]
+    across_zero = subset_inputs(_prediction("increase on 330..30"), headings)  # an angle range across 0°
+    assert [headings.values[i] for i in across_zero] == [0.0, 15.0, 30.0, 330.0, 345.0]
+
+
+def test_universality_between_the_shipped_architectures():
+    store = ModelStore()
+    data = datasets.dataset("shapes", 40, 0, None)
+    job = UniversalityJob("shapes", "a", "mixed4", "shapes-vgg", "b", "block4", data, "shuffled")
+    (output,) = run_jobs(store.get("shapes"), [job], CPU, lambda n: None, store.get)
+    assert np.load(io.BytesIO(output.files["correlations.npy"])).shape == (96, 64)
+    assert output.result.samples == "positions"  # both layers have 8×8 maps
+    assert len(output.result.best_unit) == 96 and max(output.result.best_unit) < 64
+    assert sorted(u for u in output.result.one_to_one_unit if u >= 0) == list(range(64))
