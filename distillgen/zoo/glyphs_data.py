@@ -195,7 +195,10 @@ def glyphs_batch(
 
 
 def _colours(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Random background and foreground colours with enough contrast to see the glyph."""
+    """Random background and foreground colours with enough contrast to see the glyph.
+
+    The same rule as `shapes_data._colours`, kept as a copy on purpose: a generator's own source
+    file keys its probe sets (`datasets.dataset`), so it imports no drawing code."""
     background = rng.uniform(0, 1, (n, 3)).astype(np.float32)
     foreground = rng.uniform(0, 1, (n, 3)).astype(np.float32)
     luminance = lambda c: c @ np.array([0.299, 0.587, 0.114], np.float32)  # noqa: E731
