@@ -556,7 +556,9 @@ def test_two_dictionaries_of_one_name_in_one_batch_each_read_their_own(trained):
     other_job = dictionary_job(settings=DictionarySettings(features=64, k=4, steps=50, batch=512, seed=1))
     (output,) = run([other_job])
     data = output.files["dictionary.npz"]
-    second = Attached("m4", "shapes", "mixed4", 64, 4, output.result.checksum, base64.b64encode(data).decode())
+    second = Attached(
+        "m4", "shapes", "mixed4", 64, 4, output.result.checksum, base64.b64encode(data).decode()
+    )
     dataset = datasets.dataset("shapes", 60, 2, None)
     jobs = [ExamplesJob("shapes", "x", "m4", 3, dataset, top=5, dictionaries=(d,)) for d in (first, second)]
     together = run(jobs)
@@ -604,8 +606,18 @@ def test_on_ray_the_dictionary_travels_with_the_jobs_and_gives_the_same_figures(
             for r in json.loads((out / "a" / "figures.json").read_text())["figures"]
         ]
 
-    assert results(tmp_path / "ray-out") == results(tmp_path / "here" / "out")
-    assert [kind for kind, _ in results(tmp_path / "ray-out")] == ["dictionary", "examples", "ablation"]
+    on_worker, here = results(tmp_path / "ray-out"), results(tmp_path / "here" / "out")
+    assert (
+        [kind for kind, _ in on_worker]
+        == [kind for kind, _ in here]
+        == ["dictionary", "examples", "ablation"]
+    )
+    assert on_worker[:2] == here[:2]  # the same dictionary (checksum, measures) and the same examples
+    # A worker sums in another thread layout: the ablation's responses agree to float rounding.
+    (_, worker_ablation), (_, local_ablation) = on_worker[2], here[2]
+    assert worker_ablation["labels"] == local_ablation["labels"]
+    for field in ("before", "after", "mean_before", "mean_after"):
+        np.testing.assert_allclose(worker_ablation[field], local_ablation[field], rtol=1e-5)
 
 
 def test_features_are_matched_to_another_models_features(tmp_path):
