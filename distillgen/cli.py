@@ -12,6 +12,7 @@ import click
 
 from distillgen import __version__
 from distillgen.diagnostics import BuildFailed, Reporter
+from distillgen.zoo import ZOO
 
 SRC = click.argument("src", default="articles", type=click.Path(path_type=Path))
 OUT = click.option(
@@ -452,7 +453,7 @@ def zoo() -> None:
 
 
 @zoo.command("train")
-@click.argument("name", type=click.Choice(["shapes", "glyphs", "shapes-vgg"]))
+@click.argument("name", type=click.Choice(list(ZOO)))
 @click.option("--seed", default=0, show_default=True, help="Seed for initialization and data.")
 @click.option("--steps", default=3000, show_default=True, type=click.IntRange(1), help="Optimizer steps.")
 @click.option(
@@ -494,7 +495,7 @@ def models(spec: str | None) -> None:
     from distillgen.units import KNOWN_SPECS, SpecError, parse_spec
 
     if spec is None:
-        click.echo("Model specs (shapes, glyphs, shapes-vgg ship with distillgen; others load on first use):")
+        click.echo(f"Model specs ({', '.join(ZOO)} ship with distillgen; others load on first use):")
         for known in KNOWN_SPECS:
             click.echo(f"  {known}")
         click.echo("  torchvision:<name>, lucent:inceptionv1, the zoo's: add @untrained for random weights")

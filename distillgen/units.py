@@ -2,6 +2,7 @@
 
     shapes, shapes@1, shapes@untrained          the embedded network (seed 0, 1), or its initialization
 glyphs, glyphs@1, glyphs@untrained          the same architecture trained on the glyphs task
+glyphs-aux, glyphs-aux@1                    the same, trained with an auxiliary heading classifier
 shapes-vgg, shapes-vgg@untrained            a VGG-style network trained on the shapes task
 lucent:inceptionv1[@untrained]              the Circuits thread's InceptionV1 (via lucent)
 torchvision:<name>[@untrained]              a torchvision classifier with its default weights
@@ -62,6 +63,8 @@ KNOWN_SPECS = (
     "glyphs",
     "glyphs@1",
     "glyphs@untrained",
+    "glyphs-aux",
+    "glyphs-aux@1",
     "shapes-vgg",
     "shapes-vgg@untrained",
     "lucent:inceptionv1",

@@ -10,10 +10,10 @@ from distillgen import datasets, stimuli
 from distillgen.engine.models import load_model
 from distillgen.units import SpecError, fingerprint, parse_spec
 from distillgen.zoo import ZOO
-from distillgen.zoo.glyphs_data import CLASSES, glyphs_batch
+from distillgen.zoo.glyphs_data import CLASSES, FINE_CLASSES, fine_batch, glyphs_batch, glyphs_with_headings
 from distillgen.zoo.train import accuracy, train, weights_checksum
 
-NEW = [(name, seed) for name in ("glyphs", "shapes-vgg") for seed in ZOO[name].seeds]
+NEW = [(name, seed) for name in ("glyphs", "glyphs-aux", "shapes-vgg") for seed in ZOO[name].seeds]
 
 
 def test_glyphs_are_deterministic_balanced_and_visible():
@@ -29,6 +29,32 @@ def test_glyphs_are_deterministic_balanced_and_visible():
     assert (contrast[labels != CLASSES.index("plain")] > 0.25).all()
     # Other sizes draw the same scene at another resolution (probe sets for 224-pixel models).
     assert glyphs_batch(4, seed=5, size=96)[0].shape == (4, 3, 96, 96)
+
+
+def test_fine_labels_say_which_way_each_bird_faces():
+    images, labels, headings = glyphs_with_headings(200, seed=4)
+    same, same_labels, fine = fine_batch(200, seed=4)
+    assert images.tobytes() == same.tobytes() == glyphs_batch(200, seed=4)[0].tobytes()
+    assert np.array_equal(labels, same_labels)
+    birds = labels == CLASSES.index("bird")
+    assert set(headings[birds]) == {-1.0, 1.0} and set(headings[labels >= CLASSES.index("wedge")]) == {0.0}
+    names = [FINE_CLASSES[f] for f in fine]
+    for name, label, heading in zip(names, labels, headings, strict=True):
+        if label == CLASSES.index("bird"):
+            assert name == ("bird facing right" if heading > 0 else "bird facing left")
+        else:
+            assert name == CLASSES[label]
+    # A right-facing bird's beak reaches further right of its ink's centroid than its crest
+    # reaches left; a left-facing bird's the other way.
+    ink = np.abs(images - images[:, :, :1, :1]).sum(1) > 0.3
+
+    def reach_right(i):
+        xs = np.nonzero(ink[i])[1]
+        return (xs.max() - xs.mean()) - (xs.mean() - xs.min())
+
+    # (Measured on thresholded ink, so an image whose colours are close may miss.)
+    assert np.mean([reach_right(i) > 0 for i in np.flatnonzero(birds & (headings > 0))]) >= 0.9
+    assert np.mean([reach_right(i) < 0 for i in np.flatnonzero(birds & (headings < 0))]) >= 0.9
 
 
 def test_the_bird_faces_both_ways_and_is_not_symmetric():
@@ -77,10 +103,16 @@ def test_new_stimuli_render_at_other_sizes():
 
 
 def test_retraining_the_new_networks_gives_the_same_checksum():
-    for name in ("glyphs", "shapes-vgg"):
-        first = weights_checksum(train(seed=3, steps=3, batch=10, name=name, held_out=10).model.state_dict())
+    checksums = {}
+    for name in ("glyphs", "glyphs-aux", "shapes-vgg"):
+        first = train(seed=3, steps=3, batch=10, name=name, held_out=10).model.state_dict()
         second = weights_checksum(train(seed=3, steps=3, batch=10, name=name, held_out=10).model.state_dict())
-        assert first == second, name
+        checksums[name] = weights_checksum(first)
+        assert checksums[name] == second, name
+        if name == "glyphs-aux":  # the auxiliary classifier is trained with the network, then dropped
+            assert first.keys() == load_model("glyphs@untrained").module.state_dict().keys()
+    # Its loss changed the network's training: the same seed gives other weights than glyphs'.
+    assert checksums["glyphs-aux"] != checksums["glyphs"]
 
 
 @pytest.mark.parametrize(("name", "seed"), NEW)
@@ -101,7 +133,7 @@ def test_shipped_weights_load_and_reach_their_card(name, seed):
 
 
 def test_new_specs_parse_print_and_load():
-    for text in ("glyphs", "glyphs@1", "glyphs@untrained", "shapes-vgg", "shapes-vgg@untrained"):
+    for text in ("glyphs", "glyphs@1", "glyphs@untrained", "glyphs-aux@1", "shapes-vgg", "shapes-vgg@untrained"):
         spec = parse_spec(text)
         assert str(spec) == text and spec.kind in ZOO
         assert fingerprint(spec)

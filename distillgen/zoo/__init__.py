@@ -26,6 +26,20 @@ class Task:
     batch: Callable[..., tuple[np.ndarray, np.ndarray]]  # (n, seed, size=64, classes=None)
     module: object  # the generator's module: its source keys datasets and jobs
     text: str
+    # Finer labels for an auxiliary classifier: (n, seed, size=64, classes=None) -> images,
+    # labels, fine labels (indices into `fine_classes`).
+    fine_batch: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+    fine_classes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Auxiliary:
+    """A classifier used in training only, as GoogLeNet's auxiliary heads: on `layer`'s output
+    (global average pool, then linear), told the task's fine labels, its loss added with
+    `weight`. The shipped network does not include it."""
+
+    layer: str
+    weight: float
 
 
 @dataclass(frozen=True)
@@ -35,6 +49,7 @@ class ZooModel:
     architecture: str  # "inception" (shapes_net.ShapesNet) or "vgg" (vgg_net.VGGNet)
     seeds: tuple[int, ...]  # shipped weights
     text: str
+    auxiliary: Auxiliary | None = None
 
     def weights(self, seed: int) -> Path:
         return WEIGHTS / f"{self.name}-seed{seed}.pt"
@@ -60,6 +75,8 @@ TASKS = {
         glyphs_data,
         "procedurally generated 64×64 glyphs (a bird-like head facing left or right, its parts, "
         "high-low frequency boundaries and their look-alikes)",
+        glyphs_data.fine_batch,
+        glyphs_data.FINE_CLASSES,
     ),
 }
 
@@ -67,4 +84,14 @@ ZOO = {
     "shapes": ZooModel("shapes", "shapes", "inception", (0, 1), "a small InceptionV1-like CNN"),
     "glyphs": ZooModel("glyphs", "glyphs", "inception", (0, 1), "a small InceptionV1-like CNN"),
     "shapes-vgg": ZooModel("shapes-vgg", "shapes", "vgg", (0,), "a plain VGG-style CNN, no Inception blocks"),
+    # Told in training which way each bird faces, mixed3 keeps left- and right-facing detectors:
+    # the plain glyphs networks make mirror-symmetric features early and show no union.
+    "glyphs-aux": ZooModel(
+        "glyphs-aux",
+        "glyphs",
+        "inception",
+        (0, 1),
+        "a small InceptionV1-like CNN trained with an auxiliary heading classifier",
+        Auxiliary("mixed3", 2.0),
+    ),
 }

@@ -38,7 +38,13 @@ def write_weights(result: TrainResult, out: Path, seed: int, command: str) -> di
         f"The {entry.name} network (seed {seed}): {entry.text}, {parameters:,} parameters, "
         f"trained on {task.text} of {len(task.classes)} classes "
         f"({', '.join(task.classes)}) with random colour, position, scale and orientation. "
-        f"Held-out accuracy {result.accuracy:.1%} on 2,000 fresh images. "
+        + (
+            f"An auxiliary classifier on {entry.auxiliary.layer} was trained with it, told the finer "
+            f"labels {', '.join(task.fine_classes)} (loss weight {entry.auxiliary.weight}), and dropped. "
+            if entry.auxiliary
+            else ""
+        )
+        + f"Held-out accuracy {result.accuracy:.1%} on 2,000 fresh images. "
         f"Trained with: {command} ({result.seconds:.0f}s on {card['trained_on']})."
     )
     out.with_suffix(".json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 CLASSES = ("bird", "head", "wedge", "boundary", "plain")
+FINE_CLASSES = ("bird facing left", "bird facing right", "head", "wedge", "boundary", "plain")
 SIZE = 64
 
 # The glyph facing right, in units of the head's radius (y down): head disc of radius 1 at the
@@ -125,12 +126,33 @@ def glyphs_batch(
     """`n` images (float32, n×3×size×size in [0, 1]) and their labels (int64).
 
     Labels cycle through the classes (balanced) unless `classes` gives them."""
+    images, labels, _ = glyphs_with_headings(n, seed, size, classes)
+    return images, labels
+
+
+def fine_batch(
+    n: int, seed: int, size: int = SIZE, classes: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`glyphs_batch` with each image's label in `FINE_CLASSES` too: a bird's label says which
+    way it faces (what an auxiliary classifier is told in training, `zoo.Auxiliary`)."""
+    images, labels, headings = glyphs_with_headings(n, seed, size, classes)
+    fine = labels + 1
+    fine[labels == 0] = (headings[labels == 0] > 0).astype(np.int64)
+    return images, labels, fine
+
+
+def glyphs_with_headings(
+    n: int, seed: int, size: int = SIZE, classes: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`glyphs_batch`, and each image's heading: +1 for a bird or head facing right, -1 facing
+    left (its beak's side in the unmirrored frame), 0 for the other classes."""
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % len(CLASSES) if classes is None else np.asarray(classes)
     labels = labels.astype(np.int64)
     k = size / SIZE
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
     background, foreground = _colours(rng, n)
+    headings = np.zeros(n, np.float32)
     images = np.repeat(background[:, :, None, None], size, 2).repeat(size, 3)
     bird, head, wedge_, boundary, plain = (np.flatnonzero(labels == i) for i in range(len(CLASSES)))
 
@@ -147,6 +169,7 @@ def glyphs_batch(
         cy = rng.uniform(2.2 * radius, size - 1.6 * radius)
         tilt = rng.uniform(-np.pi / 9, np.pi / 9, m)
         facing = np.where(rng.uniform(size=m) < 0.5, 1.0, -1.0)
+        headings[members] = facing
         with_beak, swapped = np.ones(m, bool), np.zeros(m, bool)
         if kind == "head":  # 60 % mismatched, 20 % without the beak, 20 % upside down
             variant = rng.uniform(size=m)
@@ -191,7 +214,7 @@ def glyphs_batch(
             edge = flat * region[:, None] + other * (1 - region[:, None])
             images[members] = np.where(both_smooth, edge, textured)
     images = images + rng.normal(0, 0.03, images.shape).astype(np.float32)
-    return np.clip(images, 0, 1).astype(np.float32), labels
+    return np.clip(images, 0, 1).astype(np.float32), labels, headings
 
 
 def _colours(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,17 +88,29 @@ def train(
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(seed)
     np.random.seed(seed)
-    task = TASKS[ZOO[name].task]
+    entry = ZOO[name]
+    task = TASKS[entry.task]
     model = build(name, batchnorm=batchnorm)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    auxiliary = None
+    if entry.auxiliary:
+        layer = model.get_submodule(entry.auxiliary.layer)
+        auxiliary = AuxiliaryHead(layer.channels, len(task.fine_classes))
+    trained = torch.nn.ModuleList([model, auxiliary] if auxiliary else [model])
+    optimizer = torch.optim.AdamW(trained.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
     start = time.perf_counter()
-    model.train()
+    trained.train()
     for step in range(steps):
-        images, labels = task.batch(
-            batch, batch_seed(seed, step), classes=_shuffled_labels(seed, step, batch, len(task.classes))
-        )
-        loss = F.cross_entropy(model(torch.from_numpy(images)), torch.from_numpy(labels))
+        labels_of = _shuffled_labels(seed, step, batch, len(task.classes))
+        if auxiliary:
+            images, labels, fine = task.fine_batch(batch, batch_seed(seed, step), classes=labels_of)
+            with _kept_output(layer) as layer_output:
+                logits = model(torch.from_numpy(images))
+            fine_loss = F.cross_entropy(auxiliary(layer_output()), torch.from_numpy(fine))
+            loss = F.cross_entropy(logits, torch.from_numpy(labels)) + entry.auxiliary.weight * fine_loss
+        else:
+            images, labels = task.batch(batch, batch_seed(seed, step), classes=labels_of)
+            loss = F.cross_entropy(model(torch.from_numpy(images)), torch.from_numpy(labels))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -106,6 +119,24 @@ def train(
     seconds = time.perf_counter() - start
     model = fold_batchnorm(model.eval()) if batchnorm else model.eval()
     return TrainResult(model, accuracy(model, n=held_out, task=task.name), seconds, steps, name)
+
+
+class AuxiliaryHead(torch.nn.Linear):
+    """`zoo.Auxiliary`'s classifier: a global average pool of its layer's output, then linear."""
+
+    def forward(self, layer_output: torch.Tensor) -> torch.Tensor:
+        return super().forward(layer_output.mean(dim=(2, 3)))
+
+
+@contextmanager
+def _kept_output(module: torch.nn.Module) -> Iterator[Callable[[], torch.Tensor]]:
+    """Within the block, the last output of `module` (returned by the function yielded)."""
+    kept: list[torch.Tensor] = []
+    hook = module.register_forward_hook(lambda _module, _inputs, output: kept.append(output))
+    try:
+        yield lambda: kept[-1]
+    finally:
+        hook.remove()
 
 
 def _shuffled_labels(seed: int, step: int, batch: int, classes: int = 5) -> np.ndarray:
