@@ -1,7 +1,7 @@
 """Look for issue 16's circuits in a glyphs network: left/right-facing detectors with their
 union, and high-low frequency detectors with their high- and low-frequency sources.
 
-    .venv/bin/python benchmarks/zoo_circuits.py glyphs [--sources 4]
+    .venv/bin/python benchmarks/zoo_circuits.py glyphs-aux [--sources 4]
 
 Every number is measured with the engine's own code (`probe.responses`, and
 `ablation.edited_responses` for edges), on the stimulus families of `stimuli.py` and on fresh
@@ -18,7 +18,7 @@ import torch
 from distillgen import stimuli
 from distillgen.engine.ablation import edited_responses
 from distillgen.engine.models import load_model
-from distillgen.engine.probe import responses, unit_maps
+from distillgen.engine.probe import responses, scaled_channels, unit_maps
 from distillgen.jobs import AblationJob, Edit, Sweep
 from distillgen.zoo import glyphs_data
 
@@ -69,36 +69,58 @@ def facing(model, spec: str) -> None:
     }
     for layer in ("mixed3", "mixed4"):
         bl, br, ml, mr = (all_responses(model, layer, images).mean(0) for images in sets.values())
-        top = np.maximum.reduce([bl, br, ml, mr]) + 1e-6
-        scores = {
-            "left-facing": (bl - np.maximum.reduce([br, ml, mr])) / top,
-            "right-facing": (br - np.maximum.reduce([bl, ml, mr])) / top,
-            "union (both ways, not mismatched)": (np.minimum(bl, br) - np.maximum(ml, mr)) / top,
-        }
-        for name, score in scores.items():
+        top = np.maximum.reduce([bl, br]) + 1e-6
+        for name, score in (("left-facing", (bl - br) / top), ("right-facing", (br - bl) / top)):
             best = np.argsort(-score)[:3]
             rows = "; ".join(
                 f"{layer}:{u} L {bl[u]:.2f} R {br[u]:.2f} mismatched {ml[u]:.2f}/{mr[u]:.2f}" for u in best
             )
-            print(f"  {layer} most {name}: {rows}")
-    probe = sweep("facing", stimuli.sweep(0, 360, 24, True))
-    left = np.array([stimuli.SUBSETS["facing"]["left-facing"](v) for v in probe.values])
-    right = np.array([stimuli.SUBSETS["facing"]["right-facing"](v) for v in probe.values])
-    union = all_responses(model, "mixed4", stimuli.sweep_images(probe))
-    unit = int(np.argmax(np.minimum(union[left].mean(0), union[right].mean(0))))
-    images = stimuli.sweep_images(probe)
-    before = union[:, unit]
-    rows = []
+            print(f"  {layer} most {name} ({np.sum(score > 0.5)} units prefer it by half): {rows}")
+    union(model, spec)
+
+
+def union(model, spec: str) -> None:
+    """Rank mixed4 units as unions: each answers both upright headings, and has one mixed3 edge
+    that matters for birds facing left only and one that matters for birds facing right only."""
+    values = stimuli.sweep(0, 360, 72, True)
+    windows = {"left": "165..195", "right": "345..15"}  # within 15° of upright, as trained (±20°)
+    inside = {side: np.array([_within(v, text) for v in values]) for side, text in windows.items()}
+    images = stimuli.sweep_images(sweep("facing", values))
+    before = all_responses(model, "mixed4", images)
+    mean = {side: before[keep].mean(0) for side, keep in inside.items()}
+    both = np.minimum(mean["left"], mean["right"])
+    candidates = np.flatnonzero(
+        (both > 0.3 * both.max()) & (both > 0.7 * np.maximum(mean["left"], mean["right"]))
+    )
+    # Zeroing mixed3:c is zeroing its edges into every mixed4 unit at once (mixed4 reads only mixed3).
+    drops = {side: [] for side in windows}
     for channel in range(model.layers["mixed3"].shape[0]):
-        job = AblationJob(spec, "", "mixed4", unit, (Edit("mixed3", (channel,)),), "tuning", sweep=probe)
-        after = edited_responses(model, job, images, CPU)
-        rows.append(
-            (1 - after[left].mean() / before[left].mean(), 1 - after[right].mean() / before[right].mean())
+        with scaled_channels(model, "mixed3", [channel], 0.0):
+            after = all_responses(model, "mixed4", images)
+        for side, keep in inside.items():
+            drops[side].append(1 - after[keep].mean(0) / (mean[side] + 1e-9))
+    left, right = np.array(drops["left"]), np.array(drops["right"])  # [mixed3 channel, mixed4 unit]
+    # An edge is selective when it changes the other side by less than 10 %: what the article predicts.
+    own_left = np.where(np.abs(right) < 0.1, left, -np.inf)
+    own_right = np.where(np.abs(left) < 0.1, right, -np.inf)
+    score = np.minimum(own_left.max(0), own_right.max(0))
+    print(
+        f"== union: {len(candidates)} mixed4 units answer both upright headings (facing sweep, 5° steps,"
+        f" left {windows['left']}, right {windows['right']}); ranked by the weaker of their best selective"
+        " edges (the largest drop on its own side among edges changing the other side by < 10 %)"
+    )
+    for u in sorted(candidates, key=lambda u: -score[u])[:3]:
+        cl, cr = int(np.argmax(own_left[:, u])), int(np.argmax(own_right[:, u]))
+        print(
+            f"  mixed4:{u} (left {mean['left'][u]:.2f}, right {mean['right'][u]:.2f}): "
+            f"zeroing mixed3:{cl} {-left[cl, u]:+.0%} left / {-right[cl, u]:+.0%} right; "
+            f"zeroing mixed3:{cr} {-left[cr, u]:+.0%} left / {-right[cr, u]:+.0%} right"
         )
-    rows = np.array(rows)
-    print(f"  facing sweep, mixed4:{unit} (strongest both ways): edges from mixed3, drop on left/right:")
-    for channel in np.argsort(-np.abs(rows[:, 0] - rows[:, 1]))[:3]:
-        print(f"    mixed3:{channel} -> {rows[channel, 0]:.0%} / {rows[channel, 1]:.0%}")
+
+
+def _within(value: float, window: str) -> bool:
+    low, high = (float(x) for x in window.split(".."))
+    return low <= value <= high if low <= high else value >= low or value <= high
 
 
 def high_low(model, spec: str, layer: str, sources: int) -> None:

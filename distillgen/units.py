@@ -37,7 +37,7 @@ class ModelError(Exception):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    kind: str  # a zoo network (shapes, glyphs, shapes-vgg) | lucent | torchvision | python | torchscript
+    kind: str  # a zoo network (a key of zoo.ZOO) | lucent | torchvision | python | torchscript
     name: str  # seed for a zoo network, model name, or file path
     factory: str | None = None
     weights: str | None = None  # state-dict path for "python"

@@ -125,7 +125,8 @@ def test_shipped_weights_load_and_reach_their_card(name, seed):
     model = load_model(name if seed == 0 else f"{name}@{seed}")
     assert model.checksum == card["checksum"]
     assert card["accuracy"] >= 0.9 and card["seed"] == seed
-    assert 0 < card["train_seconds"] <= 600  # the 10-minute budget on 2 cores (timed with nothing else running)
+    # The 10-minute budget on 2 cores (timed with nothing else running).
+    assert 0 < card["train_seconds"] <= 600
     assert card["command"].startswith(f"distillgen zoo train {name} --seed {seed} ")
     assert card["task"] == entry.task and card["architecture"] == entry.architecture
     # A quick fresh sample the card's number was not measured on.
@@ -133,7 +134,14 @@ def test_shipped_weights_load_and_reach_their_card(name, seed):
 
 
 def test_new_specs_parse_print_and_load():
-    for text in ("glyphs", "glyphs@1", "glyphs@untrained", "glyphs-aux@1", "shapes-vgg", "shapes-vgg@untrained"):
+    for text in (
+        "glyphs",
+        "glyphs@1",
+        "glyphs@untrained",
+        "glyphs-aux@1",
+        "shapes-vgg",
+        "shapes-vgg@untrained",
+    ):
         spec = parse_spec(text)
         assert str(spec) == text and spec.kind in ZOO
         assert fingerprint(spec)
@@ -175,7 +183,9 @@ def test_cli_lists_and_trains_the_zoo(tmp_path):
 
     listing = run_cli("models")
     assert listing.exit_code == 0
-    assert all(spec in listing.output for spec in ("glyphs@1", "shapes-vgg", "shapes-vgg@untrained"))
+    assert all(
+        spec in listing.output for spec in ("glyphs@1", "glyphs-aux@1", "shapes-vgg", "shapes-vgg@untrained")
+    )
     out = tmp_path / "vgg.pt"
     trained = run_cli("zoo", "train", "shapes-vgg", "--steps", "2", "-q", "-o", str(out))
     assert trained.exit_code == 0, trained.output

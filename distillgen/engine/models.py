@@ -62,7 +62,7 @@ class ModelStore:
 
 
 def _load_zoo(spec: ModelSpec) -> LoadedModel:
-    """A network of distillgen's zoo (shapes, glyphs, shapes-vgg): shipped weights, or the
+    """A network of distillgen's zoo (`zoo.ZOO`): shipped weights, or the
     initialization from seed 0 for `@untrained`."""
     from distillgen.zoo import ZOO
     from distillgen.zoo.train import build
