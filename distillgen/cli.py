@@ -204,12 +204,12 @@ PROGRESS_INTERVAL = 10.0  # seconds between progress lines when stderr is not a 
 
 
 class BuildProgress:
-    """One progress display for a whole build. Each group of figures (a batch in this process,
-    a round of Ray tasks) adds its work to the total when it starts: later rounds are known only
-    after earlier ones, so the total grows, and done/total and the ETA cover everything known
-    so far. A bar on a terminal; in a log (CI), where a bar never shows, a line every
-    PROGRESS_INTERVAL seconds from a timer thread (one step of a large model can take longer)
-    and one at the end of each group."""
+    """One progress display for a whole build (or for `zoo train`, one group of steps). Each group
+    of figures (a batch in this process, a round of Ray tasks) adds its work to the total when it
+    starts: later rounds are known only after earlier ones, so the total grows, and done/total and
+    the ETA cover everything known so far. A bar on a terminal; in a log (CI), where a bar never
+    shows, a line every PROGRESS_INTERVAL seconds from a timer thread (one step of a large model
+    can take longer) and one at the end of each group."""
 
     def __init__(self) -> None:
         self.label, self.done, self.total = "", 0, 0
@@ -471,15 +471,13 @@ def zoo_train(name: str, seed: int, steps: int, out: Path, quiet: bool) -> None:
 
     if quiet:
         result = train(seed, steps=steps, name=name)
-    else:
-        label = f"training {name} (seed {seed})"
-        with click.progressbar(length=steps, label=label, show_eta=True, item_show_func=lambda s: s) as bar:
-            result = train(
-                seed,
-                steps=steps,
-                name=name,
-                progress=lambda step, total, loss: bar.update(1, f"loss {loss:.3f}"),
-            )
+    else:  # a bar on a terminal, a line every 10 s in a log
+        progress = BuildProgress()
+        try:
+            with progress.group(f"training {name} (seed {seed}), steps", steps) as advance:
+                result = train(seed, steps=steps, name=name, progress=lambda step, total, loss: advance(1))
+        finally:
+            progress.close()
     command = f"distillgen zoo train {name} --seed {seed} --steps {steps} -o {out.name}"
     card = write_weights(result, out, seed, command)
     click.echo(

@@ -187,8 +187,10 @@ def test_cli_lists_and_trains_the_zoo(tmp_path):
         spec in listing.output for spec in ("glyphs@1", "glyphs-aux@1", "shapes-vgg", "shapes-vgg@untrained")
     )
     out = tmp_path / "vgg.pt"
-    trained = run_cli("zoo", "train", "shapes-vgg", "--steps", "2", "-q", "-o", str(out))
+    trained = run_cli("zoo", "train", "shapes-vgg", "--steps", "2", "-o", str(out))
     assert trained.exit_code == 0, trained.output
+    # Not a terminal, so no bar: progress lines, the last one when training ends.
+    assert "training shapes-vgg (seed 0), steps: 2/2 (100%)" in trained.output
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["name"] == "shapes-vgg" and card["architecture"] == "vgg" and card["steps"] == 2
     assert card["command"] == "distillgen zoo train shapes-vgg --seed 0 --steps 2 -o vgg.pt"
