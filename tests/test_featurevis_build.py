@@ -75,6 +75,24 @@ def test_build_writes_images_records_and_hover_cards(units_site):
     assert len(records[-1]["result"]["images"]) == 2  # the diversity figure
 
 
+def test_a_unit_chip_can_name_another_model(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    write(
+        src / "chips.md",
+        "---\ntitle: Chips\nfeaturevis: {steps: 4, size: 32}\n---\n\n"
+        "Seed 0 {unit}`mixed3:2`; seed 1 {unit}`shapes@1 mixed3:2`.\n",
+    )
+    result = build(src, out, tmp_path / "cache")
+    assert result.exit_code == 0, result.output
+    page = (out / "chips" / "index.html").read_text()
+    assert 'href="../units/shapes/mixed3/2.html"' in page
+    assert 'href="../units/shapes@1/mixed3/2.html"' in page and "<code>shapes@1 mixed3:2</code>" in page
+    records = json.loads((out / "chips" / "figures.json").read_text())["figures"]
+    assert [r["model"]["spec"] for r in records] == ["shapes", "shapes@1"]
+    assert records[0]["model"]["checksum"] != records[1]["model"]["checksum"]
+    assert (out / "units" / "shapes@1" / "mixed3" / "2.html").is_file()
+
+
 def test_rebuild_takes_everything_from_the_cache_and_changes_recompute_only_that(units_site):
     src, out, cache = units_site
     total = computed(build(src, out, cache))
@@ -154,6 +172,8 @@ def test_frozen_lists_what_is_missing_and_keeps_the_previous_build(units_site, t
         ("```{featurevis} mixed3:1\n:model: nets/none.py:make\n```", 6, "model file not found"),
         ("Inline {unit}`mixed3:1-2`.", 5, "{unit} names one unit, not 2"),
         ("Inline {unit}`mixed9:1`.", 5, "unknown layer 'mixed9'"),
+        ("Inline {unit}`shapes@7 mixed3:1`.", 5, "no shipped weights for 'shapes@7'"),
+        ("Inline {unit}`shapes-vgg mixed3:1`.", 5, "unknown layer 'mixed3'"),
     ],
 )
 def test_author_mistakes_are_path_line_errors_before_any_compute(tmp_path, snippet, line, message):

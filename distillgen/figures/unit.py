@@ -1,7 +1,8 @@
 """{unit}`mixed3:5`: an inline chip with the unit's thumbnail and a hover card.
 
 The image is the unit's default feature visualization on the article's model: the same job,
-and so the same cached artifact, as a {featurevis} of that unit with default options.
+and so the same cached artifact, as a {featurevis} of that unit with default options. A unit of
+another model names the model first, as a figure's `:model:` would: {unit}`shapes@1 mixed3:5`.
 """
 
 from __future__ import annotations
@@ -40,19 +41,24 @@ class UnitChip:
 
 class Unit(RoleKind):
     name = "unit"
-    doc = "A unit of the article's model, shown inline with its feature visualization."
+    doc = (
+        "A unit shown inline with its feature visualization: of the article's model, or of the model "
+        "written before it (`shapes@1 mixed3:5`)."
+    )
 
     def check(self, role: Role, ctx: CheckContext) -> UnitRequest | None:
+        written = role.content.strip()
+        model, _, address = written.rpartition(" ")  # "shapes@1 mixed3:5": a model, then the unit
         try:
-            unit = one_unit("names")(role.content)
+            unit = one_unit("names")(address)
         except SpecError as exc:
             ctx.error(role.line, f"{{unit}}: {exc}")
             return None
         except ValueError as exc:  # several units
             ctx.error(role.line, str(exc).replace("{kind}", "{unit}") + "; use {featurevis} for several")
             return None
-        spec = ctx.model_spec(None, role.line)
-        return None if spec is None else UnitRequest(spec, unit, role.content.strip(), role.line)
+        spec = ctx.model_spec(model.strip() or None, role.line)
+        return None if spec is None else UnitRequest(spec, unit, written, role.line)
 
     def plan(self, request: UnitRequest, ctx: PlanContext) -> UnitChip | None:
         resolved = ctx.units(request.spec, [request.unit], request.line, request.line)
