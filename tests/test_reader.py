@@ -114,9 +114,12 @@ def test_plot_series_differ_by_line_style_as_well_as_colour(example_build):
 
 def search(page, query: str) -> list[str]:
     page.fill(".pagefind-ui__search-input", query)
-    page.wait_for_selector(".pagefind-ui__result-link")
+    # Pagefind says "N results for <query>" before each result's link loads, so wait for both
+    # together: the message and the links of this search, not of the one before.
     page.wait_for_function(
-        "q => document.querySelector('.pagefind-ui__message')?.textContent.includes(q)", arg=query
+        """q => document.querySelector('.pagefind-ui__message')?.textContent.includes(q)
+               && document.querySelectorAll('.pagefind-ui__result-link').length > 0""",
+        arg=query,
     )
     return page.eval_on_selector_all(
         ".pagefind-ui__result-link", "els => els.map(e => e.getAttribute('href'))"
