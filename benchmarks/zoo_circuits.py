@@ -3,9 +3,10 @@ union, and high-low frequency detectors with their high- and low-frequency sourc
 
     .venv/bin/python benchmarks/zoo_circuits.py glyphs-aux [--sources 4]
 
-Every number is measured with the engine's own code (`probe.responses`, and
-`ablation.edited_responses` for edges), on the stimulus families of `stimuli.py` and on fresh
-birds drawn like the training data; units are ranked by the criteria printed, never picked.
+Every number is measured with the engine's own code (`probe.responses`; for edges
+`ablation.edited_responses`, or `probe.scaled_channels` for all of a mixed3 unit's edges into
+mixed4 at once), on the stimulus families of `stimuli.py` and on fresh birds drawn like the
+training data; units are ranked by the criteria printed, never picked.
 """
 
 from __future__ import annotations

@@ -87,6 +87,7 @@ def test_a_unit_chip_can_name_another_model(tmp_path):
     page = (out / "chips" / "index.html").read_text()
     assert 'href="../units/shapes/mixed3/2.html"' in page
     assert 'href="../units/shapes@1/mixed3/2.html"' in page and "<code>shapes@1 mixed3:2</code>" in page
+    assert "<code>mixed3:2</code> · shapes@1</p>" in page  # the hover card names the model once
     records = json.loads((out / "chips" / "figures.json").read_text())["figures"]
     assert [r["model"]["spec"] for r in records] == ["shapes", "shapes@1"]
     assert records[0]["model"]["checksum"] != records[1]["model"]["checksum"]

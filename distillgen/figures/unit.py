@@ -25,7 +25,8 @@ CHIP = 20  # CSS pixels: the height of a line of text
 class UnitRequest:
     spec: ModelSpec
     unit: UnitRef
-    written: str
+    written: str  # as in the text: "mixed3:5" or "shapes@1 mixed3:5"
+    address: str  # the unit alone: "mixed3:5"
     line: int
 
 
@@ -33,6 +34,7 @@ class UnitRequest:
 class UnitChip:
     job: FeatureVisJob
     written: str
+    address: str  # the hover card names the model beside it
 
     @property
     def jobs(self) -> tuple[FeatureVisJob, ...]:
@@ -58,7 +60,7 @@ class Unit(RoleKind):
             ctx.error(role.line, str(exc).replace("{kind}", "{unit}") + "; use {featurevis} for several")
             return None
         spec = ctx.model_spec(model.strip() or None, role.line)
-        return None if spec is None else UnitRequest(spec, unit, written, role.line)
+        return None if spec is None else UnitRequest(spec, unit, written, address.strip(), role.line)
 
     def plan(self, request: UnitRequest, ctx: PlanContext) -> UnitChip | None:
         resolved = ctx.units(request.spec, [request.unit], request.line, request.line)
@@ -70,10 +72,11 @@ class Unit(RoleKind):
                 featurevis_job(request.spec, info.fingerprint, unit, ctx.featurevis_settings(info)), info
             ),
             request.written,
+            request.address,
         )
 
     def render(self, chip: UnitChip, ctx: RenderContext) -> Rendered:
-        anchor = unit_card(ctx, chip.job, chip.written)
+        anchor = unit_card(ctx, chip.job, chip.address)
         img = image_html(ctx, chip.job, 0, CHIP, "")
         return ctx.rendered(
             f'<a class="unit-chip" href="{escape(page_href(chip.job))}" data-hover-ref="{anchor}">{img}'
