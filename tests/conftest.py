@@ -65,6 +65,11 @@ def example_build(tmp_path_factory) -> Path:
 
 
 CHROMIUM = "/usr/bin/chromium"
+# A hang in the browser must fail in minutes with its stack, never take CI's 90: each browser
+# action (a click, a load, a wait) gives up after ACTION_TIMEOUT_MS, and a browser test after
+# BROWSER_TEST_TIMEOUT_S of its own run (its fixtures' builds are under the suite's timeout).
+ACTION_TIMEOUT_MS = 15_000
+BROWSER_TEST_TIMEOUT_S = 240
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -84,9 +89,28 @@ def browser():
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run the tests with `make test`, which installs it")
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=ACTION_TIMEOUT_MS * 4
+        )
+        new_context = chromium.new_context
+
+        def new_context_with_timeouts(**options):
+            # Playwright's default is 30 s an action and none for some waits; every test's
+            # context gets the same short one, whoever opens it.
+            context = new_context(**options)
+            context.set_default_timeout(ACTION_TIMEOUT_MS)
+            context.set_default_navigation_timeout(ACTION_TIMEOUT_MS)
+            return context
+
+        chromium.new_context = new_context_with_timeouts
         yield chromium
         chromium.close()
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.get_closest_marker("browser") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(BROWSER_TEST_TIMEOUT_S, func_only=True))
 
 
 @pytest.fixture

@@ -360,6 +360,55 @@ def test_the_archive_opens_from_a_disk_with_every_figure_and_no_request(browser,
     assert figures == published.count("<figure") and figures >= 10
 
 
+def test_an_archive_without_a_site_url_keeps_no_relative_link(example_archive):
+    html = (example_archive / "zoom-in-shapes" / "index.archive.html").read_text()
+    urls = re.findall(r'\s(?:href|src|xlink:href|srcset|poster)="([^"]*)"', html)
+    assert len(urls) > 100
+    kept = ("data:", "http://", "https://", "mailto:", "#")
+    assert [url for url in urls if not url.startswith(kept)] == []
+    # Links to unit pages lost their href and kept their text.
+    published = (example_archive / "zoom-in-shapes" / "index.html").read_text()
+    assert 'href="../units/' in published and 'class="unit-chip"' in html
+
+
+LINKING = """
+---
+title: A
+---
+
+(start)=
+## Start
+
+See [the other article](../b/index.html#part), [this section](index.html#start),
+[a place here](#start) and [the web](https://example.com/x).
+"""
+
+
+@pytest.mark.parametrize(
+    "config, other",
+    [
+        ("title: T\nurl: https://notes.example.org/site/\n", 'href="https://notes.example.org/site/b/index.html#part"'),
+        ("title: T\n", None),
+    ],
+)
+def test_an_archives_links_to_the_site_are_absolute_or_text(site, tmp_path, config, other):
+    write(site / "distillgen.yml", config)
+    write(site / "a.md", LINKING)
+    write(site / "b.md", "---\ntitle: B\n---\n\n(part)=\n## Part\n\nText.\n")
+    out = tmp_path / "out"
+    result = run_cli("build", str(site), "-o", str(out), "--cache-dir", str(tmp_path / "cache"), "--archive")
+    assert result.exit_code == 0, result.output
+    html = (out / "a" / "index.archive.html").read_text()
+    body = html[html.index('<article class="d-article"') : html.index("</article>")]
+    assert 'href="#start">this section</a>' in body and 'href="#start">a place here</a>' in body
+    assert 'href="https://example.com/x">the web</a>' in body
+    if other:
+        assert f"{other}>the other article</a>" in body
+    else:
+        assert "<a>the other article</a>" in body
+        assert not re.search(r'\s(?:href|src)="(?![a-z]+:|#)', html)
+
+
 @pytest.mark.browser
 def test_a_printed_article_keeps_every_numbered_figure(open_page, example_build, tmp_path):
     from pypdf import PdfReader

@@ -4,8 +4,10 @@ way Distill published `index.archive.html`: stylesheets and scripts inlined, eve
 from a disk with no network (but for what the article itself takes from the web: a `{figure}`
 with an https:// image stays a link to it).
 
-Only what the page loads is inlined; links a reader follows (unit pages, other articles) point
-to the published site when the site config has a `url`, and stay relative otherwise.
+Only what the page loads is inlined. An archive opened on its own has no site beside it, so it
+keeps no relative link: links a reader follows (unit pages, other articles, the search page)
+point to the published site when the site config has a `url`, and otherwise lose their `href`
+and stay as text; a link to a place in the page itself becomes its bare fragment.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 _LOADED = re.compile(
     r'<(?P<tag>link|script|img|image)\b(?P<before>[^>]*?)\b(?P<attr>src|href)="(?P<url>[^"]*)"(?P<after>[^>]*)>'
 )
-_LINK = re.compile(r'<a\b(?P<before>[^>]*?)\bhref="(?P<url>[^"#][^"]*)"')
+_LINK = re.compile(r'<a\b(?P<before>[^>]*?)\s+href="(?P<url>[^"#][^"]*)"')
 _EXTERNAL = re.compile(r"^[a-z][a-z0-9+.-]*:", re.I)
 
 
@@ -65,11 +67,15 @@ def archive_page(
 
     def link(match: re.Match) -> str:
         path = target(match["url"])
-        if path is None or not site_url:
+        if path is None:
             return match[0]
         url = unescape(match["url"])
         rest = url[min((url.find(c) for c in "?#" if c in url), default=len(url)) :]  # query, fragment
-        return f'<a{match["before"]}href="{escape(site_url.rstrip("/") + "/" + path + rest)}"'
+        if path == page and rest.startswith("#"):
+            return f'<a{match["before"]} href="{escape(rest)}"'
+        if not site_url:
+            return f"<a{match['before']}"
+        return f'<a{match["before"]} href="{escape(site_url.rstrip("/") + "/" + path + rest)}"'
 
     html = html.replace(' loading="lazy"', "")  # inlined images are there already; print them all
     return _LINK.sub(link, _LOADED.sub(inline, html))
