@@ -387,7 +387,10 @@ See [the other article](../b/index.html#part), [this section](index.html#start),
 @pytest.mark.parametrize(
     "config, other",
     [
-        ("title: T\nurl: https://notes.example.org/site/\n", 'href="https://notes.example.org/site/b/index.html#part"'),
+        (
+            "title: T\nurl: https://notes.example.org/site/\n",
+            'href="https://notes.example.org/site/b/index.html#part"',
+        ),
         ("title: T\n", None),
     ],
 )

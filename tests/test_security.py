@@ -78,6 +78,7 @@ i => {
 }
 """
 
+
 @dataclass(frozen=True)
 class Clicked:
     dialogs: list[str]  # the messages of every alert, confirm or prompt that was called
