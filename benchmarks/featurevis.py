@@ -7,6 +7,12 @@ scored the same way: the unit's mean activation on the saved (8-bit) image.
 
     python benchmarks/featurevis.py                      # shapes and GoogLeNet, 16 units, CPU
     python benchmarks/featurevis.py --model googlenet --units 64 --device cuda
+    python benchmarks/featurevis.py --network-alone      # shapes and InceptionV1: engine vs network
+
+`--network-alone` measures the engine's overhead instead: its time per image-step against the
+network's own forward and backward pass on a batch of the same size (the same units' objective,
+images at the size the transforms hand the network), each the best of `--repeat` rounds taken
+in turn, so that a slow moment of the machine hits both sides.
 
 Two adjustments keep the work equal, and both favour lucent:
 - render_vis upsamples images smaller than 224 px to 224; for the shapes network (64 px) it
@@ -31,6 +37,7 @@ from distillgen.engine.device import describe_device, resolve_device
 from distillgen.engine.featurevis import preprocessor, render
 from distillgen.engine.hooks import capture, run
 from distillgen.engine.models import load_model
+from distillgen.engine.transforms import PAD
 from distillgen.jobs import FeatureVisJob, FeatureVisSettings
 from distillgen.units import fingerprint, parse_spec
 
@@ -43,6 +50,11 @@ MODELS = {
     # name: (spec, layer, lucent's name for it, steps, image size)
     "shapes": ("shapes", "mixed3", "mixed3", 128, 64),
     "googlenet": ("torchvision:googlenet@untrained", "inception3b", "inception3b", 32, 224),
+}
+OVERHEAD_MODELS = {
+    # name: (spec, layer, steps, image size): shapes as issue 24 measured it
+    "shapes": ("shapes", "mixed3", 64, 64),
+    "inceptionv1": ("lucent:inceptionv1@untrained", "mixed4a", 8, 224),
 }
 
 
@@ -95,15 +107,66 @@ def activations(model, layer, units, images, device) -> list[float]:
     return [float(acts[i, unit].mean()) for i, unit in enumerate(units)]
 
 
+def network_seconds(model, layer, units, steps, size, device) -> float:
+    """The network alone: forward up to `layer` and backward of the units' objective, on a
+    batch of one image per unit at the size the transforms hand the network (padded by 12 px
+    a side), in the engine's memory layout; seconds per image-step."""
+    side = size + 2 * PAD
+    images = torch.rand(len(units), 3, side, side, device=device).contiguous(
+        memory_format=torch.channels_last
+    )
+    images.requires_grad_(True)
+    preprocess = preprocessor(model.preprocessing)
+    index, channels = torch.arange(len(units), device=device), torch.tensor(units, device=device)
+    model.module.to(memory_format=torch.channels_last)
+    with capture(model.module, [layer]) as outputs:
+        start = time.perf_counter()
+        for _ in range(steps):
+            images.grad = None
+            run(model.module, preprocess(images), outputs)
+            (-outputs[layer][index, channels].mean(dim=(1, 2)).sum()).backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - start) / steps / len(units)
+
+
+def overhead(names: list[str], units: int, repeat: int, device) -> None:
+    print(
+        f"{'model':<12} {'layer':<8} {'units':>5} {'steps':>5} {'size':>4} "
+        f"{'engine ms':>10} {'network ms':>11} {'ratio':>6}   (per image-step, best of {repeat})"
+    )
+    for name in names:
+        spec, layer, steps, size = OVERHEAD_MODELS[name]
+        model = load_model(spec)
+        model.module.to(device)
+        chosen = list(range(units))
+        engine_images(model, spec, layer, chosen[:2], 2, size, device)  # warm both up
+        network_seconds(model, layer, chosen[:2], 2, size, device)
+        engine, network = [], []
+        for _ in range(repeat):
+            engine.append(engine_images(model, spec, layer, chosen, steps, size, device)[1] / steps / units)
+            network.append(network_seconds(model, layer, chosen, steps, size, device))
+        print(
+            f"{name:<12} {layer:<8} {units:>5} {steps:>5} {size:>4} {min(engine) * 1e3:>10.3f} "
+            f"{min(network) * 1e3:>11.3f} {min(engine) / min(network):>5.2f}x"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=[*MODELS, "all"], default="all")
+    parser.add_argument("--model", choices=[*MODELS, *OVERHEAD_MODELS, "all"], default="all")
     parser.add_argument("--units", type=int, default=16)
     parser.add_argument("--steps", type=int, help="override the model's default steps")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--network-alone", action="store_true", help="engine time against the network's own")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds for --network-alone (best of)")
     args = parser.parse_args()
     device = resolve_device(args.device)
-    print(f"device: {describe_device(device)}, torch {torch.__version__}")
+    print(f"device: {describe_device(device)}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if args.network_alone:
+        names = list(OVERHEAD_MODELS) if args.model == "all" else [args.model]
+        overhead(names, args.units, args.repeat, device)
+        return
     header = (
         f"{'model':<10} {'units':>5} {'steps':>5} {'size':>4} {'lucent s':>9} {'engine s':>9} {'speedup':>8}"
     )

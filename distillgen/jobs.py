@@ -55,7 +55,7 @@ class FeatureVisSettings:
     seed: int = 0
     fft: bool = True
     decorrelate: bool = True
-    transforms: str = "standard"  # lucent's standard_transforms, or "none"
+    transforms: str = "standard"  # lucent's standard transforms (engine/transforms.py), or "none"
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,7 @@ class FeatureVisJob(Keyed):
     kind: ClassVar[str] = "featurevis"
     noun: ClassVar[str] = "unit"  # for progress: "featurevis of 3 units"
     Result: ClassVar[type] = FeatureVisResult
+    revision: ClassVar[int] = 1  # 1: lucent's transforms with whole-pixel shifts (engine/transforms.py)
 
     model: str  # canonical spec
     fingerprint: str  # units.fingerprint(spec): the weights' identity

@@ -205,3 +205,41 @@ def test_a_diversity_set_of_one_image_is_one_image(shapes):
     # An atlas or an article may ask for diversity 1: nothing to differ from, no error.
     rendered = render(shapes, [job("mixed3", 2, diversity=1)], CPU)[0]
     assert len(rendered.images) == 1
+
+
+def test_the_standard_transforms_are_lucents_with_whole_pixel_shifts():
+    """engine/transforms.py draws what lucent's standard transforms draw, in the same order,
+    and gives the same output size and nearly the same pixels (lucent's kornia translations
+    resample by a hair over a whole pixel; these shift exactly)."""
+    import warnings
+
+    from distillgen.engine.transforms import standard
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from lucent.optvis import transform
+
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 40, 40)
+    differences = []
+    for seed in range(12):
+        np.random.seed(seed)
+        theirs = transform.compose(transform.standard_transforms)(images)
+        after_theirs = np.random.random()
+        np.random.seed(seed)
+        ours = standard(images)
+        assert np.random.random() == after_theirs  # the same draws from numpy's generator
+        assert ours.shape == theirs.shape
+        differences.append(float((ours - theirs).abs().mean()))
+    assert max(differences) < 0.06  # the grey border's edge moves by a pixel where lucent blurs it
+    assert np.median(differences) < 0.03
+
+
+def test_units_silent_on_grey_still_get_an_image(shapes):
+    """Four of the shapes network's first eight mixed3 units are silent on a grey image: only
+    the transforms' blur at the image's border gives them a first gradient. Composing the
+    transforms into one resampling removed it and left them at zero."""
+    silent = [2, 3, 4, 6]
+    settings = FeatureVisSettings(steps=128, size=64)
+    rendered = render(shapes, [job("mixed3", unit, settings) for unit in silent], CPU)
+    assert all(r.values[0] > 1.0 for r in rendered), [r.values[0] for r in rendered]

@@ -7,6 +7,7 @@ leaves its hooks on the model and uses the device it picked at import time. This
   in chunks sized to the memory at hand;
 - runs the forward pass only up to the deepest layer an objective reads (`hooks.capture`);
 - keeps parameters frozen (no weight gradients) and removes its hooks, also after an error;
+- applies lucent's standard transforms as one resampling (engine/transforms.py);
 - draws each job's initial image from the job's own seed and the random transforms from the
   settings' seed, so a unit's image is the same whichever units share its batch: every image's
   loss depends only on that image (a diversity set's on its own images), and Adam updates each
@@ -34,6 +35,7 @@ with warnings.catch_warnings():  # kornia 0.4 (lucent's pin) scripts functions o
 from distillgen.engine import Output
 from distillgen.engine.hooks import capture, run
 from distillgen.engine.models import LoadedModel
+from distillgen.engine.transforms import standard as standard_transforms
 from distillgen.jobs import FeatureVisJob, FeatureVisResult, FeatureVisSettings
 
 DIVERSITY_WEIGHT = 1e2  # lucent's notebooks use 1e2 to 1e3 against a channel objective
@@ -98,7 +100,7 @@ def _optimize(
         objective, per_job = _objective(jobs, device)
         optimizer = torch.optim.Adam(params, lr=settings.lr)
         preprocess = preprocessor(model.preprocessing)
-        transforms = transform.standard_transforms if settings.transforms == "standard" else []
+        transforms = [standard_transforms] if settings.transforms == "standard" else []
         augment = transform.compose([*transforms, preprocess])
         np.random.seed(settings.seed)  # the transforms draw from numpy's global generator
         layers = sorted({job.layer for job in jobs})
@@ -138,13 +140,15 @@ def _parameterize(
             part = tensor[offset : offset + job.images]
             part.copy_(torch.randn(part.shape) * 0.01)
             offset += job.images
-    decorrelate = torch.tensor(color.color_correlation_normalized.T, device=device)
+    # lucent's colour matrix as a 1x1 convolution: the same sums, without its matmul's two
+    # permutes and their copies (a tenth of a small network's step)
+    decorrelate = torch.tensor(color.color_correlation_normalized, device=device)[:, :, None, None]
 
     def images() -> torch.Tensor:
         # lucent's to_valid_rgb, with its colour matrix on our device instead of cuda:0
         pixels = image()
         if settings.decorrelate:
-            pixels = (pixels.permute(0, 2, 3, 1) @ decorrelate).permute(0, 3, 1, 2)
+            pixels = torch.nn.functional.conv2d(pixels, decorrelate)
         return torch.sigmoid(pixels)
 
     return images, [tensor]
