@@ -1,20 +1,34 @@
 # The two commands of the README's quick start. Each sets up what it needs by itself.
-#   make site   create .venv, install distillgen, build articles/ into build/
-#   make test   the same set-up plus test tools and Chromium, then the whole test suite
+#   make site       create .venv, install distillgen, build articles/ into build/ (its figures
+#                   come from the cache shipped in articles/.distillgen/cache)
+#   make test       the same set-up plus test tools and Chromium, then the whole test suite
+# And for maintainers:
+#   make test-full  the test suite plus the example site computed from nothing
+#   make cache      compute the shipped cache again (after a change to an engine or a key)
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: site test lint clean
+.PHONY: site test test-full cache chromium clean
 
 site: $(VENV)/.installed
 	$(BIN)/distillgen build articles -o build
 
-test: $(VENV)/.installed-test
-	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+test: $(VENV)/.installed-test chromium
 	$(BIN)/ruff check distillgen tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
+
+test-full: $(VENV)/.installed-test chromium
+	$(BIN)/ruff check distillgen tests benchmarks
+	$(BIN)/python -m pytest -q --durations=20 -m "full or not full"
+
+cache: $(VENV)/.installed
+	rm -rf articles/.distillgen/cache
+	$(BIN)/distillgen build articles -o build --strict
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)

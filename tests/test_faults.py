@@ -181,9 +181,11 @@ def read_only(monkeypatch, folder: Path):
     """Make `folder` read-only for root too: a read-only tmpfs mounted on it where the test may
     mount (root ignores permission bits), else a simulated EROFS from the cache's write probe."""
     folder.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro", "tmpfs", str(folder)], capture_output=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro", "tmpfs", str(folder)], capture_output=True, timeout=30
+    )
     if mounted.returncode == 0:
-        return lambda: subprocess.run(["umount", str(folder)], check=True)
+        return lambda: subprocess.run(["umount", str(folder)], check=True, timeout=30)
     from distillgen.cache import Cache
 
     def erofs(self):
@@ -298,7 +300,7 @@ def test_progress_lines_at_a_steady_interval_without_a_terminal(tiny, monkeypatc
 def test_staging_folders_of_dead_builds_are_swept(tiny):
     src, out, cache = tiny
     dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, timeout=60
     )
     stale = out.parent / f".out-new-{dead.stdout.strip()}-x1y2"
     (stale / "tiny").mkdir(parents=True)
@@ -333,7 +335,7 @@ def test_a_build_killed_while_writing_leaves_nothing_after_the_next_build(tiny):
         assert time.monotonic() < deadline, "the build never started writing"
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
-    process.wait()
+    process.wait(timeout=30)
     assert leftovers(out)  # what a killed build leaves
     result = build(src, out, cache)
     assert result.exit_code == 0, result.output
@@ -385,7 +387,7 @@ def test_with_no_wait_a_busy_cache_is_an_error(tmp_path):
         assert waiting.returncode == 0, "".join(seen) + rest
     finally:
         holder.kill()
-        holder.wait()
+        holder.wait(timeout=30)
 
 
 def test_the_lock_is_free_after_a_build(tiny):

@@ -211,4 +211,4 @@ def test_rebuilding_the_example_site_does_not_import_torch(example_build, tmp_pa
         "assert r.computed == 0, r;"
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=600)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ARTICLES, run_cli
+from tests.conftest import ARTICLES, SHIPPED_CACHE, run_cli
 
 
 def files(root: Path) -> dict[str, bytes]:
@@ -20,6 +20,40 @@ def test_example_site_has_every_article_and_its_assets(example_build):
         assert f'href="{slug}/index.html"' in index
     for asset in ("distill.css", "distill.js", "pygments.css"):
         assert (example_build / "static" / asset).is_file()
+
+
+def summary(log: str) -> tuple[int, int]:
+    """(figures, computed) from a build's summary line."""
+    found = re.search(r"(\d[\d,]*) figure\(s\) \((\d[\d,]*) computed\)", log)
+    assert found, log
+    return int(found[1].replace(",", "")), int(found[2].replace(",", ""))
+
+
+def shipped_keys() -> set[str]:
+    return {folder.name for folder in (SHIPPED_CACHE / "objects").glob("*/*") if folder.is_dir()}
+
+
+def test_the_shipped_cache_holds_the_example_sites_figures_and_nothing_else(example_build):
+    """`make site` shows the example site in minutes because its figures ship in git; after a
+    change to an engine or a key they must be computed again (`make cache`) and committed."""
+    figures, computed = summary((example_build.parent / "build.log").read_text())
+    stale = "the shipped cache is out of date: run `make cache` and commit articles/.distillgen/cache"
+    assert computed == 0, f"{computed} figure(s) were not in it; {stale}"
+    assert len(shipped_keys()) == figures, f"it holds entries no figure uses; {stale}"
+
+
+@pytest.mark.full
+def test_the_example_site_computed_from_nothing_is_the_shipped_one(tmp_path):
+    """What `make cache` does, in a cache of its own: every figure computed (the predictions
+    checked with --strict) under the keys the shipped cache has."""
+    cache = tmp_path / "cache"
+    result = run_cli(
+        "build", str(ARTICLES), "-o", str(tmp_path / "out"), "--cache-dir", str(cache), "--strict"
+    )
+    assert result.exit_code == 0, result.output
+    figures, computed = summary(result.stderr)
+    assert computed == figures
+    assert {folder.name for folder in (cache / "objects").glob("*/*")} == shipped_keys()
 
 
 def test_example_article_uses_every_feature(example_build):
