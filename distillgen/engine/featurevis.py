@@ -7,7 +7,8 @@ leaves its hooks on the model and uses the device it picked at import time. This
   in chunks sized to the memory at hand;
 - runs the forward pass only up to the deepest layer an objective reads (`hooks.capture`);
 - keeps parameters frozen (no weight gradients) and removes its hooks, also after an error;
-- applies lucent's standard transforms as one resampling (engine/transforms.py);
+- applies lucent's standard transforms with two resamplings where lucent makes four
+  (engine/transforms.py);
 - draws each job's initial image from the job's own seed and the random transforms from the
   settings' seed, so a unit's image is the same whichever units share its batch: every image's
   loss depends only on that image (a diversity set's on its own images), and Adam updates each
@@ -140,15 +141,15 @@ def _parameterize(
             part = tensor[offset : offset + job.images]
             part.copy_(torch.randn(part.shape) * 0.01)
             offset += job.images
-    # lucent's colour matrix as a 1x1 convolution: the same sums, without its matmul's two
-    # permutes and their copies (a tenth of a small network's step)
-    decorrelate = torch.tensor(color.color_correlation_normalized, device=device)[:, :, None, None]
+    # A matmul, not the cheaper 1x1 convolution: oneDNN's convolution sums in an order that
+    # depends on the batch size, and an image must not depend on what shares its batch.
+    decorrelate = torch.tensor(color.color_correlation_normalized.T, device=device)
 
     def images() -> torch.Tensor:
         # lucent's to_valid_rgb, with its colour matrix on our device instead of cuda:0
         pixels = image()
         if settings.decorrelate:
-            pixels = torch.nn.functional.conv2d(pixels, decorrelate)
+            pixels = (pixels.permute(0, 2, 3, 1) @ decorrelate).permute(0, 3, 1, 2)
         return torch.sigmoid(pixels)
 
     return images, [tensor]

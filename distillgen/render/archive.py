@@ -23,7 +23,8 @@ from pathlib import Path
 _LOADED = re.compile(
     r'<(?P<tag>link|script|img|image)\b(?P<before>[^>]*?)\b(?P<attr>src|href)="(?P<url>[^"]*)"(?P<after>[^>]*)>'
 )
-_LINK = re.compile(r'<a\b(?P<before>[^>]*?)\s+href="(?P<url>[^"#][^"]*)"')
+# A link a reader follows, in HTML (href) or SVG (xlink:href).
+_LINK = re.compile(r'<a\b(?P<before>[^>]*?)\s+(?P<attr>(?:xlink:)?href)="(?P<url>[^"#][^"]*)"')
 _EXTERNAL = re.compile(r"^[a-z][a-z0-9+.-]*:", re.I)
 
 
@@ -71,11 +72,12 @@ def archive_page(
             return match[0]
         url = unescape(match["url"])
         rest = url[min((url.find(c) for c in "?#" if c in url), default=len(url)) :]  # query, fragment
+        attr, before = match["attr"], match["before"]
         if path == page and rest.startswith("#"):
-            return f'<a{match["before"]} href="{escape(rest)}"'
+            return f'<a{before} {attr}="{escape(rest)}"'
         if not site_url:
-            return f"<a{match['before']}"
-        return f'<a{match["before"]} href="{escape(site_url.rstrip("/") + "/" + path + rest)}"'
+            return f"<a{before}"
+        return f'<a{before} {attr}="{escape(site_url.rstrip("/") + "/" + path + rest)}"'
 
     html = html.replace(' loading="lazy"', "")  # inlined images are there already; print them all
     return _LINK.sub(link, _LOADED.sub(inline, html))
