@@ -29,10 +29,12 @@ import argparse
 import statistics
 import time
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
+from distillgen.engine import featurevis
 from distillgen.engine.device import describe_device, resolve_device
 from distillgen.engine.featurevis import preprocessor, render
 from distillgen.engine.hooks import capture, run
@@ -45,6 +47,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", category=FutureWarning)
     from lucent.optvis import param
     from lucent.optvis import render as lucent_render
+    from lucent.optvis import transform as lucent_transform
 
 MODELS = {
     # name: (spec, layer, lucent's name for it, steps, image size)
@@ -133,7 +136,8 @@ def network_seconds(model, layer, units, steps, size, device) -> float:
 def overhead(names: list[str], units: int, repeat: int, device) -> None:
     print(
         f"{'model':<12} {'layer':<8} {'units':>5} {'steps':>5} {'size':>4} "
-        f"{'engine ms':>10} {'network ms':>11} {'ratio':>6}   (per image-step, best of {repeat})"
+        f"{'engine ms':>10} {'ratio':>6} {'lucent tf ms':>13} {'ratio':>6} {'network ms':>11}"
+        f"   (per image-step, best of {repeat})"
     )
     for name in names:
         spec, layer, steps, size = OVERHEAD_MODELS[name]
@@ -142,14 +146,31 @@ def overhead(names: list[str], units: int, repeat: int, device) -> None:
         chosen = list(range(units))
         engine_images(model, spec, layer, chosen[:2], 2, size, device)  # warm both up
         network_seconds(model, layer, chosen[:2], 2, size, device)
-        engine, network = [], []
+        engine, lucents, network = [], [], []
+
+        work = (model, spec, layer, chosen, steps, size, device)
         for _ in range(repeat):
-            engine.append(engine_images(model, spec, layer, chosen, steps, size, device)[1] / steps / units)
+            engine.append(engine_images(*work)[1] / steps / units)
+            with lucent_transforms():  # the engine as it was before engine/transforms.py
+                lucents.append(engine_images(*work)[1] / steps / units)
             network.append(network_seconds(model, layer, chosen, steps, size, device))
+        best = min(network)
         print(
             f"{name:<12} {layer:<8} {units:>5} {steps:>5} {size:>4} {min(engine) * 1e3:>10.3f} "
-            f"{min(network) * 1e3:>11.3f} {min(engine) / min(network):>5.2f}x"
+            f"{min(engine) / best:>5.2f}x {min(lucents) * 1e3:>13.3f} {min(lucents) / best:>5.2f}x "
+            f"{best * 1e3:>11.3f}"
         )
+
+
+@contextmanager
+def lucent_transforms():
+    """The engine with lucent's own standard transforms (four resamplings) for comparison."""
+    saved = featurevis.standard_transforms
+    featurevis.standard_transforms = lucent_transform.compose(lucent_transform.standard_transforms)
+    try:
+        yield
+    finally:
+        featurevis.standard_transforms = saved
 
 
 def main() -> None:
@@ -163,6 +184,9 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     print(f"device: {describe_device(device)}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    table = OVERHEAD_MODELS if args.network_alone else MODELS
+    if args.model not in (*table, "all"):
+        parser.error(f"--model {args.model} is one of {', '.join(table)} here")
     if args.network_alone:
         names = list(OVERHEAD_MODELS) if args.model == "all" else [args.model]
         overhead(names, args.units, args.repeat, device)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from distillgen.engine.featurevis import render
+from distillgen.engine.hooks import capture, run
 from distillgen.engine.models import load_model
 from distillgen.jobs import FeatureVisJob, FeatureVisSettings
 from distillgen.units import fingerprint, parse_spec
@@ -259,6 +260,9 @@ def test_units_silent_on_grey_still_get_an_image(shapes):
     the transforms' blur at the image's border gives them a first gradient. Composing the
     transforms into one resampling removed it and left them at zero."""
     silent = [2, 3, 4, 6]
+    with torch.no_grad(), capture(shapes.module, ["mixed3"]) as outputs:
+        run(shapes.module, torch.full((1, 3, 64, 64), 0.5), outputs)
+        assert outputs["mixed3"][0, silent].amax().item() == 0.0  # the premise: nothing on grey
     settings = FeatureVisSettings(steps=128, size=64)
     rendered = render(shapes, [job("mixed3", unit, settings) for unit in silent], CPU)
     assert all(r.values[0] > 1.0 for r in rendered), [r.values[0] for r in rendered]

@@ -54,10 +54,10 @@ def _scale(images: torch.Tensor, scale: float) -> torch.Tensor:
     = (pad_y, pad_x, pad_y, pad_x)."""
     height, width = images.shape[2:]
     size = (math.ceil(scale * height), math.ceil(scale * width))
-    pad_x = max(0, math.ceil((width - size[1]) / 2))
-    pad_y = max(0, math.ceil((height - size[0]) / 2))
     if size == (height, width):
         return images  # lucent's upsample to the same size reads every pixel where it is
+    pad_x = max(0, math.ceil((width - size[1]) / 2))
+    pad_y = max(0, math.ceil((height - size[0]) / 2))
     resized = functional.interpolate(images, size=size, mode="bilinear", align_corners=True)
     return functional.pad(resized, [pad_y, pad_x] * 2)
 
