@@ -3,11 +3,11 @@
 lucent's `standard_transforms` pad the image with grey by 12 px, translate it by 0-7 px, scale it
 by 0.90-1.10, rotate it by -10° to 10° and translate it by 0-3 px: four resamplings of the
 batch (three kornia warps, each making a grid per image, and an upsample). On a small network
-they cost as much as the network (shapes `mixed3`: the engine took 1.8x the network's own
-forward and backward pass per image-step). Here the translations are whole-pixel shifts (as
-Lucid's jitter is a crop; kornia's translate resamples by a hair over the shift), and the last
-one rides on the rotation's resampling, whose grid is made once for the batch. Same random
-draws from numpy's global generator in lucent's order, same output size.
+they cost more than the network (shapes `mixed3`: the engine took 3.0x the network's own
+forward and backward pass per image-step; 2.3x with this module). Here the translations are
+whole-pixel shifts (as Lucid's jitter is a crop; kornia's translate resamples by a hair over the
+shift), and the last one rides on the rotation's resampling, whose grid is made once for the
+batch. Same random draws from numpy's global generator in lucent's order, same output size.
 
 Why not one resampling for all of it: composed into a single affine map, the transforms stop
 blurring the image's border into the padding, and units that are silent on a grey image
