@@ -9,6 +9,10 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# Two test workers (pytest-xdist), one per core of CI's 2: a test waiting on a browser, a Ray
+# runtime or a subprocess leaves its core to the other. A file's tests stay on one worker, so
+# its module fixtures (an atlas, a cluster) are built once.
+PYTEST := $(BIN)/python -m pytest -q --durations=20 -n 2 --dist loadfile
 
 .PHONY: site test test-full cache chromium clean
 
@@ -17,11 +21,11 @@ site: $(VENV)/.installed
 
 test: $(VENV)/.installed-test chromium
 	$(BIN)/ruff check distillgen tests benchmarks
-	$(BIN)/python -m pytest -q --durations=20
+	$(PYTEST)
 
 test-full: $(VENV)/.installed-test chromium
 	$(BIN)/ruff check distillgen tests benchmarks
-	$(BIN)/python -m pytest -q --durations=20 -m "full or not full"
+	$(BIN)/python -m pytest -q --durations=20 -m "full or not full"  # one process: the cold build wants both cores
 
 cache: $(VENV)/.installed
 	rm -rf articles/.distillgen/cache

@@ -12,7 +12,9 @@ scored the same way: the unit's mean activation on the saved (8-bit) image.
 `--network-alone` measures the engine's overhead instead: its time per image-step against the
 network's own forward and backward pass on a batch of the same size (the same units' objective,
 images at the size the transforms hand the network), each the best of `--repeat` rounds taken
-in turn, so that a slow moment of the machine hits both sides.
+in turn, so that a slow moment of the machine hits both sides. It also times the two stages
+before the network alone (the image's parameterization, and the transforms), which says how
+much of the overhead is lucent's pipeline itself.
 
 Two adjustments keep the work equal, and both favour lucent:
 - render_vis upsamples images smaller than 224 px to 224; for the shapes network (64 px) it
@@ -40,6 +42,7 @@ from distillgen.engine.featurevis import preprocessor, render
 from distillgen.engine.hooks import capture, run
 from distillgen.engine.models import load_model
 from distillgen.engine.transforms import PAD
+from distillgen.engine.transforms import standard as standard_transforms
 from distillgen.jobs import FeatureVisJob, FeatureVisSettings
 from distillgen.units import fingerprint, parse_spec
 
@@ -133,11 +136,32 @@ def network_seconds(model, layer, units, steps, size, device) -> float:
         return (time.perf_counter() - start) / steps / len(units)
 
 
+def stage_seconds(model, spec, layer, units, steps, size, device) -> dict[str, float]:
+    """The engine's two stages before the network, each alone, forward and backward on the
+    batch the engine makes: the image (lucent's FFT parameterization, colour decorrelation,
+    sigmoid) and the standard transforms; seconds per image-step."""
+    settings = FeatureVisSettings(steps=steps, size=size)
+    jobs = [FeatureVisJob(spec, fingerprint(parse_spec(spec)), layer, u, settings=settings) for u in units]
+    images, _params = featurevis._parameterize(jobs, settings, device)
+    pixels = torch.rand(len(units), 3, size, size, device=device, requires_grad=True)
+    seconds = {}
+    for stage, make in (("image", images), ("transforms", lambda: standard_transforms(pixels))):
+        np.random.seed(0)
+        start = time.perf_counter()
+        for _ in range(steps):
+            made = make()
+            made.backward(torch.ones_like(made))
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds[stage] = (time.perf_counter() - start) / steps / len(units)
+    return seconds
+
+
 def overhead(names: list[str], units: int, repeat: int, device) -> None:
     print(
         f"{'model':<12} {'layer':<8} {'units':>5} {'steps':>5} {'size':>4} "
         f"{'engine ms':>10} {'ratio':>6} {'lucent tf ms':>13} {'ratio':>6} {'network ms':>11}"
-        f"   (per image-step, best of {repeat})"
+        f" {'image ms':>9} {'transforms ms':>14}   (per image-step, best of {repeat})"
     )
     for name in names:
         spec, layer, steps, size = OVERHEAD_MODELS[name]
@@ -146,7 +170,7 @@ def overhead(names: list[str], units: int, repeat: int, device) -> None:
         chosen = list(range(units))
         engine_images(model, spec, layer, chosen[:2], 2, size, device)  # warm both up
         network_seconds(model, layer, chosen[:2], 2, size, device)
-        engine, lucents, network = [], [], []
+        engine, lucents, network, stages = [], [], [], []
 
         work = (model, spec, layer, chosen, steps, size, device)
         for _ in range(repeat):
@@ -154,11 +178,13 @@ def overhead(names: list[str], units: int, repeat: int, device) -> None:
             with lucent_transforms():  # the engine as it was before engine/transforms.py
                 lucents.append(engine_images(*work)[1] / steps / units)
             network.append(network_seconds(model, layer, chosen, steps, size, device))
+            stages.append(stage_seconds(*work))
         best = min(network)
+        image, transforms = (min(round_[stage] for round_ in stages) for stage in ("image", "transforms"))
         print(
             f"{name:<12} {layer:<8} {units:>5} {steps:>5} {size:>4} {min(engine) * 1e3:>10.3f} "
             f"{min(engine) / best:>5.2f}x {min(lucents) * 1e3:>13.3f} {min(lucents) / best:>5.2f}x "
-            f"{best * 1e3:>11.3f}"
+            f"{best * 1e3:>11.3f} {image * 1e3:>9.3f} {transforms * 1e3:>14.3f}"
         )
 
 

@@ -1,13 +1,21 @@
 from __future__ import annotations
 
+import os
 import shutil
 import textwrap
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from filelock import FileLock
 
 from distillgen.cli import main
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two workers on two cores: one torch thread each (set before torch is
+    # imported, and inherited by the builds they start), or OpenMP's spinning threads
+    # oversubscribe the cores and everything runs many times slower.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTICLES = ROOT / "articles"
@@ -59,14 +67,19 @@ SHIPPED_CACHE = ARTICLES / ".distillgen" / "cache"  # the example site's figures
 
 
 @pytest.fixture(scope="session")
-def example_build(tmp_path_factory) -> Path:
-    """The example site in articles/, built once for the whole session from the cache that
-    ships its figures (computing what it lacks, as any build would); its summary line is in
-    build.log beside it."""
-    out = tmp_path_factory.mktemp("example") / "build"
-    result = run_cli("build", str(ARTICLES), "-o", str(out), "--strict")
-    assert result.exit_code == 0, result.output
-    (out.parent / "build.log").write_text(result.stderr.splitlines()[-1])
+def example_build(tmp_path_factory, worker_id) -> Path:
+    """The example site in articles/, built once for the whole run (shared by pytest-xdist's
+    workers) from the cache that ships its figures, computing what it lacks as any build
+    would; its summary line is in build.log beside it."""
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared = shared.parent  # the run's folder, above each worker's own
+    out, log = shared / "example" / "build", shared / "example" / "build.log"
+    with FileLock(shared / "example.lock"):
+        if not log.exists():
+            result = run_cli("build", str(ARTICLES), "-o", str(out), "--strict")
+            assert result.exit_code == 0, result.output
+            log.write_text(result.stderr.splitlines()[-1])
     return out
 
 
@@ -113,7 +126,14 @@ def browser():
         chromium.close()
 
 
+# Files that take longest, run first: `make test`'s workers take whole files (--dist loadfile)
+# in this order, and a long file left for last runs alone while the other worker waits.
+LONGEST_FIRST = ["test_verify.py", "test_reader.py", "test_ray.py", "test_dictionary.py", "test_atlas.py"]
+
+
 def pytest_collection_modifyitems(items):
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest in order
     for item in items:
         if item.get_closest_marker("browser") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(BROWSER_TEST_TIMEOUT_S, func_only=True))

@@ -591,6 +591,7 @@ def test_a_notebook_figure_reads_the_projects_dictionaries(tmp_path):
     assert len(figure.values["m4:3"].examples) == 3
 
 
+@pytest.mark.ray
 def test_on_ray_the_dictionary_travels_with_the_jobs_and_gives_the_same_figures(tmp_path):
     pytest.importorskip("ray")
     body = "\n```{examples} m4:3\n:count: 100\n:top: 3\n```\n\n```{ablation} fc:1\n:edit: zero unit m4:3\n:count: 100\n:top: 4\n```\n"

@@ -259,7 +259,7 @@ def test_ctrl_c_cancels_the_tasks_and_leaves_output_and_cache_intact(tmp_path):
     site(tmp_path, SLOW)
     process = launch(src, tmp_path / "out", tmp_path / "cache", "--executor", "ray")
     deadline = time.monotonic() + 120
-    while process.poll() is None and not tasks_running() and time.monotonic() < deadline:
+    while process.poll() is None and not tasks_running(process.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert process.poll() is None, "the build ended before a task ran"
     process.send_signal(signal.SIGINT)
@@ -271,8 +271,10 @@ def test_ctrl_c_cancels_the_tasks_and_leaves_output_and_cache_intact(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out-")]  # no staging left
 
 
-def tasks_running() -> bool:
-    return any(title.startswith(b"ray::_task") for _, title, _ in processes())
+def tasks_running(session: int) -> bool:
+    """Whether a Ray task runs in `session`: the build's own local runtime (a task process
+    left by an earlier test, or another test's, must not count)."""
+    return any(title.startswith(b"ray::_task") and sid == session for _, title, sid in processes())
 
 
 def processes():
@@ -367,6 +369,7 @@ def launch(src: Path, out: Path, cache: Path, *extra: str, env: dict | None = No
         # Ctrl-C as in a terminal: a test run in the background of a shell inherits SIGINT
         # ignored, and Python then never raises KeyboardInterrupt
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        start_new_session=True,  # its runtime's processes are told apart by session
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
+import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -42,13 +43,14 @@ def served(example_build):
 
 
 @pytest.mark.browser
-def test_every_page_passes_axe_in_light_mode(browser, example_build):
+@pytest.mark.parametrize("half", [0, 1])  # each half well inside a browser test's timeout
+def test_every_page_passes_axe_in_light_mode(browser, example_build, half):
     pages = sorted(example_build.rglob("*.html"))
     assert len(pages) > 50  # articles, unit pages, the index, search
     context = browser.new_context(color_scheme="light")
     page = context.new_page()
     found = {}
-    for path in pages:
+    for path in pages[half::2]:
         page.goto(path.as_uri())
         if problems := violations(page):
             found[str(path.relative_to(example_build))] = problems
@@ -86,11 +88,20 @@ def test_the_theme_toggle_overrides_the_system_and_is_remembered(browser, exampl
             ".theme-toggle", "aria-pressed"
         )
 
+    def state_on_arrival(expected):
+        # Chromium hands localStorage to another page's process asynchronously: on a busy
+        # machine the first load can come before the write (a reader takes longer than that)
+        deadline = time.monotonic() + 10
+        while (found := state()) != expected and time.monotonic() < deadline:
+            page.wait_for_timeout(250)
+            page.reload()
+        return found
+
     assert state() == ("rgb(255, 255, 255)", "false")
     page.click(".theme-toggle")
     assert state() == ("rgb(22, 24, 29)", "true")
     page.goto((example_build / "index.html").as_uri())  # another page: the choice holds
-    assert state() == ("rgb(22, 24, 29)", "true")
+    assert state_on_arrival(("rgb(22, 24, 29)", "true")) == ("rgb(22, 24, 29)", "true")
     page.click(".theme-toggle")
     assert state() == ("rgb(255, 255, 255)", "false")
     context.close()
