@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from xml.etree import ElementTree
 
@@ -96,6 +97,34 @@ def test_inceptionv1_5x5_branch_is_bottleneck_times_5x5():
     expected = np.einsum("jbyx,bi->jiyx", w5[branch], w1)
     assert kernels.shape == (3, 256, 5, 5)
     np.testing.assert_allclose(kernels, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_a_unit_another_branch_does_not_reach_is_a_kernel_of_zeros_not_a_crash():
+    """mixed4a:1 is the 1x1 branch's: the 5x5 branch has no path to it (issue 26's IndexError)."""
+    model = load_model("lucent:inceptionv1@untrained")
+    first_5x5 = 192 + 204  # mixed4a concatenates 1x1 (192), 3x3 (204), 5x5 (48), pool (64)
+    unreached, reached = expanded_weights(model, "mixed4a_5x5", "mixed4a", [1, first_5x5 + 3], canvas=224)
+    assert unreached.shape == (48, 1, 1) and not unreached.any()
+    assert reached.shape == (48, 1, 1) and reached[3, 0, 0] == 1 and np.count_nonzero(reached) == 1
+
+
+def test_weights_are_computed_in_passes_that_fit_memory_and_give_the_same_kernels(monkeypatch):
+    from distillgen.engine import weights
+    from distillgen.jobs import WeightsJob
+
+    inception = load_model("lucent:inceptionv1@untrained")
+    # every activation up to mixed4a at 448 px, four copies: a few hundred MB a unit
+    assert 1 <= weights.pass_size(inception, "mixed4a", torch.device("cpu")) <= 8
+    model = load_model("shapes")
+    jobs = [WeightsJob("shapes", model.fingerprint, "mixed3", "mixed4", unit) for unit in range(7)]
+    whole = weights.compute(model, jobs, torch.device("cpu"), lambda n: None, None)
+    monkeypatch.setattr(weights, "pass_size", lambda *args: 3)  # passes of 3, 3 and 1 units
+    advanced = []
+    parts = weights.compute(model, jobs, torch.device("cpu"), advanced.append, None)
+    assert advanced == [3, 3, 1]
+    for one, other in zip(whole, parts, strict=True):
+        a, b = (np.load(io.BytesIO(output.files["kernels.npy"])) for output in (one, other))
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
 def test_torchvision_googlenet_and_shapes_give_finite_kernels():

@@ -30,3 +30,10 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def memory_budget(device: torch.device) -> float:
+    """Bytes one batch may use: a quarter of the GPU's free memory, or 2 GiB of RAM."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0] / 4
+    return 2 * 1024**3

@@ -34,6 +34,7 @@ with warnings.catch_warnings():  # kornia 0.4 (lucent's pin) scripts functions o
     from lucent.optvis.param import color, spatial
 
 from distillgen.engine import Output
+from distillgen.engine.device import memory_budget
 from distillgen.engine.hooks import capture, run
 from distillgen.engine.models import LoadedModel
 from distillgen.engine.transforms import standard as standard_transforms
@@ -86,9 +87,8 @@ def chunk_size(model: LoadedModel, jobs: list[FeatureVisJob], device: torch.devi
     scale = ((settings.size + 24) / model.input_size) ** 2  # layer shapes were measured at input_size
     per_image = sum(np.prod(layer.shape) for layer in list(model.layers.values())[: deepest + 1])
     per_image = 4 * 4 * per_image * scale + 1
-    budget = torch.cuda.mem_get_info(device)[0] / 4 if device.type == "cuda" else 2 * 1024**3
     images_per_job = max(job.images for job in jobs)
-    return max(1, int(budget // (per_image * images_per_job)))
+    return max(1, int(memory_budget(device) // (per_image * images_per_job)))
 
 
 def _optimize(

@@ -27,6 +27,7 @@ from torch.nn import functional as F  # noqa: N812
 from torch.overrides import TorchFunctionMode
 
 from distillgen.engine import Output, features
+from distillgen.engine.device import memory_budget
 from distillgen.engine.hooks import capture, edited, run
 from distillgen.engine.models import LoadedModel
 from distillgen.jobs import WeightsJob, WeightsResult
@@ -109,12 +110,19 @@ def expanded_weights(
         cy, cx = out.shape[2] // 2, out.shape[3] // 2
         picked = out[torch.arange(len(units)), torch.tensor(units), cy, cx]
         picked.sum().backward()  # one unit per batch element: their gradients do not mix
-    kernels = []
-    for gradient in leaf["x"].grad.detach().cpu():  # each unit cropped to its own support, so
-        support = gradient.abs().sum(dim=0).nonzero()  # a kernel never depends on its batch
-        (top, left), (bottom, right) = support.min(0).values.tolist(), support.max(0).values.tolist()
-        kernels.append(gradient[:, top : bottom + 1, left : right + 1].numpy())
-    return kernels
+    return [_cropped(gradient) for gradient in leaf["x"].grad.detach().cpu()]
+
+
+def _cropped(gradient: torch.Tensor) -> np.ndarray:
+    """The kernel cropped to its own support (so it never depends on its batch). No support
+    at all, a unit that `source` does not reach (another branch of a concatenation), is the
+    1×1 kernel of zeros at the centre: "no connection", which the figures show as such."""
+    support = gradient.abs().sum(dim=0).nonzero()
+    if len(support) == 0:
+        cy, cx = gradient.shape[1] // 2, gradient.shape[2] // 2
+        return gradient[:, cy : cy + 1, cx : cx + 1].numpy()
+    (top, left), (bottom, right) = support.min(0).values.tolist(), support.max(0).values.tolist()
+    return gradient[:, top : bottom + 1, left : right + 1].numpy()
 
 
 def compute(model: LoadedModel, jobs: list[WeightsJob], device: torch.device, progress, load) -> list[Output]:
@@ -125,18 +133,31 @@ def compute(model: LoadedModel, jobs: list[WeightsJob], device: torch.device, pr
         pairs.setdefault((job.source, job.layer), []).append(index)
     outputs: dict[int, Output] = {}
     for (source, target), indices in pairs.items():
-        start = time.perf_counter()
-        kernels = expanded_weights(model, source, target, [jobs[i].unit for i in indices])
-        seconds = (time.perf_counter() - start) / len(indices)
-        for index, kernel in zip(indices, kernels, strict=True):
-            buffer = io.BytesIO()
-            np.save(buffer, kernel.astype(np.float32))
-            result = WeightsResult(tuple(kernel.shape), float(np.abs(kernel).max()))
-            outputs[index] = Output(
-                {"kernels.npy": buffer.getvalue()}, result, {"seconds": round(seconds, 4)}
-            )
-        progress(len(indices))
+        size = pass_size(model, target, device)
+        for part in (indices[start : start + size] for start in range(0, len(indices), size)):
+            start = time.perf_counter()
+            kernels = expanded_weights(model, source, target, [jobs[i].unit for i in part])
+            seconds = (time.perf_counter() - start) / len(part)
+            for index, kernel in zip(part, kernels, strict=True):
+                buffer = io.BytesIO()
+                np.save(buffer, kernel.astype(np.float32))
+                result = WeightsResult(tuple(kernel.shape), float(np.abs(kernel).max()))
+                outputs[index] = Output(
+                    {"kernels.npy": buffer.getvalue()}, result, {"seconds": round(seconds, 4)}
+                )
+            progress(len(part))
     return [outputs[i] for i in range(len(jobs))]
+
+
+def pass_size(model: LoadedModel, target: str, device: torch.device, canvas: int | None = None) -> int:
+    """Units per linearized pass: the pass keeps every activation up to `target` at the
+    canvas's size for the backward (about four copies of float32 each: output, gradient, saved
+    inputs), within the device's budget. 647 units of InceptionV1 in one pass took 24 GB."""
+    side = canvas or 2 * model.input_size
+    names = list(model.layers)
+    upto = names[: names.index(model.layer(target).name) + 1]
+    per_unit = sum(np.prod(model.layers[n].shape) for n in upto) * (side / model.input_size) ** 2 * 16
+    return max(1, int(memory_budget(device) // (per_unit + 1)))
 
 
 def receptive_field(model: LoadedModel, layer: str, mass: float = 0.9) -> int:
