@@ -76,7 +76,9 @@ class Project:
     def cache(self) -> Path:
         return self.cache_dir or self.articles / CACHE
 
-    def figure(self, kind: str, model: str, argument: str, caption: str = "", **options: object) -> Figure:
+    def figure(
+        self, kind: str, model: str | None, argument: str, caption: str = "", **options: object
+    ) -> Figure:
         """The figure ```{kind} argument``` with `:model: model` and `options`, computed (or
         taken from the cache) and rendered; FigureError with the build's messages."""
         text = directive_text(kind, model, argument, options, caption)
@@ -119,8 +121,9 @@ class Project:
         front = parse_front_matter(
             doc.front_matter_text, doc.path, doc.front_matter_line, reporter, doc.roots
         )
-        # the project's dictionaries (distillgen.yml): `m4:17` names a feature here as in its articles
-        front.dictionaries = dict(load_site_config(folder, reporter).dictionaries)
+        # the site config's defaults (distillgen.yml), as the build applies them to an article:
+        # the same featurevis settings give the same key, and `m4:17` names the same feature
+        front = load_site_config(folder, reporter).defaults_for(front)
         article = Article(doc, front, md, reporter)
         article.check()
         return article
@@ -159,13 +162,15 @@ class Figure:
 
 
 def directive_text(
-    kind: str, model: str, argument: str, options: dict[str, object], caption: str = ""
+    kind: str, model: str | None, argument: str, options: dict[str, object], caption: str = ""
 ) -> str:
     """```{kind} argument, `:model:` and an option per keyword (`other_layer` is
     `:other-layer:`), the caption, and the closing fence."""
     if kind not in DIRECTIVES:
         raise FigureError(f"unknown directive '{{{kind}}}'")
-    lines = [f"```{{{kind}}} {_one_line('the argument', argument)}", f":model: {_one_line('model', model)}"]
+    lines = [f"```{{{kind}}} {_one_line('the argument', argument)}"]
+    if model is not None:  # a {dictionary} names its model in its declaration instead
+        lines.append(f":model: {_one_line('model', model)}")
     for name, value in options.items():
         name = name.replace("_", "-")
         lines.append(f":{name}: {_one_line(name, _option_text(value))}")
@@ -271,12 +276,23 @@ examples = _mirror("examples")
 ablation = _mirror("ablation")
 universality = _mirror("universality")
 
+
+def dictionary(name: str, /, *, project: Project | None = None, **options: object) -> Figure:
+    return (project or Project.find()).figure("dictionary", None, name, **options)
+
+
+dictionary.__doc__ = (
+    f"{DIRECTIVES['dictionary'].doc}\n\n```{{dictionary}} NAME, a dictionary the project declares "
+    "(distillgen.yml's `dictionaries:`); the keyword arguments are its options."
+)
+
 __all__ = [
     "Figure",
     "FigureError",
     "Project",
     "ablation",
     "circuit",
+    "dictionary",
     "examples",
     "featurevis",
     "tuning",

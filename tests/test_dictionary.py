@@ -582,6 +582,7 @@ def test_one_job_reads_two_dictionaries_of_one_layer(trained):
 
 
 def test_a_notebook_figure_reads_the_projects_dictionaries(tmp_path):
+    from distillgen import notebook
     from distillgen.notebook import Project
 
     config = "dictionaries:\n  m4: {layer: mixed4, features: 64, k: 4, steps: 200, count: 100}\n"
@@ -589,6 +590,9 @@ def test_a_notebook_figure_reads_the_projects_dictionaries(tmp_path):
     project = Project(tmp_path / "articles", cache_dir=tmp_path / "cache", device="cpu")
     figure = project.figure("examples", "shapes", "m4:3", count=100, top=3)
     assert len(figure.values["m4:3"].examples) == 3
+    trained = notebook.dictionary("m4", project=project)  # the same dictionary, cached
+    # the dictionary the examples were read through, taken from the cache; its 12 features' images computed
+    assert trained.jobs[0].kind == "dictionary" and (trained.computed, trained.cached) == (12, 1)
 
 
 @pytest.mark.ray

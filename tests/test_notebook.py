@@ -71,6 +71,18 @@ def test_figures_from_python_are_taken_from_the_cache_and_look_as_on_the_page(tm
     assert [r for f in figures for r in f.record] == recorded
 
 
+def test_a_notebook_figure_has_the_site_configs_defaults_so_the_build_computes_nothing(tmp_path):
+    project = Project(tmp_path / "articles")
+    write(project.articles / "distillgen.yml", "model: shapes\nfeaturevis: {steps: 4, size: 32}\n")
+    figure = featurevis("shapes", "mixed3:1", project=project)  # no settings: the site config's
+    assert figure.computed == 1
+    assert (figure.jobs[0].settings.steps, figure.jobs[0].settings.size) == (4, 32)
+    write(project.articles / "a.md", FRONT + "```{featurevis} mixed3:1\n```\n")  # model from the config too
+    assert build(project.articles, tmp_path / "out", Reporter(), cache_dir=None).cached >= 1
+    recorded = json.loads((tmp_path / "out" / "a" / "figures.json").read_text())["figures"]
+    assert recorded == figure.record  # the notebook's artifact (key, creation, seconds), not a new one
+
+
 def test_values_and_the_directive(tmp_path):
     project = Project(tmp_path / "articles")
     curves = tuning("shapes", "mixed3:0,1", stimulus="line", range=(0, 90, 3), project=project)  # 90° is 0°
