@@ -116,7 +116,7 @@ def expanded_weights(
 def _cropped(gradient: torch.Tensor) -> np.ndarray:
     """The kernel cropped to its own support (so it never depends on its batch). No support
     at all, a unit that `source` does not reach (another branch of a concatenation), is the
-    1×1 kernel of zeros at the centre: "no connection", which the figures show as such."""
+    1×1 kernel of zeros at the centre: no connection, which the figures draw blank."""
     support = gradient.abs().sum(dim=0).nonzero()
     if len(support) == 0:
         cy, cx = gradient.shape[1] // 2, gradient.shape[2] // 2
