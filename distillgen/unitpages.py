@@ -136,7 +136,7 @@ def _outputs(
 def _neighbours(info: ModelInfo, layer: str) -> tuple[str | None, str | None]:
     """The convolutional top-level layers before and after `layer`'s block."""
     convs = info.convolutional_layers()
-    block = layer.split(".")[0]
+    block = info.block_of(layer)
     if block not in convs:
         return None, None
     index = convs.index(block)  # a branch inside a block reads the block before it

@@ -18,6 +18,7 @@ import hashlib
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
@@ -217,7 +218,16 @@ class ModelInfo:
         )
 
     def top_level(self) -> list[str]:
-        return [n for n in self.layers if "." not in n]
+        """The layers inside no other (`block_of`), in the network's order."""
+        return [n for n in self.layers if self.block_of(n) == n]
+
+    def block_of(self, name: str) -> str:
+        """The top-level layer that layer `name` (canonical) is part of, or `name` itself. A
+        module path is part of its first component (`mixed3.b1x1` of `mixed3`); a flat name
+        `X_…` that runs before a layer `X` is part of `X`: lucent's InceptionV1 names the
+        branches of `mixed4a` `mixed4a_5x5`, `mixed4a_pool_reduce`, … and a convolution
+        before its ReLU `conv2d0_pre_relu_conv`, all ahead of the block's own output."""
+        return _blocks(tuple(self.layers)).get(name, name)
 
     def convolutional_layers(self) -> list[str]:
         """The top-level layers with a [channels, height, width] output."""
@@ -309,3 +319,18 @@ def package_version(package: str) -> str:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return "not installed"
+
+
+@lru_cache(maxsize=64)
+def _blocks(names: tuple[str, ...]) -> dict[str, str]:
+    """ModelInfo.block_of for every layer inside another, from the layers' names in order."""
+    blocks, later = {}, []  # later: the dotless names after the one at hand
+    for name in reversed(names):
+        if "." in name:
+            blocks[name] = name.split(".")[0]
+            continue
+        outer = [block for block in later if name.startswith(block + "_")]
+        if outer:
+            blocks[name] = min(outer, key=len)  # the outermost: mixed4a, not mixed4a_5x5
+        later.append(name)
+    return blocks

@@ -96,6 +96,27 @@ def test_lucent_inceptionv1_architecture_uses_the_circuits_names():
         model.check_units(parse_units("mixed4c:512"))
 
 
+def test_lucent_inceptionv1_branches_belong_to_their_blocks_and_unit_pages_read_the_block_before():
+    from distillgen.jobs import FeatureVisJob
+    from distillgen.unitpages import unit_page
+
+    model = load_model(parse_spec("lucent:inceptionv1@untrained"))
+    assert model.block_of("mixed4a_5x5") == model.block_of("mixed4a_5x5_pre_relu_conv") == "mixed4a"
+    assert model.block_of("conv2d0_pre_relu_conv") == "conv2d0" and model.block_of("maxpool4") == "maxpool4"
+    convs = ["conv2d0", "maxpool0", "conv2d1", "conv2d2", "maxpool1", "mixed3a", "mixed3b", "maxpool4"]
+    convs += ["mixed4a", "mixed4b", "mixed4c", "mixed4d", "mixed4e", "maxpool10", "mixed5a", "mixed5b"]
+    assert model.convolutional_layers() == convs
+    with pytest.raises(ModelError, match=r"layers: conv2d0, maxpool0, conv2d1, conv2d2, maxpool1, mixed3a, "):
+        model.layer("mixed9")
+    for layer in ("mixed4a", "mixed4a_5x5"):  # a branch's page reads what its block reads
+        page = unit_page(FeatureVisJob(model.spec, model.fingerprint, layer, 1), model, diversity=0)
+        assert page.inputs.source == "maxpool4" and {job.source for job in page.outputs} == {layer}
+        assert {job.layer for job in page.outputs} == {"mixed4b"}
+    shapes = load_model("shapes")  # module paths: as before
+    assert shapes.convolutional_layers() == ["conv1", "conv2", "mixed3", "mixed4"]
+    assert shapes.block_of("mixed3.b3x3_reduce") == "mixed3"
+
+
 def test_torchvision_googlenet_with_circuits_aliases():
     model = load_model(parse_spec("torchvision:googlenet@untrained"))
     assert model.aliases["mixed4c"] == "inception4c"
