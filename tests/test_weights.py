@@ -157,6 +157,19 @@ One kernel of the 5x5 branch.
 """
 
 
+def test_a_unit_out_of_reach_is_a_figure_that_says_so(tmp_path):
+    # mixed3 concatenates b1x1 (0-15), b3x3 (16-39), b5x5 (40-55), pool_proj (56-63)
+    body = "```{weights} mixed3.b1x1 -> mixed3:43\n```\n\n```{weights} mixed3.b1x1:3 -> mixed3:43\n```\n"
+    body += "\n```{weights} mixed3.b1x1:3 -> mixed3:3\n```\n"
+    src = write(tmp_path / "src" / "w.md", "---\ntitle: W\n---\n\n" + body).parent
+    result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c"))
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "out" / "w" / "index.html").read_text()
+    assert page.count("No connection: no path in the network leads from mixed3.b1x1") == 2
+    assert "from mixed3.b1x1:3 to mixed3:43" in page
+    assert len(_svgs(page)) == 1  # the reachable pair alone is drawn
+
+
 def _svgs(page: str) -> list[str]:
     return re.findall(r"<svg.*?</svg>", page, flags=re.S)
 

@@ -8,6 +8,7 @@ normalized to its largest magnitude, as in the Circuits thread.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 
@@ -120,6 +121,14 @@ class Weights(DirectiveKind):
             channels = [figure.channel]
         else:
             channels = kernels.strongest_first(stack)[: figure.top or len(stack)]
+        if not any(stack[c].any() for c in channels):  # engine/weights.py: the unit is out of reach
+            source = job.source if figure.channel is None else f"{job.source}:{figure.channel}"
+            note = (
+                f"No connection: no path in the network leads from {source} to {job.layer}:{job.unit} "
+                "(they are in different branches of a concatenation, for example)."
+            )
+            body = f'<p class="weights-none">{html.escape(note)}</p>'
+            return ctx.rendered(ctx.figure(body, "weights-figure"))
         svg = kernel_grid(
             [(f"{job.source}:{c}", stack[c]) for c in channels],
             f"{job.layer}:{job.unit}",
