@@ -9,6 +9,8 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# The first step of either install: the virtual environment, with a current pip.
+NEW_VENV = $(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip
 # Two test workers (pytest-xdist), one per core of CI's 2: a test waiting on a browser, a Ray
 # runtime or a subprocess leaves its core to the other. A file's tests stay on one worker, so
 # its module fixtures (an atlas, a cluster) are built once.
@@ -35,16 +37,14 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 $(VENV)/.installed: pyproject.toml constraints.txt
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(NEW_VENV)
 	$(BIN)/pip install -q -c constraints.txt -e .
 	touch $@
 
 # One pip run for everything the tests need (a second run after .installed's would resolve
 # and build the package again: about half a minute of a fresh `make test`).
 $(VENV)/.installed-test: pyproject.toml constraints.txt
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(NEW_VENV)
 	$(BIN)/pip install -q -c constraints.txt -e '.[test,ray]'
 	touch $(VENV)/.installed $@
 

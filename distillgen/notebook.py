@@ -79,8 +79,9 @@ class Project:
     def figure(
         self, kind: str, model: str | None, argument: str, caption: str = "", **options: object
     ) -> Figure:
-        """The figure ```{kind} argument``` with `:model: model` and `options`, computed (or
-        taken from the cache) and rendered; FigureError with the build's messages."""
+        """The figure ```{kind} argument``` with `:model: model` (none when `model` is None)
+        and `options`, computed (or taken from the cache) and rendered; FigureError with the
+        build's messages."""
         text = directive_text(kind, model, argument, options, caption)
         reporter = Reporter()
         article = self._article(text, reporter)

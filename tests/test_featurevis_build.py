@@ -250,6 +250,7 @@ def test_the_example_sites_figures_are_committed_and_its_page_cache_is_not():
     for leftover in ("pages/x.html", "search/x", ".lock", "quarantine/x/record.json", "speeds.json"):
         assert ignored(f"{cache}/{leftover}"), leftover
     assert ignored("elsewhere/.distillgen/cache/objects/ab/abcd/record.json")
+    assert ignored(".build.lock")  # `make site`'s build lock, beside build/
 
 
 FRAGILE_MODEL = """
