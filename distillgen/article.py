@@ -36,7 +36,7 @@ from distillgen.options import label as valid_label
 from distillgen.render.bibliography import Bibliography
 from distillgen.render.html import fence_language, inline_html, local_image, raw_images
 from distillgen.render.math import split_label, to_mathml
-from distillgen.safety import image_inside
+from distillgen.safety import image_inside, noted
 from distillgen.source import Directive, Document, Role
 from distillgen.source.document import plain_text, role_of
 from distillgen.source.frontmatter import FrontMatter
@@ -132,6 +132,26 @@ class Article:
     @property
     def slug(self) -> str:
         return self.doc.slug
+
+    # -- kept between builds (checked.py) --------------------------------------------------
+    def __getstate__(self) -> dict:
+        """Everything but the shared parser and reporter. Entries are keyed by the `id` of
+        their directive or role, which another process does not share: they travel beside
+        the object itself, which pickling keeps identical to the one in the tokens."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("md", "reporter")}
+        objects = {
+            id(token.meta[name]): token.meta[name]
+            for token in self.doc.walk()
+            for name in ("directive", "role")
+            if name in (token.meta or {})
+        }
+        state["_entries"] = [(objects[key], entry) for key, entry in self._entries.items()]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        entries = state.pop("_entries")
+        self.__dict__.update(state, md=None, reporter=None)
+        self._entries = {id(item): entry for item, entry in entries}
 
     # -- what the contexts offer kinds -----------------------------------------------------
     def error(self, line: int | None, message: str) -> None:
@@ -461,7 +481,7 @@ class Article:
                 what = target.text if target.counter else "not numbered"
                 self.error(line, f"{how} needs a labelled {counter.lower()}, but '{label}' is {what}")
         for href, line in self._link_labels:
-            if self.target(href) is None and not (self.doc.path.parent / unquote(href)).exists():
+            if self.target(href) is None and not noted(self.doc.path.parent / unquote(href)).exists():
                 self.warning(
                     line,
                     f"link to '{href}' names neither a label of this article{suggest(href, known)} "

@@ -13,6 +13,15 @@ anywhere.
 
 `<root>/.lock` is held by a build while it computes (see compute.py), so that two builds
 sharing a cache never compute the same figure twice.
+
+Checking every entry on every build made a rebuild grow with the cache (1.3 ms a figure), so a
+build keeps an index, as git does of its work tree: `<root>/index.json` holds, for every entry
+it has fully checked, the digest of its record and the size, modification time and inode of
+each of its files. An entry whose files the file system still describes so is trusted without
+opening any of them (its record is read only when a page rendered again needs it); anything
+else, a file touched, replaced or truncated behind the cache's back included, is checked in
+full again. The index is trusted only by the same distillgen code that wrote it (`trust`), and
+`distillgen verify`, the deep check, never reads it.
 """
 
 from __future__ import annotations
@@ -25,7 +34,8 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import suppress
+from functools import cached_property
 from pathlib import Path
 
 from distillgen.jobs import read_result
@@ -33,17 +43,47 @@ from distillgen.units import ModelInfo
 
 RECORD = "record.json"
 QUARANTINE = "quarantine"
+INDEX = "index.json"
+INDEX_VERSION = 1
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-@dataclass(frozen=True)
 class Artifact:
-    key: str
-    folder: Path
-    record: dict
+    """A cache entry: its key, folder, the digest of its record (what identifies its content)
+    and the names of its payload files. `trusted`: taken on the index's word, not checked in
+    this build; its record is read when first asked for."""
+
+    def __init__(
+        self,
+        key: str,
+        folder: Path,
+        digest: str,
+        names: tuple[str, ...],
+        record: dict | None = None,
+        derived: dict | None = None,
+        on_derive: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.key, self.folder, self.digest, self.names = key, folder, digest, names
+        self.trusted = record is None
+        if record is not None:
+            self.__dict__["record"] = record  # cached_property's slot: nothing to read
+        self.derived_values = {} if derived is None else derived  # kept in the index
+        self._on_derive = on_derive
+
+    @cached_property
+    def record(self) -> dict:
+        return json.loads((self.folder / RECORD).read_text(encoding="utf-8"))
 
     def file(self, name: str) -> Path:
         return self.folder / name
+
+    def derived(self, name: str, compute: Callable[[], object]) -> object:
+        """A value computed from the payload (JSON), kept in the index with the entry: a
+        rebuild asks for it without opening the payload (a circuit's ranking of kernels)."""
+        if name not in self.derived_values:
+            self.derived_values[name] = compute()
+            self._on_derive()
+        return self.derived_values[name]
 
     def result(self, job):
         """The job's typed result (`job.Result`); ResultError if the record does not hold one."""
@@ -53,7 +93,7 @@ class Artifact:
         """ResultError unless the entry holds what `job` asks for: a result of its type that
         fits the job and the payload (lengths, file names, a kernel's shape). Checksums say a
         file is the one that was written, not that it was written for this job."""
-        files = {name: self.folder / name for name in self.record["files"]}
+        files = {name: self.folder / name for name in self.names}
         self.result(job).check(job, files)
 
 
@@ -63,12 +103,16 @@ class Cache:
         root: Path,
         warn: Callable[[Path, str], None] = lambda path, message: None,
         readonly: bool = False,
+        trust: str | None = None,
     ) -> None:
+        """`trust`: the digest of the code reading the cache, with which entries its index
+        holds are trusted on their files' stat (None: every entry is checked in full)."""
         self.root = root
         self._warn = warn
         # `distillgen verify` and nothing else: damaged entries are reported, never moved, and
         # model descriptions and speeds are not stored.
         self.readonly = readonly
+        self.index = Index(root / INDEX, trust) if trust is not None and not readonly else None
 
     def _folder(self, key: str) -> Path:
         return self.root / "objects" / key[:2] / key
@@ -76,22 +120,39 @@ class Cache:
     # -- artifacts -------------------------------------------------------------------------
     def get(self, key: str) -> Artifact | None:
         """The intact entry for `key`, or None (missing, or damaged: then it is quarantined
-        and a warning says so)."""
+        and a warning says so). An entry the index vouches for is not opened (`trusted`);
+        the caller checks the result of any other before `remember`ing it."""
         folder = self._folder(key)
+        if self.index is not None and (artifact := self.index.trusted(key, folder)) is not None:
+            return artifact
         if not folder.exists():
             return None
         try:
-            record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
+            text = (folder / RECORD).read_bytes()
+            record = json.loads(text)
             _check_record(record, key, folder)
         except (OSError, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             self.quarantine(key, reason)
             return None
-        return Artifact(key, folder, record)
+        return Artifact(key, folder, _digest(text), tuple(record["files"]), record)
+
+    def remember(self, artifact: Artifact) -> None:
+        """Index an entry checked in full, so that later builds trust it while it is untouched."""
+        if self.index is not None and not artifact.trusted:
+            self.index.add(artifact)
+
+    def save_index(self) -> None:
+        """Write the index if this build changed it; a read-only or full disk only costs the
+        next build its checks."""
+        if self.index is not None:
+            self.index.save()
 
     def quarantine(self, key: str, reason: str) -> None:
         """Move a damaged entry aside (kept for inspection) so that it is computed again."""
         folder = self._folder(key)
+        if self.index is not None:
+            self.index.forget(key)
         if self.readonly:
             self._warn(folder, f"damaged cache entry ({reason})")
             return
@@ -110,15 +171,14 @@ class Cache:
     def put(self, key: str, files: dict[str, bytes], record: dict) -> Artifact:
         """Store payload files and their record under `key`, replacing any old entry whole."""
         record = {**record, "key": key, "files": {n: hashlib.sha256(b).hexdigest() for n, b in files.items()}}
+        text = (json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8")
         folder = self._folder(key)
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=folder.parent))
         try:
             for name, content in files.items():
                 (staging / name).write_bytes(content)
-            (staging / RECORD).write_text(
-                json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-            )
+            (staging / RECORD).write_bytes(text)
             staging.chmod(0o755)
             if folder.exists():  # a damaged entry, or --no-cache: move it aside, then swap
                 old = folder.with_name(f".{key[:12]}-old-{os.getpid()}")
@@ -128,7 +188,9 @@ class Cache:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return Artifact(key, folder, record)
+        artifact = Artifact(key, folder, _digest(text), tuple(files), record)
+        self.remember(artifact)
+        return artifact
 
     # -- model descriptions ----------------------------------------------------------------
     def model_info(self, fingerprint: str) -> ModelInfo | None:
@@ -168,17 +230,20 @@ class Cache:
             probe.flush()
 
     def _put_json(self, path: Path, data: object) -> None:
-        if self.readonly:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.stem[:12]}-", dir=path.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        if not self.readonly:
+            _write_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem[:12]}-", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def _check_record(record: object, key: str, folder: Path) -> None:
@@ -204,3 +269,73 @@ def _check_record(record: object, key: str, folder: Path) -> None:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _digest(record_bytes: bytes) -> str:
+    return hashlib.sha256(record_bytes).hexdigest()
+
+
+def _stat(path: Path) -> list[int]:
+    """What says a file is the one indexed: its size, modification time and inode."""
+    status = path.stat()
+    return [status.st_size, status.st_mtime_ns, status.st_ino]
+
+
+class Index:
+    """`<root>/index.json`: key -> [record digest, {file name: [size, mtime_ns, inode]},
+    {name: derived value}] for every entry checked in full, written by the code whose digest
+    is `trust`. As in git, an entry with a file modified no earlier than the index itself was
+    written is "racily clean" (a change within the same tick of the file system's clock would
+    not show) and is checked in full once more.
+
+    JSON, never pickle: a cache folder can come from someone else."""
+
+    def __init__(self, path: Path, trust: str) -> None:
+        self.path, self.trust = path, trust
+        self.changed = False
+        self.entries: dict[str, list] = {}
+        self.written_ns = 0
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            entries = data["entries"]
+            if (data["version"], data["code"]) == (INDEX_VERSION, trust) and isinstance(entries, dict):
+                self.entries = entries
+                self.written_ns = path.stat().st_mtime_ns
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # no index, or a damaged or older one: every entry is checked in full
+
+    def trusted(self, key: str, folder: Path) -> Artifact | None:
+        """The entry as the index knows it, if every one of its files is as indexed."""
+        entry = self.entries.get(key)
+        try:
+            digest, files, derived = entry
+            for name, status in files.items():
+                if status[1] >= self.written_ns or _stat(folder / name) != status:
+                    return None
+        except (OSError, TypeError, ValueError, IndexError):  # gone, or an entry of the wrong shape
+            return None
+        names = tuple(name for name in files if name != RECORD)
+        return Artifact(key, folder, digest, names, derived=derived, on_derive=self._touch)
+
+    def add(self, artifact: Artifact) -> None:
+        try:
+            files = {name: _stat(artifact.folder / name) for name in (*artifact.names, RECORD)}
+        except OSError:
+            return
+        self.entries[artifact.key] = [artifact.digest, files, artifact.derived_values]
+        artifact._on_derive = self._touch
+        self._touch()
+
+    def _touch(self) -> None:
+        self.changed = True
+
+    def forget(self, key: str) -> None:
+        if self.entries.pop(key, None) is not None:
+            self.changed = True
+
+    def save(self) -> None:
+        if self.changed:
+            data = {"version": INDEX_VERSION, "code": self.trust, "entries": self.entries}
+            with suppress(OSError):
+                _write_atomically(self.path, json.dumps(data, separators=(",", ":")))
+                self.changed = False

@@ -136,11 +136,13 @@ def compute(
             )
         return outcome
     if not missing:
+        cache.save_index()
         return outcome
     try:
         with held(cache.root / ".lock", str(cache.root), wait=options.wait, echo=options.echo):
             cache.check_writable()
             _compute_missing(missing, outcome, cache, catalog, reporter, options)
+            cache.save_index()
     except Busy as exc:
         reporter.error(cache.root, None, f"{exc} (or build without --no-wait, which waits)")
     except OSError as exc:
@@ -309,15 +311,16 @@ def format_duration(seconds: float) -> str:
 def _lookup(cache: Cache, job, options: Options) -> Artifact | None:
     """The job's cached artifact, or None: missing, --no-cache, or damaged. A damaged entry
     (its files intact, its result not fitting the job) is quarantined and computed again, so
-    no figure ever reads it."""
+    no figure ever reads it. An entry the cache's index vouches for was checked so before."""
     artifact = None if options.recompute else cache.get(job.key)
-    if artifact is None:
-        return None
+    if artifact is None or artifact.trusted:
+        return artifact
     try:
         artifact.check(job)
     except (ResultError, OSError, ValueError) as exc:
         cache.quarantine(job.key, str(exc))
         return None
+    cache.remember(artifact)
     return artifact
 
 

@@ -20,6 +20,7 @@ class Diagnostic:
     path: Path | None
     line: int | None  # 1-based
     message: str
+    author: bool = True  # a problem of the text (False: of the machine; --strict leaves it a warning)
 
     def __str__(self) -> str:
         where = ""
@@ -49,7 +50,7 @@ class Reporter:
         """`author=False` for problems of the machine, not the text (a corrupt cache entry):
         `strict` does not turn those into errors."""
         severity = "error" if self.strict and author else "warning"
-        self._add(Diagnostic(severity, path, line, message))
+        self._add(Diagnostic(severity, path, line, message, author))
 
     def _add(self, diagnostic: Diagnostic) -> None:
         if diagnostic in self._seen:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from functools import cached_property
 from pathlib import Path
@@ -499,44 +499,75 @@ def read_result(job: Keyed, data: Any):
     return _read(job.Result, data, "result")
 
 
-@functools.cache
-def _type_hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)  # slow (it evaluates annotations); a rebuild reads thousands
-
-
 def _read(hint, data: Any, where: str):
+    return _reader(hint)(data, where)
+
+
+_SCALARS = {float: (int, float), int: (int,), str: (str,), bool: (bool,)}
+
+
+@functools.cache
+def _reader(hint) -> Callable[[Any, str], Any]:
+    """A function reading `data` as `hint` (ResultError naming `where` otherwise), made once
+    per type: a rebuild reads thousands of results, some with thousands of numbers."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if is_dataclass(hint):
-        if not isinstance(data, dict):
-            raise ResultError(f"{where} is not a mapping")
-        hints = _type_hints(hint)
-        missing = [f.name for f in fields(hint) if f.name not in data]
-        if missing:
-            raise ResultError(f"{where} lacks {', '.join(missing)}")
-        return hint(**{f.name: _read(hints[f.name], data[f.name], f"{where}.{f.name}") for f in fields(hint)})
+        hints = typing.get_type_hints(hint)  # slow: it evaluates annotations
+        readers = [(f.name, _reader(hints[f.name])) for f in fields(hint)]
+
+        def read_dataclass(data, where):
+            if not isinstance(data, dict):
+                raise ResultError(f"{where} is not a mapping")
+            missing = [name for name, _ in readers if name not in data]
+            if missing:
+                raise ResultError(f"{where} lacks {', '.join(missing)}")
+            return hint(**{name: read(data[name], f"{where}.{name}") for name, read in readers})
+
+        return read_dataclass
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        item_reader = _reader(args[0])
+        scalar = _SCALARS.get(args[0])
+
+        def read_items(data, where):
+            if not isinstance(data, list | tuple):
+                raise ResultError(f"{where} is not a list")
+            if scalar and all(type(item) in scalar for item in data):  # the common case, fast
+                return tuple(map(args[0], data)) if args[0] is float else tuple(data)
+            return tuple(item_reader(item, f"{where}[{i}]") for i, item in enumerate(data))
+
+        return read_items
     if origin is tuple:
-        if not isinstance(data, list | tuple):
-            raise ResultError(f"{where} is not a list")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_read(args[0], item, f"{where}[{i}]") for i, item in enumerate(data))
-        if len(args) != len(data):
-            raise ResultError(f"{where} has {len(data)} items, not {len(args)}")
-        return tuple(
-            _read(a, item, f"{where}[{i}]") for i, (a, item) in enumerate(zip(args, data, strict=True))
-        )
+        readers = [_reader(arg) for arg in args]
+
+        def read_fixed(data, where):
+            if not isinstance(data, list | tuple):
+                raise ResultError(f"{where} is not a list")
+            if len(readers) != len(data):
+                raise ResultError(f"{where} has {len(data)} items, not {len(readers)}")
+            pairs = enumerate(zip(readers, data, strict=True))
+            return tuple(read(item, f"{where}[{i}]") for i, (read, item) in pairs)
+
+        return read_fixed
     if origin in (types.UnionType, typing.Union):
-        for option in args:
-            try:
-                return _read(option, data, where)
-            except ResultError:
-                continue
-        raise ResultError(f"{where} is not {hint}")
-    if hint is type(None):
-        if data is not None:
-            raise ResultError(f"{where} is not null")
-        return None
-    if hint is float and isinstance(data, int | float) and not isinstance(data, bool):
-        return float(data)
-    if hint in (int, str, bool) and type(data) is hint:
-        return data
-    raise ResultError(f"{where} is not {getattr(hint, '__name__', hint)}: {data!r}"[:200])
+        options = [_reader(option) for option in args]
+
+        def read_union(data, where):
+            for read in options:
+                try:
+                    return read(data, where)
+                except ResultError:
+                    continue
+            raise ResultError(f"{where} is not {hint}")
+
+        return read_union
+
+    def read_scalar(data, where):
+        if hint is type(None) and data is None:
+            return None
+        if hint is float and isinstance(data, int | float) and not isinstance(data, bool):
+            return float(data)
+        if hint in (int, str, bool) and type(data) is hint:
+            return data
+        raise ResultError(f"{where} is not {getattr(hint, '__name__', hint)}: {data!r}"[:200])
+
+    return read_scalar

@@ -20,4 +20,9 @@ def norms(stack: np.ndarray) -> np.ndarray:
 
 def strongest_first(stack: np.ndarray) -> list[int]:
     """Source channels by the L2 norm of their kernel, strongest first (ties in channel order)."""
-    return [int(c) for c in np.argsort(-norms(stack), kind="stable")]
+    return ranked(norms(stack))
+
+
+def ranked(norms: np.ndarray) -> list[int]:
+    """Channels by their norm, strongest first (ties in channel order)."""
+    return [int(c) for c in np.argsort(-np.asarray(norms), kind="stable")]

@@ -34,6 +34,7 @@ from distillgen.figures import DIRECTIVES
 from distillgen.figures.base import jobs_of
 from distillgen.render import html as html_rules
 from distillgen.render.page import templates_dir
+from distillgen.render.reuse import code_digest
 from distillgen.site import CACHE, compute_articles
 from distillgen.source.document import parse_text
 from distillgen.source.frontmatter import parse_front_matter
@@ -86,7 +87,9 @@ class Project:
         reporter = Reporter()
         article = self._article(text, reporter)
         cache = Cache(
-            self.cache, warn=lambda path, message: reporter.warning(path, None, message, author=False)
+            self.cache,
+            warn=lambda path, message: reporter.warning(path, None, message, author=False),
+            trust=code_digest(),
         )
         catalog = Catalog(cache)
         try:

@@ -15,7 +15,9 @@ applies the same one:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +61,27 @@ def markdown_link_allowed(url: str) -> bool:
 
 
 # -- files ------------------------------------------------------------------------------------
+_reads: ContextVar[set[Path] | None] = ContextVar("reads", default=None)
+
+
+@contextmanager
+def recording_reads() -> Iterator[set[Path]]:
+    """The set of every path an author named (`resolve_inside`, `noted`) while inside: what a
+    checked article depends on besides its own text (checked.py)."""
+    reads: set[Path] = set()
+    token = _reads.set(reads)
+    try:
+        yield reads
+    finally:
+        _reads.reset(token)
+
+
+def noted(path: Path) -> Path:
+    """`path`, recorded as read by whatever `recording_reads` (its existence counts too)."""
+    reads = _reads.get()
+    if reads is not None:
+        reads.add(path)
+    return path
 
 
 def resolve_inside(base_dir: Path, written: str, roots: Iterable[Path]) -> Path:
@@ -66,8 +89,9 @@ def resolve_inside(base_dir: Path, written: str, roots: Iterable[Path]) -> Path:
     message for the author unless the result lies inside one of `roots`.
 
     Whether the file exists is the caller's question: each says what it was looking for."""
+    noted(base_dir / written)
     try:
-        path = (base_dir / written).resolve()
+        path = noted((base_dir / written).resolve())
     except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python 3.11)
         raise ValueError(f"cannot follow '{shorten(written)}': {exc}") from None
     allowed = [Path(root).resolve() for root in roots]

@@ -17,6 +17,7 @@ died (`.<name>-new-<pid>-*`) are swept then.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -24,6 +25,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from distillgen import __version__
 from distillgen.article import Article
 from distillgen.atlas import Atlas, layer_page, model_page, plan_atlases
 from distillgen.cache import Cache
+from distillgen.checked import CheckedArticles
 from distillgen.compute import Catalog, Options, Outcome, compute, records
 from distillgen.diagnostics import BuildFailed, Reporter, describe_os_error
 from distillgen.dictionaries import check_names
@@ -39,10 +42,10 @@ from distillgen.locks import Busy, alive, held
 from distillgen.render import html as html_rules
 from distillgen.render.archive import archive_page
 from distillgen.render.page import environment, render_article, render_index, templates_dir
-from distillgen.render.reuse import Page, Pages, page_key, stamp
+from distillgen.render.reuse import Page, Pages, code_digest, page_key, stamp
 from distillgen.render.search import SearchError, pagefind_version, search_bundle
-from distillgen.safety import Grants, refuse_raw_html
-from distillgen.source import parse_document
+from distillgen.safety import Grants, recording_reads, refuse_raw_html
+from distillgen.source.document import parse_text
 from distillgen.source.frontmatter import parse_front_matter
 from distillgen.source.markdown import make_parser
 from distillgen.source.siteconfig import AtlasRequest, SiteConfig, load_site_config
@@ -84,14 +87,18 @@ def build(
     options = options or Options(log=log)
     grants = grants or Grants()
     config = load_site_config(src, reporter) if src is not None else SiteConfig()
-    articles = load_articles(src, reporter, log, grants, config) if src is not None else []
     home = src if src is not None else Path.cwd()  # where the cache and the atlases' files are
+    cache_dir = cache_dir or home / CACHE
+    _check_output(src, out, cache_dir, reporter)  # before anything is written to the cache
+    keep = not (options.recompute or reporter.errors)
+    checked = CheckedArticles(cache_dir / "checked" if keep else None, repr((code_digest(), config, grants)))
+    articles = load_articles(src, reporter, log, grants, config, checked) if src is not None else []
     cache = Cache(
-        cache_dir or home / CACHE,
+        cache_dir,
         warn=lambda path, message: reporter.warning(path, None, message, author=False),
+        trust=code_digest(),
     )
     catalog = Catalog(cache, frozen=options.frozen)
-    _check_output(src, out, cache.root, reporter)  # before planning writes model descriptions
     reporter.raise_if_errors()
     for article in articles:
         article.plan(catalog)
@@ -102,7 +109,8 @@ def build(
     # A cache may come from someone else (it can be committed): its pages may only copy files
     # from the cache or the articles' roots, and a build refusing raw HTML renders every page.
     reuse = not options.recompute and grants.raw_html
-    pages_cache = Pages(cache.root / "pages" if reuse else None, (cache.root, home, *grants.roots))
+    known = frozenset(str(a.file(name)) for a in outcome.artifacts.values() for name in a.names)
+    pages_cache = Pages(cache.root / "pages" if reuse else None, (home, *grants.roots), known)
     if config.search:
         try:
             pagefind_version()
@@ -286,13 +294,12 @@ def _teasers(articles: list[Article], artifacts: dict) -> tuple[dict[str, str], 
 def _article_key(article: Article, outcome: Outcome, frame: str) -> str:
     """Everything an article's page is made of: its source, its bibliography, its local
     images (their URLs carry their content's digest) and the artifacts its figures show."""
-    bibliography = article.front.bibliography
     return page_key(
         "article",
         frame,
         article.slug,
         article.doc.source,
-        bibliography.read_text(encoding="utf-8", errors="replace") if bibliography else None,
+        article.bibliography.digest if article.bibliography else None,
         sorted(article.asset_urls()),
         [stamp(outcome.artifacts[need.job.key]) for need in article.needs],
     )
@@ -310,11 +317,14 @@ def load_articles(
     log: Callable[[str], None],
     grants: Grants | None = None,
     config: SiteConfig | None = None,
+    checked: CheckedArticles | None = None,
 ) -> list[Article]:
-    """Parse and check every `*.md` in `src` (with the site config's defaults); problems go to
+    """Parse and check every `*.md` in `src` (with the site config's defaults), or take it
+    from `checked` when it is unchanged since it was checked there; problems go to
     `reporter`."""
     grants = grants or Grants()
     config = config or SiteConfig()
+    checked = checked or CheckedArticles(None, "")
     if not src.is_dir():
         reporter.error(src, None, "source folder not found")
         return []
@@ -325,25 +335,42 @@ def load_articles(
     articles = []
     for path in paths:
         try:
-            doc = parse_document(path, md, roots=(src, *grants.roots))
+            # utf-8-sig drops a byte order mark, which would otherwise hide the front matter's '---'
+            source = path.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
             reporter.error(path, None, f"cannot read article: {exc}")
             continue
-        if problem := slug_problem(doc.slug):
+        if problem := slug_problem(path.stem):
             reporter.error(path, 1, problem)
             continue
-        if doc.front_matter_text is None and doc.source.startswith("---"):
-            reporter.error(path, 1, "front matter opened with '---' is never closed by a second '---'")
-            continue
-        if not grants.raw_html:
-            refuse_raw_html(doc, reporter)
-        front = parse_front_matter(doc.front_matter_text, path, doc.front_matter_line, reporter, doc.roots)
-        front = config.defaults_for(front)
-        article = Article(doc, front, md, reporter)
-        article.check()
+        article = checked.get(path, source, md, reporter)
+        if article is None:
+            first = len(reporter.diagnostics)
+            with recording_reads() as reads:
+                article = _check_article(path, source, md, reporter, grants, config)
+            if article is None:
+                continue
+            checked.put(path, source, article, reporter.diagnostics[first:], reads)
+            log(f"checked {path}")
+        else:
+            log(f"checked {path} (unchanged: taken from the cache)")
         articles.append(article)
-        log(f"checked {path}")
     return articles
+
+
+def _check_article(
+    path: Path, source: str, md, reporter: Reporter, grants: Grants, config: SiteConfig
+) -> Article | None:
+    doc = parse_text(source, path, md, roots=(path.parent, *grants.roots))
+    if doc.front_matter_text is None and doc.source.startswith("---"):
+        reporter.error(path, 1, "front matter opened with '---' is never closed by a second '---'")
+        return None
+    if not grants.raw_html:
+        refuse_raw_html(doc, reporter)
+    front = parse_front_matter(doc.front_matter_text, path, doc.front_matter_line, reporter, doc.roots)
+    article = Article(doc, config.defaults_for(front), md, reporter)
+    article.check()
+    return article
 
 
 def _check_output(src: Path | None, out: Path, cache: Path, reporter: Reporter) -> None:
@@ -373,19 +400,83 @@ def _check_output(src: Path | None, out: Path, cache: Path, reporter: Reporter) 
 def _write_site(
     out: Path, pages: dict[str, str], copies: dict[str, Path], reporter: Reporter, options: Options
 ) -> None:
-    """Write the site under the output's lock; a full or read-only disk is an error naming it."""
+    """Write the site under the output's lock; a full or read-only disk is an error naming it.
+    Nothing is written when the output's manifest says it already holds this very site."""
     out = out.resolve()
+    manifest = manifest_path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         lock = out.with_name(f".{out.name}.lock")
         with held(lock, str(out), wait=options.wait, echo=options.echo):
             sweep_staging(out, options.log)
+            state = _site_state(pages, copies)
+            if _already_written(out, state, manifest):
+                options.log(f"{out} holds this site already: nothing written")
+                return
+            manifest.unlink(missing_ok=True)  # stale from here until the site is written
             write_atomically(out, pages, copies)
+            with suppress(OSError):  # without it, the next build writes the site again
+                _write_json(manifest, {"state": state, "files": _files(out)})
     except Busy as exc:
         reporter.error(out, None, f"{exc} (or build without --no-wait, which waits)")
     except OSError as exc:
         reporter.error(out, None, f"cannot write the site: {describe_os_error(exc)}")
     reporter.raise_if_errors()
+
+
+def manifest_path(out: Path) -> Path:
+    """Where a build says what it wrote into `out` (beside it, as its lock is): a digest of
+    the site and every file's size, modification time and inode, so that a rebuild of the same
+    site into an untouched output writes nothing."""
+    out = out.resolve()
+    return out.with_name(f".{out.name}.manifest.json")
+
+
+def _site_state(pages: dict[str, str], copies: dict[str, Path]) -> str:
+    """A digest of the site to write: each page's text, each copied file's source as the
+    file system describes it (cache files are never rewritten in place)."""
+    digest = hashlib.sha256()
+    for rel, html in sorted(pages.items()):
+        digest.update(f"{rel}\0{hashlib.sha256(html.encode()).hexdigest()}\0".encode())
+    for rel, source in sorted(copies.items()):
+        status = source.stat()
+        digest.update(f"{rel}\0{source}\0{status.st_size},{status.st_mtime_ns},{status.st_ino}\0".encode())
+    return digest.hexdigest()
+
+
+def _files(out: Path) -> dict[str, list[int]]:
+    """Every file under `out`: size, modification time and inode."""
+    found = {}
+    for folder, _, names in os.walk(out):
+        for name in names:
+            status = os.lstat(os.path.join(folder, name))
+            found[os.path.relpath(os.path.join(folder, name), out)] = [
+                status.st_size,
+                status.st_mtime_ns,
+                status.st_ino,
+            ]
+    return found
+
+
+def _already_written(out: Path, state: str, manifest: Path) -> bool:
+    """Whether `out` holds the site whose digest is `state`, untouched since it was written."""
+    try:
+        written = json.loads(manifest.read_text(encoding="utf-8"))
+        return written["state"] == state and written["files"] == _files(out)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=".site-", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(data, stream, separators=(",", ":"))
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def sweep_staging(out: Path, log: Callable[[str], None]) -> None:

@@ -305,9 +305,16 @@ def fingerprint(spec: ModelSpec) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
+_DIGESTS: dict[tuple, str] = {}  # (path, size, mtime, inode) -> sha256: a build asks hundreds of times
+
+
 def _file_digest(path: Path, what: str) -> str:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        status = path.stat()
+        seen = (str(path), status.st_size, status.st_mtime_ns, status.st_ino)
+        if seen not in _DIGESTS:
+            _DIGESTS[seen] = hashlib.sha256(path.read_bytes()).hexdigest()
+        return _DIGESTS[seen]
     except FileNotFoundError:
         raise ModelError(f"{what} not found: {path}") from None
     except OSError as exc:

@@ -247,10 +247,11 @@ def test_the_example_sites_figures_are_committed_and_its_page_cache_is_not():
 
     cache = "articles/.distillgen/cache"
     assert not ignored(f"{cache}/objects/ab/abcd/record.json") and not ignored(f"{cache}/models/x.json")
-    for leftover in ("pages/x.html", "search/x", ".lock", "quarantine/x/record.json", "speeds.json"):
+    leftovers = ("pages/x.html", "search/x", ".lock", "quarantine/x/record.json", "speeds.json")
+    for leftover in (*leftovers, "index.json", "checked/x.pickle"):
         assert ignored(f"{cache}/{leftover}"), leftover
     assert ignored("elsewhere/.distillgen/cache/objects/ab/abcd/record.json")
-    assert ignored(".build.lock")  # `make site`'s build lock, beside build/
+    assert ignored(".build.lock") and ignored(".build.manifest.json")  # `make site`'s, beside build/
 
 
 FRAGILE_MODEL = """

@@ -199,8 +199,8 @@ def _resolve(plan: CircuitPlan, results: FollowUpContext | None) -> CircuitPlan:
             if results is None or not all(results.done(job) for job in stage.weights):
                 stages[index] = stage
                 break  # ranked in a later round, once these weights are computed
-            stacks = [results.kernels(job) for job in stage.weights]
-            stage = replace(stage, units=tuple(strongest_inputs(stacks, plan.top)))
+            norms = [results.kernel_norms(job) for job in stage.weights]
+            stage = replace(stage, units=tuple(strongest_inputs(norms, plan.top)))
         stages[index] = stage
         plan = _with_nodes(plan, [UnitRef(stage.layer, unit) for unit in stage.units])
         after = tuple(UnitRef(stage.layer, unit) for unit in stage.units)
@@ -221,12 +221,11 @@ def _with_nodes(plan: CircuitPlan, refs) -> CircuitPlan:
     return replace(plan, nodes=plan.nodes + tuple(added), jobs=plan.jobs + tuple(job for _, job in added))
 
 
-def strongest_inputs(stacks: list[np.ndarray], top: int) -> list[int]:
-    """The `top` input channels with the strongest kernels (L2 norm) into any of the next
-    row's units, taken in turn from each unit's ranking so that every unit gets its best;
+def strongest_inputs(norms: list[np.ndarray], top: int) -> list[int]:
+    """The `top` input channels with the strongest kernels (their L2 `norms`) into any of the
+    next row's units, taken in turn from each unit's ranking so that every unit gets its best;
     strongest first."""
-    norms = [kernels.norms(stack) for stack in stacks]
-    rankings = [kernels.strongest_first(stack) for stack in stacks]
+    rankings = [kernels.ranked(channel_norms) for channel_norms in norms]
     picked: list[int] = []
     for rank in range(len(rankings[0])):
         for ranking in rankings:

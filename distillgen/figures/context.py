@@ -173,6 +173,13 @@ class FollowUpContext(_Reports):
         """A weights job's kernels: [source channels, height, width]."""
         return kernels.read(self._artifacts[job.key].file("kernels.npy"))
 
+    def kernel_norms(self, job) -> np.ndarray:
+        """Each source channel's kernel norm, for ranking: kept with the cache entry, so that
+        a rebuild ranks without reading the kernels."""
+        artifact = self._artifacts[job.key]
+        norms = artifact.derived("norms", lambda: kernels.norms(self.kernels(job)).tolist())
+        return np.asarray(norms, dtype=np.float32)
+
 
 @dataclass
 class RenderContext:

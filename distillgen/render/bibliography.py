@@ -7,6 +7,8 @@ is escaped and every link built from it follows the site's URL rule (safety.py):
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import re
 from html import escape
 from pathlib import Path
@@ -14,9 +16,13 @@ from pathlib import Path
 import pybtex.errors
 from pybtex.backends.html import Backend as HtmlBackend
 from pybtex.database import BibliographyData, Entry, parse_file
+from pybtex.database.input.bibtex import Parser as BibtexParser
 from pybtex.exceptions import PybtexError
 from pybtex.richtext import Text
 from pybtex.style.formatting.unsrt import Style as UnsrtStyle
+from pybtex.style.labels.number import LabelStyle as NumberLabels
+from pybtex.style.names.plain import NameStyle as PlainNames
+from pybtex.style.sorting.none import SortingStyle as Unsorted
 from pybtex.style.template import FieldIsMissing, field, join, node, sentence
 
 from distillgen.diagnostics import Reporter
@@ -45,7 +51,11 @@ def _is_others(person) -> bool:
 
 class _Style(UnsrtStyle):
     """unsrt, but titles keep the authors' capitalization (unsrt lowercases them), and `and
-    others` is "et al."."""
+    others` is "et al.". Its parts are given as classes: pybtex looks a name up among the
+    installed packages' entry points, a quarter of a second on every bibliography."""
+
+    def __init__(self) -> None:
+        super().__init__(label_style=NumberLabels, name_style=PlainNames, sorting_style=Unsorted)
 
     def format_title(self, e, which_field, as_sentence=True):
         title = field(which_field)
@@ -82,6 +92,12 @@ class Bibliography:
         self._backend = _Backend()
         self._reporter = reporter
         self._lines: dict[str, list[int]] | None = None  # entry key -> its lines, read when first needed
+        self.digest = ""  # of the file as loaded: what a page citing it is made of
+
+    def __getstate__(self) -> dict:
+        """Kept with its checked article (checked.py) without the build's reporter: its
+        warnings are given while citing, at check, and replayed from there."""
+        return {**self.__dict__, "_reporter": None}
 
     @classmethod
     def load(cls, path: Path, reporter: Reporter, cited_from: Path, line: int) -> Bibliography | None:
@@ -90,11 +106,13 @@ class Bibliography:
             return None
         try:
             with pybtex.errors.capture() as problems:
-                data = parse_file(str(path), bib_format="bibtex")
+                data = parse_file(str(path), bib_format=BibtexParser)
         except (PybtexError, UnicodeDecodeError) as exc:
             reporter.error(path, getattr(exc, "lineno", None) or 1, f"cannot read BibTeX: {exc}")
             return None
         bibliography = cls(path, data, reporter)
+        with contextlib.suppress(OSError):
+            bibliography.digest = hashlib.sha256(path.read_bytes()).hexdigest()
         for problem in problems:
             repeated = re.match(r"repeated bibliography entry: (\S+)", str(problem))
             line = bibliography._line_of(repeated[1], occurrence=1) if repeated else None

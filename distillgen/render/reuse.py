@@ -31,11 +31,16 @@ class Page:
 
 class Pages:
     """The rendered pages of earlier builds (none when `folder` is None: --no-cache). A page
-    is taken only if every file it copies lies inside one of `roots`."""
+    is taken only if every file it copies is one of `known` (the payload files of this
+    build's artifacts, checked or vouched for by the cache's index) or lies inside one of
+    `roots`."""
 
-    def __init__(self, folder: Path | None, roots: tuple[Path, ...] = ()) -> None:
+    def __init__(
+        self, folder: Path | None, roots: tuple[Path, ...] = (), known: frozenset[str] = frozenset()
+    ) -> None:
         self.folder = folder
         self.roots = tuple(root.resolve() for root in roots)
+        self.known = known
         self.rendered = 0
         self.reused = 0
 
@@ -47,13 +52,14 @@ class Pages:
             page = Page(data["html"], {site: Path(source) for site, source in data["files"].items()})
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None  # missing or damaged: rendered again
-        sources = [source.resolve() for source in page.files.values()]
-        if not all(
-            source.is_file() and any(source.is_relative_to(r) for r in self.roots) for source in sources
-        ):
+        if not all(str(source) in self.known or self._inside_roots(source) for source in page.files.values()):
             return None  # a file it copies is gone (a quarantined artifact), or is not ours to publish
         self.reused += 1
         return page
+
+    def _inside_roots(self, source: Path) -> bool:
+        source = source.resolve()
+        return source.is_file() and any(source.is_relative_to(root) for root in self.roots)
 
     def put(self, key: str, page: Page) -> Page:
         self.rendered += 1
@@ -78,9 +84,10 @@ def page_key(kind: str, *parts: object) -> str:
 
 
 def stamp(artifact: Artifact) -> tuple:
-    """What identifies an artifact's content: its key, and when and what was computed under it
-    (--no-cache computes the same key again, maybe into other values)."""
-    return artifact.key, artifact.record.get("created"), artifact.record.get("files")
+    """What identifies an artifact's content: its key, and its record's digest (--no-cache
+    computes the same key again, maybe into other values: the record's time and checksums
+    differ)."""
+    return artifact.key, artifact.digest
 
 
 @cache

@@ -1,0 +1,234 @@
+"""Rebuilds that do not grow with the site (issue 32): a build trusts what the file system
+says is unchanged (the cache's index, checked articles kept between builds, the output's
+manifest) and checks in full only what changed, so damage behind its back is still found."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import shutil
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from distillgen import cache as cache_module
+from tests.conftest import run_cli, write
+
+FIRST = """
+---
+title: First
+featurevis: {steps: 4, size: 32}
+bibliography: refs.bib
+---
+The unit {unit}`mixed3:2` and its neighbours, as {cite}`olah2020zoom` drew them.
+
+```{featurevis} mixed3:0-1
+:label: fig-units
+Two units.
+```
+
+```{circuit} mixed4:3
+:inputs: mixed3
+:top: 2
+```
+
+A link to [](missing-notes).
+"""
+
+SECOND = """
+---
+title: Second
+featurevis: {steps: 4, size: 32}
+---
+Another article, about {unit}`conv2:1`.
+"""
+
+BIB = """
+@article{olah2020zoom,
+  title = {Zoom In: An Introduction to Circuits},
+  author = {Olah, Chris and Cammarata, Nick},
+  journal = {Distill},
+  year = {2020},
+}
+"""
+
+_opened: list[str] | None = None  # paths opened while `opened_files` records
+
+
+def _audit(event: str, args: tuple) -> None:
+    if _opened is not None and event == "open" and isinstance(args[0], str | bytes | os.PathLike):
+        _opened.append(os.fsdecode(args[0]))
+
+
+sys.addaudithook(_audit)  # audit hooks cannot be removed: this one records only when asked
+
+
+@contextmanager
+def opened_files():
+    """Every file opened inside (by Python: reads, writes, numpy's and PIL's loads)."""
+    global _opened
+    _opened = []
+    try:
+        yield _opened
+    finally:
+        _opened = None
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> tuple[Path, Path, Path]:
+    src = tmp_path / "src"
+    write(src / "first.md", FIRST)
+    write(src / "second.md", SECOND)
+    write(src / "refs.bib", BIB)
+    return src, tmp_path / "out", tmp_path / "cache"
+
+
+def build(src: Path, out: Path, cache: Path, *extra: str) -> dict[str, int]:
+    result = run_cli("build", str(src), "-o", str(out), "--cache-dir", str(cache), "-v", *extra)
+    assert result.exit_code == 0, result.output
+    summary = re.search(r"(\d+) figure\(s\) \((\d+) computed\), (\d+) of (\d+) page\(s\)", result.stderr)
+    figures, computed, rendered, pages = map(int, summary.groups())
+    return {
+        "figures": figures,
+        "computed": computed,
+        "rendered": rendered,
+        "pages": pages,
+        "checked": len(re.findall(r"^checked \S+$", result.stderr, re.MULTILINE)),
+        "warnings": len(re.findall(r": warning: ", result.stderr)),
+    }
+
+
+def settle(src: Path, out: Path, cache: Path) -> dict[str, int]:
+    """A cold build, then one more: files written in the same tick of the file system's clock
+    as the index are checked once more ("racily clean", as git has it)."""
+    first = build(src, out, cache)
+    build(src, out, cache)
+    return first
+
+
+def payload_files(cache: Path) -> set[str]:
+    return {str(p) for p in (cache / "objects").rglob("*") if p.is_file() and p.name != cache_module.RECORD}
+
+
+def test_a_no_change_rebuild_opens_no_payload_file_and_renders_nothing(site):
+    src, out, cache = site
+    cold = settle(src, out, cache)
+    assert cold["computed"] > 0 and cold["rendered"] == cold["pages"]
+    payloads = payload_files(cache)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    with opened_files() as opened:
+        again = build(src, out, cache)
+    assert (again["computed"], again["rendered"], again["checked"]) == (0, 0, 0)
+    assert again["warnings"] == cold["warnings"] > 0  # the missing file's link, replayed
+    assert not payloads & {str(Path(p)) for p in opened}
+    assert not any(p.endswith(".bib") for p in opened)  # the bibliography is not parsed again
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("damage", ["truncate", "replace"])
+def test_a_payload_damaged_behind_the_caches_back_is_found_and_recomputed(site, damage):
+    src, out, cache = site
+    settle(src, out, cache)
+    image = next(p for p in (cache / "objects").rglob("image0.png"))
+    good = image.read_bytes()
+    if damage == "truncate":
+        with image.open("r+b") as file:
+            file.truncate(len(good) // 2)
+    else:  # same size, other bytes, a new file in its place
+        image.unlink()
+        image.write_bytes(bytes(len(good)))
+    result = run_cli("build", str(src), "-o", str(out), "--cache-dir", str(cache))
+    assert result.exit_code == 0, result.output
+    assert "damaged cache entry" in result.stderr and "1 computed" in result.stderr
+    assert list((cache / "quarantine").iterdir())
+    assert image.read_bytes() == good  # computed again, the same bytes
+
+
+def test_touching_a_payload_costs_one_hash_not_a_recompute(site, monkeypatch):
+    src, out, cache = site
+    settle(src, out, cache)
+    image = next(p for p in (cache / "objects").rglob("image0.png"))
+    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 10**9))
+    hashed = []
+    real = cache_module._sha256
+    monkeypatch.setattr(cache_module, "_sha256", lambda path: hashed.append(path) or real(path))
+    again = build(src, out, cache)
+    assert again["computed"] == 0
+    assert hashed == [image]
+    hashed.clear()
+    assert build(src, out, cache)["computed"] == 0 and hashed == []  # indexed again
+
+
+def test_editing_one_article_checks_only_it_and_equals_a_clean_build(site, tmp_path):
+    src, out, cache = site
+    settle(src, out, cache)
+    write(src / "second.md", SECOND + "\nOne more line, about {unit}`mixed3:5`.\n")
+    again = build(src, out, cache)
+    assert again["checked"] == 1
+    # the same figures (their records hold when they were computed), nothing else kept
+    shutil.copytree(
+        cache, tmp_path / "clean-cache", ignore=shutil.ignore_patterns("pages", "checked", "sites")
+    )
+    (tmp_path / "clean-cache" / "index.json").unlink()
+    clean = build(src, tmp_path / "clean", tmp_path / "clean-cache")
+    assert clean["checked"] == 2 and clean["rendered"] == clean["pages"]
+    assert contents(out) == contents(tmp_path / "clean")
+
+
+def test_a_file_an_article_reads_changing_checks_it_again(site):
+    src, out, cache = site
+    settle(src, out, cache)
+    write(src / "refs.bib", BIB.replace("Zoom In", "Zoom Out"))
+    assert build(src, out, cache)["checked"] == 1  # the article citing it
+    write(src / "missing-notes", "now here")
+    again = build(src, out, cache)
+    assert again["checked"] == 1 and again["warnings"] == 0  # its link resolves now
+    assert "Zoom Out" in (out / "first" / "index.html").read_text()
+
+
+def test_a_kept_article_from_elsewhere_is_never_unpickled(site, monkeypatch):
+    # The cache folder can come from someone else: a kept article it brings, not signed with
+    # this user's key, is checked again instead of being loaded (unpickling runs code).
+    src, out, cache = site
+    settle(src, out, cache)
+    kept = cache / "checked" / "second.pickle"
+    forged = kept.read_bytes()[32:]
+    kept.write_bytes(bytes(32) + forged)  # the same payload, another signature
+    unpickled = []
+    real = pickle.loads
+    monkeypatch.setattr(pickle, "loads", lambda data, **k: unpickled.append(bytes(data)) or real(data, **k))
+    result = run_cli("build", str(src), "-o", str(out), "--cache-dir", str(cache), "-v")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^checked \S+second\.md$", result.stderr, re.MULTILINE)
+    assert "first.md (unchanged: taken from the cache)" in result.stderr
+    assert len(unpickled) == 1 and not any(forged.endswith(data) for data in unpickled)
+
+
+def test_an_output_changed_behind_the_builds_back_is_written_again(site):
+    src, out, cache = site
+    settle(src, out, cache)
+    page = out / "second" / "index.html"
+    text = page.read_text()
+    page.write_text("edited by hand")
+    (out / "stray.txt").write_text("left here")
+    build(src, out, cache)
+    assert page.read_text() == text
+    assert not (out / "stray.txt").exists()
+
+
+def contents(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+def test_no_cache_checks_and_renders_everything(site):
+    src, out, cache = site
+    cold = settle(src, out, cache)
+    again = build(src, out, cache, "--no-cache")
+    assert again["checked"] == 2 and again["rendered"] == cold["pages"] and again["computed"] > 0
+    shutil.rmtree(out)
+    after = build(src, out, cache)  # articles kept from before; the recomputed figures' pages
+    assert after["checked"] == 0 and after["rendered"] == cold["pages"]
+    assert (out / "first" / "index.html").is_file()
