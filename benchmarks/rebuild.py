@@ -163,7 +163,7 @@ def main() -> None:
     cases = [False] if args.no_atlas else [False, True]
     rows = []
     for atlas in cases:
-        name = "example site + 5,000-unit atlas" if atlas else "example site"
+        name = "example site + 5,484-unit atlas" if atlas else "example site"
         with tempfile.TemporaryDirectory() as scratch:
             src, cache = scratch_site(Path(scratch), atlas)
             out = Path(scratch) / "build"

@@ -68,11 +68,14 @@ class Catalog:
         self.cache = cache
         self.frozen = frozen
         self._infos: dict[str, ModelInfo] = {}
+        self._fingerprints: dict[ModelSpec, str] = {}
         self._store = None  # engine.models.ModelStore, created when a model must be loaded
 
     def info(self, spec: ModelSpec) -> ModelInfo:
         """ModelError (or SpecError) with a message for the author when it cannot be had."""
-        key = fingerprint(spec)
+        if spec not in self._fingerprints:  # hashing the weights file once per build
+            self._fingerprints[spec] = fingerprint(spec)
+        key = self._fingerprints[spec]
         if key not in self._infos:
             info = self.cache.model_info(key)
             if info is None:
@@ -86,7 +89,6 @@ class Catalog:
                 # computed, its write reports the cache's problem.
                 with suppress(OSError):
                     self.cache.put_model_info(key, info)
-            # Hashing the weights file once per build, not once per unit that names the model.
             self._infos[key] = dataclasses.replace(info, fingerprint=key)
         return self._infos[key]
 

@@ -30,7 +30,7 @@ def dataset(source: str, count: int, seed: int, base: Path, roots: tuple[Path, .
 
     The folder and each image in it must lie inside `roots` (default: `base`), symlinks followed."""
     if source in TASKS:
-        generator = Path(TASKS[source].module.__file__).read_bytes()
+        generator = TASKS[source].source().read_bytes()
         return Dataset(source, hashlib.sha256(generator).hexdigest(), count, seed)
     roots = roots or (base,)
     try:

@@ -23,6 +23,7 @@ def strongest_first(stack: np.ndarray) -> list[int]:
     return ranked(norms(stack))
 
 
-def ranked(norms: np.ndarray) -> list[int]:
-    """Channels by their norm, strongest first (ties in channel order)."""
-    return [int(c) for c in np.argsort(-np.asarray(norms), kind="stable")]
+def ranked(norms) -> list[int]:
+    """Channels by their norm (a sequence of floats), strongest first, ties in channel order."""
+    values = [float(value) for value in norms]
+    return sorted(range(len(values)), key=lambda channel: -values[channel])

@@ -42,7 +42,7 @@ from distillgen.locks import Busy, alive, held
 from distillgen.render import html as html_rules
 from distillgen.render.archive import archive_page
 from distillgen.render.page import environment, render_article, render_index, templates_dir
-from distillgen.render.reuse import Page, Pages, code_digest, page_key, stamp
+from distillgen.render.reuse import Page, Pages, code_digest, page_key, page_text, stamp
 from distillgen.render.search import SearchError, pagefind_version, search_bundle
 from distillgen.safety import Grants, recording_reads, refuse_raw_html
 from distillgen.source.document import parse_text
@@ -109,8 +109,13 @@ def build(
     # A cache may come from someone else (it can be committed): its pages may only copy files
     # from the cache or the articles' roots, and a build refusing raw HTML renders every page.
     reuse = not options.recompute and grants.raw_html
-    known = frozenset(str(a.file(name)) for a in outcome.artifacts.values() for name in a.names)
-    pages_cache = Pages(cache.root / "pages" if reuse else None, (home, *grants.roots), known)
+    # what each payload file of the cache is (absolute path -> its entry's record digest)
+    payloads = {
+        os.path.abspath(a.file(name)): f"{a.digest}/{name}"
+        for a in outcome.artifacts.values()
+        for name in a.names
+    }
+    pages_cache = Pages(cache.root / "pages" if reuse else None, (home, *grants.roots), payloads.keys())
     if config.search:
         try:
             pagefind_version()
@@ -129,9 +134,9 @@ def build(
         for article in articles:
             page = f"{article.slug}/index.html"
             pages[f"{article.slug}/index.archive.html"] = archive_page(
-                page, pages[page], pages, copies, config.url
+                page, page_text(pages[page]), pages, copies, config.url
             )
-    _write_site(out, pages, copies, reporter, options)
+    _write_site(out, pages, copies, reporter, options, payloads)
     seconds = time.perf_counter() - start
     return BuildResult(
         out,
@@ -203,22 +208,24 @@ def compute_articles(
 
 def _render_site(
     site: Site, outcome: Outcome, pages_cache: Pages, log: Callable[[str], None]
-) -> tuple[dict[str, str], dict[str, Path]]:
-    """The site's pages (path -> HTML) and the files copied into it (path -> source). A page
-    whose inputs are unchanged since an earlier build is taken from `pages_cache`."""
+) -> tuple[dict[str, str | Page], dict[str, Path]]:
+    """The site's pages (path -> HTML, or a Page whose HTML is read when needed) and the files
+    copied into it (path -> source). A page whose inputs are unchanged since an earlier build
+    is taken from `pages_cache`."""
     env = environment()
     env.globals["search"] = site.config.search
     config = site.config
     title, frame = config.title, config.frame  # every page's key holds the frame it is drawn in
     artifacts = outcome.artifacts
-    pages: dict[str, str] = {}
+    pages: dict[str, str | Page] = {}
     copies: dict[str, Path] = {}
 
-    def render(path: str, key: str, make: Callable[[], Page]) -> None:
-        page = pages_cache.get(key)
-        log(f"rendered {path}" + (" (unchanged: from the cache)" if page else ""))
-        page = page or pages_cache.put(key, make())
-        pages[path] = page.html
+    def render(path: str, key: str, make: Callable[[], Page], counted: bool = True) -> None:
+        page = pages_cache.get(key, counted)
+        if counted:
+            log(f"rendered {path}" + (" (unchanged: from the cache)" if page else ""))
+        page = page or pages_cache.put(key, make(), counted)
+        pages[path] = page
         copies.update(page.files)
 
     def template(name: str, context_and_files: tuple[dict, dict]) -> Page:
@@ -233,9 +240,12 @@ def _render_site(
             lambda article=article: _article_page(env, article, outcome, config),
         )
         if article.needs:
-            figures = records((need.job.key for need in article.needs), artifacts)
-            pages[f"{article.slug}/figures.json"] = json.dumps(
-                {"article": article.slug, "figures": figures}, indent=2, sort_keys=True
+            keys = list(dict.fromkeys(need.job.key for need in article.needs))
+            render(
+                f"{article.slug}/figures.json",
+                page_key("figures", article.slug, [stamp(artifacts[key]) for key in keys]),
+                lambda article=article, keys=keys: _figures_json(article, keys, artifacts),
+                counted=False,
             )
     site_map = SiteMap(site.unit_pages)
     for unit_page in site.unit_pages:
@@ -272,6 +282,12 @@ def _render_site(
     copies.update({f"static/{p.name}": p for p in sorted(static.iterdir()) if p.is_file()})
     pages[MARKER] = "This folder is written by distillgen build and replaced on every build.\n"
     return pages, copies
+
+
+def _figures_json(article: Article, keys: list[str], artifacts: dict) -> Page:
+    """The provenance records of every figure the article shows, in order (`figures.json`)."""
+    figures = records(keys, artifacts)
+    return Page(json.dumps({"article": article.slug, "figures": figures}, indent=2, sort_keys=True))
 
 
 def _teasers(articles: list[Article], artifacts: dict) -> tuple[dict[str, str], dict[str, Path]]:
@@ -398,10 +414,20 @@ def _check_output(src: Path | None, out: Path, cache: Path, reporter: Reporter) 
 
 
 def _write_site(
-    out: Path, pages: dict[str, str], copies: dict[str, Path], reporter: Reporter, options: Options
+    out: Path,
+    pages: dict[str, str | Page],
+    copies: dict[str, Path],
+    reporter: Reporter,
+    options: Options,
+    payloads: dict[str, str] | None = None,
 ) -> None:
     """Write the site under the output's lock; a full or read-only disk is an error naming it.
-    Nothing is written when the output's manifest says it already holds this very site."""
+
+    Every file is known by its identity (a page by its key, or its text's digest; a copied
+    file by its source's path and stat), and the manifest beside the output records each
+    written file's identity and stat: a file the output still holds untouched under the same
+    identity is linked into the new site unread, and when that is every file, and no other is
+    there, nothing is written at all."""
     out = out.resolve()
     manifest = manifest_path(out)
     try:
@@ -409,14 +435,17 @@ def _write_site(
         lock = out.with_name(f".{out.name}.lock")
         with held(lock, str(out), wait=options.wait, echo=options.echo):
             sweep_staging(out, options.log)
-            state = _site_state(pages, copies)
-            if _already_written(out, state, manifest):
+            wanted = _identities(pages, copies, payloads or {})
+            held_now = _held(out, manifest)
+            unchanged = {rel for rel, identity in wanted.items() if held_now.get(rel) == identity}
+            if len(unchanged) == len(wanted) == len(held_now):
                 options.log(f"{out} holds this site already: nothing written")
                 return
             manifest.unlink(missing_ok=True)  # stale from here until the site is written
-            write_atomically(out, pages, copies)
-            with suppress(OSError):  # without it, the next build writes the site again
-                _write_json(manifest, {"state": state, "files": _files(out)})
+            write_atomically(out, pages, copies, unchanged)
+            with suppress(OSError):  # without it, the next build reads and compares every file
+                files = {rel: [*status, wanted.get(rel)] for rel, status in _files(out).items()}
+                _write_json(manifest, {"files": files})
     except Busy as exc:
         reporter.error(out, None, f"{exc} (or build without --no-wait, which waits)")
     except OSError as exc:
@@ -425,23 +454,30 @@ def _write_site(
 
 
 def manifest_path(out: Path) -> Path:
-    """Where a build says what it wrote into `out` (beside it, as its lock is): a digest of
-    the site and every file's size, modification time and inode, so that a rebuild of the same
-    site into an untouched output writes nothing."""
+    """Where a build says what it wrote into `out` (beside it, as its lock is): each file's
+    size, modification time, inode and identity."""
     out = out.resolve()
     return out.with_name(f".{out.name}.manifest.json")
 
 
-def _site_state(pages: dict[str, str], copies: dict[str, Path]) -> str:
-    """A digest of the site to write: each page's text, each copied file's source as the
-    file system describes it (cache files are never rewritten in place)."""
-    digest = hashlib.sha256()
-    for rel, html in sorted(pages.items()):
-        digest.update(f"{rel}\0{hashlib.sha256(html.encode()).hexdigest()}\0".encode())
-    for rel, source in sorted(copies.items()):
-        status = source.stat()
-        digest.update(f"{rel}\0{source}\0{status.st_size},{status.st_mtime_ns},{status.st_ino}\0".encode())
-    return digest.hexdigest()
+def _identities(
+    pages: dict[str, str | Page], copies: dict[str, Path], payloads: dict[str, str]
+) -> dict[str, str]:
+    """What each file of the site to write is: a page from the cache by its key, unread; a
+    copied file by the cache entry it belongs to (`payloads`: absolute path -> identity), else
+    by its source as the file system describes it."""
+    identities = {}
+    for rel, page in pages.items():
+        text_digest = hashlib.sha256(page.encode()).hexdigest() if isinstance(page, str) else None
+        identities[rel] = text_digest or page.identity
+    for rel, source in copies.items():
+        identities[rel] = payloads.get(os.path.abspath(source)) or _stat_identity(source)
+    return identities
+
+
+def _stat_identity(source: Path) -> str:
+    status = source.stat()
+    return f"{source}:{status.st_size}:{status.st_mtime_ns}:{status.st_ino}"
 
 
 def _files(out: Path) -> dict[str, list[int]]:
@@ -449,22 +485,25 @@ def _files(out: Path) -> dict[str, list[int]]:
     found = {}
     for folder, _, names in os.walk(out):
         for name in names:
-            status = os.lstat(os.path.join(folder, name))
-            found[os.path.relpath(os.path.join(folder, name), out)] = [
-                status.st_size,
-                status.st_mtime_ns,
-                status.st_ino,
-            ]
+            path = os.path.join(folder, name)
+            status = os.lstat(path)
+            found[os.path.relpath(path, out)] = [status.st_size, status.st_mtime_ns, status.st_ino]
     return found
 
 
-def _already_written(out: Path, state: str, manifest: Path) -> bool:
-    """Whether `out` holds the site whose digest is `state`, untouched since it was written."""
+def _held(out: Path, manifest: Path) -> dict[str, str | None]:
+    """Every file under `out` -> the identity it was written with, None for a file the
+    manifest does not describe as it is now (changed, or not written by the last build)."""
     try:
-        written = json.loads(manifest.read_text(encoding="utf-8"))
-        return written["state"] == state and written["files"] == _files(out)
+        written = json.loads(manifest.read_text(encoding="utf-8"))["files"]
     except (OSError, ValueError, KeyError, TypeError):
-        return False
+        written = {}
+    held_now = {}
+    for rel, status in _files(out).items():
+        entry = written.get(rel) if isinstance(written, dict) else None
+        intact = isinstance(entry, list) and len(entry) == 4 and entry[:3] == status
+        held_now[rel] = entry[3] if intact else None
+    return held_now
 
 
 def _write_json(path: Path, data: object) -> None:
@@ -526,23 +565,31 @@ def _older_than(path: Path, seconds: float) -> bool:
         return True
 
 
-def write_atomically(out: Path, pages: dict[str, str], copies: dict[str, Path]) -> None:
+def write_atomically(
+    out: Path, pages: dict[str, str | Page], copies: dict[str, Path], unchanged: set[str] = frozenset()
+) -> None:
     """Write everything into a sibling folder, then swap it in with renames. The folder's
-    name carries the PID, so that a later build can tell it was left by a dead one."""
+    name carries the PID, so that a later build can tell it was left by a dead one. The files
+    `unchanged` names are linked from the output as they are, unread."""
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-new-{os.getpid()}-", dir=out.parent))
     old: Path | None = None
     try:
         staging.chmod(0o755)
-        for rel, content in sorted(pages.items()):
+        for rel, page in sorted(pages.items()):
             target = staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
+            if rel in unchanged and _link(out / rel, target):
+                continue
+            content = page_text(page)
             if not _keep(out / rel, target, content.encode("utf-8")):
                 target.write_text(content, encoding="utf-8")
         for rel, source in sorted(copies.items()):
             target = staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
+            if rel in unchanged and _link(out / rel, target):
+                continue
             if not _keep(out / rel, target, source.read_bytes()):
                 shutil.copyfile(source, target)
         if out.exists():
@@ -556,6 +603,14 @@ def write_atomically(out: Path, pages: dict[str, str], copies: dict[str, Path]) 
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _link(previous: Path, target: Path) -> bool:
+    try:
+        os.link(previous, target)
+    except OSError:  # links not supported here: the file is written
+        return False
+    return True
 
 
 def _keep(previous: Path, target: Path, data: bytes) -> bool:

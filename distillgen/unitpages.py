@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -42,7 +43,7 @@ class UnitPage:
     info: ModelInfo
     diversity: FeatureVisJob | None
     inputs: WeightsJob | None  # previous conv layer -> this unit
-    outputs: list[WeightsJob]  # this unit's layer -> each unit of the next conv layer
+    outputs: tuple[WeightsJob, ...]  # this unit's layer -> each unit of the next conv layer (shared)
     examples: tuple[ExamplesJob, ...] = ()  # the most exciting probe images, then the least
     atlas: Atlas | None = None  # the atlas that covers the unit: its layer page and neighbours
     articles: list = field(default_factory=list)  # Article objects, in site order
@@ -57,8 +58,13 @@ class UnitPage:
 
     @property
     def jobs(self) -> list:
+        return [*self.own_jobs, *self.outputs]
+
+    @property
+    def own_jobs(self) -> list:
+        """Its jobs but the outgoing kernels, which the units of its layer share."""
         optional = [self.diversity, self.inputs]
-        return [self.image, *(job for job in optional if job), *self.outputs, *self.examples]
+        return [self.image, *(job for job in optional if job), *self.examples]
 
 
 def unit_page(
@@ -85,13 +91,11 @@ def unit_page(
         info=info,
         diversity=dataclasses.replace(job, diversity=diversity) if diversity else None,
         inputs=_weights(job, previous, job.layer, job.unit) if previous else None,
-        outputs=list(
-            _outputs(
-                job.model, job.fingerprint, job.layer, following, info.layers[following].channels, carried
-            )
+        outputs=_outputs(
+            job.model, job.fingerprint, job.layer, following, info.layers[following].channels, carried
         )
         if following
-        else [],
+        else (),
         examples=examples_jobs,
         atlas=atlas,
     )
@@ -103,7 +107,12 @@ def plan_unit_pages(
     """The atlases' pages, and a page per other unit the articles show; the jobs the pages need
     (with where they were asked for)."""
     pages = {(p.image.model, p.image.layer, p.image.unit): p for p in atlas_pages}
-    needs = [Need(job, p.atlas.request.path, p.atlas.request.line) for p in atlas_pages for job in p.jobs]
+    needs: list[Need] = []
+    shared: set[int] = set()  # the outgoing kernels' jobs of a layer, shared by its units: once
+    for p in atlas_pages:
+        jobs = p.own_jobs if id(p.outputs) in shared else p.jobs
+        shared.add(id(p.outputs))
+        needs += [Need(job, p.atlas.request.path, p.atlas.request.line) for job in jobs]
     for article in articles:
         for need in article.needs:
             job = need.job
@@ -154,6 +163,7 @@ class SiteMap:
         addresses: dict[str, list[str]] = {}
         for model, address in sorted(self.pages):
             addresses.setdefault(model, []).append(address)
+        self._outputs: dict[int, str] = {}
         self.digests = {
             model: hashlib.sha256("\n".join(listed).encode()).hexdigest()
             for model, listed in addresses.items()
@@ -162,6 +172,14 @@ class SiteMap:
     def path(self, model: str, address: str) -> str | None:
         page = self.pages.get((model, address))
         return page.path if page else None
+
+    def outputs_digest(self, outputs: tuple, artifacts: dict) -> str:
+        """The stamps of a layer's outgoing kernels, digested once for all its units' pages
+        (`outputs` is the one tuple they share)."""
+        if id(outputs) not in self._outputs:
+            stamps = [stamp(artifacts[job.key]) for job in outputs]
+            self._outputs[id(outputs)] = hashlib.sha256(json.dumps(stamps).encode()).hexdigest()
+        return self._outputs[id(outputs)]
 
 
 def page_context(page: UnitPage, artifacts: dict, site: SiteMap) -> tuple[dict, dict]:
@@ -246,7 +264,8 @@ def page_inputs(page: UnitPage, artifacts: dict, site: SiteMap) -> list:
     the articles that show it."""
     return [
         page.path,
-        [stamp(artifacts[job.key]) for job in page.jobs],
+        [stamp(artifacts[job.key]) for job in page.own_jobs],
+        site.outputs_digest(page.outputs, artifacts),
         site.digests[page.image.model],
         page.atlas.path if page.atlas else None,
         [(a.slug, a.front.title) for a in page.articles],

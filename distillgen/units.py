@@ -219,7 +219,7 @@ class ModelInfo:
 
     def top_level(self) -> list[str]:
         """The layers inside no other (`block_of`), in the network's order."""
-        return [n for n in self.layers if self.block_of(n) == n]
+        return list(_top_level(tuple(self.layers)))
 
     def block_of(self, name: str) -> str:
         """The top-level layer that layer `name` (canonical) is part of, or `name` itself. A
@@ -326,6 +326,13 @@ def package_version(package: str) -> str:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return "not installed"
+
+
+@lru_cache(maxsize=64)
+def _top_level(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The layers of `names` that are their own block (an atlas asks once per unit page)."""
+    blocks = _blocks(names)
+    return tuple(name for name in names if blocks.get(name, name) == name)
 
 
 @lru_cache(maxsize=64)

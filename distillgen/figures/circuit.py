@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 from html import escape
 
 import numpy as np
-import svgwrite
 
 from distillgen import kernels
 from distillgen.dictionaries import carrying, trained
@@ -221,7 +220,7 @@ def _with_nodes(plan: CircuitPlan, refs) -> CircuitPlan:
     return replace(plan, nodes=plan.nodes + tuple(added), jobs=plan.jobs + tuple(job for _, job in added))
 
 
-def strongest_inputs(norms: list[np.ndarray], top: int) -> list[int]:
+def strongest_inputs(norms: list[list[float]], top: int) -> list[int]:
     """The `top` input channels with the strongest kernels (their L2 `norms`) into any of the
     next row's units, taken in turn from each unit's ranking so that every unit gets its best;
     strongest first."""
@@ -229,9 +228,9 @@ def strongest_inputs(norms: list[np.ndarray], top: int) -> list[int]:
     picked: list[int] = []
     for rank in range(len(rankings[0])):
         for ranking in rankings:
-            if len(picked) < top and int(ranking[rank]) not in picked:
-                picked.append(int(ranking[rank]))
-    best = np.max(norms, axis=0)
+            if len(picked) < top and ranking[rank] not in picked:
+                picked.append(ranking[rank])
+    best = [max(column) for column in zip(*norms, strict=True)]
     return sorted(picked, key=lambda channel: -best[channel])
 
 
@@ -246,6 +245,8 @@ def circuit_svg(
     and a kernel glyph."""
     width = max(len(row) for row in rows) * SPACING
     height = (len(rows) - 1) * ROW_GAP + NODE + 40
+    import svgwrite  # here: a rebuild that draws nothing never loads it
+
     drawing = svgwrite.Drawing(
         size=(width, height), viewBox=f"0 0 {width} {height}", profile="full", debug=False
     )

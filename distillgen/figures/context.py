@@ -7,6 +7,7 @@ while following up and rendering).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -173,12 +174,14 @@ class FollowUpContext(_Reports):
         """A weights job's kernels: [source channels, height, width]."""
         return kernels.read(self._artifacts[job.key].file("kernels.npy"))
 
-    def kernel_norms(self, job) -> np.ndarray:
-        """Each source channel's kernel norm, for ranking: kept with the cache entry, so that
-        a rebuild ranks without reading the kernels."""
-        artifact = self._artifacts[job.key]
-        norms = artifact.derived("norms", lambda: kernels.norms(self.kernels(job)).tolist())
-        return np.asarray(norms, dtype=np.float32)
+    def kernel_norms(self, job) -> list[float]:
+        """Each source channel's kernel norm, for ranking."""
+        return self.derived(job, "norms", lambda: kernels.norms(self.kernels(job)).tolist())
+
+    def derived(self, job, name: str, compute: Callable[[], object]):
+        """`compute()` (a JSON value read from the job's artifact), kept with the cache entry
+        (`Artifact.derived`): a rebuild follows up without reading a payload again."""
+        return self._artifacts[job.key].derived(name, compute)
 
 
 @dataclass

@@ -142,9 +142,14 @@ class Dictionary(DirectiveKind):
     def follow_up(self, figure: DictionaryFigure, ctx: FollowUpContext) -> DictionaryFigure:
         if figure.splits is not None or not ctx.done(figure.job):
             return figure
-        job, result = figure.job, ctx.result(figure.job)
+        job = figure.job
+        found = ctx.derived(  # kept with the dictionary's cache entry: a rebuild loads no weights
+            job,
+            f"splits {figure.neurons} {figure.features}",
+            lambda: splits(ctx.result(job), loadings(figure.attached), figure.neurons, figure.features),
+        )
         chosen = []
-        for neuron, features in splits(result, loadings(figure.attached), figure.neurons, figure.features):
+        for neuron, features in found:
             image = featurevis_job(job.model, job.fingerprint, UnitRef(job.layer, neuron), figure.settings)
             shown = tuple(
                 (

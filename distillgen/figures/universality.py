@@ -11,6 +11,7 @@ images in a shuffled order (`shuffled`, where any match is chance).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, replace
 from html import escape
 
@@ -187,7 +188,7 @@ class Universality(DirectiveKind):
             return figure
         job = figure.job
         partner, r, _ = _matching(ctx.result(job), figure.matching)
-        ranked = np.argsort([-x if x is not None else np.inf for x in r], kind="stable")
+        ranked = sorted(range(len(r)), key=lambda u: -r[u] if r[u] is not None else math.inf)
         order = figure.units or [u for u in ranked if r[u] is not None][: figure.count]
         pairs = []
         for unit in order:

@@ -19,6 +19,8 @@ import re
 from html import escape, unescape
 from pathlib import Path
 
+from distillgen.render.reuse import page_text
+
 # What a page loads, in the HTML distillgen writes: (tag, attribute) pairs.
 _LOADED = re.compile(
     r'<(?P<tag>link|script|img|image)\b(?P<before>[^>]*?)\b(?P<attr>src|href)="(?P<url>[^"]*)"(?P<after>[^>]*)>'
@@ -28,11 +30,9 @@ _LINK = re.compile(r'<a\b(?P<before>[^>]*?)\s+(?P<attr>(?:xlink:)?href)="(?P<url
 _EXTERNAL = re.compile(r"^[a-z][a-z0-9+.-]*:", re.I)
 
 
-def archive_page(
-    page: str, html: str, pages: dict[str, str], copies: dict[str, Path], site_url: str = ""
-) -> str:
+def archive_page(page: str, html: str, pages: dict, copies: dict[str, Path], site_url: str = "") -> str:
     """`html`, the page at site path `page`, with what it loads inlined from the site being
-    written (`pages`: site path -> text, `copies`: site path -> file)."""
+    written (`pages`: site path -> text or reuse.Page, `copies`: site path -> file)."""
     folder = posixpath.dirname(page)
 
     def target(url: str) -> str | None:
@@ -42,7 +42,7 @@ def archive_page(
 
     def content(path: str) -> bytes | None:
         if path in pages:
-            return pages[path].encode("utf-8")
+            return page_text(pages[path]).encode("utf-8")
         if path in copies:
             return copies[path].read_bytes()
         return None

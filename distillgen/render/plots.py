@@ -5,9 +5,12 @@ paired bars for before/after, overlaid histograms. Deterministic, with a `title`
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import svgwrite
+
+if TYPE_CHECKING:
+    import svgwrite
 
 # Okabe–Ito: distinguishable with every common colour-vision deficiency. The page's CSS sets
 # the same colours per theme (class s0…s7); these attributes are the fallback outside a page.
@@ -23,6 +26,8 @@ Series = tuple[str, list[float]]  # a label and one value per x
 
 
 def _drawing(width: float, height: float, title: str, desc: str, css: str) -> svgwrite.Drawing:
+    import svgwrite  # here: a rebuild that draws nothing never loads it
+
     drawing = svgwrite.Drawing(
         size=(width, height), viewBox=f"0 0 {width} {height}", profile="full", debug=False
     )

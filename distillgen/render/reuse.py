@@ -4,9 +4,11 @@ A page's key hashes everything it is made of: what it shows (an article's source
 bibliography, the records of the artifacts it reads, its local images), the site around it that
 it links to, and distillgen's own code and templates. Unit pages are most of a rebuild's work
 (their kernel heatmaps); an edit to one article renders that article's page again, and nothing
-else.
+else. A page taken from here is not even read unless something needs its HTML: the output's
+manifest and the search bundle know it by its key.
 
-    <cache>/pages/<key>.json    {"html": ..., "files": {site path: source file}}
+    <cache>/pages/<key>.json    {"files": {site path: source file}, "searchable": bool}
+    <cache>/pages/<key>.html    the HTML
 """
 
 from __future__ import annotations
@@ -15,66 +17,116 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Collection
 from functools import cache
 from pathlib import Path
 
 from distillgen.cache import Artifact
 from distillgen.render.page import templates_dir
+from distillgen.render.search import MARK
 
 
-@dataclass(frozen=True)
 class Page:
-    html: str
-    files: dict[str, Path] = field(default_factory=dict)  # site path -> file copied with the page
+    """A rendered page: its HTML (read from `source` when first needed), the files it copies
+    (site path -> file), and its `identity` (its key, or its HTML's digest when it has none):
+    two pages of the same identity are the same bytes."""
+
+    def __init__(
+        self,
+        html: str | None,
+        files: dict[str, Path] | None = None,
+        key: str = "",
+        source: Path | None = None,
+        searchable: bool | None = None,
+    ) -> None:
+        self._html, self.files, self.key, self._source = html, files or {}, key, source
+        self._searchable = searchable
+
+    @property
+    def html(self) -> str:
+        if self._html is None:
+            self._html = self._source.read_text(encoding="utf-8")
+        return self._html
+
+    @property
+    def identity(self) -> str:
+        return self.key or hashlib.sha256(self.html.encode()).hexdigest()
+
+    @property
+    def searchable(self) -> bool:
+        """Whether the search index covers it (render/search.py)."""
+        if self._searchable is None:
+            self._searchable = MARK in self.html
+        return self._searchable
+
+
+def page_text(page: str | Page) -> str:
+    return page if isinstance(page, str) else page.html
 
 
 class Pages:
     """The rendered pages of earlier builds (none when `folder` is None: --no-cache). A page
     is taken only if every file it copies is one of `known` (the payload files of this
     build's artifacts, checked or vouched for by the cache's index) or lies inside one of
-    `roots`."""
+    `roots`. `counted` pages (the site's pages, not its figures.json) count as rendered or
+    reused."""
 
     def __init__(
-        self, folder: Path | None, roots: tuple[Path, ...] = (), known: frozenset[str] = frozenset()
+        self, folder: Path | None, roots: tuple[Path, ...] = (), known: Collection[str] = ()
     ) -> None:
         self.folder = folder
         self.roots = tuple(root.resolve() for root in roots)
-        self.known = known
+        self.known = known  # absolute paths
         self.rendered = 0
         self.reused = 0
 
-    def get(self, key: str) -> Page | None:
+    def get(self, key: str, counted: bool = True) -> Page | None:
         if self.folder is None:
             return None
+        html = self.folder / f"{key}.html"
         try:
             data = json.loads((self.folder / f"{key}.json").read_text(encoding="utf-8"))
-            page = Page(data["html"], {site: Path(source) for site, source in data["files"].items()})
+            files = {site: Path(source) for site, source in data["files"].items()}
+            page = Page(None, files, key, html, bool(data["searchable"]))
+            if not html.is_file():
+                return None
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None  # missing or damaged: rendered again
-        if not all(str(source) in self.known or self._inside_roots(source) for source in page.files.values()):
+        if not all(self._publishable(source) for source in page.files.values()):
             return None  # a file it copies is gone (a quarantined artifact), or is not ours to publish
-        self.reused += 1
+        self.reused += counted
         return page
 
-    def _inside_roots(self, source: Path) -> bool:
+    def _publishable(self, source: Path) -> bool:
+        if os.path.abspath(source) in self.known:
+            return True
         source = source.resolve()
         return source.is_file() and any(source.is_relative_to(root) for root in self.roots)
 
-    def put(self, key: str, page: Page) -> Page:
-        self.rendered += 1
+    def put(self, key: str, page: Page, counted: bool = True) -> Page:
+        self.rendered += counted
+        page.key = key
         if self.folder is None:
             return page
-        text = json.dumps({"html": page.html, "files": {k: str(v) for k, v in page.files.items()}})
+        data = {"files": {k: str(v) for k, v in page.files.items()}, "searchable": page.searchable}
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(prefix=f".{key[:12]}-", dir=self.folder)
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(text)
-            os.replace(temporary, self.folder / f"{key}.json")
+            _write(self.folder / f"{key}.html", page.html)  # first: the .json says it is there
+            _write(self.folder / f"{key}.json", json.dumps(data))
         except OSError:  # a read-only or full cache: the page is rendered again next time
             pass
         return page
+
+
+def _write(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem[:12]}-", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def page_key(kind: str, *parts: object) -> str:

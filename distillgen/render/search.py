@@ -27,13 +27,20 @@ class SearchError(Exception):
     """Pagefind is missing or failed; the message says how to fix it."""
 
 
-def search_bundle(pages: dict[str, str], folder: Path | None) -> dict[str, Path]:
+def search_bundle(pages: dict, folder: Path | None) -> dict[str, Path]:
     """The search bundle's files by their path in the site (`pagefind/…`), made from the pages
-    (site path -> HTML) that carry MARK; kept under `folder` (None: a temporary folder)."""
-    indexed = {path: html for path, html in sorted(pages.items()) if path.endswith(".html") and MARK in html}
+    (site path -> HTML, or a reuse.Page known by its key) that carry MARK; kept under `folder`
+    (None: a temporary folder). A bundle of the same pages is not made again, nor are their
+    HTML files read."""
+    indexed = {
+        path: page
+        for path, page in sorted(pages.items())
+        if path.endswith(".html") and (MARK in page if isinstance(page, str) else page.searchable)
+    }
     digest = hashlib.sha256()
-    for path, html in indexed.items():
-        digest.update(path.encode() + b"\0" + html.encode() + b"\0")
+    for path, page in indexed.items():
+        identity = hashlib.sha256(page.encode()).hexdigest() if isinstance(page, str) else page.identity
+        digest.update(f"{path}\0{identity}\0".encode())
     digest.update(pagefind_version().encode())  # another Pagefind may write another bundle
     base = folder if folder is not None and _writable(folder) else _temporary()
     bundle = base / digest.hexdigest()[:32]
@@ -43,13 +50,13 @@ def search_bundle(pages: dict[str, str], folder: Path | None) -> dict[str, Path]
     return {f"pagefind/{p.relative_to(bundle).as_posix()}": p for p in files}
 
 
-def _index(pages: dict[str, str], bundle: Path) -> None:
+def _index(pages: dict, bundle: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="distillgen-search-") as scratch:
         site = Path(scratch) / "site"
-        for path, html in pages.items():
+        for path, page in pages.items():
             target = site / path
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(html, encoding="utf-8")
+            target.write_text(page if isinstance(page, str) else page.html, encoding="utf-8")
         staging = Path(tempfile.mkdtemp(prefix=f".{bundle.name[:12]}-", dir=bundle.parent))
         command = [_executable(), "--site", str(site), "--output-path", str(staging)]
         command += ["--include-characters", WORD_CHARACTERS, "--silent"]

@@ -3,33 +3,54 @@
 `ZOO` names each shipped network (its spec name without a tag): the task it is trained on, its
 architecture and the seeds whose weights ship in `weights/` (`{name}-seed{N}.pt` with a model
 card `{name}-seed{N}.json`); `distillgen zoo train NAME` retrains one from scratch,
-deterministically. numpy only here: `units.py` reads this without torch.
+deterministically. Neither numpy nor torch here: `units.py` reads this at every start.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-
-from distillgen.zoo import glyphs_data, shapes_data
+from types import ModuleType
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 
 
 @dataclass(frozen=True)
 class Task:
+    """A procedural dataset, drawn by `generator` (a module of this package, imported when
+    first drawn from: it needs numpy, which a build that draws nothing never loads)."""
+
     name: str
-    classes: tuple[str, ...]
-    batch: Callable[..., tuple[np.ndarray, np.ndarray]]  # (n, seed, size=64, classes=None)
-    module: object  # the generator's module: its source keys datasets and jobs
+    generator: str  # the module's name in distillgen.zoo: its source keys datasets and jobs
+    draw: str  # its function drawing a batch
     text: str
-    # Finer labels for an auxiliary classifier: (n, seed, size=64, classes=None) -> images,
-    # labels, fine labels (indices into `fine_classes`).
-    fine_batch: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
-    fine_classes: tuple[str, ...] = ()
+    fine: bool = False  # whether it has finer labels, for an auxiliary classifier (`fine_batch`)
+
+    def source(self) -> Path:
+        """The generator's file (its bytes key datasets and jobs), without importing it."""
+        return Path(__file__).resolve().parent / f"{self.generator}.py"
+
+    @property
+    def module(self) -> ModuleType:
+        return importlib.import_module(f"distillgen.zoo.{self.generator}")
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.module.CLASSES
+
+    def batch(self, *args, **kwargs):
+        """(n, seed, size=64, classes=None) -> images, labels."""
+        return getattr(self.module, self.draw)(*args, **kwargs)
+
+    @property
+    def fine_classes(self) -> tuple[str, ...]:
+        return self.module.FINE_CLASSES if self.fine else ()
+
+    def fine_batch(self, *args, **kwargs):
+        """(n, seed, size=64, classes=None) -> images, labels, fine labels (indices into
+        `fine_classes`)."""
+        return self.module.fine_batch(*args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -61,22 +82,14 @@ class ZooModel:
 
 
 TASKS = {
-    "shapes": Task(
-        "shapes",
-        shapes_data.CLASSES,
-        shapes_data.shapes_batch,
-        shapes_data,
-        "procedurally generated 64×64 line drawings",
-    ),
+    "shapes": Task("shapes", "shapes_data", "shapes_batch", "procedurally generated 64×64 line drawings"),
     "glyphs": Task(
         "glyphs",
-        glyphs_data.CLASSES,
-        glyphs_data.glyphs_batch,
-        glyphs_data,
+        "glyphs_data",
+        "glyphs_batch",
         "procedurally generated 64×64 glyphs (a bird-like head facing left or right, its parts, "
         "high-low frequency boundaries and their look-alikes)",
-        glyphs_data.fine_batch,
-        glyphs_data.FINE_CLASSES,
+        fine=True,
     ),
 }
 
