@@ -231,15 +231,17 @@ class Cache:
 
     def _put_json(self, path: Path, data: object) -> None:
         if not self.readonly:
-            _write_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+            write_file(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_file(path: Path, data: str | bytes) -> None:
+    """Write `data` to `path` by rename: a reader sees the old file or the new one, never half
+    of one (mode 0600, as mkstemp makes it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.stem[:12]}-", dir=path.parent)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -337,5 +339,5 @@ class Index:
         if self.changed:
             data = {"version": INDEX_VERSION, "code": self.trust, "entries": self.entries}
             with suppress(OSError):
-                _write_atomically(self.path, json.dumps(data, separators=(",", ":")))
+                write_file(self.path, json.dumps(data, separators=(",", ":")))
                 self.changed = False

@@ -21,11 +21,11 @@ import hmac
 import os
 import pickle
 import secrets
-import tempfile
 from contextlib import suppress
 from pathlib import Path
 
 from distillgen.article import Article
+from distillgen.cache import write_file
 from distillgen.diagnostics import Diagnostic, Reporter
 
 VERSION = b"distillgen-checked-1"
@@ -72,7 +72,7 @@ class CheckedArticles:
         }
         with suppress(OSError, pickle.PicklingError, TypeError, AttributeError):
             payload = VERSION + pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL)
-            _write(self._file(path), hmac.digest(self.secret, payload, "sha256") + payload)
+            write_file(self._file(path), hmac.digest(self.secret, payload, "sha256") + payload)
 
     def _file(self, path: Path) -> Path:
         return self.folder / f"{path.stem}.pickle"
@@ -121,19 +121,7 @@ def _secret() -> bytes | None:
     try:
         home.mkdir(parents=True, exist_ok=True)
         key = secrets.token_bytes(32)
-        _write(path, key)
+        write_file(path, key)
         return key
     except OSError:
         return None
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem[:12]}-", dir=path.parent)  # mode 0600
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

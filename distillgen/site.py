@@ -32,7 +32,7 @@ from pathlib import Path
 from distillgen import __version__
 from distillgen.article import Article
 from distillgen.atlas import Atlas, layer_page, model_page, plan_atlases
-from distillgen.cache import Cache
+from distillgen.cache import Cache, write_file
 from distillgen.checked import CheckedArticles
 from distillgen.compute import Catalog, Options, Outcome, compute, records
 from distillgen.diagnostics import BuildFailed, Reporter, describe_os_error
@@ -445,7 +445,7 @@ def _write_site(
             write_atomically(out, pages, copies, unchanged)
             with suppress(OSError):  # without it, the next build reads and compares every file
                 files = {rel: [*status, wanted.get(rel)] for rel, status in _files(out).items()}
-                _write_json(manifest, {"files": files})
+                write_file(manifest, json.dumps({"files": files}, separators=(",", ":")))
     except Busy as exc:
         reporter.error(out, None, f"{exc} (or build without --no-wait, which waits)")
     except OSError as exc:
@@ -504,18 +504,6 @@ def _held(out: Path, manifest: Path) -> dict[str, str | None]:
         intact = isinstance(entry, list) and len(entry) == 4 and entry[:3] == status
         held_now[rel] = entry[3] if intact else None
     return held_now
-
-
-def _write_json(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".site-", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, separators=(",", ":"))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def sweep_staging(out: Path, log: Callable[[str], None]) -> None:

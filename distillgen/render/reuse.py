@@ -16,12 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Collection
 from functools import cache
 from pathlib import Path
 
-from distillgen.cache import Artifact
+from distillgen.cache import Artifact, write_file
 from distillgen.render.page import templates_dir
 from distillgen.render.search import MARK
 
@@ -111,22 +110,11 @@ class Pages:
         data = {"files": {k: str(v) for k, v in page.files.items()}, "searchable": page.searchable}
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            _write(self.folder / f"{key}.html", page.html)  # first: the .json says it is there
-            _write(self.folder / f"{key}.json", json.dumps(data))
+            write_file(self.folder / f"{key}.html", page.html)  # first: the .json says it is there
+            write_file(self.folder / f"{key}.json", json.dumps(data))
         except OSError:  # a read-only or full cache: the page is rendered again next time
             pass
         return page
-
-
-def _write(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem[:12]}-", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def page_key(kind: str, *parts: object) -> str:
