@@ -108,6 +108,7 @@ class Cache:
         """`trust`: the digest of the code reading the cache, with which entries its index
         holds are trusted on their files' stat (None: every entry is checked in full)."""
         self.root = root
+        self._objects = f"{root / 'objects'}{os.sep}"
         self._warn = warn
         # `distillgen verify` and nothing else: damaged entries are reported, never moved, and
         # model descriptions and speeds are not stored.
@@ -115,7 +116,7 @@ class Cache:
         self.index = Index(root / INDEX, trust) if trust is not None and not readonly else None
 
     def _folder(self, key: str) -> Path:
-        return self.root / "objects" / key[:2] / key
+        return Path(f"{self._objects}{key[:2]}{os.sep}{key}")
 
     # -- artifacts -------------------------------------------------------------------------
     def get(self, key: str) -> Artifact | None:
@@ -136,6 +137,16 @@ class Cache:
             self.quarantine(key, reason)
             return None
         return Artifact(key, folder, _digest(text), tuple(record["files"]), record)
+
+    def payload_paths(self, artifacts) -> dict[str, str]:
+        """Each payload file of `artifacts` by absolute path -> what it is (its entry's record
+        digest and its name): what a page may copy, and how the output's manifest knows it."""
+        objects = os.path.abspath(self._objects) + os.sep
+        return {
+            f"{objects}{a.key[:2]}{os.sep}{a.key}{os.sep}{name}": f"{a.digest}/{name}"
+            for a in artifacts
+            for name in a.names
+        }
 
     def remember(self, artifact: Artifact) -> None:
         """Index an entry checked in full, so that later builds trust it while it is untouched."""
@@ -277,9 +288,9 @@ def _digest(record_bytes: bytes) -> str:
     return hashlib.sha256(record_bytes).hexdigest()
 
 
-def _stat(path: Path) -> list[int]:
+def _stat(path: Path | str) -> list[int]:
     """What says a file is the one indexed: its size, modification time and inode."""
-    status = path.stat()
+    status = os.stat(path)
     return [status.st_size, status.st_mtime_ns, status.st_ino]
 
 
@@ -309,10 +320,11 @@ class Index:
     def trusted(self, key: str, folder: Path) -> Artifact | None:
         """The entry as the index knows it, if every one of its files is as indexed."""
         entry = self.entries.get(key)
+        where = f"{folder}{os.sep}"  # strings, not Paths: an atlas stats tens of thousands
         try:
             digest, files, derived = entry
             for name, status in files.items():
-                if status[1] >= self.written_ns or _stat(folder / name) != status:
+                if status[1] >= self.written_ns or _stat(where + name) != status:
                     return None
         except (OSError, TypeError, ValueError, IndexError):  # gone, or an entry of the wrong shape
             return None

@@ -110,11 +110,7 @@ def build(
     # from the cache or the articles' roots, and a build refusing raw HTML renders every page.
     reuse = not options.recompute and grants.raw_html
     # what each payload file of the cache is (absolute path -> its entry's record digest)
-    payloads = {
-        os.path.abspath(a.file(name)): f"{a.digest}/{name}"
-        for a in outcome.artifacts.values()
-        for name in a.names
-    }
+    payloads = cache.payload_paths(outcome.artifacts.values())
     pages_cache = Pages(cache.root / "pages" if reuse else None, (home, *grants.roots), payloads.keys())
     if config.search:
         try:
@@ -471,23 +467,25 @@ def _identities(
         text_digest = hashlib.sha256(page.encode()).hexdigest() if isinstance(page, str) else None
         identities[rel] = text_digest or page.identity
     for rel, source in copies.items():
-        identities[rel] = payloads.get(os.path.abspath(source)) or _stat_identity(source)
+        path = os.fspath(source)  # a page from the cache names its files by absolute path
+        identities[rel] = payloads.get(path) or payloads.get(os.path.abspath(path)) or _stat_identity(source)
     return identities
 
 
-def _stat_identity(source: Path) -> str:
-    status = source.stat()
+def _stat_identity(source: Path | str) -> str:
+    status = os.stat(source)
     return f"{source}:{status.st_size}:{status.st_mtime_ns}:{status.st_ino}"
 
 
 def _files(out: Path) -> dict[str, list[int]]:
     """Every file under `out`: size, modification time and inode."""
     found = {}
+    start = len(str(out)) + 1
     for folder, _, names in os.walk(out):
         for name in names:
             path = os.path.join(folder, name)
             status = os.lstat(path)
-            found[os.path.relpath(path, out)] = [status.st_size, status.st_mtime_ns, status.st_ino]
+            found[path[start:]] = [status.st_size, status.st_mtime_ns, status.st_ino]
     return found
 
 
@@ -578,7 +576,7 @@ def write_atomically(
             target.parent.mkdir(parents=True, exist_ok=True)
             if rel in unchanged and _link(out / rel, target):
                 continue
-            if not _keep(out / rel, target, source.read_bytes()):
+            if not _keep(out / rel, target, Path(source).read_bytes()):
                 shutil.copyfile(source, target)
         if out.exists():
             old = out.with_name(f".{out.name}-old-{os.getpid()}")

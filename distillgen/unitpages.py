@@ -107,12 +107,13 @@ def plan_unit_pages(
     """The atlases' pages, and a page per other unit the articles show; the jobs the pages need
     (with where they were asked for)."""
     pages = {(p.image.model, p.image.layer, p.image.unit): p for p in atlas_pages}
-    needs: list[Need] = []
+    needs: dict[str, Need] = {}  # each job once (a unit's inputs are its layer's outputs too)
     shared: set[int] = set()  # the outgoing kernels' jobs of a layer, shared by its units: once
     for p in atlas_pages:
         jobs = p.own_jobs if id(p.outputs) in shared else p.jobs
         shared.add(id(p.outputs))
-        needs += [Need(job, p.atlas.request.path, p.atlas.request.line) for job in jobs]
+        for job in jobs:
+            needs.setdefault(job.key, Need(job, p.atlas.request.path, p.atlas.request.line))
     for article in articles:
         for need in article.needs:
             job = need.job
@@ -121,10 +122,11 @@ def plan_unit_pages(
             key = (job.model, job.layer, job.unit)
             if key not in pages:
                 pages[key] = unit_page(job, catalog.info(parse_spec(job.model)))
-                needs += [Need(j, need.path, need.line) for j in pages[key].jobs]
+                for j in pages[key].jobs:
+                    needs.setdefault(j.key, Need(j, need.path, need.line))
             if article not in pages[key].articles:
                 pages[key].articles.append(article)
-    return list(pages.values()), needs
+    return list(pages.values()), list(needs.values())
 
 
 def _weights(job: FeatureVisJob, source: str, layer: str, unit: int) -> WeightsJob:

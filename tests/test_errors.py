@@ -113,8 +113,9 @@ def test_failed_build_leaves_previous_build_untouched(site, tmp_path):
     assert "was left as it was" in result.stderr
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before
-    # No staging left behind; the lock file stays, as waiting builds must share its inode.
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out", "src"]
+    # No staging left behind; the lock file stays, as waiting builds must share its inode, and
+    # the manifest of what the output holds (site.manifest_path).
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", ".out.manifest.json", "out", "src"]
 
 
 def test_refuses_to_replace_a_folder_it_did_not_write(site, tmp_path):

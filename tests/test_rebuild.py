@@ -125,6 +125,8 @@ def test_a_no_change_rebuild_opens_no_payload_file_and_renders_nothing(site):
     assert again["warnings"] == cold["warnings"] > 0  # the missing file's link, replayed
     assert not payloads & {str(Path(p)) for p in opened}
     assert not any(p.endswith(".bib") for p in opened)  # the bibliography is not parsed again
+    pages = str(cache / "pages")
+    assert not any(p.startswith(pages) and p.endswith(".html") for p in opened)  # nor a page read
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
 
 
@@ -232,3 +234,28 @@ def test_no_cache_checks_and_renders_everything(site):
     after = build(src, out, cache)  # articles kept from before; the recomputed figures' pages
     assert after["checked"] == 0 and after["rendered"] == cold["pages"]
     assert (out / "first" / "index.html").is_file()
+
+
+def test_an_atlas_needs_each_job_once_and_digests_shared_kernels_once(tmp_path):
+    # The units of a layer share the jobs of its outgoing kernels (one per unit of the next
+    # layer): a 5,000-unit atlas asked for each of them once per unit, 2.7 million needs.
+    from distillgen.atlas import plan_atlas
+    from distillgen.cache import Cache
+    from distillgen.compute import Catalog
+    from distillgen.diagnostics import Reporter
+    from distillgen.source.siteconfig import AtlasRequest
+    from distillgen.unitpages import SiteMap, plan_unit_pages
+
+    catalog = Catalog(Cache(tmp_path / "cache"))
+    request = AtlasRequest("shapes", ("mixed3", "mixed4"), {"steps": 1, "size": 32}, 0, 0, base=tmp_path)
+    atlas = plan_atlas(request, catalog, Reporter())
+    pages = [page for layer in atlas.pages.values() for page in layer]
+    _, needs = plan_unit_pages([], pages, catalog)
+    keys = [need.job.key for need in needs]
+    assert len(keys) == len(set(keys)) == len({job.key for page in pages for job in page.jobs})
+    mixed3 = atlas.pages["mixed3"]
+    assert len(mixed3[0].outputs) == len(atlas.pages["mixed4"]) and mixed3[0].outputs is mixed3[1].outputs
+    site = SiteMap(pages)
+    entries = {key: type("Entry", (), {"key": key, "digest": key[::-1]})() for key in keys}
+    digests = {site.outputs_digest(page.outputs, entries) for page in mixed3}
+    assert len(digests) == 1 and len(site._outputs) == 1  # stamped and hashed once for the layer

@@ -44,7 +44,7 @@ def archive_page(page: str, html: str, pages: dict, copies: dict[str, Path], sit
         if path in pages:
             return page_text(pages[path]).encode("utf-8")
         if path in copies:
-            return copies[path].read_bytes()
+            return Path(copies[path]).read_bytes()
         return None
 
     def inline(match: re.Match) -> str:

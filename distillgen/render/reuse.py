@@ -27,13 +27,13 @@ from distillgen.render.search import MARK
 
 class Page:
     """A rendered page: its HTML (read from `source` when first needed), the files it copies
-    (site path -> file), and its `identity` (its key, or its HTML's digest when it has none):
-    two pages of the same identity are the same bytes."""
+    (site path -> file, a Path or a path's string), and its `identity` (its key, or its
+    HTML's digest when it has none): two pages of the same identity are the same bytes."""
 
     def __init__(
         self,
         html: str | None,
-        files: dict[str, Path] | None = None,
+        files: dict[str, Path | str] | None = None,
         key: str = "",
         source: Path | None = None,
         searchable: bool | None = None,
@@ -85,29 +85,32 @@ class Pages:
         html = self.folder / f"{key}.html"
         try:
             data = json.loads((self.folder / f"{key}.json").read_text(encoding="utf-8"))
-            files = {site: Path(source) for site, source in data["files"].items()}
-            page = Page(None, files, key, html, bool(data["searchable"]))
-            if not html.is_file():
+            files = data["files"]  # site path -> absolute path, kept a string: a site has thousands
+            if not all(isinstance(source, str) for source in files.values()) or not html.is_file():
                 return None
+            page = Page(None, files, key, html, bool(data["searchable"]))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None  # missing or damaged: rendered again
-        if not all(self._publishable(source) for source in page.files.values()):
+        if not all(self._publishable(source) for source in files.values()):
             return None  # a file it copies is gone (a quarantined artifact), or is not ours to publish
         self.reused += counted
         return page
 
-    def _publishable(self, source: Path) -> bool:
-        if os.path.abspath(source) in self.known:
+    def _publishable(self, source: str) -> bool:
+        if source in self.known or os.path.abspath(source) in self.known:
             return True
-        source = source.resolve()
-        return source.is_file() and any(source.is_relative_to(root) for root in self.roots)
+        path = Path(source).resolve()
+        return path.is_file() and any(path.is_relative_to(root) for root in self.roots)
 
     def put(self, key: str, page: Page, counted: bool = True) -> Page:
         self.rendered += counted
         page.key = key
         if self.folder is None:
             return page
-        data = {"files": {k: str(v) for k, v in page.files.items()}, "searchable": page.searchable}
+        data = {
+            "files": {k: os.path.abspath(v) for k, v in page.files.items()},
+            "searchable": page.searchable,
+        }
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             write_file(self.folder / f"{key}.html", page.html)  # first: the .json says it is there
