@@ -56,19 +56,24 @@ class Artifact:
     def __init__(
         self,
         key: str,
-        folder: Path,
+        folder: Path | str,
         digest: str,
         names: tuple[str, ...],
         record: dict | None = None,
         derived: dict | None = None,
         on_derive: Callable[[], None] = lambda: None,
     ) -> None:
-        self.key, self.folder, self.digest, self.names = key, folder, digest, names
+        self.key, self.digest, self.names = key, digest, names
+        self._where = os.fspath(folder)  # a Path only when asked for: an atlas has 30,000
         self.trusted = record is None
         if record is not None:
             self.__dict__["record"] = record  # cached_property's slot: nothing to read
         self.derived_values = {} if derived is None else derived  # kept in the index
         self._on_derive = on_derive
+
+    @cached_property
+    def folder(self) -> Path:
+        return Path(self._where)
 
     @cached_property
     def record(self) -> dict:
@@ -116,16 +121,19 @@ class Cache:
         self.index = Index(root / INDEX, trust) if trust is not None and not readonly else None
 
     def _folder(self, key: str) -> Path:
-        return Path(f"{self._objects}{key[:2]}{os.sep}{key}")
+        return Path(self._where(key))
+
+    def _where(self, key: str) -> str:
+        return f"{self._objects}{key[:2]}{os.sep}{key}"
 
     # -- artifacts -------------------------------------------------------------------------
     def get(self, key: str) -> Artifact | None:
         """The intact entry for `key`, or None (missing, or damaged: then it is quarantined
         and a warning says so). An entry the index vouches for is not opened (`trusted`);
         the caller checks the result of any other before `remember`ing it."""
-        folder = self._folder(key)
-        if self.index is not None and (artifact := self.index.trusted(key, folder)) is not None:
+        if self.index is not None and (artifact := self.index.trusted(key, self._where(key))) is not None:
             return artifact
+        folder = self._folder(key)
         if not folder.exists():
             return None
         try:
@@ -317,7 +325,7 @@ class Index:
         except (OSError, ValueError, KeyError, TypeError):
             pass  # no index, or a damaged or older one: every entry is checked in full
 
-    def trusted(self, key: str, folder: Path) -> Artifact | None:
+    def trusted(self, key: str, folder: str) -> Artifact | None:
         """The entry as the index knows it, if every one of its files is as indexed."""
         entry = self.entries.get(key)
         where = f"{folder}{os.sep}"  # strings, not Paths: an atlas stats tens of thousands

@@ -150,8 +150,9 @@ def run_build(
     allow_roots: tuple[Path, ...] = (),
     executor: str = "in-process",
     ray_address: str | None = None,
-) -> bool:
-    """Build and report every problem; False when the build failed."""
+    search_later: bool = False,
+):
+    """Build and report every problem; the BuildResult, or None when the build failed."""
     from distillgen.compute import Options, no_progress
     from distillgen.executors import executor as make_executor
     from distillgen.safety import Grants
@@ -170,19 +171,20 @@ def run_build(
         wait=not no_wait,
         confirmed=confirmed,
         executor=make_executor(executor, ray_address),
+        search_later=search_later,
     )
     try:
         grants = Grants(raw_html=not no_raw_html, roots=allow_roots)
         result = build_site(src, out, reporter, log, options, cache_dir, grants, atlases, archive)
     except BuildFailed:
         click.echo(f"build failed: {len(reporter.errors)} error(s); {out} was left as it was", err=True)
-        return False
+        return None
     except OSError as exc:  # a disk fault where no stage expected one: still no traceback
         from distillgen.diagnostics import describe_os_error
 
         click.echo(f"{exc.filename or out}: error: {describe_os_error(exc)}", err=True)
         click.echo(f"build failed; {out} was left as it was", err=True)
-        return False
+        return None
     finally:
         progress.close()
         options.executor.close()  # a local Ray runtime stops with the build
@@ -196,8 +198,10 @@ def run_build(
         if src is not None and result.atlases:
             what += " and an atlas" if result.atlases == 1 else f" and {result.atlases} atlases"
         atlas = f" ({result.atlas_units} units)" if result.atlas_units else ""
+        if result.search_behind:
+            note += "; search index of the last build, updated once the files are still"
         click.echo(f"built {what}{atlas} into {out}/ in {result.seconds:.2f}s{computed}{note}", err=True)
-    return True
+    return result
 
 
 PROGRESS_INTERVAL = 10.0  # seconds between progress lines when stderr is not a terminal
@@ -442,7 +446,9 @@ def serve(
         out,
         host,
         port,
-        rebuild=lambda: run_build(src, out, strict=strict, quiet=quiet, verbose=verbose, **compute),
+        rebuild=lambda search_later: run_build(
+            src, out, strict=strict, quiet=quiet, verbose=verbose, search_later=search_later, **compute
+        ),
         echo=lambda message: click.echo(message, err=True),
     )
 

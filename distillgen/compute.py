@@ -57,6 +57,9 @@ class Options:
     wait: bool = True  # for another build computing into the same cache; --no-wait fails instead
     confirmed: bool = True  # the CLI sets --yes here: work estimated above CONFIRM_SECONDS needs it
     executor: Executor = field(default_factory=InProcess)  # --executor: who runs the engine
+    # `serve` after an edit: the last search index rather than waiting for Pagefind, which
+    # indexes every page again; the build says so (`BuildResult.search_behind`)
+    search_later: bool = False
 
 
 class Catalog:

@@ -18,6 +18,11 @@ import watchfiles
 
 from distillgen.render.page import templates_dir
 
+# rebuild(search_later) -> a BuildResult (None: failed). After an edit the search index may
+# stay one build behind (Pagefind indexes every page again: seconds on an atlas); it is brought
+# up to date once no file has changed for CATCH_UP_MS.
+Rebuild = Callable[[bool], object]
+CATCH_UP_MS = 1000
 GENERATION_PATH = "/__distillgen__/generation"
 RELOAD_SCRIPT = (
     "<script>(function(){var seen=null;setInterval(function(){"
@@ -88,11 +93,11 @@ class _Termination:
         if self.building:
             raise _Stopped
 
-    def guard(self, rebuild: Callable[[], bool]) -> Callable[[], bool]:
-        def guarded() -> bool:
+    def guard(self, rebuild: Rebuild) -> Rebuild:
+        def guarded(search_later: bool):
             self.building = True
             try:
-                return rebuild()
+                return rebuild(search_later)
             finally:
                 self.building = False
 
@@ -108,7 +113,7 @@ def serve_site(
     out: Path,
     host: str,
     port: int,
-    rebuild: Callable[[], bool],
+    rebuild: Rebuild,
     echo: Callable[[str], None],
     stop: threading.Event | None = None,
 ) -> None:
@@ -132,12 +137,12 @@ def _serve(
     out: Path,
     host: str,
     port: int,
-    rebuild: Callable[[], bool],
+    rebuild: Rebuild,
     echo: Callable[[str], None],
     stop: threading.Event,
 ) -> None:
     generation = _Generation()
-    rebuild()
+    rebuild(False)
     handler = functools.partial(
         type("Handler", (_Handler,), {"generation": generation}), directory=str(out.resolve())
     )
@@ -145,14 +150,27 @@ def _serve(
     # A short poll, so that shutdown() returns within a tenth of a second.
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     echo(f"serving {out}/ at http://{host}:{server.server_address[1]}/ (Ctrl+C to stop)")
+    behind = False  # the site's search index is an earlier build's
     try:
         for changes in watchfiles.watch(
-            src, templates_dir(), watch_filter=_watched, stop_event=stop, raise_interrupt=False
+            src,
+            templates_dir(),
+            watch_filter=_watched,
+            stop_event=stop,
+            raise_interrupt=False,
+            yield_on_timeout=True,
+            rust_timeout=CATCH_UP_MS,
         ):
+            if not changes:
+                if behind and rebuild(False):  # the same pages: nothing for the reader to reload
+                    behind = False
+                    echo("search index updated")
+                continue
             names = sorted({Path(path).name for _, path in changes})
             echo(f"changed: {', '.join(names)}; rebuilding")
-            if rebuild():
+            if built := rebuild(True):
                 generation.bump()
+                behind = behind or getattr(built, "search_behind", False)
     finally:
         server.shutdown()
         server.server_close()

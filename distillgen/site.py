@@ -67,6 +67,7 @@ class BuildResult:
     reused: int = 0  # pages unchanged since an earlier build, taken from the cache
     atlas_units: int = 0  # units the atlases cover
     atlases: int = 0
+    search_behind: bool = False  # Options.search_later: the site has the last search index
 
 
 def build(
@@ -84,6 +85,7 @@ def build(
     the caller asks for into `out`; with `archive`, each article also as one self-contained
     file (render/archive.py)."""
     start = time.perf_counter()
+    search_behind = False
     options = options or Options(log=log)
     grants = grants or Grants()
     config = load_site_config(src, reporter) if src is not None else SiteConfig()
@@ -122,7 +124,9 @@ def build(
     pages, copies = _render_site(site, outcome, pages_cache, log)
     if config.search:
         try:
-            copies.update(search_bundle(pages, cache.root / "search" if reuse else None))
+            folder = cache.root / "search" if reuse else None
+            bundle, search_behind = search_bundle(pages, folder, later=options.search_later)
+            copies.update(bundle)
         except SearchError as exc:
             reporter.error(src, None, f"cannot build the search index: {exc} (or set search: false)")
             reporter.raise_if_errors()
@@ -145,6 +149,7 @@ def build(
         pages_cache.reused,
         sum(len(p) for atlas in atlas_plans for p in atlas.pages.values()),
         len(atlas_plans),
+        search_behind,
     )
 
 

@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -59,3 +60,34 @@ def test_serve_rebuilds_and_signals_reload(site, tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_an_edit_shows_before_its_search_index_which_follows(site, tmp_path):
+    # Pagefind indexes every page again on any edit (seconds on an atlas): serve shows the
+    # edited page with the last search index, and brings the index up to date once idle.
+    article = write(site / "a.md", "---\ntitle: First title\n---\n\nHello.\n")
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "distillgen", "serve", str(site), "-o", str(out), "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    lines: list[str] = []
+    threading.Thread(target=lambda: [lines.append(line) for line in process.stderr], daemon=True).start()
+    try:
+        url = wait_for(lambda: next((m[1] for m in map(ADDRESS.search, lines) if m), None), timeout=120)
+        generation = fetch(url + "__distillgen__/generation")
+        index = {p.name for p in (out / "pagefind").rglob("*.pf_fragment")}
+        article.write_text("---\ntitle: First title\n---\n\nHello, zyzzogeton.\n")
+        wait_for(lambda: fetch(url + "__distillgen__/generation") != generation)
+        assert "zyzzogeton" in fetch(url + "a/index.html")
+        assert any("search index of the last build" in line for line in lines)
+        wait_for(lambda: any("search index updated" in line for line in lines), timeout=120)
+        assert {p.name for p in (out / "pagefind").rglob("*.pf_fragment")} != index  # the new text
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+ADDRESS = re.compile(r"at (http://127\.0\.0\.1:\d+/)")

@@ -27,11 +27,12 @@ class SearchError(Exception):
     """Pagefind is missing or failed; the message says how to fix it."""
 
 
-def search_bundle(pages: dict, folder: Path | None) -> dict[str, Path]:
+def search_bundle(pages: dict, folder: Path | None, later: bool = False) -> tuple[dict[str, Path], bool]:
     """The search bundle's files by their path in the site (`pagefind/…`), made from the pages
     (site path -> HTML, or a reuse.Page known by its key) that carry MARK; kept under `folder`
     (None: a temporary folder). A bundle of the same pages is not made again, nor are their
-    HTML files read."""
+    HTML files read. `later` (serve, after an edit): when this bundle is not made yet, the
+    newest one under `folder` stands in, and the second value says so."""
     indexed = {
         path: page
         for path, page in sorted(pages.items())
@@ -44,10 +45,15 @@ def search_bundle(pages: dict, folder: Path | None) -> dict[str, Path]:
     digest.update(pagefind_version().encode())  # another Pagefind may write another bundle
     base = folder if folder is not None and _writable(folder) else _temporary()
     bundle = base / digest.hexdigest()[:32]
+    behind = False
     if not (bundle / "pagefind-entry.json").is_file():
-        _index(indexed, bundle)
+        made = sorted(base.glob("*/pagefind-entry.json"), key=lambda entry: entry.stat().st_mtime_ns)
+        if later and made:
+            bundle, behind = made[-1].parent, True
+        else:
+            _index(indexed, bundle)
     files = sorted(p for p in bundle.rglob("*") if p.is_file())
-    return {f"pagefind/{p.relative_to(bundle).as_posix()}": p for p in files}
+    return {f"pagefind/{p.relative_to(bundle).as_posix()}": p for p in files}, behind
 
 
 def _index(pages: dict, bundle: Path) -> None:
