@@ -17,6 +17,8 @@ died (`.<name>-new-<pid>-*`) are swept then.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import gc
 import hashlib
 import json
 import os
@@ -70,6 +72,26 @@ class BuildResult:
     search_behind: bool = False  # Options.search_later: the site has the last search index
 
 
+def _fewer_collections(function):
+    """Run `function` with the cyclic garbage collector's thresholds raised. A build allocates
+    hundreds of thousands of objects that live to its end (the cache's index, the jobs, the
+    pages), and at Python's defaults the collector rescans them again and again: it doubled
+    loading and consulting a 30,000-entry index. Collections still run, a hundred times less
+    often; the defaults come back after the build (serve builds again in the same process)."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        saved = gc.get_threshold()
+        gc.set_threshold(100_000, 50, 100)
+        try:
+            return function(*args, **kwargs)
+        finally:
+            gc.set_threshold(*saved)
+
+    return wrapper
+
+
+@_fewer_collections
 def build(
     src: Path | None,
     out: Path,
