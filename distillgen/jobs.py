@@ -166,14 +166,22 @@ def _fields(job) -> dict:
 
 def _plain(value):
     """`dataclasses.asdict` without its deep copies (a job is frozen, its fields plain data):
-    the same JSON, 3x faster; an atlas keys tens of thousands of jobs on every build."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    the same JSON, several times faster; an atlas keys tens of thousands of jobs on every
+    build."""
+    names = _field_names(type(value))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
     if isinstance(value, tuple | list):
         return type(value)(_plain(item) for item in value)
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
     return value
+
+
+@functools.cache
+def _field_names(kind: type) -> tuple[str, ...] | None:
+    """A dataclass's field names (None for any other type), looked up once per type."""
+    return tuple(f.name for f in fields(kind)) if is_dataclass(kind) else None
 
 
 def describe(job) -> dict:
