@@ -123,8 +123,9 @@ class Cache:
     def _folder(self, key: str) -> Path:
         return Path(self._where(key))
 
-    def _where(self, key: str) -> str:
-        return f"{self._objects}{key[:2]}{os.sep}{key}"
+    def _where(self, key: str, objects: str | None = None) -> str:
+        """The entry's folder as a string (under `objects`, else the cache's own objects/)."""
+        return f"{objects or self._objects}{key[:2]}{os.sep}{key}"
 
     # -- artifacts -------------------------------------------------------------------------
     def get(self, key: str) -> Artifact | None:
@@ -151,7 +152,7 @@ class Cache:
         digest and its name): what a page may copy, and how the output's manifest knows it."""
         objects = os.path.abspath(self._objects) + os.sep
         return {
-            f"{objects}{a.key[:2]}{os.sep}{a.key}{os.sep}{name}": f"{a.digest}/{name}"
+            f"{self._where(a.key, objects)}{os.sep}{name}": f"{a.digest}/{name}"
             for a in artifacts
             for name in a.names
         }
@@ -280,12 +281,17 @@ def _check_record(record: object, key: str, folder: Path) -> None:
     for name, digest in files.items():
         if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
             raise ValueError(f"its record's checksum of {name!r} is not a sha256")
-        if "/" in name or name in ("", ".", "..", RECORD):
+        if not _entry_file(name) or name == RECORD:
             raise ValueError(f"its record names a file {name!r} outside the entry")
         if _sha256(folder / name) != digest:
             raise ValueError(f"{name} does not match its recorded checksum")
     if not isinstance(record.get("result", {}), dict):
         raise ValueError("its record's 'result' is not a JSON object")
+
+
+def _entry_file(name: object) -> bool:
+    """Whether `name` names a file inside an entry's folder."""
+    return isinstance(name, str) and "/" not in name and name not in ("", ".", "..")
 
 
 def _sha256(path: Path) -> str:
@@ -331,10 +337,12 @@ class Index:
         where = f"{folder}{os.sep}"  # strings, not Paths: an atlas stats tens of thousands
         try:
             digest, files, derived = entry
+            if not (_SHA256.fullmatch(digest) and isinstance(derived, dict) and RECORD in files):
+                return None
             for name, status in files.items():
-                if status[1] >= self.written_ns or _stat(where + name) != status:
+                if not _entry_file(name) or status[1] >= self.written_ns or _stat(where + name) != status:
                     return None
-        except (OSError, TypeError, ValueError, IndexError):  # gone, or an entry of the wrong shape
+        except (OSError, TypeError, ValueError, IndexError, AttributeError):  # gone, or of the wrong shape
             return None
         names = tuple(name for name in files if name != RECORD)
         return Artifact(key, folder, digest, names, derived=derived, on_derive=self._touch)

@@ -4,6 +4,7 @@ manifest) and checks in full only what changed, so damage behind its back is sti
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -16,6 +17,7 @@ import pytest
 
 from distillgen import cache as cache_module
 from tests.conftest import run_cli, write
+from tests.test_incremental import SECOND, contents
 
 FIRST = """
 ---
@@ -36,14 +38,6 @@ Two units.
 ```
 
 A link to [](missing-notes).
-"""
-
-SECOND = """
----
-title: Second
-featurevis: {steps: 4, size: 32}
----
-Another article, about {unit}`conv2:1`.
 """
 
 BIB = """
@@ -221,10 +215,6 @@ def test_an_output_changed_behind_the_builds_back_is_written_again(site):
     assert not (out / "stray.txt").exists()
 
 
-def contents(out: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
-
-
 def test_no_cache_checks_and_renders_everything(site):
     src, out, cache = site
     cold = settle(src, out, cache)
@@ -259,3 +249,28 @@ def test_an_atlas_needs_each_job_once_and_digests_shared_kernels_once(tmp_path):
     entries = {key: type("Entry", (), {"key": key, "digest": key[::-1]})() for key in keys}
     digests = {site.outputs_digest(page.outputs, entries) for page in mixed3}
     assert len(digests) == 1 and len(site._outputs) == 1  # stamped and hashed once for the layer
+
+
+def test_a_damaged_or_foreign_index_is_checked_in_full_not_followed(site, monkeypatch):
+    # The cache folder can come from someone else, index and all: entries of the wrong shape,
+    # or naming files outside their folder, are checked in full like any other, never a
+    # traceback, and the index is written again.
+    src, out, cache = site
+    settle(src, out, cache)
+    index = json.loads((cache / "index.json").read_text())
+    keys = list(index["entries"])
+    index["entries"][keys[0]][1] = ["record.json"]  # files: not a mapping
+    index["entries"][keys[1]][1]["../../outside"] = [0, 0, 0]  # a file outside the entry
+    index["entries"][keys[2]][2] = 7  # derived values: not a mapping
+    index["entries"][keys[3]] = "nonsense"
+    (cache / "index.json").write_text(json.dumps(index))
+    hashed = []
+    real = cache_module._sha256
+    monkeypatch.setattr(cache_module, "_sha256", lambda path: hashed.append(path) or real(path))
+    again = build(src, out, cache)
+    assert again["computed"] == 0
+    assert {path.parent.name for path in hashed} == set(keys[:4])  # those four, checked in full
+    assert all(
+        isinstance(entry[1], dict)
+        for entry in json.loads((cache / "index.json").read_text())["entries"].values()
+    )
