@@ -27,7 +27,7 @@ from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
 from distillgen.compute import Catalog, Need
-from distillgen.diagnostics import Reporter, suggest
+from distillgen.diagnostics import Code, Reporter, suggest
 from distillgen.dictionaries import Dictionaries, Pending
 from distillgen.figures import DIRECTIVES, ROLES
 from distillgen.figures.base import DirectiveInput, DirectiveKind, RoleKind, jobs_of
@@ -157,8 +157,8 @@ class Article:
     def error(self, line: int | None, message: str) -> None:
         self.reporter.error(self.doc.path, line, message)
 
-    def warning(self, line: int | None, message: str) -> None:
-        self.reporter.warning(self.doc.path, line, message)
+    def warning(self, line: int | None, message: str, code: Code | None = None) -> None:
+        self.reporter.warning(self.doc.path, line, message, code=code)
 
     def define(self, label: str, text: str, line: int, **target) -> None:
         """A target named `label` (Target's other fields as keywords)."""

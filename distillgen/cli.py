@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from distillgen import __version__
-from distillgen.diagnostics import BuildFailed, Reporter
+from distillgen.diagnostics import BuildFailed, Code, Reporter
 from distillgen.zoo import ZOO
 
 SRC = click.argument("src", default="articles", type=click.Path(path_type=Path))
@@ -153,29 +153,25 @@ def run_build(
     search_later: bool = False,
 ):
     """Build and report every problem; the BuildResult, or None when the build failed."""
-    from distillgen.compute import Options, no_progress
-    from distillgen.executors import executor as make_executor
     from distillgen.safety import Grants
     from distillgen.site import build as build_site
 
-    reporter = Reporter(strict=strict, echo=lambda line: click.echo(line, err=True))
-    log = (lambda message: click.echo(message, err=True)) if verbose and not quiet else (lambda m: None)
-    progress = BuildProgress()
-    options = Options(
+    reporter, progress, options = _session(
+        strict,
+        quiet,
+        verbose,
         device=device,
+        executor=executor,
+        ray_address=ray_address,
+        confirmed=confirmed,
         recompute=no_cache,
         frozen=frozen,
-        progress=no_progress if quiet else progress.group,
-        log=log,
-        echo=(lambda message: None) if quiet else (lambda message: click.echo(message, err=True)),
         wait=not no_wait,
-        confirmed=confirmed,
-        executor=make_executor(executor, ray_address),
         search_later=search_later,
     )
     try:
         grants = Grants(raw_html=not no_raw_html, roots=allow_roots)
-        result = build_site(src, out, reporter, log, options, cache_dir, grants, atlases, archive)
+        result = build_site(src, out, reporter, options.log, options, cache_dir, grants, atlases, archive)
     except BuildFailed:
         click.echo(f"build failed: {len(reporter.errors)} error(s); {out} was left as it was", err=True)
         return None
@@ -202,6 +198,34 @@ def run_build(
             note += "; search index of the last build, updated once the files are still"
         click.echo(f"built {what}{atlas} into {out}/ in {result.seconds:.2f}s{computed}{note}", err=True)
     return result
+
+
+def _session(strict: bool, quiet: bool, verbose: int, *, executor: str, ray_address: str | None, **options):
+    """What build, atlas, serve and verify report to and compute with: a reporter echoing to
+    stderr, a progress display, and the Options (`options` are Options' own fields)."""
+    from distillgen.compute import Options, no_progress
+    from distillgen.executors import executor as make_executor
+
+    progress = BuildProgress()
+    return (
+        Reporter(strict=strict, echo=_say),
+        progress,
+        Options(
+            progress=no_progress if quiet else progress.group,
+            log=_say if verbose and not quiet else _silent,
+            echo=_silent if quiet else _say,
+            executor=make_executor(executor, ray_address),
+            **options,
+        ),
+    )
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _silent(message: str) -> None:
+    pass
 
 
 PROGRESS_INTERVAL = 10.0  # seconds between progress lines when stderr is not a terminal
@@ -604,26 +628,16 @@ def verify(
     """
     import json
 
-    from distillgen.compute import Options, no_progress
-    from distillgen.executors import executor as make_executor
     from distillgen.verify import Report, article_figures, sample, table
     from distillgen.verify import verify as verify_figures
 
     if count is not None and everything:
         raise click.UsageError("--sample N verifies N figures and --all every one; choose one")
     limits = _tolerances(tolerances)
-    echo = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
-    log = (lambda message: click.echo(message, err=True)) if verbose and not quiet else (lambda m: None)
-    reporter = Reporter(echo=lambda line: click.echo(line, err=True))
-    progress = BuildProgress()
-    options = Options(
-        device=device,
-        progress=no_progress if quiet else progress.group,
-        log=log,
-        echo=echo,
-        confirmed=confirmed,
-        executor=make_executor(executor, ray_address),
+    reporter, progress, options = _session(
+        False, quiet, verbose, device=device, executor=executor, ray_address=ray_address, confirmed=confirmed
     )
+    echo = options.echo
     start = time.perf_counter()
     report = Report()
 
@@ -633,14 +647,13 @@ def verify(
         echo(f"[{len(report.checks)}/{len(chosen)}] {where}: {check.verdict}")
 
     try:
-        figures, catalog = article_figures(src, reporter, cache_dir, log)
+        figures, catalog = article_figures(src, reporter, cache_dir, options.log)
         chosen = figures if count is None else sample(figures, count, seed)
         report.figures = len(figures)
         echo(f"verifying {len(chosen)} of {len(figures)} figure(s)")
         verify_figures(chosen, catalog, reporter, options, limits, checked)
     except BuildFailed:
-        uncached = any("is not in the cache" in error.message for error in reporter.errors)
-        hint = "; verify compares with the cache: build the site first" if uncached else ""
+        hint = "; verify compares with the cache: build the site first" if reporter.has(Code.UNCACHED) else ""
         click.echo(f"verify failed: {len(reporter.errors)} error(s){hint}", err=True)
         sys.exit(1)
     finally:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from distillgen import __version__
 from distillgen.cache import Artifact, Cache
-from distillgen.diagnostics import Reporter, describe_os_error
+from distillgen.diagnostics import Code, Reporter, describe_os_error
 from distillgen.executors import Batch, Executor, ExecutorError, Finished, InProcess
 from distillgen.jobs import ResultError, describe, result_json
 from distillgen.locks import Busy, held
@@ -138,6 +138,7 @@ def compute(
                 need.path,
                 need.line,
                 f"{_what(need.job)} is not in the cache, and --frozen forbids computing it",
+                code=Code.UNCACHED,
             )
         return outcome
     if not missing:
@@ -243,7 +244,7 @@ _MEASURE_AFTER_SECONDS = 5.0  # shorter runs are mostly start-up, and would over
 
 def _work(job) -> float:
     """The job's cost scaled by its image's pixels, in units of 64x64 px image-steps."""
-    size = getattr(getattr(job, "settings", None), "size", None)
+    size = job.size
     return job.cost * (size * size / _REFERENCE_PIXELS if size else 1.0)
 
 

@@ -8,10 +8,20 @@ into exit status 1 without a traceback.
 from __future__ import annotations
 
 import difflib
+import enum
 import errno
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+
+class Code(enum.StrEnum):
+    """What a diagnostic is about, for programs that act on it (the CLI's hints, a MyST
+    plugin's severities) rather than on its words, which may change."""
+
+    UNCACHED = "uncached"  # --frozen (or verify) needs a figure or model description not cached
+    PREDICTION = "prediction"  # a figure's prediction did not hold (an ablation's :predict:)
+    CACHE = "cache"  # a damaged cache entry, set aside and computed again
 
 
 @dataclass(frozen=True)
@@ -21,6 +31,7 @@ class Diagnostic:
     line: int | None  # 1-based
     message: str
     author: bool = True  # a problem of the text (False: of the machine; --strict leaves it a warning)
+    code: Code | None = None
 
     def __str__(self) -> str:
         where = ""
@@ -43,14 +54,26 @@ class Reporter:
         self._errors: list[Diagnostic] = []
         self._echo = echo
 
-    def error(self, path: Path | None, line: int | None, message: str) -> None:
-        self._add(Diagnostic("error", path, line, message))
+    def error(self, path: Path | None, line: int | None, message: str, *, code: Code | None = None) -> None:
+        self._add(Diagnostic("error", path, line, message, code=code))
 
-    def warning(self, path: Path | None, line: int | None, message: str, *, author: bool = True) -> None:
+    def warning(
+        self,
+        path: Path | None,
+        line: int | None,
+        message: str,
+        *,
+        author: bool = True,
+        code: Code | None = None,
+    ) -> None:
         """`author=False` for problems of the machine, not the text (a corrupt cache entry):
         `strict` does not turn those into errors."""
         severity = "error" if self.strict and author else "warning"
-        self._add(Diagnostic(severity, path, line, message, author))
+        self._add(Diagnostic(severity, path, line, message, author, code))
+
+    def has(self, code: Code) -> bool:
+        """Whether an error with `code` was reported."""
+        return any(error.code is code for error in self._errors)
 
     def _add(self, diagnostic: Diagnostic) -> None:
         if diagnostic in self._seen:

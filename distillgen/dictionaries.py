@@ -167,10 +167,7 @@ def attach(job, info: ModelInfo, other: ModelInfo | None = None):
     """`job` carrying every dictionary whose features it reads or edits (by the layer names in
     its fields: `layer`, `source`, its edits'; `other_layer` in `other`'s dictionaries).
     Pending when one of them is not trained yet."""
-    names = [getattr(job, "layer", None), getattr(job, "source", None)]
-    for edit in getattr(job, "edits", ()):
-        names += [edit.source, edit.layer]
-    wanted = [(info, name) for name in names if name]
+    wanted = [(info, name) for name in job.layers()]
     if other is not None and getattr(job, "other_layer", None):
         wanted.append((other, job.other_layer))
     attached: list[Attached] = []
@@ -209,6 +206,6 @@ def trained(info: ModelInfo, layers) -> tuple[Attached, ...]:
 
 def carrying(job, dictionaries: tuple[Attached, ...]):
     """`job` with those of `dictionaries` whose layer it names (see `trained`)."""
-    names = {getattr(job, "layer", None), getattr(job, "source", None)}
+    names = set(job.layers())
     mine = tuple(d for d in dictionaries if d.name in names)
     return dataclasses.replace(job, dictionaries=mine) if mine else job

@@ -57,7 +57,7 @@ class Batch:
     def label(self) -> str:
         """'shapes: featurevis of 3 units (12 images)': for progress, logs and errors."""
         jobs = self.jobs
-        images = sum(getattr(job, "images", 1) for job in jobs)
+        images = sum(job.images for job in jobs)
         label = f"{self.spec}: {self.kind} of {len(jobs)} {jobs[0].noun}{'s' * (len(jobs) != 1)}"
         return label + (f" ({images} images)" if images != len(jobs) else "")
 
@@ -211,7 +211,7 @@ def split(batches: list[Batch], workers: int) -> list[Batch]:
     for batch in batches:
         groups: dict[tuple, list] = {}
         for need in batch.needs:
-            group = need.job.batch_group() if hasattr(need.job, "batch_group") else ()
+            group = need.job.batch_group()
             groups.setdefault(group, []).append(need)
         for needs in groups.values():
             cost = sum(need.job.cost for need in needs)

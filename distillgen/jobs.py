@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -25,24 +25,63 @@ ENGINE_VERSION = "1"  # bump when every engine's output for the same job changes
 # ... and a kind's `revision` when only that kind's engine changes: its old artifacts are then
 # computed again, the other kinds' stay valid.
 
-OBJECTIVES = ("channel", "neuron", "direction", "negative")
+# The modes a job's string fields take, as the type checker sees them (and the options offer).
+Objective = Literal["channel", "neuron", "direction", "negative"]
+Probe = Literal["examples", "tuning", "featurevis"]  # what an ablation measures its unit on
+Baseline = Literal["untrained", "shuffled"]  # what a universality figure compares against
+Sampling = Literal["positions", "peaks"]  # what a universality figure correlates
+OBJECTIVES: tuple[Objective, ...] = typing.get_args(Objective)
 
 
-class Keyed:
-    """What every job has: a content key, the type of its result, and a cost of 1 unless it
-    says otherwise."""
+@dataclass(frozen=True)
+class Job:
+    """What every job is: a request for one computed result of a model, keyed by its content.
 
-    revision: ClassVar[int] = 0
+    Everything the core reads of a job (compute.py, executors.py, engine/) is declared here; a
+    kind's job adds the fields that determine its result. `dictionaries` is keyword-only so that
+    each kind's own fields keep their order after `model` and `fingerprint`.
+    """
+
+    kind: ClassVar[str]  # its name in the table of kinds (kinds.py)
+    noun: ClassVar[str]  # what one job is, for progress: "featurevis of 3 units"
     Result: ClassVar[type]  # what its engine computes and its figures read (below each job)
+    revision: ClassVar[int] = 0  # a kind's engine changed: its old artifacts are computed again
+
+    model: str  # canonical spec
+    fingerprint: str  # units.fingerprint(spec): the weights' identity
+    dictionaries: tuple[Attached, ...] = field(default=(), kw_only=True)  # features it reads or edits
 
     @cached_property  # jobs are frozen: hashed once (a rebuild asks for ~12,000 keys)
     def key(self) -> str:
         return job_key(self)
 
     @property
+    def address(self) -> str:
+        """What it is about, as an author writes it: `mixed4:52`, `conv2 -> mixed3:1`."""
+        raise NotImplementedError
+
+    @property
     def cost(self) -> int:
-        """Work for progress bars."""
+        """Work for progress bars and time estimates (image-steps, or 1)."""
         return 1
+
+    @property
+    def images(self) -> int:
+        """Images it makes, for progress ("featurevis of 3 units, 12 images")."""
+        return 1
+
+    @property
+    def size(self) -> int | None:
+        """The side of the images it optimizes (its cost scales with their pixels), if any."""
+        return None
+
+    def layers(self) -> tuple[str, ...]:
+        """The layers of `model` it names: a dictionary among them is carried (dictionaries.py)."""
+        return ()
+
+    def batch_group(self) -> tuple:
+        """Jobs of one kind and model with equal groups are computed together in one batch."""
+        return ()
 
 
 @dataclass(frozen=True)
@@ -96,7 +135,7 @@ class FeatureVisResult:
 
 
 @dataclass(frozen=True)
-class FeatureVisJob(Keyed):
+class FeatureVisJob(Job):
     """One feature visualization: an image per unit, or `diversity` images of one unit."""
 
     kind: ClassVar[str] = "featurevis"
@@ -104,15 +143,12 @@ class FeatureVisJob(Keyed):
     Result: ClassVar[type] = FeatureVisResult
     revision: ClassVar[int] = 1  # 1: lucent's transforms with whole-pixel shifts (engine/transforms.py)
 
-    model: str  # canonical spec
-    fingerprint: str  # units.fingerprint(spec): the weights' identity
     layer: str  # canonical module path
     unit: int  # channel; ignored (-1) for a direction
-    objective: str = "channel"
+    objective: Objective = "channel"
     direction: tuple[float, ...] = ()  # one weight per channel, for the "direction" objective
     diversity: int = 0  # 0: one image; N >= 2: N images pushed apart by lucent's diversity term
     settings: FeatureVisSettings = FeatureVisSettings()
-    dictionaries: tuple[Attached, ...] = ()  # the dictionaries whose features it reads or edits
 
     @property
     def address(self) -> str:
@@ -129,6 +165,13 @@ class FeatureVisJob(Keyed):
         """Work in image-steps, for progress bars."""
         return self.images * self.settings.steps
 
+    @property
+    def size(self) -> int:
+        return self.settings.size
+
+    def layers(self) -> tuple[str, ...]:
+        return (self.layer,)
+
     def batch_group(self) -> tuple:
         """Jobs with equal groups are optimized together in one batch.
 
@@ -139,13 +182,13 @@ class FeatureVisJob(Keyed):
         return (self.model, self.fingerprint, self.settings, self.layer, self.dictionaries)
 
 
-def job_key(job) -> str:
+def job_key(job: Job) -> str:
     """sha256 of the job's canonical JSON: its kind, every field, and the engine version (and
     the kind's revision, once it has one: keys of kinds never revised stay as they were). A
     job that reads no dictionary feature has no `dictionaries` in its key (keys of jobs from
     before dictionaries stay as they were); one that does is keyed by each dictionary's
     checksum, not by its weights' bytes."""
-    revision = {"revision": job.revision} if getattr(job, "revision", 0) else {}
+    revision = {"revision": job.revision} if job.revision else {}
     canonical = json.dumps(
         {"kind": job.kind, "engine": ENGINE_VERSION, **revision, **_fields(job)},
         sort_keys=True,
@@ -203,23 +246,23 @@ class WeightsResult:
 
 
 @dataclass(frozen=True)
-class WeightsJob(Keyed):
+class WeightsJob(Job):
     """The (expanded) kernels from every channel of `source` to one unit of `layer`."""
 
     kind: ClassVar[str] = "weights"
     noun: ClassVar[str] = "unit"
     Result: ClassVar[type] = WeightsResult
 
-    model: str
-    fingerprint: str
     source: str  # canonical module path of the earlier layer
     layer: str  # canonical module path of the later layer
     unit: int
-    dictionaries: tuple[Attached, ...] = ()  # the dictionaries whose features it reads or edits
 
     @property
     def address(self) -> str:
         return f"{self.source} -> {self.layer}:{self.unit}"
+
+    def layers(self) -> tuple[str, ...]:
+        return (self.layer, self.source)
 
 
 @dataclass(frozen=True)
@@ -258,23 +301,23 @@ class TuningResult:
 
 
 @dataclass(frozen=True)
-class TuningJob(Keyed):
+class TuningJob(Job):
     """Responses (maximum over positions) of units of one layer to each stimulus of a sweep."""
 
     kind: ClassVar[str] = "tuning"
     noun: ClassVar[str] = "sweep"
     Result: ClassVar[type] = TuningResult
 
-    model: str
-    fingerprint: str
     layer: str
     units: tuple[int, ...]
     sweep: Sweep
-    dictionaries: tuple[Attached, ...] = ()  # the dictionaries whose features it reads or edits
 
     @property
     def address(self) -> str:
         return f"{self.layer}:{','.join(map(str, self.units))}"
+
+    def layers(self) -> tuple[str, ...]:
+        return (self.layer,)
 
 
 @dataclass(frozen=True)
@@ -299,25 +342,25 @@ class ExamplesResult:
 
 
 @dataclass(frozen=True)
-class ExamplesJob(Keyed):
+class ExamplesJob(Job):
     """The dataset images that excite a unit most (or least), with the crop around its peak."""
 
     kind: ClassVar[str] = "examples"
     noun: ClassVar[str] = "unit"
     Result: ClassVar[type] = ExamplesResult
 
-    model: str
-    fingerprint: str
     layer: str
     unit: int
     dataset: Dataset
     top: int = 8
     negative: bool = False
-    dictionaries: tuple[Attached, ...] = ()  # the dictionaries whose features it reads or edits
 
     @property
     def address(self) -> str:
         return f"{self.layer}:{self.unit}"
+
+    def layers(self) -> tuple[str, ...]:
+        return (self.layer,)
 
 
 @dataclass(frozen=True)
@@ -333,6 +376,13 @@ class Edit:
     whole: bool = False
 
 
+def relative_change(before: float, after: float) -> float:
+    """(after − before) / |before|; ±inf when a silent unit starts responding."""
+    if before == 0:
+        return 0.0 if after == 0 else float("inf") * (1 if after > 0 else -1)
+    return (after - before) / abs(before)
+
+
 @dataclass(frozen=True)
 class AblationResult:
     before: tuple[float, ...]  # the unit's peak response to each probe input
@@ -341,12 +391,17 @@ class AblationResult:
     mean_before: float
     mean_after: float
 
+    @property
+    def effect(self) -> float:
+        """The relative change of the mean response (what a figure reports as −91 %)."""
+        return relative_change(self.mean_before, self.mean_after)
+
     def check(self, job: AblationJob, files: Mapping[str, Path]) -> None:
         _expect(len(self.before) == len(self.after) == len(self.labels) > 0, "its columns differ in length")
 
 
 @dataclass(frozen=True)
-class AblationJob(Keyed):
+class AblationJob(Job):
     """A unit's activation before and after an edit of the network, on a probe: its top
     dataset examples, a stimulus sweep, or its own feature visualization."""
 
@@ -354,17 +409,14 @@ class AblationJob(Keyed):
     noun: ClassVar[str] = "edit"
     Result: ClassVar[type] = AblationResult
 
-    model: str
-    fingerprint: str
     layer: str
     unit: int
     edits: tuple[Edit, ...]
-    probe: str  # "examples", "tuning" or "featurevis"
+    probe: Probe
     dataset: Dataset | None = None  # for "examples": the top `top` images of the unedited unit
     top: int = 16
     sweep: Sweep | None = None  # for "tuning"
     settings: FeatureVisSettings | None = None  # for "featurevis"
-    dictionaries: tuple[Attached, ...] = ()  # the dictionaries whose features it reads or edits
 
     @property
     def address(self) -> str:
@@ -373,6 +425,13 @@ class AblationJob(Keyed):
     @property
     def cost(self) -> int:
         return self.settings.steps if self.probe == "featurevis" and self.settings else 1
+
+    @property
+    def size(self) -> int | None:
+        return self.settings.size if self.probe == "featurevis" and self.settings else None
+
+    def layers(self) -> tuple[str, ...]:
+        return (self.layer, *(name for edit in self.edits for name in (edit.source, edit.layer) if name))
 
 
 @dataclass(frozen=True)
@@ -387,16 +446,15 @@ class UniversalityResult:
     one_to_one_r: tuple[float | None, ...]
     baseline_one_to_one_r: tuple[float | None, ...]
     probe_size: int
-    samples: str  # "positions" or "peaks"
+    samples: Sampling
 
     def check(self, job: UniversalityJob, files: Mapping[str, Path]) -> None:
         columns = (self.best_r, self.baseline_best_r, self.one_to_one_unit, self.one_to_one_r)
         _expect(all(len(c) == len(self.best_unit) > 0 for c in columns), "its columns differ in length")
-        _expect(self.samples in ("positions", "peaks"), f"unknown sampling '{self.samples}'")
 
 
 @dataclass(frozen=True)
-class UniversalityJob(Keyed):
+class UniversalityJob(Job):
     """Correlations between the units of a layer in one model and a layer in another over a
     probe set, and the same against a baseline ("untrained": the second architecture with
     random weights; "shuffled": the second model on images in another order)."""
@@ -408,21 +466,21 @@ class UniversalityJob(Keyed):
     # probe at its own input size
     revision: ClassVar[int] = 3
 
-    model: str
-    fingerprint: str
     layer: str
     other: str  # the second model's spec
     other_fingerprint: str
     other_layer: str
     dataset: Dataset
-    baseline: str = "untrained"
+    baseline: Baseline = "untrained"
     baseline_model: str = ""  # spec of the untrained architecture, for "untrained"
     baseline_fingerprint: str = ""
-    dictionaries: tuple[Attached, ...] = ()  # the dictionaries whose features it reads or edits
 
     @property
     def address(self) -> str:
         return f"{self.layer} ~ {self.other}:{self.other_layer}"
+
+    def layers(self) -> tuple[str, ...]:
+        return (self.layer,)  # and `other_layer` of the other model (dictionaries.attach)
 
 
 @dataclass(frozen=True)
@@ -478,7 +536,7 @@ class DictionaryResult:
 
 
 @dataclass(frozen=True)
-class DictionaryJob(Keyed):
+class DictionaryJob(Job):
     """A TopK sparse autoencoder trained on one layer's activations at every position of a
     probe set (engine/dictionary.py)."""
 
@@ -487,8 +545,6 @@ class DictionaryJob(Keyed):
     Result: ClassVar[type] = DictionaryResult
     revision: ClassVar[int] = 1  # 1: AuxK revives features silent for 20 steps, not 200
 
-    model: str
-    fingerprint: str
     layer: str
     dataset: Dataset
     settings: DictionarySettings = DictionarySettings()
@@ -514,7 +570,7 @@ def result_json(result) -> dict:
     return asdict(result)
 
 
-def read_result(job: Keyed, data: Any):
+def read_result(job: Job, data: Any):
     """The typed result of `job` from a record's `result` field; ResultError if it does not fit."""
     return _read(job.Result, data, "result")
 
@@ -568,6 +624,14 @@ def _reader(hint) -> Callable[[Any, str], Any]:
             return tuple(read(item, f"{where}[{i}]") for i, (read, item) in pairs)
 
         return read_fixed
+    if origin is Literal:
+
+        def read_literal(data, where):
+            if data in args and type(data) in (str, int, bool):
+                return data
+            raise ResultError(f"{where} is not one of {', '.join(map(repr, args))}: {data!r}"[:200])
+
+        return read_literal
     if origin in (types.UnionType, typing.Union):
         options = [_reader(option) for option in args]
 

@@ -26,20 +26,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from distillgen.article import Article
-from distillgen.cache import Cache
-from distillgen.compute import Catalog, Options, records
+from distillgen import project
+from distillgen.compute import Options, records
 from distillgen.diagnostics import BuildFailed, Reporter
 from distillgen.figures import DIRECTIVES
 from distillgen.figures.base import jobs_of
-from distillgen.render import html as html_rules
 from distillgen.render.page import templates_dir
-from distillgen.render.reuse import code_digest
-from distillgen.site import CACHE, compute_articles
-from distillgen.source.document import parse_text
-from distillgen.source.frontmatter import parse_front_matter
-from distillgen.source.markdown import make_parser
-from distillgen.source.siteconfig import load_site_config
 
 SCOPE = "distillgen-figure"  # the class of the element a figure is shown in
 
@@ -75,7 +67,7 @@ class Project:
 
     @property
     def cache(self) -> Path:
-        return self.cache_dir or self.articles / CACHE
+        return self.cache_dir or self.articles / project.CACHE
 
     def figure(
         self, kind: str, model: str | None, argument: str, caption: str = "", **options: object
@@ -85,18 +77,15 @@ class Project:
         build's messages."""
         text = directive_text(kind, model, argument, options, caption)
         reporter = Reporter()
-        article = self._article(text, reporter)
-        cache = Cache(
-            self.cache,
-            warn=lambda path, message: reporter.warning(path, None, message, author=False),
-            trust=code_digest(),
-        )
-        catalog = Catalog(cache)
+        folder = self.articles.resolve()
+        # the build's pipeline on a one-figure article: distillgen.yml's defaults, the cache
+        opened = project.Project.open(folder, reporter, Options(device=self.device), cache_dir=self.cache)
+        article = opened.article(f"---\ntitle: Notebook\n---\n{text}", folder / "notebook.md")
         try:
             _raise_errors(reporter)
-            article.plan(catalog)
-            _raise_errors(reporter)
-            outcome = compute_articles([article], cache, catalog, reporter, Options(device=self.device))
+            assert article is not None  # else an error was reported
+            opened.plan([article])
+            outcome = opened.compute([article])
         except BuildFailed:
             _raise_errors(reporter)
             raise
@@ -116,21 +105,6 @@ class Project:
             computed=outcome.computed,
             cached=outcome.cached,
         )
-
-    def _article(self, text: str, reporter: Reporter) -> Article:
-        """The directive as a checked article in the articles folder (files resolve there)."""
-        md = html_rules.install(make_parser())
-        folder = self.articles.resolve()
-        doc = parse_text(f"---\ntitle: Notebook\n---\n{text}", folder / "notebook.md", md, roots=(folder,))
-        front = parse_front_matter(
-            doc.front_matter_text, doc.path, doc.front_matter_line, reporter, doc.roots
-        )
-        # the site config's defaults (distillgen.yml), as the build applies them to an article:
-        # the same featurevis settings give the same key, and `m4:17` names the same feature
-        front = load_site_config(folder, reporter).defaults_for(front)
-        article = Article(doc, front, md, reporter)
-        article.check()
-        return article
 
 
 @dataclass(frozen=True)

@@ -34,27 +34,23 @@ from pathlib import Path
 from distillgen import __version__
 from distillgen.article import Article
 from distillgen.atlas import Atlas, layer_page, model_page, plan_atlases
-from distillgen.cache import Cache, write_file
+from distillgen.cache import write_file
 from distillgen.checked import CheckedArticles
-from distillgen.compute import Catalog, Options, Outcome, compute, records
+from distillgen.compute import Options, Outcome, compute, records
 from distillgen.diagnostics import BuildFailed, Reporter, describe_os_error
-from distillgen.dictionaries import check_names
 from distillgen.figures.unitview import links_to_page
 from distillgen.locks import Busy, alive, held
+from distillgen.project import CACHE, Project, slug_problem
 from distillgen.render import html as html_rules
 from distillgen.render.archive import archive_page
 from distillgen.render.page import environment, render_article, render_index, templates_dir
 from distillgen.render.reuse import Page, Pages, code_digest, page_key, page_text, stamp
 from distillgen.render.search import SearchError, pagefind_version, search_bundle
-from distillgen.safety import Grants, recording_reads, refuse_raw_html
-from distillgen.source.document import parse_text
-from distillgen.source.frontmatter import parse_front_matter
-from distillgen.source.markdown import make_parser
-from distillgen.source.siteconfig import AtlasRequest, SiteConfig, load_site_config
+from distillgen.safety import Grants
+from distillgen.source.siteconfig import AtlasRequest, SiteConfig
 from distillgen.unitpages import SiteMap, UnitPage, page_context, page_inputs, plan_unit_pages
 
 MARKER = ".distillgen-build"  # marks an output folder as ours, so we may replace it
-CACHE = Path(".distillgen") / "cache"  # default cache location, inside the articles' folder
 
 
 @dataclass
@@ -109,33 +105,24 @@ def build(
     start = time.perf_counter()
     search_behind = False
     options = options or Options(log=log)
-    grants = grants or Grants()
-    config = load_site_config(src, reporter) if src is not None else SiteConfig()
-    home = src if src is not None else Path.cwd()  # where the cache and the atlases' files are
-    cache_dir = cache_dir or home / CACHE
-    _check_output(src, out, cache_dir, reporter)  # before anything is written to the cache
+    project = Project.open(src, reporter, options, cache_dir=cache_dir, grants=grants)
+    config, cache, catalog, grants = project.config, project.cache, project.catalog, project.grants
+    _check_output(src, out, cache.root, reporter)  # before anything is written to the cache
     keep = not (options.recompute or reporter.errors)
-    checked = CheckedArticles(cache_dir / "checked" if keep else None, repr((code_digest(), config, grants)))
-    articles = load_articles(src, reporter, log, grants, config, checked) if src is not None else []
-    cache = Cache(
-        cache_dir,
-        warn=lambda path, message: reporter.warning(path, None, message, author=False),
-        trust=code_digest(),
-    )
-    catalog = Catalog(cache, frozen=options.frozen)
-    reporter.raise_if_errors()
-    for article in articles:
-        article.plan(catalog)
-    atlas_plans = plan_atlases((*config.atlas, *atlases), catalog, reporter, (home, *grants.roots))
+    checked = CheckedArticles(cache.root / "checked" if keep else None, repr((code_digest(), config, grants)))
+    articles = project.load_articles(log, checked)
+    project.plan(articles)
+    atlas_plans = plan_atlases((*config.atlas, *atlases), catalog, reporter, (project.home, *grants.roots))
     reporter.raise_if_errors()
 
-    outcome, unit_pages = _compute_figures(articles, atlas_plans, cache, catalog, reporter, options)
+    outcome, unit_pages = _compute_figures(project, articles, atlas_plans)
     # A cache may come from someone else (it can be committed): its pages may only copy files
     # from the cache or the articles' roots, and a build refusing raw HTML renders every page.
     reuse = not options.recompute and grants.raw_html
     # what each payload file of the cache is (absolute path -> its entry's record digest)
     payloads = cache.payload_paths(outcome.artifacts.values())
-    pages_cache = Pages(cache.root / "pages" if reuse else None, (home, *grants.roots), payloads.keys())
+    roots = (project.home, *grants.roots)
+    pages_cache = Pages(cache.root / "pages" if reuse else None, roots, payloads.keys())
     if config.search:
         try:
             pagefind_version()
@@ -186,47 +173,18 @@ class Site:
 
 
 def _compute_figures(
-    articles: list[Article],
-    atlases: list[Atlas],
-    cache: Cache,
-    catalog: Catalog,
-    reporter: Reporter,
-    options: Options,
+    project: Project, articles: list[Article], atlases: list[Atlas]
 ) -> tuple[Outcome, list[UnitPage]]:
     """Every artifact the articles, the atlases and the unit pages need. First the figures as
     planned; then, round by round, what kinds ask for after seeing results (a circuit ranks one
     layer of inputs per round); last the unit pages of every unit shown or in an atlas."""
-    outcome = compute_articles(articles, cache, catalog, reporter, options)
+    outcome = project.compute(articles)
     atlas_pages = [page for atlas in atlases for pages in atlas.pages.values() for page in pages]
-    unit_pages, page_needs = plan_unit_pages(articles, atlas_pages, catalog)
+    unit_pages, page_needs = plan_unit_pages(articles, atlas_pages, project.catalog)
     page_needs = [n for n in page_needs if n.job.key not in outcome.artifacts]
-    outcome.merge(compute(page_needs, cache, catalog, reporter, options))
-    reporter.raise_if_errors()
+    outcome.merge(compute(page_needs, project.cache, project.catalog, project.reporter, project.options))
+    project.reporter.raise_if_errors()
     return outcome, unit_pages
-
-
-def compute_articles(
-    articles: list[Article], cache: Cache, catalog: Catalog, reporter: Reporter, options: Options
-) -> Outcome:
-    """Every artifact the articles' figures show (planned articles): the figures as planned,
-    then, round by round, what kinds ask for after seeing results. BuildFailed after errors."""
-
-    def compute_round(needs) -> Outcome:
-        outcome = compute(needs, cache, catalog, reporter, options)
-        reporter.raise_if_errors()
-        return outcome
-
-    check_names([a.dictionaries for a in articles if a.dictionaries is not None])
-    reporter.raise_if_errors()
-    outcome = compute_round([n for a in articles for n in a.needs])
-    while True:
-        for article in articles:
-            article.follow_up(outcome.artifacts)
-        reporter.raise_if_errors()  # e.g. a failed prediction under --strict
-        more = [n for a in articles for n in a.needs if n.job.key not in outcome.artifacts]
-        if not more:
-            return outcome
-        outcome.merge(compute_round(more))
 
 
 def _render_site(
@@ -348,68 +306,6 @@ def _article_page(env, article: Article, outcome: Outcome, config: SiteConfig) -
     body, footnotes, references = article.render(outcome.artifacts)
     html = render_article(env, article, body, footnotes, references, config)
     return Page(html, {f"{article.slug}/{url}": path for url, path in article.assets.items()})
-
-
-def load_articles(
-    src: Path,
-    reporter: Reporter,
-    log: Callable[[str], None],
-    grants: Grants | None = None,
-    config: SiteConfig | None = None,
-    checked: CheckedArticles | None = None,
-) -> list[Article]:
-    """Parse and check every `*.md` in `src` (with the site config's defaults), or take it
-    from `checked` when it is unchanged since it was checked there; problems go to
-    `reporter`."""
-    grants = grants or Grants()
-    config = config or SiteConfig()
-    checked = checked or CheckedArticles(None, "")
-    if not src.is_dir():
-        reporter.error(src, None, "source folder not found")
-        return []
-    paths = sorted(src.glob("*.md"))
-    if not paths:
-        reporter.error(src, None, "no articles (*.md files) in this folder")
-    md = html_rules.install(make_parser())
-    articles = []
-    for path in paths:
-        try:
-            # utf-8-sig drops a byte order mark, which would otherwise hide the front matter's '---'
-            source = path.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as exc:
-            reporter.error(path, None, f"cannot read article: {exc}")
-            continue
-        if problem := slug_problem(path.stem):
-            reporter.error(path, 1, problem)
-            continue
-        article = checked.get(path, source, md, reporter)
-        if article is None:
-            first = len(reporter.diagnostics)
-            with recording_reads() as reads:
-                article = _check_article(path, source, md, reporter, grants, config)
-            if article is None:
-                continue
-            checked.put(path, source, article, reporter.diagnostics[first:], reads)
-            log(f"checked {path}")
-        else:
-            log(f"checked {path} (unchanged: taken from the cache)")
-        articles.append(article)
-    return articles
-
-
-def _check_article(
-    path: Path, source: str, md, reporter: Reporter, grants: Grants, config: SiteConfig
-) -> Article | None:
-    doc = parse_text(source, path, md, roots=(path.parent, *grants.roots))
-    if doc.front_matter_text is None and doc.source.startswith("---"):
-        reporter.error(path, 1, "front matter opened with '---' is never closed by a second '---'")
-        return None
-    if not grants.raw_html:
-        refuse_raw_html(doc, reporter)
-    front = parse_front_matter(doc.front_matter_text, path, doc.front_matter_line, reporter, doc.roots)
-    article = Article(doc, config.defaults_for(front), md, reporter)
-    article.check()
-    return article
 
 
 def _check_output(src: Path | None, out: Path, cache: Path, reporter: Reporter) -> None:
@@ -551,23 +447,6 @@ def sweep_staging(out: Path, log: Callable[[str], None]) -> None:
         log(f"removed {path}, left by a build that was stopped")
 
 
-# The site's own top-level folders: an article's file name may not take one.
-RESERVED_SLUGS = ("index", "search", "static", "units", "pagefind")
-_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-
-
-def slug_problem(slug: str) -> str | None:
-    """Why an article's file name cannot name its folder in the site, or None."""
-    if not _SLUG.fullmatch(slug):
-        return (
-            f"the file name '{slug}.md' cannot be a page's address: use letters, digits, '-' and '_', "
-            "starting with a letter or digit"
-        )
-    if slug.lower() in RESERVED_SLUGS:
-        return f"'{slug}' is a folder of the site itself ({', '.join(RESERVED_SLUGS)}); rename the file"
-    return None
-
-
 STALE_SECONDS = 3600  # a staging folder untouched this long is stale even if its PID lives
 
 
@@ -639,4 +518,4 @@ def _keep(previous: Path, target: Path, data: bytes) -> bool:
     return True
 
 
-__all__ = ["BuildFailed", "BuildResult", "build", "load_articles", "write_atomically"]
+__all__ = ["CACHE", "BuildFailed", "BuildResult", "build", "slug_problem", "write_atomically"]

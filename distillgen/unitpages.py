@@ -83,7 +83,9 @@ def unit_page(
     if examples:
         dataset, top = examples
         examples_jobs = tuple(
-            ExamplesJob(job.model, job.fingerprint, job.layer, job.unit, dataset, top, negative, carried)
+            ExamplesJob(
+                job.model, job.fingerprint, job.layer, job.unit, dataset, top, negative, dictionaries=carried
+            )
             for negative in (False, True)
         )
     return UnitPage(
@@ -130,7 +132,7 @@ def plan_unit_pages(
 
 
 def _weights(job: FeatureVisJob, source: str, layer: str, unit: int) -> WeightsJob:
-    return WeightsJob(job.model, job.fingerprint, source, layer, unit, job.dictionaries)
+    return WeightsJob(job.model, job.fingerprint, source, layer, unit, dictionaries=job.dictionaries)
 
 
 @functools.lru_cache(maxsize=64)
@@ -140,7 +142,8 @@ def _outputs(
     """The kernels from `layer` into each unit of `following`: the same jobs for every unit of
     `layer` (made once, so their keys are hashed once: an atlas layer has thousands)."""
     return tuple(
-        WeightsJob(model, fingerprint, layer, following, unit, dictionaries) for unit in range(units)
+        WeightsJob(model, fingerprint, layer, following, unit, dictionaries=dictionaries)
+        for unit in range(units)
     )
 
 

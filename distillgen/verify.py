@@ -3,17 +3,8 @@
 The articles are checked and planned as a `--frozen` build plans them, reading a cache that is
 never written (`Cache(readonly=True)`: a damaged entry is reported, not moved). Then the chosen
 figures (every one, or a sample spread over the kinds) are computed again by the executor, in
-memory, and each is compared with its cached artifact by a measure that fits its kind:
-
-    featurevis    the job's objective (its unit's activation) on the cached and on the
-                  recomputed image, relative difference: pixels differ between GPU and CPU,
-                  what they do to the unit should not
-    weights       max |Δ| of the kernels, relative to the cached kernels' largest magnitude
-    tuning        max |Δ| of the responses, relative to the largest cached response
-    examples      the share of the top-k images not in both sets
-    ablation      the effect (relative change of the mean response), absolute difference;
-                  and the same verdict (the prediction held or failed, or the effect's sign)
-    universality  the share of units matched to another partner (the figure's matching)
+memory, and each is compared with its cached artifact by its kind's measure (measures.py),
+within its kind's tolerance (both named in the table of kinds, kinds.py).
 
 A figure whose record names other versions of torch, torchvision, lucent or distillgen than
 the installed ones says so next to its verdict. Nothing here imports torch: the engine does
@@ -23,35 +14,25 @@ the installed ones says so next to its verdict. Nothing here imports torch: the 
 from __future__ import annotations
 
 import functools
-import io
 import math
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from distillgen import __version__, kernels
+from distillgen import __version__
 from distillgen.article import Article
-from distillgen.cache import Artifact, Cache
+from distillgen.cache import Artifact
 from distillgen.compute import Catalog, Need, Options, run
 from distillgen.diagnostics import Reporter
-from distillgen.figures.ablation import relative_change
 from distillgen.jobs import FeatureVisJob
-from distillgen.site import CACHE, compute_articles, load_articles
+from distillgen.kinds import KINDS
+from distillgen.measures import Measure
+from distillgen.project import Project
 from distillgen.units import package_version, parse_spec
 
-# The largest difference (in each measure's own units, above) still counted as reproduced.
-TOLERANCES = {
-    "featurevis": 0.2,  # images optimized on another device reach a similar, not equal, activation
-    "weights": 1e-3,
-    "tuning": 1e-3,
-    "examples": 0.0,  # the same top-k set
-    "ablation": 0.02,  # two percentage points of effect
-    "universality": 0.0,  # the same partners
-    "dictionary": 0.05,  # the fraction of variance unexplained, relative (the same bytes on a CPU)
-}
+# The largest difference (in each measure's own units) still counted as reproduced, by kind.
+TOLERANCES = {name: kind.tolerance for name, kind in KINDS.items()}
 
 
 def tolerance(value: str) -> float:
@@ -87,16 +68,6 @@ class Figure:
     @property
     def where(self) -> str:
         return f"{_display(self.path)}:{self.line}"
-
-
-@dataclass(frozen=True)
-class Measure:
-    name: str  # what was compared
-    cached: float
-    recomputed: float
-    difference: float  # compared with the kind's tolerance
-    agrees: bool = True  # a categorical part (an ablation's verdict) is the same
-    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -170,23 +141,15 @@ def article_figures(
 ) -> tuple[list[Figure], Catalog]:
     """The articles' figures as a `--frozen` build finds them (BuildFailed after errors), each
     artifact once, in reading order; and the catalog that described their models."""
-    articles = load_articles(src, reporter, log)
-    reporter.raise_if_errors()
-    cache = Cache(
-        cache_dir or src / CACHE,
-        warn=lambda path, message: reporter.warning(path, None, message, author=False),
-        readonly=True,
-    )
-    catalog = Catalog(cache)
-    for article in articles:
-        article.plan(catalog)
-    reporter.raise_if_errors()
-    artifacts = compute_articles(articles, cache, catalog, reporter, Options(frozen=True)).artifacts
+    project = Project.open(src, reporter, Options(frozen=True), cache_dir=cache_dir, readonly=True)
+    articles = project.load_articles(log)
+    project.plan(articles)
+    artifacts = project.compute(articles).artifacts
     seen: dict[str, Figure] = {}
     for article in articles:
         for figure in _figures(article, artifacts):
             seen.setdefault(figure.job.key, figure)
-    return list(seen.values()), catalog
+    return list(seen.values()), project.catalog
 
 
 def _figures(article: Article, artifacts: dict[str, Artifact]) -> Iterator[Figure]:
@@ -232,7 +195,7 @@ def verify(
     for finished, _device_type in run(needs, catalog.cache, catalog, reporter, options):
         for job, output in zip(finished.batch.jobs, finished.outputs, strict=True):
             figure = by_key[job.key]
-            measure = MEASURES[job.kind](figure, output, activations)
+            measure = KINDS[job.kind].measure(figure, output, activations)
             check = Check(figure, tolerances[job.kind], version_changes(figure.artifact.record), measure)
             checks[job.key] = check
             checked(check)
@@ -264,94 +227,6 @@ class _Activations:
             return objective_values(model, job, pngs, resolve_device(self._device))
 
 
-def _featurevis(figure: Figure, output, activations: _Activations) -> Measure:
-    cached = [figure.artifact.file(name).read_bytes() for name in figure.artifact.result(figure.job).images]
-    fresh = [output.files[name] for name in output.result.images]
-    values = activations(figure.job, cached + fresh)
-    pairs = list(zip(values[: len(cached)], values[len(cached) :], strict=True))
-    before, after = max(pairs, key=lambda pair: _relative(*pair))  # the worst image of a set
-    return Measure("objective on its unit, rel. Δ", before, after, _relative(before, after))
-
-
-def _weights(figure: Figure, output, activations) -> Measure:
-    cached = kernels.read(figure.artifact.file("kernels.npy"))
-    fresh = np.load(io.BytesIO(output.files["kernels.npy"]))
-    return _arrays("kernels: max |Δ| / max |k|", cached, fresh)
-
-
-def _tuning(figure: Figure, output, activations) -> Measure:
-    cached = np.array(figure.artifact.result(figure.job).responses)
-    return _arrays("responses: max |Δ| / max", cached, np.array(output.result.responses))
-
-
-def _arrays(name: str, cached: np.ndarray, fresh: np.ndarray) -> Measure:
-    largest = float(np.abs(cached).max()) if cached.size else 0.0
-    if cached.shape != fresh.shape:
-        return Measure(name, largest, float(np.abs(fresh).max()), math.inf, note="shapes differ")
-    difference = float(np.abs(cached - fresh).max()) if cached.size else 0.0
-    return Measure(name, largest, float(np.abs(fresh).max()), difference / (largest or 1.0))
-
-
-def _examples(figure: Figure, output, activations) -> Measure:
-    cached = {example.index for example in figure.artifact.result(figure.job).examples}
-    fresh = {example.index for example in output.result.examples}
-    shared = len(cached & fresh)
-    return Measure("top-k images: in both", len(cached), shared, 1 - shared / max(len(cached | fresh), 1))
-
-
-def _ablation(figure: Figure, output, activations) -> Measure:
-    cached, fresh = figure.artifact.result(figure.job), output.result
-    before = relative_change(cached.mean_before, cached.mean_after)
-    after = relative_change(fresh.mean_before, fresh.mean_after)
-    predicted = figure.planned.predict
-    if predicted:  # every prediction's verdict, each on its own inputs
-        verdicts = [
-            ", ".join("held" if p.holds(p.change(r.before, r.after)) else "failed" for p in predicted)
-            for r in (cached, fresh)
-        ]
-    else:
-        verdicts = [("increase" if c > 0 else "decrease" if c < 0 else "no change") for c in (before, after)]
-    note = verdicts[0] if verdicts[0] == verdicts[1] else f"{verdicts[0]} → {verdicts[1]}"
-    difference = abs(after - before) if math.isfinite(before) and math.isfinite(after) else math.inf
-    return Measure("effect", before, after, difference, verdicts[0] == verdicts[1], note)
-
-
-def _universality(figure: Figure, output, activations) -> Measure:
-    best = figure.planned.matching == "best"
-    cached, fresh = figure.artifact.result(figure.job), output.result
-
-    def matching(result):
-        return (result.best_unit, result.best_r) if best else (result.one_to_one_unit, result.one_to_one_r)
-
-    (partners, r), (fresh_partners, fresh_r) = matching(cached), matching(fresh)
-    moved = sum(a != b for a, b in zip(partners, fresh_partners, strict=False))
-    moved += abs(len(partners) - len(fresh_partners))
-    return Measure(
-        f"{figure.planned.matching} matching: units moved",
-        _median(r),
-        _median(fresh_r),
-        moved / max(len(partners), 1),
-        note=f"median r; {moved} of {len(partners)} partners differ",
-    )
-
-
-def _dictionary(figure: Figure, output, activations) -> Measure:
-    cached, fresh = figure.artifact.result(figure.job), output.result
-    same = "the same weights" if cached.checksum == fresh.checksum else "other weights"
-    return Measure("FVU, rel. Δ", cached.fvu, fresh.fvu, _relative(cached.fvu, fresh.fvu), note=same)
-
-
-MEASURES: dict[str, Callable[[Figure, object, _Activations], Measure]] = {
-    "featurevis": _featurevis,
-    "weights": _weights,
-    "tuning": _tuning,
-    "examples": _examples,
-    "ablation": _ablation,
-    "universality": _universality,
-    "dictionary": _dictionary,
-}
-
-
 @functools.cache
 def installed_versions() -> dict[str, str]:
     return {name: __version__ if name == "distillgen" else package_version(name) for name in VERSIONED}
@@ -366,17 +241,6 @@ def version_changes(record: dict) -> dict[str, tuple[str, str]]:
         for name in VERSIONED
         if str(recorded.get(name, "unknown")) != installed[name]
     }
-
-
-def _relative(a: float, b: float) -> float:
-    """|a − b| relative to the larger magnitude; 0 when both are 0."""
-    scale = max(abs(a), abs(b))
-    return abs(a - b) / scale if scale else 0.0
-
-
-def _median(values) -> float:
-    present = [v for v in values if v is not None]
-    return float(np.median(present)) if present else math.nan
 
 
 def _finite(value: float) -> float | str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from distillgen.figures import DIRECTIVES, ROLES
+from distillgen.kinds import COMPUTED_FIGURES
 from distillgen.options import FEATUREVIS_SETTINGS
 from tests.conftest import run_cli, write
 
@@ -108,14 +109,11 @@ def _cases() -> list[tuple[str, str, str]]:
         "code": ("python", ""),
         "sourcecode": ("python", ""),
         "list-table": ("A caption", ""),
-        "featurevis": ("mixed3:1", ""),
-        "weights": ("conv2:1 -> mixed3:2", ""),
-        "circuit": ("mixed4:1", ":inputs: mixed3\n"),
-        "tuning": ("mixed4:1", ""),
-        "examples": ("mixed4:1", ""),
-        "ablation": ("mixed4:1", ":edit: zero mixed3:1\n"),
-        "universality": ("mixed4", ":other: shapes@1\n"),
-        "dictionary": ("m4", ""),
+        # the computed kinds' uses, from the table of kinds: "argument\n:option: value"
+        **{
+            name: (use.partition("\n")[0], use.partition("\n")[2] + "\n" * ("\n" in use))
+            for name, use in COMPUTED_FIGURES.items()
+        },
     }
     assert set(valid) == set(DIRECTIVES), "a new kind needs a valid example here"
     cases = []

@@ -222,3 +222,17 @@ def test_mistakes_on_the_command_line_and_in_the_site(tmp_path, site):
     )
     assert not (fresh / ".distillgen").exists()
     assert "Traceback" not in result.output
+
+
+def test_verify_keys_figures_with_the_site_configs_defaults(tmp_path):
+    # Reproduced bug: verify read the articles without distillgen.yml, so a site whose config
+    # sets featurevis defaults had "not in the cache" for every such figure.
+    src = write(tmp_path / "articles" / "distillgen.yml", "featurevis: {steps: 4, size: 32}\n").parent
+    write(src / "a.md", "---\ntitle: A\n---\n\n```{featurevis} mixed3:2\nA caption.\n```\n")
+    built = run_cli("build", str(src), "-o", str(tmp_path / "build"), "--device", "cpu", "-q")
+    assert built.exit_code == 0, built.output
+    code, report = verify_json(str(src), "--all")
+    assert code == 0, report
+    assert [(row["kind"], row["address"], row["verdict"]) for row in report["figures"]] == [
+        ("featurevis", "mixed3:2", "ok")
+    ]

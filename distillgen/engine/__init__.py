@@ -2,24 +2,14 @@
 imports engine/ at module level: a build whose figures are all cached never loads torch.
 
 Each job kind has a module here with `compute(model, jobs, device, progress, load) -> [Output]`,
-named in ENGINES; `load(spec)` gives another model, for jobs that compare two (universality).
+named in the table of kinds (kinds.py); `load(spec)` gives another model, for jobs that compare
+two (universality).
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-
-# job kind -> its engine module, imported only when a job of that kind must be computed
-ENGINES = {
-    "featurevis": "distillgen.engine.featurevis",
-    "weights": "distillgen.engine.weights",
-    "tuning": "distillgen.engine.tuning",
-    "examples": "distillgen.engine.examples",
-    "ablation": "distillgen.engine.ablation",
-    "universality": "distillgen.engine.universality",
-    "dictionary": "distillgen.engine.dictionary",
-}
 
 
 @dataclass
@@ -32,12 +22,14 @@ class Output:
 def run_jobs(model, jobs: list, device, progress, load) -> list[Output]:
     """Compute jobs of one kind on one loaded model; `progress(n)` advances by work done. The
     dictionaries whose features the jobs read are layers of the model meanwhile (features.py)."""
-    engine = importlib.import_module(ENGINES[jobs[0].kind])
+    from distillgen.kinds import KINDS
+
+    engine = importlib.import_module(KINDS[jobs[0].kind].engine)
     from distillgen.engine.features import for_jobs
 
     groups: dict[tuple, list[int]] = {}  # two articles may name different dictionaries 'm4'
     for index, job in enumerate(jobs):
-        carried = sorted((d.model, d.name, d.checksum) for d in getattr(job, "dictionaries", ()))
+        carried = sorted((d.model, d.name, d.checksum) for d in job.dictionaries)
         groups.setdefault(tuple(carried), []).append(index)
     outputs: list = [None] * len(jobs)
     for indices in groups.values():

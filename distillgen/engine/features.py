@@ -153,7 +153,7 @@ def for_jobs(model: LoadedModel, jobs: list, load: Callable) -> Iterator[Callabl
     another model (universality) in it; yields that `load`."""
     wanted: dict[str, dict[str, Attached]] = {}
     for job in jobs:
-        for d in getattr(job, "dictionaries", ()):
+        for d in job.dictionaries:
             known = wanted.setdefault(d.model, {}).setdefault(d.name, d)
             if known.checksum != d.checksum:
                 raise ValueError(f"two dictionaries named '{d.name}' in one batch of {d.model}")

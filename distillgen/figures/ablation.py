@@ -22,11 +22,11 @@ from dataclasses import dataclass, replace
 from html import escape
 
 from distillgen import stimuli
-from distillgen.diagnostics import suggest
+from distillgen.diagnostics import Code, suggest
 from distillgen.figures import probes
 from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
 from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
-from distillgen.jobs import AblationJob, Dataset, Edit, Sweep
+from distillgen.jobs import AblationJob, Dataset, Edit, Sweep, relative_change
 from distillgen.options import MODEL, Argument, Option, choice, integer, one_unit, text
 from distillgen.render.plots import line_plot, paired_bars
 from distillgen.units import ModelError, ModelSpec, SpecError, UnitRef, parse_units
@@ -277,8 +277,9 @@ class Ablation(DirectiveKind):
                     figure.line,
                     f"prediction failed: '{predicted.text}', but {figure.job.address} changed by "
                     f"{_percent(change)} ({mean_before:.3g} → {mean_after:.3g}, mean over {over})",
+                    Code.PREDICTION,
                 )
-        change = relative_change(result.mean_before, result.mean_after)
+        change = result.effect
         return replace(figure, change=change, changes=changes)
 
     def render(self, figure: AblationFigure, ctx: RenderContext) -> Rendered:
@@ -358,13 +359,6 @@ def resolve_edits(info, target: UnitRef, parsed: list) -> tuple[Edit, ...]:
         else:  # into the observed unit itself when no '-> unit' was written
             edits.append(Edit(source, units, into.layer if into else "", into.unit if into else -1, scale))
     return tuple(edits)
-
-
-def relative_change(before: float, after: float) -> float:
-    """(after − before) / |before|; ±inf when a silent unit starts responding."""
-    if before == 0:
-        return 0.0 if after == 0 else float("inf") * (1 if after > 0 else -1)
-    return (after - before) / abs(before)
 
 
 def _percent(change: float) -> str:

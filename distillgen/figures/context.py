@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from distillgen import kernels
-from distillgen.diagnostics import suggest
+from distillgen.diagnostics import Code, suggest
 from distillgen.dictionaries import attach
 from distillgen.figures.base import Rendered
 from distillgen.jobs import FeatureVisSettings, ResultError
@@ -40,8 +40,8 @@ class _Reports:
     def error(self, line: int | None, message: str) -> None:
         self._article.error(line, message)
 
-    def warning(self, line: int | None, message: str) -> None:
-        self._article.warning(line, message)
+    def warning(self, line: int | None, message: str, code: Code | None = None) -> None:
+        self._article.warning(line, message, code)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,136 @@
+"""How `distillgen verify` compares a recomputed figure with its cached artifact: one measure
+per computed kind (named in the table of kinds, kinds.py), in the measure's own units, which
+the kind's tolerance bounds.
+
+    featurevis    the job's objective (its unit's activation) on the cached and on the
+                  recomputed image, relative difference: pixels differ between GPU and CPU,
+                  what they do to the unit should not
+    weights       max |Δ| of the kernels, relative to the cached kernels' largest magnitude
+    tuning        max |Δ| of the responses, relative to the largest cached response
+    examples      the share of the top-k images not in both sets
+    ablation      the effect (relative change of the mean response), absolute difference;
+                  and the same verdict (the prediction held or failed, or the effect's sign)
+    universality  the share of units matched to another partner (the figure's matching)
+    dictionary    the fraction of variance unexplained, relative difference
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from distillgen import kernels
+
+if TYPE_CHECKING:
+    from distillgen.engine import Output
+    from distillgen.jobs import FeatureVisJob
+    from distillgen.verify import Figure
+
+# A feature visualization's objective on PNG images, on this machine (verify's, loads torch).
+Activations = Callable[["FeatureVisJob", list[bytes]], list[float]]
+# A kind's measure: the cached figure, its recomputed output, and `Activations`.
+MeasureFunction = Callable[["Figure", "Output", Activations], "Measure"]
+
+
+@dataclass(frozen=True)
+class Measure:
+    name: str  # what was compared
+    cached: float
+    recomputed: float
+    difference: float  # compared with the kind's tolerance
+    agrees: bool = True  # a categorical part (an ablation's verdict) is the same
+    note: str = ""
+
+
+def featurevis(figure: Figure, output: Output, activations: Activations) -> Measure:
+    cached = [figure.artifact.file(name).read_bytes() for name in figure.artifact.result(figure.job).images]
+    fresh = [output.files[name] for name in output.result.images]
+    values = activations(figure.job, cached + fresh)
+    pairs = list(zip(values[: len(cached)], values[len(cached) :], strict=True))
+    before, after = max(pairs, key=lambda pair: _relative(*pair))  # the worst image of a set
+    return Measure("objective on its unit, rel. Δ", before, after, _relative(before, after))
+
+
+def weights(figure: Figure, output: Output, activations: Activations) -> Measure:
+    cached = kernels.read(figure.artifact.file("kernels.npy"))
+    fresh = np.load(io.BytesIO(output.files["kernels.npy"]))
+    return _arrays("kernels: max |Δ| / max |k|", cached, fresh)
+
+
+def tuning(figure: Figure, output: Output, activations: Activations) -> Measure:
+    cached = np.array(figure.artifact.result(figure.job).responses)
+    return _arrays("responses: max |Δ| / max", cached, np.array(output.result.responses))
+
+
+def _arrays(name: str, cached: np.ndarray, fresh: np.ndarray) -> Measure:
+    largest = float(np.abs(cached).max()) if cached.size else 0.0
+    if cached.shape != fresh.shape:
+        return Measure(name, largest, float(np.abs(fresh).max()), math.inf, note="shapes differ")
+    difference = float(np.abs(cached - fresh).max()) if cached.size else 0.0
+    return Measure(name, largest, float(np.abs(fresh).max()), difference / (largest or 1.0))
+
+
+def examples(figure: Figure, output: Output, activations: Activations) -> Measure:
+    cached = {example.index for example in figure.artifact.result(figure.job).examples}
+    fresh = {example.index for example in output.result.examples}
+    shared = len(cached & fresh)
+    return Measure("top-k images: in both", len(cached), shared, 1 - shared / max(len(cached | fresh), 1))
+
+
+def ablation(figure: Figure, output: Output, activations: Activations) -> Measure:
+    cached, fresh = figure.artifact.result(figure.job), output.result
+    before, after = cached.effect, fresh.effect
+    predicted = figure.planned.predict
+    if predicted:  # every prediction's verdict, each on its own inputs
+        verdicts = [
+            ", ".join("held" if p.holds(p.change(r.before, r.after)) else "failed" for p in predicted)
+            for r in (cached, fresh)
+        ]
+    else:
+        verdicts = [("increase" if c > 0 else "decrease" if c < 0 else "no change") for c in (before, after)]
+    note = verdicts[0] if verdicts[0] == verdicts[1] else f"{verdicts[0]} → {verdicts[1]}"
+    difference = abs(after - before) if math.isfinite(before) and math.isfinite(after) else math.inf
+    return Measure("effect", before, after, difference, verdicts[0] == verdicts[1], note)
+
+
+def universality(figure: Figure, output: Output, activations: Activations) -> Measure:
+    best = figure.planned.matching == "best"
+    cached, fresh = figure.artifact.result(figure.job), output.result
+
+    def matching(result):
+        return (result.best_unit, result.best_r) if best else (result.one_to_one_unit, result.one_to_one_r)
+
+    (partners, r), (fresh_partners, fresh_r) = matching(cached), matching(fresh)
+    moved = sum(a != b for a, b in zip(partners, fresh_partners, strict=False))
+    moved += abs(len(partners) - len(fresh_partners))
+    return Measure(
+        f"{figure.planned.matching} matching: units moved",
+        _median(r),
+        _median(fresh_r),
+        moved / max(len(partners), 1),
+        note=f"median r; {moved} of {len(partners)} partners differ",
+    )
+
+
+def dictionary(figure: Figure, output: Output, activations: Activations) -> Measure:
+    cached, fresh = figure.artifact.result(figure.job), output.result
+    same = "the same weights" if cached.checksum == fresh.checksum else "other weights"
+    return Measure("FVU, rel. Δ", cached.fvu, fresh.fvu, _relative(cached.fvu, fresh.fvu), note=same)
+
+
+
+
+def _relative(a: float, b: float) -> float:
+    """|a − b| relative to the larger magnitude; 0 when both are 0."""
+    scale = max(abs(a), abs(b))
+    return abs(a - b) / scale if scale else 0.0
+
+
+def _median(values) -> float:
+    present = [v for v in values if v is not None]
+    return float(np.median(present)) if present else math.nan
