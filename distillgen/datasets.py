@@ -15,6 +15,7 @@ import numpy as np
 
 from distillgen.jobs import Dataset
 from distillgen.safety import resolve_inside
+from distillgen.units import source_fingerprint
 from distillgen.zoo import TASKS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -30,8 +31,7 @@ def dataset(source: str, count: int, seed: int, base: Path, roots: tuple[Path, .
 
     The folder and each image in it must lie inside `roots` (default: `base`), symlinks followed."""
     if source in TASKS:
-        generator = TASKS[source].source().read_bytes()
-        return Dataset(source, hashlib.sha256(generator).hexdigest(), count, seed)
+        return Dataset(source, source_fingerprint(TASKS[source].module_name), count, seed)
     roots = roots or (base,)
     try:
         folder = resolve_inside(base, source, roots)

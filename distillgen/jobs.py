@@ -280,7 +280,7 @@ class Sweep:
     """A family of stimuli (stimuli.py, or an author's `file.py:function`) over one parameter."""
 
     family: str  # a built-in family name, or "/abs/path.py:function"
-    family_fingerprint: str  # sha256 of stimuli.py for built-ins, of the author's file otherwise
+    family_fingerprint: str  # of stimuli.py and what it draws with for built-ins, else the author's file
     param: str  # the swept parameter's name, for the axis
     values: tuple[float, ...]
     fixed: tuple[tuple[str, float], ...] = ()  # other keyword arguments of the family

@@ -14,6 +14,7 @@ mixed3:5   mixed3:0-7   mixed3:0-3,9,conv2:1   units: layer, then unit numbers o
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import re
 from collections import OrderedDict
@@ -303,6 +304,70 @@ def fingerprint(spec: ModelSpec) -> str:
     if spec.untrained:
         parts.append("torch " + package_version("torch"))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+PACKAGE = Path(__file__).resolve().parent  # distillgen's own source folder
+
+
+def source_fingerprint(module: str, package: Path = PACKAGE) -> str:
+    """A hash of the code a module of this package runs when it draws something (stimuli, a
+    probe set): its file and every module of the package it imports, transitively, read with
+    `ast` and never imported. So an edit of a helper it draws with changes the keys of what it
+    drew. A module importing none of the package is keyed by its bytes alone (as before this
+    function: those keys stay)."""
+    files = _package_sources(module, package)
+    if len(files) == 1:
+        return _file_digest(files[0], "source file")
+    digest = hashlib.sha256()
+    for path in files:
+        name = path.relative_to(package).as_posix()
+        digest.update(name.encode() + b"\0" + bytes.fromhex(_file_digest(path, "source file")))
+    return digest.hexdigest()
+
+
+def _package_sources(module: str, package: Path) -> list[Path]:
+    """The module's file and those of the package's modules it imports, transitively, sorted."""
+    start = _module_file(module, package)
+    if start is None:
+        raise ModelError(f"source file of {module} not found in {package}")
+    found, todo = {start}, [start]
+    while todo:
+        for name in _imports(todo.pop(), package):
+            path = _module_file(name, package)
+            if path is not None and path not in found:
+                found.add(path)
+                todo.append(path)
+    return sorted(found)
+
+
+def _module_file(module: str, package: Path) -> Path | None:
+    """`package.a.b` as a file of `package` (a module or a package's __init__), or None."""
+    root, _, rest = module.partition(".")
+    if root != package.name:
+        return None
+    base = package.joinpath(*rest.split(".")) if rest else package
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _imports(path: Path, package: Path) -> list[str]:
+    """The modules of `package` a source file imports: `import p.a`, `from p.a import b` (`p.a.b`
+    when b is a module, else `p.a`), relative imports resolved."""
+    here = path.relative_to(package.parent).with_suffix("").parts  # ("distillgen", "zoo", "x")
+    inside = here[:-1]  # the package a relative import starts from
+    names = []
+    for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            parent = ".".join(inside[: len(inside) - node.level + 1]) if node.level else ""
+            base = ".".join(part for part in (parent, node.module or "") if part)
+            for alias in node.names:
+                child = f"{base}.{alias.name}"
+                names.append(child if _module_file(child, package) is not None else base)
+    return [name for name in names if name.split(".")[0] == package.name]
 
 
 _DIGESTS: dict[tuple, str] = {}  # (path, size, mtime, inode) -> sha256: a build asks hundreds of times

@@ -164,7 +164,7 @@ def render_snippet(folder: Path, markdown: str, front: str = "title: T\n") -> tu
     """`markdown` as an article's body through parse, check and render, as `distillgen build`
     does (front matter, directives, references); (body HTML or None after errors, diagnostics)."""
     from distillgen.diagnostics import Reporter
-    from distillgen.site import load_articles
+    from distillgen.project import load_articles
 
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.md"):

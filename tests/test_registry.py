@@ -4,8 +4,10 @@ caller loads a project the same way (project.py)."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import math
+import shutil
 from dataclasses import is_dataclass
 from pathlib import Path
 
@@ -13,11 +15,13 @@ import pytest
 
 from distillgen import jobs, notebook
 from distillgen.compute import Options
+from distillgen.datasets import dataset
 from distillgen.diagnostics import BuildFailed, Code, Reporter
 from distillgen.figures import DIRECTIVES
 from distillgen.figures.base import DirectiveKind, jobs_of
 from distillgen.kinds import COMPUTED_FIGURES, KINDS
 from distillgen.project import Project
+from distillgen.units import PACKAGE, source_fingerprint
 from distillgen.verify import TOLERANCES
 from tests.conftest import write
 
@@ -84,3 +88,36 @@ def test_a_project_gives_every_article_its_site_config_defaults(tmp_path):
     assert (job.settings.steps, job.settings.size) == (4, 32)
     assert project.cache.root == tmp_path / "cache"
     assert Project.open(src, Reporter()).cache.root == src / Path(".distillgen/cache")
+
+
+# -- keys that cover their inputs ------------------------------------------------------------
+
+
+def test_editing_a_helper_the_stimuli_draw_with_changes_their_key(tmp_path):
+    # Reproduced bug: built-in stimuli were keyed by stimuli.py alone, but drawn by helpers of
+    # zoo/shapes_data.py and zoo/glyphs_data.py: an edit there changed the images, not the key.
+    package = tmp_path / "distillgen"
+    shutil.copytree(PACKAGE, package, ignore=shutil.ignore_patterns("weights", "templates", "__pycache__"))
+    before = source_fingerprint("distillgen.stimuli", package)
+    assert before == source_fingerprint("distillgen.stimuli")  # the copy is the package as it is
+    for helper, unrelated in (("zoo/shapes_data.py", "site.py"), ("zoo/glyphs_data.py", "zoo/shapes_net.py")):
+        (package / unrelated).write_text((package / unrelated).read_text() + "\n# an unrelated edit\n")
+        assert source_fingerprint("distillgen.stimuli", package) == before
+        (package / helper).write_text((package / helper).read_text() + "\n# an edit of a drawing helper\n")
+        assert source_fingerprint("distillgen.stimuli", package) != before
+        before = source_fingerprint("distillgen.stimuli", package)
+    # a probe set's generator imports nothing of the package: keyed by its bytes, as always
+    shapes = PACKAGE / "zoo" / "shapes_data.py"
+    assert dataset("shapes", 10, 0, tmp_path).fingerprint == hashlib.sha256(shapes.read_bytes()).hexdigest()
+
+
+def test_a_tuning_figure_is_keyed_by_all_the_code_that_draws_its_stimuli(tmp_path):
+    src = write(tmp_path / "src" / "a.md", "---\ntitle: A\n---\n\n```{tuning} mixed4:1\nA caption.\n```\n").parent
+    project = Project.open(src, Reporter(), cache_dir=tmp_path / "cache")
+    (article,) = project.load_articles()
+    project.plan([article])
+    ((_name, _line, planned),) = article.figures()
+    (job,) = jobs_of(planned)
+    assert job.sweep.family_fingerprint == source_fingerprint("distillgen.stimuli")
+    stimuli_alone = hashlib.sha256((PACKAGE / "stimuli.py").read_bytes()).hexdigest()
+    assert job.sweep.family_fingerprint != stimuli_alone

@@ -20,6 +20,7 @@ from distillgen.figures.base import DirectiveInput
 from distillgen.figures.context import CheckContext
 from distillgen.jobs import Dataset, Sweep
 from distillgen.options import Option, integer, text
+from distillgen.units import source_fingerprint
 
 _AUTHOR = re.compile(r"^(?P<path>[^:()]+\.py):(?P<function>[A-Za-z_]\w*)\((?P<param>[A-Za-z_]\w*)\)$")
 PERIODIC = "orientation"  # sweeps of this parameter wrap around: polar plots, no repeated end
@@ -54,8 +55,9 @@ def sweep(directive: DirectiveInput, ctx: CheckContext) -> Sweep | None:
     if written in stimuli.FAMILIES:
         function, param, default_range, _unit = stimuli.FAMILIES[written]
         names = list(inspect.signature(function).parameters)[2:]
-        # The drawing code is part of the result: a change to it must not reuse old artifacts.
-        family, fingerprint = written, hashlib.sha256(Path(stimuli.__file__).read_bytes()).hexdigest()
+        # The drawing code is part of the result (stimuli.py and the helpers it draws with): a
+        # change to it must not reuse old artifacts.
+        family, fingerprint = written, source_fingerprint(stimuli.__name__)
     elif match:
         path = ctx.file(match["path"], line)  # inside the articles folder
         names = _author_parameters(ctx, line, path, match["function"]) if path else None

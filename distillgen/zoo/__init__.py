@@ -27,13 +27,14 @@ class Task:
     text: str
     fine: bool = False  # whether it has finer labels, for an auxiliary classifier (`fine_batch`)
 
-    def source(self) -> Path:
-        """The generator's file (its bytes key datasets and jobs), without importing it."""
-        return Path(__file__).resolve().parent / f"{self.generator}.py"
+    @property
+    def module_name(self) -> str:
+        """The generator's module (its code keys datasets and jobs: units.source_fingerprint)."""
+        return f"distillgen.zoo.{self.generator}"
 
     @property
     def module(self) -> ModuleType:
-        return importlib.import_module(f"distillgen.zoo.{self.generator}")
+        return importlib.import_module(self.module_name)
 
     @property
     def classes(self) -> tuple[str, ...]:
