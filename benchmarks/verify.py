@@ -75,8 +75,9 @@ def swapped_images() -> list[float]:
 
     from distillgen.diagnostics import Reporter
     from distillgen.engine.featurevis import objective_values
+    from distillgen.measures import relative_difference
     from distillgen.units import parse_spec
-    from distillgen.verify import _relative, article_figures
+    from distillgen.verify import article_figures
 
     figures, catalog = article_figures(ROOT / "articles", Reporter(), log=lambda message: None)
     shown = [
@@ -91,7 +92,9 @@ def swapped_images() -> list[float]:
         model = catalog.load(parse_spec(figure.job.model))
         values = objective_values(model, figure.job, pngs, torch.device("cpu"))
         own = values[layer.index(figure)]
-        closest.append(min(_relative(own, v) for f, v in zip(layer, values, strict=True) if f is not figure))
+        closest.append(
+            min(relative_difference(own, v) for f, v in zip(layer, values, strict=True) if f is not figure)
+        )
     return closest
 
 

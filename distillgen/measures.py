@@ -52,8 +52,8 @@ def featurevis(figure: Figure, output: Output, activations: Activations) -> Meas
     fresh = [output.files[name] for name in output.result.images]
     values = activations(figure.job, cached + fresh)
     pairs = list(zip(values[: len(cached)], values[len(cached) :], strict=True))
-    before, after = max(pairs, key=lambda pair: _relative(*pair))  # the worst image of a set
-    return Measure("objective on its unit, rel. Δ", before, after, _relative(before, after))
+    before, after = max(pairs, key=lambda pair: relative_difference(*pair))  # the worst image of a set
+    return Measure("objective on its unit, rel. Δ", before, after, relative_difference(before, after))
 
 
 def weights(figure: Figure, output: Output, activations: Activations) -> Measure:
@@ -120,12 +120,12 @@ def universality(figure: Figure, output: Output, activations: Activations) -> Me
 def dictionary(figure: Figure, output: Output, activations: Activations) -> Measure:
     cached, fresh = figure.artifact.result(figure.job), output.result
     same = "the same weights" if cached.checksum == fresh.checksum else "other weights"
-    return Measure("FVU, rel. Δ", cached.fvu, fresh.fvu, _relative(cached.fvu, fresh.fvu), note=same)
+    return Measure(
+        "FVU, rel. Δ", cached.fvu, fresh.fvu, relative_difference(cached.fvu, fresh.fvu), note=same
+    )
 
 
-
-
-def _relative(a: float, b: float) -> float:
+def relative_difference(a: float, b: float) -> float:
     """|a − b| relative to the larger magnitude; 0 when both are 0."""
     scale = max(abs(a), abs(b))
     return abs(a - b) / scale if scale else 0.0
