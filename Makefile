@@ -23,10 +23,12 @@ site: $(VENV)/.installed
 
 test: $(VENV)/.installed-test chromium
 	$(BIN)/ruff check distillgen tests benchmarks
+	$(BIN)/mypy
 	$(PYTEST)
 
 test-full: $(VENV)/.installed-test chromium
 	$(BIN)/ruff check distillgen tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q --durations=20 -m "full or not full"  # one process: the cold build wants both cores
 
 cache: $(VENV)/.installed

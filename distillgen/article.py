@@ -55,7 +55,7 @@ class Target:
 
     anchor: str
     text: str  # what an empty link or {numref} shows, e.g. "Figure 2", as plain text
-    line: int
+    line: int | None
     html: str = ""  # the same as HTML ("(2)" for an equation); escaped `text` when empty
     counter: str | None = None  # "Figure", "Table", "Equation": what it is numbered as
     number: int | None = None
@@ -121,10 +121,10 @@ class Article:
         self._entries: dict[int, Entry] = {}  # id(Directive or Role) -> entry, in reading order
         self._asset_urls: dict[Path, str] = {}
         # (label, line, how it was referenced, what it must name: "Equation", or None)
-        self._wanted: list[tuple[str, int, str, str | None]] = []
+        self._wanted: list[tuple[str, int | None, str, str | None]] = []
         self._counters: dict[str, int] = {}  # "Figure", "Table", "Equation" -> last number
         self._identifiers: dict[str, Target] = {}
-        self._link_labels: list[tuple[str, int]] = []  # `[](label)`: a label, or a file
+        self._link_labels: list[tuple[str, int | None]] = []  # `[](label)`: a label, or a file
         self._artifacts: dict[str, Artifact] = {}
         self._pending: dict[int, tuple] = {}  # entry -> the DictionaryJobs it waits for
         self.dictionaries: Dictionaries | None = None  # after plan
@@ -160,7 +160,7 @@ class Article:
     def warning(self, line: int | None, message: str, code: Code | None = None) -> None:
         self.reporter.warning(self.doc.path, line, message, code=code)
 
-    def define(self, label: str, text: str, line: int, **target) -> None:
+    def define(self, label: str, text: str, line: int | None, **target) -> None:
         """A target named `label` (Target's other fields as keywords)."""
         if label in self.targets:
             first = self.targets[label].line
@@ -188,7 +188,7 @@ class Article:
             self._identifiers = {_identifier(name): t for name, t in reversed(self.targets.items())}
         return self._identifiers
 
-    def want(self, label: str, line: int, how: str, counter: str | None = None) -> None:
+    def want(self, label: str, line: int | None, how: str, counter: str | None = None) -> None:
         self._wanted.append((label, line, how, counter))
 
     def cite(self, key: str, line: int) -> bool:
@@ -216,7 +216,7 @@ class Article:
         self._counters[counter] = self._counters.get(counter, 0) + 1
         return self._counters[counter]
 
-    def asset(self, src: str, line: int) -> Asset | None:
+    def asset(self, src: str, line: int | None) -> Asset | None:
         """A local file the page shows, with its URL relative to the page; None after an error."""
         try:  # inside the articles folder (or an --allow-root), an image by its content
             path = image_inside(self.doc.path.parent, src, self.doc.roots)
@@ -386,9 +386,8 @@ class Article:
         label = None  # other kinds with a :label: define it themselves (an equation's number)
         if kind.numbered:
             label = parsed.options.get("label") if parsed is not None else _valid_label(directive)
-        caption = plain_text(
-            directive.args_tokens if kind.caption_from == "argument" else directive.body_tokens
-        )
+        caption_tokens = directive.args_tokens if kind.caption_from == "argument" else directive.body_tokens
+        caption = plain_text(caption_tokens)
         if label:  # even when another option is bad: no spurious "unresolved reference" errors
             text = f"{kind.counter} {number}" if number else label
             line = directive.option_line("label")
@@ -400,8 +399,7 @@ class Article:
         request = kind.check(parsed, context)
         if request is not None:
             layout = parsed.options.get("layout", "l-body")
-            caption = directive.args_tokens if kind.caption_from == "argument" else directive.body_tokens
-            entry = Entry(kind, directive.line, request, number, label, layout, caption)
+            entry = Entry(kind, directive.line, request, number, label, layout, caption_tokens)
             self._entries[id(directive)] = entry
 
     def _parse_input(self, kind: DirectiveKind, directive: Directive) -> DirectiveInput | None:

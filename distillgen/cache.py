@@ -334,6 +334,8 @@ class Index:
     def trusted(self, key: str, folder: str) -> Artifact | None:
         """The entry as the index knows it, if every one of its files is as indexed."""
         entry = self.entries.get(key)
+        if entry is None:
+            return None
         where = f"{folder}{os.sep}"  # strings, not Paths: an atlas stats tens of thousands
         try:
             digest, files, derived = entry

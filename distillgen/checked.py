@@ -53,7 +53,13 @@ class CheckedArticles:
         article: Article = kept["article"]
         article.md, article.reporter = md, reporter
         for diagnostic in kept["diagnostics"]:
-            reporter.warning(diagnostic.path, diagnostic.line, diagnostic.message, author=diagnostic.author)
+            reporter.warning(
+                diagnostic.path,
+                diagnostic.line,
+                diagnostic.message,
+                author=diagnostic.author,
+                code=diagnostic.code,
+            )
         self.taken += 1
         return article
 
@@ -62,7 +68,7 @@ class CheckedArticles:
     ) -> None:
         """Keep a cleanly checked article (its warnings only: one with errors is not kept)."""
         self.checked += 1
-        if self.secret is None or any(d.severity == "error" for d in diagnostics):
+        if self.folder is None or self.secret is None or any(d.severity == "error" for d in diagnostics):
             return
         kept = {
             "key": self._key(path, source),
@@ -72,19 +78,18 @@ class CheckedArticles:
         }
         with suppress(Exception):  # keeping it only saves a check: it never fails a build
             payload = VERSION + pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL)
-            write_file(self._file(path), hmac.digest(self.secret, payload, "sha256") + payload)
-
-    def _file(self, path: Path) -> Path:
-        return self.folder / f"{path.stem}.pickle"
+            write_file(
+                self.folder / f"{path.stem}.pickle", hmac.digest(self.secret, payload, "sha256") + payload
+            )
 
     def _key(self, path: Path, source: str) -> str:
         return hashlib.sha256("\0".join((self.context, str(path), source)).encode()).hexdigest()
 
     def _load(self, path: Path) -> dict | None:
-        if self.secret is None:
+        if self.folder is None or self.secret is None:
             return None
         try:
-            data = self._file(path).read_bytes()
+            data = (self.folder / f"{path.stem}.pickle").read_bytes()
         except OSError:
             return None
         signature, payload = data[:32], data[32:]

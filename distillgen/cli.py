@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from distillgen import __version__
 from distillgen.diagnostics import BuildFailed, Code, Reporter
 from distillgen.zoo import ZOO
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
 
 SRC = click.argument("src", default="articles", type=click.Path(path_type=Path))
 OUT = click.option(
@@ -242,7 +247,7 @@ class BuildProgress:
     def __init__(self) -> None:
         self.label, self.done, self.total = "", 0, 0
         self._start: float | None = None
-        self._bar = None  # click's progress bar, on a terminal
+        self._bar: ProgressBar[int] | None = None  # click's progress bar, on a terminal
         self._timer: threading.Thread | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()  # the timer thread reads what the build thread writes
@@ -557,30 +562,39 @@ def directives(name: str | None) -> None:
     """List the directives and roles, or show NAME's argument and options."""
     from distillgen.diagnostics import suggest
     from distillgen.figures import DIRECTIVES, ROLES
+    from distillgen.kinds import COMPUTED_FIGURES
 
     if name is None:
         click.echo("Directives (```{name} argument, then :option: lines, then the caption):")
         for kind in DIRECTIVES.values():
             click.echo(f"  {{{kind.name}}}".ljust(18) + kind.doc)
         click.echo("Roles ({name}`content`):")
-        for kind in ROLES.values():
-            click.echo(f"  {{{kind.name}}}".ljust(18) + kind.doc)
+        for role_kind in ROLES.values():
+            click.echo(f"  {{{role_kind.name}}}".ljust(18) + role_kind.doc)
         click.echo("`distillgen directives NAME` shows a directive's options.")
         return
     name = name.strip("{}")
-    kind = DIRECTIVES.get(name) or ROLES.get(name)
-    if kind is None:
-        click.echo(f"error: no directive or role '{name}'{suggest(name, [*DIRECTIVES, *ROLES])}", err=True)
-        sys.exit(1)
-    click.echo(f"{{{kind.name}}}: {kind.doc}")
-    if getattr(kind, "argument", None):
-        click.echo(f"argument: {kind.argument.doc}")
-    for option in kind.declared_options() if hasattr(kind, "declared_options") else ():
+    directive, role = DIRECTIVES.get(name), ROLES.get(name)
+    if directive is None:
+        if role is None:
+            hint = suggest(name, [*DIRECTIVES, *ROLES])
+            click.echo(f"error: no directive or role '{name}'{hint}", err=True)
+            sys.exit(1)
+        click.echo(f"{{{role.name}}}: {role.doc}")
+        return
+    click.echo(f"{{{directive.name}}}: {directive.doc}")
+    if directive.argument is not None:
+        click.echo(f"argument: {directive.argument.doc}")
+    for option in directive.declared_options():
         choices = getattr(option.parse, "choices", None)
         choices = f"; one of {', '.join(choices)}" if choices else ""
         default = "" if option.default in (None, "") else f" (default: {option.default})"
         required = " (required)" if option.required else ""
         click.echo(f"  :{option.name}:".ljust(18) + option.doc + choices + default + required)
+    if name in COMPUTED_FIGURES:
+        argument, _, options = COMPUTED_FIGURES[name].partition("\n")
+        use = "\n".join([f"```{{{name}}} {argument}", *options.splitlines(), "A caption.", "```"])
+        click.echo("example:\n" + textwrap.indent(use, "  "))
 
 
 @main.command()

@@ -21,14 +21,18 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from distillgen import __version__
 from distillgen.cache import Artifact, Cache
 from distillgen.diagnostics import Code, Reporter, describe_os_error
 from distillgen.executors import Batch, Executor, ExecutorError, Finished, InProcess
-from distillgen.jobs import ResultError, describe, result_json
+from distillgen.jobs import Job, ResultError, describe, result_json
 from distillgen.locks import Busy, held
 from distillgen.units import ModelError, ModelInfo, ModelSpec, fingerprint, package_version
+
+if TYPE_CHECKING:
+    from distillgen.engine.models import ModelStore
 
 Progress = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
 
@@ -41,7 +45,7 @@ def no_progress(label: str, total: int) -> AbstractContextManager[Callable[[int]
 class Need:
     """A job and where it was asked for."""
 
-    job: object
+    job: Job
     path: Path
     line: int
 
@@ -72,7 +76,7 @@ class Catalog:
         self.frozen = frozen
         self._infos: dict[str, ModelInfo] = {}
         self._fingerprints: dict[ModelSpec, str] = {}
-        self._store = None  # engine.models.ModelStore, created when a model must be loaded
+        self._store: ModelStore | None = None  # created when a model must be loaded (torch)
 
     def info(self, spec: ModelSpec) -> ModelInfo:
         """ModelError (or SpecError) with a message for the author when it cannot be had."""
@@ -173,7 +177,8 @@ def _compute_missing(
     before may have computed some of it."""
     missing = _still_missing(missing, outcome, cache, options)
     for finished, device_type in run(missing, cache, catalog, reporter, options):
-        _store(finished, outcome, cache)
+        assert finished.batch is not None  # run() yields outcomes with their batch
+        _store(finished.batch.jobs, finished, outcome, cache)
         _remember_speed(cache, finished.batch.jobs, device_type, finished.seconds)
         options.log(f"computed {finished.batch.label} in {finished.seconds:.1f}s")
 
@@ -197,6 +202,7 @@ def run(
         return
     batches = [Batch(spec, kind, group) for (spec, kind), group in _by_model(needs).items()]
     for finished in executor.run(batches, catalog, options):
+        assert finished.batch is not None  # an executor gives each outcome its batch back
         if finished.error is not None:
             first = finished.batch.needs[0]
             reporter.error(first.path, first.line, finished.error)
@@ -204,9 +210,8 @@ def run(
         yield finished, device_type
 
 
-def _store(finished: Finished, outcome: Outcome, cache: Cache) -> None:
+def _store(jobs: list[Job], finished: Finished, outcome: Outcome, cache: Cache) -> None:
     """Write what an executor computed to the cache, each job with its provenance record."""
-    jobs = finished.batch.jobs
     for job, output in zip(jobs, finished.outputs, strict=True):
         record = {
             **_provenance(job, finished),

@@ -66,11 +66,12 @@ def labelled(data: Dataset, size: int) -> tuple[np.ndarray, np.ndarray | None]:
 
     loaded = []
     for path in _image_files(Path(data.source))[: data.count]:
-        with Image.open(path) as picture:
-            picture = picture.convert("RGB")
+        with Image.open(path) as opened:
+            picture = opened.convert("RGB")
             side = min(picture.size)
             left, top = (picture.width - side) // 2, (picture.height - side) // 2
-            picture = picture.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
+            square = picture.crop((left, top, left + side, top + side))
+            picture = square.resize((size, size), Image.Resampling.BICUBIC)
             loaded.append(np.asarray(picture, np.float32).transpose(2, 0, 1) / 255.0)
     return np.stack(loaded), None
 

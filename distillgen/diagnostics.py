@@ -108,7 +108,7 @@ _OS_PROBLEMS = {
 
 def describe_os_error(exc: OSError) -> str:
     """What went wrong with the disk, in words, naming the file when the error does."""
-    problem = _OS_PROBLEMS.get(exc.errno) or exc.strerror or str(exc)
+    problem = (_OS_PROBLEMS.get(exc.errno) if exc.errno is not None else None) or exc.strerror or str(exc)
     return f"{problem} ({exc.filename})" if exc.filename else problem
 
 

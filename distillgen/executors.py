@@ -27,12 +27,13 @@ import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from distillgen.units import ModelError, parse_spec
 
 if TYPE_CHECKING:
     from distillgen.compute import Catalog, Need, Options
+    from distillgen.jobs import Job
 
 EXECUTORS = ("in-process", "ray")
 
@@ -50,7 +51,7 @@ class Batch:
     needs: list[Need]
 
     @property
-    def jobs(self) -> list:
+    def jobs(self) -> list[Job]:
         return [need.job for need in self.needs]
 
     @property
@@ -117,7 +118,7 @@ class InProcess:
     name = "in-process"
 
     def __init__(self) -> None:
-        self._device = None  # torch.device, from start()
+        self._device: Any = None  # torch.device, from start()
 
     def start(self, device: str) -> str:
         from distillgen.engine.device import DeviceError, resolve_device
@@ -238,7 +239,7 @@ class Ray:
     def __init__(self, address: str | None = None, local_cpus: int | None = None) -> None:
         self.address = address or None
         self.local_cpus = local_cpus or os.cpu_count() or 1
-        self._ray = None  # the ray module, once started
+        self._ray: Any = None  # the ray module, once started
         self._device = "cpu"
         self._gpus = False
 

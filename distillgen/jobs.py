@@ -221,10 +221,14 @@ def _plain(value):
     return value
 
 
-@functools.cache
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
+
+
 def _field_names(kind: type) -> tuple[str, ...] | None:
     """A dataclass's field names (None for any other type), looked up once per type."""
-    return tuple(f.name for f in fields(kind)) if is_dataclass(kind) else None
+    if kind not in _FIELD_NAMES:
+        _FIELD_NAMES[kind] = tuple(f.name for f in fields(kind)) if is_dataclass(kind) else None
+    return _FIELD_NAMES[kind]
 
 
 def describe(job) -> dict:
@@ -587,6 +591,7 @@ def _reader(hint) -> Callable[[Any, str], Any]:
     """A function reading `data` as `hint` (ResultError naming `where` otherwise), made once
     per type: a rebuild reads thousands of results, some with thousands of numbers."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    make: Callable[..., Any] = hint
     if is_dataclass(hint):
         hints = typing.get_type_hints(hint)  # slow: it evaluates annotations
         readers = [(f.name, _reader(hints[f.name])) for f in fields(hint)]
@@ -597,7 +602,7 @@ def _reader(hint) -> Callable[[Any, str], Any]:
             missing = [name for name, _ in readers if name not in data]
             if missing:
                 raise ResultError(f"{where} lacks {', '.join(missing)}")
-            return hint(**{name: read(data[name], f"{where}.{name}") for name, read in readers})
+            return make(**{name: read(data[name], f"{where}.{name}") for name, read in readers})
 
         return read_dataclass
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
@@ -613,14 +618,14 @@ def _reader(hint) -> Callable[[Any, str], Any]:
 
         return read_items
     if origin is tuple:
-        readers = [_reader(arg) for arg in args]
+        item_readers = [_reader(arg) for arg in args]
 
         def read_fixed(data, where):
             if not isinstance(data, list | tuple):
                 raise ResultError(f"{where} is not a list")
-            if len(readers) != len(data):
-                raise ResultError(f"{where} has {len(data)} items, not {len(readers)}")
-            pairs = enumerate(zip(readers, data, strict=True))
+            if len(item_readers) != len(data):
+                raise ResultError(f"{where} has {len(data)} items, not {len(item_readers)}")
+            pairs = enumerate(zip(item_readers, data, strict=True))
             return tuple(read(item, f"{where}[{i}]") for i, (read, item) in pairs)
 
         return read_fixed

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from distillgen import kernels
+from distillgen.jobs import FeatureVisJob
 
 if TYPE_CHECKING:
     from distillgen.engine import Output
-    from distillgen.jobs import FeatureVisJob
     from distillgen.verify import Figure
 
 # A feature visualization's objective on PNG images, on this machine (verify's, loads torch).
@@ -50,6 +50,7 @@ class Measure:
 def featurevis(figure: Figure, output: Output, activations: Activations) -> Measure:
     cached = [figure.artifact.file(name).read_bytes() for name in figure.artifact.result(figure.job).images]
     fresh = [output.files[name] for name in output.result.images]
+    assert isinstance(figure.job, FeatureVisJob)
     values = activations(figure.job, cached + fresh)
     pairs = list(zip(values[: len(cached)], values[len(cached) :], strict=True))
     before, after = max(pairs, key=lambda pair: relative_difference(*pair))  # the worst image of a set

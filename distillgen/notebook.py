@@ -234,8 +234,10 @@ def _scope(selector: str, scope: str) -> str:
 
 
 def _mirror(kind: str):
-    def make(model: str, argument: str, /, *, project: Project | None = None, **options: object) -> Figure:
-        return (project or Project.find()).figure(kind, model, argument, **options)
+    def make(
+        model: str, argument: str, /, *, caption: str = "", project: Project | None = None, **options: object
+    ) -> Figure:
+        return (project or Project.find()).figure(kind, model, argument, caption, **options)
 
     make.__name__ = make.__qualname__ = kind
     make.__doc__ = (
@@ -255,8 +257,10 @@ ablation = _mirror("ablation")
 universality = _mirror("universality")
 
 
-def dictionary(name: str, /, *, project: Project | None = None, **options: object) -> Figure:
-    return (project or Project.find()).figure("dictionary", None, name, **options)
+def dictionary(
+    name: str, /, *, caption: str = "", project: Project | None = None, **options: object
+) -> Figure:
+    return (project or Project.find()).figure("dictionary", None, name, caption, **options)
 
 
 dictionary.__doc__ = (

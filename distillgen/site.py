@@ -26,7 +26,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +50,8 @@ from distillgen.safety import Grants
 from distillgen.source.siteconfig import AtlasRequest, SiteConfig
 from distillgen.unitpages import SiteMap, UnitPage, page_context, page_inputs, plan_unit_pages
 
+# site path -> the file copied there (a page from the page cache names its files by string)
+Copies = dict[str, Path | str]
 MARKER = ".distillgen-build"  # marks an output folder as ours, so we may replace it
 
 
@@ -189,7 +191,7 @@ def _compute_figures(
 
 def _render_site(
     site: Site, outcome: Outcome, pages_cache: Pages, log: Callable[[str], None]
-) -> tuple[dict[str, str | Page], dict[str, Path]]:
+) -> tuple[dict[str, str | Page], Copies]:
     """The site's pages (path -> HTML, or a Page whose HTML is read when needed) and the files
     copied into it (path -> source). A page whose inputs are unchanged since an earlier build
     is taken from `pages_cache`."""
@@ -199,7 +201,7 @@ def _render_site(
     title, frame = config.title, config.frame  # every page's key holds the frame it is drawn in
     artifacts = outcome.artifacts
     pages: dict[str, str | Page] = {}
-    copies: dict[str, Path] = {}
+    copies: Copies = {}
 
     def render(path: str, key: str, make: Callable[[], Page], counted: bool = True) -> None:
         page = pages_cache.get(key, counted)
@@ -218,38 +220,38 @@ def _render_site(
         render(
             f"{article.slug}/index.html",
             _article_key(article, outcome, frame),
-            lambda article=article: _article_page(env, article, outcome, config),
+            functools.partial(_article_page, env, article, outcome, config),
         )
         if article.needs:
             keys = list(dict.fromkeys(need.job.key for need in article.needs))
             render(
                 f"{article.slug}/figures.json",
                 page_key("figures", article.slug, [stamp(artifacts[key]) for key in keys]),
-                lambda article=article, keys=keys: _figures_json(article, keys, artifacts),
+                functools.partial(_figures_json, article, keys, artifacts),
                 counted=False,
             )
     site_map = SiteMap(site.unit_pages)
+
+    def unit_html(unit_page: UnitPage) -> Page:
+        return template("unit.html", page_context(unit_page, artifacts, site_map))
+
+    def layer_html(atlas: Atlas, layer: str) -> Page:
+        return template("layer.html", layer_page(atlas, layer, artifacts))
+
+    def atlas_html(atlas: Atlas) -> Page:
+        return template("atlas.html", model_page(atlas, artifacts))
+
     for unit_page in site.unit_pages:
         key = page_key("unit", frame, page_inputs(unit_page, artifacts, site_map))
-        render(
-            unit_page.path,
-            key,
-            lambda p=unit_page: template("unit.html", page_context(p, artifacts, site_map)),
-        )
+        render(unit_page.path, key, functools.partial(unit_html, unit_page))
     for atlas in site.atlases:
         for layer, layer_pages in atlas.pages.items():
             stamps = [stamp(artifacts[p.image.key]) for p in layer_pages]
-            render(
-                atlas.layer_path(layer),
-                page_key("layer", frame, atlas.layer_path(layer), stamps),
-                lambda a=atlas, name=layer: template("layer.html", layer_page(a, name, artifacts)),
-            )
+            key = page_key("layer", frame, atlas.layer_path(layer), stamps)
+            render(atlas.layer_path(layer), key, functools.partial(layer_html, atlas, layer))
         stamps = [stamp(artifacts[p.image.key]) for ps in atlas.pages.values() for p in ps]
-        render(
-            atlas.path,
-            page_key("atlas", frame, atlas.path, atlas.request.examples, stamps),
-            lambda a=atlas: template("atlas.html", model_page(a, artifacts)),
-        )
+        key = page_key("atlas", frame, atlas.path, atlas.request.examples, stamps)
+        render(atlas.path, key, functools.partial(atlas_html, atlas))
     log(f"rendered {pages_cache.rendered} page(s), {pages_cache.reused} unchanged")
     teasers, teaser_files = _teasers(site.articles, artifacts)
     pages["index.html"] = render_index(env, site.articles, site.atlases, config, teasers)
@@ -335,7 +337,7 @@ def _check_output(src: Path | None, out: Path, cache: Path, reporter: Reporter) 
 def _write_site(
     out: Path,
     pages: dict[str, str | Page],
-    copies: dict[str, Path],
+    copies: Copies,
     reporter: Reporter,
     options: Options,
     payloads: dict[str, str] | None = None,
@@ -380,15 +382,17 @@ def manifest_path(out: Path) -> Path:
 
 
 def _identities(
-    pages: dict[str, str | Page], copies: dict[str, Path], payloads: dict[str, str]
+    pages: dict[str, str | Page], copies: Copies, payloads: dict[str, str]
 ) -> dict[str, str]:
     """What each file of the site to write is: a page from the cache by its key, unread; a
     copied file by the cache entry it belongs to (`payloads`: absolute path -> identity), else
     by its source as the file system describes it."""
     identities = {}
     for rel, page in pages.items():
-        text_digest = hashlib.sha256(page.encode()).hexdigest() if isinstance(page, str) else None
-        identities[rel] = text_digest or page.identity
+        if isinstance(page, Page):
+            identities[rel] = page.identity
+        else:
+            identities[rel] = hashlib.sha256(page.encode()).hexdigest()
     for rel, source in copies.items():
         path = os.fspath(source)  # a page from the cache names its files by absolute path
         identities[rel] = payloads.get(path) or payloads.get(os.path.abspath(path)) or _stat_identity(source)
@@ -423,7 +427,7 @@ def _held(out: Path, manifest: Path) -> dict[str, str | None]:
     for rel, status in _files(out).items():
         entry = written.get(rel) if isinstance(written, dict) else None
         intact = isinstance(entry, list) and len(entry) == 4 and entry[:3] == status
-        held_now[rel] = entry[3] if intact else None
+        held_now[rel] = entry[3] if intact and entry is not None else None
     return held_now
 
 
@@ -458,7 +462,7 @@ def _older_than(path: Path, seconds: float) -> bool:
 
 
 def write_atomically(
-    out: Path, pages: dict[str, str | Page], copies: dict[str, Path], unchanged: set[str] = frozenset()
+    out: Path, pages: dict[str, str | Page], copies: Copies, unchanged: Set[str] = frozenset()
 ) -> None:
     """Write everything into a sibling folder, then swap it in with renames. The folder's
     name carries the PID, so that a later build can tell it was left by a dead one. The files

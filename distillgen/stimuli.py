@@ -196,6 +196,8 @@ def _family_function(family: str) -> Callable[..., np.ndarray]:
 
     path, name = family.rsplit(":", 1)
     spec = importlib.util.spec_from_file_location(f"distillgen_stimuli_{abs(hash(path))}", path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"cannot import {path}: not a Python module")
     code = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(code)
     return getattr(code, name)

@@ -403,7 +403,8 @@ def _top_level(names: tuple[str, ...]) -> tuple[str, ...]:
 @lru_cache(maxsize=64)
 def _blocks(names: tuple[str, ...]) -> dict[str, str]:
     """ModelInfo.block_of for every layer inside another, from the layers' names in order."""
-    blocks, later = {}, []  # later: the dotless names after the one at hand
+    blocks: dict[str, str] = {}
+    later: list[str] = []  # the dotless names after the one at hand
     for name in reversed(names):
         if "." in name:
             blocks[name] = name.split(".")[0]

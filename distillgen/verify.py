@@ -19,13 +19,15 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from distillgen import __version__
 from distillgen.article import Article
 from distillgen.cache import Artifact
 from distillgen.compute import Catalog, Need, Options, run
 from distillgen.diagnostics import Reporter
-from distillgen.jobs import FeatureVisJob
+from distillgen.figures.base import jobs_of
+from distillgen.jobs import FeatureVisJob, Job
 from distillgen.kinds import KINDS
 from distillgen.measures import Measure
 from distillgen.project import Project
@@ -57,9 +59,9 @@ class Figure:
     path: Path
     line: int
     directive: str  # the kind of the directive or role that shows it
-    job: object
+    job: Job
     artifact: Artifact
-    planned: object  # the figure's planned value (an ablation's prediction, a matching)
+    planned: Any  # the figure's planned value, of its kind (an ablation's prediction, a matching)
 
     @property
     def kind(self) -> str:
@@ -154,7 +156,7 @@ def article_figures(
 
 def _figures(article: Article, artifacts: dict[str, Artifact]) -> Iterator[Figure]:
     for directive, line, planned in article.figures():
-        for job in planned.jobs:
+        for job in jobs_of(planned):
             yield Figure(article.slug, article.doc.path, line, directive, job, artifacts[job.key], planned)
 
 
@@ -193,6 +195,7 @@ def verify(
     checks: dict[str, Check] = {}
     needs = [Need(f.job, f.path, f.line) for f in figures]
     for finished, _device_type in run(needs, catalog.cache, catalog, reporter, options):
+        assert finished.batch is not None  # run() gives each back its batch
         for job, output in zip(finished.batch.jobs, finished.outputs, strict=True):
             figure = by_key[job.key]
             measure = KINDS[job.kind].measure(figure, output, activations)

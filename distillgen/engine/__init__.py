@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
 class Output:
     files: dict[str, bytes]  # payload files of the artifact
-    result: object  # the job's typed result (its `Result`), what figures read
+    result: Any  # the job's typed result (its `Result`), what figures read
     record: dict = field(default_factory=dict)  # more provenance: seconds, batch size
 
 

@@ -52,13 +52,17 @@ def probe_images(
 ) -> tuple[np.ndarray, list, np.ndarray | None]:
     """The probe's images, a label for each (dataset index, stimulus value, "featurevis"), and
     the unedited responses when finding the probe already measured them (top examples)."""
+    # the probe says which of sweep, settings and dataset the job has (jobs.AblationJob)
     if job.probe == "tuning":
+        assert job.sweep is not None
         return stimuli.sweep_images(job.sweep), list(job.sweep.values), None
     if job.probe == "featurevis":
+        assert job.settings is not None
         image = FeatureVisJob(job.model, job.fingerprint, job.layer, job.unit, settings=job.settings)
         (rendered,) = render(model, [image], device, lambda steps: None)
         pixels = rendered.images[0].astype(np.float32).transpose(2, 0, 1) / 255.0
         return pixels[None], ["featurevis"], None
+    assert job.dataset is not None
     pool = datasets.images(job.dataset, model.input_size)
     scores = responses(model, job.layer, [job.unit], pool, device)[:, 0]
     top = np.argsort(-scores, kind="stable")[: job.top]

@@ -85,8 +85,8 @@ def chunk_size(model: LoadedModel, jobs: list[FeatureVisJob], device: torch.devi
     settings = jobs[0].settings
     deepest = max(list(model.layers).index(job.layer) for job in jobs)
     scale = ((settings.size + 24) / model.input_size) ** 2  # layer shapes were measured at input_size
-    per_image = sum(np.prod(layer.shape) for layer in list(model.layers.values())[: deepest + 1])
-    per_image = 4 * 4 * per_image * scale + 1
+    values = sum(int(np.prod(layer.shape)) for layer in list(model.layers.values())[: deepest + 1])
+    per_image = 4 * 4 * values * scale + 1
     images_per_job = max(job.images for job in jobs)
     return max(1, int(memory_budget(device) // (per_image * images_per_job)))
 

@@ -27,7 +27,7 @@ from distillgen.zoo.train import weights_checksum
 class LoadedModel(ModelInfo):
     """A model's description plus its module (eval mode, parameters frozen)."""
 
-    module: nn.Module | None = field(default=None, repr=False)
+    module: nn.Module = field(kw_only=True, repr=False)
 
 
 def load_model(spec: str | ModelSpec) -> LoadedModel:
@@ -121,6 +121,8 @@ def _load_python(spec: ModelSpec) -> LoadedModel:
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
     module_spec = importlib.util.spec_from_file_location(f"distillgen_user_{path.stem}", path)
+    if module_spec is None or module_spec.loader is None:
+        raise ModelError(f"cannot import {path}: not a Python module")
     code = importlib.util.module_from_spec(module_spec)
     try:
         module_spec.loader.exec_module(code)

@@ -30,7 +30,7 @@ _LINK = re.compile(r'<a\b(?P<before>[^>]*?)\s+(?P<attr>(?:xlink:)?href)="(?P<url
 _EXTERNAL = re.compile(r"^[a-z][a-z0-9+.-]*:", re.I)
 
 
-def archive_page(page: str, html: str, pages: dict, copies: dict[str, Path], site_url: str = "") -> str:
+def archive_page(page: str, html: str, pages: dict, copies: dict[str, Path | str], site_url: str = "") -> str:
     """`html`, the page at site path `page`, with what it loads inlined from the site being
     written (`pages`: site path -> text or reuse.Page, `copies`: site path -> file)."""
     folder = posixpath.dirname(page)
@@ -51,7 +51,7 @@ def archive_page(page: str, html: str, pages: dict, copies: dict[str, Path], sit
         tag, url = match["tag"], match["url"]
         path = target(url)
         data = content(path) if path else None
-        if data is None:
+        if path is None or data is None:
             return match[0]
         if tag == "link" and "stylesheet" in match["before"] + match["after"]:
             return f"<style>{data.decode('utf-8')}</style>"
