@@ -29,9 +29,10 @@ from pathlib import Path
 
 import torch
 
+from distillgen.batches import Batch
 from distillgen.cache import Cache
 from distillgen.compute import Catalog, Need, Options
-from distillgen.executors import Batch, InProcess, Ray
+from distillgen.executors import InProcess, Ray
 from distillgen.jobs import FeatureVisJob, FeatureVisSettings
 from distillgen.units import fingerprint, parse_spec
 

@@ -12,9 +12,6 @@ last stage returned. Kinds see only the small context of their stage (figures/co
 
 from __future__ import annotations
 
-import hashlib
-import re
-import unicodedata
 from dataclasses import dataclass, field, replace
 from html import escape
 from pathlib import Path
@@ -31,38 +28,22 @@ from distillgen.diagnostics import Code, Reporter, suggest
 from distillgen.dictionaries import Dictionaries, Pending
 from distillgen.figures import DIRECTIVES, ROLES
 from distillgen.figures.base import DirectiveInput, DirectiveKind, RoleKind, jobs_of
-from distillgen.figures.context import Asset, CheckContext, FollowUpContext, PlanContext, RenderContext
+from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
+from distillgen.labels import LINK_LABEL, Asset, Citations, Labels, LocalImages, Target
 from distillgen.options import label as valid_label
 from distillgen.render.bibliography import Bibliography
 from distillgen.render.html import fence_language, inline_html, local_image, raw_images
 from distillgen.render.math import split_label, to_mathml
-from distillgen.safety import image_inside, noted
+from distillgen.safety import noted
 from distillgen.source import Directive, Document, Role
 from distillgen.source.document import plain_text, role_of
 from distillgen.source.frontmatter import FrontMatter
-from distillgen.source.markdown import PAGE_ANCHORS, reserved_id
 from distillgen.units import ModelSpec, SpecError, parse_spec
+from distillgen.zoo import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from distillgen.cache import Artifact
 
-DEFAULT_MODEL = "shapes"
-
-
-@dataclass(frozen=True)
-class Target:
-    """Something a reference can point at."""
-
-    anchor: str
-    text: str  # what an empty link or {numref} shows, e.g. "Figure 2", as plain text
-    line: int | None
-    html: str = ""  # the same as HTML ("(2)" for an equation); escaped `text` when empty
-    counter: str | None = None  # "Figure", "Table", "Equation": what it is numbered as
-    number: int | None = None
-    title: str = ""  # a figure's caption or a heading's text, plain: {name} in {numref}
-    # A heading's title as inline tokens: shown with its markup, rendered with the page (its
-    # roles are checked in the same walk, after the heading is met).
-    title_tokens: tuple[Token, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,10 +88,9 @@ class Article:
         self.front = front
         self.md = md
         self.reporter = reporter
-        self.bibliography: Bibliography | None = None
-        self.targets: dict[str, Target] = {}
-        self.citations: dict[str, int] = {}  # key -> number, in order of first use
-        self.reference_html: dict[str, str] = {}
+        self.labels = Labels()
+        self.citations = Citations(None, front.bibliography is not None)  # loaded by check
+        self.images = LocalImages(doc.path.parent, doc.roots)
         self.headings: list[Heading] = []
         self.catalog: Catalog | None = None
         self.needs: list[Need] = []  # jobs the entries asked for, in the order they asked
@@ -119,11 +99,7 @@ class Article:
         self.appendix: list[tuple[str, str]] = []  # {appendix} sections (title, HTML), after render
         self.teaser: Asset | None = None  # the front matter's teaser image, after check
         self._entries: dict[int, Entry] = {}  # id(Directive or Role) -> entry, in reading order
-        self._asset_urls: dict[Path, str] = {}
         # (label, line, how it was referenced, what it must name: "Equation", or None)
-        self._wanted: list[tuple[str, int | None, str, str | None]] = []
-        self._counters: dict[str, int] = {}  # "Figure", "Table", "Equation" -> last number
-        self._identifiers: dict[str, Target] = {}
         self._link_labels: list[tuple[str, int | None]] = []  # `[](label)`: a label, or a file
         self._artifacts: dict[str, Artifact] = {}
         self._pending: dict[int, tuple] = {}  # entry -> the DictionaryJobs it waits for
@@ -162,73 +138,22 @@ class Article:
 
     def define(self, label: str, text: str, line: int | None, **target) -> None:
         """A target named `label` (Target's other fields as keywords)."""
-        if label in self.targets:
-            first = self.targets[label].line
-            self.error(line, f"duplicate label '{label}' (first defined on line {first})")
-            return
-        if reserved_id(label):
-            self.error(
-                line,
-                f"label '{label}' is an id the page itself uses (footnotes, citations, "
-                "appendix); choose another",
-            )
-            return
-        self.targets[label] = Target(anchor=label, text=text, line=line, **target)
-
-    def target(self, label: str) -> Target | None:
-        """The target `label` names: exactly, else as MyST matches labels (case and runs of
-        spaces do not count)."""
-        found = self.targets.get(label)
-        if found is None:
-            found = self._by_identifier().get(_identifier(label))
-        return found
-
-    def _by_identifier(self) -> dict[str, Target]:
-        if len(self._identifiers) != len(self.targets):
-            self._identifiers = {_identifier(name): t for name, t in reversed(self.targets.items())}
-        return self._identifiers
-
-    def want(self, label: str, line: int | None, how: str, counter: str | None = None) -> None:
-        self._wanted.append((label, line, how, counter))
+        if problem := self.labels.define(label, text, line, **target):
+            self.error(line, problem)
 
     def cite(self, key: str, line: int) -> bool:
-        if self.bibliography is None:
-            if self.front.bibliography is None:
-                self.error(line, f"citation '{key}' but the front matter names no 'bibliography'")
-            return False
-        if key not in self.bibliography:
-            self.error(
-                line,
-                f"unknown citation key '{key}' in {self.bibliography.path.name}"
-                f"{suggest(key, self.bibliography.keys)}",
-            )
-            return False
-        if key not in self.citations:
-            self.citations[key] = len(self.citations) + 1
-            html, problem = self.bibliography.entry_html(key)
-            self.reference_html[key] = html
-            if problem:
-                self.warning(line, f"{problem}; it is shown without the missing field")
-        return True
-
-    def number(self, counter: str) -> int:
-        """The next number of `counter` ("Figure", "Table", "Equation"), in reading order."""
-        self._counters[counter] = self._counters.get(counter, 0) + 1
-        return self._counters[counter]
+        cited, problems = self.citations.cite(key)
+        for problem in problems:
+            (self.warning if cited else self.error)(line, problem)
+        return cited
 
     def asset(self, src: str, line: int | None) -> Asset | None:
         """A local file the page shows, with its URL relative to the page; None after an error."""
-        try:  # inside the articles folder (or an --allow-root), an image by its content
-            path = image_inside(self.doc.path.parent, src, self.doc.roots)
+        try:
+            return self.images.add(src)
         except ValueError as exc:
             self.error(line, str(exc))
             return None
-        if path not in self._asset_urls:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
-            ascii_stem = unicodedata.normalize("NFKD", path.stem).encode("ascii", "ignore").decode()
-            stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", ascii_stem)  # a URL without escapes: échelle -> echelle
-            self._asset_urls[path] = f"assets/{stem}-{digest}{path.suffix.lower()}"
-        return Asset(self._asset_urls[path], path)
 
     def model_spec(self, written: str | None, line: int) -> ModelSpec | None:
         text = written or self.front.model or DEFAULT_MODEL
@@ -240,15 +165,6 @@ class Article:
             self.error(line, str(exc))
             return None
 
-    def asset_urls(self) -> list[str]:
-        """The URLs of the local images that `check` found: each carries its file's digest."""
-        return list(self._asset_urls.values())
-
-    def asset_url(self, src: str) -> str:
-        """The URL of a Markdown or raw HTML image that `check` found (render/html.py); `src`
-        as written in the page (percent-escaped)."""
-        return self._asset_urls[(self.doc.path.parent / unquote(src)).resolve()]
-
     def shown(self, target: Target) -> str:
         """What an empty link or {ref} to `target` shows, as HTML: a heading's title with its
         markup, "(2)" for an equation, else its text."""
@@ -256,19 +172,13 @@ class Article:
             return inline_html(self.md, list(target.title_tokens), {"article": self})
         return target.html or escape(target.text)
 
-    def link_target(self, href: str) -> Target | None:
-        """What a link names: `#label`, or MyST's `label` alone when it is one."""
-        if href.startswith("#"):
-            return self.target(href[1:])
-        return self.target(href) if _LINK_LABEL.match(href) else None
-
     def render_tokens(self, tokens: list[Token]) -> str:
         return self.md.renderer.render(tokens, self.md.options, {"article": self})
 
     # -- check -----------------------------------------------------------------------------
     def check(self) -> None:
         if self.front.bibliography is not None:
-            self.bibliography = Bibliography.load(
+            self.citations.bibliography = Bibliography.load(
                 self.front.bibliography,
                 self.reporter,
                 self.doc.path,
@@ -318,8 +228,8 @@ class Article:
                 href = str(token.attrs.get("href", ""))
                 empty = tokens[index + 1].type == "link_close"
                 if href.startswith("#") and len(href) > 1:
-                    self.want(href[1:], line, f"[](#{href[1:]})" if empty else f"link to '{href}'")
-                elif _LINK_LABEL.match(href):
+                    self.labels.want(href[1:], line, f"[](#{href[1:]})" if empty else f"link to '{href}'")
+                elif LINK_LABEL.match(href):
                     self._link_labels.append((href, line))
         for name, line in footnotes.get("unused", ()):
             self.warning(line, f"footnote [^{name}] is defined but never referenced; it is left out")
@@ -333,7 +243,7 @@ class Article:
             if self._valid_target(anchor, before.meta.get("line")):
                 self.define(anchor, text, before.meta.get("line"), title=text, title_tokens=title)
         else:
-            self.targets.setdefault(anchor, Target(anchor, text, line, title=text, title_tokens=title))
+            self.labels.targets.setdefault(anchor, Target(anchor, text, line, title=text, title_tokens=title))
 
     def _valid_target(self, name: str, line: int | None) -> bool:
         try:
@@ -359,7 +269,7 @@ class Article:
 
     def equation(self, name: str, line: int | None) -> None:
         """A labelled equation: numbered "(1)", referenced by {eq}, {numref} and [](#name)."""
-        number = self.number("Equation")
+        number = self.labels.number("Equation")
         self.define(name, f"Equation {number}", line, html=f"({number})", counter="Equation", number=number)
 
     def _check_directive(self, directive: Directive, context: CheckContext) -> None:
@@ -382,7 +292,7 @@ class Article:
                 f"directive's name in braces (this is read as {{{directive.kind}}})",
             )
         parsed = self._parse_input(kind, directive)
-        number = self.number(kind.counter) if kind.numbered else None
+        number = self.labels.number(kind.counter) if kind.numbered else None
         label = None  # other kinds with a :label: define it themselves (an equation's number)
         if kind.numbered:
             label = parsed.options.get("label") if parsed is not None else _valid_label(directive)
@@ -470,19 +380,13 @@ class Article:
             self._entries[id(role)] = Entry(kind, role.line, request)
 
     def _resolve_wanted(self) -> None:
-        known = [*self.targets, *PAGE_ANCHORS]
-        for label, line, how, counter in self._wanted:
-            target = self.target(label)
-            if target is None and not reserved_id(label):
-                self.error(line, f"unresolved reference {how}: no label '{label}'{suggest(label, known)}")
-            elif target is not None and counter and target.counter != counter:
-                what = target.text if target.counter else "not numbered"
-                self.error(line, f"{how} needs a labelled {counter.lower()}, but '{label}' is {what}")
+        for line, problem in self.labels.unresolved():
+            self.error(line, problem)
         for href, line in self._link_labels:
-            if self.target(href) is None and not noted(self.doc.path.parent / unquote(href)).exists():
+            if self.labels.target(href) is None and not noted(self.doc.path.parent / unquote(href)).exists():
                 self.warning(
                     line,
-                    f"link to '{href}' names neither a label of this article{suggest(href, known)} "
+                    f"link to '{href}' names neither a label of this article{self.labels.suggest(href)} "
                     "nor a file next to it",
                 )
 
@@ -556,7 +460,7 @@ class Article:
     def render(self, artifacts: dict[str, Artifact]) -> tuple[str, list[Footnote], list[Reference]]:
         """The body's HTML, footnotes and references; `assets` and `cards` are filled."""
         self._artifacts = artifacts
-        self.assets = {url: path for path, url in self._asset_urls.items()}  # Markdown images
+        self.assets = self.images.files()  # Markdown images
         self.cards = {}
         self.appendix = []
         body, footnote_tokens = _split_footnotes(self.doc.tokens)
@@ -566,7 +470,8 @@ class Article:
             replace(h, html=inline_html(self.md, list(h.title_tokens), env)) for h in self.headings
         ]
         footnotes = [Footnote(n, self.render_tokens(t)) for n, t in footnote_tokens]
-        references = [Reference(key, n, self.reference_html[key]) for key, n in self.citations.items()]
+        citations = self.citations
+        references = [Reference(key, n, citations.html[key]) for key, n in citations.numbers.items()]
         return html, footnotes, references
 
     def render_entry(self, item: Directive | Role) -> str:
@@ -595,14 +500,6 @@ def _valid_label(directive: Directive) -> str | None:
 
 
 # `[](label)`: MyST's reference without '#'; a path or URL has a dot, slash or colon.
-_LINK_LABEL = re.compile(r"^[A-Za-z][\w-]*$")
-
-
-def _identifier(label: str) -> str:
-    """MyST's identifier of a label: lower case, runs of spaces as one."""
-    return " ".join(label.split()).lower()
-
-
 def _unknown(what: str, name: str, known: dict) -> str:
     return f"unknown {what} '{{{name}}}'{suggest(name, known)}; known: {', '.join(sorted(known))}"
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from distillgen import datasets
 from distillgen.compute import Catalog
 from distillgen.diagnostics import Reporter
-from distillgen.figures.unitview import model_folder
 from distillgen.jobs import FeatureVisJob, FeatureVisSettings
 from distillgen.options import featurevis_settings
+from distillgen.paths import atlas_path
 from distillgen.source.siteconfig import AtlasRequest
 from distillgen.unitpages import UnitPage, figure_file, unit_page
 from distillgen.units import ModelError, ModelInfo, SpecError, parse_spec
@@ -38,10 +38,10 @@ class Atlas:
 
     @property
     def path(self) -> str:
-        return f"units/{model_folder(self.model)}/index.html"
+        return atlas_path(self.model)
 
     def layer_path(self, layer: str) -> str:
-        return f"units/{model_folder(self.model)}/{layer}/index.html"
+        return atlas_path(self.model, layer)
 
 
 def plan_atlases(

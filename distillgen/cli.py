@@ -14,6 +14,7 @@ import click
 
 from distillgen import __version__
 from distillgen.diagnostics import BuildFailed, Code, Reporter
+from distillgen.source.atlasrequest import LIMITS, AtlasRequest
 from distillgen.zoo import ZOO
 
 if TYPE_CHECKING:
@@ -330,21 +331,21 @@ class BuildProgress:
 )
 @click.option(
     "--diversity",
-    type=click.IntRange(0, 16),
-    default=4,
+    type=click.IntRange(*LIMITS["diversity"]),
+    default=AtlasRequest.diversity,
     show_default=True,
     help="Images in each unit's diversity set (0 for none).",
 )
 @click.option(
     "--examples",
-    type=click.IntRange(0, 64),
-    default=8,
+    type=click.IntRange(*LIMITS["examples"]),
+    default=AtlasRequest.examples,
     show_default=True,
     help="Dataset examples per unit, each way: the most and the least exciting (0 for none).",
 )
 @click.option(
     "--dataset",
-    default="shapes",
+    default=AtlasRequest.dataset,
     show_default=True,
     help="Probe set of the examples: 'shapes' or 'glyphs' (a generator's sample) or a folder of images.",
 )
@@ -369,7 +370,6 @@ def atlas(
     The same as an `atlas:` entry in an articles folder's distillgen.yml, without articles.
     Figures are cached like an article's (default cache: ./.distillgen/cache).
     """
-    from distillgen.source.siteconfig import AtlasRequest
     from distillgen.units import SpecError, parse_spec
 
     try:

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from distillgen import __version__
+from distillgen.batches import Batch, Finished
 from distillgen.cache import Artifact, Cache
 from distillgen.diagnostics import Code, Reporter, describe_os_error
-from distillgen.executors import Batch, Executor, ExecutorError, Finished, InProcess
+from distillgen.executors import Executor, ExecutorError, InProcess
 from distillgen.jobs import Job, ResultError, describe, result_json
 from distillgen.locks import Busy, held
 from distillgen.units import ModelError, ModelInfo, ModelSpec, fingerprint, package_version

@@ -25,6 +25,7 @@ from distillgen import datasets
 from distillgen.jobs import Attached, DictionaryJob
 from distillgen.source.dictionaries import Declaration
 from distillgen.units import Layer, ModelError, ModelInfo, SpecError, parse_spec
+from distillgen.zoo import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from distillgen.cache import Artifact
@@ -74,7 +75,7 @@ class Dictionaries:
         return self._resolved[name]
 
     def _resolve(self, d: Declaration) -> Resolved | None:
-        written = d.model or self.default_model or "shapes"
+        written = d.model or self.default_model or DEFAULT_MODEL
         try:
             spec = parse_spec(written, d.path.parent)
             info = self.catalog.info(spec)

@@ -2,7 +2,8 @@
 
 `compute()` plans (cache lookups, locks, estimates) and writes the cache; in between it hands
 the missing jobs, grouped into `Batch`es (one model, one kind), to an executor and takes back a
-`Finished` per piece of work. Everything but that dispatch is shared:
+`Finished` per piece of work (batches.py: what travels between the build and its workers).
+Everything but that dispatch is shared:
 
 - `InProcess` (the default) runs each batch here, one after another, with a progress bar per
   batch: the loop compute.py always had.
@@ -17,7 +18,6 @@ engine when it runs, and `ray` is imported only by `Ray.start`.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -25,57 +25,20 @@ import socket
 import time
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from distillgen.batches import Batch, Finished, Shipment, describe_exception
 from distillgen.units import ModelError, parse_spec
 
 if TYPE_CHECKING:
-    from distillgen.compute import Catalog, Need, Options
-    from distillgen.jobs import Job
+    from distillgen.compute import Catalog, Options
 
 EXECUTORS = ("in-process", "ray")
 
 
 class ExecutorError(Exception):
     """The executor cannot start (no device, no cluster, ray not installed): one message."""
-
-
-@dataclass
-class Batch:
-    """Missing jobs of one model and one kind, and where each was asked for."""
-
-    spec: str
-    kind: str
-    needs: list[Need]
-
-    @property
-    def jobs(self) -> list[Job]:
-        return [need.job for need in self.needs]
-
-    @property
-    def label(self) -> str:
-        """'shapes: featurevis of 3 units (12 images)': for progress, logs and errors."""
-        jobs = self.jobs
-        images = sum(job.images for job in jobs)
-        label = f"{self.spec}: {self.kind} of {len(jobs)} {jobs[0].noun}{'s' * (len(jobs) != 1)}"
-        return label + (f" ({images} images)" if images != len(jobs) else "")
-
-
-@dataclass
-class Finished:
-    """A batch (or a piece of one) computed, or the error an author should read."""
-
-    batch: Batch | None  # None while it travels back from a Ray worker, which has no Needs
-    outputs: list = field(default_factory=list)  # engine.Output per job, in the batch's order
-    checksum: str = ""  # the model's weights checksum, for the provenance record
-    device: str = ""  # describe_device() where it ran
-    node: dict = field(default_factory=dict)  # which machine computed it
-    seconds: float = 0.0  # wall time of the engine call
-    error: str | None = None  # set: nothing was computed; reported at the batch's first need
-    raised: str | None = None  # from a worker: "Type: message" of what the engine raised
-    details: str = ""  # the traceback, for --verbose
 
 
 class Executor(Protocol):
@@ -103,10 +66,6 @@ def local_node() -> dict:
 def failed(batch: Batch, raised: str) -> str:
     """The author's message for a batch whose engine raised `raised` ("Type: message")."""
     return f"computing {batch.label} failed: {raised} (--verbose shows the traceback)"
-
-
-def describe_exception(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
 
 
 # -- in-process ------------------------------------------------------------------------------
@@ -169,23 +128,6 @@ MAX_RETRIES = 3  # a task whose worker process died is run again, on any node
 # thread, which on small convolutions beats one batch on all threads; and a fixed thread count
 # keeps a task's images the same on every node (oneDNN's sums depend on the thread count).
 TASK_CPUS = 1
-
-
-@dataclass(frozen=True)
-class Shipment:
-    """What a worker needs to rebuild a model with no shared filesystem: the spec, and the
-    bytes of the author's files (model.py, weights) when the spec names files."""
-
-    spec: str
-    files: dict[str, bytes] = field(default_factory=dict)  # role ("code", "weights") -> bytes
-
-    @property
-    def digest(self) -> str:
-        """Names the worker's folder for these files: equal contents, one copy per worker."""
-        sha = hashlib.sha256(self.spec.encode())
-        for role in sorted(self.files):
-            sha.update(role.encode() + hashlib.sha256(self.files[role]).digest())
-        return sha.hexdigest()[:16]
 
 
 def shipment(spec: str) -> Shipment:

@@ -19,8 +19,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import numpy as np
-
 ENGINE_VERSION = "1"  # bump when every engine's output for the same job changes
 # ... and a kind's `revision` when only that kind's engine changes: its old artifacts are then
 # computed again, the other kinds' stay valid.
@@ -245,6 +243,8 @@ class WeightsResult:
 
     def check(self, job: WeightsJob, files: Mapping[str, Path]) -> None:
         _expect_files(["kernels.npy"], files)
+        import numpy as np  # here: keying and planning jobs never needs it
+
         stored = np.load(files["kernels.npy"], mmap_mode="r").shape  # reads the header only
         _expect(len(self.shape) == 3 and stored == self.shape, f"kernels.npy has the shape {stored}")
 

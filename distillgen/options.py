@@ -158,14 +158,20 @@ MODEL = Option("model", text, None, "model spec (default: the front matter's mod
 
 # Options that set FeatureVisSettings: a {featurevis} option each, and keys of the front
 # matter's `featurevis:` mapping, which sets them for the whole article.
+_DEFAULTS = FeatureVisSettings()  # the one place the defaults are written (jobs.py)
 FEATUREVIS_SETTINGS = (
-    Option("steps", integer(1, 10000), 512, "optimizer steps"),
+    Option("steps", integer(1, 10000), _DEFAULTS.steps, "optimizer steps"),
     Option("size", integer(16, 512), None, "image side in pixels (default: the model's, at most 128)"),
-    Option("lr", number(0, 10), 0.05, "Adam learning rate"),
-    Option("seed", integer(0, 2**31 - 1), 0, "random seed of the initial image and transforms"),
-    Option("fft", boolean, True, "parameterize the image in Fourier space (lucent's fft)"),
-    Option("decorrelate", boolean, True, "decorrelate colours (lucent's decorrelate)"),
-    Option("transforms", choice("standard", "none"), "standard", "lucent's standard transforms, or none"),
+    Option("lr", number(0, 10), _DEFAULTS.lr, "Adam learning rate"),
+    Option("seed", integer(0, 2**31 - 1), _DEFAULTS.seed, "random seed of the initial image and transforms"),
+    Option("fft", boolean, _DEFAULTS.fft, "parameterize the image in Fourier space (lucent's fft)"),
+    Option("decorrelate", boolean, _DEFAULTS.decorrelate, "decorrelate colours (lucent's decorrelate)"),
+    Option(
+        "transforms",
+        choice("standard", "none"),
+        _DEFAULTS.transforms,
+        "lucent's standard transforms, or none",
+    ),
 )
 assert {o.name for o in FEATUREVIS_SETTINGS} == {f.name for f in fields(FeatureVisSettings)}
 

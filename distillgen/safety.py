@@ -20,9 +20,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from distillgen.diagnostics import Reporter, shorten
-from distillgen.source.document import Document
+
+if TYPE_CHECKING:  # the source/ modules read files through this one
+    from distillgen.source.document import Document
 
 ALLOWED_SCHEMES = ("http", "https", "mailto")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")

@@ -38,8 +38,8 @@ from distillgen.cache import write_file
 from distillgen.checked import CheckedArticles
 from distillgen.compute import Options, Outcome, compute, records
 from distillgen.diagnostics import BuildFailed, Reporter, describe_os_error
-from distillgen.figures.unitview import links_to_page
 from distillgen.locks import Busy, alive, held
+from distillgen.paths import links_to_page
 from distillgen.project import CACHE, Project, slug_problem
 from distillgen.render import html as html_rules
 from distillgen.render.archive import archive_page
@@ -298,8 +298,8 @@ def _article_key(article: Article, outcome: Outcome, frame: str) -> str:
         frame,
         article.slug,
         article.doc.source,
-        article.bibliography.digest if article.bibliography else None,
-        sorted(article.asset_urls()),
+        article.citations.bibliography.digest if article.citations.bibliography else None,
+        sorted(article.images.urls()),
         [stamp(outcome.artifacts[need.job.key]) for need in article.needs],
     )
 

@@ -23,17 +23,18 @@ import numpy as np
 from distillgen import kernels
 from distillgen.cache import Artifact
 from distillgen.compute import Catalog, Need
-from distillgen.figures.unitview import links_to_page, unit_page_path
-from distillgen.figures.weights import kernel_grid
 from distillgen.jobs import Dataset, ExamplesJob, FeatureVisJob, WeightsJob
+from distillgen.paths import links_to_page, unit_page_path
 from distillgen.render.colors import same_size
+from distillgen.render.kernelgrid import kernel_grid
 from distillgen.render.reuse import stamp
+from distillgen.source.atlasrequest import AtlasRequest
 from distillgen.units import ModelInfo, parse_spec
 
 if TYPE_CHECKING:
     from distillgen.atlas import Atlas
 
-DIVERSITY = 4  # images in the diversity set of a unit an article shows
+DIVERSITY = AtlasRequest.diversity  # an article's unit's page shows a diversity set as an atlas's
 SHOWN = 8  # strongest inputs and outputs on a page
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
+from distillgen.batches import Finished, Shipment, describe_exception
 from distillgen.engine import run_jobs
 from distillgen.engine.device import describe_device
 from distillgen.engine.models import LoadedModel, ModelError, ModelStore, load_model
-from distillgen.executors import Finished, Shipment, describe_exception
 from distillgen.units import ModelSpec, parse_spec
 
 _models: dict[str, LoadedModel] = {}  # shipment digest -> model, for this worker's lifetime

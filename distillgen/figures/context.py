@@ -19,6 +19,7 @@ from distillgen.diagnostics import Code, suggest
 from distillgen.dictionaries import attach
 from distillgen.figures.base import Rendered
 from distillgen.jobs import FeatureVisSettings, ResultError
+from distillgen.labels import Asset, Target
 from distillgen.options import featurevis_settings
 from distillgen.safety import resolve_inside
 from distillgen.units import ModelError, ModelInfo, ModelSpec, SpecError, UnitRef
@@ -26,7 +27,7 @@ from distillgen.units import ModelError, ModelInfo, ModelSpec, SpecError, UnitRe
 if TYPE_CHECKING:
     from markdown_it.token import Token
 
-    from distillgen.article import Article, Target
+    from distillgen.article import Article
     from distillgen.cache import Artifact
     from distillgen.source.frontmatter import FrontMatter
 
@@ -44,14 +45,6 @@ class _Reports:
         self._article.warning(line, message, code)
 
 
-@dataclass(frozen=True)
-class Asset:
-    """A local file a page shows: where it is, and its URL inside the article's folder."""
-
-    url: str
-    path: Path
-
-
 class CheckContext(_Reports):
     """For `check`: the front matter, references and citations, local files, the model spec."""
 
@@ -67,7 +60,7 @@ class CheckContext(_Reports):
     def want(self, label: str, line: int, how: str, counter: str | None = None) -> None:
         """A reference to `label` (to a numbered `counter`, e.g. "Equation", when given),
         resolved once the whole article has been seen."""
-        self._article.want(label, line, how, counter)
+        self._article.labels.want(label, line, how, counter)
 
     def define(self, label: str, text: str, line: int) -> None:
         """A label for something unnumbered (a code listing): references show `text`."""
@@ -244,17 +237,18 @@ class RenderContext:
         self._cards.setdefault(anchor, html)
 
     def target(self, label: str) -> Target | None:
-        return self._article.target(label)
+        return self._article.labels.target(label)
 
     def shown(self, target: Target) -> str:
         """What a reference to `target` shows without text of its own, as HTML."""
         return self._article.shown(target)
 
     def citation(self, key: str) -> int | None:
-        return self._article.citations.get(key)
+        return self._article.citations.numbers.get(key)
 
     def short_authors(self, key: str) -> str:
-        return self._article.bibliography.short_authors(key)
+        bibliography = self._article.citations.bibliography
+        return bibliography.short_authors(key) if bibliography is not None else key
 
 
 def _result(artifact: Artifact, job):

@@ -9,7 +9,8 @@ from html import escape
 
 from distillgen.figures.admonition import CLASS
 from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
-from distillgen.figures.context import Asset, CheckContext, RenderContext
+from distillgen.figures.context import CheckContext, RenderContext
+from distillgen.labels import Asset
 from distillgen.options import Argument, Option, choice, text
 from distillgen.safety import url_problem
 from distillgen.source.document import plain_text

@@ -1,15 +1,13 @@
 """Shared by the kinds that show units: the featurevis job of a unit, its image and hover card
-(larger image, address, model, objective value), and where its unit page lives."""
+(larger image, address, model, objective value), and the link to its unit page."""
 
 from __future__ import annotations
 
-import hashlib
-import re
 from html import escape
-from pathlib import Path
 
 from distillgen.figures.context import RenderContext
 from distillgen.jobs import FeatureVisJob, FeatureVisSettings
+from distillgen.paths import links_to_page, unit_page_path
 from distillgen.units import ModelSpec, UnitRef
 
 THUMBNAIL = 96  # CSS pixels of a unit in a grid
@@ -47,23 +45,6 @@ def unit_card(ctx: RenderContext, job: FeatureVisJob, label: str, image: int = 0
     return anchor
 
 
-def page_href(job) -> str | None:
+def page_href(job: FeatureVisJob) -> str | None:
     """The unit page of a featurevis job's unit, relative to an article page (or None)."""
     return "../" + unit_page_path(job.model, job.layer, job.unit) if links_to_page(job) else None
-
-
-def unit_page_path(model: str, layer: str, unit: int) -> str:
-    """The page's path inside the site."""
-    return f"units/{model_folder(model)}/{layer}/{unit}.html"
-
-
-def model_folder(model: str) -> str:
-    if re.fullmatch(r"[\w@.:-]+", model):
-        return model.replace(":", "-")
-    digest = hashlib.sha256(model.encode()).hexdigest()[:8]  # file specs: absolute paths
-    return f"{re.sub(r'[^A-Za-z0-9]+', '-', Path(model.split(':')[0]).stem)}-{digest}"
-
-
-def links_to_page(job) -> bool:
-    """Featurevis jobs that show one unit as itself get a page (not negatives, directions)."""
-    return isinstance(job, FeatureVisJob) and job.objective == "channel" and not job.diversity

@@ -70,7 +70,7 @@ def _math_block(self, tokens, idx, options, env) -> str:
     token = tokens[idx]
     latex, name = split_label(token.content)
     name = token.info if token.type == "math_block_label" else name
-    return equation_html(to_mathml(latex, True), env["article"].target(name) if name else None)
+    return equation_html(to_mathml(latex, True), env["article"].labels.target(name) if name else None)
 
 
 def equation_html(mathml: str, target) -> str:
@@ -117,7 +117,7 @@ def _footnote_ref(self, tokens, idx, options, env) -> str:
 
 def _link_open(self, tokens, idx, options, env) -> str:
     token = tokens[idx]
-    target = env["article"].link_target(str(token.attrs.get("href", "")))
+    target = env["article"].labels.link_target(str(token.attrs.get("href", "")))
     if target is not None:  # `[](label)` as MyST writes it links to `#label`
         token.attrSet("href", f"#{target.anchor}")
     html = self.renderToken(tokens, idx, options, env)
@@ -146,7 +146,7 @@ def raw_images(html: str) -> list[str]:
 def _image(self, tokens, idx, options, env) -> str:
     token = tokens[idx]
     if local_image(str(token.attrs.get("src", ""))):
-        token.attrs["src"] = env["article"].asset_url(str(token.attrs["src"]))
+        token.attrs["src"] = env["article"].images.url(str(token.attrs["src"]))
     token.attrs["loading"] = "lazy"
     return self.image(tokens, idx, options, env)
 
@@ -159,7 +159,7 @@ def _raw_html(self, tokens, idx, options, env) -> str:
         src = match[2] or match[3] or match[4] or ""
         if not local_image(src):
             return match[0]
-        return f'{match[1]}"{escape(env["article"].asset_url(src))}"'
+        return f'{match[1]}"{escape(env["article"].images.url(src))}"'
 
     return _RAW_IMG_SRC.sub(published, tokens[idx].content)
 

@@ -7,13 +7,16 @@ import re
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 
 from distillgen import __version__
-from distillgen.article import Article, Footnote, Heading, Reference
 from distillgen.source.frontmatter import FrontMatter
 from distillgen.source.siteconfig import SiteConfig
+
+if TYPE_CHECKING:  # what a page shows of an article (render/ is imported by article.py)
+    from distillgen.article import Article, Footnote, Heading, Reference
 
 
 def templates_dir() -> Path:
@@ -59,7 +62,7 @@ def render_article(
     config: SiteConfig,
 ) -> str:
     url = config.article_url(article.slug)
-    bibliography = article.bibliography
+    bibliography = article.citations.bibliography
     scholar_references = [bibliography.scholar_reference(r.key) for r in references] if bibliography else []
     return env.get_template("article.html").render(
         version=__version__,

@@ -21,6 +21,7 @@ import yaml
 from distillgen.diagnostics import suggest
 from distillgen.jobs import DictionarySettings
 from distillgen.options import integer, number
+from distillgen.zoo import DEFAULT_DATASET
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -58,7 +59,7 @@ class Declaration:
     path: Path  # the file it is declared in, for errors at plan time
     line: int
     model: str | None = None  # as written; None: the article's model
-    dataset: str = "shapes"
+    dataset: str = DEFAULT_DATASET
     count: int = 1000
     sample_seed: int = 0
     settings: DictionarySettings = DictionarySettings()
@@ -136,7 +137,7 @@ def _declaration(name, name_node, node, path, line_of, report) -> Declaration | 
         path=path,
         line=line_of(name_node),
         model=values.get("model"),
-        dataset=str(values.get("dataset", "shapes")),
+        dataset=str(values.get("dataset", DEFAULT_DATASET)),
         count=int(values.get("count", 1000)),
         sample_seed=int(values.get("sample-seed", 0)),
         settings=settings,

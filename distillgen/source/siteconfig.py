@@ -21,6 +21,7 @@ import yaml
 
 from distillgen.diagnostics import Reporter, suggest
 from distillgen.safety import url_problem
+from distillgen.source.atlasrequest import LIMITS, AtlasRequest
 from distillgen.source.dictionaries import declarations
 from distillgen.source.frontmatter import (
     Author,
@@ -37,23 +38,6 @@ from distillgen.source.frontmatter import (
 
 CONFIG_NAME = "distillgen.yml"
 DEFAULT_TITLE = "distillgen"
-
-
-@dataclass(frozen=True)
-class AtlasRequest:
-    """A Microscope of one model: a page per layer and per unit (atlas.py).
-
-    `path`/`line` say where it was asked for (None for the command line)."""
-
-    model: str  # the spec as written
-    layers: tuple[str, ...] = ()  # as written; () = every convolutional layer
-    featurevis: dict[str, Any] = field(default_factory=dict)  # option -> value (FEATUREVIS_SETTINGS)
-    diversity: int = 4  # images in each unit's diversity set; 0 for none
-    examples: int = 8  # dataset examples shown each way (most and least exciting); 0 for none
-    dataset: str = "shapes"  # the probe set of the examples: 'shapes' or a folder
-    base: Path = Path(".")  # what relative model files and dataset folders are relative to
-    path: Path | None = None
-    line: int | None = None
 
 
 @dataclass(frozen=True)
@@ -104,11 +88,11 @@ ATLAS_KEYS = {
     "model": "model spec (required), e.g. shapes",
     "layers": "the layers to show, e.g. [conv2, mixed3] (default: every convolutional layer)",
     "featurevis": "feature visualization settings, e.g. {steps: 256}",
-    "diversity": "images in each unit's diversity set (0 for none, default 4)",
-    "examples": "dataset examples each way per unit (0 for none, default 8)",
-    "dataset": "probe set of the examples: 'shapes', 'glyphs' or a folder of images (default shapes)",
+    "diversity": f"images in each unit's diversity set (0 for none, default {AtlasRequest.diversity})",
+    "examples": f"dataset examples each way per unit (0 for none, default {AtlasRequest.examples})",
+    "dataset": "probe set of the examples: 'shapes', 'glyphs' or a folder of images "
+    f"(default {AtlasRequest.dataset})",
 }
-LIMITS = {"diversity": (0, 16), "examples": (0, 64)}
 
 
 def load_site_config(src: Path, reporter: Reporter) -> SiteConfig:

@@ -94,6 +94,8 @@ TASKS = {
     ),
 }
 
+DEFAULT_DATASET = "shapes"  # the probe set of a figure or atlas that names none
+
 ZOO = {
     "shapes": ZooModel("shapes", "shapes", "inception", (0, 1), "a small InceptionV1-like CNN"),
     "glyphs": ZooModel("glyphs", "glyphs", "inception", (0, 1), "a small InceptionV1-like CNN"),
@@ -109,3 +111,4 @@ ZOO = {
         Auxiliary("mixed3", 2.0),
     ),
 }
+DEFAULT_MODEL = "shapes"  # the model of an article (or dictionary) that names none
