@@ -39,7 +39,7 @@ from functools import cached_property
 from pathlib import Path
 
 from distillgen.jobs import read_result
-from distillgen.units import ModelInfo
+from distillgen.units import DESCRIPTION_VERSION, ModelInfo
 
 RECORD = "record.json"
 QUARANTINE = "quarantine"
@@ -216,7 +216,10 @@ class Cache:
     def model_info(self, fingerprint: str) -> ModelInfo | None:
         path = self.root / "models" / f"{fingerprint}.json"
         try:
-            return ModelInfo.from_json(json.loads(path.read_text(encoding="utf-8")))
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and data.get("version") != DESCRIPTION_VERSION:
+                return None  # made by other code: described again
+            return ModelInfo.from_json(data)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError):

@@ -550,10 +550,11 @@ def models(spec: str | None) -> None:
     click.echo(f"checksum       {model.checksum}")
     if model.aliases:
         click.echo("aliases        " + ", ".join(f"{a} → {n}" for a, n in model.aliases.items()))
-    click.echo(f"\n{'layer':<36} {'output shape':<16} units")
-    for layer in model.layers.values():
-        shape = layer.shape_text
-        click.echo(f"{layer.name:<36} {shape:<16} {layer.channels}")
+    click.echo(f"\n{'layer (inner layers indented)':<48} {'output shape':<16} units")
+    for depth, name in model.outline():
+        layer = model.layer(name)
+        shown = name if name == layer.name else f"{name} (= {layer.name})"
+        click.echo(f"{'  ' * depth + shown:<48} {layer.shape_text:<16} {layer.channels}")
 
 
 @main.command()

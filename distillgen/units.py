@@ -208,15 +208,66 @@ class ModelInfo:
         if resolved in self.layers:
             return self.layers[resolved]
         names = [*self.layers, *self.aliases]
-        parent = name.rsplit(".", 1)[0] if "." in name else None
-        nearby = [n for n in self.layers if parent and n.startswith(parent + ".")] or self.top_level()
+        parent = self._container(name)
+        nearby = self.children(parent) if parent else self.top_level()
         # dictionary names are short ('m4'): one changed character is a likely typo
         hint = suggest(name, names) or suggest(name, self.dictionaries, cutoff=0.5)
         raise ModelError(
             f"unknown layer '{name}' in model '{self.spec}'{hint}; "
-            f"{'layers in ' + parent if parent and nearby != self.top_level() else 'layers'}: "
-            + ", ".join(nearby)
+            f"{'layers in ' + parent if parent else 'layers'}: " + ", ".join(nearby)
         )
+
+    def _container(self, name: str) -> str | None:
+        """The nearest layer that module path `name` would be inside (`layer3` of `layer3.9`)."""
+        while "." in name:
+            name = name.rsplit(".", 1)[0]
+            resolved = self.aliases.get(name, name)
+            if resolved in self.layers:
+                return resolved
+        return None
+
+    def parent(self, name: str) -> str | None:
+        """The layer that layer `name` is directly inside (by module path, or lucent's flat
+        names: `mixed4a` of `mixed4a_5x5`), or None for a top-level layer."""
+        return self._container(name) or (self.block_of(name) if self.block_of(name) != name else None)
+
+    def children(self, name: str) -> list[str]:
+        """The layers directly inside layer `name`, in the network's order."""
+        return [n for n in self.layers if self.parent(n) == name]
+
+    def outline(self) -> list[tuple[int, str]]:
+        """Every layer and module-path alias as the model is built, with its depth: each
+        top-level layer (a ResNet's stage), then what is inside it (its blocks, among them the
+        last, an alias of the stage; then their layers), depth first."""
+        found: list[tuple[int, str]] = []
+        nodes: list[str] = [*self.layers, *(a for a in self.aliases if "." in a)]
+
+        def up(name: str) -> str | None:
+            path = name
+            while "." in path:
+                path = path.rsplit(".", 1)[0]
+                if path in self.layers or path in self.aliases:
+                    return path
+            return self.block_of(name) if self.block_of(name) != name else None
+
+        order = {name: index for index, name in enumerate(self.layers)}
+        inside: dict[str, list[str]] = {}
+
+        def position(node: str) -> int:
+            return order[self.aliases.get(node) or node]
+
+        for node in sorted(nodes, key=position):
+            if (parent := up(node)) is not None:
+                inside.setdefault(parent, []).append(node)
+
+        def visit(name: str, depth: int) -> None:
+            found.append((depth, name))
+            for child in inside.get(name, ()):
+                visit(child, depth + 1)
+
+        for top in self.top_level():
+            visit(top, 0)
+        return found
 
     def top_level(self) -> list[str]:
         """The layers inside no other (`block_of`), in the network's order."""
@@ -255,6 +306,7 @@ class ModelInfo:
 
     def to_json(self) -> dict:
         return {
+            "version": DESCRIPTION_VERSION,
             "spec": self.spec,
             "input_size": self.input_size,
             "preprocessing": self.preprocessing,
@@ -279,6 +331,10 @@ class ModelInfo:
 
 
 WEIGHTS = Path(__file__).resolve().parent / "zoo" / "weights"
+# Bumped when describing a model gives other layers or aliases (2: containers such as a
+# ResNet's stages are layers; a submodule whose output is its parent's is an alias of it):
+# a cached description of another version is described again.
+DESCRIPTION_VERSION = 2
 
 
 def fingerprint(spec: ModelSpec) -> str:

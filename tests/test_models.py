@@ -117,6 +117,101 @@ def test_lucent_inceptionv1_branches_belong_to_their_blocks_and_unit_pages_read_
     assert shapes.block_of("mixed3.b3x3_reduce") == "mixed3"
 
 
+@pytest.fixture(scope="module")
+def resnet50():
+    return load_model(parse_spec("torchvision:resnet50@untrained"))
+
+
+def test_a_resnet_is_addressed_as_it_is_built_stages_blocks_and_inner_layers(resnet50):
+    model = resnet50
+    assert model.top_level() == [
+        *("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc")
+    ]
+    assert model.layers["layer3"].shape == (1024, 14, 14) and model.layers["layer3.2"].channels == 1024
+    assert model.layers["layer3.2.conv2"].shape == (256, 14, 14)
+    # a stage's last block makes the stage's very output: one layer, two names
+    assert model.layer("layer3.5") is model.layers["layer3"] and model.aliases["layer3.5"] == "layer3"
+    # a block's bn3 is changed in place by the skip's addition and the ReLU: not a layer
+    assert "layer3.2.bn3" not in model.layers and "layer3.2.bn3" not in model.aliases
+    assert model.check_order("layer3.1", "layer3.2") is None
+    with pytest.raises(ModelError, match=r"unknown layer 'layer3.9' .*; layers in layer3: layer3.0, layer3.1, "):
+        model.layer("layer3.9")
+    with pytest.raises(ModelError, match=r"unknown layer 'layer5' .*; layers: conv1, bn1, relu, maxpool, layer1, "):
+        model.layer("layer5")
+    outline = model.outline()
+    assert outline[4:7] == [(0, "layer1"), (1, "layer1.0"), (2, "layer1.0.conv1")]
+    assert (1, "layer3.5") in outline and (2, "layer3.5.conv1") in outline  # an alias keeps its layers
+
+
+def test_distillgen_models_lists_a_resnet_stage_first_then_its_blocks():
+    listing = run_cli("models", "torchvision:resnet18@untrained")
+    assert listing.exit_code == 0, listing.output
+    lines = listing.output.splitlines()
+    header = next(index for index, line in enumerate(lines) if line.startswith("layer ("))
+    rows = [line.split()[0] for line in lines[header + 1 :]]
+    assert rows[:8] == ["conv1", "bn1", "relu", "maxpool", "layer1", "layer1.0", "layer1.0.conv1", "layer1.0.bn1"]
+    assert "  layer1.1 (= layer1)" in listing.output
+
+
+def test_figures_of_a_resnets_stage_block_and_inner_layer_and_a_circuit_between_blocks(tmp_path, resnet50):
+    """The kinds on ResNet-50 through check, plan, compute and render (unit pages aside: the
+    outgoing weights of a 1,024-unit stage into a 2,048-unit one are an hour on this CPU)."""
+    from distillgen.compute import Options
+    from distillgen.diagnostics import Reporter
+    from distillgen.project import Project
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "resnet.md").write_text(
+        textwrap.dedent(
+            """\
+            ---
+            title: ResNet stages
+            model: torchvision:resnet50@untrained
+            featurevis: {steps: 2, size: 32}
+            ---
+
+            ```{featurevis} layer3:0, layer3.2:1, layer3.2.conv2:2
+            Units of a stage, a block and a layer inside it.
+            ```
+
+            ```{examples} layer3:0
+            :count: 12
+            :top: 2
+            A stage's unit's strongest images.
+            ```
+
+            ```{examples} layer3.2.conv2:2
+            :count: 12
+            :top: 2
+            An inner layer's.
+            ```
+
+            ```{circuit} layer3.2:1
+            :inputs: layer3.1
+            :top: 2
+            Between two blocks.
+            ```
+            """
+        )
+    )
+    reporter = Reporter()
+    project = Project.open(src, reporter, Options(device="cpu"), cache_dir=tmp_path / "cache")
+    (article,) = project.load_articles()
+    project.plan([article])
+    outcome = project.compute([article])
+    assert not reporter.errors, [str(d) for d in reporter.diagnostics]
+    addresses = {job.kind: set() for _, _, planned in article.figures() for job in planned.jobs}
+    for _, _, planned in article.figures():
+        for job in planned.jobs:
+            addresses[job.kind].add(job.address)
+    assert {"layer3:0", "layer3.2:1", "layer3.2.conv2:2"} <= addresses["featurevis"]
+    assert addresses["examples"] == {"layer3:0", "layer3.2.conv2:2"}
+    assert addresses["weights"] == {"layer3.1 -> layer3.2:1"}
+    body, _, _ = article.render(outcome.artifacts)
+    assert body.count("<figure") == 4 and "layer3.1:" in body
+
+
 def test_torchvision_googlenet_with_circuits_aliases():
     model = load_model(parse_spec("torchvision:googlenet@untrained"))
     assert model.aliases["mixed4c"] == "inception4c"

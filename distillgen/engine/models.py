@@ -231,7 +231,7 @@ def _describe(
     card: str = "",
 ) -> LoadedModel:
     module.eval()
-    layers = _layer_shapes(module, input_size)
+    layers, inner = _layer_shapes(module, input_size)
     state = module.state_dict()
     return LoadedModel(
         spec=spec,
@@ -240,28 +240,33 @@ def _describe(
         preprocessing=preprocessing,
         layers=layers,
         checksum=weights_checksum(state),
-        aliases={a: n for a, n in (aliases or {}).items() if n in layers},
+        aliases={**inner, **{a: n for a, n in (aliases or {}).items() if n in layers}},
         card=card,
     )
 
 
-def _layer_shapes(module: nn.Module, input_size: int) -> OrderedDict[str, Layer]:
-    """Output shape of every named submodule, from one forward pass; hooks always removed."""
+def _layer_shapes(module: nn.Module, input_size: int) -> tuple[OrderedDict[str, Layer], dict[str, str]]:
+    """Output shape of every named submodule whose output is a tensor (leaves, blocks and
+    containers: a ResNet's `layer3`, `layer3.1`, `layer3.1.conv2`), from one forward pass, in
+    the order their outputs are made; and aliases: a submodule whose output *is* its parent's
+    (a stage's last block, a concatenation inside a block) names the parent. Hooks always
+    removed."""
     shapes: OrderedDict[str, Layer] = OrderedDict()
     outputs: dict[str, torch.Tensor] = {}  # kept alive: ids of freed tensors get reused
+    versions: dict[str, int] = {}  # each output's version counter when it was made
     handles = []
 
     def record(name):
         def hook(_module, _inputs, output):
             if isinstance(output, torch.Tensor) and output.dim() in (2, 4) and name not in shapes:
                 shapes[name] = Layer(name, tuple(output.shape[1:]))
-                outputs[name] = output
+                outputs[name], versions[name] = output, output._version
 
         return hook
 
     try:
         for name, child in module.named_modules():
-            if name and not isinstance(child, (nn.Sequential, nn.ModuleList)):
+            if name and not isinstance(child, nn.ModuleList | nn.ModuleDict):  # not callable
                 handles.append(child.register_forward_hook(record(name)))
         with torch.no_grad():
             module(torch.zeros(1, 3, input_size, input_size))
@@ -271,15 +276,19 @@ def _layer_shapes(module: nn.Module, input_size: int) -> OrderedDict[str, Layer]
         for handle in handles:
             handle.remove()
 
-    def redundant(name: str) -> bool:
+    aliases = {}
+    for name in list(shapes):
         parent = name.rsplit(".", 1)[0]
-        # A submodule whose output *is* its parent's output (a concat inside a block) is the
-        # parent; the inner `.conv` of a conv+ReLU wrapper is its pre-ReLU map.
-        return (
-            "." in name and parent in shapes and (outputs[name] is outputs[parent] or name.endswith(".conv"))
-        )
-
-    return OrderedDict((n, layer) for n, layer in shapes.items() if not redundant(n))
+        if "." not in name or parent not in shapes:
+            continue
+        if outputs[name] is outputs[parent] and versions[name] == versions[parent]:
+            aliases[name] = parent  # the same map (a stage's last block, a block's concat)
+            del shapes[name]
+        elif outputs[name] is outputs[parent] or name.endswith(".conv"):
+            # a map its parent then changed in place (a ResNet block's bn3, by the skip's
+            # addition and the ReLU), or a conv+ReLU wrapper's pre-ReLU conv: not a layer
+            del shapes[name]
+    return shapes, aliases
 
 
 def _card_text(path: Path) -> str:
