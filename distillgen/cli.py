@@ -532,6 +532,7 @@ def models(spec: str | None) -> None:
         for known in KNOWN_SPECS:
             click.echo(f"  {known}")
         click.echo("  torchvision:<name>, lucent:inceptionv1, the zoo's: add @untrained for random weights")
+        click.echo("  torchvision:<name>@weights.pth, lucent:inceptionv1@weights.pth: a state dict you have")
         click.echo("  path/model.py:factory[@weights.pth], path/model.pt (TorchScript)")
         return
     from distillgen.engine.models import ModelError, load_model

@@ -42,7 +42,7 @@ class ModelSpec:
     kind: str  # a zoo network (a key of zoo.ZOO) | lucent | torchvision | python | torchscript
     name: str  # seed for a zoo network, model name, or file path
     factory: str | None = None
-    weights: str | None = None  # state-dict path for "python"
+    weights: str | None = None  # a state dict's path: "python", and lucent or torchvision models
     untrained: bool = False
 
     def __str__(self) -> str:
@@ -50,7 +50,7 @@ class ModelSpec:
         if self.kind in ZOO:
             return self.kind + (suffix or ("" if self.name == "0" else f"@{self.name}"))
         if self.kind in ("lucent", "torchvision"):
-            return f"{self.kind}:{self.name}{suffix}"
+            return f"{self.kind}:{self.name}" + (f"@{self.weights}" if self.weights else suffix)
         if self.kind == "python":
             return f"{self.name}:{self.factory}" + (f"@{self.weights}" if self.weights else "")
         return self.name
@@ -94,13 +94,18 @@ def parse_spec(text: str, base: Path | None = None) -> ModelSpec:
             raise SpecError(f"unknown model spec '{text}'{close}; the zoo ships " + ", ".join(ZOO))
     for prefix in ("lucent", "torchvision"):
         if name.startswith(prefix + ":"):
-            if tag not in ("", "untrained"):
-                raise SpecError(f"unknown tag '@{tag}' in '{text}': the only tag is '@untrained'")
             model = name[len(prefix) + 1 :]
             if not re.fullmatch(r"[a-z][a-z0-9_]*", model):
                 raise SpecError(f"'{model}' is not a model name in '{text}'")
             if prefix == "lucent" and model != "inceptionv1":
                 raise SpecError(f"lucent ships one model, 'lucent:inceptionv1', not '{text}'")
+            if tag not in ("", "untrained"):  # the weights, from a state dict the author has
+                if "." not in tag and "/" not in tag:  # a name, not a file: a misread tag
+                    raise SpecError(
+                        f"unknown tag '@{tag}' in '{text}': write '@untrained' for random weights, "
+                        "or '@path/to/weights.pth' for a state dict you have"
+                    )
+                return ModelSpec(prefix, model, weights=str(_absolute(tag, base)))
             return ModelSpec(prefix, model, untrained=tag == "untrained")
     if match := _PYTHON.match(text):
         weights = match["weights"]
@@ -114,7 +119,8 @@ def parse_spec(text: str, base: Path | None = None) -> ModelSpec:
         return ModelSpec("torchscript", str(_absolute(text, base)))
     raise SpecError(
         f"unknown model spec '{text}'; use one of: shapes, shapes@untrained, glyphs, shapes-vgg, "
-        "lucent:inceptionv1, torchvision:<name>, path/model.py:factory[@weights.pth], path/model.pt"
+        "lucent:inceptionv1[@weights.pth], torchvision:<name>[@weights.pth], "
+        "path/model.py:factory[@weights.pth], path/model.pt"
     )
 
 
@@ -349,10 +355,11 @@ def fingerprint(spec: ModelSpec) -> str:
         parts.append(_file_digest(ZOO[spec.kind].source(), "model file"))
         if not spec.untrained:
             parts.append(_file_digest(ZOO[spec.kind].weights(int(spec.name)), "weights file"))
-    elif spec.kind == "lucent":
-        parts.append("torch-lucent " + package_version("torch-lucent"))
-    elif spec.kind == "torchvision":
-        parts.append("torchvision " + package_version("torchvision"))
+    elif spec.kind in ("lucent", "torchvision"):
+        package = "torch-lucent" if spec.kind == "lucent" else "torchvision"
+        parts.append(f"{package} {package_version(package)}")  # the architecture's code
+        if spec.weights:
+            parts.append(_file_digest(Path(spec.weights), "weights file"))
     else:
         parts.append(_file_digest(Path(spec.name), "model file"))
         if spec.weights:

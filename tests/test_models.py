@@ -328,3 +328,46 @@ def test_rebuilding_the_example_site_does_not_import_torch(example_build, tmp_pa
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=600)
+
+
+def test_lucent_and_torchvision_models_load_weights_from_a_file_the_author_names(tmp_path):
+    """Offline, `lucent:inceptionv1@FILE` and `torchvision:NAME@FILE` read a state dict
+    (weights_only); the weights file keys the figures and its sha256 is the record's checksum."""
+    import hashlib
+
+    from distillgen.units import fingerprint
+
+    for spec, layer in (("lucent:inceptionv1", "conv2d0"), ("torchvision:resnet18", "conv1")):
+        untrained = load_model(parse_spec(f"{spec}@untrained"))
+        state = untrained.module.state_dict()
+        weight = next(name for name in state if name.startswith(layer) and name.endswith("weight"))
+        state[weight] = state[weight] * 2
+        path = tmp_path / f"{spec.split(':')[1]}.pth"
+        torch.save(state, path)
+        parsed = parse_spec(f"{spec}@{path.name}", tmp_path)
+        assert str(parsed) == f"{spec}@{path}" and parse_spec(str(parsed)) == parsed
+        loaded = load_model(parsed)
+        assert torch.equal(loaded.module.state_dict()[weight], state[weight])
+        assert loaded.checksum == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert fingerprint(parsed) != fingerprint(parse_spec(f"{spec}@untrained"))
+        assert list(loaded.layers) == list(untrained.layers)
+
+
+def test_a_bad_weights_file_is_an_error_at_the_articles_line(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    torch.save({"conv.weight": [1, 2]}, src / "lists.pth")  # a dict, but not of tensors
+    torch.save({"conv.weight": torch.zeros(1)}, src / "other.pth")  # another model's
+    article = "---\ntitle: W\n---\n\n" + "".join(
+        f"```{{featurevis}} layer1:0\n:model: torchvision:resnet18@{name}\nA caption.\n```\n\n"
+        for name in ("missing.pth", "lists.pth", "other.pth")
+    )
+    (src / "a.md").write_text(article)
+    result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    path = src / "a.md"
+    assert f"{path}:6: error: weights file not found: {src / 'missing.pth'}" in result.stderr
+    assert f"{path}:11: error: {src / 'lists.pth'} holds a dict, but not one of tensors by name" in result.stderr
+    assert f"{path}:16: error: the weights in {src / 'other.pth'} do not fit 'torchvision:resnet18@" in (
+        result.stderr
+    )

@@ -7,6 +7,8 @@ weights checksum that enters every job key. `ModelStore` loads each spec once pe
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import importlib.util
 import json
 import re
@@ -83,15 +85,15 @@ def _load_lucent(spec: ModelSpec) -> LoadedModel:
     from lucent.modelzoo import inceptionv1
     from lucent.modelzoo.inceptionv1.InceptionV1 import model_urls
 
-    if spec.untrained:
-        torch.manual_seed(0)
-        module = inceptionv1(pretrained=False)
-    else:
-        url = model_urls["inceptionv1"]
-        module = inceptionv1(pretrained=False)
-        module.load_state_dict(_download(url, str(spec)))
+    torch.manual_seed(0)
+    module = inceptionv1(pretrained=False)
+    if spec.weights:
+        _load_weights(module, Path(spec.weights), str(spec))
+    elif not spec.untrained:
+        _load_weights(module, _download(model_urls["inceptionv1"], str(spec)), str(spec))
     card = "InceptionV1 (GoogLeNet) as used in the Circuits thread, from lucent's model zoo."
-    return _describe(str(spec), module, 224, "lucent", card=card)
+    model = _describe(str(spec), module, 224, "lucent", card=card)
+    return _with_file_checksum(model, spec)
 
 
 def _load_torchvision(spec: ModelSpec) -> LoadedModel:
@@ -105,15 +107,16 @@ def _load_torchvision(spec: ModelSpec) -> LoadedModel:
     torch.manual_seed(0)
     kwargs = {"aux_logits": False, "init_weights": True} if spec.name in ("googlenet", "inception_v3") else {}
     module = builder(weights=None, **kwargs)
-    if not spec.untrained:
-        weights = torchvision.models.get_model_weights(spec.name).DEFAULT
-        state = _download(weights.url, str(spec))
-        module.load_state_dict({k: v for k, v in state.items() if not k.startswith("aux")}, strict=False)
+    if spec.weights:
+        _load_weights(module, Path(spec.weights), str(spec), skip="aux")
+    elif not spec.untrained:
+        url = torchvision.models.get_model_weights(spec.name).DEFAULT.url
+        _load_weights(module, _download(url, str(spec)), str(spec), skip="aux", strict=False)
     aliases = _googlenet_aliases() if spec.name == "googlenet" else {}
-    card = f"torchvision's {spec.name}" + (
-        " (random weights)" if spec.untrained else " with its default weights"
-    )
-    return _describe(str(spec), module, 224, "imagenet", aliases=aliases, card=card)
+    which = f"the weights of {spec.weights}" if spec.weights else "its default weights"
+    card = f"torchvision's {spec.name}" + (" (random weights)" if spec.untrained else f" with {which}")
+    model = _describe(str(spec), module, 224, "imagenet", aliases=aliases, card=card)
+    return _with_file_checksum(model, spec)
 
 
 def _load_python(spec: ModelSpec) -> LoadedModel:
@@ -139,11 +142,11 @@ def _load_python(spec: ModelSpec) -> LoadedModel:
     if not isinstance(module, nn.Module):
         raise ModelError(f"{path}:{spec.factory}() returned {type(module).__name__}, not a torch nn.Module")
     if spec.weights:
-        module.load_state_dict(_load_state_dict(Path(spec.weights)))
+        _load_weights(module, Path(spec.weights), str(spec))
     size = int(getattr(module, "input_size", 224))
-    return _describe(
-        str(spec), module, size, getattr(module, "preprocessing", "none"), card=f"{path}:{spec.factory}"
-    )
+    preprocessing = getattr(module, "preprocessing", "none")
+    model = _describe(str(spec), module, size, preprocessing, card=f"{path}:{spec.factory}")
+    return _with_file_checksum(model, spec)
 
 
 def _load_torchscript(spec: ModelSpec) -> LoadedModel:
@@ -177,7 +180,27 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise ModelError(_unloadable(path, exc)) from None
     if not isinstance(state, dict):
         raise ModelError(f"{path} holds a {type(state).__name__}, not a state dict")
+    if not all(isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()):
+        raise ModelError(f"{path} holds a dict, but not one of tensors by name: not a state dict")
     return state
+
+
+def _load_weights(module: nn.Module, path: Path, spec: str, skip: str = "", strict: bool = True) -> None:
+    """The state dict in `path` into `module` (keys starting with `skip` left out: GoogLeNet's
+    auxiliary heads, which distillgen builds without); ModelError when it does not fit."""
+    state = {k: v for k, v in _load_state_dict(path).items() if not (skip and k.startswith(skip))}
+    try:
+        module.load_state_dict(state, strict=strict)
+    except RuntimeError as exc:  # missing or unexpected keys, or tensors of other shapes
+        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise ModelError(f"the weights in {path} do not fit '{spec}': {first[:300]}") from None
+
+
+def _with_file_checksum(model: LoadedModel, spec: ModelSpec) -> LoadedModel:
+    """A model loaded from a weights file the author names records that file's sha256."""
+    if not spec.weights:
+        return model
+    return dataclasses.replace(model, checksum=hashlib.sha256(Path(spec.weights).read_bytes()).hexdigest())
 
 
 def _unloadable(path: Path, exc: Exception) -> str:
@@ -198,7 +221,7 @@ def _unloadable(path: Path, exc: Exception) -> str:
 _PICKLED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
-def _download(url: str, spec: str) -> dict[str, torch.Tensor]:
+def _download(url: str, spec: str) -> Path:
     """torch.hub's checkpoint cache; offline, say exactly which file to place where."""
     target = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
     if not target.is_file():
@@ -210,7 +233,7 @@ def _download(url: str, spec: str) -> dict[str, torch.Tensor]:
                 f"Download {url} on a machine with network access and place it at {target} "
                 "(or set TORCH_HOME to a folder whose hub/checkpoints/ holds it)"
             ) from None
-    return _load_state_dict(target)
+    return target
 
 
 def _googlenet_aliases() -> dict[str, str]:
