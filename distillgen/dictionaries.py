@@ -113,7 +113,9 @@ class Dictionaries:
             layers[name] = layer
             for dictionary, (resolved, _) in mine.items():
                 if resolved.layer == name:
-                    layers[dictionary] = Layer(dictionary, (resolved.features, *layer.shape[1:]))
+                    layers[dictionary] = Layer(
+                        dictionary, (resolved.features, *layer.shape[1:]), layer.tokens
+                    )
         return dataclasses.replace(
             info, layers=layers, dictionaries={n: (r.job, a) for n, (r, a) in mine.items()}
         )

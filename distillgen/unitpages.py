@@ -29,7 +29,7 @@ from distillgen.render.colors import same_size
 from distillgen.render.kernelgrid import kernel_grid
 from distillgen.render.reuse import stamp
 from distillgen.source.atlasrequest import AtlasRequest
-from distillgen.units import ModelInfo, parse_spec
+from distillgen.units import ModelError, ModelInfo, parse_spec
 
 if TYPE_CHECKING:
     from distillgen.atlas import Atlas
@@ -157,7 +157,18 @@ def _neighbours(info: ModelInfo, layer: str) -> tuple[str | None, str | None]:
     index = convs.index(block)  # a branch inside a block reads the block before it
     before = convs[index - 1] if index > 0 else None
     after = convs[index + 1] if index + 1 < len(convs) else None
+    # a transformer's layers have no kernels between them (ModelInfo.check_kernels)
+    before = before if before and _joined(info, before, block) else None
+    after = after if after and _joined(info, block, after) else None
     return before, after
+
+
+def _joined(info: ModelInfo, source: str, target: str) -> bool:
+    try:
+        info.check_kernels(source, target)
+        return True
+    except ModelError:
+        return False
 
 
 class SiteMap:

@@ -176,6 +176,9 @@ def parse_units(text: str) -> list[UnitRef]:
 class Layer:
     name: str
     shape: tuple[int, ...]  # output shape without the batch dimension, e.g. (64, 16, 16)
+    # A transformer's tokens (batch × tokens × width), read as a map: the width's units over
+    # the grid of patch tokens, the class token left out (engine/hooks.py, `as_map`).
+    tokens: bool = False
 
     @property
     def channels(self) -> int:
@@ -183,7 +186,7 @@ class Layer:
 
     @property
     def shape_text(self) -> str:
-        return "×".join(map(str, self.shape))
+        return "×".join(map(str, self.shape)) + (" (tokens)" if self.tokens else "")
 
 
 @dataclass
@@ -201,6 +204,7 @@ class ModelInfo:
     checksum: str  # sha256 of the state dict's tensors
     aliases: dict[str, str] = field(default_factory=dict)
     card: str = ""
+    fixed_size: bool = False  # takes images of `input_size` only (a ViT): others are resized
     fingerprint: str = ""  # fingerprint(spec), set by the Catalog: jobs carry it in their keys
     # An article's dictionaries of this model, as layers (dictionaries.py): name -> (its
     # DictionaryJob, the trained jobs.Attached or None). Never stored with the description.
@@ -310,21 +314,41 @@ class ModelInfo:
         if order.index(source) >= order.index(target):
             raise ModelError(f"'{source}' does not come before '{target}' in the network")
 
+    def check_kernels(self, source: str, target: str) -> None:
+        """ModelError when no kernel joins layers `source` and `target` (canonical, in order):
+        a path through a transformer's attention, which mixes tokens by their content, not by
+        fixed weights."""
+        order = list(self.layers)
+        between = order[order.index(source) : order.index(target) + 1]
+        if any(self.layers[name].tokens for name in between):
+            raise ModelError(
+                f"no expanded weights join '{source}' and '{target}': the path between them runs "
+                "through attention, which mixes tokens by their content, not by fixed weights; "
+                "{ablation} measures what one unit does to another"
+            )
+
     def to_json(self) -> dict:
         return {
             "version": DESCRIPTION_VERSION,
             "spec": self.spec,
             "input_size": self.input_size,
             "preprocessing": self.preprocessing,
-            "layers": [[layer.name, list(layer.shape)] for layer in self.layers.values()],
+            "layers": [
+                [layer.name, list(layer.shape), *(["tokens"] if layer.tokens else [])]
+                for layer in self.layers.values()
+            ],
             "checksum": self.checksum,
             "aliases": self.aliases,
             "card": self.card,
+            "fixed_size": self.fixed_size,
         }
 
     @classmethod
     def from_json(cls, data: dict) -> ModelInfo:
-        layers = OrderedDict((name, Layer(name, tuple(shape))) for name, shape in data["layers"])
+        layers = OrderedDict(
+            (name, Layer(name, tuple(shape), tokens="tokens" in rest))
+            for name, shape, *rest in data["layers"]
+        )
         return cls(
             data["spec"],
             int(data["input_size"]),
@@ -333,14 +357,16 @@ class ModelInfo:
             data["checksum"],
             dict(data["aliases"]),
             data["card"],
+            bool(data["fixed_size"]),
         )
 
 
 WEIGHTS = Path(__file__).resolve().parent / "zoo" / "weights"
 # Bumped when describing a model gives other layers or aliases (2: containers such as a
-# ResNet's stages are layers; a submodule whose output is its parent's is an alias of it):
-# a cached description of another version is described again.
-DESCRIPTION_VERSION = 2
+# ResNet's stages are layers; a submodule whose output is its parent's is an alias of it; 3:
+# a transformer's token layers, and models that take one input size): a cached description
+# of another version is described again.
+DESCRIPTION_VERSION = 3
 
 
 def fingerprint(spec: ModelSpec) -> str:

@@ -371,3 +371,87 @@ def test_a_bad_weights_file_is_an_error_at_the_articles_line(tmp_path):
     assert f"{path}:16: error: the weights in {src / 'other.pth'} do not fit 'torchvision:resnet18@" in (
         result.stderr
     )
+
+
+VIT_ARTICLE = """\
+---
+title: A vision transformer
+model: torchvision:vit_b_16@untrained
+featurevis: {steps: 2, size: 32}
+dictionaries:
+  v3: {layer: encoder.layers.encoder_layer_3, features: 32, k: 4, steps: 20, batch: 256, count: 8}
+---
+
+```{featurevis} encoder.layers.encoder_layer_3:5, encoder.layers.encoder_layer_3.mlp.1:7
+A block's output and an MLP neuron.
+```
+
+```{examples} encoder.layers.encoder_layer_3.mlp.1:7
+:count: 8
+:top: 2
+An MLP neuron's strongest images.
+```
+
+```{tuning} encoder.layers.encoder_layer_3:5
+:range: 0 180 4
+A block's unit over orientations.
+```
+
+```{ablation} encoder.layers.encoder_layer_3:5
+:edit: zero encoder.layers.encoder_layer_2:0-99
+:count: 8
+:top: 2
+Removing a hundred units of the block before.
+```
+
+```{examples} v3:1
+:count: 8
+:top: 2
+A dictionary feature of the block.
+```
+"""
+
+
+def test_a_vision_transformers_tokens_are_read_as_a_map_over_the_patch_grid():
+    from distillgen.engine.hooks import as_map, from_map, token_grid
+
+    model = load_model(parse_spec("torchvision:vit_b_16@untrained"))
+    block, neuron = model.layers["encoder.layers.encoder_layer_3"], model.layers["encoder.layers.encoder_layer_3.mlp.1"]
+    assert block.tokens and block.shape == (768, 14, 14) and neuron.shape == (3072, 14, 14)
+    assert model.fixed_size and not load_model("shapes").fixed_size
+    assert (token_grid(197), token_grid(196), token_grid(10), token_grid(11)) == (14, 14, 3, 0)
+    tokens = torch.arange(2 * 5 * 3, dtype=torch.float32).reshape(2, 5, 3)  # a class token and 2×2 patches
+    grid = as_map(tokens)
+    assert grid.shape == (2, 3, 2, 2) and grid[1, 2, 1, 0] == tokens[1, 1 + 2, 2]  # row 1, column 0
+    assert torch.equal(from_map(grid, tokens), tokens)  # the class token kept
+
+
+def test_a_vision_transformer_article_builds_and_its_kernels_are_an_error(tmp_path):
+    import json
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "vit.md").write_text(VIT_ARTICLE)
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    result = run_cli("build", str(src), "-o", str(out), "--cache-dir", str(cache), "--yes", "-q")
+    assert result.exit_code == 0, result.output
+    records = json.loads((out / "vit" / "figures.json").read_text())["figures"]
+    kinds = {record["job"]["kind"] for record in records}
+    assert {"featurevis", "examples", "tuning", "ablation", "dictionary"} <= kinds
+    examples = [r["result"] for r in records if r["job"]["kind"] == "examples"]
+    assert all(e["receptive_field"] == 16 for e in examples)  # the patch of the token that fires
+    assert all(x1 - x0 == 16 and x0 % 16 == 0 for e in examples for x0, _, x1, _ in (x["box"] for x in e["examples"]))
+    ablation = next(r["result"] for r in records if r["job"]["kind"] == "ablation")
+    assert ablation["mean_after"] != ablation["mean_before"]
+    assert (out / "units" / "torchvision-vit_b_16@untrained" / "encoder.layers.encoder_layer_3" / "5.html").exists()
+
+    (src / "vit.md").write_text(
+        "---\ntitle: C\nmodel: torchvision:vit_b_16@untrained\n---\n\n"
+        "```{circuit} encoder.layers.encoder_layer_3:5\n:inputs: encoder.layers.encoder_layer_2\nA caption.\n```\n"
+    )
+    result = run_cli("build", str(src), "-o", str(out), "--cache-dir", str(cache))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert (
+        f"{src / 'vit.md'}:6: error: no expanded weights join 'encoder.layers.encoder_layer_2' and "
+        "'encoder.layers.encoder_layer_3': the path between them runs through attention"
+    ) in result.stderr

@@ -18,7 +18,7 @@ import torch
 
 from distillgen import datasets, stimuli
 from distillgen.engine import Output
-from distillgen.engine.featurevis import preprocessor, render
+from distillgen.engine.featurevis import model_input, render
 from distillgen.engine.hooks import capture, run
 from distillgen.engine.models import LoadedModel
 from distillgen.engine.probe import BATCH, peak, replaced_channel, responses, scaled_channels
@@ -79,7 +79,7 @@ def edited_responses(model: LoadedModel, job: AblationJob, images: np.ndarray, d
 
 
 def _edited_batch(model: LoadedModel, job: AblationJob, x: torch.Tensor) -> torch.Tensor:
-    x = preprocessor(model.preprocessing)(x)
+    x = model_input(model)(x)
     order = list(model.layers)
     target = (job.layer, job.unit)
     groups: dict[tuple[str, int], list[Edit]] = {}  # edges by the unit they go into

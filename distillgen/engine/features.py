@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from distillgen.engine.dictionary import feature_activations
+from distillgen.engine.hooks import as_map, from_map
 from distillgen.engine.models import LoadedModel
 from distillgen.jobs import Attached
 from distillgen.units import Layer
@@ -119,7 +120,7 @@ def installed(model: LoadedModel, dictionaries: list[Attached]) -> Iterator[None
         for name, layer in saved_layers.items():
             layers[name] = layer
             for d in by_layer.get(name, ()):
-                layers[d.name] = Layer(d.name, (d.features, *layer.shape[1:]))
+                layers[d.name] = Layer(d.name, (d.features, *layer.shape[1:]), layer.tokens)
         for d in dictionaries:
             if d.name in modules or d.name in saved_layers:
                 raise ValueError(f"the dictionary '{d.name}' has the name of a layer of {d.model}")
@@ -139,10 +140,11 @@ def installed(model: LoadedModel, dictionaries: list[Attached]) -> Iterator[None
 
 def _reader(feature_layer: FeatureLayer):
     def hook(_module, _inputs, output):
-        features = feature_layer(output)  # its hooks: captures, edits, substitution
+        features = feature_layer(as_map(output))  # its hooks: captures, edits, substitution
         if features is feature_layer.last:
             return None
-        return output + feature_layer.contribution(feature_layer.last, features)
+        change = feature_layer.contribution(feature_layer.last, features)
+        return output + from_map(change, torch.zeros_like(output))  # a class token unchanged
 
     return hook
 

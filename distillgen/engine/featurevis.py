@@ -100,7 +100,7 @@ def _optimize(
         images, params = _parameterize(jobs, settings, device)
         objective, per_job = _objective(jobs, device)
         optimizer = torch.optim.Adam(params, lr=settings.lr)
-        preprocess = preprocessor(model.preprocessing)
+        preprocess = model_input(model)
         transforms = [standard_transforms] if settings.transforms == "standard" else []
         augment = transform.compose([*transforms, preprocess])
         np.random.seed(settings.seed)  # the transforms draw from numpy's global generator
@@ -231,6 +231,23 @@ def _term(job: FeatureVisJob, index: int, device: torch.device) -> objectives.Ob
     return objectives.direction(job.layer, vector, batch=index)
 
 
+def model_input(model: LoadedModel) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Images in [0, 1] as the model takes them: its preprocessing, and resized to its input
+    size when it takes no other (a vision transformer); a CNN takes any size as it is."""
+    preprocess = preprocessor(model.preprocessing)
+    if not model.fixed_size:
+        return preprocess
+    side = model.input_size
+
+    def fitted(x: torch.Tensor) -> torch.Tensor:
+        x = preprocess(x)
+        if x.shape[-1] == side and x.shape[-2] == side:
+            return x
+        return torch.nn.functional.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
+
+    return fitted
+
+
 def preprocessor(kind: str) -> Callable[[torch.Tensor], torch.Tensor]:
     if kind == "imagenet":
         mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -288,7 +305,7 @@ def objective_values(
     images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(255).to(device)
     terms = [_term(job, index, device) for index in range(len(pngs))]
     with torch.no_grad(), capture(model.module, [job.layer]) as outputs:
-        run(model.module, preprocessor(model.preprocessing)(images), outputs)
+        run(model.module, model_input(model)(images), outputs)
         return [-float(term(outputs.__getitem__)) for term in terms]
 
 

@@ -8,12 +8,44 @@ then captures (`capture`, which see the output as everything downstream sees it)
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
 import torch
 from torch import nn
+
+
+def token_grid(tokens: int) -> int:
+    """The side of the square grid of patch tokens among `tokens` (all of them, or all but a
+    first class token), or 0 when they make none: a transformer layer's tokens are read as a
+    map over that grid."""
+    for patches in (tokens, tokens - 1):
+        side = math.isqrt(max(patches, 0))
+        if side >= 2 and side * side == patches:
+            return side
+    return 0
+
+
+def as_map(output: torch.Tensor) -> torch.Tensor:
+    """A layer's output as [batch, units, height, width] (or [batch, units]): a transformer's
+    tokens [batch, tokens, width] as the width's units over the grid of patch tokens, the class
+    token left out; anything else as it is."""
+    if output.dim() != 3 or not token_grid(output.shape[1]):
+        return output
+    batch, tokens, width = output.shape
+    side = token_grid(tokens)
+    return output[:, tokens - side * side :].transpose(1, 2).reshape(batch, width, side, side)
+
+
+def from_map(grid: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    """`grid` (an edited `as_map(output)`) in `output`'s layout, `output`'s class token kept."""
+    if grid.dim() != 4 or output.dim() != 3:
+        return grid
+    batch, tokens, width = output.shape
+    patches = grid.reshape(batch, width, -1).transpose(1, 2)
+    return torch.cat([output[:, : tokens - patches.shape[1]], patches], dim=1)
 
 
 class _Enough(Exception):
@@ -29,7 +61,7 @@ def capture(module: nn.Module, layers: list[str]) -> Iterator[dict[str, torch.Te
 
     def hook(name: str):
         def record(_module, _inputs, output):
-            outputs.setdefault(name, output)
+            outputs.setdefault(name, as_map(output))
             if wanted.issubset(outputs):
                 raise _Enough
 

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from distillgen.diagnostics import suggest
+from distillgen.engine.hooks import token_grid
 from distillgen.units import WEIGHTS, Layer, ModelError, ModelInfo, ModelSpec, SpecError, parse_spec
 from distillgen.zoo.train import weights_checksum
 
@@ -256,6 +257,16 @@ def _describe(
     module.eval()
     layers, inner = _layer_shapes(module, input_size)
     state = module.state_dict()
+    # A transformer's position embedding is made for one grid of patches, so for one input size
+    # (torchvision's ViT refuses any other); a CNN takes any (its layers up to the one read).
+    grids = {layer.shape[-1] for layer in layers.values() if layer.tokens}
+    fixed_size = bool(grids)
+    if grids:
+        card = (
+            f"{card.rstrip('.')}. Its token layers are read as maps: the width's units over the "
+            f"{'/'.join(f'{g}×{g}' for g in sorted(grids))} grid of patch tokens, the class token "
+            f"left out; images are resized to {input_size}×{input_size} px, the only size it takes."
+        ).strip()
     return LoadedModel(
         spec=spec,
         module=module,
@@ -265,6 +276,7 @@ def _describe(
         checksum=weights_checksum(state),
         aliases={**inner, **{a: n for a, n in (aliases or {}).items() if n in layers}},
         card=card,
+        fixed_size=fixed_size,
     )
 
 
@@ -281,9 +293,16 @@ def _layer_shapes(module: nn.Module, input_size: int) -> tuple[OrderedDict[str, 
 
     def record(name):
         def hook(_module, _inputs, output):
-            if isinstance(output, torch.Tensor) and output.dim() in (2, 4) and name not in shapes:
+            if not isinstance(output, torch.Tensor) or name in shapes:
+                return
+            if output.dim() in (2, 4):
                 shapes[name] = Layer(name, tuple(output.shape[1:]))
-                outputs[name], versions[name] = output, output._version
+            elif output.dim() == 3 and token_grid(output.shape[1]):  # a transformer's tokens
+                side = token_grid(output.shape[1])
+                shapes[name] = Layer(name, (output.shape[2], side, side), tokens=True)
+            else:
+                return
+            outputs[name], versions[name] = output, output._version
 
         return hook
 

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from distillgen.engine.featurevis import preprocessor
-from distillgen.engine.hooks import capture, edited, run
+from distillgen.engine.featurevis import model_input
+from distillgen.engine.hooks import as_map, capture, edited, from_map, run
 from distillgen.engine.models import LoadedModel
 
 BATCH = 256
@@ -28,7 +28,7 @@ def map_batches(
     [batch, units] for a linear layer). Callers reduce each batch, so a large probe set on a
     large model never holds every map at once."""
     model.module.to(device)
-    prepare = preprocessor(model.preprocessing)
+    prepare = model_input(model)
     with torch.no_grad(), capture(model.module, [layer]) as outputs:
         for start in range(0, len(images), BATCH):
             x = torch.from_numpy(np.ascontiguousarray(images[start : start + BATCH])).to(device)
@@ -85,9 +85,9 @@ def _edited_output(model: LoadedModel, layer: str, edit) -> Iterator[None]:
     block ends, however it ends."""
 
     def hook(_module, _inputs, output):
-        changed = output.clone()
+        changed = as_map(output).clone()  # a transformer's tokens as a map, edited, put back
         edit(changed)
-        return changed
+        return from_map(changed, output)
 
     with edited(dict(model.module.named_modules())[layer], hook):
         yield

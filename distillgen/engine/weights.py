@@ -163,7 +163,10 @@ def pass_size(model: LoadedModel, target: str, device: torch.device, canvas: int
 def receptive_field(model: LoadedModel, layer: str, mass: float = 0.9) -> int:
     """The side in input pixels of the centred square that holds `mass` of the input gradient
     of one position of `layer` in the linearized network: the part of its (theoretical)
-    receptive field that matters, which for deep layers is much smaller than all of it."""
+    receptive field that matters, which for deep layers is much smaller than all of it. A
+    transformer's token reads every patch through attention: its patch is what it stands for."""
+    if model.layers[layer].tokens:
+        return model.input_size // model.layers[layer].shape[-1]
     module = model.module
     device = next(module.parameters()).device
     size = model.input_size

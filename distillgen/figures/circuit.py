@@ -133,6 +133,7 @@ class Circuit(DirectiveKind):
             later = [*(stage.layer for stage in stages[1:]), *(t.layer for t in targets)]
             for stage, after in zip(stages, later, strict=False):
                 info.check_order(stage.layer, after)
+                info.check_kernels(stage.layer, after)
         except ModelError as exc:
             ctx.error(at.line, str(exc))
             return None

@@ -103,6 +103,7 @@ class Weights(DirectiveKind):
             else:
                 source = info.check_units([UnitRef(wanted.source, wanted.channel)])[0].layer
             info.check_order(source, target.layer)
+            info.check_kernels(source, target.layer)
         except ModelError as exc:
             ctx.error(at.line, str(exc))
             return None
