@@ -149,8 +149,9 @@ def _outputs(
 
 
 def _neighbours(info: ModelInfo, layer: str) -> tuple[str | None, str | None]:
-    """The convolutional top-level layers before and after `layer`'s block."""
-    convs = info.convolutional_layers()
+    """The convolutional top-level layers before and after `layer`'s block; a pooling layer is
+    none (its units are its input's, pooled): InceptionV1's mixed4a reads mixed3b."""
+    convs = [name for name in info.convolutional_layers() if not info.layers[name].pooled or name == layer]
     block = info.block_of(layer)
     if block not in convs:
         return None, None

@@ -179,6 +179,7 @@ class Layer:
     # A transformer's tokens (batch × tokens × width), read as a map: the width's units over
     # the grid of patch tokens, the class token left out (engine/hooks.py, `as_map`).
     tokens: bool = False
+    pooled: bool = False  # a pooling layer's output: its input's units, pooled (not a neighbour)
 
     @property
     def channels(self) -> int:
@@ -334,7 +335,12 @@ class ModelInfo:
             "input_size": self.input_size,
             "preprocessing": self.preprocessing,
             "layers": [
-                [layer.name, list(layer.shape), *(["tokens"] if layer.tokens else [])]
+                [
+                    layer.name,
+                    list(layer.shape),
+                    *(["tokens"] if layer.tokens else []),
+                    *(["pooled"] if layer.pooled else []),
+                ]
                 for layer in self.layers.values()
             ],
             "checksum": self.checksum,
@@ -346,7 +352,7 @@ class ModelInfo:
     @classmethod
     def from_json(cls, data: dict) -> ModelInfo:
         layers = OrderedDict(
-            (name, Layer(name, tuple(shape), tokens="tokens" in rest))
+            (name, Layer(name, tuple(shape), tokens="tokens" in rest, pooled="pooled" in rest))
             for name, shape, *rest in data["layers"]
         )
         return cls(

@@ -110,8 +110,12 @@ def test_lucent_inceptionv1_branches_belong_to_their_blocks_and_unit_pages_read_
         model.layer("mixed9")
     for layer in ("mixed4a", "mixed4a_5x5"):  # a branch's page reads what its block reads
         page = unit_page(FeatureVisJob(model.spec, model.fingerprint, layer, 1), model, diversity=0)
-        assert page.inputs.source == "maxpool4" and {job.source for job in page.outputs} == {layer}
+        # mixed3b, not its pooled copy maxpool4: a pool's units are its input's
+        assert page.inputs.source == "mixed3b" and {job.source for job in page.outputs} == {layer}
         assert {job.layer for job in page.outputs} == {"mixed4b"}
+    before = unit_page(FeatureVisJob(model.spec, model.fingerprint, "mixed3b", 1), model, diversity=0)
+    assert {job.layer for job in before.outputs} == {"mixed4a"}
+    assert model.layers["maxpool4"].pooled and not model.layers["mixed4a"].pooled
     shapes = load_model("shapes")  # module paths: as before
     assert shapes.convolutional_layers() == ["conv1", "conv2", "mixed3", "mixed4"]
     assert shapes.block_of("mixed3.b3x3_reduce") == "mixed3"
@@ -455,3 +459,104 @@ def test_a_vision_transformer_article_builds_and_its_kernels_are_an_error(tmp_pa
         f"{src / 'vit.md'}:6: error: no expanded weights join 'encoder.layers.encoder_layer_2' and "
         "'encoder.layers.encoder_layer_3': the path between them runs through attention"
     ) in result.stderr
+
+
+INCEPTION_ARTICLE = """\
+---
+title: Every kind on InceptionV1
+model: lucent:inceptionv1@untrained
+featurevis: {steps: 2, size: 32}
+dictionaries:
+  m3: {layer: mixed3a, features: 32, k: 4, steps: 20, batch: 256, count: 8}
+---
+
+```{featurevis} mixed3b:330, mixed4a:1
+Two units, one of a 5x5 branch.
+```
+
+A unit in the text: {unit}`mixed4c:447`.
+
+```{circuit} mixed3b:330
+:inputs: mixed3a
+:top: 3
+Its strongest inputs, across the concatenation of mixed3b's branches.
+```
+
+```{weights} mixed3a:2 -> mixed3b:330
+An expanded weight.
+```
+
+```{weights} mixed4a_5x5 -> mixed4a:1
+A branch that does not reach the unit.
+```
+
+```{tuning} mixed3b:330
+:range: 0 180 4
+Over orientations.
+```
+
+```{examples} mixed3b:330
+:count: 8
+:top: 2
+Its strongest images.
+```
+
+```{ablation} mixed3b:330
+:edit: zero mixed3a:0-31
+:count: 8
+:top: 2
+Removing inputs.
+```
+
+```{universality} mixed3a
+:other: torchvision:googlenet@untrained
+:other-layer: inception3a
+:count: 8
+:pairs: 2
+InceptionV1 against torchvision's GoogLeNet.
+```
+
+```{examples} m3:1
+:count: 8
+:top: 2
+A dictionary feature.
+```
+"""
+
+
+def test_every_kind_builds_on_inceptionv1_and_a_circuits_kernel_is_its_expanded_weight(tmp_path):
+    """Check, plan, compute and render of every kind on lucent's InceptionV1 (unit pages
+    aside: a layer's outgoing weights are minutes on this CPU). The circuit's kernel from a
+    mixed3a unit into a unit of mixed3b's 5x5 branch is the bottleneck times the 5x5 conv, as
+    computed by hand: the other branches of the concatenation add nothing."""
+    import numpy as np
+
+    from distillgen.compute import Options
+    from distillgen.diagnostics import Reporter
+    from distillgen.kernels import read
+    from distillgen.kinds import KINDS
+    from distillgen.project import Project
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "inception.md").write_text(INCEPTION_ARTICLE)
+    reporter = Reporter()
+    project = Project.open(src, reporter, Options(device="cpu"), cache_dir=tmp_path / "cache")
+    (article,) = project.load_articles()
+    project.plan([article])
+    outcome = project.compute([article])
+    assert not reporter.errors, [str(d) for d in reporter.diagnostics]
+    jobs = [job for _, _, planned in article.figures() for job in planned.jobs]
+    assert {job.kind for job in jobs} | {n.job.kind for n in article.needs} == set(KINDS)
+    body, _, _ = article.render(outcome.artifacts)
+    assert body.count("<figure") == 9 and "No connection" in body
+
+    model = load_model("lucent:inceptionv1@untrained")
+    modules = dict(model.module.named_modules())
+    w1 = modules["mixed3b_5x5_bottleneck_pre_relu_conv"].weight[:, :, 0, 0].numpy()  # [32, 256]
+    w5 = modules["mixed3b_5x5_pre_relu_conv"].weight.numpy()  # [96, 32, 5, 5]
+    # the circuit's job and the {weights} figure's are one: the same kernels, computed once
+    (circuit_job,) = {j.key: j for j in jobs if j.kind == "weights" and j.address == "mixed3a -> mixed3b:330"}.values()
+    kernels = read(outcome.artifacts[circuit_job.key].file("kernels.npy"))
+    expected = np.einsum("byx,bi->iyx", w5[330 - 320], w1)  # 320: the 5x5 branch's first channel
+    np.testing.assert_allclose(kernels, expected, rtol=1e-4, atol=1e-6)

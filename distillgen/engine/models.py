@@ -292,11 +292,11 @@ def _layer_shapes(module: nn.Module, input_size: int) -> tuple[OrderedDict[str, 
     handles = []
 
     def record(name):
-        def hook(_module, _inputs, output):
+        def hook(module, _inputs, output):
             if not isinstance(output, torch.Tensor) or name in shapes:
                 return
-            if output.dim() in (2, 4):
-                shapes[name] = Layer(name, tuple(output.shape[1:]))
+            if output.dim() in (2, 4):  # a pooling module's output holds its input's units
+                shapes[name] = Layer(name, tuple(output.shape[1:]), pooled="Pool" in type(module).__name__)
             elif output.dim() == 3 and token_grid(output.shape[1]):  # a transformer's tokens
                 side = token_grid(output.shape[1])
                 shapes[name] = Layer(name, (output.shape[2], side, side), tokens=True)
