@@ -47,8 +47,8 @@ class Need:
     """A job and where it was asked for."""
 
     job: Job
-    path: Path
-    line: int
+    path: Path | None  # None: asked for on the command line (`distillgen atlas`)
+    line: int | None
 
 
 @dataclass

@@ -115,8 +115,10 @@ def plan_unit_pages(
     for p in atlas_pages:
         jobs = p.own_jobs if id(p.outputs) in shared else p.jobs
         shared.add(id(p.outputs))
+        request = p.atlas.request if p.atlas else None  # an atlas's page: asked for by its atlas
+        where = (request.path, request.line) if request else (None, None)
         for job in jobs:
-            needs.setdefault(job.key, Need(job, p.atlas.request.path, p.atlas.request.line))
+            needs.setdefault(job.key, Need(job, *where))
     for article in articles:
         for need in article.needs:
             job = need.job

@@ -28,29 +28,32 @@ from distillgen.figures.unit import Unit
 from distillgen.figures.universality import Universality
 from distillgen.figures.weights import Weights
 
-DIRECTIVES: dict[str, DirectiveKind] = {
-    kind.name: kind()
-    for kind in (
-        *(
-            Figure,
-            Image,
-            Note,
-            Aside,
-            Admonition,
-            *TITLED,
-            MathDirective,
-            CodeBlock,
-            CodeDirective,
-            SourceCode,
-            Appendix,
-        ),
-        *(ListTable, FeatureVis, Weights, Circuit, Tuning, Examples, Ablation, Universality, Dictionary),
-    )
-}
-ROLES: dict[str, RoleKind] = {
-    kind.name: kind()
-    for kind in (
-        *(Cite, CiteParenthetical, CiteTextual, NumRef, Ref, Eq, Unit, MathRole),
-        *(Subscript, SubscriptLong, Superscript, SuperscriptLong, Abbreviation, Hover),
-    )
-}
+_DIRECTIVE_KINDS: tuple[type[DirectiveKind], ...] = (
+    Figure,
+    Image,
+    Note,
+    Aside,
+    Admonition,
+    *TITLED,
+    MathDirective,
+    CodeBlock,
+    CodeDirective,
+    SourceCode,
+    Appendix,
+    ListTable,
+    # the computed figures (kinds.py)
+    FeatureVis,
+    Weights,
+    Circuit,
+    Tuning,
+    Examples,
+    Ablation,
+    Universality,
+    Dictionary,
+)
+_ROLE_KINDS: tuple[type[RoleKind], ...] = (
+    *(Cite, CiteParenthetical, CiteTextual, NumRef, Ref, Eq, Unit, MathRole),
+    *(Subscript, SubscriptLong, Superscript, SuperscriptLong, Abbreviation, Hover),
+)
+DIRECTIVES: dict[str, DirectiveKind] = {kind.name: kind() for kind in _DIRECTIVE_KINDS}
+ROLES: dict[str, RoleKind] = {kind.name: kind() for kind in _ROLE_KINDS}

@@ -52,7 +52,7 @@ def _titled(name: str, title: str) -> type[_Titled]:
     return type(name.capitalize(), (_Titled,), {"name": name, "title": title, "doc": doc})
 
 
-TITLED = tuple(
+TITLED: tuple[type[_Titled], ...] = tuple(
     _titled(name, title)
     for name, title in (
         ("attention", "Attention"),

@@ -73,7 +73,7 @@ class FeatureVis(DirectiveKind):
                     f"a direction is over one layer; write its name, not '{directive.argument}'",
                 )
                 return None
-            units = (UnitRef(directive.argument, 0),)
+            units: tuple[UnitRef, ...] = (UnitRef(directive.argument, 0),)
         else:
             if opts["direction"] is not None:
                 ctx.error(directive.option_line("direction"), ":direction: needs :objective: direction")
@@ -106,7 +106,7 @@ class FeatureVis(DirectiveKind):
         info, units = resolved
         settings = ctx.featurevis_settings(info, dict(request.settings))
         fields: dict = {"objective": request.objective, "diversity": request.diversity}
-        if request.objective == "direction":
+        if request.objective == "direction" and request.direction is not None:  # check made sure
             layer = info.layers[units[0].layer]
             vector = [0.0] * layer.channels
             for channel, weight in request.direction:

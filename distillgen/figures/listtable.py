@@ -63,7 +63,8 @@ class ListTable(DirectiveKind):
         )
 
     def render(self, table: Table, ctx: RenderContext) -> Rendered:
-        head, body = [], []
+        head: list[str] = []
+        body: list[str] = []
         for index, row in enumerate(table.rows):
             header = index < table.header_rows
             cells = "".join(

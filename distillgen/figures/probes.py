@@ -63,9 +63,12 @@ def sweep(directive: DirectiveInput, ctx: CheckContext) -> Sweep | None:
         family, fingerprint = written, source_fingerprint(stimuli.__name__)
     elif match:
         path = ctx.file(match["path"], line)  # inside the articles folder
-        names = _author_parameters(ctx, line, path, match["function"]) if path else None
-        if names is None:
+        if path is None:
             return None
+        author_names = _author_parameters(ctx, line, path, match["function"])
+        if author_names is None:
+            return None
+        names = author_names
         family = f"{path}:{match['function']}"
         fingerprint = hashlib.sha256(path.read_bytes()).hexdigest()
         param, default_range = match["param"], None

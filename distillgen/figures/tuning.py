@@ -59,7 +59,7 @@ class Tuning(DirectiveKind):
         opts = directive.options
         spec = ctx.model_spec(opts["model"], directive.option_line("model"))
         sweep = probes.sweep(directive, ctx) if spec is not None else None
-        if sweep is None:
+        if spec is None or sweep is None:
             return None
         if opts["plot"] == "polar" and sweep.param != probes.PERIODIC:
             ctx.error(

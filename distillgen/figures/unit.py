@@ -78,7 +78,8 @@ class Unit(RoleKind):
     def render(self, chip: UnitChip, ctx: RenderContext) -> Rendered:
         anchor = unit_card(ctx, chip.job, chip.address)
         img = image_html(ctx, chip.job, 0, CHIP, "")
+        href = page_href(chip.job) or ""  # a {unit} shows a channel: it has its page
         return ctx.rendered(
-            f'<a class="unit-chip" href="{escape(page_href(chip.job))}" data-hover-ref="{anchor}">{img}'
+            f'<a class="unit-chip" href="{escape(href)}" data-hover-ref="{anchor}">{img}'
             f"<code>{escape(chip.written)}</code></a>"
         )

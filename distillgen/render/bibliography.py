@@ -115,8 +115,8 @@ class Bibliography:
             bibliography.digest = hashlib.sha256(path.read_bytes()).hexdigest()
         for problem in problems:
             repeated = re.match(r"repeated bibliography entry: (\S+)", str(problem))
-            line = bibliography._line_of(repeated[1], occurrence=1) if repeated else None
-            reporter.warning(path, line, f"{problem} (the first definition is used)")
+            at = bibliography._line_of(repeated[1], occurrence=1) if repeated else None
+            reporter.warning(path, at, f"{problem} (the first definition is used)")
         return bibliography
 
     @property

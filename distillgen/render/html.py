@@ -13,6 +13,7 @@ from urllib.parse import unquote
 
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import unescapeAll
+from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
@@ -168,7 +169,8 @@ def inline_html(md: MarkdownIt, children: list[Token], env: dict) -> str:
     """Inline tokens as HTML without their links and footnote marks: a heading's title where
     the table of contents or a reference links to it."""
     kept = [c for c in children if c.type not in ("link_open", "link_close", "footnote_ref")]
-    return md.renderer.renderInline(kept, md.options, env)
+    renderer: RendererHTML = md.renderer  # type: ignore[assignment]  # markdown-it's HTML renderer
+    return renderer.renderInline(kept, md.options, env)
 
 
 def _table_open(self, tokens, idx, options, env) -> str:

@@ -63,8 +63,8 @@ def to_mathml(latex: str, display: bool) -> str:
         name = type(exc).__name__
         reason = _REASONS.get(name) or str(exc) or re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower()
         raise ValueError(f"cannot typeset ${shorten(source)}$: {shorten(reason, 200)}") from None
-    if reason := _misread(mathml):
-        raise ValueError(f"cannot typeset ${shorten(source)}$: {reason}")
+    if misread := _misread(mathml):
+        raise ValueError(f"cannot typeset ${shorten(source)}$: {misread}")
     return mathml
 
 

@@ -5,6 +5,7 @@ paired bars for before/after, overlaid histograms. Deterministic, with a `title`
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -59,7 +60,7 @@ def line_plot(
     x_label: str,
     y_label: str,
     title: str,
-    thumbnails: list[tuple[float, str]] = (),
+    thumbnails: Sequence[tuple[float, str]] = (),
     dashed: tuple[str, ...] = (),
 ) -> str:
     """Curves over a shared x axis; `thumbnails` (x, image URL) are drawn under the axis."""

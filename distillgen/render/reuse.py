@@ -44,6 +44,8 @@ class Page:
     @property
     def html(self) -> str:
         if self._html is None:
+            if self._source is None:
+                raise ValueError("a page with neither its HTML nor the file that holds it")
             self._html = self._source.read_text(encoding="utf-8")
         return self._html
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 from markdown_it import MarkdownIt
+from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 
 from distillgen.diagnostics import Reporter, suggest
@@ -272,7 +273,8 @@ def _set(
             for c in children
             if c.type not in ("link_open", "link_close")
         ]
-        fm.title_html = _TITLE.renderer.renderInline(shown, _TITLE.options, {})
+        renderer: RendererHTML = _TITLE.renderer  # type: ignore[assignment]  # markdown-it's HTML one
+        fm.title_html = renderer.renderInline(shown, _TITLE.options, {})
         fm.title = plain_text(children) or written
     else:
         setattr(fm, key, text_value(node, key))
@@ -398,7 +400,7 @@ def _affiliations(node: yaml.Node) -> dict[str, tuple[str, str | None]]:
     """MyST's top-level `affiliations:` list, by id (or by name when it has none)."""
     if not isinstance(node, yaml.SequenceNode):
         raise Invalid(node, "'affiliations' must be a list of {id, name, url}")
-    found = {}
+    found: dict[str, tuple[str, str | None]] = {}
     for index, item in enumerate(node.value):
         if isinstance(item, yaml.ScalarNode):
             found[text_value(item, "affiliations")] = (text_value(item, "affiliations"), None)

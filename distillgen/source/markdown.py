@@ -67,7 +67,7 @@ def make_parser() -> MarkdownIt:
     md.block.ruler.at("front_matter", _front_matter_of_the_article)
     md.inline.ruler.before("text", "source_position", _source_position_rule)
     md.inline.ruler2.push("source_position", _last_source_position)
-    md.validateLink = markdown_link_allowed  # the site's one URL rule (safety.py)
+    md.validateLink = markdown_link_allowed  # type: ignore[method-assign]  # the site's one URL rule
     md.core.ruler.push("targets", _targets_rule)
     md.core.ruler.push("anchor", _heading_anchors_rule)
     md.core.ruler.push("line_numbers", _line_numbers_rule)
@@ -338,7 +338,7 @@ def _take_definitions(tokens: list[Token], definitions: dict[str, tuple[list[Tok
             current = []
             label, line = token.meta["label"], token.meta.get("line", 0)
         elif token.type == "footnote_reference_close":
-            definitions.setdefault(label, (current, line))
+            definitions.setdefault(label, (current or [], line))
             current = None
         elif current is not None:
             current.append(token)

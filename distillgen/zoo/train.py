@@ -102,7 +102,7 @@ def train(
     trained.train()
     for step in range(steps):
         labels_of = _shuffled_labels(seed, step, batch, len(task.classes))
-        if auxiliary:
+        if auxiliary and entry.auxiliary:
             images, labels, fine = task.fine_batch(batch, batch_seed(seed, step), classes=labels_of)
             with _kept_output(layer) as layer_output:
                 logits = model(torch.from_numpy(images))
