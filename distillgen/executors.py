@@ -133,11 +133,14 @@ TASK_CPUS = 1
 def shipment(spec: str) -> Shipment:
     """The shipped models (shapes, shapes@1, …) load by spec on any worker; lucent and
     torchvision models download their weights on each node; an author's model.py and weights
-    file travel with the tasks. ModelError when a file cannot be read."""
+    file (a lucent or torchvision model's too) travel with the tasks. ModelError when a file
+    cannot be read."""
     parsed = parse_spec(spec)
-    if parsed.kind != "python":
+    paths = {"code": parsed.name} if parsed.kind == "python" else {}
+    if parsed.weights:  # a state dict the author names, for model.py or lucent or torchvision
+        paths["weights"] = parsed.weights
+    if not paths:
         return Shipment(spec)
-    paths = {"code": parsed.name, **({"weights": parsed.weights} if parsed.weights else {})}
     try:
         return Shipment(spec, {role: Path(path).read_bytes() for role, path in paths.items()})
     except OSError as exc:

@@ -100,7 +100,7 @@ def parse_spec(text: str, base: Path | None = None) -> ModelSpec:
             if prefix == "lucent" and model != "inceptionv1":
                 raise SpecError(f"lucent ships one model, 'lucent:inceptionv1', not '{text}'")
             if tag not in ("", "untrained"):  # the weights, from a state dict the author has
-                if "." not in tag and "/" not in tag:  # a name, not a file: a misread tag
+                if not any(sign in tag for sign in "./\\"):  # a name, not a file: a misread tag
                     raise SpecError(
                         f"unknown tag '@{tag}' in '{text}': write '@untrained' for random weights, "
                         "or '@path/to/weights.pth' for a state dict you have"
@@ -219,7 +219,7 @@ class ModelInfo:
         if resolved in self.layers:
             return self.layers[resolved]
         names = [*self.layers, *self.aliases]
-        parent = self._container(name)
+        parent = self.parent(name) if "." in name else None
         nearby = self.children(parent) if parent else self.top_level()
         # dictionary names are short ('m4'): one changed character is a likely typo
         hint = suggest(name, names) or suggest(name, self.dictionaries, cutoff=0.5)
@@ -228,48 +228,37 @@ class ModelInfo:
             f"{'layers in ' + parent if parent else 'layers'}: " + ", ".join(nearby)
         )
 
-    def _container(self, name: str) -> str | None:
-        """The nearest layer that module path `name` would be inside (`layer3` of `layer3.9`)."""
-        while "." in name:
-            name = name.rsplit(".", 1)[0]
-            resolved = self.aliases.get(name, name)
-            if resolved in self.layers:
-                return resolved
-        return None
+    def _nodes(self) -> list[str]:
+        """The layers and module-path aliases (`layer3.5`, the stage `layer3`'s last block), in
+        the network's order: what the model is built of, as an author can name it."""
+        order = {name: index for index, name in enumerate(self.layers)}
+        aliases = [a for a, target in self.aliases.items() if "." in a and target in order]
+        return sorted([*self.layers, *aliases], key=lambda node: order[self.aliases.get(node) or node])
 
     def parent(self, name: str) -> str | None:
-        """The layer that layer `name` is directly inside (by module path, or lucent's flat
-        names: `mixed4a` of `mixed4a_5x5`), or None for a top-level layer."""
-        return self._container(name) or (self.block_of(name) if self.block_of(name) != name else None)
+        """The layer (or alias) that `name` is directly inside: by module path (`layer3.5` of
+        `layer3.5.conv1`), or lucent's flat names (`mixed4a` of `mixed4a_5x5`); None at the top."""
+        path = name
+        while "." in path:
+            path = path.rsplit(".", 1)[0]
+            if path in self.layers or path in self.aliases:
+                return path
+        block = self.block_of(name)
+        return block if block != name else None
 
     def children(self, name: str) -> list[str]:
-        """The layers directly inside layer `name`, in the network's order."""
-        return [n for n in self.layers if self.parent(n) == name]
+        """The layers and aliases directly inside `name`, in the network's order."""
+        return [node for node in self._nodes() if self.parent(node) == name]
 
     def outline(self) -> list[tuple[int, str]]:
         """Every layer and module-path alias as the model is built, with its depth: each
         top-level layer (a ResNet's stage), then what is inside it (its blocks, among them the
         last, an alias of the stage; then their layers), depth first."""
-        found: list[tuple[int, str]] = []
-        nodes: list[str] = [*self.layers, *(a for a in self.aliases if "." in a)]
-
-        def up(name: str) -> str | None:
-            path = name
-            while "." in path:
-                path = path.rsplit(".", 1)[0]
-                if path in self.layers or path in self.aliases:
-                    return path
-            return self.block_of(name) if self.block_of(name) != name else None
-
-        order = {name: index for index, name in enumerate(self.layers)}
         inside: dict[str, list[str]] = {}
-
-        def position(node: str) -> int:
-            return order[self.aliases.get(node) or node]
-
-        for node in sorted(nodes, key=position):
-            if (parent := up(node)) is not None:
+        for node in self._nodes():
+            if (parent := self.parent(node)) is not None:
                 inside.setdefault(parent, []).append(node)
+        found: list[tuple[int, str]] = []
 
         def visit(name: str, depth: int) -> None:
             found.append((depth, name))

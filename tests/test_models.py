@@ -4,6 +4,7 @@ import subprocess
 import sys
 import textwrap
 import urllib.error
+from pathlib import Path
 
 import pytest
 import torch
@@ -560,3 +561,47 @@ def test_every_kind_builds_on_inceptionv1_and_a_circuits_kernel_is_its_expanded_
     kernels = read(outcome.artifacts[circuit_job.key].file("kernels.npy"))
     expected = np.einsum("byx,bi->iyx", w5[330 - 320], w1)  # 320: the 5x5 branch's first channel
     np.testing.assert_allclose(kernels, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_a_weights_file_travels_to_ray_workers_with_a_torchvision_spec(tmp_path):
+    """A Ray worker has no shared filesystem: the state dict travels in the shipment, and the
+    worker loads the architecture by name with the file it wrote (engine/remote.py)."""
+    from distillgen.engine.remote import _materialize
+    from distillgen.executors import shipment
+
+    path = tmp_path / "w.pth"
+    torch.save(load_model(parse_spec("torchvision:resnet18@untrained")).module.state_dict(), path)
+    spec = str(parse_spec(f"torchvision:resnet18@{path}"))
+    shipped = shipment(spec)
+    assert shipped.files == {"weights": path.read_bytes()}
+    rebuilt = _materialize(shipped)
+    assert (rebuilt.kind, rebuilt.name) == ("torchvision", "resnet18") and rebuilt.weights != str(path)
+    assert Path(rebuilt.weights).read_bytes() == path.read_bytes()
+    assert shipment("torchvision:resnet18@untrained").files == {}
+
+
+def test_aliases_name_layers_that_exist_and_only_a_transformers_tokens_are_tokens():
+    """Found in review: on MobileNetV2 a block's last layer was an alias of a container that
+    was itself an alias, or was left out (`distillgen models` raised KeyError); and a CNN's
+    flattened map or a 1-D convolution was read as a transformer's tokens."""
+    from torch import nn
+
+    from distillgen.engine.models import _describe
+
+    mobilenet = load_model(parse_spec("torchvision:mobilenet_v2@untrained"))
+    assert all(target in mobilenet.layers for target in mobilenet.aliases.values())
+    assert mobilenet.outline() and not mobilenet.fixed_size
+    assert run_cli("models", "torchvision:mobilenet_v2@untrained").exit_code == 0
+
+    class Flattened(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 64, 3, padding=1, stride=8)  # 64 x 8 x 8
+            self.flat = nn.Flatten(2)  # 64 x 64: a square "token" count that is channels
+            self.mix = nn.Conv1d(64, 16, 1)  # 16 x 64: 16 = 4 x 4, channels again
+
+        def forward(self, x):
+            return self.mix(self.flat(self.conv(x)))
+
+    described = _describe("flattened", Flattened(), 64, "none")
+    assert list(described.layers) == ["conv"] and not described.fixed_size

@@ -84,7 +84,8 @@ def chunk_size(model: LoadedModel, jobs: list[FeatureVisJob], device: torch.devi
     (output, gradient, saved inputs), within a quarter of free GPU memory or 2 GiB of RAM."""
     settings = jobs[0].settings
     deepest = max(list(model.layers).index(job.layer) for job in jobs)
-    scale = ((settings.size + 24) / model.input_size) ** 2  # layer shapes were measured at input_size
+    # layer shapes were measured at input_size; a model that takes no other is fed that size
+    scale = 1.0 if model.fixed_size else ((settings.size + 24) / model.input_size) ** 2
     values = sum(int(np.prod(layer.shape)) for layer in list(model.layers.values())[: deepest + 1])
     per_image = 4 * 4 * values * scale + 1
     images_per_job = max(job.images for job in jobs)

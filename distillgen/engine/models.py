@@ -189,7 +189,7 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
 def _load_weights(module: nn.Module, path: Path, spec: str, skip: str = "", strict: bool = True) -> None:
     """The state dict in `path` into `module` (keys starting with `skip` left out: GoogLeNet's
     auxiliary heads, which distillgen builds without); ModelError when it does not fit."""
-    state = {k: v for k, v in _load_state_dict(path).items() if not (skip and k.startswith(skip))}
+    state = {k: v for k, v in _load_state_dict(path).items() if not (skip and k.lower().startswith(skip))}
     try:
         module.load_state_dict(state, strict=strict)
     except RuntimeError as exc:  # missing or unexpected keys, or tensors of other shapes
@@ -330,7 +330,45 @@ def _layer_shapes(module: nn.Module, input_size: int) -> tuple[OrderedDict[str, 
             # a map its parent then changed in place (a ResNet block's bn3, by the skip's
             # addition and the ReLU), or a conv+ReLU wrapper's pre-ReLU conv: not a layer
             del shapes[name]
-    return shapes, aliases
+    grids = {name: layer.shape[-1] for name, layer in shapes.items() if layer.tokens}
+    for name in _not_tokens(module, input_size, grids):
+        del shapes[name]
+    resolved = {}
+    for alias, target in aliases.items():  # a stage's last block's last layer: the stage
+        while target in aliases:
+            target = aliases[target]
+        if target in shapes:  # not when the parent was left out after all
+            resolved[alias] = target
+    return shapes, resolved
+
+
+def _not_tokens(module: nn.Module, input_size: int, candidates: dict[str, int]) -> list[str]:
+    """Of the layers taken for a transformer's tokens (a 3-D output whose middle dimension is a
+    square grid of `candidates[name]` patches a side, perhaps with a class token), those that
+    are not: their grid does not follow the input's size (a 1-D convolution's channels, a
+    flattened map's). A model that takes no other size (a ViT's position embedding) keeps all."""
+    if not candidates:
+        return []
+    seen: dict[str, int] = {}
+    modules = dict(module.named_modules())
+
+    def record(name):
+        def hook(_module, _inputs, output):
+            if isinstance(output, torch.Tensor) and output.dim() == 3:
+                seen.setdefault(name, token_grid(output.shape[1]))
+
+        return hook
+
+    handles = [modules[name].register_forward_hook(record(name)) for name in candidates]
+    try:
+        with torch.no_grad():
+            module(torch.zeros(1, 3, input_size // 2, input_size // 2))
+    except Exception:
+        pass  # the size is refused (as a ViT does), or fails later on: what was seen is enough
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [name for name, side in candidates.items() if seen.get(name) == side]
 
 
 def _card_text(path: Path) -> str:

@@ -8,6 +8,7 @@ typed results), the model's checksum and where it ran; the driver writes the cac
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import tempfile
@@ -71,6 +72,8 @@ def _materialize(shipment: Shipment) -> ModelSpec:
     folder = Path(tempfile.gettempdir()) / f"distillgen-model-{shipment.digest}"
     folder.mkdir(exist_ok=True)
     names = {"code": Path(parsed.name).name, "weights": Path(parsed.weights or "").name}
+    if "code" not in shipment.files:  # lucent's or torchvision's architecture, the author's weights
+        names["weights"] = f"weights-{shipment.digest}{Path(names['weights']).suffix}"
     for role, data in shipment.files.items():
         target = folder / names[role]
         if not target.is_file():
@@ -78,4 +81,6 @@ def _materialize(shipment: Shipment) -> ModelSpec:
             staging.write_bytes(data)
             staging.replace(target)  # workers of one node may write the same file at once
     weights = str(folder / names["weights"]) if "weights" in shipment.files else None
+    if parsed.kind != "python":
+        return dataclasses.replace(parsed, weights=weights)
     return ModelSpec("python", str(folder / names["code"]), parsed.factory, weights)
