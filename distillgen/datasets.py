@@ -2,8 +2,12 @@
 
 `shapes` and `glyphs` are fixed, seeded samples of the zoo's generators (`zoo.TASKS`: the same
 `count` and `seed` always give the same images); any other source is a folder of the author's
-images (PNG, JPEG), centre-cropped to a square and resized to the model's input size, in
-file-name order. A dataset's fingerprint (the generator's source, or the folder's files) enters every job key.
+images (PNG, JPEG), centre-cropped to a square and resized to the model's input size. A folder
+whose images all lie in subfolders is read as torchvision's ImageFolder reads one: each
+first-level subfolder is a class (ImageNet's validation set, sorted into class folders), and
+`count` images are taken evenly over all of them, so every class is probed; a flat folder's
+first `count` images are taken, in file-name order. A dataset's fingerprint (the generator's
+source, or every file's path and contents) enters every job key.
 """
 
 from __future__ import annotations
@@ -41,14 +45,15 @@ def dataset(source: str, count: int, seed: int, base: Path, roots: tuple[Path, .
             )
         files = _image_files(folder)
         for path in files:  # a symlink in the folder may point anywhere
-            resolve_inside(folder, path.name, roots)
+            resolve_inside(folder, path.relative_to(folder).as_posix(), roots)
     except ValueError as exc:
         raise DatasetError(str(exc)) from None
     if not files:
         raise DatasetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    for path in files:  # a flat folder's paths are its names: its key is as it always was
+        name = path.relative_to(folder).as_posix()
+        digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     return Dataset(str(folder), digest.hexdigest(), min(count, len(files)), seed)
 
 
@@ -58,14 +63,21 @@ def images(data: Dataset, size: int) -> np.ndarray:
 
 
 def labelled(data: Dataset, size: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """The probe images and their class indices, as the generator drew them (None for a
-    folder, whose images have no classes)."""
+    """The probe images and their class indices: as the generator drew them, or a class
+    folder's (None for a flat folder, whose images have no classes)."""
     if data.source in TASKS:
         return TASKS[data.source].batch(data.count, data.seed, size)
     from PIL import Image
 
+    folder = Path(data.source)
+    files = _image_files(folder)
+    classes = _classes(folder, files)
+    chosen = _chosen(files, data.count, bool(classes))
+    labels = None
+    if classes:  # each image's class: the index of its first-level folder
+        labels = np.array([classes.index(path.relative_to(folder).parts[0]) for path in chosen])
     loaded = []
-    for path in _image_files(Path(data.source))[: data.count]:
+    for path in chosen:
         with Image.open(path) as opened:
             picture = opened.convert("RGB")
             side = min(picture.size)
@@ -73,12 +85,39 @@ def labelled(data: Dataset, size: int) -> tuple[np.ndarray, np.ndarray | None]:
             square = picture.crop((left, top, left + side, top + side))
             picture = square.resize((size, size), Image.Resampling.BICUBIC)
             loaded.append(np.asarray(picture, np.float32).transpose(2, 0, 1) / 255.0)
-    return np.stack(loaded), None
+    return np.stack(loaded), labels
 
 
 def class_names(data: Dataset) -> tuple[str, ...]:
-    return tuple(TASKS[data.source].classes) if data.source in TASKS else ()
+    if data.source in TASKS:
+        return tuple(TASKS[data.source].classes)
+    folder = Path(data.source)
+    return _classes(folder, _image_files(folder))
 
 
 def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    """Every image in `folder` and its subfolders (hidden ones left out), by relative path."""
+    found = [
+        path
+        for path in folder.rglob("*")
+        if path.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+        and path.is_file()
+    ]
+    return sorted(found, key=lambda path: path.relative_to(folder).as_posix())
+
+
+def _classes(folder: Path, files: list[Path]) -> tuple[str, ...]:
+    """The first-level subfolders when every image lies in one (ImageFolder's classes), else ()."""
+    tops = [path.relative_to(folder).parts for path in files]
+    if not tops or any(len(parts) < 2 for parts in tops):
+        return ()
+    return tuple(sorted({parts[0] for parts in tops}))
+
+
+def _chosen(files: list[Path], count: int, spread: bool) -> list[Path]:
+    """`count` of `files`: spread evenly over them for class folders (every class is probed),
+    else the first (as flat folders always were)."""
+    if not spread or count >= len(files):
+        return files[:count]
+    return [files[round(i * (len(files) - 1) / max(count - 1, 1))] for i in range(count)]

@@ -446,6 +446,42 @@ def test_examples_from_a_folder_of_the_authors_images(tmp_path):
     assert [e["index"] for e in result["examples"]] == list(np.argsort(-scores, kind="stable")[:2])
 
 
+def test_a_folder_of_class_folders_is_read_as_imagefolder_and_sampled_over_every_class(tmp_path):
+    """ImageNet's validation set sorted into class folders: each first-level folder is a
+    class, and `count` images are taken over all of them, not the first class's alone."""
+    import hashlib
+
+    from PIL import Image
+
+    from distillgen.zoo.shapes_data import shapes_batch
+
+    pictures, _ = shapes_batch(12, seed=3, size=64)
+    root = tmp_path / "imagenet"
+    for index, picture in enumerate(pictures):
+        folder = root / ("n01", "n02", "n03")[index // 4] / ("nested" if index % 2 else "")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((picture.transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(folder / f"{index}.png")
+    (root / ".cache").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / ".cache" / "hidden.png")  # left out
+    data = datasets.dataset("imagenet", 6, 0, tmp_path)
+    assert datasets.class_names(data) == ("n01", "n02", "n03")
+    images, labels = datasets.labelled(data, 16)
+    assert images.shape == (6, 3, 16, 16) and sorted(set(labels.tolist())) == [0, 1, 2]
+    assert datasets.labelled(datasets.dataset("imagenet", 100, 0, tmp_path), 16)[0].shape[0] == 12
+
+    # a flat folder keeps the key it always had (its names are its paths) and its first images
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for index, picture in enumerate(pictures[:3]):
+        Image.fromarray((picture.transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(flat / f"{index}.png")
+    digest = hashlib.sha256()
+    for path in sorted(flat.iterdir()):
+        digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    flat_data = datasets.dataset("flat", 2, 0, tmp_path)
+    assert flat_data.fingerprint == digest.hexdigest() and datasets.class_names(flat_data) == ()
+    assert datasets.labelled(flat_data, 16)[1] is None
+
+
 def test_editing_a_stimulus_file_recomputes_only_its_figures(tmp_path):
     src = tmp_path / "src"
     write(src / "net.py", LINEAR)
