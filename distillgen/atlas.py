@@ -83,7 +83,12 @@ def plan_atlas(
     if request.examples:
         try:
             dataset = datasets.dataset(
-                request.dataset, PROBE_COUNT, 0, request.base, roots or (request.base,)
+                request.dataset,
+                PROBE_COUNT,
+                0,
+                request.base,
+                roots or (request.base,),
+                warn=lambda message: reporter.warning(request.path, request.line, message),
             )
         except datasets.DatasetError as exc:
             error(str(exc))

@@ -13,6 +13,7 @@ source, or every file's path and contents) enters every job key.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +30,16 @@ class DatasetError(ValueError):
     """A dataset that cannot be used, with a message for the author."""
 
 
-def dataset(source: str, count: int, seed: int, base: Path, roots: tuple[Path, ...] = ()) -> Dataset:
+def dataset(
+    source: str,
+    count: int,
+    seed: int,
+    base: Path,
+    roots: tuple[Path, ...] = (),
+    warn: Callable[[str], None] = lambda message: None,
+) -> Dataset:
     """Resolve `source` (a generator, "shapes" or "glyphs", or a folder relative to `base`) into a
-    keyed Dataset.
+    keyed Dataset; files of the folder that are not images are left out, and `warn` says which.
 
     The folder and each image in it must lie inside `roots` (default: `base`), symlinks followed."""
     if source in TASKS:
@@ -43,11 +51,20 @@ def dataset(source: str, count: int, seed: int, base: Path, roots: tuple[Path, .
             raise DatasetError(
                 f"dataset folder not found: {folder} (or write 'shapes' or 'glyphs' for a generator)"
             )
-        files = _image_files(folder)
-        for path in files:  # a symlink in the folder may point anywhere
+        named = _image_files(folder, readable=False)
+        for path in named:  # a symlink in the folder may point anywhere
             resolve_inside(folder, path.relative_to(folder).as_posix(), roots)
     except ValueError as exc:
         raise DatasetError(str(exc)) from None
+    files = [path for path in named if _readable(path)]
+    if len(files) < len(named):
+        kept = set(files)
+        unreadable = [path.relative_to(folder).as_posix() for path in named if path not in kept]
+        first = ", ".join(unreadable[:3]) + (", …" if len(unreadable) > 3 else "")
+        warn(
+            f"{len(unreadable)} of the {len(named)} image files in {folder} cannot be read as images "
+            f"and are left out: {first}"
+        )
     if not files:
         raise DatasetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     digest = hashlib.sha256()
@@ -95,8 +112,10 @@ def class_names(data: Dataset) -> tuple[str, ...]:
     return _classes(folder, _image_files(folder))
 
 
-def _image_files(folder: Path) -> list[Path]:
-    """Every image in `folder` and its subfolders (hidden ones left out), by relative path."""
+def _image_files(folder: Path, readable: bool = True) -> list[Path]:
+    """Every image in `folder` and its subfolders (hidden ones left out), by relative path; with
+    `readable`, those whose header reads as an image (checked again wherever the set is used,
+    so a planned figure and the engine agree on it)."""
     found = [
         path
         for path in folder.rglob("*")
@@ -104,7 +123,19 @@ def _image_files(folder: Path) -> list[Path]:
         and not any(part.startswith(".") for part in path.relative_to(folder).parts)
         and path.is_file()
     ]
-    return sorted(found, key=lambda path: path.relative_to(folder).as_posix())
+    found.sort(key=lambda path: path.relative_to(folder).as_posix())
+    return [path for path in found if _readable(path)] if readable else found
+
+
+def _readable(path: Path) -> bool:
+    """Whether the file's header reads as an image (PIL reads no more of it)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path):
+            return True
+    except (OSError, UnidentifiedImageError, ValueError):
+        return False
 
 
 def _classes(folder: Path, files: list[Path]) -> tuple[str, ...]:

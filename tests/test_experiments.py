@@ -482,6 +482,33 @@ def test_a_folder_of_class_folders_is_read_as_imagefolder_and_sampled_over_every
     assert datasets.labelled(flat_data, 16)[1] is None
 
 
+def test_files_of_a_folder_that_are_not_images_are_left_out_with_one_warning(tmp_path):
+    from PIL import Image
+
+    from distillgen.zoo.shapes_data import shapes_batch
+
+    pictures, _ = shapes_batch(3, seed=3, size=64)
+    folder = tmp_path / "src" / "photos"
+    folder.mkdir(parents=True)
+    for index, picture in enumerate(pictures):
+        Image.fromarray((picture.transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(folder / f"{index}.png")
+    (folder / "broken.png").write_bytes(b"not a picture at all")
+    (folder / "empty.jpg").write_bytes(b"")
+    src = write(
+        tmp_path / "src" / "p.md",
+        "---\ntitle: P\n---\n\n```{examples} mixed4:52\n:dataset: photos\n:top: 2\nA caption.\n```\n",
+    ).parent
+    result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if "cannot be read as images" in line]
+    assert warnings == [
+        f"{src / 'p.md'}:6: warning: 2 of the 5 image files in {folder} cannot be read as images "
+        "and are left out: broken.png, empty.jpg"
+    ]
+    record = json.loads((tmp_path / "out" / "p" / "figures.json").read_text())["figures"][0]
+    assert record["result"]["probe_size"] == 3
+
+
 def test_editing_a_stimulus_file_recomputes_only_its_figures(tmp_path):
     src = tmp_path / "src"
     write(src / "net.py", LINEAR)

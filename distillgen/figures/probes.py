@@ -163,7 +163,14 @@ def dataset(directive: DirectiveInput, ctx: CheckContext) -> Dataset | None:
     """The directive's probe set, or None after reporting an error."""
     opts = directive.options
     try:
-        return datasets.dataset(opts["dataset"], opts["count"], opts["sample-seed"], ctx.folder, ctx.roots)
+        return datasets.dataset(
+            opts["dataset"],
+            opts["count"],
+            opts["sample-seed"],
+            ctx.folder,
+            ctx.roots,
+            warn=lambda message: ctx.warning(directive.option_line("dataset"), message),
+        )
     except datasets.DatasetError as exc:
         ctx.error(directive.option_line("dataset"), str(exc))
         return None
