@@ -464,3 +464,17 @@ def test_inline_html_roles(folder):
 def test_the_rest_of_myst_is_an_unknown_directive(folder):
     _, problems = render(folder, "```{tabbed} One\nText.\n```\n")
     assert problems[0].startswith("a.md:4: error: unknown directive '{tabbed}'")
+
+
+def test_a_group_author_is_cited_as_one_name_and_the_citation_carries_the_url(tmp_path):
+    src = write(tmp_path / "src" / "distillgen.yml", "title: Notes\nurl: https://example.org/notes\n").parent
+    write(
+        src / "zoom.md",
+        "---\ntitle: Zooming In\ndate: 2026-12-06\nauthors:\n  - name: The Circuits Team\n---\n\nText.\n",
+    )
+    result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "out" / "zoom" / "index.html").read_text()
+    assert '>The Circuits Team, &#34;Zooming In&#34;, Notes, 2026. https://example.org/notes/zoom/<' in html
+    assert "author = {{The Circuits Team}}" in html and html.count("Circuits Team") >= 2
+    assert "Team, The Circuits" not in html and ">Team, &#34;" not in html

@@ -78,7 +78,7 @@ def render_article(
         footnotes=footnotes,
         references=references,
         scholar_references=scholar_references,
-        cite_short=citation_text(article.front, config.title),
+        cite_short=citation_text(article.front, config.title, url),
         cite_bibtex=citation_bibtex(article.front, article.slug, config.title, url),
         cards=article.cards,
         figures_json="figures.json" if article.needs else None,
@@ -108,27 +108,29 @@ def render_index(
     )
 
 
-def citation_text(front: FrontMatter, journal: str) -> str:
-    """Distill's short form: 'Olah, et al., "Zoom In", Distill, 2020.'"""
-    names = [a.name.split()[-1] for a in front.authors]
+def citation_text(front: FrontMatter, journal: str, url: str = "") -> str:
+    """Distill's short form: 'Olah, et al., "Zoom In", Distill, 2020.', and the article's URL
+    when the site has one."""
+    names = [a.name if is_group(a.name) else a.name.split()[-1] for a in front.authors]
     who = f"{names[0]}, et al., " if len(names) > 2 else f"{' & '.join(names)}, " if names else ""
     year = f", {front.date.year}" if front.date else ""
-    return f'{who}"{front.title}", {journal}{year}.'
+    return f'{who}"{front.title}", {journal}{year}.' + (f" {url}" if url else "")
 
 
 def citation_bibtex(front: FrontMatter, slug: str, journal: str, url: str) -> str:
     first = front.authors[0].name.split()[-1].lower() if front.authors else slug
+    if front.authors and is_group(front.authors[0].name):  # 'The Circuits Team': circuits
+        first = next((w for w in front.authors[0].name.lower().split() if w != "the"), first)
     word = next((w for w in re.findall(r"[a-z]+", front.title.lower()) if len(w) > 3), "article")
     year = str(front.date.year) if front.date else ""
-    fields = [
-        ("author", " and ".join(_last_first(a.name) for a in front.authors)),
-        ("title", front.title),
-        ("journal", journal),
+    fields = [  # each value's text kept inside its braces (_bibtex); a group's name in its own
+        ("author", " and ".join(_bibtex_name(a.name) for a in front.authors)),
+        *((key, _bibtex(value)) for key, value in (("title", front.title), ("journal", journal))),
         ("year", year),
-        ("note", url),
-        ("doi", front.doi or ""),
+        ("note", _bibtex(url)),
+        ("doi", _bibtex(front.doi or "")),
     ]
-    body = ",\n".join(f"  {key} = {{{_bibtex(value)}}}" for key, value in fields if value)
+    body = ",\n".join(f"  {key} = {{{value}}}" for key, value in fields if value)
     return f"@article{{{re.sub(r'[^a-z0-9]', '', first)}{year}{word},\n{body}\n}}"
 
 
@@ -138,6 +140,25 @@ def _bibtex(value: str) -> str:
     return value.replace("{", "(").replace("}", ")")
 
 
-def _last_first(name: str) -> str:
-    parts = name.split()
-    return name if len(parts) < 2 else f"{parts[-1]}, {' '.join(parts[:-1])}"
+def _bibtex_name(name: str) -> str:
+    """A person as BibTeX writes one ('Olah, Chris'); a group as one name in braces, which
+    BibTeX never splits ('{The Circuits Team}')."""
+    if is_group(name):
+        return "{" + _bibtex(name) + "}"
+    parts = _bibtex(name).split()
+    return " ".join(parts) if len(parts) < 2 else f"{parts[-1]}, {' '.join(parts[:-1])}"
+
+
+# Words that make a name a group's or an organisation's, not a person's.
+_GROUP_WORDS = {
+    *("team", "group", "authors", "contributors", "collaboration", "consortium", "lab"),
+    *("laboratory", "project", "committee", "institute", "university", "foundation", "inc", "ltd"),
+}
+
+
+def is_group(name: str) -> bool:
+    """Whether an author's name is a group's ('The Circuits Team', 'distillgen authors'): it
+    starts with 'The', or holds a word of a group; such a name is cited whole, never as a
+    family name."""
+    words = re.findall(r"[A-Za-z]+", name.lower())
+    return bool(words) and (words[0] == "the" or any(word in _GROUP_WORDS for word in words))
