@@ -74,3 +74,20 @@ def test_chips_cells_and_nodes_link_to_pages(site, open_page):
     page.locator('a:has-text("Pages")').click()
     page.wait_for_url("**/p/index.html")
     assert problems == []
+
+
+def test_labels_of_small_kernels_do_not_run_together():
+    """Issue 27: a unit page's 1x1 input kernels are 8 px wide, their labels ('conv2:9') about
+    40: each box is as wide as its label, so the labels no longer overlap."""
+    import re
+
+    import numpy as np
+
+    from distillgen.render.kernelgrid import LABEL_CHAR, kernel_grid
+
+    labels = ["conv2:9", "conv2:12", "conv2:30", "conv2:31"]
+    svg = kernel_grid([(label, np.full((1, 1), 0.5)) for label in labels], "mixed3:0", 8, 8, "s")
+    found = re.findall(r'<text class="kernel-label" x="([\d.]+)" y="[\d.]+">([^<]+)</text>', svg)
+    starts = {text: float(x) for x, text in found}
+    for left, right in zip(labels, labels[1:], strict=False):
+        assert starts[right] - starts[left] >= LABEL_CHAR * len(left)

@@ -3,11 +3,14 @@ a {weights} figure's, and a unit page's strongest inputs and outputs."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from distillgen.render.colors import STOPS, diverging
 
 GAP = 12  # CSS pixels between kernels
+LABEL_CHAR = 5.6  # CSS pixels a character of a kernel's label takes (9-px monospace, .kernel-label)
 
 
 def kernel_grid(
@@ -23,7 +26,12 @@ def kernel_grid(
     scale = max(float(np.abs(k).max()) for _, k in stack) or 1.0
     kh, kw = stack[0][1].shape
     columns = min(columns, len(stack))
-    box_w, box_h = kw * cell, kh * cell + 16
+    # a box is as wide as its label too (9-px monospace: about 5.4 px a character), so the
+    # labels of small kernels (1x1: 8 px) do not run together
+    box_w, box_h = (
+        max(kw * cell, math.ceil(LABEL_CHAR * max(len(label) for label, _ in stack))),
+        kh * cell + 16,
+    )
     width = max(columns * (box_w + GAP) - GAP, 160)
     rows = -(-len(stack) // columns)
     height = rows * (box_h + GAP) + 36
