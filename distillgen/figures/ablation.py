@@ -18,6 +18,7 @@ so. Edits are hooks in the engine: no other figure ever sees them.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from html import escape
 
@@ -26,7 +27,7 @@ from distillgen.diagnostics import Code, suggest
 from distillgen.figures import probes
 from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
 from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
-from distillgen.jobs import AblationJob, Dataset, Edit, Sweep, relative_change
+from distillgen.jobs import AblationJob, Dataset, Edit, Probe, Sweep, relative_change
 from distillgen.options import MODEL, Argument, Option, choice, integer, one_unit, text
 from distillgen.render.plots import line_plot, paired_bars
 from distillgen.units import ModelError, ModelSpec, SpecError, UnitRef, parse_units
@@ -91,7 +92,7 @@ def _prediction(text: str) -> Prediction:
 def subset_inputs(prediction: Prediction, sweep: Sweep) -> tuple[int, ...]:
     """The positions in `sweep` of the prediction's subset; ValueError with a message for the
     author when the subset is unknown or selects nothing."""
-    written = prediction.subset
+    written = prediction.subset or ""  # called for a prediction with a subset
     if match := _RANGE.match(written):
         first, last = float(match["first"]), float(match["last"])
         if first <= last:
@@ -122,7 +123,7 @@ class AblationRequest:
     target: UnitRef
     edits: tuple  # parse_edit's values, resolved against the model when planning
     edit: str  # as written, for the figure
-    on: str
+    on: Probe
     dataset: Dataset | None  # for :on: examples
     top: int
     sweep: Sweep | None  # for :on: tuning
@@ -250,7 +251,7 @@ class Ablation(DirectiveKind):
         probe: dict = {}
         if request.on == "examples":
             probe = {"dataset": request.dataset, "top": request.top}
-        elif request.on == "tuning":
+        elif request.on == "tuning" and request.sweep is not None:  # check made it
             probe = {"sweep": replace(request.sweep, size=info.input_size)}
         else:
             probe = {"settings": ctx.featurevis_settings(info)}
@@ -287,7 +288,7 @@ class Ablation(DirectiveKind):
         result = ctx.result(job)
         before, after = list(result.before), list(result.after)
         title = f"{job.address} before and after: {figure.edit}"
-        if job.probe == "tuning":
+        if job.probe == "tuning" and job.sweep is not None:
             series = [("before", before), ("after", after)]
             plot = line_plot(
                 list(job.sweep.values),
@@ -303,7 +304,7 @@ class Ablation(DirectiveKind):
         summary = (
             f'<p class="ablation-summary">Edit: <code>{escape(figure.edit)}</code>. Mean response of '
             f"<code>{escape(job.address)}</code> over {len(before)} input(s): {result.mean_before:.3g} → "
-            f"{result.mean_after:.3g} ({_percent(figure.change)}).</p>"
+            f"{result.mean_after:.3g} ({_percent(result.effect)}).</p>"
         )
         for predicted, change in zip(figure.predict, figure.changes, strict=True):
             held = predicted.holds(change)
@@ -340,7 +341,7 @@ def parse_edit(part: str) -> tuple[list[UnitRef], UnitRef | None, float, bool]:
     return sources, into[0] if into else None, scale, bool(match["unit"])
 
 
-def resolve_edits(info, target: UnitRef, parsed: list) -> tuple[Edit, ...]:
+def resolve_edits(info, target: UnitRef, parsed: Sequence) -> tuple[Edit, ...]:
     """Edits with canonical layer names and units in range, every edge running forward and
     ending at or before the observed unit; ModelError with a message otherwise."""
     order = list(info.layers)

@@ -46,6 +46,20 @@ class Stage:
     units: tuple[int, ...] | None
     weights: tuple[WeightsJob, ...] | None = None  # from this layer into each unit of the next row
 
+    @property
+    def chosen(self) -> tuple[int, ...]:
+        """Its units, once chosen or ranked (every stage is, before a circuit renders)."""
+        if self.units is None:
+            raise ValueError(f"the units of {self.layer} are not ranked yet")
+        return self.units
+
+    @property
+    def kernels(self) -> tuple[WeightsJob, ...]:
+        """Its weights into the next row, once asked for."""
+        if self.weights is None:
+            raise ValueError(f"the weights out of {self.layer} are not planned yet")
+        return self.weights
+
 
 @dataclass(frozen=True)
 class CircuitRequest:
@@ -153,22 +167,22 @@ class Circuit(DirectiveKind):
         return plan if plan.resolved else _resolve(plan, ctx)
 
     def render(self, plan: CircuitPlan, ctx: RenderContext) -> Rendered:
-        rows = [[f"{s.layer}:{u}" for u in s.units] for s in plan.stages]
+        rows = [[f"{s.layer}:{u}" for u in s.chosen] for s in plan.stages]
         rows.append([str(t) for t in plan.targets])
         edges = []
         for stage in plan.stages:
-            for job in stage.weights:
+            for job in stage.kernels:
                 stack = ctx.kernels(job)
-                for channel in stage.units:
+                for channel in stage.chosen:
                     edges.append((f"{stage.layer}:{channel}", f"{job.layer}:{job.unit}", stack[channel]))
         images = {}
-        for address, job in plan.nodes:
+        for address, node in plan.nodes:  # a node's unit has its page (a channel's featurevis)
             images[address] = (
-                ctx.file_url(job, ctx.result(job).images[0]),
-                unit_card(ctx, job, address),
-                page_href(job),
+                ctx.file_url(node, ctx.result(node).images[0]),
+                unit_card(ctx, node, address),
+                page_href(node) or "",
             )
-        anchor = plan.label or f"circuit-{plan.stages[-1].weights[0].key[:8]}"
+        anchor = plan.label or f"circuit-{plan.stages[-1].kernels[0].key[:8]}"
         cards = {}
         for source, target, kernel in edges:
             card = f"{anchor}-{source}-{target}".replace(":", "-").replace(".", "-")
@@ -186,7 +200,8 @@ def _resolve(plan: CircuitPlan, results: FollowUpContext | None) -> CircuitPlan:
     after = plan.targets
     for index in reversed(range(len(stages))):
         stage = stages[index]
-        if stage.weights is None:
+        weights = stage.weights
+        if weights is None:
             weights = tuple(
                 carrying(
                     WeightsJob(plan.spec, plan.fingerprint, stage.layer, t.layer, t.unit), plan.dictionaries
@@ -195,15 +210,17 @@ def _resolve(plan: CircuitPlan, results: FollowUpContext | None) -> CircuitPlan:
             )
             stage = replace(stage, weights=weights)
             plan = replace(plan, jobs=plan.jobs + weights)
-        if stage.units is None:
-            if results is None or not all(results.done(job) for job in stage.weights):
+        units = stage.units
+        if units is None:
+            if results is None or not all(results.done(job) for job in weights):
                 stages[index] = stage
                 break  # ranked in a later round, once these weights are computed
-            norms = [results.kernel_norms(job) for job in stage.weights]
-            stage = replace(stage, units=tuple(strongest_inputs(norms, plan.top)))
+            norms = [results.kernel_norms(job) for job in weights]
+            units = tuple(strongest_inputs(norms, plan.top))
+            stage = replace(stage, units=units)
         stages[index] = stage
-        plan = _with_nodes(plan, [UnitRef(stage.layer, unit) for unit in stage.units])
-        after = tuple(UnitRef(stage.layer, unit) for unit in stage.units)
+        plan = _with_nodes(plan, [UnitRef(stage.layer, unit) for unit in units])
+        after = tuple(UnitRef(stage.layer, unit) for unit in units)
     return replace(plan, stages=tuple(stages))
 
 

@@ -99,6 +99,12 @@ class CheckContext(_Reports):
 class PlanContext(_Reports):
     """For `plan`: model descriptions, unit addresses checked against them, settings."""
 
+    def __init__(self, article: Article) -> None:
+        super().__init__(article)
+        if article.catalog is None or article.dictionaries is None:
+            raise RuntimeError("a PlanContext is made by Article.plan, once the catalog is set")
+        self._catalog, self._dictionaries = article.catalog, article.dictionaries
+
     @property
     def folder(self) -> Path:
         return self._article.doc.path.parent
@@ -107,11 +113,11 @@ class PlanContext(_Reports):
         """The model's layers and units (from the cache, or by loading it), the article's
         dictionaries of it among them (dictionaries.py); None after an error."""
         try:
-            info = self._article.catalog.info(spec)
+            info = self._catalog.info(spec)
         except (ModelError, SpecError) as exc:
             self.error(line, str(exc))
             return None
-        return self._article.dictionaries.info(info, self._article.artifacts)
+        return self._dictionaries.info(info, self._article.artifacts)
 
     def attach(self, job, info: ModelInfo, other: ModelInfo | None = None):
         """The job with the dictionaries whose features it reads (dictionaries.attach); raises
@@ -142,7 +148,7 @@ class PlanContext(_Reports):
                 line, f"unknown dictionary '{name}'{suggest(name, declared, cutoff=0.5)}; declared: {known}"
             )
             return None
-        return self._article.dictionaries.resolve(name)
+        return self._dictionaries.resolve(name)
 
     def featurevis_settings(self, info: ModelInfo, given: dict[str, Any] | None = None) -> FeatureVisSettings:
         """A figure's own settings, else the front matter's `featurevis:`, else the defaults."""

@@ -22,7 +22,14 @@ from distillgen.figures import probes
 from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
 from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
 from distillgen.figures.unitview import THUMBNAIL, featurevis_job, image_html, page_href, unit_card
-from distillgen.jobs import Dataset, FeatureVisJob, FeatureVisSettings, UniversalityJob, UniversalityResult
+from distillgen.jobs import (
+    Baseline,
+    Dataset,
+    FeatureVisJob,
+    FeatureVisSettings,
+    UniversalityJob,
+    UniversalityResult,
+)
 from distillgen.options import MODEL, Argument, Option, choice, integer, layer, text
 from distillgen.render.plots import histograms
 from distillgen.units import ModelError, ModelInfo, ModelSpec, SpecError, UnitRef, parse_units
@@ -38,7 +45,7 @@ class UniversalityRequest:
     layer: str
     other_layer: str
     dataset: Dataset
-    baseline: str
+    baseline: Baseline
     pairs: int
     units: str | None
     matching: str
@@ -206,11 +213,11 @@ class Universality(DirectiveKind):
     def render(self, figure: UniversalityFigure, ctx: RenderContext) -> Rendered:
         job = figure.job
         result = ctx.result(job)
-        rows = "".join(_pair(ctx, pair) for pair in figure.pairs)
+        rows = "".join(_pair(ctx, pair) for pair in figure.pairs or ())  # set by follow_up
         matching = figure.matching
-        partner, trained, chance = _matching(result, matching)
-        trained = [x for x in trained if x is not None]
-        chance = [x for x in chance if x is not None]
+        partner, trained_r, chance_r = _matching(result, matching)
+        trained = [x for x in trained_r if x is not None]
+        chance = [x for x in chance_r if x is not None]
         other_kind = "one-to-one" if matching == "best" else "best"
         other_median = np.median([x for x in _matching(result, other_kind)[1] if x is not None])
         baseline = job.baseline_model if job.baseline == "untrained" else f"{job.other}, images shuffled"

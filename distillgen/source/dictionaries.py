@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -97,7 +98,7 @@ def _declaration(name, name_node, node, path, line_of, report) -> Declaration | 
     if not isinstance(node, yaml.MappingNode):
         report(node, f"'{where}' must be a mapping, e.g. {{layer: mixed4, features: 384, k: 8}}")
         return None
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}  # each key's value, as its parser reads it
     lines: dict[str, int] = {}
     ok = True
     for key_node, value_node in node.value:
