@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from distillgen.zoo import glyphs_data
-from distillgen.zoo.shapes_data import _arc_distance, _ink, _segment_distance
+from distillgen.zoo.drawing import arc_distance, ink, segment_distance
 
 CANVAS = 64  # the image side that lengths are given for
 WIDTH = 2.5  # stroke width, the middle of what the shapes network was trained on
@@ -41,8 +41,8 @@ def line(orientation: float, size: int, length: float = 36.0) -> np.ndarray:
     angle = np.deg2rad(orientation)
     dx, dy = np.cos(angle) * length * k / 2, np.sin(angle) * length * k / 2
     c = size / 2
-    distance = _segment_distance(xs, ys, _one(c - dx), _one(c - dy), _one(c + dx), _one(c + dy))
-    return _ink(distance, _one(WIDTH * k))[0]
+    distance = segment_distance(xs, ys, _one(c - dx), _one(c - dy), _one(c + dx), _one(c + dy))
+    return ink(distance, _one(WIDTH * k))[0]
 
 
 def curve(orientation: float, size: int, radius: float = 12.0, span: float = 120.0) -> np.ndarray:
@@ -126,8 +126,8 @@ def _arc(orientation: float, size: int, radius: float, span: float) -> np.ndarra
     half = np.deg2rad(span) / 2
     c = size / 2  # the arc's midpoint; its centre lies `radius` behind it
     cx, cy = c - radius * np.cos(mid), c - radius * np.sin(mid)
-    distance = _arc_distance(xs, ys, _one(cx), _one(cy), _one(radius), _one(mid - half), _one(2 * half))
-    return _ink(distance, _one(WIDTH * k))[0]
+    distance = arc_distance(xs, ys, _one(cx), _one(cy), _one(radius), _one(mid - half), _one(2 * half))
+    return ink(distance, _one(WIDTH * k))[0]
 
 
 # name -> (function, swept parameter, default sweep (first, last, count), unit of the parameter)
