@@ -95,7 +95,7 @@ def test_a_chain_of_layers_ranks_each_row_by_its_weights_into_the_next(circuit_s
             *((f"mixed3:{b}", "mixed4:52") for b in mixed3),
         ]
     )
-    assert "6 input unit(s) of shapes in 2 layer(s)" in root.find(f"{SVG}desc").text
+    assert "6 input units of shapes in 2 layers" in root.find(f"{SVG}desc").text
     strongest: dict[str, float] = {}  # each pair of rows is drawn on its own scale
     for g in root.iter(f"{SVG}g"):
         if g.get("data-from"):

@@ -145,7 +145,7 @@ def test_ablation_shows_the_prediction_and_its_outcome(experiments):
     _, page, records = experiments
     result = record(records, "ablation")["result"]
     assert result["mean_after"] > 2 * result["mean_before"]
-    assert "Prediction: <strong>increase &gt;= 100%</strong> — ✓ held" in page
+    assert "Prediction: <strong>at least 100% higher</strong> — ✓ held" in page
     svg = figure_svg(page, "fig-ablation")
     assert [g.get("data-series") for g in svg.iter(f"{SVG}g") if "series" in g.get("class", "").split()] == [
         "before",
@@ -601,9 +601,9 @@ def test_predictions_on_subsets_of_a_sweep_are_each_checked_on_their_inputs(tmp_
     assert result.exit_code == 0, result.output
     page = (tmp_path / "out" / "a" / "index.html").read_text()
     assert page.count("✓ held") == 2 and "✗ failed" not in page
-    assert "decrease &gt;= 90% on -1..-0.5</strong> (measured -100% over 2 input(s))" in page
+    assert "at least 90% lower on \u22121–\u22120.5</strong> (measured \u2212100% over 2 inputs)" in page
     # Over the whole sweep the same edit halves the mean: neither part alone says so.
-    assert "0.6 → 0.3 (-50%)" in page
+    assert "0.6 → 0.3 (\u221250%)" in page
 
     # A prediction built to fail: the red half is not unchanged.
     write(src / "a.md", selective_article("no change within 10% on -1..-0.5; increase on 0.5..1"))

@@ -129,3 +129,20 @@ def test_quiet_and_verbose(tmp_path):
     verbose = run_cli("build", str(ARTICLES), "-o", str(tmp_path / "v"), "-v")
     assert "checked" in verbose.stderr and "rendered reading-circuits/index.html" in verbose.stderr
     assert re.search(r"built \d+ article\(s\) into .* in [\d.]+s", verbose.stderr)
+
+
+def test_no_figure_of_the_example_site_writes_machine_text(example_build):
+    """Issue 27: what a figure says is prose. Its rendered text has no '>=' or '<=', no '..'
+    range and no '(s)' plural: a prediction reads 'at least 50% lower on 120°–150°'."""
+    import html
+    import re
+
+    machine = re.compile(r">=|<=|\d\.\.[-\d]|\(s\)")
+    found = []
+    for page in sorted(example_build.rglob("*.html")):
+        for figure in re.findall(r"<figure.*?</figure>", page.read_text(encoding="utf-8"), re.S):
+            text = html.unescape(re.sub(r"<[^>]+>", " ", figure))
+            found += [f"{page.relative_to(example_build)}: {m.group()!r}" for m in machine.finditer(text)]
+    assert not found, found[:10]
+    page = (example_build / "zoom-in-highlights" / "index.html").read_text(encoding="utf-8")
+    assert "at least 50% lower on 120°–150°</strong>" in page

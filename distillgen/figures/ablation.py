@@ -30,6 +30,7 @@ from distillgen.figures.context import CheckContext, FollowUpContext, PlanContex
 from distillgen.jobs import AblationJob, Dataset, Edit, Probe, Sweep, relative_change
 from distillgen.options import MODEL, Argument, Option, choice, integer, one_unit, text
 from distillgen.render.plots import line_plot, paired_bars
+from distillgen.render.words import plural
 from distillgen.units import ModelError, ModelSpec, SpecError, UnitRef, parse_units
 
 _EDIT = re.compile(
@@ -67,6 +68,23 @@ class Prediction:
 
     def change(self, before: list[float], after: list[float]) -> float:
         return relative_change(*self.means(before, after))
+
+    def prose(self, angles: bool = False) -> str:
+        """As a reader reads it: 'at least 50% lower on 120°–150°', 'unchanged within 10%'
+        (what the author wrote, `decrease >= 50% on 120..150`, is the directive's syntax)."""
+        percent = f"{self.threshold * 100:g}%"
+        if self.direction == "none":
+            effect = f"unchanged within {percent}"
+        else:
+            word = "higher" if self.direction == "increase" else "lower"
+            effect = f"at least {percent} {word}" if self.threshold else word
+        if self.subset is None:
+            return effect
+        if match := _RANGE.match(self.subset):
+            unit = "°" if angles else ""
+            first, last = (_minus(match[end]) for end in ("first", "last"))
+            return f"{effect} on {first}{unit}–{last}{unit}"
+        return f"{effect} on the {self.subset} stimuli"
 
 
 def predictions(value: str) -> tuple[Prediction, ...]:
@@ -301,11 +319,13 @@ class Ablation(DirectiveKind):
         else:
             labels = [f"image {i}" if isinstance(i, int) else str(i) for i in result.labels]
             plot = paired_bars(labels, before, after, title, f"peak response of {job.address}")
+        inputs = plural(len(before), "input")
         summary = (
             f'<p class="ablation-summary">Edit: <code>{escape(figure.edit)}</code>. Mean response of '
-            f"<code>{escape(job.address)}</code> over {len(before)} input(s): {result.mean_before:.3g} → "
-            f"{result.mean_after:.3g} ({_percent(result.effect)}).</p>"
+            f"<code>{escape(job.address)}</code> over {inputs}: {result.mean_before:.3g} → "
+            f"{result.mean_after:.3g} ({_minus(_percent(result.effect))}).</p>"
         )
+        angles = job.sweep is not None and job.sweep.param == probes.PERIODIC
         for predicted, change in zip(figure.predict, figure.changes, strict=True):
             held = predicted.holds(change)
             verdict = "held" if held else "failed"
@@ -313,11 +333,11 @@ class Ablation(DirectiveKind):
             measured = (
                 ""
                 if predicted.inputs is None
-                else (f" (measured {_percent(change)} over {len(predicted.inputs)} input(s))")
+                else (f" (measured {_minus(_percent(change))} over {plural(len(predicted.inputs), 'input')})")
             )
             summary += (
-                f'<p class="prediction prediction-{verdict}">Prediction: '
-                f"<strong>{escape(predicted.text)}</strong>{escape(measured)} — {mark}.</p>"
+                f'<p class="prediction prediction-{verdict}" title="{escape(predicted.text)}">Prediction: '
+                f"<strong>{escape(predicted.prose(angles))}</strong>{escape(measured)} — {mark}.</p>"
             )
         content = f'<div class="plot">{plot}</div>{summary}'
         return ctx.rendered(ctx.figure(content, "ablation-figure"))
@@ -368,3 +388,8 @@ def _percent(change: float) -> str:
         if abs(change) != float("inf")
         else ("from 0 to positive" if change > 0 else "from 0 to negative")
     )
+
+
+def _minus(number: str) -> str:
+    """A number with the typographic minus, as the page's other numbers."""
+    return number.replace("-", "\u2212")

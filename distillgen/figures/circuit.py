@@ -30,6 +30,7 @@ from distillgen.figures.unitview import featurevis_job, page_href, unit_card
 from distillgen.jobs import FeatureVisJob, FeatureVisSettings, WeightsJob
 from distillgen.options import MODEL, Argument, Option, integer, text, units
 from distillgen.render.colors import diverging
+from distillgen.render.words import plural
 from distillgen.units import ModelError, ModelSpec, SpecError, UnitRef, is_layer_name, parse_units
 
 _INK = ";color:#fff"  # numbers on the darkest cells
@@ -272,7 +273,8 @@ def circuit_svg(
     targets, inputs = rows[-1], [address for row in rows[:-1] for address in row]
     drawing.set_desc(
         title=f"Circuit into {', '.join(targets)}",
-        desc=f"{len(inputs)} input unit(s) of {model} in {len(rows) - 1} layer(s) connected to "
+        desc=f"{plural(len(inputs), 'input unit')} of {model} in {plural(len(rows) - 1, 'layer')} "
+        "connected to "
         f"{', '.join(targets)}; edge width is the kernel's L2 norm, red positive and blue negative.",
     )
     position = {}

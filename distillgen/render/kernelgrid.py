@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from distillgen.render.colors import STOPS, diverging
+from distillgen.render.words import plural
 
 GAP = 12  # CSS pixels between kernels
 LABEL_CHAR = 5.6  # CSS pixels a character of a kernel's label takes (9-px monospace, .kernel-label)
@@ -42,7 +43,8 @@ def kernel_grid(
     )
     drawing.attribs.update({"class": "kernel-grid", "role": "img"})
     what = f"Weights out of {target}" if outgoing else f"Weights into {target}"
-    drawing.set_desc(title=what, desc=f"{what}: {len(stack)} kernel(s); largest magnitude {scale:.3g}")
+    described = f"{what}: {plural(len(stack), 'kernel')}; largest magnitude {scale:.3g}"
+    drawing.set_desc(title=what, desc=described)
     for index, (label, kernel) in enumerate(stack):
         x, y = (index % columns) * (box_w + GAP), (index // columns) * (box_h + GAP)
         group = drawing.g(class_="kernel")

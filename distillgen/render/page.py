@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import jinja2
 
 from distillgen import __version__
+from distillgen.render.words import plural
 from distillgen.source.frontmatter import FrontMatter
 from distillgen.source.siteconfig import SiteConfig
 
@@ -31,6 +32,7 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["longdate"] = lambda d: f"{d:%B} {d.day}, {d.year}"
+    env.filters["plural"] = plural  # {{ layers | length | plural("layer") }}: "1 layer", "3 layers"
     env.globals["search"] = False  # whether the site has a search page: the build sets it
     return env
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from distillgen.render.words import plural
+
 if TYPE_CHECKING:
     import svgwrite
 
@@ -263,7 +265,7 @@ def histograms(
                     class_="bar",
                     **_dash(name, index),
                 )
-                amount = f"{n:.0%} of them" if share else f"{n} unit(s)"
+                amount = f"{n:.0%} of them" if share else plural(n, "unit")
                 rect.set_desc(title=f"{name}: {amount} with {x_label} in [{left:.2f}, {right:.2f})")
                 group.add(rect)
         drawing.add(group)
