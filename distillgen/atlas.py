@@ -177,7 +177,28 @@ def layer_page(atlas: Atlas, layer: str, artifacts: dict) -> tuple[dict, dict]:
         "shape": shape,
         "units": units,
         "model_href": "../index.html",
+        "settings": settings_text(atlas),
     }, files
+
+
+def settings_text(atlas: Atlas) -> str:
+    """How the atlas's images were made, in a sentence: a reader compares them with an
+    article's, which may use other settings."""
+    s = atlas.settings
+    how = [
+        f"{s.steps} steps",
+        f"{s.size} px",
+        f"learning rate {s.lr:g}",
+        f"seed {s.seed}",
+        "Fourier parameterization" if s.fft else "pixel parameterization",
+        "decorrelated colours" if s.decorrelate else "plain colours",
+        "lucent's standard transforms" if s.transforms == "standard" else "no transforms",
+    ]
+    request = atlas.request
+    extra = [f"diversity sets of {request.diversity}"] if request.diversity else []
+    if request.examples:
+        extra.append(f"{request.examples} dataset examples each way from {request.dataset}")
+    return "Feature visualizations: " + ", ".join(how) + (f"; {', '.join(extra)}" if extra else "") + "."
 
 
 def _frame(depth: str) -> dict:

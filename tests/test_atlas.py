@@ -113,6 +113,13 @@ def test_layer_pages_lazy_load_their_grid(atlas_site):
     assert all(img.get("loading") == "lazy" for img in grid)
 
 
+def test_a_layer_page_says_how_its_images_were_made(atlas_site):
+    """Issue 27: an atlas's images may be made at other settings than an article's."""
+    page = (atlas_site / "units" / "shapes" / "mixed4" / "index.html").read_text(encoding="utf-8")
+    settings = re.search(r'<p class="atlas-settings">([^<]*)</p>', page)
+    assert settings and settings[1].startswith("Feature visualizations: 2 steps, 32 px, learning rate 0.05,")
+
+
 @pytest.mark.browser
 def test_atlas_pages_in_the_browser(open_page, atlas_site):
     model = atlas_site / "units" / "shapes"
