@@ -400,6 +400,7 @@ class Article:
             self.front.model,
             lambda declared, line, message: self.reporter.error(declared.path, line, message),
             self.doc.roots,
+            lambda declared, line, message: self.reporter.warning(declared.path, line, message),
         )
         for name in self.front.dictionaries:  # every declaration checked, used or not
             self.dictionaries.resolve(name)

@@ -59,11 +59,13 @@ class Dictionaries:
         default_model: str | None,
         error: Callable[[Declaration, int, str], None],
         roots: tuple,
+        warn: Callable[[Declaration, int, str], None] = lambda declared, line, message: None,
     ) -> None:
         self.declared = declared
         self.catalog = catalog
         self.default_model = default_model
         self.error = error
+        self.warn = warn
         self.roots = roots
         self._resolved: dict[str, Resolved | None] = {}
         self._attached: dict[str, Attached] = {}
@@ -91,7 +93,14 @@ class Dictionaries:
             self.error(d, d.line_of("layer"), f"dictionary '{d.name}': {exc}")
             return None
         try:
-            dataset = datasets.dataset(d.dataset, d.count, d.sample_seed, d.path.parent, self.roots)
+            dataset = datasets.dataset(
+                d.dataset,
+                d.count,
+                d.sample_seed,
+                d.path.parent,
+                self.roots,
+                warn=lambda message: self.warn(d, d.line_of("dataset"), f"dictionary '{d.name}': {message}"),
+            )
         except datasets.DatasetError as exc:
             self.error(d, d.line_of("dataset"), f"dictionary '{d.name}': {exc}")
             return None

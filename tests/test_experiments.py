@@ -496,14 +496,16 @@ def test_files_of_a_folder_that_are_not_images_are_left_out_with_one_warning(tmp
     (folder / "empty.jpg").write_bytes(b"")
     src = write(
         tmp_path / "src" / "p.md",
-        "---\ntitle: P\n---\n\n```{examples} mixed4:52\n:dataset: photos\n:top: 2\nA caption.\n```\n",
+        "---\ntitle: P\ndictionaries:\n  d4: {layer: mixed4, features: 16, k: 2, dataset: photos}\n---\n\n"
+        "```{examples} mixed4:52\n:dataset: photos\n:top: 2\nA caption.\n```\n",
     ).parent
     result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.stderr.splitlines() if "cannot be read as images" in line]
-    assert warnings == [
-        f"{src / 'p.md'}:6: warning: 2 of the 5 image files in {folder} cannot be read as images "
-        "and are left out: broken.png, empty.jpg"
+    left_out = f"2 of the 5 image files in {folder} cannot be read as images and are left out: broken.png, empty.jpg"
+    assert warnings == [  # the figure's, then the declaration's (checked when planned, used or not)
+        f"{src / 'p.md'}:8: warning: {left_out}",
+        f"{src / 'p.md'}:4: warning: dictionary 'd4': {left_out}",
     ]
     record = json.loads((tmp_path / "out" / "p" / "figures.json").read_text())["figures"][0]
     assert record["result"]["probe_size"] == 3
