@@ -12,8 +12,9 @@ source, or every file's path and contents) enters every job key.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -87,8 +88,7 @@ def labelled(data: Dataset, size: int) -> tuple[np.ndarray, np.ndarray | None]:
     from PIL import Image
 
     folder = Path(data.source)
-    files = _image_files(folder)
-    classes = _classes(folder, files)
+    files, classes = _listing(data)
     chosen = _chosen(files, data.count, bool(classes))
     labels = None
     if classes:  # each image's class: the index of its first-level folder
@@ -108,8 +108,16 @@ def labelled(data: Dataset, size: int) -> tuple[np.ndarray, np.ndarray | None]:
 def class_names(data: Dataset) -> tuple[str, ...]:
     if data.source in TASKS:
         return tuple(TASKS[data.source].classes)
+    return _listing(data)[1]
+
+
+@functools.lru_cache(maxsize=16)
+def _listing(data: Dataset) -> tuple[tuple[Path, ...], tuple[str, ...]]:
+    """A folder's readable images and its classes, listed once per probe set (its fingerprint
+    pins its files): a dictionary's engine asks for its images, then for their classes."""
     folder = Path(data.source)
-    return _classes(folder, _image_files(folder))
+    files = _image_files(folder)
+    return tuple(files), _classes(folder, files)
 
 
 def _image_files(folder: Path, readable: bool = True) -> list[Path]:
@@ -146,7 +154,7 @@ def _classes(folder: Path, files: list[Path]) -> tuple[str, ...]:
     return tuple(sorted({parts[0] for parts in tops}))
 
 
-def _chosen(files: list[Path], count: int, spread: bool) -> list[Path]:
+def _chosen(files: Sequence[Path], count: int, spread: bool) -> Sequence[Path]:
     """`count` of `files`: spread evenly over them for class folders (every class is probed),
     else the first (as flat folders always were)."""
     if not spread or count >= len(files):

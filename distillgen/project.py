@@ -75,7 +75,8 @@ class Project:
         readonly: bool = False,
     ) -> Project:
         """The project of `src` (its config's problems go to `reporter`); nothing is written.
-        `readonly`: `verify`'s cache, whose damaged entries are reported and never moved."""
+        `readonly`: `verify`'s cache, whose damaged entries are reported and never moved; its
+        catalog may describe an author's model (verify runs the models anyway)."""
         options = options or Options()
         config = load_site_config(src, reporter) if src is not None else SiteConfig()
         cache = Cache(
@@ -84,7 +85,7 @@ class Project:
             readonly=readonly,
             trust=None if readonly else code_digest(),
         )
-        catalog = Catalog(cache, frozen=options.frozen)
+        catalog = Catalog(cache, frozen=options.frozen and not readonly)
         return cls(src, config, cache, catalog, reporter, options, grants or Grants())
 
     @property

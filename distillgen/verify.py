@@ -144,8 +144,6 @@ def article_figures(
     """The articles' figures as a `--frozen` build finds them (BuildFailed after errors), each
     artifact once, in reading order; and the catalog that described their models."""
     project = Project.open(src, reporter, Options(frozen=True), cache_dir=cache_dir, readonly=True)
-    # Nothing is computed (frozen), but an author's model may be described: verify runs it anyway.
-    project.catalog = Catalog(project.cache)
     articles = project.load_articles(log)
     project.plan(articles)
     artifacts = project.compute(articles).artifacts

@@ -161,9 +161,6 @@ def test_distillgen_models_lists_a_resnet_stage_first_then_its_blocks():
 def test_figures_of_a_resnets_stage_block_and_inner_layer_and_a_circuit_between_blocks(tmp_path, resnet50):
     """The kinds on ResNet-50 through check, plan, compute and render (unit pages aside: the
     outgoing weights of a 1,024-unit stage into a 2,048-unit one are an hour on this CPU)."""
-    from distillgen.compute import Options
-    from distillgen.diagnostics import Reporter
-    from distillgen.project import Project
 
     src = tmp_path / "src"
     src.mkdir()
@@ -200,12 +197,7 @@ def test_figures_of_a_resnets_stage_block_and_inner_layer_and_a_circuit_between_
             """
         )
     )
-    reporter = Reporter()
-    project = Project.open(src, reporter, Options(device="cpu"), cache_dir=tmp_path / "cache")
-    (article,) = project.load_articles()
-    project.plan([article])
-    outcome = project.compute([article])
-    assert not reporter.errors, [str(d) for d in reporter.diagnostics]
+    article, outcome = computed(src, tmp_path / "cache")
     addresses = {job.kind: set() for _, _, planned in article.figures() for job in planned.jobs}
     for _, _, planned in article.figures():
         for job in planned.jobs:
@@ -532,21 +524,13 @@ def test_every_kind_builds_on_inceptionv1_and_a_circuits_kernel_is_its_expanded_
     computed by hand: the other branches of the concatenation add nothing."""
     import numpy as np
 
-    from distillgen.compute import Options
-    from distillgen.diagnostics import Reporter
     from distillgen.kernels import read
     from distillgen.kinds import KINDS
-    from distillgen.project import Project
 
     src = tmp_path / "src"
     src.mkdir()
     (src / "inception.md").write_text(INCEPTION_ARTICLE)
-    reporter = Reporter()
-    project = Project.open(src, reporter, Options(device="cpu"), cache_dir=tmp_path / "cache")
-    (article,) = project.load_articles()
-    project.plan([article])
-    outcome = project.compute([article])
-    assert not reporter.errors, [str(d) for d in reporter.diagnostics]
+    article, outcome = computed(src, tmp_path / "cache")
     jobs = [job for _, _, planned in article.figures() for job in planned.jobs]
     assert {job.kind for job in jobs} | {n.job.kind for n in article.needs} == set(KINDS)
     body, _, _ = article.render(outcome.artifacts)
@@ -605,3 +589,19 @@ def test_aliases_name_layers_that_exist_and_only_a_transformers_tokens_are_token
 
     described = _describe("flattened", Flattened(), 64, "none")
     assert list(described.layers) == ["conv"] and not described.fixed_size
+
+
+def computed(src: Path, cache: Path):
+    """The one article in `src` checked, planned and computed (the article's figures, not the
+    unit pages of a build): (article, outcome); no error reported."""
+    from distillgen.compute import Options
+    from distillgen.diagnostics import Reporter
+    from distillgen.project import Project
+
+    reporter = Reporter()
+    project = Project.open(src, reporter, Options(device="cpu"), cache_dir=cache)
+    (article,) = project.load_articles()
+    project.plan([article])
+    outcome = project.compute([article])
+    assert not reporter.errors, [str(d) for d in reporter.diagnostics]
+    return article, outcome
