@@ -125,11 +125,16 @@ def test_plot_series_differ_by_line_style_as_well_as_colour(example_build):
 
 def search(page, query: str) -> list[str]:
     page.fill(".pagefind-ui__search-input", query)
-    # Pagefind says "N results for <query>" before each result's link loads, so wait for both
-    # together: the message and the links of this search, not of the one before.
+    # Pagefind says "N results for <query>" before each result's link loads, and loads the links
+    # of its first page of results (5) each on its own, in any order: wait for the message of
+    # this search and for every link it will show, so the first link is the best result.
     page.wait_for_function(
-        """q => document.querySelector('.pagefind-ui__message')?.textContent.includes(q)
-               && document.querySelectorAll('.pagefind-ui__result-link').length > 0""",
+        """q => {
+            const message = document.querySelector('.pagefind-ui__message')?.textContent || '';
+            const count = parseInt(message, 10);
+            const links = document.querySelectorAll('.pagefind-ui__result-link').length;
+            return message.includes(q) && count > 0 && links >= Math.min(count, 5);
+        }""",
         arg=query,
     )
     return page.eval_on_selector_all(
