@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from distillgen.cache import Artifact
 
 
-
 @dataclass(frozen=True)
 class Heading:
     level: int

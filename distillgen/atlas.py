@@ -24,8 +24,12 @@ from distillgen.paths import atlas_path
 from distillgen.source.siteconfig import AtlasRequest
 from distillgen.unitpages import UnitPage, figure_file, unit_page
 from distillgen.units import ModelError, ModelInfo, SpecError, parse_spec
+from distillgen.zoo import TASKS
 
-PROBE_COUNT = 1000  # probe images ranked for each unit's dataset examples
+# Probe images ranked for each unit's dataset examples: a generator's sample of this many, or
+# every image of a folder (read in one streamed pass per layer, engine/ranking.py).
+PROBE_COUNT = 1000
+EVERY_IMAGE = 10_000_000
 
 
 @dataclass
@@ -84,7 +88,7 @@ def plan_atlas(
         try:
             dataset = datasets.dataset(
                 request.dataset,
-                PROBE_COUNT,
+                PROBE_COUNT if request.dataset in TASKS else EVERY_IMAGE,
                 0,
                 request.base,
                 roots or (request.base,),

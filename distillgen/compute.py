@@ -177,11 +177,59 @@ def _compute_missing(
     """Compute what is still missing once the cache's lock is held: a build that held it
     before may have computed some of it."""
     missing = _still_missing(missing, outcome, cache, options)
+    missing = _prepared(missing, outcome, cache, catalog, reporter, options)
     for finished, device_type in run(missing, cache, catalog, reporter, options):
         assert finished.batch is not None  # run() yields outcomes with their batch
         _store(finished.batch.jobs, finished, outcome, cache)
         _remember_speed(cache, finished.batch.jobs, device_type, finished.seconds)
         options.log(f"computed {finished.batch.label} in {finished.seconds:.1f}s")
+
+
+def _prepared(
+    missing: list[Need],
+    outcome: Outcome,
+    cache: Cache,
+    catalog: Catalog,
+    reporter: Reporter,
+    options: Options,
+) -> list[Need]:
+    """The missing jobs as their engines receive them (`Job.prepared`), once the jobs they read
+    (`Job.inputs`: a folder's ranking) are in the cache, computed here first if they are not.
+    A job whose input could not be computed is left out: its input's error was reported."""
+    inputs: dict[str, Need] = {}
+    for need in missing:
+        for job in need.job.inputs():
+            inputs.setdefault(job.key, Need(job, need.path, need.line))
+    if not inputs:
+        return missing
+    computed = Outcome()
+    _compute_missing(list(inputs.values()), computed, cache, catalog, reporter, options)
+    outcome.merge(computed)
+    warned = set()
+    for key, need in inputs.items():
+        dataset = getattr(need.job, "dataset", None)
+        if key in computed.artifacts and dataset not in warned:
+            warned.add(dataset)  # one warning per folder, however many layers read it
+            _warn_of_skipped(need, computed.artifacts[key], reporter)
+    scratch = cache.root / "partial"
+    ready = []
+    for need in missing:
+        if all(job.key in outcome.artifacts for job in need.job.inputs()):
+            ready.append(Need(need.job.prepared(outcome.artifacts, scratch), need.path, need.line))
+    return ready
+
+
+def _warn_of_skipped(need: Need, artifact: Artifact, reporter: Reporter) -> None:
+    """One warning for the files a folder's pass could not decode (`RankingResult.skipped`)."""
+    skipped = getattr(artifact.result(need.job), "skipped", ())
+    if skipped:
+        first = ", ".join(skipped[:3]) + (", …" if len(skipped) > 3 else "")
+        reporter.warning(
+            need.path,
+            need.line,
+            f"{len(skipped)} image file{'s' * (len(skipped) != 1)} in the probe folder could not be "
+            f"decoded and {'were' if len(skipped) != 1 else 'was'} left out: {first}",
+        )
 
 
 def run(

@@ -7,7 +7,8 @@ whose images all lie in subfolders is read as torchvision's ImageFolder reads on
 first-level subfolder is a class (ImageNet's validation set, sorted into class folders), and
 `count` images are taken evenly over all of them, so every class is probed; a flat folder's
 first `count` images are taken, in file-name order. A dataset's fingerprint (the generator's
-source, or every file's path and contents) enters every job key.
+source, or every file's path, size and modification time) enters every job key. Experiments
+over a folder stream it (engine/stream.py); its examples come from one ranking pass per layer.
 """
 
 from __future__ import annotations
@@ -68,11 +69,20 @@ def dataset(
         )
     if not files:
         raise DatasetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return Dataset(str(folder), folder_fingerprint(folder, files), min(count, len(files)), seed)
+
+
+def folder_fingerprint(folder: Path, files: Sequence[Path]) -> str:
+    """What keys a folder's figures: each image's path in the folder, size and modification
+    time, as make and git's index tell a changed file, so a build over 50,000 photographs
+    reads none of them to know they are unchanged. A file rewritten with the same size in the
+    same nanosecond would go unnoticed; touching a file computes its figures again."""
     digest = hashlib.sha256()
-    for path in files:  # a flat folder's paths are its names: its key is as it always was
+    for path in files:
+        stat = path.stat()
         name = path.relative_to(folder).as_posix()
-        digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-    return Dataset(str(folder), digest.hexdigest(), min(count, len(files)), seed)
+        digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def images(data: Dataset, size: int) -> np.ndarray:
@@ -85,24 +95,43 @@ def labelled(data: Dataset, size: int) -> tuple[np.ndarray, np.ndarray | None]:
     folder's (None for a flat folder, whose images have no classes)."""
     if data.source in TASKS:
         return TASKS[data.source].batch(data.count, data.seed, size)
-    from PIL import Image
+    chosen, labels = probe_files(data)
+    loaded, kept = [], []
+    for index, path in enumerate(chosen):
+        try:
+            loaded.append(load_image(path, size))
+            kept.append(index)
+        except Exception:  # a file cut short (its header read): left out, as a stream does
+            continue
+    if not loaded:
+        raise OSError(f"none of the {len(chosen)} images in {data.source} can be decoded")
+    return np.stack(loaded), None if labels is None else labels[kept]
 
+
+def probe_files(data: Dataset) -> tuple[Sequence[Path], np.ndarray | None]:
+    """A folder's probe images, in probe-set order, and their class indices (None for a flat
+    folder): what `labelled` loads, and what engine/stream.py streams."""
     folder = Path(data.source)
     files, classes = _listing(data)
     chosen = _chosen(files, data.count, bool(classes))
     labels = None
     if classes:  # each image's class: the index of its first-level folder
         labels = np.array([classes.index(path.relative_to(folder).parts[0]) for path in chosen])
-    loaded = []
-    for path in chosen:
-        with Image.open(path) as opened:
-            picture = opened.convert("RGB")
-            side = min(picture.size)
-            left, top = (picture.width - side) // 2, (picture.height - side) // 2
-            square = picture.crop((left, top, left + side, top + side))
-            picture = square.resize((size, size), Image.Resampling.BICUBIC)
-            loaded.append(np.asarray(picture, np.float32).transpose(2, 0, 1) / 255.0)
-    return np.stack(loaded), labels
+    return chosen, labels
+
+
+def load_image(path: Path, size: int) -> np.ndarray:
+    """One image as the model sees it: 3×size×size float32 in [0, 1], centre-cropped to a
+    square and resized. OSError (or PIL's errors) when the file does not decode."""
+    from PIL import Image
+
+    with Image.open(path) as opened:
+        picture = opened.convert("RGB")
+    side = min(picture.size)
+    left, top = (picture.width - side) // 2, (picture.height - side) // 2
+    square = picture.crop((left, top, left + side, top + side))
+    picture = square.resize((size, size), Image.Resampling.BICUBIC)
+    return np.asarray(picture, np.float32).transpose(2, 0, 1) / 255.0
 
 
 def class_names(data: Dataset) -> tuple[str, ...]:

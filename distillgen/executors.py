@@ -6,7 +6,8 @@ the missing jobs, grouped into `Batch`es (one model, one kind), to an executor a
 Everything but that dispatch is shared:
 
 - `InProcess` (the default) runs each batch here, one after another, with a progress bar per
-  batch: the loop compute.py always had.
+  batch, in pieces of at most `PIECE_JOBS` jobs whose outputs compute.py stores as each
+  piece finishes.
 - `Ray` ships pieces of batches to a Ray cluster (a local runtime by default) as tasks, one
   progress bar for the whole round, fed as tasks complete. Workers need no shared filesystem:
   an author's model files travel through the object store, and outputs (file bytes and typed
@@ -32,7 +33,7 @@ from distillgen.batches import Batch, Finished, Shipment, describe_exception
 from distillgen.units import ModelError, parse_spec
 
 if TYPE_CHECKING:
-    from distillgen.compute import Catalog, Options
+    from distillgen.compute import Catalog, Need, Options
 
 EXECUTORS = ("in-process", "ray")
 
@@ -56,6 +57,29 @@ class Executor(Protocol):
     def close(self) -> None:
         """Release what start() acquired; safe to call when it never started."""
         ...
+
+
+# Jobs computed before their outputs go to the cache: what a build holds of an atlas's
+# thousands of images and kernels is a piece's, never the whole batch's.
+PIECE_JOBS = 512
+
+
+def pieces(batch: Batch, most: int) -> list[Batch]:
+    """The batch in pieces of at most `most` jobs, each within one batch group (the jobs an
+    engine computes together), in the batch's order of groups."""
+    found = []
+    for needs in _groups(batch):
+        found += [
+            Batch(batch.spec, batch.kind, needs[start : start + most]) for start in range(0, len(needs), most)
+        ]
+    return found
+
+
+def _groups(batch: Batch) -> list[list[Need]]:
+    groups: dict[tuple, list[Need]] = {}
+    for need in batch.needs:
+        groups.setdefault(need.job.batch_group(), []).append(need)
+    return list(groups.values())
 
 
 def local_node() -> dict:
@@ -99,18 +123,20 @@ class InProcess:
             except ModelError as exc:
                 yield Finished(batch, error=str(exc))
                 continue
-            jobs = batch.jobs
             options.log(f"computing {batch.label} on {device}")
-            start = time.perf_counter()
-            try:
-                with options.progress(batch.label, sum(job.cost for job in jobs)) as advance:
-                    outputs = run_jobs(model, jobs, device, advance, catalog.load)
-            except Exception as exc:  # an author's model can raise anything in its forward pass
-                options.log(traceback.format_exc())
-                yield Finished(batch, error=failed(batch, describe_exception(exc)))
-                continue
-            seconds = time.perf_counter() - start
-            yield Finished(batch, outputs, model.checksum, describe_device(device), local_node(), seconds)
+            with options.progress(batch.label, sum(job.cost for job in batch.jobs)) as advance:
+                for piece in pieces(batch, PIECE_JOBS):
+                    start = time.perf_counter()
+                    try:
+                        outputs = run_jobs(model, piece.jobs, device, advance, catalog.load)
+                    except Exception as exc:  # an author's model can raise anything in its forward pass
+                        options.log(traceback.format_exc())
+                        yield Finished(piece, error=failed(batch, describe_exception(exc)))
+                        break
+                    seconds = time.perf_counter() - start
+                    yield Finished(
+                        piece, outputs, model.checksum, describe_device(device), local_node(), seconds
+                    )
 
     def close(self) -> None:
         pass
@@ -155,11 +181,7 @@ def split(batches: list[Batch], workers: int) -> list[Batch]:
     target = max(1.0, total / max(1, workers))
     pieces: list[Batch] = []
     for batch in batches:
-        groups: dict[tuple, list] = {}
-        for need in batch.needs:
-            group = need.job.batch_group()
-            groups.setdefault(group, []).append(need)
-        for needs in groups.values():
+        for needs in _groups(batch):
             cost = sum(need.job.cost for need in needs)
             count = min(len(needs), math.ceil(cost / target))
             size = math.ceil(len(needs) / count)

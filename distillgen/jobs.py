@@ -8,6 +8,7 @@ No torch here: the build plans and looks up the cache without it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -17,7 +18,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+if TYPE_CHECKING:
+    from distillgen.cache import Artifact
 
 ENGINE_VERSION = "1"  # bump when every engine's output for the same job changes
 # ... and a kind's `revision` when only that kind's engine changes: its old artifacts are then
@@ -29,6 +33,8 @@ Probe = Literal["examples", "tuning", "featurevis"]  # what an ablation measures
 Baseline = Literal["untrained", "shuffled"]  # what a universality figure compares against
 Sampling = Literal["positions", "peaks"]  # what a universality figure correlates
 OBJECTIVES: tuple[Objective, ...] = typing.get_args(Objective)
+# A field of a job that is not part of what it asks for, only of how it runs (`Job.prepared`).
+UNKEYED = {"keyed": False}
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,17 @@ class Job:
     def batch_group(self) -> tuple:
         """Jobs of one kind and model with equal groups are computed together in one batch."""
         return ()
+
+    def inputs(self) -> tuple[Job, ...]:
+        """Jobs whose results its engine reads (a folder's ranking pass, for its examples):
+        compute.py computes them first, like any job, and hands them over through `prepared`."""
+        return ()
+
+    def prepared(self, inputs: Mapping[str, Artifact], scratch: Path) -> Job:
+        """The job as its engine receives it: with what it reads of its `inputs` (artifacts by
+        key) and where it may keep work in progress (`scratch`), in fields left out of its key
+        (`UNKEYED`), so the result is stored under the key it was asked for."""
+        return self
 
 
 @dataclass(frozen=True)
@@ -197,6 +214,8 @@ def job_key(job: Job) -> str:
 
 def _fields(job) -> dict:
     fields = _plain(job)
+    for name in _unkeyed(type(job)):
+        del fields[name]
     if not fields.get("dictionaries", True):
         del fields["dictionaries"]
     elif "dictionaries" in fields:
@@ -227,6 +246,16 @@ def _field_names(kind: type) -> tuple[str, ...] | None:
     if kind not in _FIELD_NAMES:
         _FIELD_NAMES[kind] = tuple(f.name for f in fields(kind)) if is_dataclass(kind) else None
     return _FIELD_NAMES[kind]
+
+
+_UNKEYED: dict[type, tuple[str, ...]] = {}
+
+
+def _unkeyed(kind: type) -> tuple[str, ...]:
+    """A job type's fields marked UNKEYED, looked up once per type."""
+    if kind not in _UNKEYED:
+        _UNKEYED[kind] = tuple(f.name for f in fields(kind) if not f.metadata.get("keyed", True))
+    return _UNKEYED[kind]
 
 
 def describe(job) -> dict:
@@ -277,6 +306,11 @@ class Dataset:
     fingerprint: str  # the generator's source, or the folder's files
     count: int = 1000
     seed: int = 0
+
+    @property
+    def folder(self) -> bool:
+        """A folder of images, read from disk as a stream (a generator's sample is drawn whole)."""
+        return self.source.startswith("/")
 
 
 @dataclass(frozen=True)
@@ -345,9 +379,97 @@ class ExamplesResult:
         _expect_files([name for e in self.examples for name in (e.image, e.crop)], files)
 
 
+RANKED = 64  # images a ranking keeps per unit and end: the most any figure shows (`:top:`)
+
+
+@dataclass(frozen=True)
+class RankingResult:
+    """The ranking is the artifact's `ranking.npz`: per unit (rows) its `kept` strongest images
+    (`top_*`) and weakest (`bottom_*`) by peak response: the value, the image's index in the
+    probe set, and the peak's position in the layer's `grid` (row-major)."""
+
+    units: int
+    kept: int  # columns: `top`, or fewer when the probe set has fewer images
+    probe_size: int  # images ranked: the probe set's, less those that could not be decoded
+    grid: tuple[int, int]  # the layer's map (1, 1 for a linear layer)
+    skipped: tuple[str, ...]  # files that could not be decoded, by their path in the folder
+
+    def check(self, job: RankingJob, files: Mapping[str, Path]) -> None:
+        _expect_files(["ranking.npz"], files)
+        _expect(self.kept == min(job.top, self.probe_size), f"it keeps {self.kept} images per unit")
+
+
+@dataclass(frozen=True)
+class RankingJob(Job):
+    """Every unit of a layer ranked over a folder of images, in one streamed pass
+    (engine/ranking.py): what its examples (and an ablation's top images) read, so that a
+    unit added to an article reads no image of the folder again."""
+
+    kind: ClassVar[str] = "ranking"
+    noun: ClassVar[str] = "layer"
+    Result: ClassVar[type] = RankingResult
+
+    layer: str
+    dataset: Dataset
+    top: int = RANKED
+    resume: str = field(default="", compare=False, metadata=UNKEYED)  # a folder for checkpoints
+
+    @property
+    def address(self) -> str:
+        return f"{self.layer} over {Path(self.dataset.source).name}"
+
+    @property
+    def cost(self) -> int:
+        return self.dataset.count  # images read, for progress
+
+    def layers(self) -> tuple[str, ...]:
+        return (self.layer,)
+
+    def prepared(self, inputs: Mapping[str, Artifact], scratch: Path) -> RankingJob:
+        return dataclasses.replace(self, resume=str(scratch))
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One unit's images from a ranking, strongest (or weakest) first, as a job carries them."""
+
+    images: tuple[int, ...]  # indices in the probe set
+    values: tuple[float, ...]  # peak responses
+    positions: tuple[int, ...]  # the peak's position in `grid`, row-major
+    grid: tuple[int, int]
+    probe_size: int
+
+
+def ranked(job: Job, inputs: Mapping[str, Artifact], unit: int, top: int, negative: bool = False) -> Ranked:
+    """Unit `unit`'s `top` images in the ranking `job.inputs()` holds, for `prepared`."""
+    (ranking,) = job.inputs()
+    artifact = inputs[ranking.key]
+    result: RankingResult = artifact.result(ranking)
+    end = "bottom" if negative else "top"
+    arrays = _ranking_arrays(str(artifact.file("ranking.npz")))
+    return Ranked(
+        images=tuple(int(i) for i in arrays[f"{end}_images"][unit, :top]),
+        values=tuple(float(v) for v in arrays[f"{end}_values"][unit, :top]),
+        positions=tuple(int(p) for p in arrays[f"{end}_positions"][unit, :top]),
+        grid=result.grid,
+        probe_size=result.probe_size,
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _ranking_arrays(path: str) -> dict:
+    """A ranking's arrays, read once for the many units of its layer (an artifact never
+    changes under its path)."""
+    import numpy as np  # here: keying and planning jobs never needs it
+
+    with np.load(path, allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
 @dataclass(frozen=True)
 class ExamplesJob(Job):
-    """The dataset images that excite a unit most (or least), with the crop around its peak."""
+    """The dataset images that excite a unit most (or least), with the crop around its peak.
+    Over a folder, the images are its layer's ranking's (`inputs`)."""
 
     kind: ClassVar[str] = "examples"
     noun: ClassVar[str] = "unit"
@@ -358,6 +480,7 @@ class ExamplesJob(Job):
     dataset: Dataset
     top: int = 8
     negative: bool = False
+    ranked: Ranked | None = field(default=None, compare=False, metadata=UNKEYED)
 
     @property
     def address(self) -> str:
@@ -365,6 +488,22 @@ class ExamplesJob(Job):
 
     def layers(self) -> tuple[str, ...]:
         return (self.layer,)
+
+    def inputs(self) -> tuple[Job, ...]:
+        return _ranking_of(self)
+
+    def prepared(self, inputs: Mapping[str, Artifact], scratch: Path) -> ExamplesJob:
+        if not self.dataset.folder:
+            return self
+        return dataclasses.replace(self, ranked=ranked(self, inputs, self.unit, self.top, self.negative))
+
+
+def _ranking_of(job) -> tuple[Job, ...]:
+    """The ranking of `job.layer` over its folder (none for a generator's sample)."""
+    if job.dataset is None or not job.dataset.folder:
+        return ()
+    ranking = RankingJob(job.model, job.fingerprint, job.layer, job.dataset, dictionaries=job.dictionaries)
+    return (ranking,)
 
 
 @dataclass(frozen=True)
@@ -421,10 +560,19 @@ class AblationJob(Job):
     top: int = 16
     sweep: Sweep | None = None  # for "tuning"
     settings: FeatureVisSettings | None = None  # for "featurevis"
+    ranked: Ranked | None = field(default=None, compare=False, metadata=UNKEYED)  # over a folder
 
     @property
     def address(self) -> str:
         return f"{self.layer}:{self.unit}"
+
+    def inputs(self) -> tuple[Job, ...]:
+        return _ranking_of(self) if self.probe == "examples" else ()
+
+    def prepared(self, inputs: Mapping[str, Artifact], scratch: Path) -> AblationJob:
+        if not self.inputs():
+            return self
+        return dataclasses.replace(self, ranked=ranked(self, inputs, self.unit, self.top))
 
     @property
     def cost(self) -> int:

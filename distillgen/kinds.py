@@ -21,6 +21,7 @@ from distillgen.jobs import (
     ExamplesJob,
     FeatureVisJob,
     Job,
+    RankingJob,
     TuningJob,
     UniversalityJob,
     WeightsJob,
@@ -33,7 +34,8 @@ class ComputedKind:
     engine: str  # the module computing its jobs
     measure: measures.MeasureFunction
     tolerance: float  # the largest difference of `measure` still counted as reproduced
-    # directive -> a valid use (its argument, then option lines): the figures that show it
+    # directive -> a valid use (its argument, then option lines): the figures that show it;
+    # none for a kind other kinds' jobs read (`Job.inputs`: a folder's ranking)
     figures: dict[str, str]
 
     @property
@@ -65,6 +67,13 @@ KINDS: dict[str, ComputedKind] = {
             measures.examples,
             0.0,  # the same top-k set
             {"examples": "mixed4:1"},
+        ),
+        ComputedKind(
+            RankingJob,
+            "distillgen.engine.ranking",
+            measures.ranking,
+            0.0,  # the same images at both ends of every unit
+            {},  # read by examples (and an ablation's top images) over a folder
         ),
         ComputedKind(
             AblationJob,

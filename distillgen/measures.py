@@ -8,6 +8,7 @@ the kind's tolerance bounds.
     weights       max |Δ| of the kernels, relative to the cached kernels' largest magnitude
     tuning        max |Δ| of the responses, relative to the largest cached response
     examples      the share of the top-k images not in both sets
+    ranking       the same, over every unit of the layer (both ends)
     ablation      the effect (relative change of the mean response), absolute difference;
                   and the same verdict (the prediction held or failed, or the effect's sign)
     universality  the share of units matched to another partner (the figure's matching)
@@ -81,6 +82,22 @@ def examples(figure: Figure, output: Output, activations: Activations) -> Measur
     fresh = {example.index for example in output.result.examples}
     shared = len(cached & fresh)
     return Measure("top-k images: in both", len(cached), shared, 1 - shared / max(len(cached | fresh), 1))
+
+
+def ranking(figure: Figure, output: Output, activations: Activations) -> Measure:
+    with (
+        np.load(figure.artifact.file("ranking.npz")) as cached,
+        np.load(io.BytesIO(output.files["ranking.npz"])) as fresh,
+    ):
+        pairs = [
+            (set(before), set(after))
+            for end in ("top_images", "bottom_images")
+            for before, after in zip(cached[end].tolist(), fresh[end].tolist(), strict=True)
+        ]
+    kept = sum(len(before) for before, _ in pairs)
+    shared = sum(len(before & after) for before, after in pairs)
+    apart = sum(len(before | after) for before, after in pairs)
+    return Measure("ranked images: in both", kept, shared, 1 - shared / max(apart, 1))
 
 
 def ablation(figure: Figure, output: Output, activations: Activations) -> Measure:

@@ -87,8 +87,10 @@ def flag(value: str) -> bool:
 
 
 def boolean(value: str) -> bool:
+    """true/false and their synonyms; an option written with no value (`:negative:`) is a flag
+    that is on, as MyST's flags are."""
     lowered = value.strip().lower()
-    if lowered in ("true", "yes", "on", "1"):
+    if lowered in ("", "true", "yes", "on", "1"):
         return True
     if lowered in ("false", "no", "off", "0"):
         return False

@@ -381,9 +381,7 @@ def manifest_path(out: Path) -> Path:
     return out.with_name(f".{out.name}.manifest.json")
 
 
-def _identities(
-    pages: dict[str, str | Page], copies: Copies, payloads: dict[str, str]
-) -> dict[str, str]:
+def _identities(pages: dict[str, str | Page], copies: Copies, payloads: dict[str, str]) -> dict[str, str]:
     """What each file of the site to write is: a page from the cache by its key, unread; a
     copied file by the cache entry it belongs to (`payloads`: absolute path -> identity), else
     by its source as the file system describes it."""

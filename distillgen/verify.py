@@ -13,6 +13,7 @@ the installed ones says so next to its verdict. Nothing here imports torch: the 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import random
@@ -150,8 +151,21 @@ def article_figures(
     seen: dict[str, Figure] = {}
     for article in articles:
         for figure in _figures(article, artifacts):
-            seen.setdefault(figure.job.key, figure)
+            for each in _with_inputs(figure, project.catalog.cache):
+                seen.setdefault(each.job.key, each)
     return list(seen.values()), project.catalog
+
+
+def _with_inputs(figure: Figure, cache) -> list[Figure]:
+    """A figure whose job reads others' results (a folder's examples, its layer's ranking):
+    those first, checked in their own right, then the figure, its job prepared with their
+    cached results, so that what it is compared on is its own part of the work."""
+    inputs = figure.job.inputs()
+    found = {job.key: cache.get(job.key) for job in inputs}
+    if not inputs or None in found.values():  # a ranking gone from the cache: the figure fails
+        return [figure]
+    firsts = [dataclasses.replace(figure, job=job, artifact=found[job.key]) for job in inputs]
+    return [*firsts, dataclasses.replace(figure, job=figure.job.prepared(found, cache.root / "partial"))]
 
 
 def _figures(article: Article, artifacts: dict[str, Artifact]) -> Iterator[Figure]:

@@ -63,6 +63,10 @@ def probe_images(
         pixels = rendered.images[0].astype(np.float32).transpose(2, 0, 1) / 255.0
         return pixels[None], ["featurevis"], None
     assert job.dataset is not None
+    if job.ranked is not None:  # a folder's: its ranking's top images, the only ones read
+        files, _labels = datasets.probe_files(job.dataset)
+        chosen = np.stack([datasets.load_image(files[i], model.input_size) for i in job.ranked.images])
+        return chosen, list(job.ranked.images), np.array(job.ranked.values, dtype=np.float64)
     pool = datasets.images(job.dataset, model.input_size)
     scores = responses(model, job.layer, [job.unit], pool, device)[:, 0]
     top = np.argsort(-scores, kind="stable")[: job.top]

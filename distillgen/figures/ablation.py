@@ -208,7 +208,7 @@ class Ablation(DirectiveKind):
             if name not in used[opts["on"]]:
                 ctx.warning(directive.option_line(name), f":{name}: has no effect with :on: {opts['on']}")
         spec = ctx.model_spec(opts["model"], directive.option_line("model"))
-        dataset = probes.dataset(directive, ctx) if opts["on"] == "examples" else None
+        dataset = probes.dataset(directive, ctx, streamed=True) if opts["on"] == "examples" else None
         sweep = probes.sweep(directive, ctx) if opts["on"] == "tuning" else None
         probe_missing = {"examples": dataset is None, "tuning": sweep is None, "featurevis": False}[
             opts["on"]

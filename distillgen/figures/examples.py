@@ -46,7 +46,7 @@ class Examples(DirectiveKind):
     def check(self, directive: DirectiveInput, ctx: CheckContext) -> ExamplesRequest | None:
         opts = directive.options
         spec = ctx.model_spec(opts["model"], directive.option_line("model"))
-        dataset = probes.dataset(directive, ctx)
+        dataset = probes.dataset(directive, ctx, streamed=True)
         if spec is None or dataset is None:
             return None
         return ExamplesRequest(spec, directive.argument, dataset, opts["top"], opts["negative"], directive)

@@ -21,7 +21,7 @@ from distillgen.figures.context import CheckContext
 from distillgen.jobs import Dataset, Sweep
 from distillgen.options import Option, integer, text
 from distillgen.units import source_fingerprint
-from distillgen.zoo import DEFAULT_DATASET
+from distillgen.zoo import DEFAULT_DATASET, TASKS
 
 _AUTHOR = re.compile(r"^(?P<path>[^:()]+\.py):(?P<function>[A-Za-z_]\w*)\((?P<param>[A-Za-z_]\w*)\)$")
 PERIODIC = "orientation"  # sweeps of this parameter wrap around: polar plots, no repeated end
@@ -40,7 +40,7 @@ DATASET_OPTIONS = (
     Option(
         "dataset", text, DEFAULT_DATASET, "'shapes' or 'glyphs' (a generator's sample) or a folder of images"
     ),
-    Option("count", integer(1, 20000), 1000, "how many images of the dataset to probe"),
+    Option("count", integer(1, 10_000_000), 1000, "how many images of the dataset to probe"),
     Option("sample-seed", integer(0, 2**31 - 1), 0, "which sample of the generator"),
 )
 
@@ -159,9 +159,24 @@ def axis_label(sweep: Sweep) -> str:
     return f"{sweep.param} ({family[3]})" if family else sweep.param
 
 
-def dataset(directive: DirectiveInput, ctx: CheckContext) -> Dataset | None:
-    """The directive's probe set, or None after reporting an error."""
+# A probe set a figure holds in memory whole (universality compares every image's activations
+# in two models): 20,000 images of 224 px are 12 GB. Examples and ablations over a folder read
+# it as a stream (engine/stream.py), at any size.
+IN_MEMORY = 20_000
+
+
+def dataset(directive: DirectiveInput, ctx: CheckContext, streamed: bool = False) -> Dataset | None:
+    """The directive's probe set, or None after reporting an error. A figure not `streamed`
+    holds it in memory (as does every figure on a generator's sample, drawn whole), and may
+    not ask for more than IN_MEMORY images."""
     opts = directive.options
+    if opts["count"] > IN_MEMORY and not (streamed and opts["dataset"] not in TASKS):
+        ctx.error(
+            directive.option_line("count"),
+            f"{{{directive.kind}}} holds its probe images in memory: :count: may be at most {IN_MEMORY:,}, "
+            f"not {opts['count']:,} (a folder of images has no such limit for examples and ablations)",
+        )
+        return None
     try:
         return datasets.dataset(
             opts["dataset"],
