@@ -180,6 +180,7 @@ class Layer:
     # the grid of patch tokens, the class token left out (engine/hooks.py, `as_map`).
     tokens: bool = False
     pooled: bool = False  # a pooling layer's output: its input's units, pooled (not a neighbour)
+    residual: bool = False  # a block that adds maps: a skip connection around its layers
 
     @property
     def channels(self) -> int:
@@ -304,6 +305,24 @@ class ModelInfo:
         if order.index(source) >= order.index(target):
             raise ModelError(f"'{source}' does not come before '{target}' in the network")
 
+    def skips_between(self, source: str, target: str) -> tuple[str, ...]:
+        """The residual blocks whose skip connection carries `source`'s maps to `target`
+        (canonical, in order): blocks made after `source` and by `target`, not around `source`
+        (a block's skip starts at its input, before any layer inside it)."""
+        order = list(self.layers)
+        first, last = order.index(source), order.index(target)
+        return tuple(
+            name
+            for name in order[first + 1 : last + 1]
+            if self.layers[name].residual and not source.startswith(f"{self._block(name)}.")
+        )
+
+    def _block(self, name: str) -> str:
+        """The module whose output a layer is: the deepest of its names (a stage stands for
+        its last block, `layer1` for `layer1.2`, whose skip starts at that block's input)."""
+        names = [name, *(alias for alias, target in self.aliases.items() if target == name)]
+        return max(names, key=lambda each: each.count("."))
+
     def check_kernels(self, source: str, target: str) -> None:
         """ModelError when no kernel joins layers `source` and `target` (canonical, in order):
         a path through a transformer's attention, which mixes tokens by their content, not by
@@ -329,6 +348,7 @@ class ModelInfo:
                     list(layer.shape),
                     *(["tokens"] if layer.tokens else []),
                     *(["pooled"] if layer.pooled else []),
+                    *(["residual"] if layer.residual else []),
                 ]
                 for layer in self.layers.values()
             ],
@@ -341,7 +361,16 @@ class ModelInfo:
     @classmethod
     def from_json(cls, data: dict) -> ModelInfo:
         layers = OrderedDict(
-            (name, Layer(name, tuple(shape), tokens="tokens" in rest, pooled="pooled" in rest))
+            (
+                name,
+                Layer(
+                    name,
+                    tuple(shape),
+                    tokens="tokens" in rest,
+                    pooled="pooled" in rest,
+                    residual="residual" in rest,
+                ),
+            )
             for name, shape, *rest in data["layers"]
         )
         return cls(
@@ -359,9 +388,9 @@ class ModelInfo:
 WEIGHTS = Path(__file__).resolve().parent / "zoo" / "weights"
 # Bumped when describing a model gives other layers or aliases (2: containers such as a
 # ResNet's stages are layers; a submodule whose output is its parent's is an alias of it; 3:
-# a transformer's token layers, and models that take one input size): a cached description
-# of another version is described again.
-DESCRIPTION_VERSION = 3
+# a transformer's token layers, and models that take one input size; 4: residual blocks): a
+# cached description of another version is described again.
+DESCRIPTION_VERSION = 4
 
 
 def fingerprint(spec: ModelSpec) -> str:

@@ -207,6 +207,19 @@ def test_figures_of_a_resnets_stage_block_and_inner_layer_and_a_circuit_between_
     assert addresses["weights"] == {"layer3.1 -> layer3.2:1"}
     body, _, _ = article.render(outcome.artifacts)
     assert body.count("<figure") == 4 and "layer3.1:" in body
+    # the circuit's kernels sum the skip path of layer3.2 with its convolutions': the caption says so
+    assert (
+        "The expanded weights from layer3.1 to layer3.2 add up every path between them, the skip "
+        "connection of layer3.2 among them" in body
+    )
+    # a block adds its skip path; a stage's last block is the stage (an alias), its skip too
+    assert [name for name, layer in resnet50.layers.items() if layer.residual][:4] == [
+        *("layer1.0", "layer1.1", "layer1", "layer2.0")
+    ]
+    assert resnet50.skips_between("layer1.0", "layer2.0") == ("layer1.1", "layer1", "layer2.0")
+    assert resnet50.skips_between("layer2", "layer3.1") == ("layer3.0", "layer3.1")
+    assert resnet50.skips_between("layer3.0.conv1", "layer3.1") == ("layer3.1",)  # not around its source
+    assert resnet50.skips_between("layer2", "layer3.0.conv2") == ()  # the skip joins after it
 
 
 def test_torchvision_googlenet_with_circuits_aliases():

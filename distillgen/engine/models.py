@@ -339,7 +339,37 @@ def _layer_shapes(module: nn.Module, input_size: int) -> tuple[OrderedDict[str, 
             target = aliases[target]
         if target in shapes:  # not when the parent was left out after all
             resolved[alias] = target
+    modules = dict(module.named_modules())
+    for name in [*shapes, *resolved]:  # a stage's last block's skip is the stage's output's
+        block = modules[name]
+        layer = resolved.get(name, name)
+        if any(block.children()) and not shapes[layer].residual and _adds_maps(block):
+            shapes[layer] = dataclasses.replace(shapes[layer], residual=True)
     return shapes, resolved
+
+
+def _adds_maps(block: nn.Module) -> bool:
+    """Whether a block's own code adds tensors (its submodules not looked into): a residual
+    block's skip connection, whose identity expanded weights count as one of the paths. Read
+    with torch.fx; a block it cannot trace is taken not to."""
+    import operator
+
+    import torch.fx
+
+    class Shallow(torch.fx.Tracer):
+        def is_leaf_module(self, _module: nn.Module, _name: str) -> bool:
+            return True  # the block's own operations only
+
+    try:
+        graph = Shallow().trace(block)
+    except Exception:  # data-dependent control flow, and the like
+        return False
+    adds = {operator.add, operator.iadd, torch.add}
+    return any(
+        (node.op == "call_function" and node.target in adds)
+        or (node.op == "call_method" and node.target in ("add", "add_"))
+        for node in graph.nodes
+    )
 
 
 def _not_tokens(module: nn.Module, input_size: int, candidates: dict[str, int]) -> list[str]:

@@ -27,6 +27,7 @@ from distillgen.dictionaries import carrying, trained
 from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
 from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
 from distillgen.figures.unitview import featurevis_job, page_href, unit_card
+from distillgen.figures.weights import skip_note
 from distillgen.jobs import FeatureVisJob, FeatureVisSettings, WeightsJob
 from distillgen.options import MODEL, Argument, Option, integer, text, units
 from distillgen.render.colors import diverging
@@ -84,6 +85,7 @@ class CircuitPlan:
     nodes: tuple[tuple[str, FeatureVisJob], ...] = ()  # address -> its feature visualization
     jobs: tuple = ()
     dictionaries: tuple = ()  # jobs.Attached: the trained dictionaries among its layers
+    skips: tuple[str, ...] = ()  # residual blocks whose skip connection is one of the paths
 
     @property
     def resolved(self) -> bool:
@@ -161,6 +163,13 @@ class Circuit(DirectiveKind):
             request.top,
             request.label,
             dictionaries=trained(info, [*(s.layer for s in stages), *(t.layer for t in targets)]),
+            skips=tuple(
+                dict.fromkeys(
+                    skip
+                    for stage, after in zip(stages, later, strict=False)
+                    for skip in info.skips_between(stage.layer, after)
+                )
+            ),
         )
         return _resolve(_with_nodes(plan, targets), None)
 
@@ -190,7 +199,8 @@ class Circuit(DirectiveKind):
             cards[(source, target)] = card
             ctx.card(card, kernel_card(source, target, kernel))
         svg = circuit_svg(rows, edges, images, cards, plan.spec)
-        return ctx.rendered(ctx.figure(f'<div class="circuit">{svg}</div>', "circuit-figure"))
+        note = skip_note(plan.stages[0].layer, plan.targets[0].layer, plan.skips)
+        return ctx.rendered(ctx.figure(f'<div class="circuit">{svg}</div>', "circuit-figure", note))
 
 
 def _resolve(plan: CircuitPlan, results: FollowUpContext | None) -> CircuitPlan:

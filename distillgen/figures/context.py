@@ -209,13 +209,17 @@ class RenderContext:
     def markdown(self, tokens: list[Token]) -> str:
         return self._article.render_tokens(tokens)
 
-    def figure(self, content: str, extra_class: str = "") -> str:
-        """The <figure> frame of a numbered kind: layout, anchor, number, caption."""
+    def figure(self, content: str, extra_class: str = "", note: str = "") -> str:
+        """The <figure> frame of a numbered kind: layout, anchor, number, caption, and after
+        the author's caption a `note` of the kind's own (plain text: what the figure computed
+        that a reader must know to read it)."""
         from html import escape
 
         anchor = f' id="{escape(self.label)}"' if self.label else ""
         classes = " ".join(c for c in (self.layout, extra_class) if c)
         caption = self.markdown(self.caption).strip()
+        if note:
+            caption += f' <span class="figure-note">{escape(note)}</span>'
         number = f'<span class="figure-number">{self.counter} {self.number}</span>' if self.number else ""
         figcaption = f"<figcaption>{number}{caption}</figcaption>" if number or caption else ""
         return f'<figure class="{classes}"{anchor}>{content}{figcaption}</figure>'

@@ -66,6 +66,20 @@ class WeightsFigure:
     channel: int | None
     top: int | None
     columns: int
+    skips: tuple[str, ...] = ()  # residual blocks whose skip connection is one of the paths
+
+
+def skip_note(source: str, target: str, skips: tuple[str, ...]) -> str:
+    """What a reader must know of expanded weights across residual blocks ("" for none)."""
+    if not skips:
+        return ""
+    named = ", ".join(skips[:-1]) + (" and " if len(skips) > 1 else "") + skips[-1]
+    return (
+        f"The expanded weights from {source} to {target} add up every path between them, "
+        f"the skip connection{'s' if len(skips) > 1 else ''} of {named} among them: each passes "
+        "its input on unchanged (or through its 1×1 projection), as a linearization of the "
+        "network does."
+    )
 
     @property
     def jobs(self) -> tuple[WeightsJob, ...]:
@@ -110,7 +124,8 @@ class Weights(DirectiveKind):
         job = ctx.attach(
             WeightsJob(str(request.spec), info.fingerprint, source, target.layer, target.unit), info
         )
-        return WeightsFigure(job, wanted.channel, request.top, request.columns)
+        skips = info.skips_between(source, target.layer)
+        return WeightsFigure(job, wanted.channel, request.top, request.columns, skips)
 
     def render(self, figure: WeightsFigure, ctx: RenderContext) -> Rendered:
         job = figure.job
@@ -134,4 +149,5 @@ class Weights(DirectiveKind):
             figure.columns,
             f"scale-{job.key[:12]}",
         )
-        return ctx.rendered(ctx.figure(f'<div class="weights">{svg}</div>', "weights-figure"))
+        note = skip_note(job.source, job.layer, figure.skips)
+        return ctx.rendered(ctx.figure(f'<div class="weights">{svg}</div>', "weights-figure", note))
