@@ -95,13 +95,19 @@ def main() -> None:
     parser.add_argument("--diversity", type=int, default=2)
     parser.add_argument("--examples", type=int, default=4)
     parser.add_argument("--images", type=int, default=1000, help="JPEGs in the probe folder")
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        help="a folder with the photos/ and cache/ of an earlier run: only what follows the compute",
+    )
     args = parser.parse_args()
     phases = Phases()
     for name in ("plan_atlases", "_render_site", "search_bundle", "_write_site"):
         setattr(site, name, phases.timed(name, getattr(site, name)))
     with tempfile.TemporaryDirectory() as folder:
-        scratch = Path(folder)
-        make_folder(scratch, args.images)
+        scratch = args.reuse or Path(folder)
+        if not args.reuse:
+            make_folder(scratch, args.images)
         request = AtlasRequest(
             MODEL,
             tuple(args.layers.split(",")),

@@ -69,8 +69,9 @@ def pieces(batch: Batch, most: int) -> list[Batch]:
     engine computes together), in the batch's order of groups."""
     found = []
     for needs in _groups(batch):
+        size = len(needs) if needs[0].job.one_pass else most
         found += [
-            Batch(batch.spec, batch.kind, needs[start : start + most]) for start in range(0, len(needs), most)
+            Batch(batch.spec, batch.kind, needs[start : start + size]) for start in range(0, len(needs), size)
         ]
     return found
 
@@ -183,7 +184,7 @@ def split(batches: list[Batch], workers: int) -> list[Batch]:
     for batch in batches:
         for needs in _groups(batch):
             cost = sum(need.job.cost for need in needs)
-            count = min(len(needs), math.ceil(cost / target))
+            count = 1 if needs[0].job.one_pass else min(len(needs), math.ceil(cost / target))
             size = math.ceil(len(needs) / count)
             for start in range(0, len(needs), size):
                 pieces.append(Batch(batch.spec, batch.kind, needs[start : start + size]))

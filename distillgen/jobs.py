@@ -50,6 +50,9 @@ class Job:
     noun: ClassVar[str]  # what one job is, for progress: "featurevis of 3 units"
     Result: ClassVar[type]  # what its engine computes and its figures read (below each job)
     revision: ClassVar[int] = 0  # a kind's engine changed: its old artifacts are computed again
+    # Its engine computes a batch group's jobs in one pass over their data (a folder's
+    # ranking): executors never split the group, however costly.
+    one_pass: ClassVar[bool] = False
 
     model: str  # canonical spec
     fingerprint: str  # units.fingerprint(spec): the weights' identity
@@ -408,6 +411,7 @@ class RankingJob(Job):
     kind: ClassVar[str] = "ranking"
     noun: ClassVar[str] = "layer"
     Result: ClassVar[type] = RankingResult
+    one_pass: ClassVar[bool] = True
 
     layer: str
     dataset: Dataset
@@ -424,6 +428,9 @@ class RankingJob(Job):
 
     def layers(self) -> tuple[str, ...]:
         return (self.layer,)
+
+    def batch_group(self) -> tuple:
+        return (self.dataset, self.top)  # one pass per folder (engine/ranking.py)
 
     def prepared(self, inputs: Mapping[str, Artifact], scratch: Path) -> RankingJob:
         return dataclasses.replace(self, resume=str(scratch))

@@ -520,6 +520,12 @@ BAD_DECLARATIONS = [
     ("  4m: {layer: mixed4}\n", 4, "'4m' is not a dictionary name"),
     ("  m4: {layer: mixed4, model: shapes@7}\n", 4, "no shipped weights for 'shapes@7'"),
     ("  m4: mixed4\n", 4, "'dictionaries.m4' must be a mapping"),
+    (  # every position of 20,000 images of conv1: 4.9 GiB of activations to train on
+        "  c1:\n    layer: conv1\n    count: 20000\n",
+        6,
+        "dictionary 'c1' trains on every position of its 20,000 images of conv1 (16×64×64): 4.9 GiB of "
+        "activations, more than 2 GiB; give it at most 8,192 images (count: 8192)",
+    ),
 ]
 
 

@@ -411,6 +411,12 @@ def test_an_option_the_probe_does_not_use_is_a_warning(tmp_path):
         ("```{universality} mixed4\n```", 5, "{universality} needs :other:"),
         ("```{universality} mixd4\n:other: shapes@1\n```", 5, "unknown layer 'mixd4'"),
         ("```{universality} mixed4\n:other: stim.py:flat\n```", 6, "use ':baseline: shuffled'"),
+        (
+            "```{universality} mixed4\n:other: shapes@1\n:count: 50000\n```",
+            7,
+            "{universality} holds its probe images in memory: :count: may be at most 20,000, not 50,000",
+        ),
+        ("```{examples} mixed4:52\n:count: 50000\n```", 6, "may be at most 20,000"),  # a generator's sample
     ],
 )
 def test_experiment_mistakes_are_path_line_errors_before_any_compute(tmp_path, snippet, line, message):

@@ -194,3 +194,34 @@ def test_a_pass_takes_the_same_memory_for_a_folder_four_times_the_size(photos):
         )
         growth.append(float(done.stdout.split()[-1]))  # MiB
     assert growth[1] - growth[0] < 20 and growth[1] < 90, growth
+
+
+def test_a_dictionary_trains_on_a_streamed_folder_and_skips_what_does_not_decode(photos):
+    """Its images are streamed, never held: only their maps, the training sample; the file cut
+    short is left out and the classes stay with their images."""
+    src = write(
+        photos.parent / "d.md",
+        "---\ntitle: Features\ndictionaries:\n"
+        f"  d4: {{layer: mixed4, features: 16, k: 2, steps: 20, count: {IMAGES + 1}, dataset: photos}}\n"
+        "---\n\n```{dictionary} d4\nA caption.\n```\n",
+    ).parent
+    result = _build(src)
+    assert result.exit_code == 0, result.output
+    record = json.loads((src.parent / "out" / "d" / "figures.json").read_text())["figures"][0]
+    assert record["result"]["samples"] == IMAGES * 8 * 8  # every position of every decoded image
+    assert record["result"]["classes"] == [f"class{label}" for label in range(5)]
+    assert len(record["result"]["neuron_purity"]) == 96
+
+
+def test_executors_never_split_a_folders_pass(photos, tmp_path):
+    """Ray's tasks and the in-process pieces keep a folder's rankings together: one pass over
+    the folder for all its layers, however costly; two folders are two passes."""
+    from distillgen.batches import Batch
+    from distillgen.compute import Need
+    from distillgen.executors import pieces, split
+
+    jobs = _ranking_jobs(photos, IMAGES, tmp_path) + _ranking_jobs(photos, 500, tmp_path)
+    batch = Batch("shapes", "ranking", [Need(job, None, None) for job in jobs])
+    for parts in (split([batch], workers=8), pieces(batch, most=1)):
+        assert sorted(len(part.jobs) for part in parts) == [2, 2]
+        assert all(len({job.dataset for job in part.jobs}) == 1 for part in parts)

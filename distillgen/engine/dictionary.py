@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from distillgen import datasets
-from distillgen.engine import Output
+from distillgen.engine import Output, stream
 from distillgen.engine.models import LoadedModel
 from distillgen.engine.probe import peak, unit_maps
 from distillgen.jobs import DictionaryJob, DictionaryResult, DictionarySettings
@@ -207,20 +207,41 @@ def npz_bytes(weights: dict[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
+def layer_maps(
+    model: LoadedModel, job: DictionaryJob, device: torch.device
+) -> tuple[torch.Tensor, np.ndarray | None]:
+    """The layer's every map over the probe set (the training sample: every position of every
+    image) and the images' classes (None without classes). A generator's sample is drawn
+    whole; a folder is streamed (engine/stream.py), its images never held, only their maps,
+    and files that do not decode are left out."""
+    units = list(range(model.layers[job.layer].channels))
+    if not job.dataset.folder:
+        images, labels = datasets.labelled(job.dataset, model.input_size)
+        return unit_maps(model, job.layer, units, images, device), labels
+    _files, labels = datasets.probe_files(job.dataset)
+    maps, kept = [], []
+    for batch in stream.batches(job.dataset, model.input_size):
+        if len(batch.indices):
+            maps.append(unit_maps(model, job.layer, units, batch.pixels.numpy(), device))
+            kept.append(batch.indices)
+    if not maps:
+        raise OSError(f"none of the images in {job.dataset.source} can be decoded")
+    return torch.cat(maps), None if labels is None else labels[np.concatenate(kept)]
+
+
 def compute(
     model: LoadedModel, jobs: list[DictionaryJob], device: torch.device, progress, load
 ) -> list[Output]:
     outputs = []
     for job in jobs:
         start = time.perf_counter()
-        images, labels = datasets.labelled(job.dataset, model.input_size)
-        maps = unit_maps(model, job.layer, list(range(model.layers[job.layer].channels)), images, device)
+        maps, labels = layer_maps(model, job, device)
         samples = samples_of(maps)
         weights = train(samples, job.settings, progress)
         data = npz_bytes(weights)
         fvu, l0, density = measures(weights, samples, job.settings.k)
         neuron_purity = neuron_class = feature_purity = feature_class = np.zeros(0)
-        top = min(PURITY_TOP, len(images))  # the images each unit's purity is measured on
+        top = min(PURITY_TOP, len(maps))  # the images each unit's purity is measured on
         if labels is not None:
             neuron_purity, neuron_class = purity(peak(maps).numpy(), labels, top)
             feature_purity, feature_class = purity(feature_peaks(weights, maps), labels, top)

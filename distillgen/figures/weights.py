@@ -68,6 +68,10 @@ class WeightsFigure:
     columns: int
     skips: tuple[str, ...] = ()  # residual blocks whose skip connection is one of the paths
 
+    @property
+    def jobs(self) -> tuple[WeightsJob, ...]:
+        return (self.job,)
+
 
 def skip_note(source: str, target: str, skips: tuple[str, ...]) -> str:
     """What a reader must know of expanded weights across residual blocks ("" for none)."""
@@ -80,10 +84,6 @@ def skip_note(source: str, target: str, skips: tuple[str, ...]) -> str:
         "its input on unchanged (or through its 1×1 projection), as a linearization of the "
         "network does."
     )
-
-    @property
-    def jobs(self) -> tuple[WeightsJob, ...]:
-        return (self.job,)
 
 
 class Weights(DirectiveKind):
