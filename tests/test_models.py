@@ -502,16 +502,16 @@ Over orientations.
 ```
 
 ```{examples} mixed3b:330
-:count: 8
+:dataset: photos
 :top: 2
-Its strongest images.
+Its strongest images, from a folder.
 ```
 
 ```{ablation} mixed3b:330
 :edit: zero mixed3a:0-31
-:count: 8
+:dataset: photos
 :top: 2
-Removing inputs.
+Removing inputs, on its strongest images of the folder.
 ```
 
 ```{universality} mixed3a
@@ -540,12 +540,21 @@ def test_every_kind_builds_on_inceptionv1_and_a_circuits_kernel_is_its_expanded_
     from distillgen.kernels import read
     from distillgen.kinds import KINDS
 
+    from PIL import Image
+
+    from distillgen.zoo.shapes_data import shapes_batch
+
     src = tmp_path / "src"
-    src.mkdir()
+    (src / "photos").mkdir(parents=True)
+    for index, picture in enumerate(shapes_batch(8, seed=2, size=96)[0]):  # resized to 224 px
+        pixels = (picture.transpose(1, 2, 0) * 255).round().astype(np.uint8)
+        Image.fromarray(pixels).save(src / "photos" / f"{index}.jpg")
     (src / "inception.md").write_text(INCEPTION_ARTICLE)
     article, outcome = computed(src, tmp_path / "cache")
     jobs = [job for _, _, planned in article.figures() for job in planned.jobs]
-    assert {job.kind for job in jobs} | {n.job.kind for n in article.needs} == set(KINDS)
+    inputs = {each.kind for need in article.needs for each in need.job.inputs()}  # the folder's ranking
+    assert {job.kind for job in jobs} | {n.job.kind for n in article.needs} | inputs == set(KINDS)
+    assert all(each.key in outcome.artifacts for need in article.needs for each in need.job.inputs())
     body, _, _ = article.render(outcome.artifacts)
     assert body.count("<figure") == 9 and "No connection" in body
 
