@@ -4,8 +4,9 @@ through `site.build` as `distillgen atlas` runs it, from an empty cache.
 
 Reported: the cold build's time split into feature visualization (the optimization), unit
 pages' weights, the folder's ranking pass, dataset examples, planning, rendering, search
-indexing and writing, each per unit; the peak memory of the build's process (and of its
-children: the decoding workers, Pagefind); then a no-change rebuild in a fresh process. Then,
+indexing and writing, each per unit; the peak memory of the build's process (its decoding
+workers and Pagefind are processes of their own, not counted); then a no-change rebuild in a
+fresh process. Then,
 on paper, the same atlas at full settings from the measured per-unit costs and the GPU's
 per image-step time in benchmarks/GPU.md.
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -129,7 +129,7 @@ def main() -> None:
             atlases=(request,),
         )
         cold = time.perf_counter() - start
-        peak, children = _status("VmHWM"), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        peak = _status("VmHWM")
         units = result.atlas_units
         s = phases.seconds
         rows = [
@@ -154,7 +154,7 @@ def main() -> None:
         for name, seconds in rows:
             print(f"{name:34s} {seconds:8.1f} {1000 * seconds / units:12.1f}")
         print(f"{'cold build':34s} {cold:8.1f} {1000 * cold / units:12.1f}")
-        print(f"\npeak memory: this process {peak / 1024:.2f} GiB; largest child {children / 1024:.2f} GiB")
+        print(f"\npeak memory of this process: {peak / 1024:.2f} GiB")
 
         fields = {
             "model": MODEL,

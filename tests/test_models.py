@@ -536,12 +536,10 @@ def test_every_kind_builds_on_inceptionv1_and_a_circuits_kernel_is_its_expanded_
     mixed3a unit into a unit of mixed3b's 5x5 branch is the bottleneck times the 5x5 conv, as
     computed by hand: the other branches of the concatenation add nothing."""
     import numpy as np
+    from PIL import Image
 
     from distillgen.kernels import read
     from distillgen.kinds import KINDS
-
-    from PIL import Image
-
     from distillgen.zoo.shapes_data import shapes_batch
 
     src = tmp_path / "src"
