@@ -509,7 +509,10 @@ def _ranking_of(job) -> tuple[Job, ...]:
     """The ranking of `job.layer` over its folder (none for a generator's sample)."""
     if job.dataset is None or not job.dataset.folder:
         return ()
-    ranking = RankingJob(job.model, job.fingerprint, job.layer, job.dataset, dictionaries=job.dictionaries)
+    top = max(RANKED, job.top)  # an ablation may ask for more than any figure shows (:top: 256)
+    ranking = RankingJob(
+        job.model, job.fingerprint, job.layer, job.dataset, top, dictionaries=job.dictionaries
+    )
     return (ranking,)
 
 

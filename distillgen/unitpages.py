@@ -311,16 +311,10 @@ def _kernels(artifact: Artifact) -> np.ndarray:
 
 def _strongest_outputs(outputs: tuple, artifacts: dict) -> dict[int, list[tuple[int, np.ndarray]]]:
     """For each unit of a layer, its SHOWN strongest outgoing kernels, from the kernels into
-    each unit of the next layer (`outputs`): their norms first (kept in the cache's index, so
-    usually unread), then the kernel files that hold a unit's strongest, each read once."""
-    norms = np.array(
-        [
-            artifacts[job.key].derived(
-                "norms", lambda job=job: kernels.norms(_kernels(artifacts[job.key])).tolist()
-            )
-            for job in outputs
-        ]
-    )  # [next layer's units, this layer's units]
+    each unit of the next layer (`outputs`): every file read once for the norms, then those
+    that hold a unit's strongest once more for the kernels. The norms are not kept in the
+    cache's index: an atlas's thousands of them would swell the index every build loads."""
+    norms = np.stack([kernels.norms(_kernels(artifacts[job.key])) for job in outputs])  # [next units, units]
     chosen = {unit: kernels.ranked(norms[:, unit].tolist())[:SHOWN] for unit in range(norms.shape[1])}
     wanted: dict[int, list[int]] = {}
     for unit, targets in chosen.items():

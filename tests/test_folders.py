@@ -225,3 +225,13 @@ def test_executors_never_split_a_folders_pass(photos, tmp_path):
     for parts in (split([batch], workers=8), pieces(batch, most=1)):
         assert sorted(len(part.jobs) for part in parts) == [2, 2]
         assert all(len({job.dataset for job in part.jobs}) == 1 for part in parts)
+
+
+def test_an_ablation_on_more_images_than_a_ranking_keeps_asks_for_a_deeper_one(photos, tmp_path):
+    from distillgen.jobs import RANKED, AblationJob, ExamplesJob
+
+    (ranking,) = _ranking_jobs(photos, IMAGES, tmp_path)[:1]
+    data = ranking.dataset
+    examples = ExamplesJob(ranking.model, ranking.fingerprint, "mixed4", 1, data, top=64)
+    ablation = AblationJob(ranking.model, ranking.fingerprint, "mixed4", 1, (), "examples", data, top=200)
+    assert examples.inputs()[0].top == RANKED and ablation.inputs()[0].top == 200
