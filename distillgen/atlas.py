@@ -22,7 +22,7 @@ from distillgen.jobs import FeatureVisJob, FeatureVisSettings
 from distillgen.options import featurevis_settings
 from distillgen.paths import atlas_path
 from distillgen.source.siteconfig import AtlasRequest
-from distillgen.unitpages import UnitPage, figure_file, unit_page
+from distillgen.unitpages import UnitPage, figure_file, settings_words, unit_page
 from distillgen.units import ModelError, ModelInfo, SpecError, parse_spec
 from distillgen.zoo import TASKS
 
@@ -188,16 +188,7 @@ def layer_page(atlas: Atlas, layer: str, artifacts: dict) -> tuple[dict, dict]:
 def settings_text(atlas: Atlas) -> str:
     """How the atlas's images were made, in a sentence: a reader compares them with an
     article's, which may use other settings."""
-    s = atlas.settings
-    how = [
-        f"{s.steps} steps",
-        f"{s.size} px",
-        f"learning rate {s.lr:g}",
-        f"seed {s.seed}",
-        "Fourier parameterization" if s.fft else "pixel parameterization",
-        "decorrelated colours" if s.decorrelate else "plain colours",
-        "lucent's standard transforms" if s.transforms == "standard" else "no transforms",
-    ]
+    how = settings_words(atlas.settings)
     request = atlas.request
     extra = [f"diversity sets of {request.diversity}"] if request.diversity else []
     if request.examples:

@@ -1,12 +1,14 @@
 """Unit pages: `build/units/<model>/<layer>/<unit>.html`, one per unit an article shows or an
 atlas covers (a unit in both has one page, with both's links).
 
-A page has the unit's feature visualization (larger), a diversity set, its strongest inputs
-from the previous convolutional layer and strongest outputs into the next one (expanded
-weights, as heatmaps), and links back to the articles that show it. An atlas page adds the
-dataset examples that excite the unit most and least, and links to its neighbours and its
-layer's page. Chips, grid cells and circuit nodes link here. Planned after the articles' own
-jobs, computed like them.
+A page has the unit's feature visualizations (larger): every distinct image of it the site
+shows, each labelled with the settings it was made with and linked to the articles (or atlas)
+that show it, so a page never shows another picture than an article that links to it. Then a
+diversity set, its strongest inputs from the previous convolutional layer and strongest outputs
+into the next one (expanded weights, as heatmaps), and links back to the articles that show
+it. An atlas page adds the dataset examples that excite the unit most and least, and links to
+its neighbours and its layer's page. Chips, grid cells and circuit nodes link here. Planned
+after the articles' own jobs, computed like them.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 from distillgen import kernels
 from distillgen.cache import Artifact
 from distillgen.compute import Catalog, Need
-from distillgen.jobs import Dataset, ExamplesJob, FeatureVisJob, WeightsJob
+from distillgen.jobs import Dataset, ExamplesJob, FeatureVisJob, FeatureVisSettings, WeightsJob
 from distillgen.paths import links_to_page, unit_page_path
 from distillgen.render.colors import same_size
 from distillgen.render.kernelgrid import kernel_grid
@@ -39,8 +41,21 @@ SHOWN = 8  # strongest inputs and outputs on a page
 
 
 @dataclass
+class Shown:
+    """One image of the unit that the site shows, and where: the articles whose figures show
+    it (in site order), and whether it is its atlas's."""
+
+    job: FeatureVisJob
+    articles: list = field(default_factory=list)  # Article objects, in site order
+    atlas: bool = False
+
+
+@dataclass
 class UnitPage:
-    image: FeatureVisJob  # an article's first image of the unit, or the atlas's
+    # The page's own image, which its diversity set repeats and its atlas's grids show: the
+    # atlas's, else the first article's first image of the unit. Every image of the unit that
+    # the site shows is in `shown`, this one first.
+    image: FeatureVisJob
     info: ModelInfo
     diversity: FeatureVisJob | None
     inputs: WeightsJob | None  # previous conv layer -> this unit
@@ -48,6 +63,23 @@ class UnitPage:
     examples: tuple[ExamplesJob, ...] = ()  # the most exciting probe images, then the least
     atlas: Atlas | None = None  # the atlas that covers the unit: its layer page and neighbours
     articles: list = field(default_factory=list)  # Article objects, in site order
+    shown: list[Shown] = field(default_factory=list)  # each distinct image of the unit, `image`'s first
+
+    def __post_init__(self) -> None:
+        if not self.shown:
+            self.shown.append(Shown(self.image, atlas=self.atlas is not None))
+
+    def show(self, job: FeatureVisJob, article) -> None:
+        """`article` shows the unit as `job` does: a new image on the page unless one shows it
+        already (the same key: the same file), and the article among its sources."""
+        shown = next((s for s in self.shown if s.job.key == job.key), None)
+        if shown is None:
+            shown = Shown(job)
+            self.shown.append(shown)
+        if article not in shown.articles:
+            shown.articles.append(article)
+        if article not in self.articles:
+            self.articles.append(article)
 
     @property
     def path(self) -> str:
@@ -65,7 +97,8 @@ class UnitPage:
     def own_jobs(self) -> list:
         """Its jobs but the outgoing kernels, which the units of its layer share."""
         optional = [self.diversity, self.inputs]
-        return [self.image, *(job for job in optional if job), *self.examples]
+        images = [s.job for s in self.shown if s.job.key != self.image.key]  # the articles' own
+        return [self.image, *images, *(job for job in optional if job), *self.examples]
 
 
 def unit_page(
@@ -108,7 +141,10 @@ def plan_unit_pages(
     articles: list, atlas_pages: list[UnitPage], catalog: Catalog
 ) -> tuple[list[UnitPage], list[Need]]:
     """The atlases' pages, and a page per other unit the articles show; the jobs the pages need
-    (with where they were asked for)."""
+    (with where they were asked for). A page shows every distinct image of its unit that an
+    article shows (jobs the articles computed already: nothing more is asked for them), so it
+    agrees with each article that links to it; its diversity set, kernels and examples are
+    its own image's (the atlas's, else the first article's)."""
     pages = {(p.image.model, p.image.layer, p.image.unit): p for p in atlas_pages}
     needs: dict[str, Need] = {}  # each job once (a unit's inputs are its layer's outputs too)
     shared: set[int] = set()  # the outgoing kernels' jobs of a layer, shared by its units: once
@@ -129,8 +165,7 @@ def plan_unit_pages(
                 pages[key] = unit_page(job, catalog.info(parse_spec(job.model)))
                 for j in pages[key].jobs:
                     needs.setdefault(j.key, Need(j, need.path, need.line))
-            if article not in pages[key].articles:
-                pages[key].articles.append(article)
+            pages[key].show(job, article)
     return list(pages.values()), list(needs.values())
 
 
@@ -237,18 +272,31 @@ def page_context(page: UnitPage, artifacts: dict, site: SiteMap) -> tuple[dict, 
             (f"{page.outputs[0].layer}:{j}", kernel) for (j, _), kernel in zip(strongest, padded, strict=True)
         ]
     target = page.address
-    value = artifacts[page.image.key].result(page.image).values[0]
     diversity = page.diversity
+    images = [
+        {
+            "src": image(shown.job, 0),
+            "value": artifacts[shown.job.key].result(shown.job).values[0],
+            "steps": shown.job.settings.steps,
+            "settings": job_settings_text(shown.job),
+            "sources": _sources(page, shown, depth),
+        }
+        for shown in page.shown
+    ]
     context = {
         "page": page,
         "static": depth + "static",
         "home": depth + "index.html",
-        "image": image(page.image, 0),
-        "value": value,
+        "images": images,
         "diversity": [image(diversity, i) for i in range(diversity.images)] if diversity else [],
-        "inputs_svg": kernel_grid(inputs, target, 8, 8, f"in-{page.image.key[:8]}") if inputs else "",
+        "diversity_settings": job_settings_text(diversity) if diversity else "",
+        "inputs_svg": kernel_grid(inputs, target, 8, 8, f"in-{page.image.key[:8]}", narrow=True)
+        if inputs
+        else "",
         "inputs": [(address, link(address)) for address, _ in inputs],
-        "outputs_svg": kernel_grid(outputs, target, 8, 8, f"out-{page.image.key[:8]}", outgoing=True)
+        "outputs_svg": kernel_grid(
+            outputs, target, 8, 8, f"out-{page.image.key[:8]}", outgoing=True, narrow=True
+        )
         if outputs
         else "",
         "outputs": [(address, link(address)) for address, _ in outputs],
@@ -257,6 +305,48 @@ def page_context(page: UnitPage, artifacts: dict, site: SiteMap) -> tuple[dict, 
         "articles": [(depth + f"{a.slug}/index.html", a.front.title) for a in page.articles],
     }
     return context, files
+
+
+def settings_words(settings: FeatureVisSettings) -> list[str]:
+    """How feature visualizations were made, as phrases: "128 steps", "64 px", …; a unit page
+    labels each image with them, an atlas's layer page all of its images."""
+    s = settings
+    return [
+        f"{s.steps} steps",
+        f"{s.size} px",
+        f"learning rate {s.lr:g}",
+        f"seed {s.seed}",
+        "Fourier parameterization" if s.fft else "pixel parameterization",
+        "decorrelated colours" if s.decorrelate else "plain colours",
+        "lucent's standard transforms" if s.transforms == "standard" else "no transforms",
+    ]
+
+
+def job_settings_text(job: FeatureVisJob) -> str:
+    """How one image of a unit page was made: its settings, and the dictionary whose feature it
+    shows (two articles may declare one name over different dictionaries)."""
+    words = settings_words(job.settings)
+    words += [
+        f"a feature of a dictionary of {d.features} features over {d.layer} "
+        f"(k={d.k}, weights {d.checksum[:8]})"
+        for d in job.dictionaries
+        if d.name == job.layer
+    ]
+    return ", ".join(words)
+
+
+def _sources(page: UnitPage, shown: Shown, depth: str) -> list[dict]:
+    """Where an image of the page is shown, linked: its atlas (the unit's layer page), the
+    articles."""
+    sources = []
+    if shown.atlas and page.atlas is not None:
+        href = depth + page.atlas.layer_path(page.image.layer)
+        sources.append({"href": href, "atlas": page.image.model, "title": None})
+    sources += [
+        {"href": depth + f"{a.slug}/index.html", "atlas": None, "title": a.front.title}
+        for a in shown.articles
+    ]
+    return sources
 
 
 def figure_file(artifact: Artifact, name: str, files: dict) -> str:
@@ -302,6 +392,7 @@ def page_inputs(page: UnitPage, artifacts: dict, site: SiteMap) -> list:
         site.digests[page.image.model],
         page.atlas.path if page.atlas else None,
         [(a.slug, a.front.title) for a in page.articles],
+        [(shown.job.key, shown.atlas, [a.slug for a in shown.articles]) for shown in page.shown],
     ]
 
 

@@ -475,6 +475,6 @@ def test_a_group_author_is_cited_as_one_name_and_the_citation_carries_the_url(tm
     result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
     assert result.exit_code == 0, result.output
     html = (tmp_path / "out" / "zoom" / "index.html").read_text()
-    assert '>The Circuits Team, &#34;Zooming In&#34;, Notes, 2026. https://example.org/notes/zoom/<' in html
+    assert ">The Circuits Team, &#34;Zooming In&#34;, Notes, 2026. https://example.org/notes/zoom/<" in html
     assert "author = {{The Circuits Team}}" in html and html.count("Circuits Team") >= 2
     assert "Team, The Circuits" not in html and ">Team, &#34;" not in html

@@ -38,6 +38,13 @@ Two chosen inputs into two targets.
 :top: 3
 Two layers of inputs, each ranked by its weights into the row below it.
 ```
+
+```{circuit} mixed4:52
+:inputs: mixed3
+:top: 16
+:label: fig-sixteen
+Sixteen inputs.
+```
 """
 
 
@@ -46,12 +53,13 @@ def circuit_site(tmp_path_factory):
     return build_article(tmp_path_factory.mktemp("circuit"), "c", ARTICLE) / "c" / "index.html"
 
 
-def svgs(page: str) -> list[str]:
-    return re.findall(r"<svg class=\"circuit-svg\".*?</svg>|<svg[^>]*circuit-svg.*?</svg>", page, flags=re.S)
+def svgs(page: str, layout: str = "wide") -> list[str]:
+    """The page's circuit diagrams as drawn for a desktop ("wide") or a phone ("narrow")."""
+    return re.findall(rf'<svg[^>]*class="circuit-svg {layout}".*?</svg>', page, flags=re.S)
 
 
 def test_inputs_are_the_strongest_expanded_weights(circuit_site):
-    ranked, chosen, _ = svgs(circuit_site.read_text())
+    ranked, chosen, _, _ = svgs(circuit_site.read_text())
     root = ElementTree.fromstring(ranked)  # well-formed XML
     assert root.find(f"{SVG}title").text == "Circuit into mixed4:52"
     inputs = [a.get("data-unit") for a in root.iter(f"{SVG}a") if a.get("class") == "node"][:-1]
@@ -103,11 +111,12 @@ def test_a_chain_of_layers_ranks_each_row_by_its_weights_into_the_next(circuit_s
             strongest[pair] = max(strongest.get(pair, 0.0), float(g.find(f"{SVG}line").get("stroke-width")))
     assert strongest == {"conv2": 8.0, "mixed3": 8.0}
     glyphs = {
-        g.get("data-from").split(":")[0]: g.find(f"{SVG}g") is not None
+        g.get("data-from").split(":")[0]: g.find(f"{SVG}g").get("class")
         for g in root.iter(f"{SVG}g")
         if g.get("data-from")
     }
-    assert glyphs == {"conv2": False, "mixed3": True}  # 9 edges between two rows of 3: no glyphs
+    # 9 edges between two rows of 3: their glyphs show only while the edge is highlighted
+    assert glyphs == {"conv2": "glyph on-highlight", "mixed3": "glyph"}
 
 
 def test_the_diagram_is_deterministic(circuit_site, tmp_path):
@@ -119,7 +128,7 @@ def test_the_diagram_is_deterministic(circuit_site, tmp_path):
 
 def test_circuit_in_the_browser(circuit_site, open_page):
     page, problems = open_page(circuit_site.as_uri())
-    svg = page.locator("#fig-circuit svg")
+    svg = page.locator("#fig-circuit svg.wide")
     node = svg.locator(".node").nth(2)
     unit = node.get_attribute("data-unit")
     node.hover()
@@ -142,8 +151,38 @@ def test_twelve_inputs_fit_a_phone(circuit_site, open_page):
     page, problems = open_page(circuit_site.as_uri(), width=375)
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0
-    box = page.locator("#fig-circuit svg").bounding_box()
+    box = page.locator("#fig-circuit svg.narrow").bounding_box()
     assert box["width"] <= 375
+    assert not page.locator("#fig-circuit svg.wide").is_visible()
+    assert problems == []
+
+
+@pytest.mark.parametrize("width", [1100, 375])
+def test_sixteen_inputs_are_readable(circuit_site, open_page, width):
+    """Each edge meets the target at its own point, carries its kernel at 24 px or more, and
+    the figure has its colour scale; the node labels read at 10 px or more."""
+    page, problems = open_page(circuit_site.as_uri(), width=width)
+    figure = page.locator("#fig-sixteen")
+    svg = figure.locator("svg.wide" if width > 600 else "svg.narrow")
+    assert svg.is_visible()
+    drawn = svg.evaluate(
+        """svg => [...svg.querySelectorAll('.edge')].map(edge => {
+            const line = edge.querySelector('line'), glyph = edge.querySelector('.glyph');
+            const box = glyph.getBoundingClientRect();
+            return {end: [line.getAttribute('x2'), line.getAttribute('y2')].join(','),
+                    glyph: [box.width, box.height]};
+        })"""
+    )
+    assert len(drawn) == 16
+    assert len({edge["end"] for edge in drawn}) == 16  # no two edges end at one point
+    assert all(round(min(edge["glyph"]), 2) >= 24 for edge in drawn), drawn  # (to subpixel rounding)
+    labels = svg.evaluate(
+        "svg => [...svg.querySelectorAll('.node-label')].map(t => t.getBoundingClientRect().height)"
+    )
+    assert min(labels) >= 10, labels
+    scales = figure.locator(".colour-scale")
+    assert scales.count() == 1 and scales.first.is_visible()
+    assert "mixed3" in scales.first.inner_text() and figure.locator(".scale-bar").is_visible()
     assert problems == []
 
 

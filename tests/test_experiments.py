@@ -182,7 +182,7 @@ def test_experiment_figures_in_the_browser(experiments, open_page):
     page, problems = open_page((out / "e" / "index.html").as_uri(), width=375)
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0
-    assert page.locator("#fig-tuning svg").bounding_box()["width"] <= 375
+    assert page.locator("#fig-tuning svg.narrow").bounding_box()["width"] <= 375
     assert problems == []
 
 
@@ -466,7 +466,9 @@ def test_a_folder_of_class_folders_is_read_as_imagefolder_and_sampled_over_every
     for index, picture in enumerate(pictures):
         folder = root / ("n01", "n02", "n03")[index // 4] / ("nested" if index % 2 else "")
         folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray((picture.transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(folder / f"{index}.png")
+        Image.fromarray((picture.transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(
+            folder / f"{index}.png"
+        )
     (root / ".cache").mkdir()
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / ".cache" / "hidden.png")  # left out
     data = datasets.dataset("imagenet", 6, 0, tmp_path)
@@ -479,7 +481,9 @@ def test_a_folder_of_class_folders_is_read_as_imagefolder_and_sampled_over_every
     flat = tmp_path / "flat"
     flat.mkdir()
     for index, picture in enumerate(pictures[:3]):
-        Image.fromarray((picture.transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(flat / f"{index}.png")
+        Image.fromarray((picture.transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(
+            flat / f"{index}.png"
+        )
     flat_data = datasets.dataset("flat", 2, 0, tmp_path)
     assert datasets.class_names(flat_data) == () and datasets.labelled(flat_data, 16)[1] is None
     assert datasets.dataset("flat", 2, 0, tmp_path) == flat_data
@@ -497,7 +501,9 @@ def test_files_of_a_folder_that_are_not_images_are_left_out_with_one_warning(tmp
     folder = tmp_path / "src" / "photos"
     folder.mkdir(parents=True)
     for index, picture in enumerate(pictures):
-        Image.fromarray((picture.transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(folder / f"{index}.png")
+        Image.fromarray((picture.transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(
+            folder / f"{index}.png"
+        )
     (folder / "broken.png").write_bytes(b"not a picture at all")
     (folder / "empty.jpg").write_bytes(b"")
     src = write(
@@ -508,7 +514,9 @@ def test_files_of_a_folder_that_are_not_images_are_left_out_with_one_warning(tmp
     result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.stderr.splitlines() if "cannot be read as images" in line]
-    left_out = f"2 of the 5 image files in {folder} cannot be read as images and are left out: broken.png, empty.jpg"
+    left_out = (
+        f"2 of the 5 image files in {folder} cannot be read as images and are left out: broken.png, empty.jpg"
+    )
     assert warnings == [  # the figure's, then the declaration's (checked when planned, used or not)
         f"{src / 'p.md'}:8: warning: {left_out}",
         f"{src / 'p.md'}:4: warning: dictionary 'd4': {left_out}",

@@ -139,9 +139,13 @@ def test_a_resnet_is_addressed_as_it_is_built_stages_blocks_and_inner_layers(res
     # a block's bn3 is changed in place by the skip's addition and the ReLU: not a layer
     assert "layer3.2.bn3" not in model.layers and "layer3.2.bn3" not in model.aliases
     assert model.check_order("layer3.1", "layer3.2") is None
-    with pytest.raises(ModelError, match=r"unknown layer 'layer3.9' .*; layers in layer3: layer3.0, layer3.1, "):
+    with pytest.raises(
+        ModelError, match=r"unknown layer 'layer3.9' .*; layers in layer3: layer3.0, layer3.1, "
+    ):
         model.layer("layer3.9")
-    with pytest.raises(ModelError, match=r"unknown layer 'layer5' .*; layers: conv1, bn1, relu, maxpool, layer1, "):
+    with pytest.raises(
+        ModelError, match=r"unknown layer 'layer5' .*; layers: conv1, bn1, relu, maxpool, layer1, "
+    ):
         model.layer("layer5")
     outline = model.outline()
     assert outline[4:7] == [(0, "layer1"), (1, "layer1.0"), (2, "layer1.0.conv1")]
@@ -154,7 +158,16 @@ def test_distillgen_models_lists_a_resnet_stage_first_then_its_blocks():
     lines = listing.output.splitlines()
     header = next(index for index, line in enumerate(lines) if line.startswith("layer ("))
     rows = [line.split()[0] for line in lines[header + 1 :]]
-    assert rows[:8] == ["conv1", "bn1", "relu", "maxpool", "layer1", "layer1.0", "layer1.0.conv1", "layer1.0.bn1"]
+    assert rows[:8] == [
+        "conv1",
+        "bn1",
+        "relu",
+        "maxpool",
+        "layer1",
+        "layer1.0",
+        "layer1.0.conv1",
+        "layer1.0.bn1",
+    ]
     assert "  layer1.1 (= layer1)" in listing.output
 
 
@@ -377,7 +390,9 @@ def test_a_bad_weights_file_is_an_error_at_the_articles_line(tmp_path):
     assert result.exit_code == 1 and "Traceback" not in result.output
     path = src / "a.md"
     assert f"{path}:6: error: weights file not found: {src / 'missing.pth'}" in result.stderr
-    assert f"{path}:11: error: {src / 'lists.pth'} holds a dict, but not one of tensors by name" in result.stderr
+    assert (
+        f"{path}:11: error: {src / 'lists.pth'} holds a dict, but not one of tensors by name" in result.stderr
+    )
     assert f"{path}:16: error: the weights in {src / 'other.pth'} do not fit 'torchvision:resnet18@" in (
         result.stderr
     )
@@ -426,7 +441,10 @@ def test_a_vision_transformers_tokens_are_read_as_a_map_over_the_patch_grid():
     from distillgen.engine.hooks import as_map, from_map, token_grid
 
     model = load_model(parse_spec("torchvision:vit_b_16@untrained"))
-    block, neuron = model.layers["encoder.layers.encoder_layer_3"], model.layers["encoder.layers.encoder_layer_3.mlp.1"]
+    block, neuron = (
+        model.layers["encoder.layers.encoder_layer_3"],
+        model.layers["encoder.layers.encoder_layer_3.mlp.1"],
+    )
     assert block.tokens and block.shape == (768, 14, 14) and neuron.shape == (3072, 14, 14)
     assert model.fixed_size and not load_model("shapes").fixed_size
     assert (token_grid(197), token_grid(196), token_grid(10), token_grid(11)) == (14, 14, 3, 0)
@@ -450,10 +468,14 @@ def test_a_vision_transformer_article_builds_and_its_kernels_are_an_error(tmp_pa
     assert {"featurevis", "examples", "tuning", "ablation", "dictionary"} <= kinds
     examples = [r["result"] for r in records if r["job"]["kind"] == "examples"]
     assert all(e["receptive_field"] == 16 for e in examples)  # the patch of the token that fires
-    assert all(x1 - x0 == 16 and x0 % 16 == 0 for e in examples for x0, _, x1, _ in (x["box"] for x in e["examples"]))
+    assert all(
+        x1 - x0 == 16 and x0 % 16 == 0 for e in examples for x0, _, x1, _ in (x["box"] for x in e["examples"])
+    )
     ablation = next(r["result"] for r in records if r["job"]["kind"] == "ablation")
     assert ablation["mean_after"] != ablation["mean_before"]
-    assert (out / "units" / "torchvision-vit_b_16@untrained" / "encoder.layers.encoder_layer_3" / "5.html").exists()
+    assert (
+        out / "units" / "torchvision-vit_b_16@untrained" / "encoder.layers.encoder_layer_3" / "5.html"
+    ).exists()
 
     (src / "vit.md").write_text(
         "---\ntitle: C\nmodel: torchvision:vit_b_16@untrained\n---\n\n"
@@ -561,7 +583,9 @@ def test_every_kind_builds_on_inceptionv1_and_a_circuits_kernel_is_its_expanded_
     w1 = modules["mixed3b_5x5_bottleneck_pre_relu_conv"].weight[:, :, 0, 0].numpy()  # [32, 256]
     w5 = modules["mixed3b_5x5_pre_relu_conv"].weight.numpy()  # [96, 32, 5, 5]
     # the circuit's job and the {weights} figure's are one: the same kernels, computed once
-    (circuit_job,) = {j.key: j for j in jobs if j.kind == "weights" and j.address == "mixed3a -> mixed3b:330"}.values()
+    (circuit_job,) = {
+        j.key: j for j in jobs if j.kind == "weights" and j.address == "mixed3a -> mixed3b:330"
+    }.values()
     kernels = read(outcome.artifacts[circuit_job.key].file("kernels.npy"))
     expected = np.einsum("byx,bi->iyx", w5[330 - 320], w1)  # 320: the 5x5 branch's first channel
     np.testing.assert_allclose(kernels, expected, rtol=1e-4, atol=1e-6)

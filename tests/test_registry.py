@@ -126,7 +126,9 @@ def test_editing_a_helper_the_stimuli_draw_with_changes_their_key(tmp_path):
 
 
 def test_a_tuning_figure_is_keyed_by_all_the_code_that_draws_its_stimuli(tmp_path):
-    src = write(tmp_path / "src" / "a.md", "---\ntitle: A\n---\n\n```{tuning} mixed4:1\nA caption.\n```\n").parent
+    src = write(
+        tmp_path / "src" / "a.md", "---\ntitle: A\n---\n\n```{tuning} mixed4:1\nA caption.\n```\n"
+    ).parent
     project = Project.open(src, Reporter(), cache_dir=tmp_path / "cache")
     (article,) = project.load_articles()
     project.plan([article])

@@ -171,7 +171,14 @@ def test_a_unit_out_of_reach_is_a_figure_that_says_so(tmp_path):
 
 
 def _svgs(page: str) -> list[str]:
-    return re.findall(r"<svg.*?</svg>", page, flags=re.S)
+    """The page's drawings, as drawn for a desktop (a grid too wide for a phone is drawn again
+    for one: that copy is left out)."""
+    return [svg for svg in re.findall(r"<svg.*?</svg>", page, flags=re.S) if "kernel-grid narrow" not in svg]
+
+
+def _numbers(pattern: str, svg: str) -> list[float]:
+    """The numbers `pattern` finds, written with the typographic minus."""
+    return [float(v.replace("\u2212", "-")) for v in re.findall(pattern, svg)]
 
 
 def test_weights_figures_are_well_formed_exact_and_deterministic(tmp_path):
@@ -186,10 +193,10 @@ def test_weights_figures_are_well_formed_exact_and_deterministic(tmp_path):
     assert many.count('class="kernel"') == 6 and one.count('class="kernel"') == 1
     # the single kernel is the 5x5 convolution's weight slice, cell by cell
     weight = load_model("shapes").module.mixed3.b5x5.conv.weight[4, 2].numpy()
-    shown = [float(v) for v in re.findall(r"<rect[^>]*><title>([-0-9.e]+)</title>", one)]
+    shown = _numbers(r"<rect[^>]*><title>([\u22120-9.e-]+)</title>", one)
     np.testing.assert_allclose(shown, weight.ravel(), rtol=1e-3, atol=1e-6)
     # strongest first: the titles' L2 norms decrease
-    norms = [float(n) for n in re.findall(r"L2 norm ([0-9.e-]+)</title>", many)]
+    norms = _numbers(r"L2 norm ([0-9.e\u2212-]+)</title>", many)
     assert norms == sorted(norms, reverse=True) and len(norms) == 6
     again = run_cli("build", str(src), "-o", str(tmp_path / "out2"), "--cache-dir", str(tmp_path / "c2"))
     assert again.exit_code == 0 and _svgs((tmp_path / "out2" / "w" / "index.html").read_text()) == [many, one]

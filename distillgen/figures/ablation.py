@@ -30,7 +30,7 @@ from distillgen.figures.context import CheckContext, FollowUpContext, PlanContex
 from distillgen.jobs import AblationJob, Dataset, Edit, Probe, Sweep, relative_change
 from distillgen.options import MODEL, Argument, Option, choice, integer, one_unit, text
 from distillgen.render.plots import line_plot, paired_bars
-from distillgen.render.words import plural
+from distillgen.render.words import minus, plural, same_precision
 from distillgen.units import ModelError, ModelSpec, SpecError, UnitRef, parse_units
 
 _EDIT = re.compile(
@@ -82,7 +82,7 @@ class Prediction:
             return effect
         if match := _RANGE.match(self.subset):
             unit = "°" if angles else ""
-            first, last = (_minus(match[end]) for end in ("first", "last"))
+            first, last = (minus(match[end]) for end in ("first", "last"))
             return f"{effect} on {first}{unit}–{last}{unit}"
         return f"{effect} on the {self.subset} stimuli"
 
@@ -306,26 +306,28 @@ class Ablation(DirectiveKind):
         result = ctx.result(job)
         before, after = list(result.before), list(result.after)
         title = f"{job.address} before and after: {figure.edit}"
+        angles = job.sweep is not None and job.sweep.param == probes.PERIODIC
         if job.probe == "tuning" and job.sweep is not None:
             series = [("before", before), ("after", after)]
             plot = line_plot(
                 list(job.sweep.values),
                 series,
                 probes.axis_label(job.sweep),
-                "peak response",
+                f"peak response of {job.address}",
                 title,
                 dashed=("before",),
+                angles=angles,
             )
         else:
             labels = [f"image {i}" if isinstance(i, int) else str(i) for i in result.labels]
             plot = paired_bars(labels, before, after, title, f"peak response of {job.address}")
         inputs = plural(len(before), "input")
+        mean_before, mean_after = same_precision(result.mean_before, result.mean_after)
         summary = (
             f'<p class="ablation-summary">Edit: <code>{escape(figure.edit)}</code>. Mean response of '
-            f"<code>{escape(job.address)}</code> over {inputs}: {result.mean_before:.3g} → "
-            f"{result.mean_after:.3g} ({_minus(_percent(result.effect))}).</p>"
+            f"<code>{escape(job.address)}</code> over {inputs}: {mean_before} → "
+            f"{mean_after} ({minus(_percent(result.effect))}).</p>"
         )
-        angles = job.sweep is not None and job.sweep.param == probes.PERIODIC
         for predicted, change in zip(figure.predict, figure.changes, strict=True):
             held = predicted.holds(change)
             verdict = "held" if held else "failed"
@@ -333,7 +335,7 @@ class Ablation(DirectiveKind):
             measured = (
                 ""
                 if predicted.inputs is None
-                else (f" (measured {_minus(_percent(change))} over {plural(len(predicted.inputs), 'input')})")
+                else (f" (measured {minus(_percent(change))} over {plural(len(predicted.inputs), 'input')})")
             )
             summary += (
                 f'<p class="prediction prediction-{verdict}" title="{escape(predicted.text)}">Prediction: '
@@ -388,8 +390,3 @@ def _percent(change: float) -> str:
         if abs(change) != float("inf")
         else ("from 0 to positive" if change > 0 else "from 0 to negative")
     )
-
-
-def _minus(number: str) -> str:
-    """A number with the typographic minus, as the page's other numbers."""
-    return number.replace("-", "\u2212")

@@ -2,14 +2,16 @@
 
 `:inputs:` is a chain of earlier layers, earliest first, joined by `->`; each stage is a layer
 (its strongest units are drawn) or a list of its units. Nodes are feature visualizations in one
-row per stage, the targets in the last row; edges join consecutive rows. Each edge is drawn as
-wide as its kernel's L2 norm (relative to the strongest between the same two rows; with one
-row of inputs, the figure's strongest), red when the kernel sums to
-a positive number and blue when negative, with the kernel itself as a small heatmap on the
-edge (between two rows of several units, only up to GLYPHS edges: more would overlap; the hover
-card still shows every kernel). templates/static/circuit.js makes it interactive: hovering or
-focusing a node highlights its edges and dims the rest; an edge's hover card shows its kernel
-enlarged with its numbers.
+row per stage, the targets in the last row; edges join consecutive rows, each ending at its own
+point of its target. Each edge is drawn as wide as its kernel's L2 norm (relative to the
+strongest between the same two rows), red when the kernel sums to a positive number and blue
+(dashed) when negative, with the kernel itself as a heatmap of at least 24 px on the edge: just
+under its source when the next row is one target; staggered along the edges between two rows
+of several units, where more than GLYPHS edges show theirs only while highlighted. An HTML
+colour scale per pair of rows follows the drawing. The drawing is made twice, for a desktop
+column (six nodes a line) and for a phone's (four); a longer row wraps onto further lines.
+templates/static/circuit.js makes it interactive: hovering or focusing a node highlights its
+edges and dims the rest; an edge's hover card shows its kernel enlarged with its numbers.
 
 Which units a layer stage draws depends on the weights into the row after it, so the chain is
 resolved from the targets backwards, one stage per compute round (`follow_up`).
@@ -31,12 +33,12 @@ from distillgen.figures.weights import skip_note
 from distillgen.jobs import FeatureVisJob, FeatureVisSettings, WeightsJob
 from distillgen.options import MODEL, Argument, Option, integer, text, units
 from distillgen.render.colors import diverging
-from distillgen.render.words import plural
+from distillgen.render.words import number, plural, same_precision
 from distillgen.units import ModelError, ModelSpec, SpecError, UnitRef, is_layer_name, parse_units
 
 _INK = ";color:#fff"  # numbers on the darkest cells
-NODE, SPACING, ROW_GAP, GLYPH = 64, 84, 150, 4  # CSS pixels: image, column pitch, rows, kernel cell
-GLYPHS = 8  # between two rows of several targets, more edges than this are drawn without glyphs
+NODE, GLYPH = 64, 4  # CSS pixels: a node's image, a glyph's smallest cell
+GLYPHS = 8  # between two rows of several targets, more edges than this show glyphs when highlighted
 
 
 @dataclass(frozen=True)
@@ -263,6 +265,23 @@ def strongest_inputs(norms: list[list[float]], top: int) -> list[int]:
     return sorted(picked, key=lambda channel: -best[channel])
 
 
+@dataclass(frozen=True)
+class Layout:
+    """How a circuit is drawn for one width: at most `columns` nodes a line, a row with more
+    wraps onto further lines. The page shows the wide drawing on a desktop and the narrow one
+    on a phone, each at most at its own size, so labels stay 10 px (a diagram scaled as a
+    picture read at 5 px)."""
+
+    name: str  # the CSS class that shows it: "wide" or "narrow"
+    columns: int
+
+
+WIDE, NARROW = Layout("wide", 6), Layout("narrow", 4)  # 480 px: a desktop text column (472-704 px)
+PITCH, LABEL, STAGE_GAP = 80, 18, 120  # column pitch, a node's label, room for edges between rows
+LINE = NODE + LABEL + 42  # from one wrapped line of a row to the next: node, label, its glyphs
+GLYPH_SIDE = 24  # a kernel glyph's smallest side in CSS px
+
+
 def circuit_svg(
     rows: list[list[str]],
     edges: list[tuple[str, str, np.ndarray]],
@@ -270,16 +289,83 @@ def circuit_svg(
     cards: dict[tuple[str, str], str],
     model,
 ) -> str:
-    """The diagram: rows of nodes (inputs first, targets last), edges with width, sign colour
-    and a kernel glyph."""
-    width = max(len(row) for row in rows) * SPACING
-    height = (len(rows) - 1) * ROW_GAP + NODE + 40
+    """The diagram, drawn for a desktop column and for a phone's, and its colour scales."""
+    scales = _scales(rows, edges)
+    drawings = "".join(
+        _drawing(layout, rows, edges, images, cards, model, scales) for layout in (WIDE, NARROW)
+    )
+    return drawings + colour_scales(rows, scales)
+
+
+@dataclass(frozen=True)
+class _PairScale:
+    """The edges between two rows: drawn on their own scale (expanded weights of different
+    layer pairs are in different units, and one scale for all would draw the earlier rows'
+    edges as hairlines)."""
+
+    strongest: float  # the largest L2 norm: the widest edge
+    largest: float  # the largest |weight|: the ends of the glyphs' colour scale
+    edges: int
+
+
+def _scales(rows: list[list[str]], edges) -> dict[tuple[int, int], _PairScale]:
+    found: dict[tuple[int, int], list[np.ndarray]] = {}
+    for source, target, kernel in edges:
+        found.setdefault(_rows_of(rows, source, target), []).append(kernel)
+    return {
+        pair: _PairScale(
+            max(1e-12, *(float(np.sqrt((k**2).sum())) for k in kernels)),
+            max(1e-12, *(float(np.abs(k).max()) for k in kernels)),
+            len(kernels),
+        )
+        for pair, kernels in found.items()
+    }
+
+
+def _positions(rows: list[list[str]], columns: int) -> tuple[dict[str, tuple[float, float]], float, float]:
+    """Each node's centre x and top y, and the drawing's width and height: rows top to bottom,
+    each wrapped onto lines of at most `columns` nodes, centred."""
+    width = min(max(len(row) for row in rows), columns) * PITCH
+    position = {}
+    y = 0.0
+    for index, row in enumerate(rows):
+        lines = [row[i : i + columns] for i in range(0, len(row), columns)]
+        for at, line in enumerate(lines):
+            offset = (width - len(line) * PITCH) / 2
+            for column, address in enumerate(line):
+                position[address] = (offset + column * PITCH + PITCH / 2, y)
+            if at < len(lines) - 1:
+                y += LINE
+        if index < len(rows) - 1:
+            y += NODE + LABEL + STAGE_GAP
+    return position, width, y + NODE + LABEL + 6
+
+
+def _ends(rows, edges, position) -> dict[tuple[str, str], float]:
+    """Where each edge meets its target: its own point along the target's top, in the order of
+    the edges' sources from left to right (so that edges do not cross there)."""
+    incoming: dict[str, list[str]] = {}
+    for source, target, _kernel in edges:
+        incoming.setdefault(target, []).append(source)
+    ends = {}
+    for target, sources in incoming.items():
+        x, _y = position[target]
+        ordered = sorted(sources, key=lambda s: (position[s][0], position[s][1]))
+        span = NODE - 12
+        for index, source in enumerate(ordered):
+            share = 0.5 if len(ordered) == 1 else index / (len(ordered) - 1)
+            ends[(source, target)] = x - span / 2 + share * span
+    return ends
+
+
+def _drawing(layout: Layout, rows, edges, images, cards, model, scales) -> str:
     import svgwrite  # here: a rebuild that draws nothing never loads it
 
+    position, width, height = _positions(rows, layout.columns)
     drawing = svgwrite.Drawing(
-        size=(width, height), viewBox=f"0 0 {width} {height}", profile="full", debug=False
+        size=(width, round(height)), viewBox=f"0 0 {width} {round(height)}", profile="full", debug=False
     )
-    drawing.attribs.update({"class": "circuit-svg", "role": "group"})
+    drawing.attribs.update({"class": f"circuit-svg {layout.name}", "role": "group"})
     targets, inputs = rows[-1], [address for row in rows[:-1] for address in row]
     drawing.set_desc(
         title=f"Circuit into {', '.join(targets)}",
@@ -287,34 +373,27 @@ def circuit_svg(
         "connected to "
         f"{', '.join(targets)}; edge width is the kernel's L2 norm, red positive and blue negative.",
     )
-    position = {}
-    for index, row in enumerate(rows):
-        offset = (width - len(row) * SPACING) / 2
-        for column, address in enumerate(row):
-            position[address] = (offset + column * SPACING + SPACING / 2, index * ROW_GAP)
-    # Widths and colours are relative to the strongest kernel between the same two rows:
-    # expanded weights of different layer pairs are in different units, and one scale for
-    # all would draw the earlier rows' edges as hairlines.
-    strongest: dict[tuple[int, int], float] = {}
-    scale: dict[tuple[int, int], float] = {}
-    count: dict[tuple[int, int], int] = {}  # edges between the two rows
+    ends = _ends(rows, edges, position)
     for source, target, kernel in edges:
+        (x1, y1), (_x, y2) = position[source], position[target]
+        x2 = ends[(source, target)]
+        y1 += NODE + LABEL
         pair = _rows_of(rows, source, target)
-        count[pair] = count.get(pair, 0) + 1
-        strongest[pair] = max(strongest.get(pair, 1e-12), float(np.sqrt((kernel**2).sum())))
-        scale[pair] = max(scale.get(pair, 1e-12), float(np.abs(kernel).max()))
-    for source, target, kernel in edges:
-        (x1, y1), (x2, y2) = position[source], position[target]
-        y1 += NODE + 18
-        pair = _rows_of(rows, source, target)
+        scale = scales[pair]
         norm = float(np.sqrt((kernel**2).sum()))
         sign = "positive" if kernel.sum() >= 0 else "negative"
         group = drawing.g(class_=f"edge {sign}", data_from=source, data_to=target)
         group.attribs["data-hover-ref"] = cards[(source, target)]
-        group.set_desc(title=f"{source} → {target}: L2 norm {norm:.3g}, sum {kernel.sum():.3g}")
-        group.add(drawing.line((x1, y1), (x2, y2), stroke_width=round(1 + 7 * norm / strongest[pair], 2)))
-        if len(rows[pair[1]]) == 1 or count[pair] <= GLYPHS:
-            group.add(_glyph(drawing, kernel, scale[pair], rows[pair[1]], target, (x1, y1), (x2, y2)))
+        group.set_desc(
+            title=f"{source} → {target}: L2 norm {number(norm)}, sum {number(float(kernel.sum()))}"
+        )
+        group.add(drawing.line((x1, y1), (x2, y2), stroke_width=round(1 + 7 * norm / scale.strongest, 2)))
+        several = len(rows[pair[1]]) > 1
+        # one target: each glyph just under its source; several: staggered by target, and
+        # shown only while the edge is highlighted when there are too many to tell apart
+        t = 0.3 + 0.4 * rows[pair[1]].index(target) / (len(rows[pair[1]]) - 1) if several else None
+        hidden = several and scale.edges > GLYPHS
+        group.add(_glyph(drawing, kernel, scale.largest, (x1, y1), (x2, y2), t, hidden))
         drawing.add(group)
     for row in rows:
         for address in row:
@@ -330,19 +409,43 @@ def circuit_svg(
     return drawing.tostring()
 
 
-def _glyph(drawing, kernel: np.ndarray, scale: float, targets: list[str], target: str, start, end):
-    """The kernel as a small heatmap on its edge: halfway along, staggered by the target's
-    column when the row has several targets, so glyphs of neighbouring targets do not overlap."""
+def _glyph(drawing, kernel: np.ndarray, scale: float, start, end, t: float | None, hidden: bool):
+    """The kernel as a heatmap on its edge, at least GLYPH_SIDE px a side: centred on the edge
+    just under its source (`t` None), or at `t` of the way along it; `hidden` until the edge
+    is highlighted (its node hovered or focused)."""
     (x1, y1), (x2, y2) = start, end
     kh, kw = kernel.shape
-    t = 0.5 if len(targets) == 1 else 0.3 + 0.4 * targets.index(target) / (len(targets) - 1)
-    gx, gy = x1 + t * (x2 - x1) - kw * GLYPH / 2, y1 + t * (y2 - y1) - kh * GLYPH / 2
-    glyph = drawing.g(class_="glyph")
+    cell = max(GLYPH, -(-GLYPH_SIDE // max(kh, kw)))
+    if t is None:
+        t = (4 + kh * cell / 2) / max(y2 - y1, 1)
+    gx, gy = x1 + t * (x2 - x1) - kw * cell / 2, y1 + t * (y2 - y1) - kh * cell / 2
+    glyph = drawing.g(class_="glyph on-highlight" if hidden else "glyph")
     for (i, j), value in np.ndenumerate(kernel):
-        glyph.add(
-            drawing.rect((gx + j * GLYPH, gy + i * GLYPH), (GLYPH, GLYPH), fill=diverging(value / scale))
-        )
+        glyph.add(drawing.rect((gx + j * cell, gy + i * cell), (cell, cell), fill=diverging(value / scale)))
     return glyph
+
+
+def colour_scales(rows: list[list[str]], scales: dict[tuple[int, int], _PairScale]) -> str:
+    """Under the diagram, in HTML (legible at any width): the glyphs' colour scale for each
+    pair of rows, from the most inhibitory weight drawn to the most excitatory."""
+    items = []
+    for (upper, lower), scale in sorted(scales.items()):
+        source = rows[upper][0].rsplit(":", 1)[0]
+        target = rows[lower][0].rsplit(":", 1)[0]
+        low, high = same_precision(-scale.largest, scale.largest)
+        items.append(
+            f'<div class="colour-scale"><span class="scale-pair"><code>{escape(source)}</code> → '
+            f"<code>{escape(target)}</code> weights</span> "
+            f'<span class="scale-end">{low}</span><span class="scale-bar" role="img" '
+            f'aria-label="blue inhibitory, grey zero, red excitatory"></span>'
+            f'<span class="scale-end">+{high}</span></div>'
+        )
+    key = (
+        '<p class="circuit-key">Edge width: the kernel\'s L2 norm. <span class="key-positive">Red</span>: '
+        'excitatory (the kernel sums positive); <span class="key-negative">blue, dashed</span>: '
+        "inhibitory.</p>"
+    )
+    return f'<div class="circuit-scales">{"".join(items)}{key}</div>'
 
 
 def _rows_of(rows: list[list[str]], source: str, target: str) -> tuple[int, int]:
@@ -357,10 +460,10 @@ def kernel_card(source: str, target: str, kernel: np.ndarray) -> str:
 
     def cell(value: float) -> str:
         ink = _INK if abs(value) > 0.6 * scale else ""
-        return f'<td style="background:{diverging(value / scale)}{ink}">{value:.3g}</td>'
+        return f'<td style="background:{diverging(value / scale)}{ink}">{number(value)}</td>'
 
     rows = "".join("<tr>" + "".join(cell(v) for v in line) + "</tr>" for line in kernel)
     return (
         f"<p><code>{escape(source)}</code> → <code>{escape(target)}</code>: L2 norm "
-        f'{np.sqrt((kernel**2).sum()):.3g}</p><table class="kernel-numbers">{rows}</table>'
+        f'{number(float(np.sqrt((kernel**2).sum())))}</p><table class="kernel-numbers">{rows}</table>'
     )

@@ -26,6 +26,7 @@ from distillgen.figures.unitview import THUMBNAIL, featurevis_job, image_html, p
 from distillgen.jobs import Attached, DictionaryJob, DictionaryResult, FeatureVisJob, FeatureVisSettings
 from distillgen.options import Argument, Option, integer
 from distillgen.render.plots import histograms
+from distillgen.render.words import plural
 from distillgen.units import UnitRef, is_layer_name, parse_spec
 
 SHARE = 0.3  # a feature shares a neuron when its decoder direction's cosine with it is at least this
@@ -191,6 +192,7 @@ class Dictionary(DirectiveKind):
                 bins=24,
                 lo=-6.0,
                 hi=0.0,
+                counted="feature",
             )
         ]
         text = ""
@@ -211,6 +213,7 @@ class Dictionary(DirectiveKind):
                     lo=(least - 0.5) / top,
                     hi=(top + 0.5) / top,
                     share=True,
+                    y_label="share of each group",
                 )
             )
             loading = loadings(figure.attached)
@@ -239,7 +242,8 @@ class Dictionary(DirectiveKind):
         return ctx.rendered(ctx.figure(content, "dictionary-figure"))
 
 
-def _cell(ctx: RenderContext, job: FeatureVisJob, label: str, note: str) -> str:
+def _cell(ctx: RenderContext, job: FeatureVisJob, label: str, *note: str) -> str:
+    """A unit's tile: its image, address and the note's lines under it."""
     anchor = unit_card(ctx, job, label)
     img = image_html(ctx, job, 0, THUMBNAIL, f"feature visualization of {label}")
     href = page_href(job)
@@ -247,16 +251,26 @@ def _cell(ctx: RenderContext, job: FeatureVisJob, label: str, note: str) -> str:
     return (
         f'<{tag} class="unit-cell"{link} data-hover-ref="{anchor}">{img}'
         f'<span class="unit-label">{escape(label)}</span>'
-        f'<span class="unit-note">{escape(note)}</span></{tag}>'
+        f'<span class="unit-note">{"<br>".join(map(escape, note))}</span></{tag}>'
     )
 
 
 def _split(ctx: RenderContext, figure: DictionaryFigure, result: DictionaryResult, split: Split) -> str:
+    """One neuron and the features that split it, as one group: the neuron, then "splits into"
+    and its features, which wrap inside the group (never under another neuron's)."""
     classes = result.classes
     neuron = split.neuron
+    address = f"{figure.job.layer}:{neuron}"
     note = f"{result.neuron_purity[neuron]:.0%} {classes[result.neuron_class[neuron]]}"
-    cells = [_cell(ctx, split.image, f"{figure.job.layer}:{neuron}", note)]
+    cells = []
     for feature, loading, job in split.features:
         purity, kind = result.feature_purity[feature], classes[result.feature_class[feature]]
-        cells.append(_cell(ctx, job, f"{figure.name}:{feature}", f"{purity:.0%} {kind}, cos {loading:.2f}"))
-    return f'<div class="unit-grid dictionary-split">{"".join(cells)}</div>'
+        label = f"{figure.name}:{feature}"
+        cells.append(_cell(ctx, job, label, f"{purity:.0%} {kind}", f"cos {loading:.2f}"))
+    into = f"splits into {plural(len(cells), 'feature')}"
+    return (
+        f'<div class="dictionary-split" role="group" aria-label="{escape(address)} {into}">'
+        f'<div class="split-neuron">{_cell(ctx, split.image, address, note)}</div>'
+        f'<div class="split-features"><p class="split-into">{escape(address)} {into}:</p>'
+        f'<div class="split-cells">{"".join(cells)}</div></div></div>'
+    )

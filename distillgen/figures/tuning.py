@@ -101,10 +101,16 @@ class Tuning(DirectiveKind):
         if figure.plot == "polar":
             svg = polar_plot(values, series, title, mirror=values[-1] - values[0] < 180)
         else:
-            count = min(figure.thumbnails, len(values))
-            picks = sorted({round(i * (len(values) - 1) / max(count - 1, 1)) for i in range(count)})
-            thumbnails = [(values[i], ctx.file_url(job, result.stimuli[i])) for i in picks]
-            svg = line_plot(values, series, probes.axis_label(job.sweep), y_label, title, thumbnails)
+            svg = line_plot(
+                values,
+                series,
+                probes.axis_label(job.sweep),
+                y_label,
+                title,
+                thumbnails=lambda index: ctx.file_url(job, result.stimuli[index]),
+                icons=figure.thumbnails,
+                angles=job.sweep.param == probes.PERIODIC,
+            )
         return ctx.rendered(ctx.figure(f'<div class="plot">{svg}</div>', "tuning-figure"))
 
 

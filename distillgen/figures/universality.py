@@ -220,9 +220,9 @@ class Universality(DirectiveKind):
         chance = [x for x in chance_r if x is not None]
         other_kind = "one-to-one" if matching == "best" else "best"
         other_median = np.median([x for x in _matching(result, other_kind)[1] if x is not None])
-        baseline = job.baseline_model if job.baseline == "untrained" else f"{job.other}, images shuffled"
+        names = _series_names(job)
         plot = histograms(
-            [(f"{job.model} vs {job.other}", trained), (f"{job.model} vs {baseline}", chance)],
+            list(zip(names, (trained, chance), strict=True)),
             f"{matching}-match correlation",
             f"{matching.capitalize()}-match correlations of {job.layer} units, and the baseline",
         )
@@ -242,11 +242,39 @@ class Universality(DirectiveKind):
             f"Units of {code['layer']} in {code['model']}, matched {how} "
             f"over {result.probe_size} images ({samples}) correlate best: median r = "
             f"{np.median(trained):.2f} ({other_kind} matching: {other_median:.2f}); against the "
-            f"baseline ({escape(baseline)}) median r = {np.median(chance):.2f}. The best matches go to "
+            f"baseline ({escape(names[1])}) median r = {np.median(chance):.2f}. The best matches go to "
             f"{len(set(result.best_unit))} distinct units of {code['other_layer']}.</p>"
         )
         content = f'<table class="universality-pairs">{rows}</table>{summary}<div class="plot">{plot}</div>'
         return ctx.rendered(ctx.figure(content, "universality-figure"))
+
+
+def _series_names(job: UniversalityJob) -> tuple[str, str]:
+    """The plot's two series, told apart by what differs between the two sides: the models
+    ('shapes@0 vs shapes@1', a zoo network's seed written out beside another seed of it), or
+    the layers of one model ('m4 vs mixed4 of shapes'); then the baseline: the other side with
+    random weights, or with the probe images shuffled."""
+    mine, theirs = _seeded(job.model, job.other), _seeded(job.other, job.model)
+    if job.model != job.other:
+        pair = f"{mine} vs {theirs}"
+        chance = f"{mine} vs {_seeded(job.baseline_model, job.model)}" if job.baseline == "untrained" else ""
+    elif job.layer != job.other_layer:
+        pair = f"{job.layer} vs {job.other_layer} of {job.model}"
+        untrained = f"{job.layer} of {job.model} vs {job.other_layer} of {job.baseline_model}"
+        chance = untrained if job.baseline == "untrained" else ""
+    else:
+        pair = f"{job.layer} of {job.model} vs itself"
+        chance = f"{job.model} vs {job.baseline_model}" if job.baseline == "untrained" else ""
+    return pair, chance or f"{pair}, images shuffled"
+
+
+def _seeded(spec: str, beside: str) -> str:
+    """`spec` with its seed written out ('shapes@0') when `beside` is another variant of the
+    same zoo network ('shapes@1', 'shapes@untrained'), where the bare name would not say which."""
+    name, _, tag = spec.partition("@")
+    if name in ZOO and not tag and beside != spec and beside.partition("@")[0] == name:
+        return f"{name}@0"
+    return spec
 
 
 def _layer_text(info: ModelInfo, layer: str) -> str:
@@ -265,20 +293,21 @@ def _matching(result: UniversalityResult, matching: str) -> tuple[tuple[int, ...
 
 def _pair(ctx: RenderContext, pair: Pair) -> str:
     if pair.theirs is None:
-        return f'<tr>{_cell(ctx, pair.mine)}<td>no partner left</td><td class="correlation"></td></tr>'
+        return f'<tr>{_cell(ctx, pair.mine, "")}<td>no partner left</td><td class="correlation"></td></tr>'
     return (
-        f"<tr>{_cell(ctx, pair.mine)}{_cell(ctx, pair.theirs)}"
+        f"<tr>{_cell(ctx, pair.mine, pair.theirs.model)}{_cell(ctx, pair.theirs, pair.mine.model)}"
         f'<td class="correlation">r = {pair.r:.2f}</td></tr>'
     )
 
 
-def _cell(ctx: RenderContext, job: FeatureVisJob) -> str:
+def _cell(ctx: RenderContext, job: FeatureVisJob, beside: str) -> str:
+    """A unit of a pair: its image, address and model (with its seed beside another seed)."""
     address = f"{job.layer}:{job.unit}"
     anchor = unit_card(ctx, job, f"{address} ({job.model})")
     image = image_html(ctx, job, 0, THUMBNAIL, f"feature visualization of {address} in {job.model}")
     href = page_href(job)
-    linked = f'<a href="{escape(href)}">{image}</a>' if href else image
+    linked = f'<a class="pair-image" href="{escape(href)}">{image}</a>' if href else image
     return (
-        f'<td data-hover-ref="{anchor}">{linked}<br><code>{escape(address)}</code> '
-        f'<span class="model-name">{escape(job.model)}</span></td>'
+        f'<td data-hover-ref="{anchor}">{linked}<span class="pair-label"><code>{escape(address)}</code> '
+        f'<span class="model-name">{escape(_seeded(job.model, beside))}</span></span></td>'
     )

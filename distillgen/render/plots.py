@@ -1,16 +1,24 @@
 """Small SVG plots (svgwrite) for the experiment figures: line and polar plots of tuning curves,
 paired bars for before/after, overlaid histograms. Deterministic, with a `title`/`desc` and a
-`title` on every data point, so a reader can hover over a value (or hear it)."""
+`title` on every data point, so a reader can hover over a value (or hear it).
+
+Every chart is drawn twice, for a desktop column (WIDE) and for a phone's (NARROW), and the
+page's CSS shows the one that fits (`.plot .wide`, `.plot .narrow`): a chart scaled down as a
+picture would shrink its text to 6 px on a phone. Each is shown at most at its own size, so its
+text is the size written here, 11–12 px. Legends sit in a band above the plotting area, never
+on the data; bar series have box swatches, line series line swatches with their dashes.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from distillgen.render.words import plural
+from distillgen.render.words import number, plural
 
 if TYPE_CHECKING:
     import svgwrite
@@ -22,21 +30,50 @@ PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#0
 # two curves apart (a reader with no colour vision, a greyscale print).
 DASHES = ("", "7,3", "2,3", "9,3,2,3", "4,2,4,6", "1,2", "12,4", "5,2,1,2")
 BASELINE_DASH = "5,4"  # a `dashed` series: a baseline, e.g. the untrained network
-WIDTH, HEIGHT = 560, 260
-LEFT, RIGHT, TOP, BOTTOM = 48, 16, 12, 40
+BEFORE = "#999999"
+TICK, LABEL = 11, 12  # font sizes (CSS px) of tick labels, and of axis titles and legends
+ICON = 24  # a stimulus drawn under its tick
 
 Series = tuple[str, list[float]]  # a label and one value per x
 
 
-def _drawing(width: float, height: float, title: str, desc: str, css: str) -> svgwrite.Drawing:
+@dataclass(frozen=True)
+class Layout:
+    """The width a chart is drawn for, and its margins."""
+
+    name: str  # "wide" or "narrow": the CSS class that shows it
+    width: int
+    left: int
+    right: int
+    plot_height: int
+    x_ticks: int  # about how many ticks a numeric x axis gets
+
+
+WIDE = Layout("wide", 480, 56, 16, 200, 6)  # a desktop text column is 472-704 px
+NARROW = Layout("narrow", 330, 48, 10, 170, 4)
+POLAR = Layout("any-width", 330, 8, 8, 250, 0)  # fits a phone's column as it is: drawn once
+
+
+def _both(draw: Callable[[Layout], str]) -> str:
+    return draw(WIDE) + draw(NARROW)
+
+
+def _drawing(layout: Layout, height: float, title: str, desc: str, css: str) -> svgwrite.Drawing:
     import svgwrite  # here: a rebuild that draws nothing never loads it
 
+    width = layout.width
     drawing = svgwrite.Drawing(
-        size=(width, height), viewBox=f"0 0 {width} {height}", profile="full", debug=False
+        size=(width, round(height)), viewBox=f"0 0 {width} {round(height)}", profile="full", debug=False
     )
-    drawing.attribs.update({"class": f"plot {css}", "role": "img"})
+    drawing.attribs.update({"class": f"plot {css} {layout.name}", "role": "img"})
     drawing.set_desc(title=title, desc=desc)
     return drawing
+
+
+def text_width(text: str, size: float) -> float:
+    """About how wide `text` is set in the page's sans-serif at `size` px (an average glyph is
+    a little over half the size): enough to flow legends and to know when labels fit."""
+    return 0.56 * size * len(text)
 
 
 def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -52,8 +89,154 @@ def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     return [round(first + i * step, 10) for i in range(int((hi - first) / step + 1e-9) + 1)]
 
 
-def _number(value: float) -> str:
-    return f"{value:.3g}"
+def tick_labels(ticks: Sequence[float], unit: str = "") -> list[str]:
+    """The ticks of one axis with one number of decimals (that of the finest step), a
+    typographic minus, and `unit` (e.g. °) after each."""
+    steps = [abs(b - a) for a, b in zip(ticks, ticks[1:], strict=False) if b != a]
+    finest = min(steps, default=1.0)
+    decimals = max(0, -math.floor(math.log10(finest) + 1e-9)) if finest < 1 else 0
+    return [f"{tick:.{decimals}f}".replace("-", "−") + unit for tick in ticks]
+
+
+def angle_ticks(lo: float, hi: float, layout: Layout) -> list[float]:
+    """Multiples of 45° (of 90° over more than a half turn in a narrow chart) in [lo, hi]."""
+    step = 90 if hi - lo > 180 and layout is NARROW else 45
+    return [float(t) for t in range(math.ceil(lo / step) * step, int(hi) + 1, step)]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of a legend: a series' name and how it is drawn."""
+
+    name: str
+    css: str  # the swatch's class: the series' theme colour, or before/after
+    colour: str
+    box: bool = False  # a filled box (bars), else a line with `dash`
+    dash: str = ""
+
+
+def _legend_rows(entries: Sequence[Entry], width: float) -> list[list[tuple[Entry, float]]]:
+    """The legend's entries flowed into rows no wider than `width`: (entry, x offset)."""
+    rows: list[list[tuple[Entry, float]]] = [[]]
+    x = 0.0
+    for entry in entries:
+        item = 24 + text_width(entry.name, LABEL) + 16
+        if rows[-1] and x + item > width:
+            rows.append([])
+            x = 0.0
+        rows[-1].append((entry, x))
+        x += item
+    return rows
+
+
+LEGEND_ROW = 18
+
+
+def _legend(drawing, entries: Sequence[Entry], x: float, y: float, width: float) -> float:
+    """The legend as a band at (x, y), `width` wide; returns its height (0 for no entries)."""
+    if not entries:
+        return 0.0
+    legend = drawing.g(class_="legend")
+    rows = _legend_rows(entries, width)
+    for index, row in enumerate(rows):
+        top = y + index * LEGEND_ROW
+        for entry, offset in row:
+            left = x + offset
+            if entry.box:
+                legend.add(
+                    drawing.rect((left, top + 3), (18, 10), fill=entry.colour, class_=f"swatch {entry.css}")
+                )
+            else:
+                style = {"stroke_dasharray": entry.dash} if entry.dash else {}
+                line = drawing.line(
+                    (left, top + 8),
+                    (left + 18, top + 8),
+                    stroke=entry.colour,
+                    stroke_width=3,
+                    class_=entry.css,
+                    **style,
+                )
+                legend.add(line)
+            legend.add(drawing.text(entry.name, insert=(left + 24, top + 12), class_="legend-label"))
+    drawing.add(legend)
+    return len(rows) * LEGEND_ROW
+
+
+def _legend_height(entries: Sequence[Entry], width: float) -> float:
+    return len(_legend_rows(entries, width)) * LEGEND_ROW if entries else 0.0
+
+
+def _series_entries(names: Sequence[str], dashed: Sequence[str] = (), box: bool = False) -> list[Entry]:
+    return [
+        Entry(
+            name,
+            f"s-line s{index % len(PALETTE)}" if not box else f"s-box s{index % len(PALETTE)}",
+            PALETTE[index % len(PALETTE)],
+            box=box,
+            dash="" if box else _dash_pattern(name, index, dashed),
+        )
+        for index, name in enumerate(names)
+    ]
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """Where the plotting area of a chart lies, and the chart's height."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+    total: float
+
+
+def _frame(layout: Layout, legend: Sequence[Entry], below: float) -> _Frame:
+    """Legend band on top, then the plotting area, then `below` px (ticks, icons, x title)."""
+    plot_w = layout.width - layout.left - layout.right
+    top = 8 + _legend_height(legend, plot_w) + (6 if legend else 0)
+    return _Frame(layout.left, top, plot_w, layout.plot_height, top + layout.plot_height + below)
+
+
+def _lines(text: str, width: float) -> list[str]:
+    """`text` broken between words into lines of at most `width` px of axis-title text."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and text_width(f"{lines[-1]} {word}", LABEL) <= width:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
+TITLE_LINE = 15
+
+
+def _title_height(text: str, layout: Layout) -> float:
+    return 3 + TITLE_LINE * len(_lines(text, layout.width - layout.left - layout.right))
+
+
+def _x_title(drawing, text: str, frame: _Frame):
+    """The x axis's title at the chart's foot, on as many lines as its width needs."""
+    lines = _lines(text, frame.width)
+    x = frame.left + frame.width / 2
+    title = drawing.text("", insert=(x, frame.total - 5 - TITLE_LINE * (len(lines) - 1)), class_="axis-label")
+    for index, line in enumerate(lines):
+        title.add(drawing.tspan(line, x=[x], dy=[0 if index == 0 else TITLE_LINE]))
+    return title
+
+
+def _y_axis(drawing, frame: _Frame, ticks: list[float], y_at, label: str) -> None:
+    axes = drawing.g(class_="axes")
+    for tick, text in zip(ticks, tick_labels(ticks), strict=True):
+        axes.add(
+            drawing.line((frame.left, y_at(tick)), (frame.left + frame.width, y_at(tick)), class_="grid")
+        )
+        axes.add(drawing.text(text, insert=(frame.left - 6, y_at(tick) + 4), class_="tick y-tick"))
+    middle = frame.top + frame.height / 2
+    title = drawing.text(label, insert=(14, middle), class_="axis-label")
+    title.rotate(-90, center=(14, middle))
+    axes.add(title)
+    drawing.add(axes)
 
 
 def line_plot(
@@ -62,73 +245,96 @@ def line_plot(
     x_label: str,
     y_label: str,
     title: str,
-    thumbnails: Sequence[tuple[float, str]] = (),
+    thumbnails: Callable[[int], str] | None = None,
+    icons: int = 0,
     dashed: tuple[str, ...] = (),
+    angles: bool = False,
 ) -> str:
-    """Curves over a shared x axis; `thumbnails` (x, image URL) are drawn under the axis."""
-    thumb = 28 if thumbnails else 0
-    height = HEIGHT + thumb
+    """Curves over a shared x axis. With `thumbnails` (index of an x → its stimulus image's
+    URL), up to `icons` stimuli are drawn under the x ticks. `angles`: x is in degrees."""
+    return _both(
+        lambda layout: _line_plot(
+            layout, xs, series, x_label, y_label, title, thumbnails, icons, dashed, angles
+        )
+    )
+
+
+def _line_plot(layout, xs, series, x_label, y_label, title, thumbnails, icons, dashed, angles) -> str:
+    legend = _series_entries([name for name, _ in series], dashed)
+    x_ticks = angle_ticks(xs[0], xs[-1], layout) if angles else _ticks(xs[0], xs[-1], layout.x_ticks)
+    x_ticks = [t for t in x_ticks if xs[0] - 1e-9 <= t <= xs[-1] + 1e-9]
+    stimuli = _icons(xs, x_ticks, icons) if thumbnails else []
+    frame = _frame(layout, legend, 20 + (ICON + 4 if stimuli else 0) + _title_height(x_label, layout))
     drawing = _drawing(
-        WIDTH,
-        height,
+        layout,
+        frame.total,
         title,
         f"{y_label} against {x_label} for {', '.join(s for s, _ in series)}",
         "line-plot",
     )
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     y_hi = max(max(values) for _, values in series)
     y_lo = min(0.0, min(min(values) for _, values in series))
-    y_ticks = _ticks(y_lo, y_hi)
+    y_ticks = _ticks(y_lo, y_hi, 5 if layout is WIDE else 4)
     y_lo, y_hi = min(y_lo, y_ticks[0]), max(y_hi, y_ticks[-1])
 
     def x_at(x: float) -> float:
-        return LEFT + (x - xs[0]) / ((xs[-1] - xs[0]) or 1) * plot_w
+        return frame.left + (x - xs[0]) / ((xs[-1] - xs[0]) or 1) * frame.width
 
     def y_at(y: float) -> float:
-        return TOP + plot_h - (y - y_lo) / ((y_hi - y_lo) or 1) * plot_h
+        return frame.top + frame.height - (y - y_lo) / ((y_hi - y_lo) or 1) * frame.height
 
+    _y_axis(drawing, frame, y_ticks, y_at, y_label)
     axes = drawing.g(class_="axes")
-    for tick in y_ticks:
-        axes.add(drawing.line((LEFT, y_at(tick)), (LEFT + plot_w, y_at(tick)), class_="grid"))
-        axes.add(drawing.text(_number(tick), insert=(LEFT - 6, y_at(tick) + 4), class_="tick y-tick"))
-    for tick in _ticks(xs[0], xs[-1], 6):
-        if xs[0] <= tick <= xs[-1]:
-            axes.add(
-                drawing.text(_number(tick), insert=(x_at(tick), TOP + plot_h + 14), class_="tick x-tick")
-            )
-    axes.add(drawing.line((LEFT, TOP + plot_h), (LEFT + plot_w, TOP + plot_h), class_="axis"))
-    axes.add(drawing.text(x_label, insert=(LEFT + plot_w / 2, height - 4), class_="axis-label"))
-    label = drawing.text(y_label, insert=(12, TOP + plot_h / 2), class_="axis-label")
-    label.rotate(-90, center=(12, TOP + plot_h / 2))
-    axes.add(label)
+    base = frame.top + frame.height
+    for tick, text in zip(x_ticks, tick_labels(x_ticks, "°" if angles else ""), strict=True):
+        axes.add(drawing.line((x_at(tick), base), (x_at(tick), base + 4), class_="axis"))
+        axes.add(drawing.text(text, insert=(x_at(tick), base + 16), class_="tick x-tick"))
+    axes.add(drawing.line((frame.left, base), (frame.left + frame.width, base), class_="axis"))
+    axes.add(_x_title(drawing, x_label, frame))
     drawing.add(axes)
-    for x, url in thumbnails:
-        drawing.add(
-            drawing.image(url, insert=(x_at(x) - thumb / 2, TOP + plot_h + 18), size=(thumb - 4, thumb - 4))
-        )
+    for index in stimuli:
+        url = thumbnails(index)
+        drawing.add(drawing.image(url, insert=(x_at(xs[index]) - ICON / 2, base + 22), size=(ICON, ICON)))
     for index, (name, values) in enumerate(series):
         colour = PALETTE[index % len(PALETTE)]
         group = _series(drawing, name, index)
         points = [(round(x_at(x), 2), round(y_at(y), 2)) for x, y in zip(xs, values, strict=True)]
-        style = _dash(name, index, dashed)
-        group.add(drawing.polyline(points, stroke=colour, fill="none", class_="curve", **style))
+        group.add(
+            drawing.polyline(points, stroke=colour, fill="none", class_="curve", **_dash(name, index, dashed))
+        )
         for (px, py), x, y in zip(points, xs, values, strict=True):
             dot = drawing.circle((px, py), 3, fill=colour, class_="point")
-            dot.set_desc(title=f"{name} at {_number(x)}: {_number(y)}")
+            dot.set_desc(title=f"{name} at {number(x)}{'°' if angles else ''}: {number(y)}")
             group.add(dot)
         drawing.add(group)
-    _legend(drawing, [name for name, _ in series], LEFT + 8, TOP + 4, dashed)
+    _legend(drawing, legend, frame.left, 8, frame.width)
     return drawing.tostring()
+
+
+def _icons(xs: list[float], ticks: list[float], most: int) -> list[int]:
+    """The x index to draw a stimulus for at each tick (the x nearest it), at most `most`,
+    spread evenly over the ticks."""
+    nearest = sorted({min(range(len(xs)), key=lambda i: abs(xs[i] - tick)) for tick in ticks})
+    if len(nearest) <= most:
+        return nearest
+    if most <= 0:
+        return []
+    return sorted({nearest[round(i * (len(nearest) - 1) / max(most - 1, 1))] for i in range(most)})
 
 
 def polar_plot(angles: list[float], series: list[Series], title: str, mirror: bool) -> str:
     """Responses by orientation (degrees, clockwise from the right as in the image); with
-    `mirror`, a sweep over 0–180° (a line looks the same turned by 180°) is drawn twice."""
-    size, legend_w = 260, 140
-    radius, cx, cy = 110, 130, 130
+    `mirror`, a sweep over 0–180° (a line looks the same turned by 180°) is drawn twice. One
+    layout, narrow enough for a phone: the legend above, the rings under it."""
+    legend = _series_entries([name for name, _ in series])
+    width = POLAR.width
+    radius = 110
+    top = 8 + _legend_height(legend, width - 16) + 10
+    cx, cy = width / 2, top + 14 + radius
+    height = cy + radius + 40
     drawing = _drawing(
-        size + legend_w,
-        size,
+        POLAR,
+        height,
         title,
         f"responses by orientation for {', '.join(s for s, _ in series)}",
         "polar-plot",
@@ -137,18 +343,17 @@ def polar_plot(angles: list[float], series: list[Series], title: str, mirror: bo
     grid = drawing.g(class_="axes")
     for fraction in (0.25, 0.5, 0.75, 1.0):
         grid.add(drawing.circle((cx, cy), radius * fraction, class_="grid", fill="none"))
-    grid.add(drawing.text(f"outer ring: {_number(peak)}", insert=(4, size - 6), class_="tick"))
+    grid.add(drawing.text(f"outer ring: {number(peak)}", insert=(8, height - 8), class_="tick"))
     for degrees in range(0, 360, 45):
         theta = math.radians(degrees)
         end = (cx + radius * math.cos(theta), cy + radius * math.sin(theta))
         grid.add(drawing.line((cx, cy), end, class_="grid"))
-        grid.add(
-            drawing.text(
-                f"{degrees}°",
-                insert=(cx + 1.1 * radius * math.cos(theta) - 8, cy + 1.1 * radius * math.sin(theta) + 4),
-                class_="tick",
-            )
+        label = drawing.text(
+            f"{degrees}°",
+            insert=(cx + 1.16 * radius * math.cos(theta), cy + 1.16 * radius * math.sin(theta) + 4),
+            class_="tick x-tick",
         )
+        grid.add(label)
     drawing.add(grid)
     for index, (name, values) in enumerate(series):
         colour = PALETTE[index % len(PALETTE)]
@@ -170,50 +375,55 @@ def polar_plot(angles: list[float], series: list[Series], title: str, mirror: bo
         )
         for (px, py), (a, v) in zip(points, pairs, strict=True):
             dot = drawing.circle((px, py), 2.5, fill=colour, class_="point")
-            dot.set_desc(title=f"{name} at {_number(a % 360)}°: {_number(v)}")
+            dot.set_desc(title=f"{name} at {number(a % 360)}°: {number(v)}")
             group.add(dot)
         drawing.add(group)
-    _legend(drawing, [name for name, _ in series], size + 8, 12)
+    _legend(drawing, legend, 8, 8, width - 16)
     return drawing.tostring()
 
 
 def paired_bars(labels: list[str], before: list[float], after: list[float], title: str, y_label: str) -> str:
-    """Before (grey) and after (colour) for each probe input."""
+    """Before (grey) and after (colour) for each probe input; the inputs along x, named when
+    their names fit under their bars."""
+    return _both(lambda layout: _paired_bars(layout, labels, before, after, title, y_label))
+
+
+def _paired_bars(layout: Layout, labels, before, after, title, y_label) -> str:
+    legend = [
+        Entry("before", "before", BEFORE, box=True),
+        Entry("after", "after", PALETTE[1], box=True),
+    ]
+    slot = (layout.width - layout.left - layout.right) / len(labels)
+    named = all(text_width(label, TICK) <= slot - 4 for label in labels)
+    x_title = "probe inputs" if named else f"{plural(len(labels), 'probe input')} (hover a pair for its name)"
+    frame = _frame(layout, legend, 20 + _title_height(x_title, layout))
     drawing = _drawing(
-        WIDTH, HEIGHT, title, f"{y_label} before and after, for {len(labels)} inputs", "bar-plot"
+        layout, frame.total, title, f"{y_label} before and after, for {len(labels)} inputs", "bar-plot"
     )
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     y_hi = max(max(before), max(after), 1e-9)
     y_lo = min(0.0, min(before), min(after))
-    ticks = _ticks(y_lo, y_hi)
+    ticks = _ticks(y_lo, y_hi, 5 if layout is WIDE else 4)
     y_lo, y_hi = min(y_lo, ticks[0]), max(y_hi, ticks[-1])
 
     def y_at(y: float) -> float:
-        return TOP + plot_h - (y - y_lo) / ((y_hi - y_lo) or 1) * plot_h
+        return frame.top + frame.height - (y - y_lo) / ((y_hi - y_lo) or 1) * frame.height
 
-    for tick in ticks:
-        drawing.add(drawing.line((LEFT, y_at(tick)), (LEFT + plot_w, y_at(tick)), class_="grid"))
-        drawing.add(drawing.text(_number(tick), insert=(LEFT - 6, y_at(tick) + 4), class_="tick y-tick"))
-    slot = plot_w / len(labels)
+    _y_axis(drawing, frame, ticks, y_at, y_label)
     bar = max(1.0, slot * 0.38)
+    base = frame.top + frame.height
     for index, (label, b, a) in enumerate(zip(labels, before, after, strict=True)):
-        x = LEFT + index * slot + slot / 2
+        x = frame.left + index * slot + slot / 2
         group = drawing.g(class_="pair")
-        group.set_desc(title=f"{label}: before {_number(b)}, after {_number(a)}")
-        for offset, value, css, colour in ((-bar, b, "before", "#999999"), (0, a, "after", PALETTE[1])):
+        group.set_desc(title=f"{label}: before {number(b)}, after {number(a)}")
+        for offset, value, css, colour in ((-bar, b, "before", BEFORE), (0, a, "after", PALETTE[1])):
             top, bottom = sorted((y_at(value), y_at(0)))
             group.add(drawing.rect((x + offset, top), (bar, max(bottom - top, 0.5)), fill=colour, class_=css))
         drawing.add(group)
-    drawing.add(drawing.line((LEFT, y_at(0)), (LEFT + plot_w, y_at(0)), class_="axis"))
-    drawing.add(drawing.text(y_label, insert=(LEFT + plot_w / 2, HEIGHT - 8), class_="axis-label"))
-    _legend(
-        drawing,
-        ["before", "after"],
-        LEFT + plot_w - 110,
-        TOP + 4,
-        colours=("#999999", PALETTE[1]),
-        classes=("before-line", "after-line"),
-    )
+        if named:
+            drawing.add(drawing.text(label, insert=(x, base + 16), class_="tick x-tick"))
+    drawing.add(drawing.line((frame.left, y_at(0)), (frame.left + frame.width, y_at(0)), class_="axis"))
+    drawing.add(_x_title(drawing, x_title, frame))
+    _legend(drawing, legend, frame.left, 8, frame.width)
     return drawing.tostring()
 
 
@@ -225,13 +435,29 @@ def histograms(
     lo: float = -1.0,
     hi: float = 1.0,
     share: bool = False,
+    counted: str = "unit",
+    y_label: str = "",
 ) -> str:
     """Overlaid histograms of several samples on one axis [lo, hi]; with `share`, each bar is
-    the share of its own sample (samples of different sizes side by side)."""
-    drawing = _drawing(
-        WIDTH, HEIGHT, title, f"distributions of {x_label}: {', '.join(s for s, _ in samples)}", "histogram"
+    the share of its own sample (samples of different sizes side by side). `counted` is what
+    a sample's values belong to, for the y axis's title ("units", "share of units") unless
+    `y_label` says otherwise."""
+    y_label = y_label or (f"share of {counted}s" if share else f"{counted}s")
+    return _both(
+        lambda layout: _histograms(layout, samples, x_label, title, bins, lo, hi, share, counted, y_label)
     )
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+
+def _histograms(layout: Layout, samples, x_label, title, bins, lo, hi, share, counted, y_label) -> str:
+    legend = _series_entries([name for name, _ in samples], box=True)
+    frame = _frame(layout, legend, 20 + _title_height(x_label, layout))
+    drawing = _drawing(
+        layout,
+        frame.total,
+        title,
+        f"distributions of {x_label}: {', '.join(s for s, _ in samples)}",
+        "histogram",
+    )
     edges = np.linspace(lo, hi, bins + 1)
     counts = [np.histogram(np.clip(values, lo, hi), edges)[0] for _, values in samples]
     if share:
@@ -241,16 +467,16 @@ def histograms(
     top = max(top, ticks[-1])
 
     def x_at(x: float) -> float:
-        return LEFT + (x - lo) / (hi - lo) * plot_w
+        return frame.left + (x - lo) / (hi - lo) * frame.width
 
     def y_at(y: float) -> float:
-        return TOP + plot_h - y / top * plot_h
+        return frame.top + frame.height - y / top * frame.height
 
-    for tick in ticks:
-        drawing.add(drawing.line((LEFT, y_at(tick)), (LEFT + plot_w, y_at(tick)), class_="grid"))
-        drawing.add(drawing.text(_number(tick), insert=(LEFT - 6, y_at(tick) + 4), class_="tick y-tick"))
-    for tick in _ticks(lo, hi, 8):
-        drawing.add(drawing.text(_number(tick), insert=(x_at(tick), TOP + plot_h + 14), class_="tick x-tick"))
+    _y_axis(drawing, frame, ticks, y_at, y_label)
+    base = frame.top + frame.height
+    x_ticks = _ticks(lo, hi, 8 if layout is WIDE else 4)
+    for tick, text in zip(x_ticks, tick_labels(x_ticks), strict=True):
+        drawing.add(drawing.text(text, insert=(x_at(tick), base + 16), class_="tick x-tick"))
     for index, ((name, _values), count) in enumerate(zip(samples, counts, strict=True)):
         colour = PALETTE[index % len(PALETTE)]
         group = _series(drawing, name, index)
@@ -265,13 +491,13 @@ def histograms(
                     class_="bar",
                     **_dash(name, index),
                 )
-                amount = f"{n:.0%} of them" if share else plural(n, "unit")
-                rect.set_desc(title=f"{name}: {amount} with {x_label} in [{left:.2f}, {right:.2f})")
+                amount = f"{n:.0%} of them" if share else plural(int(n), counted)
+                rect.set_desc(title=f"{name}: {amount} with {x_label} in [{number(left)}, {number(right)})")
                 group.add(rect)
         drawing.add(group)
-    drawing.add(drawing.line((LEFT, y_at(0)), (LEFT + plot_w, y_at(0)), class_="axis"))
-    drawing.add(drawing.text(x_label, insert=(LEFT + plot_w / 2, HEIGHT - 4), class_="axis-label"))
-    _legend(drawing, [name for name, _ in samples], LEFT + 8, TOP + 4)
+    drawing.add(drawing.line((frame.left, base), (frame.left + frame.width, base), class_="axis"))
+    drawing.add(_x_title(drawing, x_label, frame))
+    _legend(drawing, legend, frame.left, 8, frame.width)
     return drawing.tostring()
 
 
@@ -282,21 +508,10 @@ def _series(drawing, name: str, index: int):
     return group
 
 
-def _dash(name: str, index: int, dashed=()) -> dict:
-    pattern = BASELINE_DASH if name in dashed else DASHES[index % len(DASHES)]
+def _dash_pattern(name: str, index: int, dashed: Sequence[str] = ()) -> str:
+    return BASELINE_DASH if name in dashed else DASHES[index % len(DASHES)]
+
+
+def _dash(name: str, index: int, dashed: Sequence[str] = ()) -> dict:
+    pattern = _dash_pattern(name, index, dashed)
     return {"stroke_dasharray": pattern} if pattern else {}
-
-
-def _legend(drawing, names: list[str], x: float, y: float, dashed=(), colours=PALETTE, classes=()) -> None:
-    legend = drawing.g(class_="legend")
-    for index, name in enumerate(names):
-        colour = colours[index % len(colours)]
-        css = classes[index] if classes else f"s-line s{index % len(PALETTE)}"
-        row = y + index * 16
-        style = _dash(name, index, dashed) if not classes else {}
-        line = drawing.line(
-            (x, row + 6), (x + 18, row + 6), stroke=colour, stroke_width=3, class_=css, **style
-        )
-        legend.add(line)
-        legend.add(drawing.text(name, insert=(x + 24, row + 10), class_="legend-label"))
-    drawing.add(legend)

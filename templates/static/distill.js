@@ -28,17 +28,70 @@
     card.replaceChildren.apply(card, Array.prototype.slice.call(copy.childNodes));
     card.hidden = false;
     place(card, anchor);
+    card.querySelectorAll("img").forEach(function (img) {  // placed again once its size is known
+      if (img.complete) return;
+      img.addEventListener("load", function () {
+        if (!card.hidden && card.contains(img)) place(card, anchor);
+      }, { once: true });
+    });
   }
+
+  // Where a card opens. An anchor inside a figure (a circuit's node or edge, a unit of a grid)
+  // gets its card BESIDE the figure, so the diagram stays in view: to its right if the window
+  // has room there, else to its left, else (a narrow window) just below the whole figure, or
+  // above it; where neither is in view (a figure taller than the window) by the anchor, as
+  // anywhere else. By the anchor, a card opens below it, or above it when the room below is
+  // too short for the card and the room above is larger.
+  var GAP = 8, EDGE = 8, WIDEST = 420, NARROWEST = 240;
 
   function place(card, anchor) {
     var viewport = document.documentElement.clientWidth;
-    var width = Math.min(420, viewport - 16);
+    var height = document.documentElement.clientHeight;
     var rect = anchor.getBoundingClientRect();
+    var figure = anchor.closest("figure") || anchor.closest(".circuit");
+    if (figure && placeBeside(card, rect, figure.getBoundingClientRect(), viewport, height)) return;
+    var width = Math.min(WIDEST, viewport - 2 * EDGE);
     var left = rect.left + rect.width / 2 - width / 2;
-    left = Math.max(8, Math.min(left, viewport - width - 8));
+    left = Math.max(EDGE, Math.min(left, viewport - width - EDGE));
     card.style.width = width + "px";
+    var tall = card.offsetHeight;
+    var below = height - rect.bottom - 6, above = rect.top - 6;
+    var top = tall > below && above > below ? Math.max(EDGE, rect.top - 6 - tall) : rect.bottom + 6;
+    put(card, left, top);
+  }
+
+  function placeBeside(card, rect, box, viewport, height) {
+    var right = viewport - box.right - GAP - EDGE, left = box.left - GAP - EDGE;
+    var sides = [[right, box.right + GAP], [left, null]];
+    for (var i = 0; i < sides.length; i++) {
+      var room = sides[i][0];
+      if (room < NARROWEST) continue;
+      var width = Math.min(WIDEST, room);
+      card.style.width = width + "px";
+      if (card.scrollWidth > card.clientWidth + 1) continue;  // its content needs more room
+      var tall = card.offsetHeight;
+      var top = Math.max(EDGE, Math.min(rect.top, height - tall - EDGE));
+      put(card, sides[i][1] === null ? box.left - GAP - width : sides[i][1], top);
+      return true;
+    }
+    var full = Math.min(WIDEST, viewport - 2 * EDGE);
+    card.style.width = full + "px";
+    var cardLeft = Math.max(EDGE, Math.min(rect.left + rect.width / 2 - full / 2, viewport - full - EDGE));
+    var cardHeight = card.offsetHeight;
+    if (box.bottom + 6 < height - 2 * EDGE) {
+      put(card, cardLeft, box.bottom + 6);
+      return true;
+    }
+    if (box.top - 6 - cardHeight >= 0) {
+      put(card, cardLeft, box.top - 6 - cardHeight);
+      return true;
+    }
+    return false;
+  }
+
+  function put(card, left, top) {  // viewport coordinates to the page's
     card.style.left = left + window.scrollX + "px";
-    card.style.top = rect.bottom + window.scrollY + 6 + "px";
+    card.style.top = top + window.scrollY + "px";
   }
 
   function scheduleHide() {
