@@ -12,7 +12,7 @@ from distillgen.render.words import number, plural
 
 GAP = 12  # CSS pixels between kernels
 LABEL_CHAR = 6.1  # CSS pixels a character of a kernel's label takes (10-px monospace, .kernel-label)
-NARROW = 330  # CSS pixels: a phone's column
+WIDE, NARROW = 472, 330  # CSS pixels: the narrowest desktop text column, and a phone's
 
 
 def kernel_grid(
@@ -26,13 +26,16 @@ def kernel_grid(
 ) -> str:
     """An SVG of labelled heatmaps on one shared scale, and its legend. The labels name the
     kernels' sources; with `outgoing`, `target` is the source and the labels the targets.
-    With `narrow`, a grid wider than a phone's column is drawn again with fewer columns (the
-    page's CSS shows one), so that its labels are not scaled down with it."""
+    With `narrow`, the grid has at most the columns a desktop's text column holds, and one
+    wider than a phone's column is drawn again with fewer columns (the page's CSS shows one),
+    so that its labels are not scaled down with it."""
     # a box is as wide as its label too, so the labels of small kernels (1x1: 8 px) do not
     # run together
     kh, kw = stack[0][1].shape
     box_w = max(kw * cell, math.ceil(LABEL_CHAR * max(len(label) for label, _ in stack)))
     columns = min(columns, len(stack))
+    if narrow:  # and a desktop's text column holds it at its own size
+        columns = min(columns, max(1, (WIDE + GAP) // (box_w + GAP)))
     fitting = max(1, (NARROW + GAP) // (box_w + GAP))
     if not narrow or fitting >= columns:
         return _grid(stack, target, cell, columns, box_w, scale_id, outgoing, "")
