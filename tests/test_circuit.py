@@ -176,8 +176,9 @@ def test_sixteen_inputs_are_readable(circuit_site, open_page, width):
     assert len(drawn) == 16
     assert len({edge["end"] for edge in drawn}) == 16  # no two edges end at one point
     assert all(round(min(edge["glyph"]), 2) >= 24 for edge in drawn), drawn  # (to subpixel rounding)
-    labels = svg.evaluate(
-        "svg => [...svg.querySelectorAll('.node-label')].map(t => t.getBoundingClientRect().height)"
+    labels = svg.evaluate(  # the rendered font size: the label's size times the drawing's scale
+        """svg => [...svg.querySelectorAll('.node-label')].map(t =>
+            parseFloat(getComputedStyle(t).fontSize) * Math.hypot(t.getScreenCTM().a, t.getScreenCTM().b))"""
     )
     assert min(labels) >= 10, labels
     scales = figure.locator(".colour-scale")

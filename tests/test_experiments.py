@@ -114,7 +114,9 @@ def test_tuning_plots_the_engine_responses(experiments):
     series = [g for g in svg.iter(f"{SVG}g") if "series" in g.get("class", "").split()]
     assert [g.get("data-series") for g in series] == ["mixed4:52", "mixed4:30"]
     assert all(len(list(g.iter(f"{SVG}circle"))) == 12 for g in series)
-    assert len(list(svg.iter(f"{SVG}image"))) == 8  # stimulus thumbnails along the axis
+    # a stimulus under each tick: a sweep in steps of 30° is ticked at 0°, 90°, 180° and 270°
+    ticks = [t.text for t in svg.iter(f"{SVG}text") if "x-tick" in t.get("class", "")]
+    assert ticks == ["0°", "90°", "180°", "270°"] and len(list(svg.iter(f"{SVG}image"))) == 4
 
 
 def test_a_normalized_polar_plot_puts_each_units_peak_on_the_outer_ring(experiments):

@@ -37,7 +37,7 @@ from distillgen.render.words import number, plural, same_precision
 from distillgen.units import ModelError, ModelSpec, SpecError, UnitRef, is_layer_name, parse_units
 
 _INK = ";color:#fff"  # numbers on the darkest cells
-NODE, GLYPH = 64, 4  # CSS pixels: a node's image, a glyph's smallest cell
+NODE, GLYPH_CELL = 64, 2  # CSS pixels: a node's image, a glyph's smallest cell (11x11: 33 px)
 GLYPHS = 8  # between two rows of several targets, more edges than this show glyphs when highlighted
 
 
@@ -278,7 +278,7 @@ class Layout:
 
 WIDE, NARROW = Layout("wide", 6), Layout("narrow", 4)  # 480 px: a desktop text column (472-704 px)
 PITCH, LABEL, STAGE_GAP = 80, 18, 120  # column pitch, a node's label, room for edges between rows
-LINE = NODE + LABEL + 42  # from one wrapped line of a row to the next: node, label, its glyphs
+LINE = NODE + LABEL + 44  # from one wrapped line of a row to the next: node, label, its glyphs
 GLYPH_SIDE = 24  # a kernel glyph's smallest side in CSS px
 
 
@@ -324,14 +324,17 @@ def _scales(rows: list[list[str]], edges) -> dict[tuple[int, int], _PairScale]:
 
 def _positions(rows: list[list[str]], columns: int) -> tuple[dict[str, tuple[float, float]], float, float]:
     """Each node's centre x and top y, and the drawing's width and height: rows top to bottom,
-    each wrapped onto lines of at most `columns` nodes, centred."""
+    each wrapped onto lines of at most `columns` nodes (`_lines`), centred, each line half a
+    column off the one above."""
     width = min(max(len(row) for row in rows), columns) * PITCH
     position = {}
     y = 0.0
     for index, row in enumerate(rows):
-        lines = [row[i : i + columns] for i in range(0, len(row), columns)]
+        lines = _lines(row, columns)
         for at, line in enumerate(lines):
             offset = (width - len(line) * PITCH) / 2
+            if at and (len(lines[at - 1]) - len(line)) % 2 == 0:  # a short last line: off too
+                offset += PITCH / 2
             for column, address in enumerate(line):
                 position[address] = (offset + column * PITCH + PITCH / 2, y)
             if at < len(lines) - 1:
@@ -339,6 +342,21 @@ def _positions(rows: list[list[str]], columns: int) -> tuple[dict[str, tuple[flo
         if index < len(rows) - 1:
             y += NODE + LABEL + STAGE_GAP
     return position, width, y + NODE + LABEL + 6
+
+
+def _lines(row: list[str], columns: int) -> list[list[str]]:
+    """A row wrapped onto lines of `columns` and `columns - 1` nodes in turn: centred, each
+    line sits half a column off the one above, so that the upper line's edges pass between
+    the lower line's nodes rather than behind them."""
+    if len(row) <= columns:
+        return [row]
+    lines: list[list[str]] = []
+    start = 0
+    while start < len(row):
+        size = columns - len(lines) % 2
+        lines.append(row[start : start + size])
+        start += size
+    return lines
 
 
 def _ends(rows, edges, position) -> dict[tuple[str, str], float]:
@@ -410,24 +428,25 @@ def _drawing(layout: Layout, rows, edges, images, cards, model, scales) -> str:
 
 
 def _glyph(drawing, kernel: np.ndarray, scale: float, start, end, t: float | None, hidden: bool):
-    """The kernel as a heatmap on its edge, at least GLYPH_SIDE px a side: centred on the edge
+    """The kernel as a heatmap on its edge, GLYPH_SIDE px a side or more: centred on the edge
     just under its source (`t` None), or at `t` of the way along it; `hidden` until the edge
     is highlighted (its node hovered or focused)."""
     (x1, y1), (x2, y2) = start, end
     kh, kw = kernel.shape
-    cell = max(GLYPH, -(-GLYPH_SIDE // max(kh, kw)))
+    # cells as tall and as wide as a side of GLYPH_SIDE needs (a 1x7 kernel: 4 x 24 px)
+    cw, ch = (max(GLYPH_CELL, -(-GLYPH_SIDE // side)) for side in (kw, kh))
     if t is None:
-        t = (4 + kh * cell / 2) / max(y2 - y1, 1)
-    gx, gy = x1 + t * (x2 - x1) - kw * cell / 2, y1 + t * (y2 - y1) - kh * cell / 2
+        t = (4 + kh * ch / 2) / max(y2 - y1, 1)
+    gx, gy = x1 + t * (x2 - x1) - kw * cw / 2, y1 + t * (y2 - y1) - kh * ch / 2
     glyph = drawing.g(class_="glyph on-highlight" if hidden else "glyph")
     for (i, j), value in np.ndenumerate(kernel):
-        glyph.add(drawing.rect((gx + j * cell, gy + i * cell), (cell, cell), fill=diverging(value / scale)))
+        glyph.add(drawing.rect((gx + j * cw, gy + i * ch), (cw, ch), fill=diverging(value / scale)))
     return glyph
 
 
 def colour_scales(rows: list[list[str]], scales: dict[tuple[int, int], _PairScale]) -> str:
     """Under the diagram, in HTML (legible at any width): the glyphs' colour scale for each
-    pair of rows, from the most inhibitory weight drawn to the most excitatory."""
+    pair of rows, from minus to plus the largest weight drawn in either sign."""
     items = []
     for (upper, lower), scale in sorted(scales.items()):
         source = rows[upper][0].rsplit(":", 1)[0]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from distillgen.render.words import number, plural
+from distillgen.render.words import minus, number, plural
 
 if TYPE_CHECKING:
     import svgwrite
@@ -95,13 +95,20 @@ def tick_labels(ticks: Sequence[float], unit: str = "") -> list[str]:
     steps = [abs(b - a) for a, b in zip(ticks, ticks[1:], strict=False) if b != a]
     finest = min(steps, default=1.0)
     decimals = max(0, -math.floor(math.log10(finest) + 1e-9)) if finest < 1 else 0
-    return [f"{tick:.{decimals}f}".replace("-", "−") + unit for tick in ticks]
+    return [minus(f"{tick:.{decimals}f}") + unit for tick in ticks]
 
 
-def angle_ticks(lo: float, hi: float, layout: Layout) -> list[float]:
-    """Multiples of 45° (of 90° over more than a half turn in a narrow chart) in [lo, hi]."""
-    step = 90 if hi - lo > 180 and layout is NARROW else 45
-    return [float(t) for t in range(math.ceil(lo / step) * step, int(hi) + 1, step)]
+def angle_ticks(xs: Sequence[float], layout: Layout) -> list[float]:
+    """Multiples of 45° in the sweep `xs`, or of 90° over more than a half turn in a narrow
+    chart or where the sweep does not hold the multiples of 45° (steps of 30°): each tick is
+    one of the sweep's angles, with its stimulus under it."""
+    lo, hi = xs[0], xs[-1]
+
+    def multiples(step: int) -> list[float]:
+        return [float(t) for t in range(math.ceil(lo / step) * step, int(hi) + 1, step)]
+
+    held = all(any(abs(x - t) < 1e-6 for x in xs) for t in multiples(45))
+    return multiples(90 if (hi - lo > 180 and layout is NARROW) or not held else 45)
 
 
 @dataclass(frozen=True)
@@ -190,11 +197,17 @@ class _Frame:
     total: float
 
 
-def _frame(layout: Layout, legend: Sequence[Entry], below: float) -> _Frame:
-    """Legend band on top, then the plotting area, then `below` px (ticks, icons, x title)."""
-    plot_w = layout.width - layout.left - layout.right
+def _frame(
+    layout: Layout, legend: Sequence[Entry], below: float, y_ticks: Sequence[str] = (), x_last: str = ""
+) -> _Frame:
+    """Legend band on top, then the plotting area, then `below` px (ticks, icons, x title).
+    The left margin holds the widest of `y_ticks` beside the y title; the right one half of
+    `x_last`, the last x tick's label, centred on the axis's end."""
+    left = max(layout.left, 22 + max((text_width(t, TICK) for t in y_ticks), default=0) + 8)
+    right = max(layout.right, text_width(x_last, TICK) / 2 + 2)
+    plot_w = layout.width - left - right
     top = 8 + _legend_height(legend, plot_w) + (6 if legend else 0)
-    return _Frame(layout.left, top, plot_w, layout.plot_height, top + layout.plot_height + below)
+    return _Frame(left, top, plot_w, layout.plot_height, top + layout.plot_height + below)
 
 
 def _lines(text: str, width: float) -> list[str]:
@@ -261,10 +274,17 @@ def line_plot(
 
 def _line_plot(layout, xs, series, x_label, y_label, title, thumbnails, icons, dashed, angles) -> str:
     legend = _series_entries([name for name, _ in series], dashed)
-    x_ticks = angle_ticks(xs[0], xs[-1], layout) if angles else _ticks(xs[0], xs[-1], layout.x_ticks)
+    x_ticks = angle_ticks(xs, layout) if angles else _ticks(xs[0], xs[-1], layout.x_ticks)
     x_ticks = [t for t in x_ticks if xs[0] - 1e-9 <= t <= xs[-1] + 1e-9]
     stimuli = _icons(xs, x_ticks, icons) if thumbnails else []
-    frame = _frame(layout, legend, 20 + (ICON + 4 if stimuli else 0) + _title_height(x_label, layout))
+    x_texts = tick_labels(x_ticks, "°" if angles else "")
+    y_hi = max(max(values) for _, values in series)
+    y_lo = min(0.0, min(min(values) for _, values in series))
+    y_ticks = _ticks(y_lo, y_hi, 5 if layout is WIDE else 4)
+    y_lo, y_hi = min(y_lo, y_ticks[0]), max(y_hi, y_ticks[-1])
+    below = 20 + (ICON + 4 if stimuli else 0) + _title_height(x_label, layout)
+    last = x_texts[-1] if x_ticks and abs(x_ticks[-1] - xs[-1]) < 1e-9 else ""
+    frame = _frame(layout, legend, below, tick_labels(y_ticks), last)
     drawing = _drawing(
         layout,
         frame.total,
@@ -272,10 +292,6 @@ def _line_plot(layout, xs, series, x_label, y_label, title, thumbnails, icons, d
         f"{y_label} against {x_label} for {', '.join(s for s, _ in series)}",
         "line-plot",
     )
-    y_hi = max(max(values) for _, values in series)
-    y_lo = min(0.0, min(min(values) for _, values in series))
-    y_ticks = _ticks(y_lo, y_hi, 5 if layout is WIDE else 4)
-    y_lo, y_hi = min(y_lo, y_ticks[0]), max(y_hi, y_ticks[-1])
 
     def x_at(x: float) -> float:
         return frame.left + (x - xs[0]) / ((xs[-1] - xs[0]) or 1) * frame.width
@@ -286,7 +302,7 @@ def _line_plot(layout, xs, series, x_label, y_label, title, thumbnails, icons, d
     _y_axis(drawing, frame, y_ticks, y_at, y_label)
     axes = drawing.g(class_="axes")
     base = frame.top + frame.height
-    for tick, text in zip(x_ticks, tick_labels(x_ticks, "°" if angles else ""), strict=True):
+    for tick, text in zip(x_ticks, x_texts, strict=True):
         axes.add(drawing.line((x_at(tick), base), (x_at(tick), base + 4), class_="axis"))
         axes.add(drawing.text(text, insert=(x_at(tick), base + 16), class_="tick x-tick"))
     axes.add(drawing.line((frame.left, base), (frame.left + frame.width, base), class_="axis"))
@@ -312,9 +328,17 @@ def _line_plot(layout, xs, series, x_label, y_label, title, thumbnails, icons, d
 
 
 def _icons(xs: list[float], ticks: list[float], most: int) -> list[int]:
-    """The x index to draw a stimulus for at each tick (the x nearest it), at most `most`,
-    spread evenly over the ticks."""
-    nearest = sorted({min(range(len(xs)), key=lambda i: abs(xs[i] - tick)) for tick in ticks})
+    """The x index to draw a stimulus for at each tick that is one of the sweep's values (to
+    a hundredth of a step), at most `most`, spread evenly over those ticks."""
+    step = min((abs(b - a) for a, b in zip(xs, xs[1:], strict=False) if b != a), default=1.0)
+    nearest = sorted(
+        {
+            i
+            for tick in ticks
+            for i in [min(range(len(xs)), key=lambda i: abs(xs[i] - tick))]
+            if abs(xs[i] - tick) < step / 100
+        }
+    )
     if len(nearest) <= most:
         return nearest
     if most <= 0:
@@ -393,17 +417,17 @@ def _paired_bars(layout: Layout, labels, before, after, title, y_label) -> str:
         Entry("before", "before", BEFORE, box=True),
         Entry("after", "after", PALETTE[1], box=True),
     ]
-    slot = (layout.width - layout.left - layout.right) / len(labels)
-    named = all(text_width(label, TICK) <= slot - 4 for label in labels)
-    x_title = "probe inputs" if named else f"{plural(len(labels), 'probe input')} (hover a pair for its name)"
-    frame = _frame(layout, legend, 20 + _title_height(x_title, layout))
-    drawing = _drawing(
-        layout, frame.total, title, f"{y_label} before and after, for {len(labels)} inputs", "bar-plot"
-    )
     y_hi = max(max(before), max(after), 1e-9)
     y_lo = min(0.0, min(before), min(after))
     ticks = _ticks(y_lo, y_hi, 5 if layout is WIDE else 4)
     y_lo, y_hi = min(y_lo, ticks[0]), max(y_hi, ticks[-1])
+    slot = _frame(layout, [], 0, tick_labels(ticks)).width / len(labels)
+    named = all(text_width(label, TICK) <= slot - 4 for label in labels)
+    x_title = "probe inputs" if named else f"{plural(len(labels), 'probe input')} (hover a pair for its name)"
+    frame = _frame(layout, legend, 20 + _title_height(x_title, layout), tick_labels(ticks))
+    drawing = _drawing(
+        layout, frame.total, title, f"{y_label} before and after, for {len(labels)} inputs", "bar-plot"
+    )
 
     def y_at(y: float) -> float:
         return frame.top + frame.height - (y - y_lo) / ((y_hi - y_lo) or 1) * frame.height
@@ -450,14 +474,6 @@ def histograms(
 
 def _histograms(layout: Layout, samples, x_label, title, bins, lo, hi, share, counted, y_label) -> str:
     legend = _series_entries([name for name, _ in samples], box=True)
-    frame = _frame(layout, legend, 20 + _title_height(x_label, layout))
-    drawing = _drawing(
-        layout,
-        frame.total,
-        title,
-        f"distributions of {x_label}: {', '.join(s for s, _ in samples)}",
-        "histogram",
-    )
     edges = np.linspace(lo, hi, bins + 1)
     counts = [np.histogram(np.clip(values, lo, hi), edges)[0] for _, values in samples]
     if share:
@@ -465,6 +481,17 @@ def _histograms(layout: Layout, samples, x_label, title, bins, lo, hi, share, co
     top = max(float(c.max()) for c in counts) or 1
     ticks = _ticks(0, top, 4)
     top = max(top, ticks[-1])
+    x_ticks = _ticks(lo, hi, 8 if layout is WIDE else 4)
+    x_texts = tick_labels(x_ticks)
+    last = x_texts[-1] if abs(x_ticks[-1] - hi) < 1e-9 else ""
+    frame = _frame(layout, legend, 20 + _title_height(x_label, layout), tick_labels(ticks), last)
+    drawing = _drawing(
+        layout,
+        frame.total,
+        title,
+        f"distributions of {x_label}: {', '.join(s for s, _ in samples)}",
+        "histogram",
+    )
 
     def x_at(x: float) -> float:
         return frame.left + (x - lo) / (hi - lo) * frame.width
@@ -474,8 +501,7 @@ def _histograms(layout: Layout, samples, x_label, title, bins, lo, hi, share, co
 
     _y_axis(drawing, frame, ticks, y_at, y_label)
     base = frame.top + frame.height
-    x_ticks = _ticks(lo, hi, 8 if layout is WIDE else 4)
-    for tick, text in zip(x_ticks, tick_labels(x_ticks), strict=True):
+    for tick, text in zip(x_ticks, x_texts, strict=True):
         drawing.add(drawing.text(text, insert=(x_at(tick), base + 16), class_="tick x-tick"))
     for index, ((name, _values), count) in enumerate(zip(samples, counts, strict=True)):
         colour = PALETTE[index % len(PALETTE)]
