@@ -54,8 +54,9 @@ def circuit_site(tmp_path_factory):
 
 
 def svgs(page: str, layout: str = "wide") -> list[str]:
-    """The page's circuit diagrams as drawn for a desktop ("wide") or a phone ("narrow")."""
-    return re.findall(rf'<svg[^>]*class="circuit-svg {layout}".*?</svg>', page, flags=re.S)
+    """The page's circuit diagrams as drawn for a desktop ("wide") or a phone ("narrow"), or
+    for both (a diagram no wider than a phone's column is drawn once)."""
+    return re.findall(rf'<svg[^>]*class="circuit-svg (?:{layout}|any-width)".*?</svg>', page, flags=re.S)
 
 
 def test_inputs_are_the_strongest_expanded_weights(circuit_site):
@@ -126,6 +127,7 @@ def test_the_diagram_is_deterministic(circuit_site, tmp_path):
     assert svgs((tmp_path / "out" / "c" / "index.html").read_text()) == svgs(circuit_site.read_text())
 
 
+@pytest.mark.browser
 def test_circuit_in_the_browser(circuit_site, open_page):
     page, problems = open_page(circuit_site.as_uri())
     svg = page.locator("#fig-circuit svg.wide")
@@ -147,6 +149,7 @@ def test_circuit_in_the_browser(circuit_site, open_page):
     assert problems == []
 
 
+@pytest.mark.browser
 def test_twelve_inputs_fit_a_phone(circuit_site, open_page):
     page, problems = open_page(circuit_site.as_uri(), width=375)
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
@@ -157,6 +160,7 @@ def test_twelve_inputs_fit_a_phone(circuit_site, open_page):
     assert problems == []
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("width", [1100, 375])
 def test_sixteen_inputs_are_readable(circuit_site, open_page, width):
     """Each edge meets the target at its own point, carries its kernel at 24 px or more, and

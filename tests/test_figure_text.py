@@ -5,6 +5,8 @@ line or point."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 # For each visible text of a figure: its rendered font size (an SVG text's size times the
@@ -73,3 +75,58 @@ def test_figure_text_is_legible_and_legends_stay_off_the_data(browser, example_b
     context.close()
     assert texts > 1000  # the measure saw the figures' text
     assert small == [] and large == [] and covered == []
+
+
+# Every text of a visible chart inside its drawing, and no two texts of it overlapping.
+CONTAINED = """() => {
+  const problems = [];
+  for (const chart of document.querySelectorAll("svg.plot")) {
+    const frame = chart.getBoundingClientRect();
+    if (!frame.width) continue;
+    const boxes = [...chart.querySelectorAll("text")].map(t => [t.textContent, t.getBoundingClientRect()]);
+    for (const [text, box] of boxes) {
+      if (box.left < frame.left - 1 || box.right > frame.right + 1 || box.top < frame.top - 1
+          || box.bottom > frame.bottom + 1) problems.push("outside: " + text);
+    }
+    boxes.forEach(([a, p], i) => boxes.slice(i + 1).forEach(([b, q]) => {
+      if (p.left < q.right - 1 && q.left < p.right - 1 && p.top < q.bottom - 1 && q.top < p.bottom - 1)
+        problems.push("overlap: " + a + " / " + b);
+    }));
+  }
+  return problems;
+}"""
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [375, 1100])
+def test_long_names_and_wide_ticks_stay_inside_their_charts(browser, width):
+    """Series names, axis titles and tick labels longer than the example site's: every text
+    inside its chart, none over another (names break onto lines, margins hold the ticks)."""
+    from distillgen.render.plots import histograms, line_plot, paired_bars
+
+    long = "mixed4a_5x5_pre_relu_conv:123 of lucent:inceptionv1@untrained"
+    charts = [
+        line_plot(
+            [0.0, 90.0, 180.0, 270.0, 360.0],
+            [(long, [1.0, 2.0, 3.0, 2.0, 1.0]), ("mixed4:52", [40000.0, 20.0, 3.0, 2.0, 1.0])],
+            "orientation (°)",
+            f"peak response of {long}",
+            "T",
+            angles=True,
+        ),
+        histograms(
+            [(f"{long} vs shapes@untrained", [0.1, 0.5]), ("baseline", [0.0])],
+            "purity: share of the top 16 images in their most common class",
+            "H",
+        ),
+        paired_bars(["image 0", "image 1"], [0.005, 0.002], [0.001, -0.004], "B", f"peak response of {long}"),
+    ]
+    css = (Path(__file__).parents[1] / "templates" / "static" / "distill.css").read_text()
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.set_content(
+        f"<style>{css}</style>" + "".join(f'<div class="plot">{chart}</div>' for chart in charts)
+    )
+    problems = page.evaluate(CONTAINED)
+    context.close()
+    assert problems == []

@@ -32,7 +32,7 @@ from distillgen.figures.unitview import featurevis_job, page_href, unit_card
 from distillgen.figures.weights import skip_note
 from distillgen.jobs import FeatureVisJob, FeatureVisSettings, WeightsJob
 from distillgen.options import MODEL, Argument, Option, integer, text, units
-from distillgen.render.colors import diverging
+from distillgen.render.colors import STOPS, diverging
 from distillgen.render.words import number, plural, same_precision
 from distillgen.units import ModelError, ModelSpec, SpecError, UnitRef, is_layer_name, parse_units
 
@@ -267,17 +267,19 @@ def strongest_inputs(norms: list[list[float]], top: int) -> list[int]:
 
 @dataclass(frozen=True)
 class Layout:
-    """How a circuit is drawn for one width: at most `columns` nodes a line, a row with more
+    """How a circuit is drawn for one width: at most `columns` nodes a line (fewer where long
+    labels widen the column: the drawing is no wider than `columns` * PITCH); a row with more
     wraps onto further lines. The page shows the wide drawing on a desktop and the narrow one
     on a phone, each at most at its own size, so labels stay 10 px (a diagram scaled as a
     picture read at 5 px)."""
 
-    name: str  # the CSS class that shows it: "wide" or "narrow"
+    name: str  # the CSS class that shows it: "wide" or "narrow" ("any-width": always shown)
     columns: int
 
 
 WIDE, NARROW = Layout("wide", 6), Layout("narrow", 4)  # 480 px: a desktop text column (472-704 px)
 PITCH, LABEL, STAGE_GAP = 80, 18, 120  # column pitch, a node's label, room for edges between rows
+LABEL_CHAR = 6.1  # CSS pixels a character of a node's label takes (10-px monospace, .node-label)
 LINE = NODE + LABEL + 44  # from one wrapped line of a row to the next: node, label, its glyphs
 GLYPH_SIDE = 24  # a kernel glyph's smallest side in CSS px
 
@@ -289,11 +291,12 @@ def circuit_svg(
     cards: dict[tuple[str, str], str],
     model,
 ) -> str:
-    """The diagram, drawn for a desktop column and for a phone's, and its colour scales."""
+    """The diagram, drawn for a desktop column and for a phone's (once, for both, when no row
+    is wider than a phone's), and its colour scales."""
     scales = _scales(rows, edges)
-    drawings = "".join(
-        _drawing(layout, rows, edges, images, cards, model, scales) for layout in (WIDE, NARROW)
-    )
+    fits = max(len(row) for row in rows) * _pitch(rows) <= NARROW.columns * PITCH
+    layouts = (replace(NARROW, name="any-width"),) if fits else (WIDE, NARROW)
+    drawings = "".join(_drawing(layout, rows, edges, images, cards, model, scales) for layout in layouts)
     return drawings + colour_scales(rows, scales)
 
 
@@ -322,21 +325,28 @@ def _scales(rows: list[list[str]], edges) -> dict[tuple[int, int], _PairScale]:
     }
 
 
-def _positions(rows: list[list[str]], columns: int) -> tuple[dict[str, tuple[float, float]], float, float]:
+def _pitch(rows: list[list[str]]) -> float:
+    """The column pitch: a node and a gap, or its longest label (10-px monospace) and a gap."""
+    return max(PITCH, LABEL_CHAR * max(len(address) for row in rows for address in row) + 8)
+
+
+def _positions(rows: list[list[str]], layout: Layout) -> tuple[dict[str, tuple[float, float]], float, float]:
     """Each node's centre x and top y, and the drawing's width and height: rows top to bottom,
     each wrapped onto lines of at most `columns` nodes (`_lines`), centred, each line half a
     column off the one above."""
-    width = min(max(len(row) for row in rows), columns) * PITCH
+    pitch = _pitch(rows)
+    columns = max(1, min(layout.columns, int(layout.columns * PITCH // pitch)))  # as wide at most
+    width = min(max(len(row) for row in rows), columns) * pitch
     position = {}
     y = 0.0
     for index, row in enumerate(rows):
         lines = _lines(row, columns)
         for at, line in enumerate(lines):
-            offset = (width - len(line) * PITCH) / 2
+            offset = (width - len(line) * pitch) / 2
             if at and (len(lines[at - 1]) - len(line)) % 2 == 0:  # a short last line: off too
-                offset += PITCH / 2
+                offset += pitch / 2
             for column, address in enumerate(line):
-                position[address] = (offset + column * PITCH + PITCH / 2, y)
+                position[address] = (offset + column * pitch + pitch / 2, y)
             if at < len(lines) - 1:
                 y += LINE
         if index < len(rows) - 1:
@@ -353,7 +363,7 @@ def _lines(row: list[str], columns: int) -> list[list[str]]:
     lines: list[list[str]] = []
     start = 0
     while start < len(row):
-        size = columns - len(lines) % 2
+        size = max(1, columns - len(lines) % 2)
         lines.append(row[start : start + size])
         start += size
     return lines
@@ -379,7 +389,7 @@ def _ends(rows, edges, position) -> dict[tuple[str, str], float]:
 def _drawing(layout: Layout, rows, edges, images, cards, model, scales) -> str:
     import svgwrite  # here: a rebuild that draws nothing never loads it
 
-    position, width, height = _positions(rows, layout.columns)
+    position, width, height = _positions(rows, layout)
     drawing = svgwrite.Drawing(
         size=(width, round(height)), viewBox=f"0 0 {width} {round(height)}", profile="full", debug=False
     )
@@ -444,6 +454,9 @@ def _glyph(drawing, kernel: np.ndarray, scale: float, start, end, t: float | Non
     return glyph
 
 
+_GRADIENT = f"background:linear-gradient(to right,{','.join(STOPS)})"  # the glyphs' scale
+
+
 def colour_scales(rows: list[list[str]], scales: dict[tuple[int, int], _PairScale]) -> str:
     """Under the diagram, in HTML (legible at any width): the glyphs' colour scale for each
     pair of rows, from minus to plus the largest weight drawn in either sign."""
@@ -455,7 +468,7 @@ def colour_scales(rows: list[list[str]], scales: dict[tuple[int, int], _PairScal
         items.append(
             f'<div class="colour-scale"><span class="scale-pair"><code>{escape(source)}</code> → '
             f"<code>{escape(target)}</code> weights</span> "
-            f'<span class="scale-end">{low}</span><span class="scale-bar" role="img" '
+            f'<span class="scale-end">{low}</span><span class="scale-bar" style="{_GRADIENT}" role="img" '
             f'aria-label="blue inhibitory, grey zero, red excitatory"></span>'
             f'<span class="scale-end">+{high}</span></div>'
         )

@@ -11,6 +11,7 @@ from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
 from distillgen.figures.context import CheckContext, PlanContext, RenderContext
 from distillgen.jobs import Dataset, Example, ExamplesJob, ExamplesResult
 from distillgen.options import MODEL, Argument, Option, boolean, integer, one_unit
+from distillgen.render.words import number
 from distillgen.units import ModelSpec, UnitRef
 
 SHOWN = 96  # CSS pixels of each image
@@ -105,5 +106,5 @@ def _example(ctx: RenderContext, job: ExamplesJob, item: Example, result: Exampl
     return (
         f'<div class="example">{box}<img class="example-crop" src="{escape(crop)}" width="{SHOWN}" '
         f'height="{SHOWN}" alt="the crop of image {item.index} around the peak" loading="lazy">'
-        f'<span class="example-value">{item.value:.3g}</span></div>'
+        f'<span class="example-value">{number(item.value)}</span></div>'
     )

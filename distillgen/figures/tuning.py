@@ -50,7 +50,12 @@ class Tuning(DirectiveKind):
         MODEL,
         *probes.STIMULUS_OPTIONS,
         Option("plot", choice("line", "polar"), "line", "a line plot, or polar (orientation sweeps)"),
-        Option("thumbnails", integer(0, 64), 8, "how many stimuli to draw along the axis"),
+        Option(
+            "thumbnails",
+            integer(0, 64),
+            8,
+            "at most how many stimuli to draw, one under each tick of the axis",
+        ),
         Option("normalize", boolean, False, "divide each unit's curve by its own peak, to compare shapes"),
     )
     numbered = True

@@ -8,6 +8,7 @@ from html import escape
 from distillgen.figures.context import RenderContext
 from distillgen.jobs import FeatureVisJob, FeatureVisSettings
 from distillgen.paths import links_to_page, unit_page_path
+from distillgen.render.words import number
 from distillgen.units import ModelSpec, UnitRef
 
 THUMBNAIL = 96  # CSS pixels of a unit in a grid
@@ -40,7 +41,7 @@ def unit_card(ctx: RenderContext, job: FeatureVisJob, label: str, image: int = 0
     ctx.card(
         anchor,
         f'{img}<p class="unit-card-address"><code>{escape(label)}</code> · {escape(job.model)}</p>'
-        f'<p class="unit-card-value">{objective} {value:.3g} after {job.settings.steps} steps</p>',
+        f'<p class="unit-card-value">{objective} {number(value)} after {job.settings.steps} steps</p>',
     )
     return anchor
 

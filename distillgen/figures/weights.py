@@ -148,7 +148,6 @@ class Weights(DirectiveKind):
             LARGE if len(channels) == 1 else SMALL,
             figure.columns,
             f"scale-{job.key[:12]}",
-            narrow=True,
         )
         note = skip_note(job.source, job.layer, figure.skips)
         return ctx.rendered(ctx.figure(f'<div class="weights">{svg}</div>', "weights-figure", note))

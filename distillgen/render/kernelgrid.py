@@ -22,22 +22,20 @@ def kernel_grid(
     columns: int,
     scale_id: str,
     outgoing: bool = False,
-    narrow: bool = False,
 ) -> str:
     """An SVG of labelled heatmaps on one shared scale, and its legend. The labels name the
     kernels' sources; with `outgoing`, `target` is the source and the labels the targets.
-    With `narrow`, the grid has at most the columns a desktop's text column holds, and one
-    wider than a phone's column is drawn again with fewer columns (the page's CSS shows one),
-    so that its labels are not scaled down with it."""
+    The grid has at most the columns a desktop's text column holds, and one wider than a
+    phone's column is drawn again with fewer columns (the page's CSS shows one), so that its
+    labels are never scaled down with it."""
     # a box is as wide as its label too, so the labels of small kernels (1x1: 8 px) do not
     # run together
     kh, kw = stack[0][1].shape
     box_w = max(kw * cell, math.ceil(LABEL_CHAR * max(len(label) for label, _ in stack)))
     columns = min(columns, len(stack))
-    if narrow:  # and a desktop's text column holds it at its own size
-        columns = min(columns, max(1, (WIDE + GAP) // (box_w + GAP)))
+    columns = min(columns, max(1, (WIDE + GAP) // (box_w + GAP)))
     fitting = max(1, (NARROW + GAP) // (box_w + GAP))
-    if not narrow or fitting >= columns:
+    if fitting >= columns:
         return _grid(stack, target, cell, columns, box_w, scale_id, outgoing, "")
     return _grid(stack, target, cell, columns, box_w, scale_id, outgoing, "wide") + _grid(
         stack, target, cell, fitting, box_w, f"{scale_id}-narrow", outgoing, "narrow"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import jinja2
 
 from distillgen import __version__
-from distillgen.render.words import plural
+from distillgen.render.words import number, plural
 from distillgen.source.frontmatter import FrontMatter
 from distillgen.source.siteconfig import SiteConfig
 
@@ -33,6 +33,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters["longdate"] = lambda d: f"{d:%B} {d.day}, {d.year}"
     env.filters["plural"] = plural  # {{ layers | length | plural("layer") }}: "1 layer", "3 layers"
+    env.filters["number"] = number  # {{ value | number }}: three significant digits, "−0.125"
     env.globals["search"] = False  # whether the site has a search page: the build sets it
     return env
 

@@ -41,17 +41,20 @@ Series = tuple[str, list[float]]  # a label and one value per x
 class Layout:
     """The width a chart is drawn for, and its margins."""
 
-    name: str  # "wide" or "narrow": the CSS class that shows it
+    name: str  # "wide" or "narrow": the CSS class that shows it ("any-width": always shown)
     width: int
     left: int
     right: int
     plot_height: int
-    x_ticks: int  # about how many ticks a numeric x axis gets
+    x_ticks: int  # about how many ticks a numeric x axis gets (a histogram's: two more)
+    y_ticks: int
 
 
-WIDE = Layout("wide", 480, 56, 16, 200, 6)  # a desktop text column is 472-704 px
-NARROW = Layout("narrow", 330, 48, 10, 170, 4)
-POLAR = Layout("any-width", 330, 8, 8, 250, 0)  # fits a phone's column as it is: drawn once
+WIDE = Layout("wide", 480, 56, 16, 200, 6, 5)  # a desktop text column is 472-704 px
+NARROW = Layout("narrow", 330, 48, 10, 170, 4, 4)
+# The polar plot fits a phone's column as it is, so it is drawn once, for any width; only this
+# layout's name and width are read.
+POLAR = Layout("any-width", 330, 8, 8, 250, 0, 0)
 
 
 def _both(draw: Callable[[Layout], str]) -> str:
@@ -122,40 +125,50 @@ class Entry:
     dash: str = ""
 
 
-def _legend_rows(entries: Sequence[Entry], width: float) -> list[list[tuple[Entry, float]]]:
-    """The legend's entries flowed into rows no wider than `width`: (entry, x offset)."""
-    rows: list[list[tuple[Entry, float]]] = [[]]
-    x = 0.0
+@dataclass(frozen=True)
+class _Placed:
+    """An entry of a legend where it is drawn: its offsets in the band, and its name's lines
+    (a name longer than the band breaks between words)."""
+
+    entry: Entry
+    x: float
+    y: float
+    lines: list[str]
+
+
+LEGEND_ROW, LEGEND_LINE = 18, 15  # a row of entries; each further line of a long name
+
+
+def _legend_layout(entries: Sequence[Entry], width: float) -> tuple[list[_Placed], float]:
+    """The legend's entries flowed into rows no wider than `width`, and the band's height."""
+    placed: list[_Placed] = []
+    x = y = row_height = 0.0
     for entry in entries:
-        item = 24 + text_width(entry.name, LABEL) + 16
-        if rows[-1] and x + item > width:
-            rows.append([])
-            x = 0.0
-        rows[-1].append((entry, x))
+        lines = _lines(entry.name, width - 24)
+        item = 24 + max(text_width(line, LABEL) for line in lines) + 16
+        if x and x + item > width:
+            x, y, row_height = 0.0, y + row_height, 0.0
+        placed.append(_Placed(entry, x, y, lines))
         x += item
-    return rows
+        row_height = max(row_height, LEGEND_ROW + LEGEND_LINE * (len(lines) - 1))
+    return placed, y + row_height
 
 
-LEGEND_ROW = 18
-
-
-def _legend(drawing, entries: Sequence[Entry], x: float, y: float, width: float) -> float:
-    """The legend as a band at (x, y), `width` wide; returns its height (0 for no entries)."""
+def _legend(drawing, entries: Sequence[Entry], x: float, y: float, width: float) -> None:
+    """The legend as a band at (x, y), `width` wide (`_legend_height` high)."""
     if not entries:
-        return 0.0
+        return
     legend = drawing.g(class_="legend")
-    rows = _legend_rows(entries, width)
-    for index, row in enumerate(rows):
-        top = y + index * LEGEND_ROW
-        for entry, offset in row:
-            left = x + offset
-            if entry.box:
-                legend.add(
-                    drawing.rect((left, top + 3), (18, 10), fill=entry.colour, class_=f"swatch {entry.css}")
-                )
-            else:
-                style = {"stroke_dasharray": entry.dash} if entry.dash else {}
-                line = drawing.line(
+    for item in _legend_layout(entries, width)[0]:
+        entry, left, top = item.entry, x + item.x, y + item.y
+        if entry.box:
+            legend.add(
+                drawing.rect((left, top + 3), (18, 10), fill=entry.colour, class_=f"swatch {entry.css}")
+            )
+        else:
+            style = {"stroke_dasharray": entry.dash} if entry.dash else {}
+            legend.add(
+                drawing.line(
                     (left, top + 8),
                     (left + 18, top + 8),
                     stroke=entry.colour,
@@ -163,14 +176,16 @@ def _legend(drawing, entries: Sequence[Entry], x: float, y: float, width: float)
                     class_=entry.css,
                     **style,
                 )
-                legend.add(line)
-            legend.add(drawing.text(entry.name, insert=(left + 24, top + 12), class_="legend-label"))
+            )
+        label = drawing.text("", insert=(left + 24, top + 12), class_="legend-label")
+        for index, line in enumerate(item.lines):
+            label.add(drawing.tspan(line, x=[left + 24], dy=[0 if index == 0 else LEGEND_LINE]))
+        legend.add(label)
     drawing.add(legend)
-    return len(rows) * LEGEND_ROW
 
 
 def _legend_height(entries: Sequence[Entry], width: float) -> float:
-    return len(_legend_rows(entries, width)) * LEGEND_ROW if entries else 0.0
+    return _legend_layout(entries, width)[1] if entries else 0.0
 
 
 def _series_entries(names: Sequence[str], dashed: Sequence[str] = (), box: bool = False) -> list[Entry]:
@@ -198,12 +213,18 @@ class _Frame:
 
 
 def _frame(
-    layout: Layout, legend: Sequence[Entry], below: float, y_ticks: Sequence[str] = (), x_last: str = ""
+    layout: Layout,
+    legend: Sequence[Entry],
+    below: float,
+    y_ticks: Sequence[str] = (),
+    x_last: str = "",
+    y_title: str = "",
 ) -> _Frame:
     """Legend band on top, then the plotting area, then `below` px (ticks, icons, x title).
-    The left margin holds the widest of `y_ticks` beside the y title; the right one half of
-    `x_last`, the last x tick's label, centred on the axis's end."""
-    left = max(layout.left, 22 + max((text_width(t, TICK) for t in y_ticks), default=0) + 8)
+    The left margin holds the widest of `y_ticks` beside `y_title`'s lines; the right one half
+    of `x_last`, the last x tick's label, centred on the axis's end."""
+    title = 7 + TITLE_LINE * len(_lines(y_title, layout.plot_height))
+    left = max(layout.left, title + max((text_width(t, TICK) for t in y_ticks), default=0) + 8)
     right = max(layout.right, text_width(x_last, TICK) / 2 + 2)
     plot_w = layout.width - left - right
     top = 8 + _legend_height(legend, plot_w) + (6 if legend else 0)
@@ -246,7 +267,10 @@ def _y_axis(drawing, frame: _Frame, ticks: list[float], y_at, label: str) -> Non
         )
         axes.add(drawing.text(text, insert=(frame.left - 6, y_at(tick) + 4), class_="tick y-tick"))
     middle = frame.top + frame.height / 2
-    title = drawing.text(label, insert=(14, middle), class_="axis-label")
+    lines = _lines(label, frame.height)
+    title = drawing.text("", insert=(14, middle), class_="axis-label")
+    for index, line in enumerate(lines):
+        title.add(drawing.tspan(line, x=[14], dy=[0 if index == 0 else TITLE_LINE]))
     title.rotate(-90, center=(14, middle))
     axes.add(title)
     drawing.add(axes)
@@ -280,11 +304,11 @@ def _line_plot(layout, xs, series, x_label, y_label, title, thumbnails, icons, d
     x_texts = tick_labels(x_ticks, "°" if angles else "")
     y_hi = max(max(values) for _, values in series)
     y_lo = min(0.0, min(min(values) for _, values in series))
-    y_ticks = _ticks(y_lo, y_hi, 5 if layout is WIDE else 4)
+    y_ticks = _ticks(y_lo, y_hi, layout.y_ticks)
     y_lo, y_hi = min(y_lo, y_ticks[0]), max(y_hi, y_ticks[-1])
     below = 20 + (ICON + 4 if stimuli else 0) + _title_height(x_label, layout)
     last = x_texts[-1] if x_ticks and abs(x_ticks[-1] - xs[-1]) < 1e-9 else ""
-    frame = _frame(layout, legend, below, tick_labels(y_ticks), last)
+    frame = _frame(layout, legend, below, tick_labels(y_ticks), last, y_label)
     drawing = _drawing(
         layout,
         frame.total,
@@ -419,12 +443,12 @@ def _paired_bars(layout: Layout, labels, before, after, title, y_label) -> str:
     ]
     y_hi = max(max(before), max(after), 1e-9)
     y_lo = min(0.0, min(before), min(after))
-    ticks = _ticks(y_lo, y_hi, 5 if layout is WIDE else 4)
+    ticks = _ticks(y_lo, y_hi, layout.y_ticks)
     y_lo, y_hi = min(y_lo, ticks[0]), max(y_hi, ticks[-1])
-    slot = _frame(layout, [], 0, tick_labels(ticks)).width / len(labels)
+    slot = _frame(layout, [], 0, tick_labels(ticks), y_title=y_label).width / len(labels)
     named = all(text_width(label, TICK) <= slot - 4 for label in labels)
     x_title = "probe inputs" if named else f"{plural(len(labels), 'probe input')} (hover a pair for its name)"
-    frame = _frame(layout, legend, 20 + _title_height(x_title, layout), tick_labels(ticks))
+    frame = _frame(layout, legend, 20 + _title_height(x_title, layout), tick_labels(ticks), y_title=y_label)
     drawing = _drawing(
         layout, frame.total, title, f"{y_label} before and after, for {len(labels)} inputs", "bar-plot"
     )
@@ -481,10 +505,10 @@ def _histograms(layout: Layout, samples, x_label, title, bins, lo, hi, share, co
     top = max(float(c.max()) for c in counts) or 1
     ticks = _ticks(0, top, 4)
     top = max(top, ticks[-1])
-    x_ticks = _ticks(lo, hi, 8 if layout is WIDE else 4)
+    x_ticks = _ticks(lo, hi, layout.x_ticks + 2)
     x_texts = tick_labels(x_ticks)
     last = x_texts[-1] if abs(x_ticks[-1] - hi) < 1e-9 else ""
-    frame = _frame(layout, legend, 20 + _title_height(x_label, layout), tick_labels(ticks), last)
+    frame = _frame(layout, legend, 20 + _title_height(x_label, layout), tick_labels(ticks), last, y_label)
     drawing = _drawing(
         layout,
         frame.total,

@@ -78,11 +78,13 @@
     card.style.width = full + "px";
     var cardLeft = Math.max(EDGE, Math.min(rect.left + rect.width / 2 - full / 2, viewport - full - EDGE));
     var cardHeight = card.offsetHeight;
-    if (box.bottom + 6 < height - 2 * EDGE) {
-      put(card, cardLeft, box.bottom + 6);
+    var belowFits = box.bottom + 6 + cardHeight <= height - EDGE;
+    var aboveFits = box.top - 6 - cardHeight >= 0;
+    if (belowFits || (!aboveFits && box.bottom + 6 < height - 2 * EDGE)) {
+      put(card, cardLeft, box.bottom + 6);  // below the figure: whole, or where it is in view
       return true;
     }
-    if (box.top - 6 - cardHeight >= 0) {
+    if (aboveFits) {
       put(card, cardLeft, box.top - 6 - cardHeight);
       return true;
     }
