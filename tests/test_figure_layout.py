@@ -95,6 +95,8 @@ def test_a_circuit_nodes_card_opens_beside_the_circuit(open_page, example_build,
         card.wait_for(state="visible", timeout=ACTION_TIMEOUT_MS)
         shown, diagram = box(card), box(svg)
         assert not intersects(shown, diagram), (index, shown, diagram)
+        beside = shown["x"] >= diagram["x"] + diagram["width"] or shown["x"] + shown["width"] <= diagram["x"]
+        assert beside, (index, shown, diagram)  # to its side on a desktop, not below it
         assert shown["x"] >= 0 and shown["x"] + shown["width"] <= 1100
         assert "activation" in card.inner_text(timeout=ACTION_TIMEOUT_MS)
         page.keyboard.press("Escape")

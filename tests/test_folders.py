@@ -182,17 +182,23 @@ _PEAK_MEMORY = textwrap.dedent(
 def test_a_pass_takes_the_same_memory_for_a_folder_four_times_the_size(photos):
     """Holding the probe set would take 2,000 × 3 × 64 × 64 floats (94 MiB) against 500's
     (23 MiB); the stream holds a few batches, whatever the folder's size. Measured: the peak's
-    growth during the pass, 30 MiB for either (loading 500 images whole: 179 MiB)."""
+    growth during the pass, 30 MiB for either (loading 500 images whole: 179 MiB). Each size
+    is measured twice and the smaller kept: on a busy machine one pass of the larger folder once
+    peaked 28 MiB higher (a transient the other pass did not repeat), and what is asserted is
+    growth with the folder, which every pass would show."""
     growth = []
     for count in (500, IMAGES):
-        done = subprocess.run(
-            [sys.executable, "-c", _PEAK_MEMORY, str(photos.parent), str(count)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=True,
-        )
-        growth.append(float(done.stdout.split()[-1]))  # MiB
+        peaks = []
+        for _ in range(2):
+            done = subprocess.run(
+                [sys.executable, "-c", _PEAK_MEMORY, str(photos.parent), str(count)],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=True,
+            )
+            peaks.append(float(done.stdout.split()[-1]))  # MiB
+        growth.append(min(peaks))
     assert growth[1] - growth[0] < 20 and growth[1] < 90, growth
 
 

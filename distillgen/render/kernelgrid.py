@@ -1,9 +1,11 @@
-"""Kernels drawn as labelled heatmaps on one shared diverging scale, with its legend (svgwrite):
+"""Kernels drawn as labelled heatmaps on one shared diverging scale, with its legend (SVG text):
 a {weights} figure's, and a unit page's strongest inputs and outputs."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from html import escape
 
 import numpy as np
 
@@ -35,52 +37,89 @@ def kernel_grid(
     columns = min(columns, len(stack))
     columns = min(columns, max(1, (WIDE + GAP) // (box_w + GAP)))
     fitting = max(1, (NARROW + GAP) // (box_w + GAP))
-    if fitting >= columns:
-        return _grid(stack, target, cell, columns, box_w, scale_id, outgoing, "")
-    return _grid(stack, target, cell, columns, box_w, scale_id, outgoing, "wide") + _grid(
-        stack, target, cell, fitting, box_w, f"{scale_id}-narrow", outgoing, "narrow"
-    )
-
-
-def _grid(
-    stack, target: str, cell: int, columns: int, box_w: int, scale_id: str, outgoing: bool, css: str
-) -> str:
     scale = max(float(np.abs(k).max()) for _, k in stack) or 1.0
-    kh, kw = stack[0][1].shape
-    box_h = kh * cell + 17
-    width = max(columns * (box_w + GAP) - GAP, 160)
-    rows = -(-len(stack) // columns)
-    height = rows * (box_h + GAP) + 36
-    import svgwrite  # here: a rebuild that draws nothing never loads it
-
-    drawing = svgwrite.Drawing(
-        size=(width, height), viewBox=f"0 0 {width} {height}", profile="full", debug=False
-    )
-    drawing.attribs.update({"class": f"kernel-grid {css}".strip(), "role": "img"})
+    kernels = [_Kernel.of(label, kernel, target, outgoing, scale) for label, kernel in stack]
     what = f"Weights out of {target}" if outgoing else f"Weights into {target}"
-    described = f"{what}: {plural(len(stack), 'kernel')}; largest magnitude {number(scale)}"
-    drawing.set_desc(title=what, desc=described)
-    for index, (label, kernel) in enumerate(stack):
-        x, y = (index % columns) * (box_w + GAP), (index // columns) * (box_h + GAP)
-        group = drawing.g(class_="kernel")
+    head = (what, f"{what}: {plural(len(stack), 'kernel')}; largest magnitude {number(scale)}")
+    grid = _Layout(cell, kh * cell, box_w, scale, head)
+    if fitting >= columns:
+        return _grid(kernels, grid, columns, scale_id, "")
+    return _grid(kernels, grid, columns, scale_id, "wide") + _grid(
+        kernels, grid, fitting, f"{scale_id}-narrow", "narrow"
+    )
+
+
+@dataclass(frozen=True)
+class _Kernel:
+    """A kernel as its grid draws it, wherever it is placed: its label, its title, and its
+    cells (row, column, colour, value as text), worked out once for both layouts."""
+
+    label: str
+    title: str
+    cells: list[tuple[int, int, str, str]]
+
+    @classmethod
+    def of(cls, label: str, kernel: np.ndarray, target: str, outgoing: bool, scale: float) -> _Kernel:
         edge = f"{target} → {label}" if outgoing else f"{label} → {target}"
-        group.set_desc(title=f"{edge}: L2 norm {number(float(np.sqrt((kernel**2).sum())))}")
-        for (row, col), value in np.ndenumerate(kernel):
-            rect = drawing.rect((x + col * cell, y + row * cell), (cell, cell), fill=diverging(value / scale))
-            rect.set_desc(title=number(value, 4))
-            group.add(rect)
-        group.add(drawing.text(label, insert=(x, y + kh * cell + 13), class_="kernel-label"))
-        drawing.add(group)
-    _legend(drawing, 0, rows * (box_h + GAP) + 4, scale, scale_id)
-    return drawing.tostring()
+        title = f"{edge}: L2 norm {number(float(np.sqrt((kernel**2).sum())))}"
+        cells = [
+            (row, col, diverging(value / scale), number(float(value), 4))
+            for (row, col), value in np.ndenumerate(kernel)
+        ]
+        return cls(label, title, cells)
 
 
-def _legend(drawing, x: float, y: float, scale: float, scale_id: str) -> None:
-    gradient = drawing.linearGradient(id=scale_id, start=(0, 0), end=(1, 0))
-    for index, colour in enumerate(STOPS):
-        gradient.add_stop_color(index / (len(STOPS) - 1), colour)
-    drawing.defs.add(gradient)
-    drawing.add(drawing.rect((x, y), (120, 10), fill=f"url(#{scale_id})"))
-    drawing.add(drawing.text(number(-scale, 2), insert=(x, y + 22), class_="kernel-label"))
-    drawing.add(drawing.text("0", insert=(x + 57, y + 22), class_="kernel-label"))
-    drawing.add(drawing.text(number(scale, 2), insert=(x + 104, y + 22), class_="kernel-label"))
+@dataclass(frozen=True)
+class _Layout:
+    """What both layouts of a grid share: cell size, a kernel's heatmap height and box width,
+    the scale, and the drawing's title and description."""
+
+    cell: int
+    height: int
+    box_w: int
+    scale: float
+    head: tuple[str, str]
+
+
+def _grid(kernels: list[_Kernel], grid: _Layout, columns: int, scale_id: str, css: str) -> str:
+    """One layout of the grid, `columns` kernels a row, as SVG text: written directly, since a
+    unit page draws two grids (and an atlas thousands of pages), and svgwrite took 7 ms a grid.
+    Every text is escaped."""
+    cell, box_h = grid.cell, grid.height + 17
+    width = max(columns * (grid.box_w + GAP) - GAP, 160)
+    rows = -(-len(kernels) // columns)
+    height = rows * (box_h + GAP) + 36
+    title, desc = grid.head
+    classes = f"kernel-grid {css}".strip()
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="{classes}" role="img" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}"><title>{escape(title)}</title>'
+        f"<desc>{escape(desc)}</desc>"
+    ]
+    for index, kernel in enumerate(kernels):
+        x, y = (index % columns) * (grid.box_w + GAP), (index // columns) * (box_h + GAP)
+        parts.append(f'<g class="kernel"><title>{escape(kernel.title)}</title>')
+        parts.extend(
+            f'<rect x="{x + col * cell}" y="{y + row * cell}" width="{cell}" height="{cell}" '
+            f'fill="{fill}"><title>{value}</title></rect>'
+            for row, col, fill, value in kernel.cells
+        )
+        label_y = y + grid.height + 13
+        parts.append(f'<text class="kernel-label" x="{x}" y="{label_y}">{escape(kernel.label)}</text></g>')
+    parts.append(_legend(0, rows * (box_h + GAP) + 4, grid.scale, scale_id))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _legend(x: float, y: float, scale: float, scale_id: str) -> str:
+    """The shared scale under the grid: a gradient bar from minus to plus its largest weight."""
+    stops = "".join(
+        f'<stop offset="{index / (len(STOPS) - 1)}" stop-color="{colour}"/>'
+        for index, colour in enumerate(STOPS)
+    )
+    ends = [(x, number(-scale, 2)), (x + 57, "0"), (x + 104, number(scale, 2))]
+    labels = "".join(f'<text class="kernel-label" x="{at}" y="{y + 22}">{text}</text>' for at, text in ends)
+    return (
+        f'<defs><linearGradient id="{escape(scale_id)}" x1="0" y1="0" x2="1" y2="0">{stops}</linearGradient>'
+        f'</defs><rect x="{x}" y="{y}" width="120" height="10" fill="url(#{escape(scale_id)})"/>{labels}'
+    )
