@@ -67,37 +67,6 @@ def by_kind(report: dict) -> None:
                 )
 
 
-def swapped_images() -> list[float]:
-    """For each channel feature visualization of the example site, the smallest featurevis
-    measure any other cached image of its layer gets on its unit: how far below the tolerance
-    a swapped image could hide."""
-    import torch
-
-    from distillgen.diagnostics import Reporter
-    from distillgen.engine.featurevis import objective_values
-    from distillgen.measures import relative_difference
-    from distillgen.units import parse_spec
-    from distillgen.verify import article_figures
-
-    figures, catalog = article_figures(ROOT / "articles", Reporter(), log=lambda message: None)
-    shown = [
-        f for f in figures if f.kind == "featurevis" and f.job.objective == "channel" and not f.job.diversity
-    ]
-    closest = []
-    for figure in shown:
-        layer = [f for f in shown if f.job.layer == figure.job.layer and f.job.model == figure.job.model]
-        if len(layer) < 2:
-            continue
-        pngs = [f.artifact.file("image0.png").read_bytes() for f in layer]
-        model = catalog.load(parse_spec(figure.job.model))
-        values = objective_values(model, figure.job, pngs, torch.device("cpu"))
-        own = values[layer.index(figure)]
-        closest.append(
-            min(relative_difference(own, v) for f, v in zip(layer, values, strict=True) if f is not figure)
-        )
-    return closest
-
-
 def notebook() -> tuple[float, float]:
     import nbformat
     from nbclient import NotebookClient
@@ -130,12 +99,6 @@ def main() -> None:
             f"in {seconds:.1f}s wall ({summary['seconds']:.1f}s in verify), ok: {report['ok']}"
         )
         by_kind(report)
-    closest = sorted(swapped_images())
-    print(
-        f"another unit's image of the same layer, on {len(closest)} units: featurevis measure from "
-        f"{closest[0]:.3f} (the most confusable pair) to {closest[-1]:.3f}, median "
-        f"{statistics.median(closest):.3f}; {sum(c <= 0.2 for c in closest)} within the default 0.2"
-    )
     cold, warm = notebook()
     print(f"examples/explore.ipynb headless: {cold:.1f}s cold (computing), {warm:.1f}s from the cache")
 

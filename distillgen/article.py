@@ -23,12 +23,15 @@ from markdown_it.token import Token
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
+from distillgen import datasets
 from distillgen.compute import Catalog, Need
 from distillgen.diagnostics import Code, Reporter, suggest
 from distillgen.dictionaries import Dictionaries, Pending
+from distillgen.faithful import PROBE_COUNT, measures_of
 from distillgen.figures import DIRECTIVES, ROLES
 from distillgen.figures.base import DirectiveInput, DirectiveKind, RoleKind, jobs_of
 from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
+from distillgen.jobs import Dataset, FaithfulnessJob, FeatureVisJob
 from distillgen.labels import LINK_LABEL, Asset, Citations, Labels, LocalImages, Target
 from distillgen.options import label as valid_label
 from distillgen.render.bibliography import Bibliography
@@ -39,7 +42,7 @@ from distillgen.source import Directive, Document, Role
 from distillgen.source.document import plain_text, role_of
 from distillgen.source.frontmatter import FrontMatter
 from distillgen.units import ModelSpec, SpecError, parse_spec
-from distillgen.zoo import DEFAULT_MODEL
+from distillgen.zoo import DEFAULT_DATASET, DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from distillgen.cache import Artifact
@@ -93,6 +96,9 @@ class Article:
         self.headings: list[Heading] = []
         self.catalog: Catalog | None = None
         self.needs: list[Need] = []  # jobs the entries asked for, in the order they asked
+        # each feature visualization's faithfulness measures (by its key): on the probe set its
+        # figure names, else the default one (faithful.py)
+        self.measured: dict[str, FaithfulnessJob] = {}
         self.assets: dict[str, Path] = {}  # URL inside the article's folder -> file, after render
         self.cards: dict[str, str] = {}  # hover cards (id -> HTML), after render
         self.appendix: list[tuple[str, str]] = []  # {appendix} sections (title, HTML), after render
@@ -153,6 +159,27 @@ class Article:
         except ValueError as exc:
             self.error(line, str(exc))
             return None
+
+    @property
+    def probe(self) -> Dataset | None:
+        """The probe set its feature visualizations are measured on, from its `featurevis:`
+        defaults (the site config's among them), resolved once; None after an error."""
+        if "_probe" not in self.__dict__:
+            given = self.front.featurevis
+            line = self.front.lines.get("featurevis")
+            try:
+                self._probe: Dataset | None = datasets.dataset(
+                    given.get("dataset", DEFAULT_DATASET),
+                    given.get("count", PROBE_COUNT),
+                    given.get("sample-seed", 0),
+                    self.doc.path.parent,
+                    self.doc.roots,
+                    warn=lambda message: self.warning(line, message),
+                )
+            except datasets.DatasetError as exc:
+                self.error(line, f"'featurevis.dataset': {exc}")
+                self._probe = None
+        return self._probe
 
     def model_spec(self, written: str | None, line: int) -> ModelSpec | None:
         text = written or self.front.model or DEFAULT_MODEL
@@ -454,7 +481,21 @@ class Article:
         ]
 
     def _need(self, jobs: tuple, line: int) -> None:
-        self.needs += [Need(job, self.doc.path, line) for job in jobs]
+        """Ask for `jobs`, and for the faithfulness measures of every feature visualization
+        among them that none of them measures."""
+        for job in jobs:
+            if isinstance(job, FaithfulnessJob):
+                self.measured.setdefault(job.image, job)
+        measures = [
+            measured
+            for job in jobs
+            if isinstance(job, FeatureVisJob)
+            and job.key not in self.measured
+            and (measured := measures_of(job, self.probe)) is not None
+        ]
+        for measured in measures:
+            self.measured[measured.image] = measured
+        self.needs += [Need(job, self.doc.path, line) for job in (*jobs, *measures)]
 
     # -- render ----------------------------------------------------------------------------
     def render(self, artifacts: dict[str, Artifact]) -> tuple[str, list[Footnote], list[Reference]]:

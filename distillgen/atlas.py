@@ -18,12 +18,14 @@ from pathlib import Path
 from distillgen import datasets
 from distillgen.compute import Catalog
 from distillgen.diagnostics import Reporter
-from distillgen.jobs import FeatureVisJob, FeatureVisSettings
+from distillgen.faithful import default_probe
+from distillgen.figures.unitview import featurevis_job
+from distillgen.jobs import FeatureVisSettings
 from distillgen.options import featurevis_settings
 from distillgen.paths import atlas_path
 from distillgen.source.siteconfig import AtlasRequest
 from distillgen.unitpages import UnitPage, figure_file, settings_words, unit_page
-from distillgen.units import ModelError, ModelInfo, SpecError, parse_spec
+from distillgen.units import ModelError, ModelInfo, SpecError, UnitRef, parse_spec
 from distillgen.zoo import TASKS
 
 # Probe images ranked for each unit's dataset examples: a generator's sample of this many, or
@@ -99,11 +101,12 @@ def plan_atlas(
     if layers is None or (request.examples and dataset is None):
         return None
     atlas = Atlas(request, str(spec), info, featurevis_settings(info.input_size, request.featurevis))
-    examples = (dataset, request.examples) if dataset else None
+    # no examples when it asks for none; its images are measured on the default probe set then
+    examples = (dataset, request.examples) if dataset else (default_probe(), 0)
     for layer in layers:
         atlas.pages[layer] = [
             unit_page(
-                FeatureVisJob(atlas.model, info.fingerprint, layer, unit, settings=atlas.settings),
+                featurevis_job(atlas.model, info.fingerprint, UnitRef(layer, unit), atlas.settings, dataset),
                 info,
                 request.diversity,
                 examples,

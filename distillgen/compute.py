@@ -214,6 +214,8 @@ def _prepared(
     scratch = cache.root / "partial"
     ready = []
     for need in missing:
+        if need.job.key in computed.artifacts:  # asked for too, and computed as an input
+            continue
         if all(job.key in outcome.artifacts for job in need.job.inputs()):
             ready.append(Need(need.job.prepared(outcome.artifacts, scratch), need.path, need.line))
     return ready

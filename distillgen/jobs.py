@@ -8,6 +8,7 @@ No torch here: the build plans and looks up the cache without it.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import functools
 import hashlib
@@ -32,9 +33,14 @@ Objective = Literal["channel", "neuron", "direction", "negative"]
 Probe = Literal["examples", "tuning", "featurevis"]  # what an ablation measures its unit on
 Baseline = Literal["untrained", "shuffled"]  # what a universality figure compares against
 Sampling = Literal["positions", "peaks"]  # what a universality figure correlates
+Param = Literal["lucent", "maco"]  # how a feature visualization's image is parameterized
 OBJECTIVES: tuple[Objective, ...] = typing.get_args(Objective)
+PARAMS: tuple[Param, ...] = typing.get_args(Param)
 # A field of a job that is not part of what it asks for, only of how it runs (`Job.prepared`).
 UNKEYED = {"keyed": False}
+# A field added after keys were made: left out of the key at its default, so the artifacts
+# made before it existed keep their keys.
+LATER = {"later": True}
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,9 @@ class FeatureVisSettings:
     fft: bool = True
     decorrelate: bool = True
     transforms: str = "standard"  # lucent's standard transforms (engine/transforms.py), or "none"
+    # "lucent": lucent's Fourier (or pixel) image; "maco": Fourier phase only, the magnitude the
+    # probe set's (Fel et al. 2023; engine/maco.py), which `FeatureVisJob.spectrum` names
+    param: Param = field(default="lucent", metadata=LATER)
 
 
 @dataclass(frozen=True)
@@ -167,6 +176,8 @@ class FeatureVisJob(Job):
     direction: tuple[float, ...] = ()  # one weight per channel, for the "direction" objective
     diversity: int = 0  # 0: one image; N >= 2: N images pushed apart by lucent's diversity term
     settings: FeatureVisSettings = FeatureVisSettings()
+    spectrum: Dataset | None = field(default=None, metadata=LATER)  # MACO's magnitudes: of this set
+    magnitude: str = field(default="", repr=False, compare=False, metadata=UNKEYED)  # its .npy, base64
 
     @property
     def address(self) -> str:
@@ -197,7 +208,154 @@ class FeatureVisJob(Job):
         conv1 unit need not pay for mixed4). Diversity sets share batches too: each job's
         diversity term compares only its own images.
         """
-        return (self.model, self.fingerprint, self.settings, self.layer, self.dictionaries)
+        return (self.model, self.fingerprint, self.settings, self.layer, self.dictionaries, self.spectrum)
+
+    def inputs(self) -> tuple[Job, ...]:
+        if self.spectrum is None:
+            return ()
+        return (SpectrumJob(self.model, self.fingerprint, self.spectrum, self.settings.size),)
+
+    def prepared(self, inputs: Mapping[str, Artifact], scratch: Path) -> FeatureVisJob:
+        if self.spectrum is None:
+            return self
+        (spectrum,) = self.inputs()
+        data = inputs[spectrum.key].file("spectrum.npy").read_bytes()
+        return dataclasses.replace(self, magnitude=base64.b64encode(data).decode())
+
+
+@dataclass(frozen=True)
+class SpectrumResult:
+    """The artifact's `spectrum.npy`: [3, size, size // 2 + 1], the mean Fourier magnitude."""
+
+    size: int
+    images: int  # how many images it averages
+
+    def check(self, job: SpectrumJob, files: Mapping[str, Path]) -> None:
+        _expect_files(["spectrum.npy"], files)
+        _expect(self.size == job.side, f"its spectrum is {self.size} px")
+
+
+@dataclass(frozen=True)
+class SpectrumJob(Job):
+    """The mean Fourier magnitude of a probe set's images at `size` px: what MACO's images
+    keep while their phase is optimized (engine/maco.py). Cached like any job: a folder of
+    photographs is read once, not for every batch of feature visualizations."""
+
+    kind: ClassVar[str] = "spectrum"
+    noun: ClassVar[str] = "probe set"
+    Result: ClassVar[type] = SpectrumResult
+
+    dataset: Dataset
+    side: int  # of the images it is the spectrum of
+
+    @property
+    def address(self) -> str:
+        return f"spectrum of {Path(self.dataset.source).name} at {self.side} px"
+
+    @property
+    def cost(self) -> int:
+        return self.dataset.count
+
+
+@dataclass(frozen=True)
+class FaithfulnessResult:
+    """How faithful each image of a feature visualization is to its unit, measured on a probe
+    set (engine/faithfulness.py). A unit's activation is what its objective reads: the mean of
+    its map (a neuron objective: the centre), negated for a negative objective."""
+
+    units: int  # the layer's units: specificity is a rank among them
+    activation: tuple[float, ...]  # per image: the unit's activation on it
+    specificity: tuple[int, ...]  # per image: 1 + the units more active on it, each normalized
+    # per image: activation / the strongest probe image's; None where no probe image excites it
+    natural_ratio: tuple[float | None, ...]
+    strongest: float  # the unit's activation on its strongest probe image
+    strongest_image: int  # that image's index in the probe set
+    path_layers: tuple[str, ...]  # the earlier layers the path is compared at
+    # per image, per path layer: the correlation of its normalized activations there with the
+    # mean of the unit's `top` probe images'; `path_baseline`: random probe images' (per layer)
+    path: tuple[tuple[float, ...], ...]
+    path_baseline: tuple[float, ...]
+    top: int
+    probe_size: int
+
+    def path_similarity(self, image: int = 0) -> float | None:
+        """The image's path similarity, over its path layers (None: the unit's layer is first)."""
+        row = self.path[image]
+        return sum(row) / len(row) if row else None
+
+    @property
+    def baseline(self) -> float | None:
+        return sum(self.path_baseline) / len(self.path_baseline) if self.path_baseline else None
+
+    def check(self, job: FaithfulnessJob, files: Mapping[str, Path]) -> None:
+        columns = (self.activation, self.specificity, self.natural_ratio, self.path)
+        _expect(all(len(c) == job.count for c in columns), "it measures another number of images")
+        _expect(all(len(row) == len(self.path_layers) for row in self.path), "its path has gaps")
+        _expect(len(self.path_baseline) == len(self.path_layers), "its path baseline has gaps")
+        _expect(all(1 <= s <= self.units for s in self.specificity), "a specificity is out of range")
+
+
+@dataclass(frozen=True)
+class FaithfulnessJob(Job):
+    """The faithfulness measures of one feature visualization's images (`image`: its job's
+    key) on a probe set: specificity, natural ratio and path similarity (FaithfulnessResult).
+    Its input is the feature visualization, whose PNGs `prepared` carries to the engine."""
+
+    kind: ClassVar[str] = "faithfulness"
+    noun: ClassVar[str] = "unit"
+    Result: ClassVar[type] = FaithfulnessResult
+
+    layer: str
+    unit: int
+    objective: Objective
+    count: int  # images of the feature visualization
+    image: str  # the feature visualization's job key
+    dataset: Dataset
+    top: int = 16  # the unit's strongest probe images, which the path is compared with
+    featurevis: FeatureVisJob | None = field(default=None, repr=False, compare=False, metadata=UNKEYED)
+    pngs: tuple[str, ...] = field(default=(), repr=False, compare=False, metadata=UNKEYED)  # base64
+
+    @classmethod
+    def of(cls, job: FeatureVisJob, dataset: Dataset) -> FaithfulnessJob:
+        """The measures of `job`'s images on `dataset` (a direction has no unit to measure)."""
+        assert job.objective != "direction", "a direction has no unit to rank"
+        return cls(
+            job.model,
+            job.fingerprint,
+            job.layer,
+            job.unit,
+            job.objective,
+            job.images,
+            job.key,
+            dataset,
+            featurevis=job,
+            dictionaries=job.dictionaries,
+        )
+
+    @property
+    def address(self) -> str:
+        return f"{self.layer}:{self.unit}"
+
+    @property
+    def images(self) -> int:
+        return self.count
+
+    def layers(self) -> tuple[str, ...]:
+        return (self.layer,)
+
+    def batch_group(self) -> tuple:
+        return (self.dataset, self.layer, self.objective == "neuron")  # one probe pass each
+
+    def inputs(self) -> tuple[Job, ...]:
+        assert self.featurevis is not None, "made by FaithfulnessJob.of"
+        return (self.featurevis,)
+
+    def prepared(self, inputs: Mapping[str, Artifact], scratch: Path) -> FaithfulnessJob:
+        (job,) = self.inputs()
+        artifact = inputs[job.key]
+        names = artifact.result(job).images
+        pngs = tuple(base64.b64encode(artifact.file(name).read_bytes()).decode() for name in names)
+        return dataclasses.replace(self, pngs=pngs)
 
 
 def job_key(job: Job) -> str:
@@ -230,10 +388,15 @@ def _fields(job) -> dict:
 def _plain(value):
     """`dataclasses.asdict` without its deep copies (a job is frozen, its fields plain data):
     the same JSON, several times faster; an atlas keys tens of thousands of jobs on every
-    build."""
+    build. A field marked LATER is left out at its default."""
     names = _field_names(type(value))
     if names is not None:
-        return {name: _plain(getattr(value, name)) for name in names}
+        later = _later(type(value))
+        return {
+            name: _plain(getattr(value, name))
+            for name in names
+            if name not in later or getattr(value, name) != later[name]
+        }
     if isinstance(value, tuple | list):
         return type(value)(_plain(item) for item in value)
     if isinstance(value, dict):
@@ -249,6 +412,16 @@ def _field_names(kind: type) -> tuple[str, ...] | None:
     if kind not in _FIELD_NAMES:
         _FIELD_NAMES[kind] = tuple(f.name for f in fields(kind)) if is_dataclass(kind) else None
     return _FIELD_NAMES[kind]
+
+
+_LATER: dict[type, dict[str, Any]] = {}
+
+
+def _later(kind: type) -> dict[str, Any]:
+    """A dataclass's fields marked LATER, with their defaults, looked up once per type."""
+    if kind not in _LATER:
+        _LATER[kind] = {f.name: f.default for f in fields(kind) if f.metadata.get("later")}
+    return _LATER[kind]
 
 
 _UNKEYED: dict[type, tuple[str, ...]] = {}

@@ -19,9 +19,11 @@ from distillgen.jobs import (
     AblationJob,
     DictionaryJob,
     ExamplesJob,
+    FaithfulnessJob,
     FeatureVisJob,
     Job,
     RankingJob,
+    SpectrumJob,
     TuningJob,
     UniversalityJob,
     WeightsJob,
@@ -50,8 +52,23 @@ KINDS: dict[str, ComputedKind] = {
             FeatureVisJob,
             "distillgen.engine.featurevis",
             measures.featurevis,
-            0.2,  # images optimized on another device reach a similar, not equal, activation
+            0.15,  # another device's image drives the layer alike; another unit's does not
             {"featurevis": "mixed3:1"},
+        ),
+        ComputedKind(
+            FaithfulnessJob,
+            "distillgen.engine.faithfulness",
+            measures.faithfulness,
+            0.05,  # natural ratio and path similarity, absolute; and the same specificity
+            # every feature visualization's images are measured (faithful.py); checked on request
+            {"featurevis": "mixed3:1\n:check: specific"},
+        ),
+        ComputedKind(
+            SpectrumJob,
+            "distillgen.engine.maco",
+            measures.spectrum,
+            1e-4,  # the same images, averaged in another order
+            {},  # read by MACO's feature visualizations (`:param: maco`)
         ),
         ComputedKind(
             WeightsJob,

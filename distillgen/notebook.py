@@ -124,12 +124,23 @@ class Figure:
     @property
     def values(self) -> dict[str, object]:
         """Each job's typed result by its address (`mixed4:52`, `mixed3 -> mixed4:52`); a job
-        of another model than the figure's first is named `model address`."""
+        of another model than the figure's first is named `model address`. Where jobs share an
+        address (a feature visualization, its measures, its examples), the figure's own first."""
+        return self._by_address(lambda job: True)
+
+    @property
+    def measures(self) -> dict[str, object]:
+        """The faithfulness measures of each feature visualization (FaithfulnessResult), by
+        its unit's address."""
+        return self._by_address(lambda job: job.kind == "faithfulness")
+
+    def _by_address(self, wanted) -> dict[str, object]:
         first = self.jobs[0].model
-        return {
-            job.address if job.model == first else f"{job.model} {job.address}": result
-            for job, result in zip(self.jobs, self.results, strict=True)
-        }
+        found: dict[str, object] = {}
+        for job, result in zip(self.jobs, self.results, strict=True):
+            if wanted(job):
+                found.setdefault(job.address if job.model == first else f"{job.model} {job.address}", result)
+        return found
 
     def directive(self) -> DirectiveText:
         """The directive that makes this figure in an article."""

@@ -13,8 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from distillgen.jobs import FeatureVisSettings
+from distillgen.faithful import CHECK_FORMS, parse_checks
+from distillgen.jobs import PARAMS, FeatureVisSettings
 from distillgen.units import UnitRef, is_layer_name, parse_units
+from distillgen.zoo import DEFAULT_DATASET
 
 LAYOUTS = (
     "l-body",
@@ -174,8 +176,28 @@ FEATUREVIS_SETTINGS = (
         _DEFAULTS.transforms,
         "lucent's standard transforms, or none",
     ),
+    Option(
+        "param",
+        choice(*PARAMS),
+        _DEFAULTS.param,
+        "lucent's image parameterization, or maco: Fourier phase only, the probe set's magnitudes",
+    ),
 )
 assert {o.name for o in FEATUREVIS_SETTINGS} == {f.name for f in fields(FeatureVisSettings)}
+# The probe set of a figure that reads one (figures/probes.py), and of an article's feature
+# visualizations (their measures, MACO's spectrum): `featurevis: {dataset: photos, count: 500}`.
+DATASET_OPTIONS = (
+    Option(
+        "dataset", text, DEFAULT_DATASET, "'shapes' or 'glyphs' (a generator's sample) or a folder of images"
+    ),
+    Option("count", integer(1, 10_000_000), 1000, "how many images of the dataset to probe"),
+    Option("sample-seed", integer(0, 2**31 - 1), 0, "which sample of the generator"),
+)
+
+# What every feature visualization must meet (faithful.py): a {featurevis} option, and a key
+# of `featurevis:` in the front matter or the site config, which asks it of every figure.
+CHECK = Option("check", parse_checks, (), f"what each image must meet: {CHECK_FORMS}, or none")
+FEATUREVIS_DEFAULTS = (*FEATUREVIS_SETTINGS, CHECK, *DATASET_OPTIONS)
 
 
 def featurevis_settings(input_size: int, *choices: dict[str, Any]) -> FeatureVisSettings:

@@ -18,6 +18,7 @@ import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,7 +26,15 @@ import numpy as np
 from distillgen import kernels
 from distillgen.cache import Artifact
 from distillgen.compute import Catalog, Need
-from distillgen.jobs import Dataset, ExamplesJob, FeatureVisJob, FeatureVisSettings, WeightsJob
+from distillgen.faithful import default_probe, measures_of, summary
+from distillgen.jobs import (
+    Dataset,
+    ExamplesJob,
+    FaithfulnessJob,
+    FeatureVisJob,
+    FeatureVisSettings,
+    WeightsJob,
+)
 from distillgen.paths import links_to_page, unit_page_path
 from distillgen.render.colors import same_size
 from distillgen.render.kernelgrid import kernel_grid
@@ -38,6 +47,7 @@ if TYPE_CHECKING:
 
 DIVERSITY = AtlasRequest.diversity  # an article's unit's page shows a diversity set as an atlas's
 SHOWN = 8  # strongest inputs and outputs on a page
+NATURAL = 4  # an article's unit's page: its strongest probe images beside its images
 
 
 @dataclass
@@ -60,7 +70,8 @@ class UnitPage:
     diversity: FeatureVisJob | None
     inputs: WeightsJob | None  # previous conv layer -> this unit
     outputs: tuple[WeightsJob, ...]  # this unit's layer -> each unit of the next conv layer (shared)
-    examples: tuple[ExamplesJob, ...] = ()  # the most exciting probe images, then the least
+    examples: tuple[ExamplesJob, ...] = ()  # the most exciting probe images (then the least, on an atlas's)
+    probe: Dataset | None = None  # what its images' faithfulness is measured on (default: faithful.py's)
     atlas: Atlas | None = None  # the atlas that covers the unit: its layer page and neighbours
     articles: list = field(default_factory=list)  # Article objects, in site order
     shown: list[Shown] = field(default_factory=list)  # each distinct image of the unit, `image`'s first
@@ -93,12 +104,18 @@ class UnitPage:
     def jobs(self) -> list:
         return [*self.own_jobs, *self.outputs]
 
+    def measures(self, job: FeatureVisJob) -> FaithfulnessJob | None:
+        """The faithfulness measures of one of its images, on its probe set."""
+        return measures_of(job, self.probe)
+
     @property
     def own_jobs(self) -> list:
         """Its jobs but the outgoing kernels, which the units of its layer share."""
         optional = [self.diversity, self.inputs]
         images = [s.job for s in self.shown if s.job.key != self.image.key]  # the articles' own
-        return [self.image, *images, *(job for job in optional if job), *self.examples]
+        made = [self.image, *images, *(job for job in optional if isinstance(job, FeatureVisJob))]
+        measures = [m for job in made if (m := self.measures(job)) is not None]
+        return [self.image, *images, *(job for job in optional if job), *self.examples, *measures]
 
 
 def unit_page(
@@ -107,21 +124,23 @@ def unit_page(
     diversity: int = DIVERSITY,
     examples: tuple[Dataset, int] | None = None,
     atlas: Atlas | None = None,
+    probe: Dataset | None = None,
 ) -> UnitPage:
-    """The page of `job`'s unit: `examples` is (probe set, how many each way). A dictionary
-    feature's page reads the layers around its dictionary's layer, through the dictionary."""
+    """The page of `job`'s unit: `examples` is (probe set, how many each way), else the
+    NATURAL strongest images of `probe` (the probe set its article measured its image on;
+    default: the default one) beside its feature visualizations. A dictionary feature's page
+    reads the layers around its dictionary's layer, through the dictionary."""
     carried = job.dictionaries
     real = next((d.layer for d in carried if d.name == job.layer), job.layer)
     previous, following = _neighbours(info, real)
-    examples_jobs: tuple[ExamplesJob, ...] = ()
-    if examples:
-        dataset, top = examples
-        examples_jobs = tuple(
-            ExamplesJob(
-                job.model, job.fingerprint, job.layer, job.unit, dataset, top, negative, dictionaries=carried
-            )
-            for negative in (False, True)
+    dataset, top = examples or (probe or default_probe(), NATURAL)
+    examples_jobs = tuple(
+        ExamplesJob(
+            job.model, job.fingerprint, job.layer, job.unit, dataset, top, negative, dictionaries=carried
         )
+        for negative in ((False, True) if examples else (False,))
+        if top
+    )
     return UnitPage(
         image=job,
         info=info,
@@ -133,6 +152,7 @@ def unit_page(
         if following
         else (),
         examples=examples_jobs,
+        probe=dataset,
         atlas=atlas,
     )
 
@@ -162,7 +182,9 @@ def plan_unit_pages(
                 continue
             key = (job.model, job.layer, job.unit)
             if key not in pages:
-                pages[key] = unit_page(job, catalog.info(parse_spec(job.model)))
+                measured = article.measured.get(job.key)
+                probe = measured.dataset if measured else None
+                pages[key] = unit_page(job, catalog.info(parse_spec(job.model)), probe=probe)
                 for j in pages[key].jobs:
                     needs.setdefault(j.key, Need(j, need.path, need.line))
             pages[key].show(job, article)
@@ -280,9 +302,11 @@ def page_context(page: UnitPage, artifacts: dict, site: SiteMap) -> tuple[dict, 
             "steps": shown.job.settings.steps,
             "settings": job_settings_text(shown.job),
             "sources": _sources(page, shown, depth),
+            "measures": _measures(page, shown.job, artifacts),
         }
         for shown in page.shown
     ]
+    examples = [_examples(job, artifacts[job.key], depth, files) for job in page.examples]
     context = {
         "page": page,
         "static": depth + "static",
@@ -296,7 +320,8 @@ def page_context(page: UnitPage, artifacts: dict, site: SiteMap) -> tuple[dict, 
         if outputs
         else "",
         "outputs": [(address, link(address)) for address, _ in outputs],
-        "examples": [_examples(job, artifacts[job.key], depth, files) for job in page.examples],
+        "natural": examples[0] if examples else None,  # the most exciting, beside each image
+        "examples": examples[1:],  # the least exciting (an atlas's)
         "atlas": _atlas_links(page, link, depth),
         "articles": [(depth + f"{a.slug}/index.html", a.front.title) for a in page.articles],
     }
@@ -361,6 +386,25 @@ def _examples(job: ExamplesJob, artifact: Artifact, depth: str, files: dict) -> 
             (depth + figure_file(artifact, item.crop, files), item.index, item.value)
             for item in result.examples
         ],
+    }
+
+
+def _measures(page: UnitPage, job: FeatureVisJob, artifacts: dict) -> dict | None:
+    """An image's faithfulness measures, as the page words them (the first image of a set)."""
+    measures = page.measures(job)
+    if measures is None or measures.key not in artifacts:
+        return None
+    result = artifacts[measures.key].result(measures)
+    ratio = result.natural_ratio[0]
+    return {
+        "summary": summary(result),
+        "specificity": result.specificity[0],
+        "units": result.units,
+        "ratio": ratio,
+        "path": result.path_similarity(0),
+        "baseline": result.baseline,
+        "path_layers": list(zip(result.path_layers, result.path[0], result.path_baseline, strict=True)),
+        "probe": f"{result.probe_size} images of {Path(measures.dataset.source).name}",
     }
 
 

@@ -8,7 +8,7 @@ within its kind's tolerance (both named in the table of kinds, kinds.py).
 
 A figure whose record names other versions of torch, torchvision, lucent or distillgen than
 the installed ones says so next to its verdict. Nothing here imports torch: the engine does
-(featurevis measures through `engine.featurevis.objective_values`).
+(featurevis measures through `engine.faithfulness.profiles`).
 """
 
 from __future__ import annotations
@@ -20,19 +20,23 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distillgen import __version__
 from distillgen.article import Article
 from distillgen.cache import Artifact
 from distillgen.compute import Catalog, Need, Options, run
 from distillgen.diagnostics import Reporter
+from distillgen.faithful import default_probe
 from distillgen.figures.base import jobs_of
 from distillgen.jobs import FeatureVisJob, Job
 from distillgen.kinds import KINDS
 from distillgen.measures import Measure
 from distillgen.project import Project
 from distillgen.units import package_version, parse_spec
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # The largest difference (in each measure's own units) still counted as reproduced, by kind.
 TOLERANCES = {name: kind.tolerance for name, kind in KINDS.items()}
@@ -205,14 +209,14 @@ def verify(
     return a Check per figure (in the order given). `checked` hears of each as it is made."""
     tolerances = {**TOLERANCES, **(tolerances or {})}
     by_key = {figure.job.key: figure for figure in figures}
-    activations = _Activations(catalog, options.device)
+    profiles = _Profiles(catalog, options.device)
     checks: dict[str, Check] = {}
     needs = [Need(f.job, f.path, f.line) for f in figures]
     for finished, _device_type in run(needs, catalog.cache, catalog, reporter, options):
         assert finished.batch is not None  # run() gives each back its batch
         for job, output in zip(finished.batch.jobs, finished.outputs, strict=True):
             figure = by_key[job.key]
-            measure = KINDS[job.kind].measure(figure, output, activations)
+            measure = KINDS[job.kind].measure(figure, output, profiles)
             check = Check(figure, tolerances[job.kind], version_changes(figure.artifact.record), measure)
             checks[job.key] = check
             checked(check)
@@ -227,21 +231,22 @@ def verify(
     return [checks[figure.job.key] for figure in figures]
 
 
-class _Activations:
-    """A feature visualization's objective on images, on this machine (loads torch)."""
+class _Profiles:
+    """A feature visualization's layer's normalized responses to images, on this machine,
+    against the default probe set (loads torch)."""
 
     def __init__(self, catalog: Catalog, device: str) -> None:
         self._catalog = catalog
         self._device = device
 
-    def __call__(self, job: FeatureVisJob, pngs: list[bytes]) -> list[float]:
+    def __call__(self, job: FeatureVisJob, pngs: list[bytes]) -> np.ndarray:
         from distillgen.engine.device import resolve_device
+        from distillgen.engine.faithfulness import profiles
         from distillgen.engine.features import installed
-        from distillgen.engine.featurevis import objective_values
 
         model = self._catalog.load(parse_spec(job.model))
         with installed(model, [d for d in job.dictionaries if d.model == job.model]):  # a feature's
-            return objective_values(model, job, pngs, resolve_device(self._device))
+            return profiles(model, job, pngs, default_probe(), resolve_device(self._device))
 
 
 @functools.cache

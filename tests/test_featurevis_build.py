@@ -64,8 +64,11 @@ def test_build_writes_images_records_and_hover_cards(units_site):
     assert 'data-hover-ref="unit-' in page and '<div class="hover-cards" hidden>' in page
     assert "mixed3:2</code> · shapes" in page and "activation" in page
     assert "Figure 1" in page and "Figure 2" in page
-    records = json.loads((out / "grid" / "figures.json").read_text())["figures"]
+    every = json.loads((out / "grid" / "figures.json").read_text())["figures"]
+    records = [r for r in every if r["job"]["kind"] == "featurevis"]
     assert [r["job"]["unit"] for r in records] == [2, 0, 1, 1, 3]  # reading order, each once
+    measured = {r["job"]["image"] for r in every if r["job"]["kind"] == "faithfulness"}
+    assert measured == {r["key"] for r in records}  # every image's measures, beside it
     first = records[0]
     assert first["job"]["settings"]["steps"] == 4 and first["job"]["layer"] == "mixed3"
     assert first["model"]["spec"] == "shapes" and len(first["model"]["checksum"]) == 64
@@ -89,6 +92,7 @@ def test_a_unit_chip_can_name_another_model(tmp_path):
     assert 'href="../units/shapes@1/mixed3/2.html"' in page and "<code>shapes@1 mixed3:2</code>" in page
     assert "<code>mixed3:2</code> · shapes@1</p>" in page  # the hover card names the model once
     records = json.loads((out / "chips" / "figures.json").read_text())["figures"]
+    records = [r for r in records if r["job"]["kind"] == "featurevis"]  # not their measures
     assert [r["model"]["spec"] for r in records] == ["shapes", "shapes@1"]
     assert records[0]["model"]["checksum"] != records[1]["model"]["checksum"]
     assert (out / "units" / "shapes@1" / "mixed3" / "2.html").is_file()
@@ -103,12 +107,13 @@ def test_rebuild_takes_everything_from_the_cache_and_changes_recompute_only_that
     assert {p.name: p.read_bytes() for p in (out / "grid" / "figures").iterdir()} == before
     text = (src / "grid.md").read_text()
     (src / "grid.md").write_text(text.replace(":steps: 6", ":steps: 7"))
-    assert computed(build(src, out, cache)) == 1
+    assert computed(build(src, out, cache)) == 2  # the image and its measures
     (src / "grid.md").write_text(
         text.replace("featurevis: {steps: 4, size: 32}", "featurevis: {steps: 4, size: 40}")
     )
-    # the article's default size reaches its five figures and the four unit pages' diversity sets
-    assert computed(build(src, out, cache)) == 5 + 4
+    # the article's default size reaches its five figures and the four unit pages' diversity
+    # sets, and the measures of each
+    assert computed(build(src, out, cache)) == 2 * (5 + 4)
     assert computed(build(src, out, cache, "--no-cache")) == total
 
 
@@ -132,7 +137,8 @@ def test_frozen_lists_what_is_missing_and_keeps_the_previous_build(units_site, t
     result = build(src, out, tmp_path / "empty-cache", "--frozen")
     assert result.exit_code == 1
     missing = [line for line in result.stderr.splitlines() if "--frozen forbids computing it" in line]
-    assert len(missing) == 5  # the build stops before planning unit pages: nothing to draw them from
+    # five images and their measures: the build stops before planning unit pages
+    assert len(missing) == 2 * 5
     assert any(
         line.startswith(f"{src / 'grid.md'}:7: error: featurevis of mixed3:2 (shapes") for line in missing
     )

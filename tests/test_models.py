@@ -183,7 +183,7 @@ def test_figures_of_a_resnets_stage_block_and_inner_layer_and_a_circuit_between_
             ---
             title: ResNet stages
             model: torchvision:resnet50@untrained
-            featurevis: {steps: 2, size: 32}
+            featurevis: {steps: 2, size: 32, count: 16}
             ---
 
             ```{featurevis} layer3:0, layer3.2:1, layer3.2.conv2:2
@@ -402,7 +402,7 @@ VIT_ARTICLE = """\
 ---
 title: A vision transformer
 model: torchvision:vit_b_16@untrained
-featurevis: {steps: 2, size: 32}
+featurevis: {steps: 2, size: 32, count: 16}
 dictionaries:
   v3: {layer: encoder.layers.encoder_layer_3, features: 32, k: 4, steps: 20, batch: 256, count: 8}
 ---
@@ -493,13 +493,14 @@ INCEPTION_ARTICLE = """\
 ---
 title: Every kind on InceptionV1
 model: lucent:inceptionv1@untrained
-featurevis: {steps: 2, size: 32}
+featurevis: {steps: 2, size: 32, count: 16}
 dictionaries:
   m3: {layer: mixed3a, features: 32, k: 4, steps: 20, batch: 256, count: 8}
 ---
 
 ```{featurevis} mixed3b:330, mixed4a:1
-Two units, one of a 5x5 branch.
+:param: maco
+Two units, one of a 5x5 branch, by MACO (the probe images' spectrum).
 ```
 
 A unit in the text: {unit}`mixed4c:447`.

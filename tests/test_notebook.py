@@ -52,13 +52,17 @@ def test_figures_from_python_are_taken_from_the_cache_and_look_as_on_the_page(tm
         examples("shapes", "mixed3:0", count=40, top=3, project=project),
         ablation("shapes", "mixed3:0", edit="zero conv2:3,4", count=40, top=4, project=project),
     ]
-    assert [(f.computed, f.cached) for f in figures] == [(1, 0), (1, 0), (1, 0), (1, 0)]
+    # a feature visualization is two jobs: its images and their faithfulness measures
+    assert [(f.computed, f.cached) for f in figures] == [(2, 0), (1, 0), (1, 0), (1, 0)]
     again = featurevis("shapes", "mixed3:0", diversity=2, steps=4, size=32, project=project)
-    assert (again.computed, again.cached) == (0, 1) and again.html == figures[0].html
+    assert (again.computed, again.cached) == (0, 2) and again.html == figures[0].html
+    measures = again.measures["mixed3:0"]
+    assert len(measures.specificity) == 2 and measures.units == 64  # each image of the set
+    assert again.values["mixed3:0"].images == ("image0.png", "image1.png")  # the images, not the measures
 
     write(project.articles / "findings.md", FRONT + "\n".join(f.directive() for f in figures))
     built = build(project.articles, tmp_path / "out", Reporter(), cache_dir=None)
-    assert (built.computed, built.cached) == (0, 4)  # every figure from the notebook's cache entries
+    assert (built.computed, built.cached) == (0, 5)  # every figure from the notebook's cache entries
 
     shown = page_figures(tmp_path / "out", "findings")
     assert len(shown) == 4
@@ -75,7 +79,7 @@ def test_a_notebook_figure_has_the_site_configs_defaults_so_the_build_computes_n
     project = Project(tmp_path / "articles")
     write(project.articles / "distillgen.yml", "model: shapes\nfeaturevis: {steps: 4, size: 32}\n")
     figure = featurevis("shapes", "mixed3:1", project=project)  # no settings: the site config's
-    assert figure.computed == 1
+    assert figure.computed == 2  # the image and its measures
     assert (figure.jobs[0].settings.steps, figure.jobs[0].settings.size) == (4, 32)
     write(project.articles / "a.md", FRONT + "```{featurevis} mixed3:1\n```\n")  # model from the config too
     assert build(project.articles, tmp_path / "out", Reporter(), cache_dir=None).cached >= 1
@@ -158,7 +162,8 @@ def test_the_example_notebook_runs_headless(tmp_path):
     grid = html("grid = featurevis")
     assert grid.count("data:image/png;base64,") >= 2 and '<figure class="l-body featurevis">' in grid
     values = printed("for address")
-    assert re.search(r"mixed3:0 activation \d", values) and "computed 2 cached 0 on cpu" in values
+    assert re.search(r"mixed3:0 activation \d\S* specificity \d+ of 64", values)
+    assert "computed 4 cached 0 on cpu" in values  # two images and their measures
     assert "<svg" in html("curves = tuning") and "examples-grid" in html('examples("shapes"')
     assert "peak responses {0: " in printed("peaks")
     directive = printed("print(curves.directive())")

@@ -44,11 +44,13 @@ def test_every_computed_kind_is_complete(name):
 
 def _input_kinds(job_type: type[jobs.Job]) -> set[str]:
     """The kinds a job type's `inputs` name, for a job over a folder (examples and an
-    ablation's top images read its ranking)."""
+    ablation's top images read its ranking) or MACO's feature visualization (its spectrum)."""
     folder = jobs.Dataset("/photos", "f")
+    maco = jobs.FeatureVisSettings(param="maco")
     over_folder = {
         jobs.ExamplesJob: jobs.ExamplesJob("m", "f", "l", 0, folder),
         jobs.AblationJob: jobs.AblationJob("m", "f", "l", 0, (), "examples", folder),
+        jobs.FeatureVisJob: jobs.FeatureVisJob("m", "f", "l", 0, settings=maco, spectrum=folder),
     }
     job = over_folder.get(job_type)
     return {each.kind for each in job.inputs()} if job else set()
@@ -98,8 +100,9 @@ def test_a_project_gives_every_article_its_site_config_defaults(tmp_path):
     (article,) = project.load_articles()
     project.plan([article])
     ((_name, _line, planned),) = article.figures()
-    (job,) = jobs_of(planned)
+    job, measures = jobs_of(planned)  # the image, and its faithfulness measures
     assert (job.settings.steps, job.settings.size) == (4, 32)
+    assert measures.kind == "faithfulness" and measures.image == job.key
     assert project.cache.root == tmp_path / "cache"
     assert Project.open(src, Reporter()).cache.root == src / Path(".distillgen/cache")
 

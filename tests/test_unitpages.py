@@ -48,9 +48,12 @@ def test_every_unit_shown_gets_a_page_and_nothing_else(site):
 def test_a_page_shows_image_diversity_inputs_outputs_and_articles(site):
     page = (site / "units" / "shapes" / "mixed3" / "7.html").read_text()
     images = re.findall(r'<img src="([^"]+)"', page)
-    assert len(images) == 5 and all(
+    # its image, the 4 probe images that excite it most beside it, and its diversity set
+    assert len(images) == 9 and all(
         (site / "units" / "shapes" / "mixed3" / i).resolve().is_file() for i in images
     )
+    assert page.count("-crop") == 4 and "The 4 of 1000 probe images that excite it most" in page
+    assert re.search(r"Measured on 1000 images of shapes: specificity \d+ of 64 units", page)
     # each grid as a desktop shows it (and again with fewer columns, for a phone)
     svgs = [svg for svg in re.findall(r"<svg.*?</svg>", page, flags=re.S) if "kernel-grid narrow" not in svg]
     titles = [ElementTree.fromstring(svg).find("{http://www.w3.org/2000/svg}title").text for svg in svgs]
@@ -137,7 +140,8 @@ def unit_images(page) -> list[tuple[str, str]]:
     """(image path, caption) of each feature visualization a unit page shows."""
     html = page.read_text()
     found = re.findall(
-        r'<figure class="l-body[^"]*">\s*<img src="([^"]+)".*?<figcaption[^>]*>(.*?)</figcaption>',
+        r'<figure class="l-body unit-image">\s*<div class="unit-image-pair">\s*<img src="([^"]+)"'
+        r'.*?<figcaption class="unit-image-caption">(.*?)</figcaption>',
         html,
         re.S,
     )

@@ -65,10 +65,11 @@ def test_the_example_site_reproduces_and_its_cache_is_not_touched(example_build)
 def test_a_sample_covers_every_kind_and_depends_on_the_seed(example_build):
     figures, _ = article_figures(ARTICLES, Reporter(), log=lambda message: None)
     kinds = {figure.kind for figure in figures}
-    assert kinds == {"featurevis", "weights", "tuning", "examples", "ablation", "universality", "dictionary"}
-    six = sample(figures, 7, seed=0)
+    kinds_shown = {"featurevis", "weights", "tuning", "examples", "ablation", "universality", "dictionary"}
+    assert kinds == kinds_shown | {"faithfulness"}
+    six = sample(figures, 8, seed=0)
     assert {figure.kind for figure in six} == kinds
-    assert [f.job.key for f in sample(figures, 7, seed=0)] == [f.job.key for f in six]
+    assert [f.job.key for f in sample(figures, 8, seed=0)] == [f.job.key for f in six]
     assert {f.job.key for f in sample(figures, 12, seed=1)} != {
         f.job.key for f in sample(figures, 12, seed=2)
     }
@@ -121,6 +122,9 @@ def verdicts(report: dict) -> dict[tuple[str, int, str], str]:
 ALL_OK = {
     ("featurevis", FEATUREVIS_LINE, "mixed3:0"): "ok",
     ("featurevis", FEATUREVIS_LINE, "mixed3:1"): "ok",
+    # each image's faithfulness measures, recomputed on the cached image
+    ("faithfulness", FEATUREVIS_LINE, "mixed3:0"): "ok",
+    ("faithfulness", FEATUREVIS_LINE, "mixed3:1"): "ok",
     ("weights", WEIGHTS_LINE, "conv2 -> mixed3:0"): "ok",
     ("tuning", TUNING_LINE, "mixed3:0,1"): "ok",
 }
@@ -137,10 +141,12 @@ def test_an_image_of_another_unit_is_drift_of_that_figure_only(site):
     replace_file(entry(site, "featurevis", "mixed3:0"), "image0.png", other)
     code, report = verify_json(str(site))
     assert code == 1 and report["ok"] is False
-    assert verdicts(report) == {**ALL_OK, ("featurevis", FEATUREVIS_LINE, "mixed3:0"): "drift"}
-    (row,) = [r for r in report["figures"] if r["verdict"] == "drift"]
-    assert row["measure"].startswith("objective on its unit")
-    assert row["cached"] < row["recomputed"]  # the other unit's image excites mixed3:0 less
+    # the image, and the measures recorded of the image it had (recomputed on the one it has)
+    drifted = {("featurevis", FEATUREVIS_LINE, "mixed3:0"), ("faithfulness", FEATUREVIS_LINE, "mixed3:0")}
+    assert verdicts(report) == {**ALL_OK, **dict.fromkeys(drifted, "drift")}
+    (row,) = [r for r in report["figures"] if r["verdict"] == "drift" and r["kind"] == "featurevis"]
+    assert row["measure"] == "its unit in the layer's profile, Δ"
+    assert row["cached"] < row["recomputed"] == 0  # the other unit's image puts mixed3:0 lower
 
 
 def test_a_kernel_scaled_by_two_is_drift_of_that_figure_only(site):
@@ -200,7 +206,7 @@ def test_progress_names_each_figure_without_a_terminal(site):
     result = run_cli("verify", str(site), "--device", "cpu")
     assert result.exit_code == 0
     progress = [line for line in result.stderr.splitlines() if line.startswith("[")]
-    assert progress[0].startswith("[1/4] ") and progress[-1].startswith("[4/4] ")
+    assert progress[0].startswith("[1/6] ") and progress[-1].startswith("[6/6] ")
     assert any(f"tamper.md:{WEIGHTS_LINE} weights conv2 -> mixed3:0: ok" in line for line in progress)
 
 
@@ -234,5 +240,45 @@ def test_verify_keys_figures_with_the_site_configs_defaults(tmp_path):
     code, report = verify_json(str(src), "--all")
     assert code == 0, report
     assert [(row["kind"], row["address"], row["verdict"]) for row in report["figures"]] == [
-        ("featurevis", "mixed3:2", "ok")
+        ("featurevis", "mixed3:2", "ok"),
+        ("faithfulness", "mixed3:2", "ok"),
     ]
+
+
+SWAPS = """
+---
+title: Swaps
+featurevis: {steps: 96, size: 32}
+---
+
+```{featurevis} mixed3.pool_proj:0-7
+```
+"""
+
+
+def test_every_swap_of_a_small_layers_images_is_reported(tmp_path):
+    src = write(tmp_path / "articles" / "swaps.md", SWAPS).parent
+    built = run_cli("build", str(src), "-o", str(tmp_path / "build"), "--device", "cpu", "-q")
+    assert built.exit_code == 0, built.output
+    code, report = verify_json(str(src), "--all")
+    assert code == 0, report  # recomputed alike: every image's profile is its own
+    folders = {unit: entry(src, "featurevis", f"mixed3.pool_proj:{unit}") for unit in range(8)}
+    images = {unit: (folder / "image0.png").read_bytes() for unit, folder in folders.items()}
+    assert len(set(images.values())) == 8
+    reported = set()
+    for first in (0, 1):  # 8 swaps of neighbours, (0, 1) … (7, 0): four at a time, disjoint
+        pairs = [(a % 8, (a + 1) % 8) for a in range(first, 8, 2)]
+        for a, b in pairs:
+            replace_file(folders[a], "image0.png", images[b])
+            replace_file(folders[b], "image0.png", images[a])
+        code, report = verify_json(str(src), "--all")
+        assert code == 1
+        drifted = {
+            int(row["address"].split(":")[1])
+            for row in report["figures"]
+            if row["kind"] == "featurevis" and row["verdict"] == "drift"
+        }
+        reported |= {(a, b) for a, b in pairs if a in drifted or b in drifted}
+        for unit, folder in folders.items():
+            replace_file(folder, "image0.png", images[unit])
+    assert reported == {(a, (a + 1) % 8) for a in range(8)}

@@ -17,6 +17,7 @@ leaves its hooks on the model and uses the device it picked at import time. This
 
 from __future__ import annotations
 
+import base64
 import io
 import time
 import warnings
@@ -33,7 +34,7 @@ with warnings.catch_warnings():  # kornia 0.4 (lucent's pin) scripts functions o
     from lucent.optvis import objectives, transform
     from lucent.optvis.param import color, spatial
 
-from distillgen.engine import Output
+from distillgen.engine import Output, maco
 from distillgen.engine.device import memory_budget
 from distillgen.engine.hooks import capture, run
 from distillgen.engine.models import LoadedModel
@@ -98,7 +99,7 @@ def _optimize(
     settings = jobs[0].settings
     start = time.perf_counter()
     with _isolated_rng(), _lucent_on(device):
-        images, params = _parameterize(jobs, settings, device)
+        images, params = _parameterize(jobs, settings, device, model.input_size)
         objective, per_job = _objective(jobs, device)
         optimizer = torch.optim.Adam(params, lr=settings.lr)
         preprocess = model_input(model)
@@ -128,10 +129,14 @@ def _optimize(
 
 
 def _parameterize(
-    jobs: list[FeatureVisJob], settings: FeatureVisSettings, device: torch.device
+    jobs: list[FeatureVisJob], settings: FeatureVisSettings, device: torch.device, input_size: int = 0
 ) -> tuple[Callable[[], torch.Tensor], list[torch.Tensor]]:
-    """One lucent image parameterization for the whole batch (one inverse FFT per step), with
-    each job's slice of it drawn again from the job's own seed, exactly as lucent draws it."""
+    """One image parameterization for the whole batch (one inverse FFT per step): lucent's,
+    with each job's slice of it drawn again from the job's own seed, exactly as lucent draws
+    it; or MACO's, each image's phase drawn from the seed and its place in its set."""
+    if settings.param == "maco":
+        seeds = [settings.seed + i for job in jobs for i in range(job.images)]
+        return maco.parameterize(_magnitude(jobs[0], input_size), seeds, device)
     total = sum(job.images for job in jobs)
     shape = (total, 3, settings.size, settings.size)
     (tensor,), image = spatial.fft_image(shape) if settings.fft else spatial.pixel_image(shape, sd=0.01)
@@ -154,6 +159,18 @@ def _parameterize(
         return torch.sigmoid(pixels)
 
     return images, [tensor]
+
+
+def _magnitude(job: FeatureVisJob, input_size: int) -> np.ndarray:
+    """MACO's magnitudes: the spectrum job's (`prepared`), else (an ablation's own feature
+    visualization) the probe set's, computed here."""
+    if job.magnitude:
+        return np.load(io.BytesIO(base64.b64decode(job.magnitude)))
+    from distillgen import datasets
+    from distillgen.faithful import default_probe, sample
+
+    probe = sample(job.spectrum or default_probe())
+    return maco.spectrum(datasets.images(probe, input_size), job.settings.size)
 
 
 def _objective(jobs: list[FeatureVisJob], device: torch.device):
@@ -293,21 +310,6 @@ def compute(
             Output(files, result, {"seconds": round(rendered.seconds, 3), "batch": rendered.batch})
         )
     return outputs
-
-
-def objective_values(
-    model: LoadedModel, job: FeatureVisJob, pngs: list[bytes], device: torch.device
-) -> list[float]:
-    """The job's objective on each image (PNG bytes), measured as an optimization measures its
-    final value: preprocessing, no transforms. How `distillgen verify` compares a recomputed
-    image with a cached one: by what they do to their unit, not by their pixels."""
-    pixels = np.stack([np.asarray(Image.open(io.BytesIO(png)).convert("RGB")) for png in pngs])
-    model.module.to(device)
-    images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(255).to(device)
-    terms = [_term(job, index, device) for index in range(len(pngs))]
-    with torch.no_grad(), capture(model.module, [job.layer]) as outputs:
-        run(model.module, model_input(model)(images), outputs)
-        return [-float(term(outputs.__getitem__)) for term in terms]
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:

@@ -18,7 +18,7 @@ from distillgen import kernels
 from distillgen.diagnostics import Code, suggest
 from distillgen.dictionaries import attach
 from distillgen.figures.base import Rendered
-from distillgen.jobs import FeatureVisSettings, ResultError
+from distillgen.jobs import Dataset, FaithfulnessResult, FeatureVisSettings, ResultError
 from distillgen.labels import Asset, Target
 from distillgen.options import featurevis_settings
 from distillgen.safety import resolve_inside
@@ -94,6 +94,11 @@ class CheckContext(_Reports):
     def model_spec(self, written: str | None, line: int) -> ModelSpec | None:
         """A directive's `:model:`, else the front matter's `model:`, else the shapes network."""
         return self._article.model_spec(written, line)
+
+    def probe(self) -> Dataset | None:
+        """The probe set the article's feature visualizations are measured on (its
+        `featurevis:` defaults' `dataset`, `count`, `sample-seed`); None after an error."""
+        return self._article.probe
 
 
 class PlanContext(_Reports):
@@ -229,6 +234,11 @@ class RenderContext:
 
     def kernels(self, job) -> np.ndarray:
         return kernels.read(self._artifacts[job.key].file("kernels.npy"))
+
+    def measures(self, job) -> FaithfulnessResult | None:
+        """A feature visualization's faithfulness measures (faithful.py), None for a direction."""
+        measured = self._article.measured.get(job.key)
+        return None if measured is None else _result(self._artifacts[measured.key], measured)
 
     def file_url(self, job, name: str) -> str:
         """Copy a file of the job's artifact into the article's folder; its URL from the page."""

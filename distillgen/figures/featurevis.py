@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html import escape
 
+from distillgen.diagnostics import Code
+from distillgen.faithful import Check, measures_of
+from distillgen.figures import probes
 from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
-from distillgen.figures.context import CheckContext, PlanContext, RenderContext
+from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
 from distillgen.figures.unitview import THUMBNAIL, featurevis_job, image_html, page_href, unit_card
-from distillgen.jobs import OBJECTIVES, FeatureVisJob
-from distillgen.options import FEATUREVIS_SETTINGS, MODEL, Argument, Option, choice, integer
+from distillgen.jobs import OBJECTIVES, Dataset, ExamplesJob, FaithfulnessJob, FeatureVisJob
+from distillgen.options import CHECK, FEATUREVIS_SETTINGS, MODEL, Argument, Option, choice, integer
+from distillgen.render.words import plural
 from distillgen.units import ModelSpec, SpecError, UnitRef, is_layer_name, parse_units
 
 _PAIR = re.compile(r"^\s*(\d+)\s*:\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
@@ -39,12 +43,26 @@ class FeatureVisRequest:
     settings: tuple[tuple[str, object], ...]  # the settings options the author wrote
     columns: int | None
     directive: DirectiveInput  # where it is written, for errors at plan time
+    checks: tuple[Check, ...] = ()  # what every image must meet (faithful.py)
+    examples: int = 0  # natural images under each unit's
+    dataset: Dataset | None = None  # what its images are measured on, and its examples from
 
 
 @dataclass(frozen=True)
 class FeatureVisGrid:
-    jobs: tuple[FeatureVisJob, ...]
+    images: tuple[FeatureVisJob, ...]
+    measures: tuple[FaithfulnessJob | None, ...]  # each image's (None: a direction)
+    examples: tuple[ExamplesJob | None, ...]  # each image's natural ones (:examples:)
     columns: int | None
+    checks: tuple[Check, ...] = ()
+    line: int = 0
+    failed: frozenset[str] = frozenset()  # the images (by key) that failed a check
+    checked: bool = False
+
+    @property
+    def jobs(self) -> tuple:
+        extra = (job for job in (*self.measures, *self.examples) if job is not None)
+        return (*self.images, *extra)
 
 
 class FeatureVis(DirectiveKind):
@@ -57,6 +75,9 @@ class FeatureVis(DirectiveKind):
         Option("direction", direction, None, "for :objective: direction: 'channel: weight, …'"),
         Option("diversity", integer(2, 16), None, "optimize this many images per unit, pushed apart"),
         *FEATUREVIS_SETTINGS,
+        CHECK,
+        Option("examples", integer(1, 16), None, "show each unit's N strongest probe images under its image"),
+        *probes.DATASET_OPTIONS,
         Option("columns", integer(1, 16), None, "units per row (default: as many as fit)"),
     )
     numbered = True
@@ -87,6 +108,11 @@ class FeatureVis(DirectiveKind):
         if spec is None:
             return None
         given = tuple((o.name, opts[o.name]) for o in FEATUREVIS_SETTINGS if o.name in directive.given)
+        # its own probe set, else the article's (`featurevis: {dataset: …}`, checked once)
+        dataset = probes.dataset(directive, ctx) if probes.DATASET_NAMES & directive.given else ctx.probe()
+        if dataset is None:
+            return None
+        checks = opts["check"] if "check" in directive.given else ctx.front.featurevis.get("check", ())
         return FeatureVisRequest(
             spec,
             units,
@@ -96,6 +122,9 @@ class FeatureVis(DirectiveKind):
             given,
             opts["columns"],
             directive,
+            checks,
+            opts["examples"] or 0,
+            dataset,
         )
 
     def plan(self, request: FeatureVisRequest, ctx: PlanContext) -> FeatureVisGrid | None:
@@ -122,16 +151,61 @@ class FeatureVis(DirectiveKind):
         if request.objective == "neuron" and any(len(info.layers[u.layer].shape) != 3 for u in units):
             ctx.error(at.line, ":objective: neuron needs convolutional layers (with a spatial centre)")
             return None
-        jobs = tuple(
-            ctx.attach(featurevis_job(request.spec, info.fingerprint, unit, settings, **fields), info)
+        images = tuple(
+            ctx.attach(
+                featurevis_job(request.spec, info.fingerprint, unit, settings, request.dataset, **fields),
+                info,
+            )
             for unit in units
         )
-        return FeatureVisGrid(jobs, request.columns)
+        examples = tuple(
+            ExamplesJob(
+                job.model,
+                job.fingerprint,
+                job.layer,
+                job.unit,
+                request.dataset,
+                request.examples,
+                dictionaries=job.dictionaries,
+            )
+            if request.examples and request.dataset and job.objective != "direction"
+            else None
+            for job in images
+        )
+        measures = tuple(measures_of(job, request.dataset) for job in images)
+        return FeatureVisGrid(images, measures, examples, request.columns, request.checks, at.line)
+
+    def follow_up(self, grid: FeatureVisGrid, ctx: FollowUpContext) -> FeatureVisGrid:
+        """Check every image as soon as its measures exist (before anything is rendered)."""
+        if grid.checked or not grid.checks or not all(m is None or ctx.done(m) for m in grid.measures):
+            return grid
+        failed = set()
+        for job, measured in zip(grid.images, grid.measures, strict=True):
+            if measured is None:
+                continue
+            result = ctx.result(measured)
+            for image in range(job.images):
+                reasons = [r for check in grid.checks if (r := check.failure(result, image)) is not None]
+                if reasons:
+                    failed.add(job.key)
+                    which = (
+                        job.address if job.images == 1 else f"{job.address} (image {image + 1}/{job.images})"
+                    )
+                    ctx.warning(
+                        grid.line,
+                        f"the feature visualization of {which} fails ':check: "
+                        f"{', '.join(c.text for c in grid.checks)}': {'; '.join(reasons)}; try more :steps:, "
+                        "another :seed:, or :param: maco, and look at its natural examples (:examples: 8)",
+                        Code.PREDICTION,
+                    )
+        return replace(grid, failed=frozenset(failed), checked=True)
 
     def render(self, grid: FeatureVisGrid, ctx: RenderContext) -> Rendered:
         cells = []
-        for job in grid.jobs:
+        for job, examples in zip(grid.images, grid.examples, strict=True):
             address = job.address if job.objective != "direction" else f"{job.layer} direction"
+            natural = _natural(ctx, examples) if examples else ""
+            failed = " check-failed" if job.key in grid.failed else ""
             for image in range(job.images):
                 label = address if job.images == 1 else f"{address} ({image + 1}/{job.images})"
                 anchor = unit_card(ctx, job, label, image)
@@ -139,9 +213,31 @@ class FeatureVis(DirectiveKind):
                 href = page_href(job)
                 tag, link = ("a", f' href="{escape(href)}"') if href else ("div", ' tabindex="0"')
                 cells.append(
-                    f'<{tag} class="unit-cell"{link} data-hover-ref="{anchor}">{img}'
-                    f'<span class="unit-label">{escape(label)}</span></{tag}>'
+                    f'<{tag} class="unit-cell{failed}"{link} data-hover-ref="{anchor}">{img}'
+                    f'<span class="unit-label">{escape(label)}</span>{natural}</{tag}>'
                 )
         style = f' style="--columns: {grid.columns}"' if grid.columns else ""
         content = f'<div class="unit-grid"{style}>{"".join(cells)}</div>'
-        return ctx.rendered(ctx.figure(content, "featurevis"))
+        note = ""
+        if grid.failed:
+            note = (
+                f"{plural(len(grid.failed), 'image')} of {len(grid.images)} fail "
+                f"{', '.join(c.text for c in grid.checks)} (outlined)."
+            )
+        elif grid.checks:
+            note = f"Every image meets {', '.join(c.text for c in grid.checks)}."
+        if any(grid.examples):
+            note += " Under each image, its unit's strongest probe images."
+        return ctx.rendered(ctx.figure(content, "featurevis", note.strip()))
+
+
+def _natural(ctx: RenderContext, job: ExamplesJob) -> str:
+    """The unit's strongest probe images (crops around its peak), in a row under its image."""
+    result = ctx.result(job)
+    side = max(12, THUMBNAIL // max(len(result.examples), 1) - 2)
+    crops = "".join(
+        f'<img src="{escape(ctx.file_url(job, item.crop))}" width="{side}" height="{side}" loading="lazy" '
+        f'alt="probe image {item.index}, a natural example of {escape(job.address)}">'
+        for item in result.examples
+    )
+    return f'<span class="natural-row">{crops}</span>'

@@ -19,9 +19,9 @@ from distillgen.diagnostics import suggest
 from distillgen.figures.base import DirectiveInput
 from distillgen.figures.context import CheckContext
 from distillgen.jobs import Dataset, Sweep
-from distillgen.options import Option, integer, text
+from distillgen.options import DATASET_OPTIONS, Option, text
 from distillgen.units import source_fingerprint
-from distillgen.zoo import DEFAULT_DATASET, TASKS
+from distillgen.zoo import TASKS
 
 _AUTHOR = re.compile(r"^(?P<path>[^:()]+\.py):(?P<function>[A-Za-z_]\w*)\((?P<param>[A-Za-z_]\w*)\)$")
 PERIODIC = "orientation"  # sweeps of this parameter wrap around: polar plots, no repeated end
@@ -35,13 +35,6 @@ STIMULUS_OPTIONS = (
     ),
     Option("range", text, None, "'first last count' of the swept parameter (default: the family's)"),
     Option("params", text, "", "fixed parameters of the family, e.g. 'radius=10, span=90'"),
-)
-DATASET_OPTIONS = (
-    Option(
-        "dataset", text, DEFAULT_DATASET, "'shapes' or 'glyphs' (a generator's sample) or a folder of images"
-    ),
-    Option("count", integer(1, 10_000_000), 1000, "how many images of the dataset to probe"),
-    Option("sample-seed", integer(0, 2**31 - 1), 0, "which sample of the generator"),
 )
 
 STIMULUS_NAMES = {option.name for option in STIMULUS_OPTIONS}

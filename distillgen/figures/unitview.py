@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from html import escape
 
+from distillgen.faithful import default_probe, sample, summary
 from distillgen.figures.context import RenderContext
-from distillgen.jobs import FeatureVisJob, FeatureVisSettings
+from distillgen.jobs import Dataset, FeatureVisJob, FeatureVisSettings
 from distillgen.paths import links_to_page, unit_page_path
 from distillgen.render.words import number
 from distillgen.units import ModelSpec, UnitRef
@@ -16,9 +17,19 @@ CARD = 224  # CSS pixels of a unit in its hover card
 
 
 def featurevis_job(
-    spec: ModelSpec | str, fingerprint: str, unit: UnitRef, settings: FeatureVisSettings, **extra
+    spec: ModelSpec | str,
+    fingerprint: str,
+    unit: UnitRef,
+    settings: FeatureVisSettings,
+    probe: Dataset | None = None,
+    **extra,
 ) -> FeatureVisJob:
-    return FeatureVisJob(str(spec), fingerprint, unit.layer, unit.unit, settings=settings, **extra)
+    """A unit's feature visualization; MACO's keeps the magnitudes of `probe` (default: the
+    default probe set)."""
+    spectrum = sample(probe or default_probe()) if settings.param == "maco" else None
+    return FeatureVisJob(
+        str(spec), fingerprint, unit.layer, unit.unit, settings=settings, spectrum=spectrum, **extra
+    )
 
 
 def card_anchor(job: FeatureVisJob, image: int = 0) -> str:
@@ -38,10 +49,13 @@ def unit_card(ctx: RenderContext, job: FeatureVisJob, label: str, image: int = 0
     img = image_html(ctx, job, image, CARD, f"feature visualization of {label}").replace(
         "<img ", '<img loading="lazy" ', 1
     )
+    measures = ctx.measures(job)
+    measured = f'<p class="unit-card-measures">{escape(summary(measures, image))}</p>' if measures else ""
     ctx.card(
         anchor,
         f'{img}<p class="unit-card-address"><code>{escape(label)}</code> · {escape(job.model)}</p>'
-        f'<p class="unit-card-value">{objective} {number(value)} after {job.settings.steps} steps</p>',
+        f'<p class="unit-card-value">{objective} {number(value)} after {job.settings.steps} steps</p>'
+        f"{measured}",
     )
     return anchor
 

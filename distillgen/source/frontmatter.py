@@ -18,7 +18,7 @@ from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 
 from distillgen.diagnostics import Reporter, suggest
-from distillgen.options import FEATUREVIS_SETTINGS
+from distillgen.options import FEATUREVIS_DEFAULTS
 from distillgen.safety import resolve_inside, url_problem
 from distillgen.source.dictionaries import declarations
 from distillgen.source.document import plain_text
@@ -296,10 +296,13 @@ def _doi(node: yaml.Node) -> str:
     return doi
 
 
-def featurevis_options(node: yaml.MappingNode, report: Callable[[yaml.Node, str], None]) -> dict[str, Any]:
-    """`featurevis: {steps: 256, size: 64}`, parsed by the same parsers as {featurevis}'s
-    options; each bad key is reported, the good ones are kept."""
-    declared = {option.name: option for option in FEATUREVIS_SETTINGS}
+def featurevis_options(
+    node: yaml.MappingNode, report: Callable[[yaml.Node, str], None], options=FEATUREVIS_DEFAULTS
+) -> dict[str, Any]:
+    """`featurevis: {steps: 256, size: 64, check: specific}`, parsed by the same parsers as
+    {featurevis}'s options (an atlas's: its settings, FEATUREVIS_SETTINGS); each bad key is
+    reported, the good ones are kept."""
+    declared = {option.name: option for option in options}
     values = {}
     for name_node, value_node in node.value:
         name = str(name_node.value)

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from distillgen.diagnostics import Reporter, suggest
+from distillgen.options import FEATUREVIS_SETTINGS
 from distillgen.safety import url_problem
 from distillgen.source.atlasrequest import LIMITS, AtlasRequest
 from distillgen.source.dictionaries import declarations
@@ -196,7 +197,9 @@ def _atlas(node: yaml.Node, where: str, path: Path, reporter: Reporter) -> Atlas
             if not isinstance(value_node, yaml.MappingNode):
                 raise Invalid(value_node, f"'{where}.featurevis' must be a mapping, e.g. {{steps: 256}}")
             fields[key] = featurevis_options(
-                value_node, lambda bad, message: reporter.error(path, bad.start_mark.line + 1, message)
+                value_node,
+                lambda bad, message: reporter.error(path, bad.start_mark.line + 1, message),
+                FEATUREVIS_SETTINGS,
             )
         elif key in LIMITS:
             fields[key] = _count(value_node, f"{where}.{key}", *LIMITS[key])
