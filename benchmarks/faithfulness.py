@@ -70,6 +70,10 @@ def site_measures() -> None:
     print(f"would fail ':check: specific': {failing} of {total} images")
 
 
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "— (silent)"
+
+
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -203,7 +207,7 @@ def maco_against_lucent(
                 )
             values = [r.values[0] for r in rendered]
             reached[param] = statistics.mean(values)
-            ratio = "" if param == "lucent" else f"{reached['maco'] / reached['lucent']:.2f}"
+            ratio = "" if param == "lucent" else _ratio(reached["maco"], reached["lucent"])
             paths = [x.path_similarity(0) for x in results if x.path_similarity(0) is not None]
             bases = [x.baseline for x in results if x.baseline is not None]
             ratios = [x.natural_ratio[0] for x in results if x.natural_ratio[0] is not None]

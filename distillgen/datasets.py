@@ -94,10 +94,8 @@ def labelled(data: Dataset, size: int) -> tuple[np.ndarray, np.ndarray | None]:
     """The probe images and their class indices: as the generator drew them, or a class
     folder's (None for a flat folder, whose images have no classes)."""
     if data.source in TASKS:
-        if size >= SMALLEST_DRAWN:
-            return TASKS[data.source].batch(data.count, data.seed, size)
-        images, labels = TASKS[data.source].batch(data.count, data.seed, DRAWN)
-        return _shrunk(images, size), labels
+        images, labels = _drawn(data, size)
+        return images.copy(), labels  # a copy: a caller may write into its images
     chosen, labels = probe_files(data)
     loaded, kept = [], []
     for index, path in enumerate(chosen):
@@ -115,6 +113,21 @@ def labelled(data: Dataset, size: int) -> tuple[np.ndarray, np.ndarray | None]:
 # author's 16-px network) sees them drawn at 64 px and shrunk, each pixel the mean of its area.
 SMALLEST_DRAWN = 40
 DRAWN = 64
+
+
+@functools.lru_cache(maxsize=2)
+def _drawn(data: Dataset, size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """A generator's sample, drawn once per process (the figures of a build read the same
+    sample many times: each layer's measures, examples, unit pages); kept read-only."""
+    if size >= SMALLEST_DRAWN:
+        images, labels = TASKS[data.source].batch(data.count, data.seed, size)
+    else:
+        images, labels = TASKS[data.source].batch(data.count, data.seed, DRAWN)
+        images = _shrunk(images, size)
+    for array in (images, labels):
+        if array is not None:
+            array.setflags(write=False)
+    return images, labels
 
 
 def _shrunk(images: np.ndarray, size: int) -> np.ndarray:

@@ -344,7 +344,7 @@ class FaithfulnessJob(Job):
         return (self.layer,)
 
     def batch_group(self) -> tuple:
-        return (self.dataset, self.layer, self.objective == "neuron")  # one probe pass each
+        return (self.dataset,)  # one pass over the probe set for all its layers
 
     def inputs(self) -> tuple[Job, ...]:
         assert self.featurevis is not None, "made by FaithfulnessJob.of"

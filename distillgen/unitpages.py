@@ -337,10 +337,16 @@ def settings_words(settings: FeatureVisSettings) -> list[str]:
         f"{s.size} px",
         f"learning rate {s.lr:g}",
         f"seed {s.seed}",
-        "Fourier parameterization" if s.fft else "pixel parameterization",
+        _parameterization(s),
         "decorrelated colours" if s.decorrelate else "plain colours",
         "lucent's standard transforms" if s.transforms == "standard" else "no transforms",
     ]
+
+
+def _parameterization(settings: FeatureVisSettings) -> str:
+    if settings.param == "maco":
+        return "MACO (Fourier phase only, the probe set's magnitudes)"
+    return "Fourier parameterization" if settings.fft else "pixel parameterization"
 
 
 def job_settings_text(job: FeatureVisJob) -> str:

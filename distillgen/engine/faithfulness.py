@@ -42,9 +42,8 @@ class Probe:
     activations: np.ndarray  # [images, units]: what each unit's objective reads
     mean: np.ndarray  # [units]
     spread: np.ndarray  # [units], never 0
-    path: dict[
-        str, tuple[np.ndarray, np.ndarray, np.ndarray]
-    ]  # layer -> (normalized [images, units], mean, spread)
+    # path layer -> (its normalized activations [images, units], mean, spread)
+    path: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
 
     def normalized(self, activations: np.ndarray) -> np.ndarray:
         return (activations - self.mean) / self.spread
@@ -53,21 +52,28 @@ class Probe:
 def compute(
     model: LoadedModel, jobs: list[FaithfulnessJob], device: torch.device, progress, load
 ) -> list[Output]:
+    """One pass over each probe set for every layer (and path) its jobs read, then each
+    job's images."""
     groups: dict[tuple, list[int]] = {}
     for index, job in enumerate(jobs):
         groups.setdefault(job.batch_group(), []).append(index)
     outputs: dict[int, Output] = {}
     for indices in groups.values():
         start = time.perf_counter()
-        first = jobs[indices[0]]
-        centre = first.objective == "neuron"
-        path = path_layers(model, first.layer, first.dictionaries)
-        probe = probe_pass(model, first.layer, path, first.dataset, centre, device)
-        for index in indices:
-            job = jobs[index]
-            result = measure(model, job, probe, path, _decoded(job.pngs), device)
+        group = [jobs[i] for i in indices]
+        paths = {job.layer: path_layers(model, job.layer, job.dictionaries) for job in group}
+        wanted = {(job.layer, job.objective == "neuron") for job in group}
+        readings = _readings(
+            model,
+            wanted | {(name, False) for path in paths.values() for name in path},
+            datasets.images(group[0].dataset, model.input_size),
+            device,
+        )
+        for index, job in zip(indices, group, strict=True):
+            probe = _probe(readings, job.layer, paths[job.layer], job.objective == "neuron")
+            result = measure(model, job, probe, paths[job.layer], _decoded(job.pngs), device)
             outputs[index] = Output(
-                {}, result, {"seconds": round((time.perf_counter() - start) / len(indices), 3)}
+                {}, result, {"seconds": round((time.perf_counter() - start) / len(group), 3)}
             )
             progress(1)
     return [outputs[i] for i in range(len(jobs))]
@@ -95,14 +101,20 @@ def path_layers(model: LoadedModel, layer: str, dictionaries: Sequence = ()) -> 
 def probe_pass(
     model: LoadedModel, layer: str, path: list[str], dataset: Dataset, centre: bool, device: torch.device
 ) -> Probe:
+    """A layer's (and its path's) activations over a probe set, for one layer alone."""
     images = datasets.images(dataset, model.input_size)
-    layer_rows, path_rows = _activations(model, layer, path, images, centre, device)
-    mean, spread = _spread(layer_rows)
+    readings = _readings(model, {(layer, centre), *((name, False) for name in path)}, images, device)
+    return _probe(readings, layer, path, centre)
+
+
+def _probe(readings: dict[tuple[str, bool], np.ndarray], layer: str, path: list[str], centre: bool) -> Probe:
+    rows = readings[layer, centre]
+    mean, spread = _spread(rows)
     normalized = {}
-    for name, rows in path_rows.items():
-        m, s = _spread(rows)
-        normalized[name] = ((rows - m) / s, m, s)
-    return Probe(layer_rows, mean, spread, normalized)
+    for name in path:
+        m, s = _spread(readings[name, False])
+        normalized[name] = ((readings[name, False] - m) / s, m, s)
+    return Probe(rows, mean, spread, normalized)
 
 
 def measure(
@@ -167,20 +179,27 @@ def profiles(
 def _activations(
     model: LoadedModel, layer: str, path: list[str], images: np.ndarray, centre: bool, device: torch.device
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """[images, units] of `layer` (each map's mean, or its centre) and of each path layer
-    (the mean), float64, a batch at a time."""
+    """[images, units] of `layer` (each map's mean, or its centre) and of each path layer (the
+    mean)."""
+    readings = _readings(model, {(layer, centre), *((name, False) for name in path)}, images, device)
+    return readings[layer, centre], {name: readings[name, False] for name in path}
+
+
+def _readings(
+    model: LoadedModel, wanted: set[tuple[str, bool]], images: np.ndarray, device: torch.device
+) -> dict[tuple[str, bool], np.ndarray]:
+    """Each wanted (layer, centre)'s readings [images, units], float64, in one pass a batch at
+    a time."""
     model.module.to(device)
     prepare = model_input(model)
-    rows: list[np.ndarray] = []
-    path_rows: dict[str, list[np.ndarray]] = {name: [] for name in path}
-    with torch.no_grad(), capture(model.module, [layer, *path]) as outputs:
+    parts: dict[tuple[str, bool], list[np.ndarray]] = {key: [] for key in wanted}
+    with torch.no_grad(), capture(model.module, sorted({name for name, _ in wanted})) as outputs:
         for start in range(0, len(images), BATCH):
             x = torch.from_numpy(np.ascontiguousarray(images[start : start + BATCH])).to(device)
             run(model.module, prepare(x), outputs)
-            rows.append(_read(outputs[layer], centre))
-            for name in path:
-                path_rows[name].append(_read(outputs[name], False))
-    return np.concatenate(rows), {name: np.concatenate(parts) for name, parts in path_rows.items()}
+            for name, centre in wanted:
+                parts[name, centre].append(_read(outputs[name], centre))
+    return {key: np.concatenate(rows) for key, rows in parts.items()}
 
 
 def _read(output: torch.Tensor, centre: bool) -> np.ndarray:
