@@ -196,7 +196,7 @@ DATASET_OPTIONS = (
 
 # What every feature visualization must meet (faithful.py): a {featurevis} option, and a key
 # of `featurevis:` in the front matter or the site config, which asks it of every figure.
-CHECK = Option("check", parse_checks, (), f"what each image must meet: {CHECK_FORMS}, or none")
+CHECK = Option("check", parse_checks, None, f"what each image must meet: {CHECK_FORMS}, or none")
 FEATUREVIS_DEFAULTS = (*FEATUREVIS_SETTINGS, CHECK, *DATASET_OPTIONS)
 
 
