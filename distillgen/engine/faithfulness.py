@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import io
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -63,12 +64,8 @@ def compute(
         group = [jobs[i] for i in indices]
         paths = {job.layer: path_layers(model, job.layer, job.dictionaries) for job in group}
         wanted = {(job.layer, job.objective == "neuron") for job in group}
-        readings = _readings(
-            model,
-            wanted | {(name, False) for path in paths.values() for name in path},
-            datasets.images(group[0].dataset, model.input_size),
-            device,
-        )
+        wanted |= {(name, False) for path in paths.values() for name in path}
+        readings = _probed(model, group, wanted, device)
         for index, job in zip(indices, group, strict=True):
             probe = _probe(readings, job.layer, paths[job.layer], job.objective == "neuron")
             result = measure(model, job, probe, paths[job.layer], _decoded(job.pngs), device)
@@ -77,6 +74,34 @@ def compute(
             )
             progress(1)
     return [outputs[i] for i in range(len(jobs))]
+
+
+# Probe-set readings kept between batches of this process, most recently used last: a build
+# measures its articles' images and then its unit pages' on the same layers and probe set.
+_PROBED: OrderedDict[tuple, np.ndarray] = OrderedDict()
+PROBED_KEPT = 64  # readings ([images, units] each): a few MB
+
+
+def _probed(
+    model: LoadedModel, group: list[FaithfulnessJob], wanted: set[tuple[str, bool]], device: torch.device
+) -> dict[tuple[str, bool], np.ndarray]:
+    """Each wanted (layer, centre)'s readings over the group's probe set, from this process's
+    earlier passes where it made them (keyed by the model's weights, the probe set, the device
+    and the dictionary a feature layer reads), else from one new pass."""
+    first = group[0]
+    features = {d.name: d.checksum for job in group for d in job.dictionaries}
+    base = (first.model, first.fingerprint, first.dataset, str(device))
+    keys = {want: (*base, *want, features.get(want[0], "")) for want in wanted}
+    missing = {want for want, key in keys.items() if key not in _PROBED}
+    if missing:
+        found = _readings(model, missing, datasets.images(first.dataset, model.input_size), device)
+        for want, rows in found.items():
+            _PROBED[keys[want]] = rows
+    for key in keys.values():
+        _PROBED.move_to_end(key)
+    while len(_PROBED) > PROBED_KEPT:
+        _PROBED.popitem(last=False)
+    return {want: _PROBED[key] for want, key in keys.items()}
 
 
 def path_layers(model: LoadedModel, layer: str, dictionaries: Sequence = ()) -> list[str]:
