@@ -94,6 +94,8 @@ def labelled(data: Dataset, size: int) -> tuple[np.ndarray, np.ndarray | None]:
     """The probe images and their class indices: as the generator drew them, or a class
     folder's (None for a flat folder, whose images have no classes)."""
     if data.source in TASKS:
+        if data.count * 3 * size * size * 4 > KEPT_BYTES:  # 1,000 images at 224 px: 600 MB
+            return _draw(data, size)
         images, labels = _drawn(data, size)
         return images.copy(), labels  # a copy: a caller may write into its images
     chosen, labels = probe_files(data)
@@ -115,19 +117,25 @@ SMALLEST_DRAWN = 40
 DRAWN = 64
 
 
+KEPT_BYTES = 64 * 2**20  # a sample this large or smaller is kept for the process
+
+
 @functools.lru_cache(maxsize=2)
 def _drawn(data: Dataset, size: int) -> tuple[np.ndarray, np.ndarray | None]:
     """A generator's sample, drawn once per process (the figures of a build read the same
     sample many times: each layer's measures, examples, unit pages); kept read-only."""
-    if size >= SMALLEST_DRAWN:
-        images, labels = TASKS[data.source].batch(data.count, data.seed, size)
-    else:
-        images, labels = TASKS[data.source].batch(data.count, data.seed, DRAWN)
-        images = _shrunk(images, size)
+    images, labels = _draw(data, size)
     for array in (images, labels):
         if array is not None:
             array.setflags(write=False)
     return images, labels
+
+
+def _draw(data: Dataset, size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    if size >= SMALLEST_DRAWN:
+        return TASKS[data.source].batch(data.count, data.seed, size)
+    images, labels = TASKS[data.source].batch(data.count, data.seed, DRAWN)
+    return _shrunk(images, size), labels
 
 
 def _shrunk(images: np.ndarray, size: int) -> np.ndarray:

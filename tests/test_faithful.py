@@ -288,3 +288,22 @@ def test_maco_is_deterministic_and_reaches_most_of_lucents_activation_on_mixed4(
         assert np.array_equal(a.images[0], b.images[0])
     reached = [m.values[0] / lu.values[0] for m, lu in zip(first, lucent, strict=True)]
     assert np.mean(reached) >= 0.8, reached
+
+
+def test_an_articles_probe_set_outside_the_project_or_missing_is_an_error_at_its_line(tmp_path: Path):
+    src = write(
+        tmp_path / "src" / "a.md",
+        "---\ntitle: A\nfeaturevis: {dataset: ../../etc}\n---\n\n```{featurevis} mixed3:0\n```\n",
+    ).parent
+    result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--device", "cpu", "-q")
+    assert result.exit_code == 1
+    assert "a.md:3: error: 'featurevis.dataset': '../../etc' resolves to" in result.stderr
+    write(
+        src / "a.md", "---\ntitle: A\nfeaturevis: {dataset: nowhere}\n---\n\n```{featurevis} mixed3:0\n```\n"
+    )
+    result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--device", "cpu", "-q")
+    assert (
+        result.exit_code == 1
+        and "a.md:3: error: 'featurevis.dataset': dataset folder not found" in result.stderr
+    )
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()

@@ -28,7 +28,7 @@ from distillgen.engine import Output
 from distillgen.engine.featurevis import model_input
 from distillgen.engine.hooks import capture, run
 from distillgen.engine.models import LoadedModel
-from distillgen.jobs import Dataset, FaithfulnessJob, FaithfulnessResult, FeatureVisJob
+from distillgen.jobs import Dataset, FaithfulnessJob, FaithfulnessResult, FeatureVisJob, Job
 from distillgen.measures import correlation
 
 BATCH = 256
@@ -65,7 +65,7 @@ def compute(
         paths = {job.layer: path_layers(model, job.layer, job.dictionaries) for job in group}
         wanted = {(job.layer, job.objective == "neuron") for job in group}
         wanted |= {(name, False) for path in paths.values() for name in path}
-        readings = _probed(model, group, wanted, device)
+        readings = _probed(model, group, group[0].dataset, wanted, device)
         for index, job in zip(indices, group, strict=True):
             probe = _probe(readings, job.layer, paths[job.layer], job.objective == "neuron")
             result = measure(model, job, probe, paths[job.layer], _decoded(job.pngs), device)
@@ -83,18 +83,22 @@ PROBED_KEPT = 64  # readings ([images, units] each): a few MB
 
 
 def _probed(
-    model: LoadedModel, group: list[FaithfulnessJob], wanted: set[tuple[str, bool]], device: torch.device
+    model: LoadedModel,
+    jobs: Sequence[Job],
+    dataset: Dataset,
+    wanted: set[tuple[str, bool]],
+    device: torch.device,
 ) -> dict[tuple[str, bool], np.ndarray]:
-    """Each wanted (layer, centre)'s readings over the group's probe set, from this process's
-    earlier passes where it made them (keyed by the model's weights, the probe set, the device
+    """Each wanted (layer, centre)'s readings over `dataset`, from this process's earlier
+    passes where it made them (keyed by the jobs' model and weights, the probe set, the device
     and the dictionary a feature layer reads), else from one new pass."""
-    first = group[0]
-    features = {d.name: d.checksum for job in group for d in job.dictionaries}
-    base = (first.model, first.fingerprint, first.dataset, str(device))
+    first = jobs[0]
+    features = {d.name: d.checksum for job in jobs for d in job.dictionaries}
+    base = (first.model, first.fingerprint, dataset, str(device))
     keys = {want: (*base, *want, features.get(want[0], "")) for want in wanted}
     missing = {want for want, key in keys.items() if key not in _PROBED}
     if missing:
-        found = _readings(model, missing, datasets.images(first.dataset, model.input_size), device)
+        found = _readings(model, missing, datasets.images(dataset, model.input_size), device)
         for want, rows in found.items():
             _PROBED[keys[want]] = rows
     for key in keys.values():
@@ -196,7 +200,7 @@ def profiles(
     """[images, units]: the layer's response to each image, each unit normalized by its mean
     and spread on `dataset` (what `distillgen verify` compares a recomputed image by)."""
     centre = job.objective == "neuron"
-    probe = probe_pass(model, job.layer, [], dataset, centre, device)
+    probe = _probe(_probed(model, [job], dataset, {(job.layer, centre)}, device), job.layer, [], centre)
     rows, _ = _activations(model, job.layer, [], np.stack([_pixels(png) for png in pngs]), centre, device)
     return (-1.0 if job.objective == "negative" else 1.0) * probe.normalized(rows)
 
