@@ -28,17 +28,16 @@ from distillgen import kernels
 from distillgen.dictionaries import carrying, trained
 from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
 from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
+from distillgen.figures.diagram import Edge, Graph, Node, circuit_svg, glyph_scales
 from distillgen.figures.unitview import featurevis_job, page_href, unit_card
 from distillgen.figures.weights import skip_note
 from distillgen.jobs import FeatureVisJob, FeatureVisSettings, WeightsJob
 from distillgen.options import MODEL, Argument, Option, integer, text, units
-from distillgen.render.colors import STOPS, diverging
-from distillgen.render.words import number, plural, same_precision
+from distillgen.render.colors import diverging
+from distillgen.render.words import number
 from distillgen.units import ModelError, ModelSpec, SpecError, UnitRef, is_layer_name, parse_units
 
 _INK = ";color:#fff"  # numbers on the darkest cells
-NODE, GLYPH_CELL = 64, 2  # CSS pixels: a node's image, a glyph's smallest cell (11x11: 33 px)
-GLYPHS = 8  # between two rows of several targets, more edges than this show glyphs when highlighted
 
 
 @dataclass(frozen=True)
@@ -179,30 +178,71 @@ class Circuit(DirectiveKind):
         return plan if plan.resolved else _resolve(plan, ctx)
 
     def render(self, plan: CircuitPlan, ctx: RenderContext) -> Rendered:
+        graph = self._graph(plan, ctx)
+        key = (
+            '<p class="circuit-key">Edge width: the kernel\'s L2 norm. '
+            '<span class="key-positive">Red</span>: excitatory (the kernel sums positive); '
+            '<span class="key-negative">blue, dashed</span>: inhibitory.</p>'
+        )
+        scales = f'<div class="circuit-scales">{glyph_scales(graph)}{key}</div>'
+        svg = f'<div class="circuit">{circuit_svg(graph)}{scales}</div>'
+        note = skip_note(plan.stages[0].layer, plan.targets[0].layer, plan.skips)
+        return ctx.rendered(ctx.figure(svg, "circuit-figure", note))
+
+    def graph(self, plan: CircuitPlan, ctx: RenderContext) -> dict:
+        return self._graph(plan, ctx).json({"kind": self.name})
+
+    def _graph(self, plan: CircuitPlan, ctx: RenderContext) -> Graph:
         rows = [[f"{s.layer}:{u}" for u in s.chosen] for s in plan.stages]
         rows.append([str(t) for t in plan.targets])
+        shown = nodes(ctx, plan.nodes)  # their hover cards first, then the edges'
+        anchor = plan.label or f"circuit-{plan.stages[-1].kernels[0].key[:8]}"
         edges = []
         for stage in plan.stages:
             for job in stage.kernels:
                 stack = ctx.kernels(job)
                 for channel in stage.chosen:
-                    edges.append((f"{stage.layer}:{channel}", f"{job.layer}:{job.unit}", stack[channel]))
-        images = {}
-        for address, node in plan.nodes:  # a node's unit has its page (a channel's featurevis)
-            images[address] = (
-                ctx.file_url(node, ctx.result(node).images[0]),
-                unit_card(ctx, node, address),
-                page_href(node) or "",
-            )
-        anchor = plan.label or f"circuit-{plan.stages[-1].kernels[0].key[:8]}"
-        cards = {}
-        for source, target, kernel in edges:
-            card = f"{anchor}-{source}-{target}".replace(":", "-").replace(".", "-")
-            cards[(source, target)] = card
-            ctx.card(card, kernel_card(source, target, kernel))
-        svg = circuit_svg(rows, edges, images, cards, plan.spec)
-        note = skip_note(plan.stages[0].layer, plan.targets[0].layer, plan.skips)
-        return ctx.rendered(ctx.figure(f'<div class="circuit">{svg}</div>', "circuit-figure", note))
+                    source, target, kernel = (
+                        f"{stage.layer}:{channel}",
+                        f"{job.layer}:{job.unit}",
+                        stack[channel],
+                    )
+                    card = card_anchor(anchor, source, target)
+                    ctx.card(card, kernel_card(source, target, kernel))
+                    norm, total = float(np.sqrt((kernel**2).sum())), float(kernel.sum())
+                    edges.append(
+                        Edge(
+                            source,
+                            target,
+                            norm,
+                            total >= 0,
+                            f"{source} → {target}: L2 norm {number(norm)}, sum {number(total)}",
+                            card,
+                            glyph=kernel,
+                            data={"l2": norm, "sum": total, "kernel": kernel.tolist()},
+                        )
+                    )
+        return Graph(
+            plan.spec, rows, nodes(ctx, plan.nodes), edges, "expanded weights", "the kernel's L2 norm"
+        )
+
+
+def nodes(ctx: RenderContext, shown) -> dict[str, Node]:
+    """Each (address, feature visualization) as a node: its image, hover card and unit page."""
+    return {
+        address: Node(
+            address,
+            ctx.file_url(job, ctx.result(job).images[0]),
+            unit_card(ctx, job, address),
+            page_href(job) or "",
+        )
+        for address, job in shown
+    }
+
+
+def card_anchor(figure: str, source: str, target: str) -> str:
+    """The hover card anchor of an edge of a figure."""
+    return f"{figure}-{source}-{target}".replace(":", "-").replace(".", "-")
 
 
 def _resolve(plan: CircuitPlan, results: FollowUpContext | None) -> CircuitPlan:
@@ -263,227 +303,6 @@ def strongest_inputs(norms: list[list[float]], top: int) -> list[int]:
                 picked.append(ranking[rank])
     best = [max(column) for column in zip(*norms, strict=True)]
     return sorted(picked, key=lambda channel: -best[channel])
-
-
-@dataclass(frozen=True)
-class Layout:
-    """How a circuit is drawn for one width: at most `columns` nodes a line (fewer where long
-    labels widen the column: the drawing is no wider than `columns` * PITCH); a row with more
-    wraps onto further lines. The page shows the wide drawing on a desktop and the narrow one
-    on a phone, each at most at its own size, so labels stay 10 px (a diagram scaled as a
-    picture read at 5 px)."""
-
-    name: str  # the CSS class that shows it: "wide" or "narrow" ("any-width": always shown)
-    columns: int
-
-
-WIDE, NARROW = Layout("wide", 6), Layout("narrow", 4)  # 480 px: a desktop text column (472-704 px)
-PITCH, LABEL, STAGE_GAP = 80, 18, 120  # column pitch, a node's label, room for edges between rows
-LABEL_CHAR = 6.1  # CSS pixels a character of a node's label takes (10-px monospace, .node-label)
-LINE = NODE + LABEL + 44  # from one wrapped line of a row to the next: node, label, its glyphs
-GLYPH_SIDE = 24  # a kernel glyph's smallest side in CSS px
-
-
-def circuit_svg(
-    rows: list[list[str]],
-    edges: list[tuple[str, str, np.ndarray]],
-    images: dict[str, tuple[str, str, str]],
-    cards: dict[tuple[str, str], str],
-    model,
-) -> str:
-    """The diagram, drawn for a desktop column and for a phone's (once, for both, when no row
-    is wider than a phone's), and its colour scales."""
-    scales = _scales(rows, edges)
-    fits = max(len(row) for row in rows) * _pitch(rows) <= NARROW.columns * PITCH
-    layouts = (replace(NARROW, name="any-width"),) if fits else (WIDE, NARROW)
-    drawings = "".join(_drawing(layout, rows, edges, images, cards, model, scales) for layout in layouts)
-    return drawings + colour_scales(rows, scales)
-
-
-@dataclass(frozen=True)
-class _PairScale:
-    """The edges between two rows: drawn on their own scale (expanded weights of different
-    layer pairs are in different units, and one scale for all would draw the earlier rows'
-    edges as hairlines)."""
-
-    strongest: float  # the largest L2 norm: the widest edge
-    largest: float  # the largest |weight|: the ends of the glyphs' colour scale
-    edges: int
-
-
-def _scales(rows: list[list[str]], edges) -> dict[tuple[int, int], _PairScale]:
-    found: dict[tuple[int, int], list[np.ndarray]] = {}
-    for source, target, kernel in edges:
-        found.setdefault(_rows_of(rows, source, target), []).append(kernel)
-    return {
-        pair: _PairScale(
-            max(1e-12, *(float(np.sqrt((k**2).sum())) for k in kernels)),
-            max(1e-12, *(float(np.abs(k).max()) for k in kernels)),
-            len(kernels),
-        )
-        for pair, kernels in found.items()
-    }
-
-
-def _pitch(rows: list[list[str]]) -> float:
-    """The column pitch: a node and a gap, or its longest label (10-px monospace) and a gap."""
-    return max(PITCH, LABEL_CHAR * max(len(address) for row in rows for address in row) + 8)
-
-
-def _positions(rows: list[list[str]], layout: Layout) -> tuple[dict[str, tuple[float, float]], float, float]:
-    """Each node's centre x and top y, and the drawing's width and height: rows top to bottom,
-    each wrapped onto lines of at most `columns` nodes (`_lines`), centred, each line half a
-    column off the one above."""
-    pitch = _pitch(rows)
-    columns = max(1, min(layout.columns, int(layout.columns * PITCH // pitch)))  # as wide at most
-    width = min(max(len(row) for row in rows), columns) * pitch
-    position = {}
-    y = 0.0
-    for index, row in enumerate(rows):
-        lines = _lines(row, columns)
-        for at, line in enumerate(lines):
-            offset = (width - len(line) * pitch) / 2
-            if at and (len(lines[at - 1]) - len(line)) % 2 == 0:  # a short last line: off too
-                offset += pitch / 2
-            for column, address in enumerate(line):
-                position[address] = (offset + column * pitch + pitch / 2, y)
-            if at < len(lines) - 1:
-                y += LINE
-        if index < len(rows) - 1:
-            y += NODE + LABEL + STAGE_GAP
-    return position, width, y + NODE + LABEL + 6
-
-
-def _lines(row: list[str], columns: int) -> list[list[str]]:
-    """A row wrapped onto lines of `columns` and `columns - 1` nodes in turn: centred, each
-    line sits half a column off the one above, so that the upper line's edges pass between
-    the lower line's nodes rather than behind them."""
-    if len(row) <= columns:
-        return [row]
-    lines: list[list[str]] = []
-    start = 0
-    while start < len(row):
-        size = max(1, columns - len(lines) % 2)
-        lines.append(row[start : start + size])
-        start += size
-    return lines
-
-
-def _ends(rows, edges, position) -> dict[tuple[str, str], float]:
-    """Where each edge meets its target: its own point along the target's top, in the order of
-    the edges' sources from left to right (so that edges do not cross there)."""
-    incoming: dict[str, list[str]] = {}
-    for source, target, _kernel in edges:
-        incoming.setdefault(target, []).append(source)
-    ends = {}
-    for target, sources in incoming.items():
-        x, _y = position[target]
-        ordered = sorted(sources, key=lambda s: (position[s][0], position[s][1]))
-        span = NODE - 12
-        for index, source in enumerate(ordered):
-            share = 0.5 if len(ordered) == 1 else index / (len(ordered) - 1)
-            ends[(source, target)] = x - span / 2 + share * span
-    return ends
-
-
-def _drawing(layout: Layout, rows, edges, images, cards, model, scales) -> str:
-    import svgwrite  # here: a rebuild that draws nothing never loads it
-
-    position, width, height = _positions(rows, layout)
-    drawing = svgwrite.Drawing(
-        size=(width, round(height)), viewBox=f"0 0 {width} {round(height)}", profile="full", debug=False
-    )
-    drawing.attribs.update({"class": f"circuit-svg {layout.name}", "role": "group"})
-    targets, inputs = rows[-1], [address for row in rows[:-1] for address in row]
-    drawing.set_desc(
-        title=f"Circuit into {', '.join(targets)}",
-        desc=f"{plural(len(inputs), 'input unit')} of {model} in {plural(len(rows) - 1, 'layer')} "
-        "connected to "
-        f"{', '.join(targets)}; edge width is the kernel's L2 norm, red positive and blue negative.",
-    )
-    ends = _ends(rows, edges, position)
-    for source, target, kernel in edges:
-        (x1, y1), (_x, y2) = position[source], position[target]
-        x2 = ends[(source, target)]
-        y1 += NODE + LABEL
-        pair = _rows_of(rows, source, target)
-        scale = scales[pair]
-        norm = float(np.sqrt((kernel**2).sum()))
-        sign = "positive" if kernel.sum() >= 0 else "negative"
-        group = drawing.g(class_=f"edge {sign}", data_from=source, data_to=target)
-        group.attribs["data-hover-ref"] = cards[(source, target)]
-        group.set_desc(
-            title=f"{source} → {target}: L2 norm {number(norm)}, sum {number(float(kernel.sum()))}"
-        )
-        group.add(drawing.line((x1, y1), (x2, y2), stroke_width=round(1 + 7 * norm / scale.strongest, 2)))
-        several = len(rows[pair[1]]) > 1
-        # one target: each glyph just under its source; several: staggered by target, and
-        # shown only while the edge is highlighted when there are too many to tell apart
-        t = 0.3 + 0.4 * rows[pair[1]].index(target) / (len(rows[pair[1]]) - 1) if several else None
-        hidden = several and scale.edges > GLYPHS
-        group.add(_glyph(drawing, kernel, scale.largest, (x1, y1), (x2, y2), t, hidden))
-        drawing.add(group)
-    for row in rows:
-        for address in row:
-            x, y = position[address]
-            url, card, href = images[address]
-            node = drawing.a(href=href, class_="node", data_unit=address)  # focusable, a link
-            del node.attribs["target"]  # svgwrite opens links in a new window by default
-            node.attribs["data-hover-ref"] = card
-            node.set_desc(title=f"{address}: feature visualization; opens its unit page")
-            node.add(drawing.image(url, insert=(x - NODE / 2, y), size=(NODE, NODE)))
-            node.add(drawing.text(address, insert=(x, y + NODE + 13), class_="node-label"))
-            drawing.add(node)
-    return drawing.tostring()
-
-
-def _glyph(drawing, kernel: np.ndarray, scale: float, start, end, t: float | None, hidden: bool):
-    """The kernel as a heatmap on its edge, GLYPH_SIDE px a side or more: centred on the edge
-    just under its source (`t` None), or at `t` of the way along it; `hidden` until the edge
-    is highlighted (its node hovered or focused)."""
-    (x1, y1), (x2, y2) = start, end
-    kh, kw = kernel.shape
-    # cells as tall and as wide as a side of GLYPH_SIDE needs (a 1x7 kernel: 4 x 24 px)
-    cw, ch = (max(GLYPH_CELL, -(-GLYPH_SIDE // side)) for side in (kw, kh))
-    if t is None:
-        t = (4 + kh * ch / 2) / max(y2 - y1, 1)
-    gx, gy = x1 + t * (x2 - x1) - kw * cw / 2, y1 + t * (y2 - y1) - kh * ch / 2
-    glyph = drawing.g(class_="glyph on-highlight" if hidden else "glyph")
-    for (i, j), value in np.ndenumerate(kernel):
-        glyph.add(drawing.rect((gx + j * cw, gy + i * ch), (cw, ch), fill=diverging(value / scale)))
-    return glyph
-
-
-_GRADIENT = f"background:linear-gradient(to right,{','.join(STOPS)})"  # the glyphs' scale
-
-
-def colour_scales(rows: list[list[str]], scales: dict[tuple[int, int], _PairScale]) -> str:
-    """Under the diagram, in HTML (legible at any width): the glyphs' colour scale for each
-    pair of rows, from minus to plus the largest weight drawn in either sign."""
-    items = []
-    for (upper, lower), scale in sorted(scales.items()):
-        source = rows[upper][0].rsplit(":", 1)[0]
-        target = rows[lower][0].rsplit(":", 1)[0]
-        low, high = same_precision(-scale.largest, scale.largest)
-        items.append(
-            f'<div class="colour-scale"><span class="scale-pair"><code>{escape(source)}</code> → '
-            f"<code>{escape(target)}</code> weights</span> "
-            f'<span class="scale-end">{low}</span><span class="scale-bar" style="{_GRADIENT}" role="img" '
-            f'aria-label="blue inhibitory, grey zero, red excitatory"></span>'
-            f'<span class="scale-end">+{high}</span></div>'
-        )
-    key = (
-        '<p class="circuit-key">Edge width: the kernel\'s L2 norm. <span class="key-positive">Red</span>: '
-        'excitatory (the kernel sums positive); <span class="key-negative">blue, dashed</span>: '
-        "inhibitory.</p>"
-    )
-    return f'<div class="circuit-scales">{"".join(items)}{key}</div>'
-
-
-def _rows_of(rows: list[list[str]], source: str, target: str) -> tuple[int, int]:
-    return next(i for i, row in enumerate(rows) if source in row), next(
-        i for i, row in enumerate(rows) if target in row
-    )
 
 
 def kernel_card(source: str, target: str, kernel: np.ndarray) -> str:
