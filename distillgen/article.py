@@ -515,6 +515,30 @@ class Article:
         references = [Reference(key, n, citations.html[key]) for key, n in citations.numbers.items()]
         return html, footnotes, references
 
+    @property
+    def draws_graphs(self) -> bool:
+        """Whether a figure of it draws a graph (a circuit, an attribution): `graphs`."""
+        return any(
+            isinstance(e.kind, DirectiveKind) and type(e.kind).graph is not DirectiveKind.graph
+            for e in self._entries.values()
+        )
+
+    def graphs(self, artifacts: dict[str, Artifact]) -> list[dict]:
+        """The graph of each circuit-like figure, in reading order, with its number, label and
+        line: what `graphs.json` holds. Its URLs (images, unit pages) are the page's."""
+        self._artifacts = artifacts
+        found = []
+        for key, entry in self._entries.items():
+            if key in self._pending or not isinstance(entry.kind, DirectiveKind):
+                continue
+            context = RenderContext(
+                self, artifacts, entry.number, entry.label, entry.layout, entry.caption, entry.kind.counter
+            )
+            graph = entry.kind.graph(entry.value, context)
+            if graph is not None:
+                found.append({"figure": entry.number, "label": entry.label, "line": entry.line, **graph})
+        return found
+
     def render_entry(self, item: Directive | Role) -> str:
         """A directive's or role's HTML (called by render/html.py's rules); its files and hover
         cards join the page's."""

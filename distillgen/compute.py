@@ -200,11 +200,10 @@ def _prepared(
     for need in missing:
         for job in need.job.inputs():
             inputs.setdefault(job.key, Need(job, need.path, need.line))
-    if not inputs:
-        return missing
     computed = Outcome()
-    _compute_missing(list(inputs.values()), computed, cache, catalog, reporter, options)
-    outcome.merge(computed)
+    if inputs:
+        _compute_missing(list(inputs.values()), computed, cache, catalog, reporter, options)
+        outcome.merge(computed)
     warned = set()
     for key, need in inputs.items():
         dataset = getattr(need.job, "dataset", None)
@@ -217,7 +216,10 @@ def _prepared(
         if need.job.key in computed.artifacts:  # asked for too, and computed as an input
             continue
         if all(job.key in outcome.artifacts for job in need.job.inputs()):
-            ready.append(Need(need.job.prepared(outcome.artifacts, scratch), need.path, need.line))
+            try:  # an author's image file is read here, for the engine (it may have changed)
+                ready.append(Need(need.job.prepared(outcome.artifacts, scratch), need.path, need.line))
+            except (OSError, ValueError) as exc:
+                reporter.error(need.path, need.line, f"cannot read what {need.job.address} reads: {exc}")
     return ready
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -162,7 +163,7 @@ def probe_files(data: Dataset) -> tuple[Sequence[Path], np.ndarray | None]:
     return chosen, labels
 
 
-def load_image(path: Path, size: int) -> np.ndarray:
+def load_image(path: Path | io.BytesIO, size: int) -> np.ndarray:
     """One image as the model sees it: 3×size×size float32 in [0, 1], centre-cropped to a
     square and resized. OSError (or PIL's errors) when the file does not decode."""
     from PIL import Image
@@ -174,6 +175,11 @@ def load_image(path: Path, size: int) -> np.ndarray:
     square = picture.crop((left, top, left + side, top + side))
     picture = square.resize((size, size), Image.Resampling.BICUBIC)
     return np.asarray(picture, np.float32).transpose(2, 0, 1) / 255.0
+
+
+def decode_image(data: bytes, size: int) -> np.ndarray:
+    """`load_image` of a file's bytes."""
+    return load_image(io.BytesIO(data), size)
 
 
 def class_names(data: Dataset) -> tuple[str, ...]:

@@ -30,11 +30,16 @@ ENGINE_VERSION = "1"  # bump when every engine's output for the same job changes
 
 # The modes a job's string fields take, as the type checker sees them (and the options offer).
 Objective = Literal["channel", "neuron", "direction", "negative"]
-Probe = Literal["examples", "tuning", "featurevis"]  # what an ablation measures its unit on
+# what an ablation or an attribution measures its unit on; "images": files in the articles folder
+Probe = Literal["examples", "tuning", "featurevis", "images"]
+Method = Literal["gradient", "integrated"]  # an attribution's: activation × gradient, or IG
+Reference = Literal["black", "grey"]  # the input that integrated gradients start from
 Baseline = Literal["untrained", "shuffled"]  # what a universality figure compares against
 Sampling = Literal["positions", "peaks"]  # what a universality figure correlates
 Param = Literal["lucent", "maco"]  # how a feature visualization's image is parameterized
 OBJECTIVES: tuple[Objective, ...] = typing.get_args(Objective)
+METHODS: tuple[Method, ...] = typing.get_args(Method)
+REFERENCES: tuple[Reference, ...] = typing.get_args(Reference)
 PARAMS: tuple[Param, ...] = typing.get_args(Param)
 # A field of a job that is not part of what it asks for, only of how it runs (`Job.prepared`).
 UNKEYED = {"keyed": False}
@@ -727,9 +732,30 @@ class AblationResult:
 
 
 @dataclass(frozen=True)
+class ImageFile:
+    """An image file an author names as a probe input: by its name in the articles folder (as
+    written) and its content's sha256, so an edited file is a new job and a moved project is not."""
+
+    name: str
+    digest: str
+
+
+def read_files(job) -> tuple[str, ...]:
+    """The bytes of a job's image files (its unkeyed `paths`), base64, for `prepared`: a Ray
+    worker reads no file of the project. ValueError when one changed since it was checked."""
+    encoded = []
+    for image, path in zip(job.files, job.paths, strict=True):
+        data = Path(path).read_bytes()
+        if hashlib.sha256(data).hexdigest() != image.digest:
+            raise ValueError(f"{image.name} changed while the build ran; build again")
+        encoded.append(base64.b64encode(data).decode())
+    return tuple(encoded)
+
+
+@dataclass(frozen=True)
 class AblationJob(Job):
     """A unit's activation before and after an edit of the network, on a probe: its top
-    dataset examples, a stimulus sweep, or its own feature visualization."""
+    dataset examples, a stimulus sweep, its own feature visualization, or image files."""
 
     kind: ClassVar[str] = "ablation"
     noun: ClassVar[str] = "edit"
@@ -744,6 +770,9 @@ class AblationJob(Job):
     sweep: Sweep | None = None  # for "tuning"
     settings: FeatureVisSettings | None = None  # for "featurevis"
     ranked: Ranked | None = field(default=None, compare=False, metadata=UNKEYED)  # over a folder
+    files: tuple[ImageFile, ...] = field(default=(), metadata=LATER)  # for "images"
+    paths: tuple[str, ...] = field(default=(), compare=False, metadata=UNKEYED)  # the files, absolute
+    pixels: tuple[str, ...] = field(default=(), repr=False, compare=False, metadata=UNKEYED)  # base64
 
     @property
     def address(self) -> str:
@@ -753,6 +782,8 @@ class AblationJob(Job):
         return _ranking_of(self) if self.probe == "examples" else ()
 
     def prepared(self, inputs: Mapping[str, Artifact], scratch: Path) -> AblationJob:
+        if self.files:
+            return dataclasses.replace(self, pixels=read_files(self))
         if not self.inputs():
             return self
         return dataclasses.replace(self, ranked=ranked(self, inputs, self.unit, self.top))
@@ -767,6 +798,127 @@ class AblationJob(Job):
 
     def layers(self) -> tuple[str, ...]:
         return (self.layer, *(name for edit in self.edits for name in (edit.source, edit.layer) if name))
+
+
+@dataclass(frozen=True)
+class AttributionStage:
+    """One layer of an attribution's inputs and the units it draws: chosen by the author, or
+    (None) the `per_layer` units that carry the most of the target's activation."""
+
+    layer: str
+    units: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class StageAttribution:
+    """What carries the target through one layer, averaged over the inputs. A unit's
+    attribution is the sum over its positions; the layer's attributions sum (for integrated
+    gradients, within `error`) to `change`: the target's activation less its activation with
+    this layer's output at the reference input's."""
+
+    layer: str
+    units: tuple[int, ...]  # the units drawn, strongest |attribution| first (or as chosen)
+    values: tuple[float, ...]  # their attributions to the target
+    per_input: tuple[tuple[float, ...], ...]  # the same on each input: [input][unit drawn]
+    total: float  # the sum over every unit of the layer
+    totals: tuple[float, ...]  # the same on each input
+    change: float  # the target's activation change from the reference, through this layer
+    error: float  # sum over inputs of |total - change|, over the sum of |change|
+    ranking: tuple[int, ...]  # the layer's strongest units by |attribution| (at most RANKING)
+    ranked: tuple[float, ...]  # their attributions
+    # from each unit of the stage before into each of these units (rows: the earlier units):
+    # the attribution of that unit's share of the target (() for the first stage)
+    edges: tuple[tuple[float, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class AttributionResult:
+    """The attribution of a unit's activation to earlier layers' units on some inputs. Its
+    `attribution.npz` holds every number per input: `all_K` [inputs, units] for stage K,
+    `maps_K` [inputs, drawn units, h, w], `edges_K`, `change_K`, and `target_map` (the last
+    stage's maps summed over all its units) with `activation`."""
+
+    labels: tuple[int | float | str, ...]  # the inputs: probe indices, swept values, names
+    images: tuple[str, ...]  # each input as the model saw it (PNG; none without `job.maps`)
+    activation: tuple[float, ...]  # the target's activation (peak over positions) on each
+    reference: float  # its mean activation on the reference input
+    stages: tuple[StageAttribution, ...]  # earliest first, as the job's
+    # per input: the target's map PNG, then each drawn unit's, stage by stage; and the largest
+    # |attribution| at a position of each, at which its map is fully coloured
+    maps: tuple[tuple[str, ...], ...]
+    scales: tuple[tuple[float, ...], ...]
+
+    def check(self, job: AttributionJob, files: Mapping[str, Path]) -> None:
+        count = len(self.labels)
+        _expect(
+            count > 0 and len(self.images) == len(self.activation) == len(self.maps) == count,
+            "its inputs differ",
+        )
+        _expect(len(self.stages) == len(job.stages), f"it has {len(self.stages)} stages")
+        drawn = sum(len(stage.units) for stage in self.stages)
+        rows = (*self.maps, *self.scales)
+        _expect(
+            len(self.scales) == count and all(len(row) == 1 + drawn for row in rows), "its maps have gaps"
+        )
+        _expect_files(["attribution.npz", *self.images, *(name for row in self.maps for name in row)], files)
+
+
+RANKING = 32  # units of each stage whose attributions a result lists, strongest first
+
+
+@dataclass(frozen=True)
+class AttributionJob(Job):
+    """What carries a unit's activation (its peak over positions) on some inputs: each stage
+    layer's units ranked by their attribution to it (activation × gradient, or integrated
+    gradients from a reference input along the path of the layer's activations), the edges
+    between consecutive stages' drawn units, and where on each input the attribution lies."""
+
+    kind: ClassVar[str] = "attribution"
+    noun: ClassVar[str] = "unit"
+    Result: ClassVar[type] = AttributionResult
+
+    layer: str
+    unit: int
+    stages: tuple[AttributionStage, ...]  # earliest first
+    per_layer: int  # units drawn of a stage the author did not choose
+    method: Method
+    steps: int  # integrated gradients' quadrature points (Gauss-Legendre)
+    reference: Reference
+    tolerance: float  # the completeness error a figure accepts (checked in its follow-up)
+    probe: Probe
+    dataset: Dataset | None = None  # for "examples": the target's `top` strongest images
+    top: int = 8
+    sweep: Sweep | None = None  # for "tuning"
+    settings: FeatureVisSettings | None = None  # for "featurevis"
+    files: tuple[ImageFile, ...] = ()  # for "images"
+    maps: bool = True  # each input and its maps as PNGs (a unit page shows none)
+    ranked: Ranked | None = field(default=None, compare=False, metadata=UNKEYED)
+    paths: tuple[str, ...] = field(default=(), compare=False, metadata=UNKEYED)
+    pixels: tuple[str, ...] = field(default=(), repr=False, compare=False, metadata=UNKEYED)
+
+    @property
+    def address(self) -> str:
+        return f"{' -> '.join(stage.layer for stage in self.stages)} -> {self.layer}:{self.unit}"
+
+    @property
+    def cost(self) -> int:
+        """Forward and backward passes per input: each stage's, and each drawn unit's edges."""
+        steps = self.steps if self.method == "integrated" else 1
+        edges = sum(len(s.units) if s.units else self.per_layer for s in self.stages[1:])
+        return steps * (len(self.stages) + edges)
+
+    def layers(self) -> tuple[str, ...]:
+        return (self.layer, *(stage.layer for stage in self.stages))
+
+    def inputs(self) -> tuple[Job, ...]:
+        return _ranking_of(self) if self.probe == "examples" else ()
+
+    def prepared(self, inputs: Mapping[str, Artifact], scratch: Path) -> AttributionJob:
+        if self.files:
+            return dataclasses.replace(self, pixels=read_files(self))
+        if not self.inputs():
+            return self
+        return dataclasses.replace(self, ranked=ranked(self, inputs, self.unit, self.top))
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from distillgen import measures
 from distillgen.jobs import (
     AblationJob,
+    AttributionJob,
     DictionaryJob,
     ExamplesJob,
     FaithfulnessJob,
@@ -98,6 +99,13 @@ KINDS: dict[str, ComputedKind] = {
             measures.ablation,
             0.02,  # two percentage points of effect
             {"ablation": "mixed4:1\n:edit: zero mixed3:1"},
+        ),
+        ComputedKind(
+            AttributionJob,
+            "distillgen.engine.attribution",
+            measures.attribution,
+            0.02,  # of the largest attribution; and the same units drawn
+            {"attribution": "mixed4:1\n:inputs: mixed3"},
         ),
         ComputedKind(
             UniversalityJob,

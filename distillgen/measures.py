@@ -17,6 +17,8 @@ the kind's tolerance bounds.
     ranking       the same, over every unit of the layer (both ends)
     ablation      the effect (relative change of the mean response), absolute difference;
                   and the same verdict (the prediction held or failed, or the effect's sign)
+    attribution   every unit's attribution in every stage, max |Δ| relative to the largest;
+                  and the same units drawn
     universality  the share of units matched to another partner (the figure's matching)
     dictionary    the fraction of variance unexplained, relative difference
 """
@@ -26,7 +28,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -196,6 +198,24 @@ def ablation(figure: Figure, output: Output, profiles: Profiles) -> Measure:
     note = verdicts[0] if verdicts[0] == verdicts[1] else f"{verdicts[0]} → {verdicts[1]}"
     difference = abs(after - before) if math.isfinite(before) and math.isfinite(after) else math.inf
     return Measure("effect", before, after, difference, verdicts[0] == verdicts[1], note)
+
+
+def attribution(figure: Figure, output: Output, profiles: Profiles) -> Measure:
+    with (
+        np.load(figure.artifact.file("attribution.npz")) as cached,
+        np.load(io.BytesIO(output.files["attribution.npz"])) as fresh,
+    ):
+        names = sorted(name for name in cached.files if name.startswith("all_"))
+        measured = _arrays(
+            "attributions: max |Δ| / max",
+            np.concatenate([cached[name].ravel() for name in names]),
+            np.concatenate([fresh[name].ravel() for name in names if name in fresh.files]),
+        )
+    drawn = [
+        [s.units for s in result.stages] for result in (figure.artifact.result(figure.job), output.result)
+    ]
+    same = drawn[0] == drawn[1]
+    return replace(measured, agrees=same, note="the same units drawn" if same else "other units drawn")
 
 
 def universality(figure: Figure, output: Output, profiles: Profiles) -> Measure:

@@ -265,6 +265,7 @@ circuit = _mirror("circuit")
 tuning = _mirror("tuning")
 examples = _mirror("examples")
 ablation = _mirror("ablation")
+attribution = _mirror("attribution")
 universality = _mirror("universality")
 
 
@@ -284,6 +285,7 @@ __all__ = [
     "FigureError",
     "Project",
     "ablation",
+    "attribution",
     "circuit",
     "dictionary",
     "examples",

@@ -230,6 +230,13 @@ def _render_site(
                 functools.partial(_figures_json, article, keys, artifacts),
                 counted=False,
             )
+        if article.draws_graphs:
+            render(
+                f"{article.slug}/graphs.json",
+                page_key("graphs", _article_key(article, outcome, frame)),
+                functools.partial(_graphs_json, article, artifacts),
+                counted=False,
+            )
     site_map = SiteMap(site.unit_pages)
 
     def unit_html(unit_page: UnitPage) -> Page:
@@ -271,6 +278,12 @@ def _figures_json(article: Article, keys: list[str], artifacts: dict) -> Page:
     """The provenance records of every figure the article shows, in order (`figures.json`)."""
     figures = records(keys, artifacts)
     return Page(json.dumps({"article": article.slug, "figures": figures}, indent=2, sort_keys=True))
+
+
+def _graphs_json(article: Article, artifacts: dict) -> Page:
+    """The graph of every circuit-like figure the article shows, in order (`graphs.json`)."""
+    graphs = article.graphs(artifacts)
+    return Page(json.dumps({"article": article.slug, "graphs": graphs}, indent=2, sort_keys=True))
 
 
 def _teasers(articles: list[Article], artifacts: dict) -> tuple[dict[str, str], dict[str, Path]]:

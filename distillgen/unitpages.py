@@ -4,11 +4,12 @@ atlas covers (a unit in both has one page, with both's links).
 A page has the unit's feature visualizations (larger): every distinct image of it the site
 shows, each labelled with the settings it was made with and linked to the articles (or atlas)
 that show it, so a page never shows another picture than an article that links to it. Then a
-diversity set, its strongest inputs from the previous convolutional layer and strongest outputs
-into the next one (expanded weights, as heatmaps), and links back to the articles that show
-it. An atlas page adds the dataset examples that excite the unit most and least, and links to
-its neighbours and its layer's page. Chips, grid cells and circuit nodes link here. Planned
-after the articles' own jobs, computed like them.
+diversity set, its strongest inputs from the previous convolutional layer and strongest
+outputs into the next one (expanded weights, as heatmaps), what carries it on its top probe
+images (integrated gradients from the previous layer, beside the weights' ranking), and links
+back to the articles that show it. An atlas page adds the dataset examples that excite the
+unit most and least, and links to its neighbours and its layer's page. Chips, grid cells and
+circuit nodes link here. Planned after the articles' own jobs, computed like them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from distillgen.cache import Artifact
 from distillgen.compute import Catalog, Need
 from distillgen.faithful import default_probe, measures_of, summary
 from distillgen.jobs import (
+    AttributionJob,
+    AttributionStage,
     Dataset,
     ExamplesJob,
     FaithfulnessJob,
@@ -48,6 +51,7 @@ if TYPE_CHECKING:
 DIVERSITY = AtlasRequest.diversity  # an article's unit's page shows a diversity set as an atlas's
 SHOWN = 8  # strongest inputs and outputs on a page
 NATURAL = 4  # an article's unit's page: its strongest probe images beside its images
+CARRIED_ON = 8  # its top probe images that its attribution is computed on
 
 
 @dataclass
@@ -71,6 +75,9 @@ class UnitPage:
     inputs: WeightsJob | None  # previous conv layer -> this unit
     outputs: tuple[WeightsJob, ...]  # this unit's layer -> each unit of the next conv layer (shared)
     examples: tuple[ExamplesJob, ...] = ()  # the most exciting probe images (then the least, on an atlas's)
+    # what carries it on its top probe images, from the previous layer (an article's unit's page:
+    # an atlas's thousands of units would each cost as much as their feature visualization)
+    carriers: AttributionJob | None = None
     probe: Dataset | None = None  # what its images' faithfulness is measured on (default: faithful.py's)
     atlas: Atlas | None = None  # the atlas that covers the unit: its layer page and neighbours
     articles: list = field(default_factory=list)  # Article objects, in site order
@@ -111,7 +118,7 @@ class UnitPage:
     @property
     def own_jobs(self) -> list:
         """Its jobs but the outgoing kernels, which the units of its layer share."""
-        optional = [self.diversity, self.inputs]
+        optional = [self.diversity, self.inputs, self.carriers]
         images = [s.job for s in self.shown if s.job.key != self.image.key]  # the articles' own
         made = [self.image, *images, *(job for job in optional if isinstance(job, FeatureVisJob))]
         measures = [m for job in made if (m := self.measures(job)) is not None]
@@ -152,6 +159,7 @@ def unit_page(
         if following
         else (),
         examples=examples_jobs,
+        carriers=_carriers(job, previous, dataset) if previous and not examples else None,
         probe=dataset,
         atlas=atlas,
     )
@@ -189,6 +197,28 @@ def plan_unit_pages(
                     needs.setdefault(j.key, Need(j, need.path, need.line))
             pages[key].show(job, article)
     return list(pages.values()), list(needs.values())
+
+
+def _carriers(job: FeatureVisJob, previous: str, dataset: Dataset) -> AttributionJob:
+    """The attribution of the unit to `previous`'s units on its CARRIED_ON top probe images,
+    as `{attribution}` makes it by default (its SHOWN strongest units; no maps)."""
+    return AttributionJob(
+        job.model,
+        job.fingerprint,
+        job.layer,
+        job.unit,
+        (AttributionStage(previous),),
+        SHOWN,
+        "integrated",
+        64,
+        "black",
+        0.05,
+        "examples",
+        dataset=dataset,
+        top=CARRIED_ON,
+        maps=False,
+        dictionaries=job.dictionaries,
+    )
 
 
 def _weights(job: FeatureVisJob, source: str, layer: str, unit: int) -> WeightsJob:
@@ -284,9 +314,11 @@ def page_context(page: UnitPage, artifacts: dict, site: SiteMap) -> tuple[dict, 
         return depth + target if target else None
 
     inputs, outputs = [], []
+    by_weight: list[int] = []
     if page.inputs is not None:
         stack = _kernels(artifacts[page.inputs.key])
-        inputs = [(f"{page.inputs.source}:{c}", stack[c]) for c in kernels.strongest_first(stack)[:SHOWN]]
+        by_weight = kernels.strongest_first(stack)
+        inputs = [(f"{page.inputs.source}:{c}", stack[c]) for c in by_weight[:SHOWN]]
     if page.outputs:
         strongest = site.strongest_outputs(page.outputs, page.image.unit, artifacts)
         padded = same_size([kernel for _, kernel in strongest])
@@ -320,6 +352,7 @@ def page_context(page: UnitPage, artifacts: dict, site: SiteMap) -> tuple[dict, 
         if outputs
         else "",
         "outputs": [(address, link(address)) for address, _ in outputs],
+        "carriers": _carried(page, artifacts, by_weight, link),
         "natural": examples[0] if examples else None,  # the most exciting, beside each image
         "examples": examples[1:],  # the least exciting (an atlas's)
         "atlas": _atlas_links(page, link, depth),
@@ -411,6 +444,40 @@ def _measures(page: UnitPage, job: FeatureVisJob, artifacts: dict) -> dict | Non
         "baseline": result.baseline,
         "path_layers": list(zip(result.path_layers, result.path[0], result.path_baseline, strict=True)),
         "probe": f"{result.probe_size} images of {Path(measures.dataset.source).name}",
+    }
+
+
+def _carried(page: UnitPage, artifacts: dict, by_weight: list[int], link) -> dict | None:
+    """What carries the unit on its top probe images, as the page words it: the previous
+    layer's units by attribution, each with its rank by weight."""
+    job = page.carriers
+    if job is None or job.key not in artifacts:
+        return None
+    result = artifacts[job.key].result(job)
+    (stage,) = result.stages
+    rank = {unit: index + 1 for index, unit in enumerate(by_weight)}
+    largest = max((abs(v) for v in stage.values), default=0.0) or 1.0
+    rows = [
+        {
+            "address": f"{stage.layer}:{unit}",
+            "href": link(f"{stage.layer}:{unit}"),
+            "value": value,
+            "width": round(100 * abs(value) / largest),
+            "rank": rank.get(unit),
+            "differs": rank.get(unit, SHOWN + 1) > SHOWN,
+        }
+        for unit, value in zip(stage.units, stage.values, strict=True)
+    ]
+    drawn = sum(stage.values)
+    return {
+        "rows": rows,
+        "inputs": len(result.labels),
+        "probe": Path(job.dataset.source).name if job.dataset else "",
+        "drawn": drawn,
+        "change": stage.change,
+        "share": drawn / stage.change if stage.change else None,
+        "error": stage.error,
+        "steps": job.steps,
     }
 
 

@@ -10,6 +10,7 @@ output for everything downstream. All edits are hooks, removed when the job is d
 
 from __future__ import annotations
 
+import base64
 import time
 from contextlib import ExitStack
 
@@ -22,7 +23,7 @@ from distillgen.engine.featurevis import model_input, render
 from distillgen.engine.hooks import capture, run
 from distillgen.engine.models import LoadedModel
 from distillgen.engine.probe import BATCH, peak, replaced_channel, responses, scaled_channels
-from distillgen.jobs import AblationJob, AblationResult, Edit, FeatureVisJob
+from distillgen.jobs import AblationJob, AblationResult, AttributionJob, Edit, FeatureVisJob
 
 
 def compute(
@@ -48,11 +49,15 @@ def compute(
 
 
 def probe_images(
-    model: LoadedModel, job: AblationJob, device: torch.device
+    model: LoadedModel, job: AblationJob | AttributionJob, device: torch.device
 ) -> tuple[np.ndarray, list, np.ndarray | None]:
-    """The probe's images, a label for each (dataset index, stimulus value, "featurevis"), and
-    the unedited responses when finding the probe already measured them (top examples)."""
-    # the probe says which of sweep, settings and dataset the job has (jobs.AblationJob)
+    """The probe's images, a label for each (dataset index, stimulus value, "featurevis", file
+    name), and the unedited responses when finding the probe already measured them (top
+    examples). An attribution reads its inputs the same way."""
+    # the probe says which of sweep, settings, files and dataset the job has (jobs.AblationJob)
+    if job.probe == "images":
+        decoded = [datasets.decode_image(base64.b64decode(data), model.input_size) for data in job.pixels]
+        return np.stack(decoded), [image.name for image in job.files], None
     if job.probe == "tuning":
         assert job.sweep is not None
         return stimuli.sweep_images(job.sweep), list(job.sweep.values), None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from distillgen.figures.ablation import Ablation
 from distillgen.figures.admonition import TITLED, Admonition
 from distillgen.figures.appendix import Appendix
+from distillgen.figures.attribution import Attribution
 from distillgen.figures.base import DirectiveKind, RoleKind
 from distillgen.figures.circuit import Circuit
 from distillgen.figures.cite import Cite, CiteParenthetical, CiteTextual
@@ -48,6 +49,7 @@ _DIRECTIVE_KINDS: tuple[type[DirectiveKind], ...] = (
     Tuning,
     Examples,
     Ablation,
+    Attribution,
     Universality,
     Dictionary,
 )

@@ -215,7 +215,7 @@ class Ablation(DirectiveKind):
         ]
         if spec is None or probe_missing:
             return None
-        predict = self._subsets(opts["predict"], sweep, directive, ctx)
+        predict = prediction_subsets(opts["predict"], sweep, directive, ctx)
         if predict is None:
             return None
         return AblationRequest(
@@ -230,30 +230,6 @@ class Ablation(DirectiveKind):
             predict,
             directive,
         )
-
-    @staticmethod
-    def _subsets(
-        predict: tuple[Prediction, ...], sweep: Sweep | None, directive: DirectiveInput, ctx: CheckContext
-    ) -> tuple[Prediction, ...] | None:
-        """The predictions with their subsets resolved to positions in the sweep."""
-        line, resolved = directive.option_line("predict"), []
-        for prediction in predict:
-            if prediction.subset is None:
-                resolved.append(prediction)
-                continue
-            if sweep is None:
-                ctx.error(
-                    line,
-                    f"'{prediction.text}': a prediction on a subset ('on {prediction.subset}') needs "
-                    ":on: tuning, whose stimulus sweep it is a part of",
-                )
-                return None
-            try:
-                resolved.append(replace(prediction, inputs=subset_inputs(prediction, sweep)))
-            except ValueError as exc:
-                ctx.error(line, str(exc))
-                return None
-        return tuple(resolved)
 
     def plan(self, request: AblationRequest, ctx: PlanContext) -> AblationFigure | None:
         at = request.directive
@@ -295,7 +271,7 @@ class Ablation(DirectiveKind):
                 ctx.warning(
                     figure.line,
                     f"prediction failed: '{predicted.text}', but {figure.job.address} changed by "
-                    f"{_percent(change)} ({mean_before:.3g} → {mean_after:.3g}, mean over {over})",
+                    f"{percent(change)} ({mean_before:.3g} → {mean_after:.3g}, mean over {over})",
                     Code.PREDICTION,
                 )
         change = result.effect
@@ -326,7 +302,7 @@ class Ablation(DirectiveKind):
         summary = (
             f'<p class="ablation-summary">Edit: <code>{escape(figure.edit)}</code>. Mean response of '
             f"<code>{escape(job.address)}</code> over {inputs}: {mean_before} → "
-            f"{mean_after} ({minus(_percent(result.effect))}).</p>"
+            f"{mean_after} ({minus(percent(result.effect))}).</p>"
         )
         for predicted, change in zip(figure.predict, figure.changes, strict=True):
             held = predicted.holds(change)
@@ -335,7 +311,7 @@ class Ablation(DirectiveKind):
             measured = (
                 ""
                 if predicted.inputs is None
-                else (f" (measured {minus(_percent(change))} over {plural(len(predicted.inputs), 'input')})")
+                else (f" (measured {minus(percent(change))} over {plural(len(predicted.inputs), 'input')})")
             )
             summary += (
                 f'<p class="prediction prediction-{verdict}" title="{escape(predicted.text)}">Prediction: '
@@ -343,6 +319,31 @@ class Ablation(DirectiveKind):
             )
         content = f'<div class="plot">{plot}</div>{summary}'
         return ctx.rendered(ctx.figure(content, "ablation-figure"))
+
+
+def prediction_subsets(
+    predict: tuple[Prediction, ...], sweep: Sweep | None, directive: DirectiveInput, ctx: CheckContext
+) -> tuple[Prediction, ...] | None:
+    """The predictions with their subsets resolved to positions in the sweep; None after an
+    error (a subset needs `:on: tuning`)."""
+    line, resolved = directive.option_line("predict"), []
+    for prediction in predict:
+        if prediction.subset is None:
+            resolved.append(prediction)
+            continue
+        if sweep is None:
+            ctx.error(
+                line,
+                f"'{prediction.text}': a prediction on a subset ('on {prediction.subset}') needs "
+                ":on: tuning, whose stimulus sweep it is a part of",
+            )
+            return None
+        try:
+            resolved.append(replace(prediction, inputs=subset_inputs(prediction, sweep)))
+        except ValueError as exc:
+            ctx.error(line, str(exc))
+            return None
+    return tuple(resolved)
 
 
 def parse_edit(part: str) -> tuple[list[UnitRef], UnitRef | None, float, bool]:
@@ -384,7 +385,7 @@ def resolve_edits(info, target: UnitRef, parsed: Sequence) -> tuple[Edit, ...]:
     return tuple(edits)
 
 
-def _percent(change: float) -> str:
+def percent(change: float) -> str:
     return (
         f"{change:+.0%}"
         if abs(change) != float("inf")

@@ -100,6 +100,12 @@ class DirectiveKind:
     def render(self, planned: Any, ctx: RenderContext) -> Rendered:
         raise NotImplementedError
 
+    def graph(self, planned: Any, ctx: RenderContext) -> dict[str, Any] | None:
+        """A circuit-like figure's graph as its article's `graphs.json` lists it (nodes with
+        addresses and images, edges with their numbers: `diagram.Graph.json`); None for a
+        figure that draws none."""
+        return None
+
 
 class RoleKind:
     """One kind of inline role, e.g. {cite}`key`: the same stages, from the role's content."""

@@ -112,27 +112,12 @@ class Circuit(DirectiveKind):
     numbered = True
 
     def check(self, directive: DirectiveInput, ctx: CheckContext) -> CircuitRequest | None:
-        stages = []
-        for part in directive.options["inputs"].split("->"):
-            part = part.strip()
-            try:
-                chosen = None if is_layer_name(part) else parse_units(part)
-            except SpecError as exc:
-                ctx.error(directive.line, str(exc))
-                return None
-            if chosen is not None and any(ref.layer != chosen[0].layer for ref in chosen):
-                ctx.error(
-                    directive.option_line("inputs"),
-                    f"each stage of :inputs: is one layer; split '{part}' with '->'",
-                )
-                return None
-            layer = part if chosen is None else chosen[0].layer
-            stages.append(Stage(layer, None if chosen is None else tuple(ref.unit for ref in chosen)))
+        stages = stages_of(directive.options["inputs"], directive, ctx)
         spec = ctx.model_spec(directive.options["model"], directive.option_line("model"))
-        if spec is None:
+        if stages is None or spec is None:
             return None
         opts = directive.options
-        return CircuitRequest(spec, directive.argument, tuple(stages), opts["top"], opts["label"], directive)
+        return CircuitRequest(spec, directive.argument, stages, opts["top"], opts["label"], directive)
 
     def plan(self, request: CircuitRequest, ctx: PlanContext) -> CircuitPlan | None:
         at = request.directive
@@ -202,11 +187,8 @@ class Circuit(DirectiveKind):
             for job in stage.kernels:
                 stack = ctx.kernels(job)
                 for channel in stage.chosen:
-                    source, target, kernel = (
-                        f"{stage.layer}:{channel}",
-                        f"{job.layer}:{job.unit}",
-                        stack[channel],
-                    )
+                    source, target = f"{stage.layer}:{channel}", f"{job.layer}:{job.unit}"
+                    kernel = stack[channel]
                     card = card_anchor(anchor, source, target)
                     ctx.card(card, kernel_card(source, target, kernel))
                     norm, total = float(np.sqrt((kernel**2).sum())), float(kernel.sum())
@@ -222,9 +204,7 @@ class Circuit(DirectiveKind):
                             data={"l2": norm, "sum": total, "kernel": kernel.tolist()},
                         )
                     )
-        return Graph(
-            plan.spec, rows, nodes(ctx, plan.nodes), edges, "expanded weights", "the kernel's L2 norm"
-        )
+        return Graph(plan.spec, rows, shown, edges, "expanded weights", "the kernel's L2 norm")
 
 
 def nodes(ctx: RenderContext, shown) -> dict[str, Node]:
@@ -243,6 +223,28 @@ def nodes(ctx: RenderContext, shown) -> dict[str, Node]:
 def card_anchor(figure: str, source: str, target: str) -> str:
     """The hover card anchor of an edge of a figure."""
     return f"{figure}-{source}-{target}".replace(":", "-").replace(".", "-")
+
+
+def stages_of(written: str, directive: DirectiveInput, ctx: CheckContext) -> tuple[Stage, ...] | None:
+    """`:inputs:` as written ('conv2 -> mixed3:0,15'): a stage per layer, earliest first, with
+    its chosen units or None; None after an error."""
+    stages = []
+    for part in written.split("->"):
+        part = part.strip()
+        try:
+            chosen = None if is_layer_name(part) else parse_units(part)
+        except SpecError as exc:
+            ctx.error(directive.option_line("inputs"), str(exc))
+            return None
+        if chosen is not None and any(ref.layer != chosen[0].layer for ref in chosen):
+            ctx.error(
+                directive.option_line("inputs"),
+                f"each stage of :inputs: is one layer; split '{part}' with '->'",
+            )
+            return None
+        layer = part if chosen is None else chosen[0].layer
+        stages.append(Stage(layer, None if chosen is None else tuple(ref.unit for ref in chosen)))
+    return tuple(stages)
 
 
 def _resolve(plan: CircuitPlan, results: FollowUpContext | None) -> CircuitPlan:

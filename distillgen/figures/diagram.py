@@ -125,8 +125,8 @@ def _scales(rows: list[list[str]], edges: list[Edge]) -> dict[tuple[int, int], _
         found.setdefault(_rows_of(rows, edge.source, edge.target), []).append(edge)
     return {
         pair: _PairScale(
-            max(1e-12, *(e.strength for e in between)),
-            max(1e-12, *(float(np.abs(e.glyph).max()) for e in between if e.glyph is not None)),
+            max([1e-12, *(e.strength for e in between)]),
+            max([1e-12, *(float(np.abs(e.glyph).max()) for e in between if e.glyph is not None)]),
             len(between),
         )
         for pair, between in found.items()

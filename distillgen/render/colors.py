@@ -16,6 +16,15 @@ def diverging(value: float) -> str:
     return "#" + "".join(f"{round(a + (b - a) * fraction):02x}" for a, b in zip(low, high, strict=True))
 
 
+def diverging_rgb(values: np.ndarray) -> np.ndarray:
+    """`diverging` for an array of values in [-1, 1] (clipped): uint8 RGB, one more axis."""
+    stops = np.array([_rgb(stop) for stop in STOPS], dtype=np.float64)
+    position = (np.clip(values, -1.0, 1.0) + 1) * 2
+    index = np.minimum(position.astype(int), 3)
+    fraction = (position - index)[..., None]
+    return np.rint(stops[index] + (stops[index + 1] - stops[index]) * fraction).astype(np.uint8)
+
+
 def _rgb(colour: str) -> tuple[int, int, int]:
     return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
 
