@@ -817,6 +817,7 @@ class StageAttribution:
     this layer's output at the reference input's."""
 
     layer: str
+    size: int  # the layer's units
     units: tuple[int, ...]  # the units drawn, strongest |attribution| first (or as chosen)
     values: tuple[float, ...]  # their attributions to the target
     per_input: tuple[tuple[float, ...], ...]  # the same on each input: [input][unit drawn]
@@ -835,8 +836,8 @@ class StageAttribution:
 class AttributionResult:
     """The attribution of a unit's activation to earlier layers' units on some inputs. Its
     `attribution.npz` holds every number per input: `all_K` [inputs, units] for stage K,
-    `maps_K` [inputs, drawn units, h, w], `edges_K`, `change_K`, and `target_map` (the last
-    stage's maps summed over all its units) with `activation`."""
+    `edges_K`, `change_K` and `activation`; with `job.maps`, also `maps_K` [inputs, drawn
+    units, h, w] and `target_map` (the last stage's maps summed over all its units)."""
 
     labels: tuple[int | float | str, ...]  # the inputs: probe indices, swept values, names
     images: tuple[str, ...]  # each input as the model saw it (PNG; none without `job.maps`)
@@ -850,16 +851,13 @@ class AttributionResult:
 
     def check(self, job: AttributionJob, files: Mapping[str, Path]) -> None:
         count = len(self.labels)
-        _expect(
-            count > 0 and len(self.images) == len(self.activation) == len(self.maps) == count,
-            "its inputs differ",
-        )
+        pictures = count if job.maps else 0
+        _expect(count > 0 and len(self.activation) == count, "its inputs differ")
+        _expect(len(self.images) == len(self.maps) == len(self.scales) == pictures, "its maps differ")
         _expect(len(self.stages) == len(job.stages), f"it has {len(self.stages)} stages")
         drawn = sum(len(stage.units) for stage in self.stages)
-        rows = (*self.maps, *self.scales)
-        _expect(
-            len(self.scales) == count and all(len(row) == 1 + drawn for row in rows), "its maps have gaps"
-        )
+        _expect(all(len(row) == 1 + drawn for row in (*self.maps, *self.scales)), "its maps have gaps")
+        _expect(all(len(s.per_input) == len(s.totals) == count for s in self.stages), "its stages differ")
         _expect_files(["attribution.npz", *self.images, *(name for row in self.maps for name in row)], files)
 
 

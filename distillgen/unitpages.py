@@ -6,7 +6,7 @@ shows, each labelled with the settings it was made with and linked to the articl
 that show it, so a page never shows another picture than an article that links to it. Then a
 diversity set, its strongest inputs from the previous convolutional layer and strongest
 outputs into the next one (expanded weights, as heatmaps), what carries it on its top probe
-images (integrated gradients from the previous layer, beside the weights' ranking), and links
+images (attributions to the previous layer, beside the weights' ranking), and links
 back to the articles that show it. An atlas page adds the dataset examples that excite the
 unit most and least, and links to its neighbours and its layer's page. Chips, grid cells and
 circuit nodes link here. Planned after the articles' own jobs, computed like them.
@@ -50,8 +50,8 @@ if TYPE_CHECKING:
 
 DIVERSITY = AtlasRequest.diversity  # an article's unit's page shows a diversity set as an atlas's
 SHOWN = 8  # strongest inputs and outputs on a page
-NATURAL = 4  # an article's unit's page: its strongest probe images beside its images
-CARRIED_ON = 8  # its top probe images that its attribution is computed on
+NATURAL = 4  # an article's unit's page: its strongest probe images beside its images, which
+# its attribution ("what carries it") is computed on
 
 
 @dataclass
@@ -200,8 +200,10 @@ def plan_unit_pages(
 
 
 def _carriers(job: FeatureVisJob, previous: str, dataset: Dataset) -> AttributionJob:
-    """The attribution of the unit to `previous`'s units on its CARRIED_ON top probe images,
-    as `{attribution}` makes it by default (its SHOWN strongest units; no maps)."""
+    """The attribution of the unit to `previous`'s units on its NATURAL top probe images (the
+    ones beside its images), its SHOWN strongest units, no maps. Activation × gradient: one
+    pass per image, where integrated gradients take 64 (a page of an InceptionV1 unit would
+    cost a minute of CPU); a figure in an article checks completeness."""
     return AttributionJob(
         job.model,
         job.fingerprint,
@@ -209,13 +211,13 @@ def _carriers(job: FeatureVisJob, previous: str, dataset: Dataset) -> Attributio
         job.unit,
         (AttributionStage(previous),),
         SHOWN,
-        "integrated",
-        64,
+        "gradient",
+        1,
         "black",
         0.05,
         "examples",
         dataset=dataset,
-        top=CARRIED_ON,
+        top=NATURAL,
         maps=False,
         dictionaries=job.dictionaries,
     )
@@ -474,10 +476,8 @@ def _carried(page: UnitPage, artifacts: dict, by_weight: list[int], link) -> dic
         "inputs": len(result.labels),
         "probe": Path(job.dataset.source).name if job.dataset else "",
         "drawn": drawn,
-        "change": stage.change,
-        "share": drawn / stage.change if stage.change else None,
-        "error": stage.error,
-        "steps": job.steps,
+        "total": stage.total,
+        "share": drawn / stage.total if stage.total else None,
     }
 
 

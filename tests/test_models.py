@@ -537,6 +537,14 @@ Its strongest images, from a folder.
 Removing inputs, on its strongest images of the folder.
 ```
 
+```{attribution} mixed3b:330
+:inputs: mixed3a
+:dataset: photos
+:examples: 2
+:top: 3
+What carries it on its two strongest photographs: integrated gradients, complete.
+```
+
 ```{universality} mixed3a
 :other: torchvision:googlenet@untrained
 :other-layer: inception3a
@@ -555,7 +563,8 @@ A dictionary feature.
 
 def test_every_kind_builds_on_inceptionv1_and_a_circuits_kernel_is_its_expanded_weight(tmp_path):
     """Check, plan, compute and render of every kind on lucent's InceptionV1 (unit pages
-    aside: a layer's outgoing weights are minutes on this CPU). The circuit's kernel from a
+    aside: a layer's outgoing weights are minutes on this CPU); integrated gradients are
+    complete within their tolerance. The circuit's kernel from a
     mixed3a unit into a unit of mixed3b's 5x5 branch is the bottleneck times the 5x5 conv, as
     computed by hand: the other branches of the concatenation add nothing."""
     import numpy as np
@@ -577,7 +586,10 @@ def test_every_kind_builds_on_inceptionv1_and_a_circuits_kernel_is_its_expanded_
     assert {job.kind for job in jobs} | {n.job.kind for n in article.needs} | inputs == set(KINDS)
     assert all(each.key in outcome.artifacts for need in article.needs for each in need.job.inputs())
     body, _, _ = article.render(outcome.artifacts)
-    assert body.count("<figure") == 9 and "No connection" in body
+    assert body.count("<figure") == 10 and "No connection" in body
+    (attribution,) = [job for job in jobs if job.kind == "attribution"]
+    (stage,) = outcome.artifacts[attribution.key].result(attribution).stages
+    assert stage.error <= attribution.tolerance  # complete at 64 steps, through true ReLU gradients
 
     model = load_model("lucent:inceptionv1@untrained")
     modules = dict(model.module.named_modules())

@@ -27,7 +27,8 @@ stage's layer is all u reads).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,10 +59,24 @@ def compute(
     for job in jobs:
         start = time.perf_counter()
         images, labels, _ = probe_images(model, job, device)
-        files, result = attribute_job(model, job, images, labels, device)
+        with true_gradients(model):
+            files, result = attribute_job(model, job, images, labels, device)
         outputs.append(Output(files, result, {"seconds": round(time.perf_counter() - start, 3)}))
         progress(job.cost)
     return outputs
+
+
+@contextmanager
+def true_gradients(model: LoadedModel) -> Iterator[None]:
+    """Within the block, ReLUs whose backward is not ReLU's pass their true gradient: lucent's
+    InceptionV1 uses a RedirectedReLU (a tenth of the gradient flows where the input is
+    negative, so that feature visualization can start from a dead unit), which would make
+    integrated gradients converge to the wrong sum."""
+    with ExitStack() as stack:
+        for module in model.module.modules():
+            if "redirected" in type(module).__name__.lower() and not any(module.children()):
+                stack.enter_context(edited(module, lambda _module, inputs, _output: torch.relu(inputs[0])))
+        yield
 
 
 @dataclass
@@ -109,10 +124,11 @@ def attribute_job(
         mean = per_unit.mean(0)
         ranking = np.argsort(-np.abs(mean), kind="stable")[:RANKING]
         total, change = per_unit.sum(1), layer.change.double().cpu().numpy()
-        scale = np.abs(change).sum()
+        scale = np.abs(change).sum()  # completeness, relative to the change it accounts for
         stages.append(
             StageAttribution(
                 layer=stage.layer,
+                size=per_unit.shape[1],
                 units=tuple(units),
                 values=tuple(_round(mean[u]) for u in units),
                 per_input=tuple(tuple(_round(v) for v in row[units]) for row in per_unit),
@@ -127,14 +143,16 @@ def attribute_job(
         )
         arrays[f"all_{k}"] = per_unit.astype(np.float32)
         arrays[f"change_{k}"] = change.astype(np.float32)
-        arrays[f"maps_{k}"] = _maps(layer.attribution[:, units]).astype(np.float32)
+        if job.maps:  # a unit page shows none (an early layer's are 64×64 a unit and input)
+            arrays[f"maps_{k}"] = _maps(layer.attribution[:, units]).astype(np.float32)
         if k:
             arrays[f"edges_{k}"] = edges[k].astype(np.float32)
     with torch.no_grad():
         activation = _readout(model, x, None, None, [job.layer], target).double().cpu().numpy()
         at_reference = float(_readout(model, reference, None, None, [job.layer], target)[0])
     arrays["activation"] = activation.astype(np.float32)
-    arrays["target_map"] = _maps(layers[-1].attribution.sum(1, keepdim=True))[:, 0].astype(np.float32)
+    if job.maps:
+        arrays["target_map"] = _maps(layers[-1].attribution.sum(1, keepdim=True))[:, 0].astype(np.float32)
     files, maps, scales = _pictures(images, arrays, len(job.stages)) if job.maps else ({}, (), ())
     files["attribution.npz"] = npz_bytes(arrays)
     result = AttributionResult(

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from html import escape
 
 from distillgen import kernels, safety
-from distillgen.diagnostics import Code
+from distillgen.diagnostics import Code, suggest
 from distillgen.dictionaries import carrying, trained
 from distillgen.figures import probes
 from distillgen.figures.ablation import Prediction, percent, prediction_subsets, predictions
@@ -343,13 +343,18 @@ def _image_files(written: str, line: int, ctx: CheckContext) -> tuple[tuple[Imag
 
     files = []
     for name in filter(None, (part.strip() for part in written.split(","))):
+        if not any(mark in name for mark in "./\\") and "," not in written:  # a word, not a file
+            ctx.error(
+                line,
+                f"bad value for ':on:': '{name}' is not one of {', '.join(PROBES)}{suggest(name, PROBES)}, "
+                "nor an image file",
+            )
+            return None
         try:
             path = safety.image_inside(ctx.folder, name, ctx.roots)
             data = path.read_bytes()
         except ValueError as exc:
-            known = ", ".join(PROBES)
-            hint = f"; or write one of {known}" if "," not in written and "." not in name else ""
-            ctx.error(line, f"bad value for ':on:': {exc}{hint}")
+            ctx.error(line, f"bad value for ':on:': {exc}")
             return None
         kind = safety.image_kind(data[:4096])
         if kind not in RASTER:
@@ -441,18 +446,18 @@ def _carried(job: AttributionJob, result: AttributionResult) -> str:
     target = f"<code>{escape(job.layer)}:{job.unit}</code>"
     for stage in reversed(result.stages):
         drawn = sum(stage.values)
-        units = len(stage.ranking) if len(stage.ranking) < 32 else None
-        everything = f"all {units} units" if units else "all its units"
+        everything = f"all {stage.size} units"
+        layer = f"<code>{escape(stage.layer)}</code>"
         if job.method == "integrated":
             whole = stage.change
-            of = f"its change from the {job.reference} image through <code>{escape(stage.layer)}</code>"
+            of = f"the change of {target} from the {job.reference} image through {layer}"
         else:
             whole = stage.total
-            of = f"the attribution of {everything} of <code>{escape(stage.layer)}</code>"
+            of = f"the attribution of {everything} of {layer} to {target}"
         portion = f" ({drawn / whole:.0%})" if whole else ""
         line = (
-            f"The {plural(len(stage.units), 'unit')} drawn of <code>{escape(stage.layer)}</code> carry "
-            f"{_signed(drawn)} of {target}'s {of}, {_signed(whole)}{portion}."
+            f"The {plural(len(stage.units), 'unit')} drawn of {layer} carry {_signed(drawn)} of {of}, "
+            f"{_signed(whole)}{portion}."
         )
         if job.method == "integrated":
             verdict = "within" if stage.error <= job.tolerance else "beyond"
@@ -508,14 +513,17 @@ def _maps(job: AttributionJob, result: AttributionResult, ctx: RenderContext) ->
     stage from the target back, where each drawn unit's does, as heatmaps over the input."""
     target = f"{job.layer}:{job.unit}"
     last = result.stages[-1]
+    order = list(range(len(result.labels)))
+    if job.probe == "tuning":  # a sweep in its order: show the stimuli it answers most first
+        order.sort(key=lambda i: -result.activation[i])
     blocks = []
-    for index, label in enumerate(result.labels):
+    for index in order:
         image = ctx.file_url(job, result.images[index])
         heats = iter(zip(result.maps[index], result.scales[index], strict=True))
-        name = _label(label)
+        name = _label(result.labels[index], job.sweep)
         first = [
-            f'<figure class="attribution-map"><img src="{escape(image)}" alt="input {escape(name)}">'
-            f"<figcaption>input {escape(name)}</figcaption></figure>",
+            f'<div class="attribution-map"><img src="{escape(image)}" alt="input {escape(name)}">'
+            f'<span class="map-caption">input {escape(name)}</span></div>',
             _heat(
                 ctx, job, image, next(heats), f"{target} through {last.layer}", _signed(last.totals[index])
             ),
@@ -557,17 +565,18 @@ def _heat(
     """One map: the input with the attribution's heatmap over it, and its name and sum."""
     overlay, scale = ctx.file_url(job, heat[0]), heat[1]
     return (
-        f'<figure class="attribution-map"><div class="map-stack"><img src="{escape(image)}" alt="">'
+        f'<div class="attribution-map"><div class="map-stack"><img src="{escape(image)}" alt="">'
         f'<img class="map-heat" src="{escape(overlay)}" alt="attribution of {escape(name)} on this input, '
         f'at most {escape(number(scale))} at a position"></div>'
-        f"<figcaption><code>{escape(name)}</code> {escape(total)}</figcaption></figure>"
+        f'<span class="map-caption"><code>{escape(name)}</code> {escape(total)}</span></div>'
     )
 
 
-def _label(label: int | float | str) -> str:
-    return (
-        f"#{label}" if isinstance(label, int) else (f"{label:g}" if isinstance(label, float) else str(label))
-    )
+def _label(label: int | float | str, sweep: Sweep | None) -> str:
+    """An input as a reader knows it: a probe image's number, a stimulus's value, a file."""
+    if isinstance(label, float) and sweep is not None:
+        return f"{sweep.param} {label:g}{'°' if sweep.param == probes.PERIODIC else ''}"
+    return f"#{label}" if isinstance(label, int) else str(label)
 
 
 def _predictions(figure: AttributionFigure) -> list[str]:
