@@ -333,7 +333,8 @@ class ModelInfo:
             raise ModelError(
                 f"no expanded weights join '{source}' and '{target}': the path between them runs "
                 "through attention, which mixes tokens by their content, not by fixed weights; "
-                "{ablation} measures what one unit does to another"
+                "{attribution} shows what one unit carries of another on given inputs, {ablation} "
+                "what removing it does"
             )
 
     def to_json(self) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import io
 import json
 import re
 
@@ -24,6 +25,8 @@ from distillgen.engine.weights import expanded_weights
 from distillgen.jobs import (
     AblationJob,
     Attached,
+    AttributionJob,
+    AttributionStage,
     DictionaryJob,
     DictionarySettings,
     Edit,
@@ -214,6 +217,45 @@ def test_a_features_tuning_curve_is_its_peak_activation(trained):
         by_hand = _pre(weights, maps, feature).flatten(1).amax(dim=1).numpy()
         got = [row[column] for row in output.result.responses]
         assert got == pytest.approx(by_hand, rel=1e-4, abs=1e-5)
+
+
+def test_a_features_attribution_to_the_layer_it_reads_is_its_encoder_row_times_the_activations(trained):
+    """A feature's activation is linear in the layer it reads: activation × gradient gives each
+    neuron its encoder weight times its activation at the feature's peak, and integrated
+    gradients from a black image are complete."""
+    _, _, attached, weights = trained["m4"]
+    dataset = datasets.dataset("shapes", 100, 0, None)
+    feature = 3
+    jobs = [
+        AttributionJob(
+            "shapes",
+            "x",
+            "m4",
+            feature,
+            (AttributionStage("mixed4"),),
+            4,
+            method,
+            64,
+            "black",
+            0.01,
+            "examples",
+            dataset=dataset,
+            top=4,
+            maps=False,
+            dictionaries=(attached,),
+        )
+        for method in ("gradient", "integrated")
+    ]
+    gradient, integrated = run(jobs)
+    images = datasets.images(dataset, 64)[list(gradient.result.labels)]
+    maps = unit_maps(STORE.get("shapes"), "mixed4", list(range(96)), images, CPU)  # [4, 96, 8, 8]
+    peaks = _pre(weights, maps, feature).flatten(1).argmax(1)
+    at_peak = maps.flatten(2)[torch.arange(len(images)), :, peaks]  # [4, 96]
+    expected = at_peak * torch.from_numpy(weights["encoder"][feature])
+    with np.load(io.BytesIO(gradient.files["attribution.npz"])) as arrays:
+        np.testing.assert_allclose(arrays["all_0"], expected.numpy(), rtol=1e-4, atol=1e-5)
+    (stage,) = integrated.result.stages
+    assert stage.error <= 0.01 and abs(stage.change) > 0
 
 
 def _images_and_job(attached, edits, layer="fc", unit=1):

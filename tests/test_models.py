@@ -434,6 +434,15 @@ Removing a hundred units of the block before.
 :top: 2
 A dictionary feature of the block.
 ```
+
+```{attribution} encoder.layers.encoder_layer_3:5
+:inputs: encoder.layers.encoder_layer_2
+:method: gradient
+:count: 8
+:examples: 2
+:top: 2
+What carries a block's unit: the block before's units over the patch grid, no weights beside.
+```
 """
 
 
@@ -465,7 +474,10 @@ def test_a_vision_transformer_article_builds_and_its_kernels_are_an_error(tmp_pa
     assert result.exit_code == 0, result.output
     records = json.loads((out / "vit" / "figures.json").read_text())["figures"]
     kinds = {record["job"]["kind"] for record in records}
-    assert {"featurevis", "examples", "tuning", "ablation", "dictionary"} <= kinds
+    assert {"featurevis", "examples", "tuning", "ablation", "dictionary", "attribution"} <= kinds
+    attribution = next(r["result"] for r in records if r["job"]["kind"] == "attribution")
+    assert attribution["stages"][0]["size"] == 768 and attribution["stages"][0]["total"] != 0
+    assert "no fixed weights join" in (out / "vit" / "index.html").read_text()
     examples = [r["result"] for r in records if r["job"]["kind"] == "examples"]
     assert all(e["receptive_field"] == 16 for e in examples)  # the patch of the token that fires
     assert all(

@@ -158,7 +158,7 @@ def test_search_finds_a_unit_page_by_its_address_and_an_article_by_a_phrase(open
         "mixed4:52",
     )
     assert ranked[0] == "/units/shapes/mixed4/52.html", ranked
-    results = search(page, "switched off by")  # a phrase in the body of one article
+    results = search(page, "sixteen units of the first layer")  # a phrase in the body of one article
     assert results[0].startswith("/shapes-features/")
     page.click(".pagefind-ui__result-link")
     page.wait_for_load_state("load")

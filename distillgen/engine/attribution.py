@@ -34,13 +34,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from distillgen import datasets
 from distillgen.engine import Output
 from distillgen.engine.ablation import probe_images
 from distillgen.engine.dictionary import npz_bytes
 from distillgen.engine.featurevis import model_input, png_bytes
 from distillgen.engine.hooks import capture, edited, from_map, run
 from distillgen.engine.models import LoadedModel
-from distillgen.engine.probe import peak
+from distillgen.engine.probe import peak, responses
 from distillgen.jobs import RANKING, AttributionJob, AttributionResult, StageAttribution
 from distillgen.render.colors import diverging_rgb
 
@@ -55,15 +56,37 @@ def compute(
     model: LoadedModel, jobs: list[AttributionJob], device: torch.device, progress, load
 ) -> list[Output]:
     model.module.to(device)
+    found = top_examples(model, jobs, device)
     outputs = []
-    for job in jobs:
+    for index, job in enumerate(jobs):
         start = time.perf_counter()
-        images, labels, _ = probe_images(model, job, device)
+        images, labels = found[index] if index in found else probe_images(model, job, device)[:2]
         with true_gradients(model):
             files, result = attribute_job(model, job, images, labels, device)
         outputs.append(Output(files, result, {"seconds": round(time.perf_counter() - start, 3)}))
         progress(job.cost)
     return outputs
+
+
+def top_examples(
+    model: LoadedModel, jobs: list[AttributionJob], device: torch.device
+) -> dict[int, tuple[np.ndarray, list[int]]]:
+    """The top probe images of each job on a generator's sample, by position in `jobs`: one
+    pass over the sample per layer for all of them (a site's unit pages each ask for their
+    unit's strongest images, and one pass per page read the sample a hundred times)."""
+    groups: dict[tuple, list[int]] = {}
+    for index, job in enumerate(jobs):
+        if job.probe == "examples" and job.dataset is not None and not job.dataset.folder:
+            groups.setdefault((job.dataset, job.layer), []).append(index)
+    found = {}
+    for (dataset, layer), indices in groups.items():
+        units = sorted({jobs[i].unit for i in indices})
+        pool = datasets.images(dataset, model.input_size)
+        scores = responses(model, layer, units, pool, device)
+        for i in indices:
+            top = np.argsort(-scores[:, units.index(jobs[i].unit)], kind="stable")[: jobs[i].top]
+            found[i] = (pool[top], [int(t) for t in top])
+    return found
 
 
 @contextmanager

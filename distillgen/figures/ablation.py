@@ -199,14 +199,7 @@ class Ablation(DirectiveKind):
         except (ValueError, SpecError) as exc:
             ctx.error(directive.option_line("edit"), str(exc))
             return None
-        used = {
-            "examples": {"top", *probes.DATASET_NAMES},
-            "tuning": probes.STIMULUS_NAMES,
-            "featurevis": set(),
-        }
-        for name in sorted(directive.given & (probes.DATASET_NAMES | probes.STIMULUS_NAMES | {"top"})):
-            if name not in used[opts["on"]]:
-                ctx.warning(directive.option_line(name), f":{name}: has no effect with :on: {opts['on']}")
+        probes.warn_unused(directive, ctx, opts["on"], "top")
         spec = ctx.model_spec(opts["model"], directive.option_line("model"))
         dataset = probes.dataset(directive, ctx, streamed=True) if opts["on"] == "examples" else None
         sweep = probes.sweep(directive, ctx) if opts["on"] == "tuning" else None

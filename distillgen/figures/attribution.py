@@ -153,15 +153,7 @@ class Attribution(DirectiveKind):
             return None
         written = opts["on"].strip()
         on: Probe = written if written in PROBES else "images"
-        used = {
-            "examples": {"examples", *probes.DATASET_NAMES},
-            "tuning": probes.STIMULUS_NAMES,
-            "featurevis": set(),
-            "images": set(),
-        }
-        for name in sorted(directive.given & (probes.DATASET_NAMES | probes.STIMULUS_NAMES | {"examples"})):
-            if name not in used[on]:
-                ctx.warning(directive.option_line(name), f":{name}: has no effect with :on: {written}")
+        probes.warn_unused(directive, ctx, written, "examples")
         for name in ("steps", "reference", "tolerance"):
             if name in directive.given and opts["method"] == "gradient":
                 ctx.warning(directive.option_line(name), f":{name}: has no effect with :method: gradient")

@@ -41,6 +41,16 @@ STIMULUS_NAMES = {option.name for option in STIMULUS_OPTIONS}
 DATASET_NAMES = {option.name for option in DATASET_OPTIONS}
 
 
+def warn_unused(directive: DirectiveInput, ctx: CheckContext, on: str, count_option: str) -> None:
+    """A warning for each probe option that `:on: ON` does not read: the probe set's (and
+    `count_option`, how many of its top images) but with `examples`, the sweep's but with
+    `tuning`."""
+    used = {"examples": {count_option, *DATASET_NAMES}, "tuning": STIMULUS_NAMES}.get(on, set())
+    for name in sorted(directive.given & (DATASET_NAMES | STIMULUS_NAMES | {count_option})):
+        if name not in used:
+            ctx.warning(directive.option_line(name), f":{name}: has no effect with :on: {on}")
+
+
 def sweep(directive: DirectiveInput, ctx: CheckContext) -> Sweep | None:
     """The directive's stimulus sweep, or None after reporting an error. Its `size` is 0 until
     the model's input size is known: `dataclasses.replace(sweep, size=…)` when planning."""
