@@ -23,7 +23,7 @@ from distillgen.engine.featurevis import model_input, render
 from distillgen.engine.hooks import capture, run
 from distillgen.engine.models import LoadedModel
 from distillgen.engine.probe import BATCH, peak, replaced_channel, responses, scaled_channels
-from distillgen.jobs import AblationJob, AblationResult, AttributionJob, Edit, FeatureVisJob
+from distillgen.jobs import AblationJob, AblationResult, AttributionJob, Edit, FeatureVisJob, read_files
 
 
 def compute(
@@ -55,8 +55,9 @@ def probe_images(
     name), and the unedited responses when finding the probe already measured them (top
     examples). An attribution reads its inputs the same way."""
     # the probe says which of sweep, settings, files and dataset the job has (jobs.AblationJob)
-    if job.probe == "images":
-        decoded = [datasets.decode_image(base64.b64decode(data), model.input_size) for data in job.pixels]
+    if job.probe == "images":  # their bytes, read by `prepared` (or here, if it was not called)
+        encoded = job.pixels or read_files(job)
+        decoded = [datasets.decode_image(base64.b64decode(data), model.input_size) for data in encoded]
         return np.stack(decoded), [image.name for image in job.files], None
     if job.probe == "tuning":
         assert job.sweep is not None
