@@ -97,7 +97,7 @@ class Project:
         return Figure(
             kind=kind,
             text=text,
-            html=_inline_files(body.strip(), article.assets),
+            html=inline_files(body.strip(), article.assets),
             jobs=jobs,
             results=tuple(outcome.artifacts[job.key].result(job) for job in jobs),
             # as figures.json holds them, whether computed now (tuples) or read from the cache
@@ -189,7 +189,7 @@ def _raise_errors(reporter: Reporter) -> None:
         raise FigureError("\n".join(error.message for error in reporter.errors))
 
 
-def _inline_files(html: str, files: dict[str, Path]) -> str:
+def inline_files(html: str, files: dict[str, Path]) -> str:
     """The page's file URLs replaced by data: URIs, so the figure needs no server."""
     for url, path in files.items():
         kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
@@ -209,7 +209,7 @@ def scoped_css(css: str, scope: str) -> str:
     """Every rule of `css` limited to `scope`; `:root`, `html` and `body` rules apply to the
     scope itself; `@media` blocks keep their condition."""
     scoped = []
-    for prelude, body in _rules(css):
+    for prelude, body in css_rules(css):
         if prelude.startswith("@"):
             scoped.append(f"{prelude} {{ {scoped_css(body, scope)} }}")
         else:
@@ -218,7 +218,7 @@ def scoped_css(css: str, scope: str) -> str:
     return "\n".join(scoped)
 
 
-def _rules(css: str) -> Iterator[tuple[str, str]]:
+def css_rules(css: str) -> Iterator[tuple[str, str]]:
     """(prelude, body) of each top-level rule."""
     css = re.sub(r"/\*.*?\*/", "", css, flags=re.DOTALL)
     depth, start, prelude = 0, 0, ""
