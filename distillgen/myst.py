@@ -75,8 +75,14 @@ def directive(name: str, data: dict[str, Any], root: Path) -> list[dict[str, Any
     """The MyST nodes of one directive: a numbered figure of its images and the caption."""
     line = int(data.get("node", {}).get("position", {}).get("start", {}).get("line", 1))
     options = {key: str(value) for key, value in (data.get("options") or {}).items()}
+    argument = str(data.get("arg") or "")
+    for index, (key, value) in enumerate(options.items()):  # one line each, as distillgen reads them
+        if "\n" in value or "\n" in key:
+            raise AuthorError(f"line {line + 1 + index}: error: the value of ':{key}:' must be one line")
+    if "\n" in argument:
+        raise AuthorError(f"line {line}: error: the argument of {{{name}}} must be one line")
     written = "".join(f":{key}: {value}\n" for key, value in options.items())
-    text = f"```{{{name}}} {data.get('arg') or ''}\n{written}```\n"
+    text = f"```{{{name}}} {argument}\n{written}```\n"
     article, outcome = _computed(text, root, line)
     body, _footnotes, _references = article.render(outcome.artifacts)
     images = _images(body, article.assets, root)
@@ -93,10 +99,15 @@ def directive(name: str, data: dict[str, Any], root: Path) -> list[dict[str, Any
 def role(data: dict[str, Any], root: Path) -> list[dict[str, Any]]:
     """`{unit}`: the unit's feature visualization inline, linked to the image at full size."""
     line = int(data.get("node", {}).get("position", {}).get("start", {}).get("line", 1))
-    written = str(data.get("body") or "")
+    written = str(data.get("body") or "").strip()
+    if not re.fullmatch(r"[^`\n]+", written):
+        raise AuthorError(f"line {line}: error: {{unit}} takes a unit's address on one line, e.g. mixed4:52")
     article, outcome = _computed(f"{{unit}}`{written}`\n", root, line)
     body, _footnotes, _references = article.render(outcome.artifacts)
-    images = _images(body, article.assets, root)
+    images = [
+        {**image, "alt": f"feature visualization of {written}"}
+        for image in _images(body, article.assets, root, decorative=True)
+    ]
     code = {"type": "inlineCode", "value": written}
     if not images:
         return [code]
@@ -141,11 +152,11 @@ _PICTURE = re.compile(r"<img\b[^>]*>|<svg\b[^>]*>.*?</svg>", re.S)
 _ATTRIBUTE = re.compile(r'([\w-]+)="([^"]*)"')
 
 
-def _images(html: str, assets: dict[str, Path], root: Path) -> list[dict[str, Any]]:
+def _images(html: str, assets: dict[str, Path], root: Path, decorative: bool = False) -> list[dict[str, Any]]:
     """Image nodes for the figure's pictures in order, their files written under the project
     (MyST reads a URL starting with '/' from the project's folder): each <img> with alt text
-    (not the heatmaps over an attribution's inputs, nor decorative copies), and each chart or
-    circuit once (its desktop or any-width drawing, not the phone's)."""
+    (not the heatmaps over an attribution's inputs, nor, unless `decorative`, images without),
+    and each chart or circuit once (its desktop or any-width drawing, not the phone's)."""
     folder = root / FIGURES
     folder.mkdir(parents=True, exist_ok=True)
     nodes = []
@@ -155,11 +166,11 @@ def _images(html: str, assets: dict[str, Path], root: Path) -> list[dict[str, An
         classes = attributes.get("class", "").split()
         if tag.startswith("<img"):
             path = assets.get(attributes.get("src", ""))
-            if path is None or not attributes.get("alt") or "map-heat" in classes:
+            if path is None or not (attributes.get("alt") or decorative) or "map-heat" in classes:
                 continue
             name = Path(attributes["src"]).name
             shutil.copyfile(path, folder / name)
-            alt = attributes["alt"]
+            alt = attributes.get("alt", "")
         else:
             if "narrow" in classes:
                 continue

@@ -94,7 +94,7 @@ def test_mystmd_shows_the_figures_numbered_with_their_captions_and_images(book):
     assert captions[1].startswith("Its four strongest mixed3 inputs.")
     assert re.search(r'<xref ref-type="fig" rid="figure-1">Figure\s1</xref>', xml)  # {numref} resolves
     images = re.findall(r'xlink:href="(files/[^"]+)"', xml)
-    assert len(images) == 4  # two feature visualizations, the circuit and the tuning curve
+    assert len(images) == 5  # the {unit} role's, two feature visualizations, the circuit, the tuning curve
     for image in images:
         assert (project / "exports" / image).stat().st_size > 0
     drawings = [project / "exports" / i for i in images if i.endswith(".svg")]
@@ -140,3 +140,17 @@ def test_myst_build_html_shows_the_figures_in_the_default_theme(book, myst_comma
     page = next(text for text in pages.values() if "A curve detector and a line detector" in text)
     assert re.search(r"Figure\s1", page) and re.search(r"Figure\s3", page)
     assert len(re.findall(r'<img[^>]+src="[^"]+\.(?:png|svg)"', page)) >= 4
+
+
+def test_the_unit_role_is_an_inline_image_linked_to_itself_and_a_value_on_two_lines_is_refused(book):
+    project, _result = book
+    (link,) = myst.role({"body": "mixed4:52", "node": {"position": {"start": {"line": 7}}}}, project)
+    image, code = link["children"]
+    assert link["type"] == "link" and image["type"] == "image" and link["url"] == image["url"]
+    assert (project / image["url"].lstrip("/")).is_file() and code["value"] == "mixed4:52"
+    data = {
+        "options": {"label": "fig-x", "stimulus": "curve\n```\n"},
+        "node": {"position": {"start": {"line": 27}}},
+    }
+    with pytest.raises(myst.AuthorError, match=r"line 29: error: the value of ':stimulus:' must be one line"):
+        myst.directive("tuning", {**data, "arg": "mixed4:52"}, project)
