@@ -857,7 +857,20 @@ class AttributionResult:
         _expect(len(self.stages) == len(job.stages), f"it has {len(self.stages)} stages")
         drawn = sum(len(stage.units) for stage in self.stages)
         _expect(all(len(row) == 1 + drawn for row in (*self.maps, *self.scales)), "its maps have gaps")
-        _expect(all(len(s.per_input) == len(s.totals) == count for s in self.stages), "its stages differ")
+        before: tuple[int, ...] = ()
+        for stage, asked in zip(self.stages, job.stages, strict=True):
+            _expect(stage.layer == asked.layer and asked.units in (None, stage.units), "its stages differ")
+            _expect(
+                len(stage.values) == len(stage.units) and len(stage.ranking) == len(stage.ranked),
+                "a stage has gaps",
+            )
+            _expect(len(stage.per_input) == len(stage.totals) == count, "its stages differ in inputs")
+            _expect(all(len(row) == len(stage.units) for row in stage.per_input), "a stage has gaps")
+            edges = len(stage.edges) == len(before) and all(
+                len(row) == len(stage.units) for row in stage.edges
+            )
+            _expect(edges, "its edges do not join its stages")
+            before = stage.units
         _expect_files(["attribution.npz", *self.images, *(name for row in self.maps for name in row)], files)
 
 

@@ -44,7 +44,11 @@ from distillgen.render.page import templates_dir
 
 FRONT = "---\ntitle: MyST\n---\n"  # the one-figure article's front matter: the directive follows
 FIRST_LINE = FRONT.count("\n") + 1
+ARTICLE = "myst.md"  # the one-figure article's name, in the project's folder (never written)
 FIGURES = Path(".distillgen") / "myst"  # under the project: the image files MyST copies
+# Anything a Markdown parser may take for the end of a line: a value holding one could end the
+# one-figure article's directive and add Markdown (raw HTML) of its own.
+_BREAK = re.compile(r"[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 
 
 def spec() -> dict[str, Any]:
@@ -77,9 +81,9 @@ def directive(name: str, data: dict[str, Any], root: Path) -> list[dict[str, Any
     options = {key: str(value) for key, value in (data.get("options") or {}).items()}
     argument = str(data.get("arg") or "")
     for index, (key, value) in enumerate(options.items()):  # one line each, as distillgen reads them
-        if "\n" in value or "\n" in key:
+        if _BREAK.search(value) or _BREAK.search(key):
             raise AuthorError(f"line {line + 1 + index}: error: the value of ':{key}:' must be one line")
-    if "\n" in argument:
+    if _BREAK.search(argument):
         raise AuthorError(f"line {line}: error: the argument of {{{name}}} must be one line")
     written = "".join(f":{key}: {value}\n" for key, value in options.items())
     text = f"```{{{name}}} {argument}\n{written}```\n"
@@ -100,7 +104,7 @@ def role(data: dict[str, Any], root: Path) -> list[dict[str, Any]]:
     """`{unit}`: the unit's feature visualization inline, linked to the image at full size."""
     line = int(data.get("node", {}).get("position", {}).get("start", {}).get("line", 1))
     written = str(data.get("body") or "").strip()
-    if not re.fullmatch(r"[^`\n]+", written):
+    if not written or "`" in written or _BREAK.search(written):
         raise AuthorError(f"line {line}: error: {{unit}} takes a unit's address on one line, e.g. mixed4:52")
     article, outcome = _computed(f"{{unit}}`{written}`\n", root, line)
     body, _footnotes, _references = article.render(outcome.artifacts)
@@ -120,13 +124,17 @@ def _computed(text: str, root: Path, line: int):
     from distillgen import project
     from distillgen.compute import Options
     from distillgen.diagnostics import BuildFailed, Reporter
+    from distillgen.safety import Grants
 
     reporter = Reporter()
     frozen = os.environ.get("DISTILLGEN_FROZEN", "") not in ("", "0")
     opened = project.Project.open(
-        root, reporter, Options(device=os.environ.get("DISTILLGEN_DEVICE", "auto"), frozen=frozen)
+        root,
+        reporter,
+        Options(device=os.environ.get("DISTILLGEN_DEVICE", "auto"), frozen=frozen),
+        grants=Grants(raw_html=False),  # a figure is drawn by distillgen, never by markup in it
     )
-    article = opened.article(FRONT + text, root / "myst.md")
+    article = opened.article(FRONT + text, root / ARTICLE)
     try:
         if article is None:
             raise BuildFailed(reporter.errors)
@@ -138,12 +146,18 @@ def _computed(text: str, root: Path, line: int):
 
 
 def _messages(reporter, line: int) -> str:
-    """The reporter's errors, at the lines of the MyST page."""
+    """The reporter's errors: the one-figure article's at the lines of the MyST page, another
+    file's (distillgen.yml) at its own."""
     found = []
     for diagnostic in reporter.diagnostics:
         if diagnostic.severity != "error":
             continue
-        where = f"line {diagnostic.line - FIRST_LINE + line}" if diagnostic.line else "myst.yml"
+        if diagnostic.path is not None and diagnostic.path.name != ARTICLE:
+            where = f"{diagnostic.path}:{diagnostic.line}" if diagnostic.line else str(diagnostic.path)
+        elif diagnostic.line:
+            where = f"line {diagnostic.line - FIRST_LINE + line}"
+        else:
+            where = "myst"
         found.append(f"{where}: error: {diagnostic.message}")
     return "\n".join(found) or "error: the figure could not be made"
 
@@ -172,7 +186,7 @@ def _images(html: str, assets: dict[str, Path], root: Path, decorative: bool = F
             shutil.copyfile(path, folder / name)
             alt = attributes.get("alt", "")
         else:
-            if "narrow" in classes:
+            if "narrow" in classes or re.search(r"<script|\son\w+=", tag, re.I):  # ours never script
                 continue
             if "circuit-svg" not in classes:  # a chart: its rules read `.plot …`
                 tag = (
@@ -240,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     except AuthorError as exc:
         print(exc, file=sys.stderr)
+        return 1
+    except OSError as exc:  # the project's folder not writable, a full disk
+        print(f"error: cannot write the figure's files under {root / FIGURES}: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(nodes))
     return 0

@@ -272,6 +272,16 @@ def test_the_figure_shows_shares_ranks_and_maps_and_the_unit_page_what_carries_i
 
 
 MISTAKES = {
+    "target": (
+        "```{attribution} mixed4:999\n:inputs: mixed3\n```\n",
+        7,
+        "unit 999 is out of range for 'mixed4'",
+    ),
+    "twice": (
+        "```{attribution} mixed4:1\n:inputs: mixed3:5,5\n```\n",
+        8,
+        "'mixed3:5,5' names a unit twice in :inputs:",
+    ),
     "after": (
         "```{attribution} mixed3:1\n:inputs: mixed4\n```\n",
         8,

@@ -55,7 +55,7 @@ def probe_images(
     name), and the unedited responses when finding the probe already measured them (top
     examples). An attribution reads its inputs the same way."""
     # the probe says which of sweep, settings, files and dataset the job has (jobs.AblationJob)
-    if job.probe == "images":  # their bytes, read by `prepared` (or here, if it was not called)
+    if job.probe == "images":  # their bytes, read by `prepared` (here only if it was not called)
         encoded = job.pixels or read_files(job)
         decoded = [datasets.decode_image(base64.b64decode(data), model.input_size) for data in encoded]
         return np.stack(decoded), [image.name for image in job.files], None

@@ -183,6 +183,10 @@ class Attribution(DirectiveKind):
             return None
         try:
             (target,) = info.check_units([request.target])
+        except ModelError as exc:
+            ctx.error(at.line, str(exc))
+            return None
+        try:
             stages = _resolved(info, request.stages, target)
         except ModelError as exc:
             ctx.error(at.option_line("inputs"), str(exc))
@@ -205,8 +209,9 @@ class Attribution(DirectiveKind):
             stages,
             opts["top"],
             opts["method"],
-            opts["steps"],
-            opts["reference"],
+            # activation × gradient takes no path: one key whatever these say (a warning said so)
+            opts["steps"] if opts["method"] == "integrated" else 1,
+            opts["reference"] if opts["method"] == "integrated" else "black",
             opts["tolerance"],
             request.on,
             **probe,
@@ -465,7 +470,10 @@ def _ranking(figure: AttributionFigure, result: AttributionResult, ctx: RenderCo
     """The last stage's units as the attribution ranks them beside the weights' ranking."""
     last = result.stages[-1]
     rank = {unit: index + 1 for index, unit in enumerate(last.ranking)}
-    value = dict(zip(last.ranking, last.ranked, strict=True))
+    value = {
+        **dict(zip(last.ranking, last.ranked, strict=True)),
+        **dict(zip(last.units, last.values, strict=True)),
+    }
     by_weight: dict[int, int] = {}
     if figure.weights is not None:
         norms = kernels.norms(ctx.kernels(figure.weights)).tolist()

@@ -242,6 +242,9 @@ def stages_of(written: str, directive: DirectiveInput, ctx: CheckContext) -> tup
                 f"each stage of :inputs: is one layer; split '{part}' with '->'",
             )
             return None
+        if chosen is not None and len({ref.unit for ref in chosen}) < len(chosen):
+            ctx.error(directive.option_line("inputs"), f"'{part}' names a unit twice in :inputs:")
+            return None
         layer = part if chosen is None else chosen[0].layer
         stages.append(Stage(layer, None if chosen is None else tuple(ref.unit for ref in chosen)))
     return tuple(stages)
