@@ -752,6 +752,21 @@ def read_files(job) -> tuple[str, ...]:
     return tuple(encoded)
 
 
+def _probe_inputs(job) -> tuple[Job, ...]:
+    """What an ablation's or attribution's probe reads: over a folder, its layer's ranking."""
+    return _ranking_of(job) if job.probe == "examples" else ()
+
+
+def _probe_prepared(job, inputs: Mapping[str, Artifact]):
+    """An ablation or attribution as its engine receives it: with its image files' bytes, or
+    the target's top images from the folder's ranking."""
+    if job.files:
+        return dataclasses.replace(job, pixels=read_files(job))
+    if not job.inputs():
+        return job
+    return dataclasses.replace(job, ranked=ranked(job, inputs, job.unit, job.top))
+
+
 @dataclass(frozen=True)
 class AblationJob(Job):
     """A unit's activation before and after an edit of the network, on a probe: its top
@@ -779,14 +794,10 @@ class AblationJob(Job):
         return f"{self.layer}:{self.unit}"
 
     def inputs(self) -> tuple[Job, ...]:
-        return _ranking_of(self) if self.probe == "examples" else ()
+        return _probe_inputs(self)
 
     def prepared(self, inputs: Mapping[str, Artifact], scratch: Path) -> AblationJob:
-        if self.files:
-            return dataclasses.replace(self, pixels=read_files(self))
-        if not self.inputs():
-            return self
-        return dataclasses.replace(self, ranked=ranked(self, inputs, self.unit, self.top))
+        return _probe_prepared(self, inputs)
 
     @property
     def cost(self) -> int:
@@ -916,20 +927,17 @@ class AttributionJob(Job):
         """Forward and backward passes per input: each stage's, and each drawn unit's edges."""
         steps = self.steps if self.method == "integrated" else 1
         edges = sum(len(s.units) if s.units else self.per_layer for s in self.stages[1:])
-        return steps * (len(self.stages) + edges)
+        image = self.settings.steps if self.probe == "featurevis" and self.settings else 0  # made first
+        return image + steps * (len(self.stages) + edges)
 
     def layers(self) -> tuple[str, ...]:
         return (self.layer, *(stage.layer for stage in self.stages))
 
     def inputs(self) -> tuple[Job, ...]:
-        return _ranking_of(self) if self.probe == "examples" else ()
+        return _probe_inputs(self)
 
     def prepared(self, inputs: Mapping[str, Artifact], scratch: Path) -> AttributionJob:
-        if self.files:
-            return dataclasses.replace(self, pixels=read_files(self))
-        if not self.inputs():
-            return self
-        return dataclasses.replace(self, ranked=ranked(self, inputs, self.unit, self.top))
+        return _probe_prepared(self, inputs)
 
 
 @dataclass(frozen=True)
