@@ -14,7 +14,7 @@ NEW_VENV = $(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip
 # Two test workers (pytest-xdist), one per core of CI's 2: a test waiting on a browser, a Ray
 # runtime or a subprocess leaves its core to the other. A file's tests stay on one worker, so
 # its module fixtures (an atlas, a cluster) are built once.
-PYTEST := $(BIN)/python -m pytest -q --durations=20 -n 2 --dist loadfile
+PYTEST := $(BIN)/python -m pytest -q --durations=20 -n 2 --dist loadfile --no-loadscope-reorder
 
 .PHONY: site test test-full cache chromium clean
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from distillgen import __version__
-from distillgen.diagnostics import BuildFailed, Code, Reporter
+from distillgen.diagnostics import BuildFailed, Code, Reporter, suggest
 from distillgen.source.atlasrequest import LIMITS, AtlasRequest
 from distillgen.zoo import ZOO
 
@@ -407,8 +407,6 @@ def _featurevis_settings(pairs: tuple[str, ...]) -> dict:
 
 def _key_values(pairs: tuple[str, ...], parsers: dict, what: str, option: str) -> dict:
     """The KEY=VALUE pairs of a repeatable option, each value parsed by its key's parser."""
-    from distillgen.diagnostics import suggest
-
     chosen = {}
     for pair in pairs:
         name, equals, value = pair.partition("=")
@@ -562,7 +560,6 @@ def models(spec: str | None) -> None:
 @click.argument("name", required=False)
 def directives(name: str | None) -> None:
     """List the directives and roles, or show NAME's argument and options."""
-    from distillgen.diagnostics import suggest
     from distillgen.figures import DIRECTIVES, ROLES
     from distillgen.kinds import COMPUTED_FIGURES
 
@@ -611,6 +608,13 @@ def directives(name: str | None) -> None:
 @click.option("--all", "everything", is_flag=True, help="Verify every figure (the default).")
 @click.option("--seed", default=0, show_default=True, help="Which figures --sample draws.")
 @click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    metavar="KIND",
+    help="Verify only figures of this kind, e.g. featurevis (repeatable, or comma-separated).",
+)
+@click.option(
     "--tolerance",
     "tolerances",
     multiple=True,
@@ -626,6 +630,7 @@ def verify(
     count: int | None,
     everything: bool,
     seed: int,
+    kinds: tuple[str, ...],
     tolerances: tuple[str, ...],
     as_json: bool,
     quiet: bool,
@@ -650,6 +655,7 @@ def verify(
     if count is not None and everything:
         raise click.UsageError("--sample N verifies N figures and --all every one; choose one")
     limits = _tolerances(tolerances)
+    only = _kinds(kinds)
     reporter, progress, options = _session(
         False, quiet, verbose, device=device, executor=executor, ray_address=ray_address, confirmed=confirmed
     )
@@ -664,6 +670,10 @@ def verify(
 
     try:
         figures, catalog = article_figures(src, reporter, cache_dir, options.log)
+        if only:
+            figures = [figure for figure in figures if figure.kind in only]
+            if not figures:
+                raise click.UsageError(f"{src} has no figure of the kinds {', '.join(sorted(only))}")
         chosen = figures if count is None else sample(figures, count, seed)
         report.figures = len(figures)
         echo(f"verifying {len(chosen)} of {len(figures)} figure(s)")
@@ -685,6 +695,19 @@ def verify(
         click.echo(report.summary())
     if not report.ok or reporter.errors:
         sys.exit(1)
+
+
+def _kinds(written: tuple[str, ...]) -> set[str]:
+    """`--kind featurevis --kind weights,tuning`: the kinds verify can recompute."""
+    from distillgen.verify import TOLERANCES
+
+    kinds = {kind.strip() for value in written for kind in value.split(",") if kind.strip()}
+    for kind in sorted(kinds - set(TOLERANCES)):
+        known = ", ".join(sorted(TOLERANCES))
+        raise click.BadParameter(
+            f"unknown kind '{kind}'{suggest(kind, TOLERANCES)}; known: {known}", param_hint="--kind"
+        )
+    return kinds
 
 
 def _tolerances(pairs: tuple[str, ...]) -> dict[str, float]:

@@ -63,6 +63,14 @@ def site(tmp_path: Path) -> Path:
     return src
 
 
+def copy_entries(cache: Path, to: Path) -> None:
+    """A copy of `cache`'s computed figures alone (no index, kept articles, pages or search
+    bundle), as a cache committed elsewhere arrives: a build from it computes nothing."""
+    shutil.copytree(
+        cache, to, ignore=shutil.ignore_patterns("index.json", "pages", "checked", "search", ".lock")
+    )
+
+
 SHIPPED_CACHE = ARTICLES / ".distillgen" / "cache"  # the example site's figures, in git
 
 
@@ -126,9 +134,25 @@ def browser():
         chromium.close()
 
 
-# Files that take longest, run first: `make test`'s workers take whole files (--dist loadfile)
-# in this order, and a long file left for last runs alone while the other worker waits.
-LONGEST_FIRST = ["test_verify.py", "test_reader.py", "test_ray.py", "test_dictionary.py", "test_atlas.py"]
+# Files that take longest, run first: `make test`'s workers take whole files (--dist loadfile,
+# --no-loadscope-reorder: xdist would otherwise start with the files of most tests, the quick
+# ones, and leave these for last, one worker busy while the other waits). Ordered by measured
+# time; the first two need no `example_build` and the third builds it, so that neither
+# worker starts by waiting on its lock.
+LONGEST_FIRST = [
+    "test_ray.py",
+    "test_dictionary.py",
+    "test_verify.py",
+    "test_reader.py",
+    "test_rebuild.py",
+    "test_folders.py",
+    "test_models.py",
+    "test_myst.py",
+    "test_figure_text.py",
+    "test_featurevis_build.py",
+    "test_incremental.py",
+    "test_atlas.py",
+]
 
 
 def pytest_collection_modifyitems(items):

@@ -636,7 +636,10 @@ def test_a_notebook_figure_reads_the_projects_dictionaries(tmp_path):
     from distillgen import notebook
     from distillgen.notebook import Project
 
-    config = "dictionaries:\n  m4: {layer: mixed4, features: 64, k: 4, steps: 200, count: 100}\n"
+    config = (
+        "featurevis: {steps: 4, size: 32}\n"  # the features' images: cheap ones
+        "dictionaries:\n  m4: {layer: mixed4, features: 64, k: 4, steps: 200, count: 100}\n"
+    )
     write(tmp_path / "articles" / "distillgen.yml", config)
     project = Project(tmp_path / "articles", cache_dir=tmp_path / "cache", device="cpu")
     figure = project.figure("examples", "shapes", "m4:3", count=100, top=3)

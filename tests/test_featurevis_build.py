@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_cli, write
+from tests.conftest import ROOT, copy_entries, run_cli, write
 
 ARTICLE = """
 ---
@@ -43,15 +43,36 @@ def computed(result) -> int:
     return int(re.search(r"\((\d+) computed\)", result.stderr)[1])
 
 
-@pytest.fixture
-def units_site(tmp_path: Path) -> tuple[Path, Path, Path]:
-    src = tmp_path / "src"
+def article(root: Path) -> tuple[Path, Path, Path]:
+    src = root / "src"
     write(src / "grid.md", ARTICLE)
-    return src, tmp_path / "out", tmp_path / "cache"
+    return src, root / "out", root / "cache"
 
 
-def test_build_writes_images_records_and_hover_cards(units_site):
-    src, out, cache = units_site
+@pytest.fixture
+def cold_site(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """The article with an empty cache."""
+    return article(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def computed_cache(tmp_path_factory) -> Path:
+    """The article's figures computed once for the module: their cache entries alone."""
+    src, out, cache = article(tmp_path_factory.mktemp("computed"))
+    assert build(src, out, cache).exit_code == 0
+    return cache
+
+
+@pytest.fixture
+def units_site(tmp_path: Path, computed_cache: Path) -> tuple[Path, Path, Path]:
+    """The article with a copy of its computed figures (no index, pages or kept article)."""
+    src, out, cache = article(tmp_path)
+    copy_entries(computed_cache, cache)
+    return src, out, cache
+
+
+def test_build_writes_images_records_and_hover_cards(cold_site):
+    src, out, cache = cold_site
     result = build(src, out, cache)
     assert result.exit_code == 0, result.output
     assert "shapes: featurevis of 5 units (6 images)" in result.stderr  # mixed3:2: chip and grid
@@ -98,8 +119,8 @@ def test_a_unit_chip_can_name_another_model(tmp_path):
     assert (out / "units" / "shapes@1" / "mixed3" / "2.html").is_file()
 
 
-def test_rebuild_takes_everything_from_the_cache_and_changes_recompute_only_that(units_site):
-    src, out, cache = units_site
+def test_rebuild_takes_everything_from_the_cache_and_changes_recompute_only_that(cold_site):
+    src, out, cache = cold_site
     total = computed(build(src, out, cache))
     before = {p.name: p.read_bytes() for p in (out / "grid" / "figures").iterdir()}
     again = build(src, out, cache)

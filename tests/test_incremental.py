@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli, write
+from tests.conftest import copy_entries, run_cli, write
 
 FIRST = """
 ---
@@ -34,12 +34,28 @@ Another article, about {unit}`conv2:1`.
 """
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> tuple[Path, Path, Path]:
-    src = tmp_path / "src"
+def sources(root: Path) -> tuple[Path, Path, Path]:
+    src = root / "src"
     write(src / "first.md", FIRST)
     write(src / "second.md", SECOND)
-    return src, tmp_path / "out", tmp_path / "cache"
+    return src, root / "out", root / "cache"
+
+
+@pytest.fixture(scope="module")
+def computed(tmp_path_factory) -> Path:
+    """The articles' figures computed once for the module: their cache entries alone."""
+    src, out, cache = sources(tmp_path_factory.mktemp("computed"))
+    build(src, out, cache)
+    return cache
+
+
+@pytest.fixture
+def site(tmp_path: Path, computed: Path) -> tuple[Path, Path, Path]:
+    """The articles with a copy of their figures and no pages: each test renders every page
+    first and computes nothing."""
+    src, out, cache = sources(tmp_path)
+    copy_entries(computed, cache)
+    return src, out, cache
 
 
 def build(src: Path, out: Path, cache: Path):

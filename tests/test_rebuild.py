@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from distillgen import cache as cache_module
-from tests.conftest import run_cli, write
+from tests.conftest import copy_entries, run_cli, write
 from tests.test_incremental import SECOND, contents
 
 FIRST = """
@@ -71,13 +71,30 @@ def opened_files():
         _opened = None
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> tuple[Path, Path, Path]:
-    src = tmp_path / "src"
+def sources(root: Path) -> tuple[Path, Path, Path]:
+    """The two articles and their bibliography in root/src; (src, out, cache) under root."""
+    src = root / "src"
     write(src / "first.md", FIRST)
     write(src / "second.md", SECOND)
     write(src / "refs.bib", BIB)
-    return src, tmp_path / "out", tmp_path / "cache"
+    return src, root / "out", root / "cache"
+
+
+@pytest.fixture(scope="module")
+def computed(tmp_path_factory) -> Path:
+    """The site's figures, computed once: a cache of cache entries alone (no index, no kept
+    articles, no pages), as a cache committed elsewhere arrives."""
+    src, out, cache = sources(tmp_path_factory.mktemp("computed"))
+    assert build(src, out, cache)["computed"] > 0
+    return cache
+
+
+@pytest.fixture
+def site(tmp_path: Path, computed: Path) -> tuple[Path, Path, Path]:
+    """The site with a copy of its computed figures: a test's first build computes nothing."""
+    src, out, cache = sources(tmp_path)
+    copy_entries(computed, cache)
+    return src, out, cache
 
 
 def build(src: Path, out: Path, cache: Path, *extra: str) -> dict[str, int]:
@@ -107,8 +124,8 @@ def payload_files(cache: Path) -> set[str]:
     return {str(p) for p in (cache / "objects").rglob("*") if p.is_file() and p.name != cache_module.RECORD}
 
 
-def test_a_no_change_rebuild_opens_no_payload_file_and_renders_nothing(site):
-    src, out, cache = site
+def test_a_no_change_rebuild_opens_no_payload_file_and_renders_nothing(tmp_path):
+    src, out, cache = sources(tmp_path)
     cold = settle(src, out, cache)
     assert cold["computed"] > 0 and cold["rendered"] == cold["pages"]
     payloads = payload_files(cache)
@@ -258,7 +275,7 @@ def test_a_damaged_or_foreign_index_is_checked_in_full_not_followed(site, monkey
     src, out, cache = site
     settle(src, out, cache)
     index = json.loads((cache / "index.json").read_text())
-    keys = list(index["entries"])
+    keys = [key for key, entry in index["entries"].items() if len(entry[1]) > 1]  # with payload files to hash
     index["entries"][keys[0]][1] = ["record.json"]  # files: not a mapping
     index["entries"][keys[1]][1]["../../outside"] = [0, 0, 0]  # a file outside the entry
     index["entries"][keys[2]][2] = 7  # derived values: not a mapping
