@@ -31,6 +31,7 @@ from distillgen.faithful import PROBE_COUNT, measures_of
 from distillgen.figures import DIRECTIVES, ROLES
 from distillgen.figures.base import DirectiveInput, DirectiveKind, RoleKind, jobs_of
 from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
+from distillgen.figures.value import ValueRequest, drifted_numbers
 from distillgen.jobs import Dataset, FaithfulnessJob, FeatureVisJob
 from distillgen.labels import LINK_LABEL, Asset, Citations, Labels, LocalImages, Target
 from distillgen.options import label as valid_label
@@ -109,6 +110,7 @@ class Article:
         self._artifacts: dict[str, Artifact] = {}
         self._pending: dict[int, tuple] = {}  # entry -> the DictionaryJobs it waits for
         self.dictionaries: Dictionaries | None = None  # after plan
+        self._quotes_checked = False  # the prose's literal numbers, against the figures it quotes
 
     @property
     def slug(self) -> str:
@@ -420,6 +422,7 @@ class Article:
     def plan(self, catalog: Catalog) -> None:
         """Kinds check addresses against their models and say which jobs they need."""
         self.catalog = catalog
+        self._quotes_checked = False  # again in every build: a kept article comes checked, not followed up
         self.dictionaries = Dictionaries(
             self.front.dictionaries,
             catalog,
@@ -464,12 +467,52 @@ class Article:
                 del self._pending[key]
                 self._plan_entry(key)
         context = FollowUpContext(self, artifacts)
-        for key, entry in self._entries.items():
+        # figures first, then roles: a {value} role reads a figure's result, wherever it is
+        for key, entry in sorted(self._entries.items(), key=lambda item: isinstance(item[1].kind, RoleKind)):
             if key in self._pending:
                 continue
             before = jobs_of(entry.value)
             entry.value = entry.kind.follow_up(entry.value, context)
             self._need(jobs_of(entry.value)[len(before) :], entry.line)
+        self._check_quoted_numbers(context)
+
+    def _check_quoted_numbers(self, context: FollowUpContext) -> None:
+        """Once every {value} has its number (once a build): the literal numbers of each
+        paragraph that quotes a figure are checked against that figure's numbers."""
+        quoting = []  # (the paragraph's words, its quotes)
+        for token in self.doc.walk():
+            children = (token.children or []) if token.type == "inline" else []
+            quotes = [
+                entry.value
+                for child in children
+                if child.type == "myst_role"
+                and (entry := self._entries.get(id(child.meta.get("role")))) is not None
+                and isinstance(entry.value, ValueRequest)
+            ]
+            if quotes:
+                quoting.append((" ".join(c.content for c in children if c.type == "text"), quotes))
+        every = [quote for _, quotes in quoting for quote in quotes]
+        if self._quotes_checked or any(quote.quantity is None and not quote.failed for quote in every):
+            return
+        self._quotes_checked = True
+        for text, quotes in quoting:
+            for problem in drifted_numbers(text, quotes, context):
+                self.warning(quotes[0].line, problem)
+
+    def labelled(self, label: str) -> Entry | None:
+        """The directive `label` names (as references resolve labels); None for a heading,
+        an equation or no label."""
+        target = self.labels.target(label)
+        if target is None:
+            return None
+        for entry in self._entries.values():
+            if entry.label is not None and self.labels.target(entry.label) is target:
+                return entry
+        return None
+
+    def planned(self, entry: Entry) -> bool:
+        """Whether the entry is planned (not waiting for a dictionary to train)."""
+        return not any(self._entries.get(key) is entry for key in self._pending)
 
     def figures(self) -> list[tuple[str, int, object]]:
         """Each figure that computes something, in reading order: its kind's name, its line and

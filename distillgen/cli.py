@@ -590,6 +590,10 @@ def directives(name: str | None) -> None:
         default = "" if option.default in (None, "") else f" (default: {option.default})"
         required = " (required)" if option.required else ""
         click.echo(f"  :{option.name}:".ljust(18) + option.doc + choices + default + required)
+    if directive.values:
+        click.echo("values prose may quote, {value}`LABEL.FIELD`:")
+        for field, value in directive.values.items():
+            click.echo(f"  {field}".ljust(18) + value.meaning + (" (percent)" if value.percent else ""))
     if name in COMPUTED_FIGURES:
         argument, _, options = COMPUTED_FIGURES[name].partition("\n")
         use = "\n".join([f"```{{{name}}} {argument}", *options.splitlines(), "A caption.", "```"])

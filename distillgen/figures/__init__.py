@@ -27,6 +27,7 @@ from distillgen.figures.numref import Eq, NumRef, Ref
 from distillgen.figures.tuning import Tuning
 from distillgen.figures.unit import Unit
 from distillgen.figures.universality import Universality
+from distillgen.figures.value import Value
 from distillgen.figures.weights import Weights
 
 _DIRECTIVE_KINDS: tuple[type[DirectiveKind], ...] = (
@@ -55,7 +56,7 @@ _DIRECTIVE_KINDS: tuple[type[DirectiveKind], ...] = (
 )
 _ROLE_KINDS: tuple[type[RoleKind], ...] = (
     *(Cite, CiteParenthetical, CiteTextual, NumRef, Ref, Eq, Unit, MathRole),
-    *(Subscript, SubscriptLong, Superscript, SuperscriptLong, Abbreviation, Hover),
+    *(Subscript, SubscriptLong, Superscript, SuperscriptLong, Abbreviation, Hover, Value),
 )
 DIRECTIVES: dict[str, DirectiveKind] = {kind.name: kind() for kind in _DIRECTIVE_KINDS}
 ROLES: dict[str, RoleKind] = {kind.name: kind() for kind in _ROLE_KINDS}

@@ -25,12 +25,12 @@ from html import escape
 from distillgen import stimuli
 from distillgen.diagnostics import Code, suggest
 from distillgen.figures import probes
-from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
+from distillgen.figures.base import DirectiveInput, DirectiveKind, Quantity, Rendered, ValueField
 from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
 from distillgen.jobs import AblationJob, Dataset, Edit, Probe, Sweep, relative_change
 from distillgen.options import MODEL, Argument, Option, choice, integer, one_unit, text
 from distillgen.render.plots import line_plot, paired_bars
-from distillgen.render.words import minus, plural, same_precision
+from distillgen.render.words import minus, number, plural, same_precision
 from distillgen.units import ModelError, ModelSpec, SpecError, UnitRef, parse_units
 
 _EDIT = re.compile(
@@ -166,6 +166,11 @@ class AblationFigure:
 class Ablation(DirectiveKind):
     name = "ablation"
     doc = "A unit's response before and after editing edges or units, with an optional prediction."
+    values = {
+        "effect": ValueField("the relative change of the unit's mean response over its inputs", percent=True),
+        "before": ValueField("the unit's mean response over its inputs before the edit"),
+        "after": ValueField("the unit's mean response over its inputs after the edit"),
+    }
     argument = Argument("the unit to observe, e.g. mixed4:48", one_unit("observes"))
     options = (
         MODEL,
@@ -269,6 +274,15 @@ class Ablation(DirectiveKind):
                 )
         change = result.effect
         return replace(figure, change=change, changes=changes)
+
+    def value(self, figure: AblationFigure, field: str, ctx: FollowUpContext) -> Quantity | None:
+        if not ctx.done(figure.job):
+            return None
+        result = ctx.result(figure.job)
+        if field == "effect":
+            return Quantity(minus(percent(result.effect)), result.effect)
+        mean = result.mean_before if field == "before" else result.mean_after
+        return Quantity(number(mean), mean)
 
     def render(self, figure: AblationFigure, ctx: RenderContext) -> Rendered:
         job = figure.job

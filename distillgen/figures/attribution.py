@@ -32,7 +32,7 @@ from distillgen.diagnostics import Code, suggest
 from distillgen.dictionaries import carrying, trained
 from distillgen.figures import probes
 from distillgen.figures.ablation import Prediction, percent, prediction_subsets, predictions
-from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
+from distillgen.figures.base import DirectiveInput, DirectiveKind, Quantity, Rendered, ValueField
 from distillgen.figures.circuit import Stage, card_anchor, nodes, stages_of
 from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
 from distillgen.figures.diagram import Edge, Graph, circuit_svg
@@ -54,7 +54,7 @@ from distillgen.jobs import (
     WeightsJob,
 )
 from distillgen.options import MODEL, Argument, Option, choice, integer, one_unit, text
-from distillgen.render.words import number, plural
+from distillgen.render.words import minus, number, plural
 from distillgen.units import ModelError, ModelInfo, ModelSpec, UnitRef
 
 PROBES = ("examples", "tuning", "featurevis")  # :on: takes these, or image files
@@ -110,6 +110,18 @@ class AttributionFigure:
 class Attribution(DirectiveKind):
     name = "attribution"
     doc = "What carries a unit's activation on given inputs: an attribution circuit, maps and shares."
+    values = {
+        "share": ValueField(
+            "the share of the unit's activation (for integrated gradients, of its change from the "
+            "reference) that the drawn units of the layer before it carry",
+            percent=True,
+        ),
+        "error": ValueField(
+            "the completeness error of the layer before the unit (how far its attributions' sum "
+            "is from the change they explain)",
+            percent=True,
+        ),
+    }
     argument = Argument("the target unit, e.g. mixed4:20", one_unit("attributes"))
     options = (
         MODEL,
@@ -272,6 +284,16 @@ class Attribution(DirectiveKind):
                     )
             return replace(figure, changes=changes)
         return figure
+
+    def value(self, figure: AttributionFigure, field: str, ctx: FollowUpContext) -> Quantity | None:
+        if not ctx.done(figure.job):
+            return None
+        job, stage = figure.job, ctx.result(figure.job).stages[-1]
+        if field == "error":
+            return Quantity(f"{stage.error:.1%}", stage.error)
+        whole = stage.change if job.method == "integrated" else stage.total
+        share = sum(stage.values) / whole if whole else 0.0
+        return Quantity(minus(f"{share:.0%}"), share)
 
     def render(self, figure: AttributionFigure, ctx: RenderContext) -> Rendered:
         job, result = figure.job, ctx.result(figure.job)

@@ -57,6 +57,23 @@ class Rendered:
     appendix: tuple[tuple[str, str], ...] = ()  # (title, HTML) sections for the appendix
 
 
+@dataclass(frozen=True)
+class ValueField:
+    """A number prose may quote of a figure's result ({value}`label.field`)."""
+
+    meaning: str  # what it is, for the reader's hover and the author's errors
+    percent: bool = False  # a fraction, written and claimed in percent
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One number of a figure's result as prose reads it ({value} roles): its text as the
+    figure prints it, and the number a claim about it compares."""
+
+    text: str  # "−91%", "0.88", "13"
+    number: float  # a fraction for a percent field
+
+
 def jobs_of(planned: object) -> tuple:
     """The jobs a planned value asks for: its `jobs` field, in order (none without one)."""
     return tuple(getattr(planned, "jobs", ()))
@@ -72,6 +89,8 @@ class DirectiveKind:
     numbered: ClassVar[bool] = False  # takes a "Figure N" number, a :label: and a :layout:
     counter: ClassVar[str] = "Figure"  # what a numbered kind is numbered as: "Table 2"
     caption_from: ClassVar[str] = "body"  # or "argument": where a numbered kind's caption is
+    # What prose may quote of a figure of this kind ({value}`label.field`): field -> what it is
+    values: ClassVar[dict[str, ValueField]] = {}
 
     @classmethod
     def declared_options(cls) -> tuple[Option, ...]:
@@ -99,6 +118,11 @@ class DirectiveKind:
 
     def render(self, planned: Any, ctx: RenderContext) -> Rendered:
         raise NotImplementedError
+
+    def value(self, planned: Any, field: str, ctx: FollowUpContext) -> Quantity | None:
+        """The figure's `field` (one of `values`) once its result is computed; None before.
+        ValueError (its message for the author) when this figure has no such number."""
+        return None
 
     def graph(self, planned: Any, ctx: RenderContext) -> dict[str, Any] | None:
         """A circuit-like figure's graph as its article's `graphs.json` lists it (nodes with

@@ -17,7 +17,7 @@ import numpy as np
 from distillgen import kernels
 from distillgen.diagnostics import Code, suggest
 from distillgen.dictionaries import attach
-from distillgen.figures.base import Rendered
+from distillgen.figures.base import DirectiveKind, Quantity, Rendered, ValueField
 from distillgen.jobs import Dataset, FaithfulnessResult, FeatureVisSettings, ResultError
 from distillgen.labels import Asset, Target
 from distillgen.options import featurevis_settings
@@ -155,6 +155,14 @@ class PlanContext(_Reports):
             return None
         return self._dictionaries.resolve(name)
 
+    def figure_values(self, label: str) -> tuple[str, dict[str, ValueField]] | None:
+        """The kind of the figure `label` names and the values prose may quote of it; None
+        when the label names something else (a heading, a figure that computes nothing)."""
+        entry = self._article.labelled(label)
+        if entry is None or not isinstance(entry.kind, DirectiveKind):
+            return None
+        return entry.kind.name, entry.kind.values
+
     def featurevis_settings(self, info: ModelInfo, given: dict[str, Any] | None = None) -> FeatureVisSettings:
         """A figure's own settings, else the front matter's `featurevis:`, else the defaults."""
         return featurevis_settings(info.input_size, given or {}, self._article.front.featurevis)
@@ -181,6 +189,13 @@ class FollowUpContext(_Reports):
     def kernel_norms(self, job) -> list[float]:
         """Each source channel's kernel norm, for ranking."""
         return self.derived(job, "norms", lambda: kernels.norms(self.kernels(job)).tolist())
+
+    def figure_value(self, label: str, field: str) -> Quantity | None:
+        """`field` of the figure `label` names, once its result is computed; None before."""
+        entry = self._article.labelled(label)
+        if entry is None or not isinstance(entry.kind, DirectiveKind) or not self._article.planned(entry):
+            return None
+        return entry.kind.value(entry.value, field, self)
 
     def derived(self, job, name: str, compute: Callable[[], object]):
         """`compute()` (a JSON value read from the job's artifact), kept with the cache entry

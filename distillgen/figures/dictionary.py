@@ -20,7 +20,7 @@ from html import escape
 import numpy as np
 
 from distillgen.dictionaries import carrying, trained
-from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
+from distillgen.figures.base import DirectiveInput, DirectiveKind, Quantity, Rendered, ValueField
 from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
 from distillgen.figures.unitview import THUMBNAIL, featurevis_job, image_html, page_href, unit_card
 from distillgen.jobs import Attached, DictionaryJob, DictionaryResult, FeatureVisJob, FeatureVisSettings
@@ -99,6 +99,19 @@ def splits(result: DictionaryResult, loading: np.ndarray, neurons: int, per_neur
 class Dictionary(DirectiveKind):
     name = "dictionary"
     doc = "A dictionary's quality, and its features beside the neurons: purity, polysemantic neurons split."
+    values = {
+        "fvu": ValueField("the fraction of variance the dictionary leaves unexplained"),
+        "l0": ValueField("the mean number of features active at a position"),
+        "dead": ValueField("how many features never fire on the probe set"),
+        "live": ValueField("how many features fire on the probe set"),
+        "neuron-purity": ValueField(
+            "the median purity of the layer's neurons (the share of their top probe images in "
+            "their most common class)"
+        ),
+        "feature-purity": ValueField("the median purity of the live features"),
+        "uncarried": ValueField("how many live features load on no neuron by the carrying threshold"),
+        "pure-uncarried": ValueField("how many of those are at least 90% pure"),
+    }
     argument = Argument("the name of a dictionary declared in the front matter's 'dictionaries:', e.g. m4")
     options = (
         Option(
@@ -168,6 +181,21 @@ class Dictionary(DirectiveKind):
             chosen.append(Split(neuron, image, shown))
         return replace(figure, splits=tuple(chosen))
 
+    def value(self, figure: DictionaryFigure, field: str, ctx: FollowUpContext) -> Quantity | None:
+        if not ctx.done(figure.job):
+            return None
+        result = ctx.result(figure.job)
+        counts = {"dead": result.dead, "live": int((np.asarray(result.density) > 0).sum())}
+        if field in counts:
+            return Quantity(str(counts[field]), counts[field])
+        if field in ("fvu", "l0"):
+            found = result.fvu if field == "fvu" else result.mean_l0
+            return Quantity(f"{found:.3f}" if field == "fvu" else f"{found:.2f}", found)
+        if not result.feature_purity:
+            raise ValueError("its probe set has no classes (a folder of images), so no purity")
+        found = _purity(figure, result)[field]
+        return Quantity(f"{found:.2f}" if "purity" in field else str(found), found)
+
     def render(self, figure: DictionaryFigure, ctx: RenderContext) -> Rendered:
         job, result = figure.job, ctx.result(figure.job)
         density = np.asarray(result.density)
@@ -216,15 +244,13 @@ class Dictionary(DirectiveKind):
                     y_label="share of each group",
                 )
             )
-            loading = loadings(figure.attached)
-            uncarried = live & (loading.max(axis=1) < CARRIED)
-            pure = uncarried & (np.asarray(result.feature_purity) >= 0.9)
+            summary = _purity(figure, result)
             text = (
-                f'<p class="dictionary-summary">Median purity: neurons {np.median(neuron_purity):.2f}, '
-                f"features {np.median(feature_purity):.2f}; entirely pure: "
+                f'<p class="dictionary-summary">Median purity: neurons {summary["neuron-purity"]:.2f}, '
+                f"features {summary['feature-purity']:.2f}; entirely pure: "
                 f"{(neuron_purity == 1).mean():.0%} of neurons, {(feature_purity == 1).mean():.0%} of "
-                f"features. {int(uncarried.sum())} live features load on no neuron by {CARRIED} or more "
-                f"(no neuron carries them); {int(pure.sum())} of those are at least 90% pure.</p>"
+                f"features. {summary['uncarried']} live features load on no neuron by {CARRIED} or more "
+                f"(no neuron carries them); {summary['pure-uncarried']} of those are at least 90% pure.</p>"
             )
         rows = "".join(_split(ctx, figure, result, split) for split in figure.splits or ())
         if not result.classes:
@@ -240,6 +266,20 @@ class Dictionary(DirectiveKind):
             f'<div class="dictionary-splits">{rows}</div>'
         )
         return ctx.rendered(ctx.figure(content, "dictionary-figure"))
+
+
+def _purity(figure: DictionaryFigure, result) -> dict[str, float | int]:
+    """The purity medians and the uncarried features' counts the figure states (and {value}
+    quotes), from a result with classes."""
+    live = np.asarray(result.density) > 0
+    feature_purity = np.asarray(result.feature_purity)
+    uncarried = live & (loadings(figure.attached).max(axis=1) < CARRIED)
+    return {
+        "neuron-purity": float(np.median(result.neuron_purity)),
+        "feature-purity": float(np.median(feature_purity[live])),
+        "uncarried": int(uncarried.sum()),
+        "pure-uncarried": int((uncarried & (feature_purity >= 0.9)).sum()),
+    }
 
 
 def _cell(ctx: RenderContext, job: FeatureVisJob, label: str, *note: str) -> str:

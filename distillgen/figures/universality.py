@@ -19,7 +19,7 @@ import numpy as np
 
 from distillgen.dictionaries import carrying, is_dictionary
 from distillgen.figures import probes
-from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
+from distillgen.figures.base import DirectiveInput, DirectiveKind, Quantity, Rendered, ValueField
 from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
 from distillgen.figures.unitview import THUMBNAIL, featurevis_job, image_html, page_href, unit_card
 from distillgen.jobs import (
@@ -79,6 +79,10 @@ class UniversalityFigure:
 class Universality(DirectiveKind):
     name = "universality"
     doc = "Match a layer's units to another model's by activation correlation, against a baseline."
+    values = {
+        "median": ValueField("the median correlation of the units with their matches"),
+        "baseline": ValueField("the median correlation of the units with their matches in the baseline"),
+    }
     argument = Argument("a layer of the first model, e.g. mixed4", layer)
     options = (
         MODEL,
@@ -209,6 +213,14 @@ class Universality(DirectiveKind):
             theirs = carrying(theirs, tuple(d for d in job.dictionaries if d.model == job.other))
             pairs.append(Pair(mine, theirs, r[unit]))
         return replace(figure, pairs=tuple(pairs))
+
+    def value(self, figure: UniversalityFigure, field: str, ctx: FollowUpContext) -> Quantity | None:
+        if not ctx.done(figure.job):
+            return None
+        _, trained_r, chance_r = _matching(ctx.result(figure.job), figure.matching)
+        chosen = trained_r if field == "median" else chance_r
+        median = float(np.median([x for x in chosen if x is not None]))
+        return Quantity(f"{median:.2f}", median)
 
     def render(self, figure: UniversalityFigure, ctx: RenderContext) -> Rendered:
         job = figure.job
