@@ -632,7 +632,7 @@ def test_predictions_on_subsets_of_a_sweep_are_each_checked_on_their_inputs(tmp_
         f"{src / 'a.md'}:6: warning: prediction failed: 'no change within 10% on -1..-0.5', but conv2:0 "
         "changed by -100% (0.75 → 0, mean over 2 inputs)"
     ) in stderr, stderr
-    assert "prediction failed: 'increase on 0.5..1', but conv2:0 changed by +0%" in stderr
+    assert "prediction failed: 'increase on 0.5..1', but conv2:0 changed by 0%" in stderr
     assert run_cli(*args, "--strict").exit_code == 1
 
 

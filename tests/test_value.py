@@ -46,7 +46,8 @@ def ablation(src: Path) -> dict:
 
 
 def percent(change: float) -> str:
-    return f"{change:+.0%}".replace("-", "−")
+    text = f"{change:+.0%}".replace("-", "−")
+    return "0%" if text[1:] == "0%" else text
 
 
 def test_a_value_is_the_figures_number_and_follows_its_result(tmp_path):
@@ -92,7 +93,7 @@ def test_mistakes_are_path_line_errors_before_anything_is_computed(tmp_path):
         ("{value}`fig-ablaton.effect`", "no label 'fig-ablaton' (did you mean 'fig-ablation'?)"),
         (
             "{value}`fig-ablation.efect`",
-            "has no value 'efect' (did you mean 'effect'?); it has: effect, before, after",
+            "has no value 'efect' (did you mean 'effect'?); it has: effect, predicted-1",
         ),
         ("{value}`fig-ablation`", "names no value; write LABEL.FIELD"),
         ("{value}`fig-ablation.effect <= -50`", "effect is a percentage: write the bound with %"),

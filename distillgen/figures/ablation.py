@@ -168,6 +168,13 @@ class Ablation(DirectiveKind):
     doc = "A unit's response before and after editing edges or units, with an optional prediction."
     values = {
         "effect": ValueField("the relative change of the unit's mean response over its inputs", percent=True),
+        **{
+            f"predicted-{n}": ValueField(
+                f"the relative change of the unit's mean response over its {ordinal} :predict: part's inputs",
+                percent=True,
+            )
+            for n, ordinal in ((1, "first"), (2, "second"), (3, "third"))
+        },
         "before": ValueField("the unit's mean response over its inputs before the edit"),
         "after": ValueField("the unit's mean response over its inputs after the edit"),
     }
@@ -281,6 +288,12 @@ class Ablation(DirectiveKind):
         result = ctx.result(figure.job)
         if field == "effect":
             return Quantity(minus(percent(result.effect)), result.effect)
+        if field.startswith("predicted-"):
+            part = int(field.rpartition("-")[2])
+            if part > len(figure.predict):
+                raise ValueError(f"the figure's :predict: has {plural(len(figure.predict), 'part')}")
+            change = figure.predict[part - 1].change(list(result.before), list(result.after))
+            return Quantity(minus(percent(change)), change)
         mean = result.mean_before if field == "before" else result.mean_after
         return Quantity(number(mean), mean)
 
@@ -393,8 +406,8 @@ def resolve_edits(info, target: UnitRef, parsed: Sequence) -> tuple[Edit, ...]:
 
 
 def percent(change: float) -> str:
-    return (
-        f"{change:+.0%}"
-        if abs(change) != float("inf")
-        else ("from 0 to positive" if change > 0 else "from 0 to negative")
-    )
+    """'+12%', '−0.4' as '0%' (a change that rounds to nothing has no sign), or in words from 0."""
+    if abs(change) == float("inf"):
+        return "from 0 to positive" if change > 0 else "from 0 to negative"
+    text = f"{change:+.0%}"
+    return "0%" if text[1:] == "0%" else text

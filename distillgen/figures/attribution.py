@@ -116,6 +116,10 @@ class Attribution(DirectiveKind):
             "reference) that the drawn units of the layer before it carry",
             percent=True,
         ),
+        "ablation": ValueField(
+            "the relative change of the unit when the drawn edges into it are zeroed (:predict:)",
+            percent=True,
+        ),
         "error": ValueField(
             "the completeness error of the layer before the unit (how far its attributions' sum "
             "is from the change they explain)",
@@ -288,6 +292,13 @@ class Attribution(DirectiveKind):
     def value(self, figure: AttributionFigure, field: str, ctx: FollowUpContext) -> Quantity | None:
         if not ctx.done(figure.job):
             return None
+        if field == "ablation":
+            if figure.ablation is None:
+                raise ValueError("the figure has no :predict:, so nothing is ablated")
+            if not ctx.done(figure.ablation):
+                return None
+            effect = ctx.result(figure.ablation).effect
+            return Quantity(minus(f"{effect:+.0%}"), effect)
         job, stage = figure.job, ctx.result(figure.job).stages[-1]
         if field == "error":
             return Quantity(f"{stage.error:.1%}", stage.error)

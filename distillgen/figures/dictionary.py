@@ -102,6 +102,7 @@ class Dictionary(DirectiveKind):
     values = {
         "fvu": ValueField("the fraction of variance the dictionary leaves unexplained"),
         "l0": ValueField("the mean number of features active at a position"),
+        "features": ValueField("how many features the dictionary has"),
         "dead": ValueField("how many features never fire on the probe set"),
         "live": ValueField("how many features fire on the probe set"),
         "neuron-purity": ValueField(
@@ -109,6 +110,8 @@ class Dictionary(DirectiveKind):
             "their most common class)"
         ),
         "feature-purity": ValueField("the median purity of the live features"),
+        "pure-neurons": ValueField("the share of the layer's neurons that are entirely pure", percent=True),
+        "pure-features": ValueField("the share of the live features that are entirely pure", percent=True),
         "uncarried": ValueField("how many live features load on no neuron by the carrying threshold"),
         "pure-uncarried": ValueField("how many of those are at least 90% pure"),
     }
@@ -185,7 +188,8 @@ class Dictionary(DirectiveKind):
         if not ctx.done(figure.job):
             return None
         result = ctx.result(figure.job)
-        counts = {"dead": result.dead, "live": int((np.asarray(result.density) > 0).sum())}
+        density = np.asarray(result.density)
+        counts = {"features": len(density), "dead": result.dead, "live": int((density > 0).sum())}
         if field in counts:
             return Quantity(str(counts[field]), counts[field])
         if field in ("fvu", "l0"):
@@ -194,6 +198,8 @@ class Dictionary(DirectiveKind):
         if not result.feature_purity:
             raise ValueError("its probe set has no classes (a folder of images), so no purity")
         found = _purity(figure, result)[field]
+        if field.startswith("pure-") and field != "pure-uncarried":
+            return Quantity(f"{found:.0%}", found)
         return Quantity(f"{found:.2f}" if "purity" in field else str(found), found)
 
     def render(self, figure: DictionaryFigure, ctx: RenderContext) -> Rendered:
@@ -248,7 +254,7 @@ class Dictionary(DirectiveKind):
             text = (
                 f'<p class="dictionary-summary">Median purity: neurons {summary["neuron-purity"]:.2f}, '
                 f"features {summary['feature-purity']:.2f}; entirely pure: "
-                f"{(neuron_purity == 1).mean():.0%} of neurons, {(feature_purity == 1).mean():.0%} of "
+                f"{summary['pure-neurons']:.0%} of neurons, {summary['pure-features']:.0%} of "
                 f"features. {summary['uncarried']} live features load on no neuron by {CARRIED} or more "
                 f"(no neuron carries them); {summary['pure-uncarried']} of those are at least 90% pure.</p>"
             )
@@ -274,9 +280,12 @@ def _purity(figure: DictionaryFigure, result) -> dict[str, float | int]:
     live = np.asarray(result.density) > 0
     feature_purity = np.asarray(result.feature_purity)
     uncarried = live & (loadings(figure.attached).max(axis=1) < CARRIED)
+    neuron_purity = np.asarray(result.neuron_purity)
     return {
-        "neuron-purity": float(np.median(result.neuron_purity)),
+        "neuron-purity": float(np.median(neuron_purity)),
         "feature-purity": float(np.median(feature_purity[live])),
+        "pure-neurons": float((neuron_purity == 1).mean()),
+        "pure-features": float((feature_purity[live] == 1).mean()),
         "uncarried": int(uncarried.sum()),
         "pure-uncarried": int((uncarried & (feature_purity >= 0.9)).sum()),
     }

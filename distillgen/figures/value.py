@@ -17,14 +17,14 @@ from dataclasses import dataclass, replace
 from html import escape
 
 from distillgen.diagnostics import Code, suggest
-from distillgen.figures.base import Quantity, Rendered, RoleKind, ValueField
+from distillgen.figures.base import Quantity, Rendered, RoleKind
 from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
 from distillgen.render.words import minus
 from distillgen.source import Role
 
 # a label may hold dots itself: the field is after the last one
 _WRITTEN = re.compile(
-    r"^(?P<label>\S+)\.(?P<field>[a-z][a-z-]*)"
+    r"^(?P<label>\S+)\.(?P<field>[a-z][a-z0-9-]*)"
     r"(?:\s*(?P<op><=|>=|<|>|≤|≥)\s*(?P<bound>[-+−]?\d+(?:\.\d+)?)\s*(?P<percent>%)?)?$"
 )
 _OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
@@ -154,16 +154,23 @@ class Value(RoleKind):
 
 # A literal number in prose: not part of a word, an address (mixed3:5) or a path
 _LITERAL = re.compile(r"(?<![\w.:@#/−-])([-−]?\d+(?:\.\d+)?)(\s?%)?(?![\w:/]|\.\d)")
-NEAR = 0.5  # a literal this close to a quoted figure's number (relative) restates it
+# A literal this close to a quoted figure's number (relative) restates it; counts closer, since
+# small ones in prose are often settings ("its 16 most exciting drawings")
+NEAR = {"percent": 0.25, "decimal": 0.25, "count": 0.1}
+
+
+def _form(text: str, percent: bool) -> str:
+    """How a number is written: a percentage, a count (digits alone) or a decimal."""
+    return "percent" if percent else "count" if text.lstrip("-−").isdigit() else "decimal"
 
 
 def drifted_numbers(text: str, quotes: list[ValueRequest], ctx: FollowUpContext) -> list[str]:
     """Problems with the literal numbers of a paragraph's `text` that quotes figures: a literal
-    near one of a quoted figure's numbers (of the same kind: percent or not) but not equal to
-    it as written has drifted from the figure, or was never its number."""
+    written as one of a quoted figure's numbers is (a percentage, a count or a decimal), near it
+    but not equal to it as written, has drifted from the figure, or was never its number."""
     from distillgen.figures import DIRECTIVES  # (the registry imports this module)
 
-    numbers: list[tuple[str, str, ValueField, Quantity]] = []
+    numbers: list[tuple[str, str, str, Quantity]] = []  # label, field, form, quantity
     for label in dict.fromkeys(quote.label for quote in quotes):
         kind = next(quote.figure for quote in quotes if quote.label == label)
         for name, field in DIRECTIVES[kind].values.items():
@@ -172,19 +179,20 @@ def drifted_numbers(text: str, quotes: list[ValueRequest], ctx: FollowUpContext)
             except ValueError:
                 continue
             if quantity is not None:
-                numbers.append((label, name, field, quantity))
+                numbers.append((label, name, _form(quantity.text.rstrip("%"), field.percent), quantity))
     problems = []
     for match in _LITERAL.finditer(text):
         written, percent = match[1].replace("−", "-"), bool(match[2])
         literal = float(written) / (100 if percent else 1)
         decimals = len(written.partition(".")[2]) + (2 if percent else 0)
-        same = [(label, name, q) for label, name, field, q in numbers if field.percent == percent]
+        form = _form(written, percent)
+        same = [(label, name, q) for label, name, f, q in numbers if f == form]
         if any(round(q.number, decimals) == round(literal, decimals) for _, _, q in same):
             continue
         near = [
             (abs(q.number - literal), label, name, q)
             for label, name, q in same
-            if q.number and abs(q.number - literal) <= NEAR * abs(q.number)
+            if q.number and abs(q.number - literal) <= NEAR[form] * abs(q.number)
         ]
         if near:
             _, label, name, quantity = min(near, key=lambda item: item[0])
