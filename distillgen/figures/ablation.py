@@ -22,12 +22,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from html import escape
 
+import numpy as np
+
 from distillgen import stimuli
 from distillgen.diagnostics import Code, suggest
 from distillgen.figures import probes
 from distillgen.figures.base import DirectiveInput, DirectiveKind, Quantity, Rendered, ValueField
 from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
-from distillgen.jobs import AblationJob, Dataset, Edit, Probe, Sweep, relative_change
+from distillgen.figures.controls import Band, Control, control, draw
+from distillgen.jobs import AblationJob, Dataset, Edit, Probe, Sweep, WeightsJob, relative_change
 from distillgen.options import MODEL, Argument, Option, choice, integer, one_unit, text
 from distillgen.render.plots import line_plot, paired_bars
 from distillgen.render.words import minus, number, plural, same_precision
@@ -40,6 +43,7 @@ _EDIT = re.compile(
 _PREDICT = re.compile(
     r"^(?P<effect>(?P<direction>increase|decrease)(?:\s*>=\s*(?P<at_least>\d+(?:\.\d+)?)\s*%)?"
     r"|no change within\s+(?P<within>\d+(?:\.\d+)?)\s*%)(?:\s+on\s+(?P<subset>\S+))?$"
+    r"|^(?P<beyond>beyond controls)$"
 )
 _RANGE = re.compile(r"^(?P<first>[-+]?\d+(?:\.\d+)?)\.\.(?P<last>[-+]?\d+(?:\.\d+)?)$")
 
@@ -49,12 +53,14 @@ class Prediction:
     """One expected effect, on every probe input or (`subset`) on a part of a stimulus sweep."""
 
     text: str
-    direction: str  # "increase", "decrease" or "none"
+    direction: str  # "increase", "decrease", "none", or "beyond" (every :control:'s effect)
     threshold: float  # fraction: at least this change, or (for "none") at most
     subset: str | None = None  # as written after 'on': a family's name for values, or 'A..B'
     inputs: tuple[int, ...] | None = None  # the subset's positions in the sweep, once checked
 
-    def holds(self, change: float) -> bool:
+    def holds(self, change: float, band: Band | None = None) -> bool:
+        if self.direction == "beyond":
+            return band is not None and band.beyond(change)
         if self.direction == "increase":
             return change > 0 and change >= self.threshold
         if self.direction == "decrease":
@@ -73,6 +79,8 @@ class Prediction:
         """As a reader reads it: 'at least 50% lower on 120°–150°', 'unchanged within 10%'
         (what the author wrote, `decrease >= 50% on 120..150`, is the directive's syntax)."""
         percent = f"{self.threshold * 100:g}%"
+        if self.direction == "beyond":
+            return "beyond every control's effect"
         if self.direction == "none":
             effect = f"unchanged within {percent}"
         else:
@@ -100,8 +108,11 @@ def _prediction(text: str) -> Prediction:
     if not match:
         raise ValueError(
             f"'{text}' is not a prediction; write increase, decrease, 'decrease >= 50%' "
-            "or 'no change within 10%', optionally followed by 'on SUBSET' of a stimulus sweep"
+            "or 'no change within 10%', optionally followed by 'on SUBSET' of a stimulus sweep, "
+            "or 'beyond controls' (with :control:)"
         )
+    if match["beyond"]:
+        return Prediction(text, "beyond", 0.0)
     if match["within"] is not None:
         return Prediction(text, "none", float(match["within"]) / 100, match["subset"])
     return Prediction(text, match["direction"], float(match["at_least"] or 0) / 100, match["subset"])
@@ -147,6 +158,7 @@ class AblationRequest:
     sweep: Sweep | None  # for :on: tuning
     predict: tuple[Prediction, ...]  # with their subsets' inputs
     directive: DirectiveInput
+    control: Control | None = None
 
 
 @dataclass(frozen=True)
@@ -157,10 +169,15 @@ class AblationFigure:
     line: int
     change: float | None = None  # the measured relative change over every input, once computed
     changes: tuple[float, ...] = ()  # each prediction's, over its inputs
+    control: Control | None = None
+    weights: WeightsJob | None = None  # the kernels the controls are matched by
+    controls: tuple[AblationJob, ...] = ()  # drawn once the kernels are computed
+    matched: tuple[float, ...] = ()  # the edited edges' total kernel norm, then each control's
+    band: Band | None = None  # once every control is computed
 
     @property
-    def jobs(self) -> tuple[AblationJob, ...]:
-        return (self.job,)
+    def jobs(self) -> tuple[AblationJob | WeightsJob, ...]:
+        return (self.job, *((self.weights,) if self.weights else ()), *self.controls)
 
 
 class Ablation(DirectiveKind):
@@ -174,6 +191,10 @@ class Ablation(DirectiveKind):
                 percent=True,
             )
             for n, ordinal in ((1, "first"), (2, "second"), (3, "third"))
+        },
+        **{
+            f"control-{which}": ValueField(f"the {which} of the :control: edits' effects", percent=True)
+            for which in ("median", "low", "high")
         },
         "before": ValueField("the unit's mean response over its inputs before the edit"),
         "after": ValueField("the unit's mean response over its inputs after the edit"),
@@ -197,6 +218,13 @@ class Ablation(DirectiveKind):
             "of the sweep; join several with ';'",
         ),
         Option("top", integer(1, 256), 16, "with :on: examples, how many of the target's top examples"),
+        Option(
+            "control",
+            control,
+            None,
+            "'random N [seed S]': N edits of other edges into the unit of matched kernel weight, "
+            "the band the effect is read against",
+        ),
         *probes.DATASET_OPTIONS,
         *probes.STIMULUS_OPTIONS,
     )
@@ -223,6 +251,16 @@ class Ablation(DirectiveKind):
         predict = prediction_subsets(opts["predict"], sweep, directive, ctx)
         if predict is None:
             return None
+        if opts["control"] is not None and (len(edits) != 1 or edits[0][1] is not None or edits[0][3]):
+            ctx.error(
+                directive.option_line("control"),
+                f"a control is matched to one edit of edges into the observed unit ('zero mixed3:56,40'), "
+                f"not '{opts['edit']}'",
+            )
+            return None
+        if opts["control"] is None and any(p.direction == "beyond" for p in predict):
+            ctx.error(directive.option_line("predict"), "'beyond controls' needs :control: random N")
+            return None
         return AblationRequest(
             spec,
             directive.argument,
@@ -234,6 +272,7 @@ class Ablation(DirectiveKind):
             sweep,
             predict,
             directive,
+            opts["control"],
         )
 
     def plan(self, request: AblationRequest, ctx: PlanContext) -> AblationFigure | None:
@@ -260,17 +299,68 @@ class Ablation(DirectiveKind):
             ),
             info,
         )
-        return AblationFigure(job, request.edit, request.predict, at.line)
+        weights = None
+        if request.control is not None:
+            (edit,) = edits
+            weights = ctx.attach(
+                WeightsJob(str(request.spec), info.fingerprint, edit.source, target.layer, target.unit), info
+            )
+        return AblationFigure(
+            job, request.edit, request.predict, at.line, control=request.control, weights=weights
+        )
 
     def follow_up(self, figure: AblationFigure, ctx: FollowUpContext) -> AblationFigure:
-        """Check the prediction as soon as the result exists (before anything is rendered)."""
+        """Check the prediction as soon as the result exists (before anything is rendered);
+        draw the controls once the kernels are there, and read the edit against them."""
+        figure = self._checked(figure, ctx)
+        if figure.weights is None or figure.control is None:
+            return figure
+        if not figure.controls and ctx.done(figure.weights):
+            return self._drawn(figure, ctx)
+        if figure.controls and figure.band is None and all(ctx.done(job) for job in figure.controls):
+            band = Band(tuple(ctx.result(job).effect for job in figure.controls))
+            for predicted in figure.predict:
+                if (
+                    predicted.direction == "beyond"
+                    and figure.change is not None
+                    and not band.beyond(figure.change)
+                ):
+                    ctx.warning(
+                        figure.line,
+                        f"prediction failed: 'beyond controls', but {figure.job.address} changed by "
+                        f"{percent(figure.change)} and its {len(band.effects)} controls by "
+                        f"{percent(band.low)} to {percent(band.high)}",
+                        Code.PREDICTION,
+                    )
+            return replace(figure, band=band)
+        return figure
+
+    def _drawn(self, figure: AblationFigure, ctx: FollowUpContext) -> AblationFigure:
+        """The figure with its control jobs, drawn by `controls.draw`'s rule."""
+        weights, (edit,) = figure.weights, figure.job.edits
+        assert weights is not None and figure.control is not None  # a figure with a :control:
+        norms = np.asarray(ctx.kernel_norms(weights))
+        sums = np.asarray(
+            ctx.derived(weights, "sums", lambda: ctx.kernels(weights).sum(axis=(1, 2)).tolist())
+        )
+        try:
+            sets = draw(norms, sums, edit.units, figure.control)
+        except ValueError as exc:
+            ctx.error(figure.line, f":control: {exc}")
+            return replace(figure, control=None)
+        jobs = tuple(replace(figure.job, edits=(replace(edit, units=units),)) for units in sets)
+        matched = (float(norms[list(edit.units)].sum()), *(float(norms[list(units)].sum()) for units in sets))
+        return replace(figure, controls=jobs, matched=matched)
+
+    def _checked(self, figure: AblationFigure, ctx: FollowUpContext) -> AblationFigure:
+        """The figure with its change, its predictions checked (but 'beyond controls')."""
         if figure.change is not None or not ctx.done(figure.job):
             return figure
         result = ctx.result(figure.job)
         before, after = list(result.before), list(result.after)
         changes = tuple(predicted.change(before, after) for predicted in figure.predict)
         for predicted, change in zip(figure.predict, changes, strict=True):
-            if not predicted.holds(change):
+            if predicted.direction != "beyond" and not predicted.holds(change):
                 mean_before, mean_after = predicted.means(before, after)
                 over = "the probe" if predicted.inputs is None else f"{len(predicted.inputs)} inputs"
                 ctx.warning(
@@ -288,6 +378,13 @@ class Ablation(DirectiveKind):
         result = ctx.result(figure.job)
         if field == "effect":
             return Quantity(minus(percent(result.effect)), result.effect)
+        if field.startswith("control-"):
+            if figure.control is None and not figure.controls:
+                raise ValueError("the figure has no :control:")
+            if figure.band is None:
+                return None
+            found = getattr(figure.band, field.removeprefix("control-"))
+            return Quantity(minus(percent(found)), found)
         if field.startswith("predicted-"):
             part = int(field.rpartition("-")[2])
             if part > len(figure.predict):
@@ -324,8 +421,10 @@ class Ablation(DirectiveKind):
             f"<code>{escape(job.address)}</code> over {inputs}: {mean_before} → "
             f"{mean_after} ({minus(percent(result.effect))}).</p>"
         )
+        if figure.band is not None and figure.change is not None:
+            summary += _controls(figure, figure.band, figure.change)
         for predicted, change in zip(figure.predict, figure.changes, strict=True):
-            held = predicted.holds(change)
+            held = predicted.holds(change, figure.band)
             verdict = "held" if held else "failed"
             mark = "✓ held" if held else "✗ failed"
             measured = (
@@ -339,6 +438,24 @@ class Ablation(DirectiveKind):
             )
         content = f'<div class="plot">{plot}</div>{summary}'
         return ctx.rendered(ctx.figure(content, "ablation-figure"))
+
+
+def _controls(figure: AblationFigure, band: Band, effect: float) -> str:
+    """What the controls did, by the rule that drew them (controls.py)."""
+    (edit,) = figure.job.edits
+    edited, totals = figure.matched[0], figure.matched[1:]
+    sizes = [len(job.edits[0].units) for job in figure.controls]
+    seed = figure.control.seed if figure.control else 0
+    verdict = "outside" if band.beyond(effect) else "inside"
+    low, high, median = (minus(percent(x)) for x in (band.low, band.high, band.median))
+    return (
+        f'<p class="ablation-controls">Controls: {plural(len(sizes), "edit")} of other edges from '
+        f"<code>{escape(edit.source)}</code> into the unit, of the edited edges' sign, drawn in a random "
+        f"order (seed {seed}), each kept when it brought their total kernel norm closer to the edit's "
+        f"{edited:.3g} (theirs "
+        f"{min(totals):.3g} to {max(totals):.3g}, {min(sizes)} to {max(sizes)} edges): effects from {low} "
+        f"to {high}, median {median}. The edit's {minus(percent(effect))} lies {verdict} that band.</p>"
+    )
 
 
 def prediction_subsets(
