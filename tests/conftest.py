@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import shutil
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -63,12 +64,30 @@ def site(tmp_path: Path) -> Path:
     return src
 
 
-def copy_entries(cache: Path, to: Path) -> None:
-    """A copy of `cache`'s computed figures alone (no index, kept articles, pages or search
-    bundle), as a cache committed elsewhere arrives: a build from it computes nothing."""
-    shutil.copytree(
-        cache, to, ignore=shutil.ignore_patterns("index.json", "pages", "checked", "search", ".lock")
-    )
+def computed_once(
+    sources: Callable[[Path], tuple[Path, Path, Path]], build: Callable[[Path, Path, Path], object]
+):
+    """The fixtures `computed` and `site` of a test module whose tests each rebuild one site:
+    `sources(root)` writes it and names (src, out, cache) under root, `build` builds it (and
+    asserts it built). `computed` is its cache, computed once for the module; `site` is a fresh
+    copy of the sources with that cache's entries alone (no index, kept articles, pages or
+    search bundle), as a cache committed elsewhere arrives: a test's first build computes
+    nothing."""
+
+    @pytest.fixture(scope="module")
+    def computed(tmp_path_factory) -> Path:
+        src, out, cache = sources(tmp_path_factory.mktemp("computed"))
+        build(src, out, cache)
+        return cache
+
+    @pytest.fixture
+    def site(tmp_path: Path, computed: Path) -> tuple[Path, Path, Path]:
+        src, out, cache = sources(tmp_path)
+        ignored = shutil.ignore_patterns("index.json", "pages", "checked", "search", ".lock")
+        shutil.copytree(computed, cache, ignore=ignored)
+        return src, out, cache
+
+    return computed, site
 
 
 SHIPPED_CACHE = ARTICLES / ".distillgen" / "cache"  # the example site's figures, in git

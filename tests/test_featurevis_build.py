@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, copy_entries, run_cli, write
+from tests.conftest import ROOT, computed_once, run_cli, write
 
 ARTICLE = """
 ---
@@ -39,7 +39,7 @@ def build(src: Path, out: Path, cache: Path, *args: str):
     return run_cli("build", str(src), "-o", str(out), "--cache-dir", str(cache), *args)
 
 
-def computed(result) -> int:
+def computed_count(result) -> int:
     return int(re.search(r"\((\d+) computed\)", result.stderr)[1])
 
 
@@ -55,20 +55,11 @@ def cold_site(tmp_path: Path) -> tuple[Path, Path, Path]:
     return article(tmp_path)
 
 
-@pytest.fixture(scope="module")
-def computed_cache(tmp_path_factory) -> Path:
-    """The article's figures computed once for the module: their cache entries alone."""
-    src, out, cache = article(tmp_path_factory.mktemp("computed"))
+def built(src: Path, out: Path, cache: Path) -> None:
     assert build(src, out, cache).exit_code == 0
-    return cache
 
 
-@pytest.fixture
-def units_site(tmp_path: Path, computed_cache: Path) -> tuple[Path, Path, Path]:
-    """The article with a copy of its computed figures (no index, pages or kept article)."""
-    src, out, cache = article(tmp_path)
-    copy_entries(computed_cache, cache)
-    return src, out, cache
+computed, units_site = computed_once(article, built)  # a test's first build computes nothing
 
 
 def test_build_writes_images_records_and_hover_cards(cold_site):
@@ -121,21 +112,21 @@ def test_a_unit_chip_can_name_another_model(tmp_path):
 
 def test_rebuild_takes_everything_from_the_cache_and_changes_recompute_only_that(cold_site):
     src, out, cache = cold_site
-    total = computed(build(src, out, cache))
+    total = computed_count(build(src, out, cache))
     before = {p.name: p.read_bytes() for p in (out / "grid" / "figures").iterdir()}
     again = build(src, out, cache)
-    assert computed(again) == 0 and f"{total} figure(s)" in again.stderr
+    assert computed_count(again) == 0 and f"{total} figure(s)" in again.stderr
     assert {p.name: p.read_bytes() for p in (out / "grid" / "figures").iterdir()} == before
     text = (src / "grid.md").read_text()
     (src / "grid.md").write_text(text.replace(":steps: 6", ":steps: 7"))
-    assert computed(build(src, out, cache)) == 2  # the image and its measures
+    assert computed_count(build(src, out, cache)) == 2  # the image and its measures
     (src / "grid.md").write_text(
         text.replace("featurevis: {steps: 4, size: 32}", "featurevis: {steps: 4, size: 40}")
     )
     # the article's default size reaches its five figures and the four unit pages' diversity
     # sets, and the measures of each
-    assert computed(build(src, out, cache)) == 2 * (5 + 4)
-    assert computed(build(src, out, cache, "--no-cache")) == total
+    assert computed_count(build(src, out, cache)) == 2 * (5 + 4)
+    assert computed_count(build(src, out, cache, "--no-cache")) == total
 
 
 def test_a_damaged_entry_is_reported_and_recomputed_even_under_strict(units_site):
@@ -146,8 +137,8 @@ def test_a_damaged_entry_is_reported_and_recomputed_even_under_strict(units_site
     result = build(src, out, cache, "--strict")
     assert result.exit_code == 0, result.output
     assert "warning: damaged cache entry (image0.png does not match its recorded checksum)" in result.stderr
-    assert computed(result) == 1
-    assert computed(build(src, out, cache)) == 0
+    assert computed_count(result) == 1
+    assert computed_count(build(src, out, cache)) == 0
 
 
 def test_frozen_lists_what_is_missing_and_keeps_the_previous_build(units_site, tmp_path):

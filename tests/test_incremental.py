@@ -8,9 +8,7 @@ import re
 import shutil
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import copy_entries, run_cli, write
+from tests.conftest import computed_once, run_cli, write
 
 FIRST = """
 ---
@@ -41,28 +39,15 @@ def sources(root: Path) -> tuple[Path, Path, Path]:
     return src, root / "out", root / "cache"
 
 
-@pytest.fixture(scope="module")
-def computed(tmp_path_factory) -> Path:
-    """The articles' figures computed once for the module: their cache entries alone."""
-    src, out, cache = sources(tmp_path_factory.mktemp("computed"))
-    build(src, out, cache)
-    return cache
-
-
-@pytest.fixture
-def site(tmp_path: Path, computed: Path) -> tuple[Path, Path, Path]:
-    """The articles with a copy of their figures and no pages: each test renders every page
-    first and computes nothing."""
-    src, out, cache = sources(tmp_path)
-    copy_entries(computed, cache)
-    return src, out, cache
-
-
 def build(src: Path, out: Path, cache: Path):
     result = run_cli("build", str(src), "-o", str(out), "--cache-dir", str(cache))
     assert result.exit_code == 0, result.output
     rendered, total = map(int, re.search(r"(\d+) of (\d+) page\(s\) rendered", result.stderr).groups())
     return rendered, total
+
+
+# each test renders every page first and computes nothing
+computed, site = computed_once(sources, build)
 
 
 def files(out: Path) -> dict[str, tuple[int, int]]:

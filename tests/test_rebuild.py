@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from distillgen import cache as cache_module
-from tests.conftest import copy_entries, run_cli, write
+from tests.conftest import computed_once, run_cli, write
 from tests.test_incremental import SECOND, contents
 
 FIRST = """
@@ -80,23 +80,6 @@ def sources(root: Path) -> tuple[Path, Path, Path]:
     return src, root / "out", root / "cache"
 
 
-@pytest.fixture(scope="module")
-def computed(tmp_path_factory) -> Path:
-    """The site's figures, computed once: a cache of cache entries alone (no index, no kept
-    articles, no pages), as a cache committed elsewhere arrives."""
-    src, out, cache = sources(tmp_path_factory.mktemp("computed"))
-    assert build(src, out, cache)["computed"] > 0
-    return cache
-
-
-@pytest.fixture
-def site(tmp_path: Path, computed: Path) -> tuple[Path, Path, Path]:
-    """The site with a copy of its computed figures: a test's first build computes nothing."""
-    src, out, cache = sources(tmp_path)
-    copy_entries(computed, cache)
-    return src, out, cache
-
-
 def build(src: Path, out: Path, cache: Path, *extra: str) -> dict[str, int]:
     result = run_cli("build", str(src), "-o", str(out), "--cache-dir", str(cache), "-v", *extra)
     assert result.exit_code == 0, result.output
@@ -110,6 +93,9 @@ def build(src: Path, out: Path, cache: Path, *extra: str) -> dict[str, int]:
         "checked": len(re.findall(r"^checked \S+$", result.stderr, re.MULTILINE)),
         "warnings": len(re.findall(r": warning: ", result.stderr)),
     }
+
+
+computed, site = computed_once(sources, build)  # a test's first build computes nothing
 
 
 def settle(src: Path, out: Path, cache: Path) -> dict[str, int]:
