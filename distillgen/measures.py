@@ -187,10 +187,10 @@ def ranking(figure: Figure, output: Output, profiles: Profiles) -> Measure:
 def ablation(figure: Figure, output: Output, profiles: Profiles) -> Measure:
     cached, fresh = figure.artifact.result(figure.job), output.result
     before, after = cached.effect, fresh.effect
-    predicted = figure.planned.predict
+    predicted, band = figure.planned.predict, getattr(figure.planned, "band", None)  # band: its controls'
     if predicted:  # every prediction's verdict, each on its own inputs
         verdicts = [
-            ", ".join("held" if p.holds(p.change(r.before, r.after)) else "failed" for p in predicted)
+            ", ".join("held" if p.holds(p.change(r.before, r.after), band) else "failed" for p in predicted)
             for r in (cached, fresh)
         ]
     else:

@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from distillgen.figures.controls import Control, control, draw
+from distillgen.figures.controls import Band, Control, control, draw
 from tests.conftest import run_cli, write
 
 
@@ -32,10 +32,19 @@ def test_controls_are_drawn_by_the_seed_and_match_the_edited_weight():
         assert abs(norms[list(units)].sum() - target) <= norms[pool].max() / 2
 
 
-def test_no_control_matches_edges_heavier_than_all_the_others():
+def test_no_control_matches_edges_heavier_or_lighter_than_all_the_others():
     norms = np.array([5.0, 0.1, 0.2, 0.1])
     with pytest.raises(ValueError, match="weigh 0.4 in all, less than the edited edges' 5"):
         draw(norms, norms, (0,), Control(3))
+    light = np.array([5.0, 0.01, 0.2, 0.3])
+    with pytest.raises(ValueError, match="weighs at least twice the edited edges' 0.01"):
+        draw(light, light, (1,), Control(3))  # no set but an empty one would come near
+
+
+def test_an_effect_of_nothing_lies_beyond_no_band():
+    band = Band((-0.5, -0.2, -0.1))
+    assert band.beyond(-0.6) and not band.beyond(-0.3) and not band.beyond(0.0)
+    assert Band((0.1, 0.4)).beyond(0.5) and not Band((0.1, 0.4)).beyond(0.0)
 
 
 def test_the_option_is_checked():
@@ -93,7 +102,7 @@ def test_an_ablation_is_read_against_its_controls_and_a_prediction_against_their
     assert re.search(r"Controls: 6 edits of other edges from <code>mixed3</code> into the unit", page)
     assert "lies outside that band" in page and "beyond every control&#x27;s effect</strong>" in page
     low = f"{min(effects):+.0%}".replace("-", "−")
-    assert f'title="Figure 1, the low of the :control: edits&#x27; effects">{low}</a>' in page
+    assert f'title="Figure 1, the lowest of the :control: edits&#x27; effects">{low}</a>' in page
 
     # the same seed draws the same controls in another cache; another seed, others
     again = write(tmp_path / "two" / "src" / "a.md", ARTICLE).parent

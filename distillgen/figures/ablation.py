@@ -33,7 +33,7 @@ from distillgen.figures.controls import Band, Control, control, draw
 from distillgen.jobs import AblationJob, Dataset, Edit, Probe, Sweep, WeightsJob, relative_change
 from distillgen.options import MODEL, Argument, Option, choice, integer, one_unit, text
 from distillgen.render.plots import line_plot, paired_bars
-from distillgen.render.words import minus, number, plural, same_precision
+from distillgen.render.words import minus, plural, same_precision
 from distillgen.units import ModelError, ModelSpec, SpecError, UnitRef, parse_units
 
 _EDIT = re.compile(
@@ -193,8 +193,8 @@ class Ablation(DirectiveKind):
             for n, ordinal in ((1, "first"), (2, "second"), (3, "third"))
         },
         **{
-            f"control-{which}": ValueField(f"the {which} of the :control: edits' effects", percent=True)
-            for which in ("median", "low", "high")
+            f"control-{which}": ValueField(f"the {word} of the :control: edits' effects", percent=True)
+            for which, word in (("median", "median"), ("low", "lowest"), ("high", "highest"))
         },
         "before": ValueField("the unit's mean response over its inputs before the edit"),
         "after": ValueField("the unit's mean response over its inputs after the edit"),
@@ -347,7 +347,7 @@ class Ablation(DirectiveKind):
             sets = draw(norms, sums, edit.units, figure.control)
         except ValueError as exc:
             ctx.error(figure.line, f":control: {exc}")
-            return replace(figure, control=None)
+            return replace(figure, weights=None)  # drawn no more
         jobs = tuple(replace(figure.job, edits=(replace(edit, units=units),)) for units in sets)
         matched = (float(norms[list(edit.units)].sum()), *(float(norms[list(units)].sum()) for units in sets))
         return replace(figure, controls=jobs, matched=matched)
@@ -391,8 +391,10 @@ class Ablation(DirectiveKind):
                 raise ValueError(f"the figure's :predict: has {plural(len(figure.predict), 'part')}")
             change = figure.predict[part - 1].change(list(result.before), list(result.after))
             return Quantity(minus(percent(change)), change)
-        mean = result.mean_before if field == "before" else result.mean_after
-        return Quantity(number(mean), mean)
+        before, after = same_precision(result.mean_before, result.mean_after)  # as the figure prints them
+        if field == "before":
+            return Quantity(before, result.mean_before)
+        return Quantity(after, result.mean_after)
 
     def render(self, figure: AblationFigure, ctx: RenderContext) -> Rendered:
         job = figure.job

@@ -183,6 +183,11 @@ class Attribution(DirectiveKind):
         if spec is None or missing:
             return None
         predict = prediction_subsets(opts["predict"], sweep, directive, ctx)
+        if predict is not None and any(p.direction == "beyond" for p in predict):
+            ctx.error(
+                directive.option_line("predict"), "'beyond controls' is an {ablation}'s (with :control:)"
+            )
+            return None
         if predict is None:
             return None
         chosen = {
@@ -298,7 +303,7 @@ class Attribution(DirectiveKind):
             if not ctx.done(figure.ablation):
                 return None
             effect = ctx.result(figure.ablation).effect
-            return Quantity(minus(f"{effect:+.0%}"), effect)
+            return Quantity(minus(percent(effect)), effect)
         job, stage = figure.job, ctx.result(figure.job).stages[-1]
         if field == "error":
             return Quantity(f"{stage.error:.1%}", stage.error)

@@ -58,6 +58,11 @@ def draw(
             f"the other {kind} edges weigh {norms[pool].sum():.3g} in all, less than the edited edges' "
             f"{target:.3g}: no control matches them"
         )
+    if target <= 0 or float(norms[pool].min()) >= 2 * target:
+        raise ValueError(
+            f"every other edge of that sign weighs at least twice the edited edges' {target:.3g}: "
+            "no control matches them"
+        )
     rng = np.random.default_rng(control.seed)
     sets = []
     for _ in range(control.count):
@@ -90,5 +95,8 @@ class Band:
         return float(np.median(self.effects))
 
     def beyond(self, effect: float) -> bool:
-        """Whether the edit's effect lies outside every control's, on its side."""
+        """Whether the edit's effect lies outside every control's, on its side (an effect of
+        nothing lies beyond none)."""
+        if effect == 0:
+            return False
         return effect < self.low if effect < 0 else effect > self.high

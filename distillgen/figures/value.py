@@ -11,6 +11,7 @@ a percent field is claimed in percent, any other in its own units.
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from dataclasses import dataclass, replace
@@ -133,7 +134,7 @@ class Value(RoleKind):
             ctx.warning(
                 request.line,
                 f"claim failed: '{request.written}', "
-                f"but {request.label}'s {request.field} is {quantity.text}",
+                f"but {request.label}'s {request.field} is {quantity.text} ({quantity.number:.4g})",
                 Code.PREDICTION,
             )
         return replace(request, quantity=quantity)
@@ -186,7 +187,14 @@ def drifted_numbers(text: str, quotes: list[ValueRequest], ctx: FollowUpContext)
         literal = float(written) / (100 if percent else 1)
         decimals = len(written.partition(".")[2]) + (2 if percent else 0)
         form = _form(written, percent)
-        same = [(label, name, q) for label, name, f, q in numbers if f == form]
+        # a percentage is compared by its size: prose says "drops by 85%" of a −92% change
+        size = abs if percent else (lambda x: x)
+        literal = size(literal)
+        same = [
+            (label, name, replace(q, number=size(q.number)))
+            for label, name, f, q in numbers
+            if f == form and math.isfinite(q.number)
+        ]
         if any(round(q.number, decimals) == round(literal, decimals) for _, _, q in same):
             continue
         near = [
