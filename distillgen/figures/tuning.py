@@ -8,11 +8,15 @@ stimuli.py (lines and curves by orientation, curvature, gratings by frequency), 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
+from html import escape
+
+import numpy as np
 
 from distillgen.figures import probes
-from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
-from distillgen.figures.context import CheckContext, PlanContext, RenderContext
+from distillgen.figures.base import DirectiveInput, DirectiveKind, Quantity, Rendered, ValueField
+from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
 from distillgen.jobs import Sweep, TuningJob
 from distillgen.options import MODEL, Argument, Option, boolean, choice, integer, units_of_one_layer
 from distillgen.render.plots import line_plot, polar_plot
@@ -45,6 +49,17 @@ class TuningFigure:
 class Tuning(DirectiveKind):
     name = "tuning"
     doc = "Tuning curves: units' responses to a parametric family of stimuli."
+    values = {
+        "preferred": ValueField("the orientation (°) of the unit's largest response"),
+        "osi": ValueField(
+            "the orientation selectivity index: (preferred − orthogonal) / (preferred + orthogonal)"
+        ),
+        "circular-variance": ValueField(
+            "1 − the length of the response-weighted mean of the orientations "
+            "(0: one orientation, 1: all alike)"
+        ),
+        "peak": ValueField("the unit's largest response over the sweep"),
+    }
     argument = Argument("units of one layer, e.g. mixed4:52,30,27,47", units_of_one_layer)
     options = (
         MODEL,
@@ -91,6 +106,26 @@ class Tuning(DirectiveKind):
         )
         return TuningFigure(job, request.plot, request.thumbnails, request.normalize)
 
+    def value(self, figure: TuningFigure, field: str, ctx: FollowUpContext) -> Quantity | None:
+        job = figure.job
+        if len(job.units) != 1:
+            raise ValueError(f"the figure shows {len(job.units)} units; quote a figure of one")
+        if field != "peak" and job.sweep.param != probes.PERIODIC:
+            raise ValueError(f"{field} needs an orientation sweep; '{job.sweep.param}' is not an angle")
+        if not ctx.done(job):
+            return None
+        result = ctx.result(job)
+        curve = [row[0] for row in result.responses]
+        if field == "peak":
+            return Quantity(f"{max(curve):.3g}", max(curve))
+        found = selectivity(list(result.values), curve)
+        number = {
+            "preferred": found.preferred,
+            "osi": found.osi,
+            "circular-variance": found.circular_variance,
+        }[field]
+        return Quantity(f"{number:g}°" if field == "preferred" else f"{number:.2f}", number)
+
     def render(self, figure: TuningFigure, ctx: RenderContext) -> Rendered:
         job = figure.job
         result = ctx.result(job)
@@ -116,8 +151,50 @@ class Tuning(DirectiveKind):
                 icons=figure.thumbnails,
                 angles=job.sweep.param == probes.PERIODIC,
             )
-        return ctx.rendered(ctx.figure(f'<div class="plot">{svg}</div>', "tuning-figure"))
+        measures = ""
+        if job.sweep.param == probes.PERIODIC:
+            rows = "".join(
+                f"<tr><td><code>{escape(job.layer)}:{unit}</code></td><td>{found.preferred:g}°</td>"
+                f"<td>{found.osi:.2f}</td><td>{found.circular_variance:.2f}</td></tr>"
+                for i, unit in enumerate(job.units)
+                for found in [selectivity(values, [row[i] for row in result.responses])]
+            )
+            measures = (
+                '<table class="tuning-selectivity"><thead><tr><th>unit</th><th>preferred</th>'
+                '<th title="(preferred − orthogonal) / (preferred + orthogonal)">selectivity (OSI)</th>'
+                '<th title="1 − |Σ r·e^(iθ)| / Σ r over the sweep; 0: one orientation, 1: all alike">'
+                "circular variance</th></tr></thead><tbody>"
+                f"{rows}</tbody></table>"
+            )
+        return ctx.rendered(ctx.figure(f'<div class="plot">{svg}</div>{measures}', "tuning-figure"))
 
 
 def _family_name(job: TuningJob) -> str:
     return job.sweep.family.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Selectivity:
+    """How selective a tuning curve over orientation is."""
+
+    preferred: float  # the orientation of the largest response, in degrees
+    osi: float  # (r(preferred) − r(preferred + 90°)) / their sum
+    circular_variance: float  # 1 − |Σ r·e^(i·2πθ/period)| / Σ r
+
+
+def selectivity(angles: list[float], responses: list[float]) -> Selectivity:
+    """A sweep's selectivity, on its own grid: responses below zero count as zero, the period is
+    360° for a sweep that spans more than 180° (arcs, which face one way) and 180° otherwise
+    (lines, the same turned half a circle), and the orthogonal response is the sample nearest
+    to 90° from the preferred one."""
+    r = np.clip(np.asarray(responses, dtype=float), 0, None)
+    theta = np.asarray(angles, dtype=float)
+    period = 360.0 if theta.max() - theta.min() > 180 else 180.0
+    best = int(np.argmax(r))
+    apart = np.abs((theta - theta[best] - 90.0 + period / 2) % period - period / 2)
+    orthogonal = r[int(np.argmin(apart))]
+    total = r.sum()
+    osi = float((r[best] - orthogonal) / (r[best] + orthogonal)) if r[best] + orthogonal else 0.0
+    vector = np.sum(r * np.exp(2j * math.pi * theta / period))
+    variance = float(1 - abs(vector) / total) if total else 1.0
+    return Selectivity(float(theta[best]), osi, variance)

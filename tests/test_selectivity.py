@@ -1,0 +1,74 @@
+"""Tuning figures report how selective each unit is (issue 33): its preferred orientation, its
+orientation selectivity index and its circular variance, and prose may quote them."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pytest
+
+from distillgen.figures.tuning import selectivity
+from tests.conftest import run_cli, write
+
+
+def test_selectivity_of_known_curves():
+    lines = [15.0 * i for i in range(12)]  # 0..165: a line's orientation, period 180°
+    one = [1.0 if angle == 45 else 0.0 for angle in lines]
+    assert selectivity(lines, one).preferred == 45
+    assert selectivity(lines, one).osi == 1 and selectivity(lines, one).circular_variance == pytest.approx(0)
+    flat = [2.0] * len(lines)
+    assert selectivity(lines, flat).osi == 0 and selectivity(lines, flat).circular_variance == pytest.approx(1)
+    # a cosine-shaped curve on a pedestal, peaked at 60°: OSI (1+m−(1−m))/(2) = m
+    shaped = [1 + 0.5 * math.cos(math.radians(2 * (angle - 60))) for angle in lines]
+    found = selectivity(lines, shaped)
+    assert found.preferred == 60 and found.osi == pytest.approx(0.5)
+    assert found.circular_variance == pytest.approx(1 - 0.25)  # |mean vector| = m / 2
+    # arcs face one way: over 0..345 the period is 360°, and 90° apart is still orthogonal
+    arcs = [15.0 * i for i in range(24)]
+    facing = [max(0.0, math.cos(math.radians(angle - 270))) for angle in arcs]
+    found = selectivity(arcs, facing)
+    assert found.preferred == 270 and found.osi == pytest.approx(1)
+    assert selectivity(arcs, [-1.0] * 24).circular_variance == 1  # nothing above zero: no preference
+
+
+ARTICLE = """
+---
+title: Selective
+---
+```{tuning} mixed4:52
+:label: fig-curve
+:stimulus: curve
+:range: 0 360 24
+A curve detector over arcs.
+```
+
+It prefers arcs at {value}`fig-curve.preferred` (OSI {value}`fig-curve.osi`, circular variance
+{value}`fig-curve.circular-variance`).
+
+```{tuning} mixed4:52,48
+:label: fig-two
+:stimulus: line
+:range: 0 180 12
+Two units over lines.
+```
+"""
+
+
+def test_a_tuning_figure_reports_selectivity_and_prose_quotes_it(tmp_path):
+    src = write(tmp_path / "src" / "a.md", ARTICLE).parent
+    result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "out" / "a" / "index.html").read_text()
+    assert page.count('<table class="tuning-selectivity">') == 2
+    assert len(re.findall(r"<tr><td><code>mixed4:(?:52|48)</code></td>", page)) == 3
+    records = json.loads((tmp_path / "out" / "a" / "figures.json").read_text())["figures"]
+    curve = next(r["result"] for r in records if r["job"]["kind"] == "tuning" and r["job"]["units"] == [52])
+    found = selectivity(curve["values"], [row[0] for row in curve["responses"]])
+    quoted = re.findall(r'<a class="value" href="#fig-curve"[^>]*>([^<]*)</a>', page)
+    assert quoted == [f"{found.preferred:g}°", f"{found.osi:.2f}", f"{found.circular_variance:.2f}"]
+
+    write(src / "a.md", ARTICLE.replace("fig-curve.osi", "fig-two.osi"))
+    result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    assert result.exit_code == 1 and "the figure shows 2 units; quote a figure of one" in result.stderr
