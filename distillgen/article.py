@@ -479,6 +479,8 @@ class Article:
     def _check_quoted_numbers(self, context: FollowUpContext) -> None:
         """Once every {value} has its number (once a build): the literal numbers of each
         paragraph that quotes a figure are checked against that figure's numbers."""
+        if self._quotes_checked:
+            return
         quoting = []  # (the paragraph's words, its quotes)
         for token in self.doc.walk():
             children = (token.children or []) if token.type == "inline" else []
@@ -492,7 +494,7 @@ class Article:
             if quotes:
                 quoting.append((" ".join(c.content for c in children if c.type == "text"), quotes))
         every = [quote for _, quotes in quoting for quote in quotes]
-        if self._quotes_checked or any(quote.quantity is None and not quote.failed for quote in every):
+        if any(quote.quantity is None and not quote.failed for quote in every):
             return
         self._quotes_checked = True
         for text, quotes in quoting:

@@ -91,8 +91,12 @@ class Artifact:
         return self.derived_values[name]
 
     def result(self, job):
-        """The job's typed result (`job.Result`); ResultError if the record does not hold one."""
-        return read_result(job, self.record.get("result"))
+        """The job's typed result (`job.Result`); ResultError if the record does not hold one.
+        Read once: figures and the {value}s quoting them ask again (results are frozen)."""
+        results = self.__dict__.setdefault("_results", {})
+        if job.Result not in results:
+            results[job.Result] = read_result(job, self.record.get("result"))
+        return results[job.Result]
 
     def check(self, job) -> None:
         """ResultError unless the entry holds what `job` asks for: a result of its type that

@@ -197,7 +197,7 @@ class Dictionary(DirectiveKind):
             return Quantity(f"{found:.3f}" if field == "fvu" else f"{found:.2f}", found)
         if not result.feature_purity:
             raise ValueError("its probe set has no classes (a folder of images), so no purity")
-        found = _purity(figure, result)[field]
+        found = ctx.derived(figure.job, "purity", lambda: _purity(figure, result))[field]  # once, kept
         if field.startswith("pure-") and field != "pure-uncarried":
             return Quantity(f"{found:.0%}", found)
         return Quantity(f"{found:.2f}" if "purity" in field else str(found), found)
