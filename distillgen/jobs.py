@@ -504,6 +504,7 @@ class Sweep:
     values: tuple[float, ...]
     fixed: tuple[tuple[str, float], ...] = ()  # other keyword arguments of the family
     size: int = 64
+    draws: int = field(default=1, metadata=LATER)  # jittered draws averaged per value (stimuli.draws)
 
 
 @dataclass(frozen=True)

@@ -107,8 +107,10 @@ def test_tuning_plots_the_engine_responses(experiments):
     result = record(records, "tuning", layer="mixed4")["result"]
     assert result["values"] == [i * 30.0 for i in range(12)]
     model = load_model("shapes")
-    images = np.stack([stimuli.render(stimuli.curve(v, 64)) for v in result["values"]])
-    expected = responses(model, "mixed4", [52, 30], images, CPU)
+    draws = stimuli.draws(stimuli.curve, "orientation", {}, stimuli.DRAWS, stimuli.CANVAS / 64)
+    images = np.stack([stimuli.render(stimuli.curve(v, 64, **d)) for v in result["values"] for d in draws])
+    every = responses(model, "mixed4", [52, 30], images, CPU)  # the mean of each value's draws:
+    expected = every.reshape(len(result["values"]), len(draws), 2).mean(axis=1)
     np.testing.assert_allclose(result["responses"], expected, rtol=1e-4, atol=1e-5)
     svg = figure_svg(page, "fig-tuning")
     series = [g for g in svg.iter(f"{SVG}g") if "series" in g.get("class", "").split()]

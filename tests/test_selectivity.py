@@ -19,7 +19,9 @@ def test_selectivity_of_known_curves():
     assert selectivity(lines, one).preferred == 45
     assert selectivity(lines, one).osi == 1 and selectivity(lines, one).circular_variance == pytest.approx(0)
     flat = [2.0] * len(lines)
-    assert selectivity(lines, flat).osi == 0 and selectivity(lines, flat).circular_variance == pytest.approx(1)
+    assert selectivity(lines, flat).osi == 0 and selectivity(lines, flat).circular_variance == pytest.approx(
+        1
+    )
     # a cosine-shaped curve on a pedestal, peaked at 60°: OSI (1+m−(1−m))/(2) = m
     shaped = [1 + 0.5 * math.cos(math.radians(2 * (angle - 60))) for angle in lines]
     found = selectivity(lines, shaped)

@@ -36,6 +36,9 @@ def compute(
         if before is None:
             before = responses(model, job.layer, [job.unit], images, device)[:, 0]
         after = edited_responses(model, job, images, device)
+        if job.probe == "tuning" and job.sweep is not None:  # one response per value, over its draws
+            before, after = (stimuli.mean_over_draws(r, job.sweep.draws) for r in (before, after))
+            labels = list(job.sweep.values)
         result = AblationResult(
             before=tuple(round(float(v), 6) for v in before),
             after=tuple(round(float(v), 6) for v in after),
@@ -59,9 +62,10 @@ def probe_images(
         encoded = job.pixels or read_files(job)
         decoded = [datasets.decode_image(base64.b64decode(data), model.input_size) for data in encoded]
         return np.stack(decoded), [image.name for image in job.files], None
-    if job.probe == "tuning":
+    if job.probe == "tuning":  # each value's draws, one after another (stimuli.sweep_images)
         assert job.sweep is not None
-        return stimuli.sweep_images(job.sweep), list(job.sweep.values), None
+        labels = [value for value in job.sweep.values for _ in range(job.sweep.draws)]
+        return stimuli.sweep_images(job.sweep), labels, None
     if job.probe == "featurevis":
         assert job.settings is not None
         image = FeatureVisJob(job.model, job.fingerprint, job.layer, job.unit, settings=job.settings)

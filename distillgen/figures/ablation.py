@@ -227,6 +227,7 @@ class Ablation(DirectiveKind):
         ),
         *probes.DATASET_OPTIONS,
         *probes.STIMULUS_OPTIONS,
+        probes.DRAWS,
     )
     numbered = True
 
@@ -423,6 +424,8 @@ class Ablation(DirectiveKind):
             f"<code>{escape(job.address)}</code> over {inputs}: {mean_before} → "
             f"{mean_after} ({minus(percent(result.effect))}).</p>"
         )
+        if job.sweep is not None:
+            summary += probes.draws_note(job.sweep)
         if figure.band is not None and figure.change is not None:
             summary += _controls(figure, figure.band, figure.change)
         for predicted, change in zip(figure.predict, figure.changes, strict=True):

@@ -19,7 +19,7 @@ from distillgen.diagnostics import suggest
 from distillgen.figures.base import DirectiveInput
 from distillgen.figures.context import CheckContext
 from distillgen.jobs import Dataset, Sweep
-from distillgen.options import DATASET_OPTIONS, Option, text
+from distillgen.options import DATASET_OPTIONS, Option, integer, text
 from distillgen.units import source_fingerprint
 from distillgen.zoo import TASKS
 
@@ -37,7 +37,16 @@ STIMULUS_OPTIONS = (
     Option("params", text, "", "fixed parameters of the family, e.g. 'radius=10, span=90'"),
 )
 
-STIMULUS_NAMES = {option.name for option in STIMULUS_OPTIONS}
+# With :on: tuning: how many jittered draws of each stimulus a response averages (stimuli.draws).
+# Not for attributions, which draw a map per input.
+DRAWS = Option(
+    "draws",
+    integer(1, 64),
+    stimuli.DRAWS,
+    "jittered draws (sub-pixel offset, phase, ±10% radius or frequency) averaged per swept value; "
+    "1 draws each stimulus once, as written",
+)
+STIMULUS_NAMES = {option.name for option in (*STIMULUS_OPTIONS, DRAWS)}
 DATASET_NAMES = {option.name for option in DATASET_OPTIONS}
 
 
@@ -52,7 +61,8 @@ def warn_unused(directive: DirectiveInput, ctx: CheckContext, on: str, count_opt
 
 
 def sweep(directive: DirectiveInput, ctx: CheckContext) -> Sweep | None:
-    """The directive's stimulus sweep, or None after reporting an error. Its `size` is 0 until
+    """The directive's stimulus sweep (with its `:draws:`, for a kind that has the option), or
+    None after reporting an error. Its `size` is 0 until
     the model's input size is known: `dataclasses.replace(sweep, size=…)` when planning."""
     opts = directive.options
     line = directive.option_line("stimulus")
@@ -87,7 +97,8 @@ def sweep(directive: DirectiveInput, ctx: CheckContext) -> Sweep | None:
     fixed = _params(ctx, directive.option_line("params"), opts["params"], names)
     if values is None or fixed is None:
         return None
-    return Sweep(family, fingerprint, param, values, fixed, size=0)
+    draws = opts["draws"] if "draws" in directive.options else 1
+    return Sweep(family, fingerprint, param, values, fixed, size=0, draws=draws)
 
 
 def _author_parameters(ctx: CheckContext, line: int, path: Path, function: str) -> list[str] | None:
@@ -154,6 +165,17 @@ def _params(
             ctx.error(line, f"bad value for ':params:': '{item}' is not name=number")
             return None
     return tuple(sorted(fixed))
+
+
+def draws_note(sweep: Sweep) -> str:
+    """What a sweep's responses are, in a sentence under the figure (HTML)."""
+    if sweep.draws == 1:
+        return '<p class="sweep-draws">Each stimulus was drawn once, as shown.</p>'
+    return (
+        f'<p class="sweep-draws">Each response is the mean over {sweep.draws} jittered draws of its '
+        "stimulus: moved by less than a pixel, its phase turned, its radius or frequency varied by "
+        "up to 10%, so the curve measures the swept parameter and not the pixel grid.</p>"
+    )
 
 
 def axis_label(sweep: Sweep) -> str:

@@ -64,6 +64,7 @@ class Tuning(DirectiveKind):
     options = (
         MODEL,
         *probes.STIMULUS_OPTIONS,
+        probes.DRAWS,
         Option("plot", choice("line", "polar"), "line", "a line plot, or polar (orientation sweeps)"),
         Option(
             "thumbnails",
@@ -166,7 +167,8 @@ class Tuning(DirectiveKind):
                 "circular variance</th></tr></thead><tbody>"
                 f"{rows}</tbody></table>"
             )
-        return ctx.rendered(ctx.figure(f'<div class="plot">{svg}</div>{measures}', "tuning-figure"))
+        content = f'<div class="plot">{svg}</div>{measures}{probes.draws_note(job.sweep)}'
+        return ctx.rendered(ctx.figure(content, "tuning-figure"))
 
 
 def _family_name(job: TuningJob) -> str:
