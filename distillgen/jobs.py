@@ -944,7 +944,9 @@ class AttributionJob(Job):
 @dataclass(frozen=True)
 class UniversalityResult:
     """Per unit of the first layer: its partner in the other layer and their correlation, for
-    the best and the one-to-one matching, and the baseline's; None where a unit is silent."""
+    the best and the one-to-one matching, and the baseline's; and the correlation of its peak
+    responses with the probe images' ink density (mean darkness: the mean over pixels and
+    channels of 1 − value; engine/universality.py `ink_density`). None where a unit is silent."""
 
     best_unit: tuple[int, ...]
     best_r: tuple[float | None, ...]
@@ -954,9 +956,10 @@ class UniversalityResult:
     baseline_one_to_one_r: tuple[float | None, ...]
     probe_size: int
     samples: Sampling
+    ink_r: tuple[float | None, ...]  # each image's peak response against its ink density
 
     def check(self, job: UniversalityJob, files: Mapping[str, Path]) -> None:
-        columns = (self.best_r, self.baseline_best_r, self.one_to_one_unit, self.one_to_one_r)
+        columns = (self.best_r, self.baseline_best_r, self.one_to_one_unit, self.one_to_one_r, self.ink_r)
         _expect(all(len(c) == len(self.best_unit) > 0 for c in columns), "its columns differ in length")
 
 
@@ -970,8 +973,8 @@ class UniversalityJob(Job):
     noun: ClassVar[str] = "comparison"
     Result: ClassVar[type] = UniversalityResult
     # 1: the one-to-one matching; 2: positions subsampled on large layers; 3: each model sees the
-    # probe at its own input size
-    revision: ClassVar[int] = 3
+    # probe at its own input size; 4: each unit's correlation with the probe's ink density
+    revision: ClassVar[int] = 4
 
     layer: str
     other: str  # the second model's spec

@@ -7,6 +7,11 @@ When the two layers have maps of the same size, every position of every image is
 which images. Otherwise each image's peak response is one sample. The layers may have
 different names and shapes (other architectures, other tasks); each model sees the same probe
 images, resized to its own input size.
+
+Beside the matching, each unit of the first layer is measured against a trivial predictor: the
+Pearson correlation over the probe of its per-image peak response with the image's ink density
+(`ink_density`), so a reader can tell a high best-match r from two units that both just track
+how dark an image is.
 """
 
 from __future__ import annotations
@@ -34,13 +39,13 @@ def compute(
         images = datasets.images(job.dataset, model.input_size)
         theirs = resized(images, second.input_size)
         by_position = model.layers[job.layer].shape[1:] == second.layers[job.other_layer].shape[1:]
-        mine = _samples(model, job.layer, images, device, by_position)
-        other = _samples(second, job.other_layer, theirs, device, by_position)
+        mine, peaks = _samples(model, job.layer, images, device, by_position)
+        other, _ = _samples(second, job.other_layer, theirs, device, by_position)
         if job.baseline == "untrained":
-            base = _samples(load(job.baseline_model), job.other_layer, theirs, device, by_position)
+            base, _ = _samples(load(job.baseline_model), job.other_layer, theirs, device, by_position)
         else:  # the other model on the images in another order: any match is chance
             order = np.random.default_rng(job.dataset.seed).permutation(len(images))
-            base = _samples(second, job.other_layer, theirs[order], device, by_position)
+            base, _ = _samples(second, job.other_layer, theirs[order], device, by_position)
         matrix, baseline = correlations(mine, other), correlations(mine, base)
         files = {"correlations.npy": _npy(matrix), "baseline.npy": _npy(baseline)}
         best = matrix.argmax(axis=1)
@@ -52,6 +57,7 @@ def compute(
             one_to_one_unit=tuple(int(b) for b in paired),
             one_to_one_r=_matched(matrix, paired),
             baseline_one_to_one_r=_matched(baseline, one_to_one(baseline)),
+            ink_r=ink_correlations(peaks, ink_density(images)),
             probe_size=len(images),
             samples="positions" if by_position else "peaks",
         )
@@ -68,6 +74,26 @@ def resized(images: np.ndarray, size: int) -> np.ndarray:
         torch.from_numpy(images), size=(size, size), mode="bilinear", antialias=True, align_corners=False
     )
     return pixels.clamp(0, 1).numpy()
+
+
+def ink_density(images: np.ndarray) -> np.ndarray:
+    """[N] float64: each image's ink density, the mean over its pixels and channels of
+    (1 − value) for RGB values in [0, 1], i.e. its mean darkness: 0 for a blank white image, 1
+    for an all-black one. For a drawing in dark ink on a light ground it is how much ink the
+    image holds; on the generated probe sets, whose grounds are of random colours, it is mostly
+    how dark the ground is. Either way a statistic any network could track."""
+    return 1.0 - images.astype(np.float64).mean(axis=(1, 2, 3))
+
+
+def ink_correlations(peaks: np.ndarray, ink: np.ndarray) -> tuple[float | None, ...]:
+    """Per unit (a column of `peaks` [N, units], each image's peak response): the Pearson
+    correlation of its responses with the images' ink density [N]; None for a unit whose
+    response never varies over the probe (or for every unit, when the ink density does not)."""
+    flat = np.ptp(peaks, axis=0) == 0
+    if np.ptp(ink) == 0:
+        return (None,) * peaks.shape[1]
+    r = correlations(peaks, ink[:, None])[:, 0]
+    return tuple(None if dead else round(float(x), 6) for x, dead in zip(r, flat, strict=True))
 
 
 def one_to_one(matrix: np.ndarray) -> np.ndarray:
@@ -88,19 +114,26 @@ def _matched(matrix: np.ndarray, paired: np.ndarray) -> tuple[float | None, ...]
 MAX_SAMPLES = 65_536  # rows of the sample matrix per model: bounds memory on large layers
 
 
-def _samples(model: LoadedModel, layer: str, images: np.ndarray, device, by_position: bool) -> np.ndarray:
-    """[samples, units]: every image's peak, or positions of every image. When images ×
-    positions exceed MAX_SAMPLES, the same fixed subset of positions is taken in every image
+def _samples(
+    model: LoadedModel, layer: str, images: np.ndarray, device, by_position: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """[samples, units]: every image's peak, or positions of every image; and [images, units]:
+    every image's peak (the same array when the samples are peaks), from one pass. When images
+    × positions exceed MAX_SAMPLES, the same fixed subset of positions is taken in every image
     (and in both models, whose maps have the same size), so the samples still pair up."""
     units = list(range(model.layers[layer].channels))
     batches = map_batches(model, layer, units, images, device)
     if not by_position or len(model.layers[layer].shape) == 1:
-        return torch.cat([peak(maps) for maps in batches]).double().numpy()
+        peaks = torch.cat([peak(maps) for maps in batches]).double().numpy()
+        return peaks, peaks
     _, height, width = model.layers[layer].shape
     keep = max(1, MAX_SAMPLES // len(images))
     positions = torch.from_numpy(np.sort(np.random.default_rng(0).permutation(height * width)[:keep]))
-    rows = [maps.flatten(2)[:, :, positions].permute(0, 2, 1).reshape(-1, len(units)) for maps in batches]
-    return torch.cat(rows).double().numpy()
+    rows, maxima = [], []
+    for maps in batches:
+        rows.append(maps.flatten(2)[:, :, positions].permute(0, 2, 1).reshape(-1, len(units)))
+        maxima.append(peak(maps))
+    return torch.cat(rows).double().numpy(), torch.cat(maxima).double().numpy()
 
 
 def correlations(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -5,7 +5,11 @@ over a probe set correlate best with its own. The figure shows the best-matched 
 side (feature visualizations and r) and the distribution of best-match correlations next to a
 baseline, so a reader can judge what a high r means: the same statistic against the other
 architecture with random weights (`untrained`), or against the other model on the probe
-images in a shuffled order (`shuffled`, where any match is chance).
+images in a shuffled order (`shuffled`, where any match is chance). Beside them it shows a
+trivial predictor: how well each unit's peak response is told by the image's ink density (its
+mean darkness, the mean over pixels and channels of 1 − value), as |r|; a best match little
+above it says the two units may share no more than a taste for dark images. Prose may quote
+the medians: `median`, `baseline` and `ink`.
 """
 
 from __future__ import annotations
@@ -82,6 +86,7 @@ class Universality(DirectiveKind):
     values = {
         "median": ValueField("the median correlation of the units with their matches"),
         "baseline": ValueField("the median correlation of the units with their matches in the baseline"),
+        "ink": ValueField("the median |r| of the units' peak responses with the images' ink density"),
     }
     argument = Argument("a layer of the first model, e.g. mixed4", layer)
     options = (
@@ -217,7 +222,14 @@ class Universality(DirectiveKind):
     def value(self, figure: UniversalityFigure, field: str, ctx: FollowUpContext) -> Quantity | None:
         if not ctx.done(figure.job):
             return None
-        _, trained_r, chance_r = _matching(ctx.result(figure.job), figure.matching)
+        result = ctx.result(figure.job)
+        if field == "ink":
+            ink = _ink(result)
+            if not ink:
+                raise ValueError("no unit's peak response varies over the probe set")
+            median = float(np.median(ink))
+            return Quantity(f"{median:.2f}", median)
+        _, trained_r, chance_r = _matching(result, figure.matching)
         chosen = trained_r if field == "median" else chance_r
         median = float(np.median([x for x in chosen if x is not None]))
         return Quantity(f"{median:.2f}", median)
@@ -233,10 +245,13 @@ class Universality(DirectiveKind):
         other_kind = "one-to-one" if matching == "best" else "best"
         other_median = np.median([x for x in _matching(result, other_kind)[1] if x is not None])
         names = _series_names(job)
+        ink = _ink(result)
+        series = list(zip(names, (trained, chance), strict=True)) + ([(INK_SERIES, ink)] if ink else [])
         plot = histograms(
-            list(zip(names, (trained, chance), strict=True)),
+            series,
             f"{matching}-match correlation",
-            f"{matching.capitalize()}-match correlations of {job.layer} units, and the baseline",
+            f"{matching.capitalize()}-match correlations of {job.layer} units, the baseline, "
+            "and |r| with ink density",
         )
         samples = "every position" if result.samples == "positions" else "each image's peak"
         code = {
@@ -255,10 +270,33 @@ class Universality(DirectiveKind):
             f"over {result.probe_size} images ({samples}) correlate best: median r = "
             f"{np.median(trained):.2f} ({other_kind} matching: {other_median:.2f}); against the "
             f"baseline ({escape(names[1])}) median r = {np.median(chance):.2f}. The best matches go to "
-            f"{len(set(result.best_unit))} distinct units of {code['other_layer']}.</p>"
+            f"{len(set(result.best_unit))} distinct units of {code['other_layer']}.{_ink_sentence(ink)}</p>"
         )
         content = f'<table class="universality-pairs">{rows}</table>{summary}<div class="plot">{plot}</div>'
         return ctx.rendered(ctx.figure(content, "universality-figure"))
+
+
+INK_SERIES = "|r| with ink density"
+
+
+def _ink(result: UniversalityResult) -> list[float]:
+    """Each live unit's |r| with the images' ink density. The absolute value because a unit
+    whose response falls with ink (one that fires on blank background) is as well told by this
+    trivial statistic as one whose response rises with it; and the best-match r it is set
+    beside is a maximum over many partners, so it is positive for all but a dead unit: signed,
+    the ink sample would read as weaker than it is. Even as |r| it is one predictor against the
+    best of a whole layer, so it errs low: a best match near it means little."""
+    return [abs(r) for r in result.ink_r if r is not None]
+
+
+def _ink_sentence(ink: list[float]) -> str:
+    if not ink:
+        return " No unit is set against ink density: none responds in a way that varies over the probe."
+    return (
+        f" A trivial predictor, the image's ink density (its mean darkness), alone correlates with "
+        f"the units' peak responses at median |r| = {np.median(ink):.2f}: a match not well above "
+        "that may share no more than a taste for dark images."
+    )
 
 
 def _series_names(job: UniversalityJob) -> tuple[str, str]:
