@@ -18,7 +18,7 @@ import ast
 import hashlib
 import re
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -122,6 +122,19 @@ def parse_spec(text: str, base: Path | None = None) -> ModelSpec:
         "lucent:inceptionv1[@weights.pth], torchvision:<name>[@weights.pth], "
         "path/model.py:factory[@weights.pth], path/model.pt"
     )
+
+
+# the architectures distillgen can build with random weights: the zoo's, lucent's and torchvision's
+UNTRAINED_KINDS = ("lucent", "torchvision", *ZOO)
+
+
+def untrained(spec: ModelSpec) -> ModelSpec:
+    """The same architecture with random weights (`shapes` → `shapes@untrained`), a baseline
+    for what training made of a layer; SpecError for a model distillgen cannot initialize (an
+    author's model file or TorchScript archive, whose architecture it only has with weights)."""
+    if spec.kind not in UNTRAINED_KINDS:
+        raise SpecError(f"'{spec}' has no untrained variant to compare with")
+    return replace(spec, weights=None, untrained=True)  # an author's state dict too: random weights
 
 
 def _absolute(path: str, base: Path | None) -> Path:

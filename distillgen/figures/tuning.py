@@ -4,6 +4,13 @@ plot with the stimuli drawn along the axis.
 A response is the unit's maximum over positions (see engine/probe.py). Stimulus families are in
 stimuli.py (lines and curves by orientation, curvature, gratings by frequency), or an author's
 `file.py:function(param)` called as `function(value, size, **params)`.
+
+`:population: true` (orientation sweeps only) asks whether the layer is more orientation-selective
+than chance: the same sweep over every unit of the figure's layer, in the model and in the same
+architecture with random weights (`shapes@untrained`, units.untrained), drawn as overlaid
+histograms of their OSI below the figure, with each one's median and share of units at OSI ≥ 0.5;
+prose quotes the medians as `population-osi` and `baseline-osi`. A model that is untrained itself,
+or that distillgen cannot initialize (an author's model file), has no baseline: an error.
 """
 
 from __future__ import annotations
@@ -14,13 +21,17 @@ from html import escape
 
 import numpy as np
 
+from distillgen.dictionaries import is_dictionary
 from distillgen.figures import probes
 from distillgen.figures.base import DirectiveInput, DirectiveKind, Quantity, Rendered, ValueField
 from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
-from distillgen.jobs import Sweep, TuningJob
+from distillgen.jobs import Sweep, TuningJob, TuningResult
 from distillgen.options import MODEL, Argument, Option, boolean, choice, integer, units_of_one_layer
-from distillgen.render.plots import line_plot, polar_plot
-from distillgen.units import ModelSpec, UnitRef
+from distillgen.render.plots import histograms, line_plot, polar_plot
+from distillgen.render.words import plural
+from distillgen.units import ModelError, ModelSpec, SpecError, UnitRef, untrained
+
+SELECTIVE = 0.5  # the OSI from which the population summary counts a unit as orientation-selective
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,7 @@ class TuningRequest:
     thumbnails: int
     normalize: bool
     directive: DirectiveInput
+    baseline: ModelSpec | None = None  # with :population:, the model's untrained copy
 
 
 @dataclass(frozen=True)
@@ -40,10 +52,14 @@ class TuningFigure:
     plot: str
     thumbnails: int
     normalize: bool
+    # with :population:, the sweep over every unit of the layer: in the model, in its untrained copy
+    population: TuningJob | None = None
+    baseline: TuningJob | None = None
 
     @property
     def jobs(self) -> tuple[TuningJob, ...]:
-        return (self.job,)
+        every = (self.job, self.population, self.baseline)
+        return tuple({job.key: job for job in every if job is not None}.values())  # one of all units
 
 
 class Tuning(DirectiveKind):
@@ -59,6 +75,12 @@ class Tuning(DirectiveKind):
             "(0: one orientation, 1: all alike)"
         ),
         "peak": ValueField("the unit's largest response over the sweep"),
+        "population-osi": ValueField(
+            "the median OSI over the layer's units that respond to the sweep (:population: true)"
+        ),
+        "baseline-osi": ValueField(
+            "the same median in the untrained copy of the model, with random weights (:population: true)"
+        ),
     }
     argument = Argument("units of one layer, e.g. mixed4:52,30,27,47", units_of_one_layer)
     options = (
@@ -73,6 +95,13 @@ class Tuning(DirectiveKind):
             "at most how many stimuli to draw, one under each tick of the axis",
         ),
         Option("normalize", boolean, False, "divide each unit's curve by its own peak, to compare shapes"),
+        Option(
+            "population",
+            boolean,
+            False,
+            "add a histogram of the OSI of every unit of the layer, against the untrained model's "
+            "(orientation sweeps)",
+        ),
     )
     numbered = True
 
@@ -88,8 +117,20 @@ class Tuning(DirectiveKind):
                 f":plot: polar needs an orientation sweep; '{sweep.param}' is not an angle",
             )
             return None
+        baseline = None
+        if opts["population"]:
+            baseline = _baseline(spec, sweep, directive, ctx)
+            if baseline is None:
+                return None
         return TuningRequest(
-            spec, directive.argument, sweep, opts["plot"], opts["thumbnails"], opts["normalize"], directive
+            spec,
+            directive.argument,
+            sweep,
+            opts["plot"],
+            opts["thumbnails"],
+            opts["normalize"],
+            directive,
+            baseline,
         )
 
     def plan(self, request: TuningRequest, ctx: PlanContext) -> TuningFigure | None:
@@ -99,16 +140,45 @@ class Tuning(DirectiveKind):
             return None
         info, units = resolved
         sweep = replace(request.sweep, size=info.input_size)
+        layer = units[0].layer
         job = ctx.attach(
-            TuningJob(
-                str(request.spec), info.fingerprint, units[0].layer, tuple(u.unit for u in units), sweep
-            ),
-            info,
+            TuningJob(str(request.spec), info.fingerprint, layer, tuple(u.unit for u in units), sweep), info
         )
-        return TuningFigure(job, request.plot, request.thumbnails, request.normalize)
+        figure = TuningFigure(job, request.plot, request.thumbnails, request.normalize)
+        if request.baseline is None:
+            return figure
+        line = at.option_line("population")
+        if is_dictionary(info, layer):
+            ctx.error(line, f"'{layer}' is a dictionary: an untrained network has none for :population:")
+            return None
+        base_info = ctx.model_info(request.baseline, line)
+        if base_info is None:
+            return None
+        try:
+            base_info.layer(layer)
+        except ModelError as exc:
+            ctx.error(line, f"{exc} (the untrained model's, for :population:)")
+            return None
+        every = tuple(range(info.layers[layer].shape[0]))
+        population = ctx.attach(TuningJob(str(request.spec), info.fingerprint, layer, every, sweep), info)
+        baseline = ctx.attach(
+            TuningJob(str(request.baseline), base_info.fingerprint, layer, every, sweep), base_info
+        )
+        return replace(figure, population=population, baseline=baseline)
 
     def value(self, figure: TuningFigure, field: str, ctx: FollowUpContext) -> Quantity | None:
         job = figure.job
+        if field in ("population-osi", "baseline-osi"):
+            population = figure.population if field == "population-osi" else figure.baseline
+            if population is None:
+                raise ValueError(f"{field} needs ':population: true' on the figure")
+            if not ctx.done(population):
+                return None
+            osi, _silent = population_osi(ctx.result(population))
+            if not osi:
+                raise ValueError(f"no unit of {population.layer} in {population.model} responds to the sweep")
+            median = float(np.median(osi))
+            return Quantity(f"{median:.2f}", median)
         if len(job.units) != 1:
             raise ValueError(f"the figure shows {len(job.units)} units; quote a figure of one")
         if field != "peak" and job.sweep.param != probes.PERIODIC:
@@ -167,8 +237,86 @@ class Tuning(DirectiveKind):
                 "circular variance</th></tr></thead><tbody>"
                 f"{rows}</tbody></table>"
             )
-        content = f'<div class="plot">{svg}</div>{measures}{probes.draws_note(job.sweep)}'
+        population = _population_html(figure, ctx) if figure.population and figure.baseline else ""
+        content = f'<div class="plot">{svg}</div>{measures}{population}{probes.draws_note(job.sweep)}'
         return ctx.rendered(ctx.figure(content, "tuning-figure"))
+
+
+def _baseline(
+    spec: ModelSpec, sweep: Sweep, directive: DirectiveInput, ctx: CheckContext
+) -> ModelSpec | None:
+    """The untrained copy `:population: true` compares the model with; None after an error."""
+    line = directive.option_line("population")
+    if sweep.param != probes.PERIODIC:
+        ctx.error(line, f":population: true needs an orientation sweep; '{sweep.param}' is not an angle")
+        return None
+    if spec.untrained:
+        ctx.error(
+            line,
+            f":population: true compares a model with its untrained copy, and '{spec}' is one already; "
+            "give the trained model",
+        )
+        return None
+    try:
+        return untrained(spec)
+    except SpecError as exc:
+        ctx.error(line, f":population: true compares a model with its untrained copy, but {exc}")
+        return None
+
+
+def population_osi(result: TuningResult) -> tuple[list[float], int]:
+    """The OSI of each unit of a sweep that responds to it, and how many never do. A unit whose
+    responses are all ≤ 0 (a dead ReLU, common with random weights) has no preferred orientation:
+    selectivity() gives it OSI 0, which would count it as broadly tuned and pull the median down
+    for want of a response, not of selectivity; it is left out and counted as silent instead."""
+    values = list(result.values)
+    osi: list[float] = []
+    silent = 0
+    for unit in range(len(result.responses[0]) if result.responses else 0):
+        curve = [row[unit] for row in result.responses]
+        if max(curve) <= 0:
+            silent += 1
+        else:
+            osi.append(selectivity(values, curve).osi)
+    return osi, silent
+
+
+def _population_html(figure: TuningFigure, ctx: RenderContext) -> str:
+    """Overlaid histograms of the OSI of the layer's units, trained and untrained, and a line
+    comparing their medians and their shares of selective units."""
+    assert figure.population is not None and figure.baseline is not None
+    layer = figure.population.layer
+    sides = [
+        (f"{layer} of {job.model}", *population_osi(ctx.result(job)))
+        for job in (figure.population, figure.baseline)
+    ]
+    plot = histograms(
+        [(name, osi) for name, osi, _ in sides],
+        "orientation selectivity (OSI)",
+        f"OSI of the units of {layer}, trained and with random weights",
+        bins=20,
+        lo=0.0,
+        hi=1.0,
+        share=True,
+    )
+
+    def median(osi: list[float]) -> str:
+        return f"{np.median(osi):.2f}" if osi else "none (no unit responds)"
+
+    def selective(osi: list[float]) -> str:
+        return f"{sum(x >= SELECTIVE for x in osi) / len(osi):.0%}" if osi else "none"
+
+    (_, osi, silent), (_, base_osi, base_silent) = sides
+    units = plural(len(figure.population.units), "unit")
+    model, base = (f"<code>{escape(job.model)}</code>" for job in (figure.population, figure.baseline))
+    summary = (
+        f'<p class="tuning-population">Over the {units} of <code>{escape(layer)}</code>: median OSI '
+        f"{median(osi)} in {model} against {median(base_osi)} in {base} (random weights); OSI ≥ "
+        f"{SELECTIVE} in {selective(osi)} against {selective(base_osi)} of the units that respond. "
+        f"Units that never respond to the sweep are left out: {silent} silent in {model}, "
+        f"{base_silent} in {base}.</p>"
+    )
+    return f'<div class="plot">{plot}</div>{summary}'
 
 
 def _family_name(job: TuningJob) -> str:

@@ -14,7 +14,6 @@ the medians: `median`, `baseline` and `ink`.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, replace
 from html import escape
@@ -36,10 +35,8 @@ from distillgen.jobs import (
 )
 from distillgen.options import MODEL, Argument, Option, choice, integer, layer, text
 from distillgen.render.plots import histograms
-from distillgen.units import ModelError, ModelInfo, ModelSpec, SpecError, UnitRef, parse_units
+from distillgen.units import ModelError, ModelInfo, ModelSpec, SpecError, UnitRef, parse_units, untrained
 from distillgen.zoo import ZOO
-
-_UNTRAINED_KINDS = ("lucent", "torchvision", *ZOO)
 
 
 @dataclass(frozen=True)
@@ -113,13 +110,13 @@ class Universality(DirectiveKind):
         dataset = probes.dataset(directive, ctx)
         if spec is None or other is None or dataset is None:
             return None
-        if opts["baseline"] == "untrained" and other.kind not in _UNTRAINED_KINDS:
-            where = "baseline" if "baseline" in directive.given else "other"
-            ctx.error(
-                directive.option_line(where),
-                f"'{other}' has no untrained variant to compare with; use ':baseline: shuffled'",
-            )
-            return None
+        if opts["baseline"] == "untrained":
+            try:
+                untrained(other)
+            except SpecError as exc:
+                where = "baseline" if "baseline" in directive.given else "other"
+                ctx.error(directive.option_line(where), f"{exc}; use ':baseline: shuffled'")
+                return None
         return UniversalityRequest(
             spec,
             other,
@@ -159,11 +156,11 @@ class Universality(DirectiveKind):
             )
             return None
         if request.baseline == "untrained":
-            untrained = dataclasses.replace(request.other, untrained=True)
-            base_info = ctx.model_info(untrained, at.option_line("baseline"))
+            random = untrained(request.other)  # checked: it has one
+            base_info = ctx.model_info(random, at.option_line("baseline"))
             if base_info is None:
                 return None
-            baseline, baseline_fingerprint = str(untrained), base_info.fingerprint
+            baseline, baseline_fingerprint = str(random), base_info.fingerprint
         units = None
         if request.units:
             try:
