@@ -471,9 +471,9 @@ class Article:
         for key, entry in sorted(self._entries.items(), key=lambda item: isinstance(item[1].kind, RoleKind)):
             if key in self._pending:
                 continue
-            before = jobs_of(entry.value)
+            before = {job.key for job in jobs_of(entry.value)}
             entry.value = entry.kind.follow_up(entry.value, context)
-            self._need(jobs_of(entry.value)[len(before) :], entry.line)
+            self._need([job for job in jobs_of(entry.value) if job.key not in before], entry.line)
         self._check_quoted_numbers(context)
 
     def _check_quoted_numbers(self, context: FollowUpContext) -> None:

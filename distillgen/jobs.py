@@ -706,6 +706,7 @@ class Edit:
     unit: int = -1
     scale: float = 0.0
     whole: bool = False
+    rule: str = field(default="", metadata=LATER)  # what chose `units`, when a rule did (figures/edgerule.py)
 
 
 def relative_change(before: float, after: float) -> float:

@@ -3,6 +3,7 @@ check the author's prediction.
 
     :edit: zero mixed3:58,63            edges from these units into the target
     :edit: scale 0.5 conv2:7 -> mixed3:56; zero unit mixed3:40
+    :edit: zero top 3 by weight from mixed3   edges chosen by a stated rule (edgerule.py)
     :on: examples | tuning | featurevis the target's top dataset examples (default), a
                                         stimulus sweep (:stimulus: …), or its feature visualization
     :predict: decrease >= 50%           or increase, decrease, increase >= 20%, no change within 10%
@@ -30,6 +31,7 @@ from distillgen.figures import probes
 from distillgen.figures.base import DirectiveInput, DirectiveKind, Quantity, Rendered, ValueField
 from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
 from distillgen.figures.controls import Band, Control, control, draw
+from distillgen.figures.edgerule import EdgeRule, choose, edge_rule
 from distillgen.jobs import AblationJob, Dataset, Edit, Probe, Sweep, WeightsJob, relative_change
 from distillgen.options import MODEL, Argument, Option, choice, integer, one_unit, text
 from distillgen.render.plots import line_plot, paired_bars
@@ -44,6 +46,9 @@ _PREDICT = re.compile(
     r"^(?P<effect>(?P<direction>increase|decrease)(?:\s*>=\s*(?P<at_least>\d+(?:\.\d+)?)\s*%)?"
     r"|no change within\s+(?P<within>\d+(?:\.\d+)?)\s*%)(?:\s+on\s+(?P<subset>\S+))?$"
     r"|^(?P<beyond>beyond controls)$"
+)
+_RULE_EDIT = re.compile(
+    r"^(?:(?P<zero>zero)|scale\s+(?P<scale>[-+]?(?:\d+\.?\d*|\.\d+)))\s+(?P<rule>top\s.*)$"
 )
 _RANGE = re.compile(r"^(?P<first>[-+]?\d+(?:\.\d+)?)\.\.(?P<last>[-+]?\d+(?:\.\d+)?)$")
 
@@ -174,10 +179,17 @@ class AblationFigure:
     controls: tuple[AblationJob, ...] = ()  # drawn once the kernels are computed
     matched: tuple[float, ...] = ()  # the edited edges' total kernel norm, then each control's
     band: Band | None = None  # once every control is computed
+    rule: EdgeRule | None = None  # `:edit: zero top 3 by weight from mixed3`: `job` waits for the kernels
 
     @property
     def jobs(self) -> tuple[AblationJob | WeightsJob, ...]:
-        return (self.job, *((self.weights,) if self.weights else ()), *self.controls)
+        edit = () if self.waiting else (self.job,)
+        return (*edit, *((self.weights,) if self.weights else ()), *self.controls)
+
+    @property
+    def waiting(self) -> bool:
+        """Whether its edges are still to be chosen by its rule."""
+        return self.rule is not None and not self.job.edits[0].units
 
 
 class Ablation(DirectiveKind):
@@ -240,6 +252,13 @@ class Ablation(DirectiveKind):
         except (ValueError, SpecError) as exc:
             ctx.error(directive.option_line("edit"), str(exc))
             return None
+        if len(edits) > 1 and any(isinstance(sources, EdgeRule) for sources, *_ in edits):
+            ctx.error(
+                directive.option_line("edit"),
+                f"'{opts['edit']}': an edit chosen by a rule ('top 3 by weight from mixed3') is the "
+                "figure's only edit",
+            )
+            return None
         probes.warn_unused(directive, ctx, opts["on"], "top")
         spec = ctx.model_spec(opts["model"], directive.option_line("model"))
         dataset = probes.dataset(directive, ctx, streamed=True) if opts["on"] == "examples" else None
@@ -301,18 +320,21 @@ class Ablation(DirectiveKind):
             info,
         )
         weights = None
-        if request.control is not None:
+        rule = request.edits[0][0] if isinstance(request.edits[0][0], EdgeRule) else None
+        if request.control is not None or rule is not None:
             (edit,) = edits
             weights = ctx.attach(
                 WeightsJob(str(request.spec), info.fingerprint, edit.source, target.layer, target.unit), info
             )
         return AblationFigure(
-            job, request.edit, request.predict, at.line, control=request.control, weights=weights
+            job, request.edit, request.predict, at.line, control=request.control, weights=weights, rule=rule
         )
 
     def follow_up(self, figure: AblationFigure, ctx: FollowUpContext) -> AblationFigure:
         """Check the prediction as soon as the result exists (before anything is rendered);
         draw the controls once the kernels are there, and read the edit against them."""
+        if figure.waiting:
+            return self._chosen(figure, ctx) if figure.weights and ctx.done(figure.weights) else figure
         figure = self._checked(figure, ctx)
         if figure.weights is None or figure.control is None:
             return figure
@@ -336,16 +358,24 @@ class Ablation(DirectiveKind):
             return replace(figure, band=band)
         return figure
 
+    def _chosen(self, figure: AblationFigure, ctx: FollowUpContext) -> AblationFigure:
+        """The figure with the edges its rule chooses, read from the computed kernels."""
+        weights, (edit,) = figure.weights, figure.job.edits
+        assert weights is not None and figure.rule is not None  # a figure waiting for its rule
+        try:
+            units = choose(np.asarray(ctx.kernel_norms(weights)), _kernel_sums(weights, ctx), figure.rule)
+        except ValueError as exc:
+            ctx.error(figure.line, f":edit: {exc}")
+            return replace(figure, weights=None, rule=None, control=None)  # nothing more to do
+        return replace(figure, job=replace(figure.job, edits=(replace(edit, units=units),)))
+
     def _drawn(self, figure: AblationFigure, ctx: FollowUpContext) -> AblationFigure:
         """The figure with its control jobs, drawn by `controls.draw`'s rule."""
         weights, (edit,) = figure.weights, figure.job.edits
         assert weights is not None and figure.control is not None  # a figure with a :control:
         norms = np.asarray(ctx.kernel_norms(weights))
-        sums = np.asarray(
-            ctx.derived(weights, "sums", lambda: ctx.kernels(weights).sum(axis=(1, 2)).tolist())
-        )
         try:
-            sets = draw(norms, sums, edit.units, figure.control)
+            sets = draw(norms, _kernel_sums(weights, ctx), edit.units, figure.control)
         except ValueError as exc:
             ctx.error(figure.line, f":control: {exc}")
             return replace(figure, weights=None)  # drawn no more
@@ -419,8 +449,13 @@ class Ablation(DirectiveKind):
             plot = paired_bars(labels, before, after, title, f"peak response of {job.address}")
         inputs = plural(len(before), "input")
         mean_before, mean_after = same_precision(result.mean_before, result.mean_after)
+        chosen = ""
+        if figure.rule is not None:
+            (edit,) = job.edits
+            units = ",".join(str(unit) for unit in edit.units)
+            chosen = f" (the rule chose <code>{escape(edit.source)}:{units}</code>)"
         summary = (
-            f'<p class="ablation-summary">Edit: <code>{escape(figure.edit)}</code>. Mean response of '
+            f'<p class="ablation-summary">Edit: <code>{escape(figure.edit)}</code>{chosen}. Mean response of '
             f"<code>{escape(job.address)}</code> over {inputs}: {mean_before} → "
             f"{mean_after} ({minus(percent(result.effect))}).</p>"
         )
@@ -443,6 +478,11 @@ class Ablation(DirectiveKind):
             )
         content = f'<div class="plot">{plot}</div>{summary}'
         return ctx.rendered(ctx.figure(content, "ablation-figure"))
+
+
+def _kernel_sums(weights: WeightsJob, ctx: FollowUpContext) -> np.ndarray:
+    """Each source unit's kernel summed: its sign says whether the edge excites or inhibits."""
+    return np.asarray(ctx.derived(weights, "sums", lambda: ctx.kernels(weights).sum(axis=(1, 2)).tolist()))
 
 
 def _controls(figure: AblationFigure, band: Band, effect: float) -> str:
@@ -488,13 +528,18 @@ def prediction_subsets(
     return tuple(resolved)
 
 
-def parse_edit(part: str) -> tuple[list[UnitRef], UnitRef | None, float, bool]:
-    """'scale 0.5 conv2:7 -> mixed3:56' -> (sources, into, scale, whole unit)."""
+def parse_edit(part: str) -> tuple[list[UnitRef] | EdgeRule, UnitRef | None, float, bool]:
+    """'scale 0.5 conv2:7 -> mixed3:56' -> (sources, into, scale, whole unit); the sources of
+    'zero top 3 by weight from mixed3' are its rule (edges into the observed unit)."""
+    if ruled := _RULE_EDIT.match(part):
+        rule = edge_rule(ruled["rule"])
+        assert rule is not None  # the pattern saw 'top '
+        return rule, None, 0.0 if ruled["zero"] else float(ruled["scale"]), False
     match = _EDIT.match(part)
     if not match:
         raise ValueError(
             f"'{part}' is not an edit; write e.g. 'zero mixed3:58,63', "
-            "'scale 0.5 conv2:7 -> mixed3:56' or 'zero unit mixed3:40'"
+            "'scale 0.5 conv2:7 -> mixed3:56', 'zero unit mixed3:40' or 'zero top 3 by weight from mixed3'"
         )
     sources = parse_units(match["source"])
     into = parse_units(match["into"]) if match["into"] else None
@@ -512,6 +557,12 @@ def resolve_edits(info, target: UnitRef, parsed: Sequence) -> tuple[Edit, ...]:
     order = list(info.layers)
     edits = []
     for sources, into, scale, whole in parsed:
+        if isinstance(sources, EdgeRule):  # its units are chosen once the kernels are computed
+            source = info.layer(sources.layer).name
+            if order.index(source) >= order.index(target.layer):
+                raise ModelError(f"'{source}' does not come before '{target.layer}' in the network")
+            edits.append(Edit(source, (), scale=scale, rule=sources.text))
+            continue
         sources = info.check_units(sources)
         into = info.check_units([into])[0] if into else None
         source, end = sources[0].layer, (into or target).layer
