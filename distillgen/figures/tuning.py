@@ -34,6 +34,9 @@ from distillgen.units import ModelError, ModelSpec, SpecError, UnitRef, untraine
 SELECTIVE = 0.5  # the OSI from which the population summary counts a unit as orientation-selective
 
 
+RESPONSES = 12  # stimuli of a sweep whose responses prose may quote one by one (`response-3`)
+
+
 @dataclass(frozen=True)
 class TuningRequest:
     spec: ModelSpec
@@ -75,6 +78,11 @@ class Tuning(DirectiveKind):
             "(0: one orientation, 1: all alike)"
         ),
         "peak": ValueField("the unit's largest response over the sweep"),
+        "trough": ValueField("the unit's smallest response over the sweep"),
+        **{
+            f"response-{n}": ValueField(f"the unit's response to the sweep's stimulus number {n} (from 1)")
+            for n in range(1, RESPONSES + 1)
+        },
         "population-osi": ValueField(
             "the median OSI over the layer's units that respond to the sweep (:population: true)"
         ),
@@ -181,14 +189,27 @@ class Tuning(DirectiveKind):
             return Quantity(f"{median:.2f}", median)
         if len(job.units) != 1:
             raise ValueError(f"the figure shows {len(job.units)} units; quote a figure of one")
-        if field != "peak" and job.sweep.param != probes.PERIODIC:
+        if field.startswith("response-") and int(field.rpartition("-")[2]) > len(job.sweep.values):
+            raise ValueError(f"the sweep has {len(job.sweep.values)} stimuli")
+        if (
+            field not in ("peak", "trough")
+            and not field.startswith("response-")
+            and (job.sweep.param != probes.PERIODIC)
+        ):
             raise ValueError(f"{field} needs an orientation sweep; '{job.sweep.param}' is not an angle")
         if not ctx.done(job):
             return None
         result = ctx.result(job)
         curve = [row[0] for row in result.responses]
-        if field == "peak":
-            return Quantity(f"{max(curve):.3g}", max(curve))
+        if field in ("peak", "trough") or field.startswith("response-"):
+            number = (
+                max(curve)
+                if field == "peak"
+                else min(curve)
+                if field == "trough"
+                else curve[int(field.rpartition("-")[2]) - 1]
+            )
+            return Quantity(f"{number:.3g}", number)
         found = selectivity(list(result.values), curve)
         number = {
             "preferred": found.preferred,
