@@ -473,7 +473,7 @@ class Article:
                 continue
             before = {job.key for job in jobs_of(entry.value)}
             entry.value = entry.kind.follow_up(entry.value, context)
-            self._need([job for job in jobs_of(entry.value) if job.key not in before], entry.line)
+            self._need(tuple(job for job in jobs_of(entry.value) if job.key not in before), entry.line)
         self._check_quoted_numbers(context)
 
     def _check_quoted_numbers(self, context: FollowUpContext) -> None:

@@ -592,8 +592,9 @@ def directives(name: str | None) -> None:
         click.echo(f"  :{option.name}:".ljust(18) + option.doc + choices + default + required)
     if directive.values:
         click.echo("values prose may quote, {value}`LABEL.FIELD`:")
+        width = max(18, *(len(field) + 3 for field in directive.values))  # preference-before-1
         for field, value in directive.values.items():
-            click.echo(f"  {field}".ljust(18) + value.meaning + (" (percent)" if value.percent else ""))
+            click.echo(f"  {field}".ljust(width) + value.meaning + (" (percent)" if value.percent else ""))
     if name in COMPUTED_FIGURES:
         argument, _, options = COMPUTED_FIGURES[name].partition("\n")
         use = "\n".join([f"```{{{name}}} {argument}", *options.splitlines(), "A caption.", "```"])

@@ -193,6 +193,14 @@ SUBSETS: dict[str, dict[str, Callable[[float], bool]]] = {
         "fine": lambda v: v >= 12,
         "coarse": lambda v: v < 12,
     },
+    # Curve against line (1/px; the default sweep runs 0..0.2). A stroke of the default 30 px
+    # bends by 30·c radians: at 0.02 by ~34°, its middle ~2 px off its chord, less than a stroke
+    # width (2.5), so it still reads as a line; at 0.06 by ~103°, ~6 px off, a clear arc. The
+    # values between are neither, so a preference of curved over straight compares the two ends.
+    "curvature": {
+        "straight": lambda v: v <= 0.02 + 1e-9,
+        "curved": lambda v: v >= 0.06 - 1e-9,
+    },
 }
 
 

@@ -10,10 +10,18 @@ check the author's prediction.
     :predict: decrease >= 50% on left-facing; no change within 10% on right-facing
                                         with :on: tuning, each part on a subset of the sweep: a
                                         name the stimulus family defines, or a range 'on 90..270'
+    :predict: preference left-facing over right-facing decrease >= 0.3
+                                        with :on: tuning, the change of the unit's preference for
+                                        one subset over another (or increase, 'increase >= 0.2',
+                                        'no change within 0.1'), in index points: no %
+    :predict: beyond controls           with :control:, the effect lies outside its controls' band
 
 The measured effect is the relative change of the mean response over the probe (or over the
-part's subset). A failed prediction is a warning (an error with --strict), and the figure says
-so. Edits are hooks in the engine: no other figure ever sees them.
+part's subset). A preference part reads the unit's preference index for subset A over subset B,
+P = (mean_A − mean_B) / (mean_A + mean_B) of the responses clipped at 0 (from −1, only B, to
+1, only A; 0 when both are silent), before and after the edit: its effect is P_after − P_before,
+in index points (from −2 to 2). A failed prediction is a warning (an error with --strict), and
+the figure says so. Edits are hooks in the engine: no other figure ever sees them.
 """
 
 from __future__ import annotations
@@ -50,18 +58,32 @@ _PREDICT = re.compile(
 _RULE_EDIT = re.compile(
     r"^(?:(?P<zero>zero)|scale\s+(?P<scale>[-+]?(?:\d+\.?\d*|\.\d+)))\s+(?P<rule>top\s.*)$"
 )
+# 'preference A over B EFFECT': the effect in index points; a '%' is caught to say so
+_PREFERENCE = re.compile(
+    r"^preference\s+(?P<subset>\S+)\s+over\s+(?P<over>\S+)\s+"
+    r"(?:(?P<direction>increase|decrease)(?:\s*>=\s*(?P<at_least>\d+(?:\.\d+)?))?"
+    r"|no change within\s+(?P<within>\d+(?:\.\d+)?))(?P<percent>\s*%)?$"
+)
 _RANGE = re.compile(r"^(?P<first>[-+]?\d+(?:\.\d+)?)\.\.(?P<last>[-+]?\d+(?:\.\d+)?)$")
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """One expected effect, on every probe input or (`subset`) on a part of a stimulus sweep."""
+    """One expected effect, on every probe input or (`subset`) on a part of a stimulus sweep;
+    or (`over`) on the unit's preference for one part of the sweep over another."""
 
     text: str
     direction: str  # "increase", "decrease", "none", or "beyond" (every :control:'s effect)
-    threshold: float  # fraction: at least this change, or (for "none") at most
-    subset: str | None = None  # as written after 'on': a family's name for values, or 'A..B'
+    threshold: float  # fraction: at least this change, or (for "none") at most; a preference's in points
+    subset: str | None = None  # as written after 'on': a family's name for values, or 'A..B'; preference: A
     inputs: tuple[int, ...] | None = None  # the subset's positions in the sweep, once checked
+    over: str | None = None  # a preference's B, as written
+    over_inputs: tuple[int, ...] | None = None  # its positions in the sweep, once checked
+
+    @property
+    def preference(self) -> bool:
+        """Whether this part reads the unit's preference for `subset` over `over`."""
+        return self.over is not None
 
     def holds(self, change: float, band: Band | None = None) -> bool:
         if self.direction == "beyond":
@@ -77,27 +99,75 @@ class Prediction:
         chosen = range(len(before)) if self.inputs is None else self.inputs
         return sum(before[i] for i in chosen) / len(chosen), sum(after[i] for i in chosen) / len(chosen)
 
+    def preferences(self, before: list[float], after: list[float]) -> tuple[float, float]:
+        """A preference part's index before and after the edit (checked: both subsets resolved)."""
+        assert self.inputs is not None and self.over_inputs is not None
+        return (
+            preference_index(before, self.inputs, self.over_inputs),
+            preference_index(after, self.inputs, self.over_inputs),
+        )
+
     def change(self, before: list[float], after: list[float]) -> float:
+        """The relative change of the mean response; a preference part's change of its index."""
+        if self.preference:
+            preferred_before, preferred_after = self.preferences(before, after)
+            return preferred_after - preferred_before
         return relative_change(*self.means(before, after))
 
     def prose(self, angles: bool = False) -> str:
         """As a reader reads it: 'at least 50% lower on 120°–150°', 'unchanged within 10%'
-        (what the author wrote, `decrease >= 50% on 120..150`, is the directive's syntax)."""
-        percent = f"{self.threshold * 100:g}%"
+        (what the author wrote, `decrease >= 50% on 120..150`, is the directive's syntax); a
+        preference's effect alone, in index points: 'at least 0.3 lower' (`between` says of what)."""
+        amount = f"{self.threshold:g}" if self.preference else f"{self.threshold * 100:g}%"
         if self.direction == "beyond":
             return "beyond every control's effect"
         if self.direction == "none":
-            effect = f"unchanged within {percent}"
+            effect = f"unchanged within {amount}"
         else:
             word = "higher" if self.direction == "increase" else "lower"
-            effect = f"at least {percent} {word}" if self.threshold else word
-        if self.subset is None:
+            effect = f"at least {amount} {word}" if self.threshold else word
+        if self.subset is None or self.preference:
             return effect
-        if match := _RANGE.match(self.subset):
-            unit = "°" if angles else ""
-            first, last = (minus(match[end]) for end in ("first", "last"))
-            return f"{effect} on {first}{unit}–{last}{unit}"
-        return f"{effect} on the {self.subset} stimuli"
+        return f"{effect} on {_subset_prose(self.subset, angles)}"
+
+    def between(self, angles: bool = False) -> str:
+        """A preference's subsets as a reader reads them: 'for the left-facing over the
+        right-facing stimuli', 'for 300°–345° over the right-facing stimuli'."""
+        first, second = (_subset_prose(written or "", angles) for written in (self.subset, self.over))
+        if first.startswith("the ") and second.startswith("the "):
+            first = first.removesuffix(" stimuli")  # 'the left-facing over the right-facing stimuli'
+        return f"for {first} over {second}"
+
+
+def _subset_prose(written: str, angles: bool) -> str:
+    """A subset as a reader reads it: '120°–150°', 'the left-facing stimuli'."""
+    if match := _RANGE.match(written):
+        unit = "°" if angles else ""
+        first, last = (minus(match[end]) for end in ("first", "last"))
+        return f"{first}{unit}–{last}{unit}"
+    return f"the {written} stimuli"
+
+
+def preference_index(responses: Sequence[float], a: Sequence[int], b: Sequence[int]) -> float:
+    """The preference for the inputs at positions `a` over those at `b`: (mean_A − mean_B) /
+    (mean_A + mean_B) of the responses clipped at 0, from −1 (only B) to 1 (only A); 0 when
+    the unit answers neither."""
+    mean_a = sum(max(float(responses[i]), 0.0) for i in a) / len(a)
+    mean_b = sum(max(float(responses[i]), 0.0) for i in b) / len(b)
+    total = mean_a + mean_b
+    return 0.0 if total == 0 else (mean_a - mean_b) / total
+
+
+def index_text(value: float) -> str:
+    """A preference index as the figure prints it: '0.42', '−0.10' (never '−0.00')."""
+    text = f"{value:.2f}"
+    return minus("0.00" if text == "-0.00" else text)
+
+
+def points_text(change: float) -> str:
+    """A change of a preference index in index points: '+0.12', '−0.52', '0.00'."""
+    text = f"{change:+.2f}"
+    return minus("0.00" if text[1:] == "0.00" else text)
 
 
 def predictions(value: str) -> tuple[Prediction, ...]:
@@ -109,11 +179,14 @@ def predictions(value: str) -> tuple[Prediction, ...]:
 
 
 def _prediction(text: str) -> Prediction:
+    if text.split(maxsplit=1)[0] == "preference":
+        return _preference(text)
     match = _PREDICT.match(text)
     if not match:
         raise ValueError(
             f"'{text}' is not a prediction; write increase, decrease, 'decrease >= 50%' "
             "or 'no change within 10%', optionally followed by 'on SUBSET' of a stimulus sweep, "
+            "'preference SUBSET over SUBSET decrease >= 0.3' (a stimulus sweep's), "
             "or 'beyond controls' (with :control:)"
         )
     if match["beyond"]:
@@ -123,10 +196,55 @@ def _prediction(text: str) -> Prediction:
     return Prediction(text, match["direction"], float(match["at_least"] or 0) / 100, match["subset"])
 
 
+def _preference(text: str) -> Prediction:
+    """'preference left-facing over right-facing decrease >= 0.3' (the effect in index points)."""
+    match = _PREFERENCE.match(text)
+    if not match:
+        raise ValueError(
+            f"'{text}' is not a preference prediction; write 'preference A over B' and its effect, "
+            "'decrease >= 0.3' (or increase, decrease, 'increase >= 0.2', 'no change within 0.1'), "
+            "with A and B each a named subset of the stimulus sweep or a range, e.g. 'preference "
+            "left-facing over right-facing decrease >= 0.3'"
+        )
+    written = match["within"] if match["within"] is not None else match["at_least"] or "0"
+    if match["percent"]:
+        number = re.search(r"(\d+(?:\.\d+)?)\s*%$", text)
+        meant = text[: number.start()] + f"{float(number[1]) / 100:g}" if number else text.rstrip("% ")
+        raise ValueError(
+            f"'{text}': a preference index runs from −1 to 1 and changes in index points, not "
+            f"percent; write the change without %, e.g. '{meant}'"
+        )
+    threshold = float(written)
+    if threshold > 2:
+        raise ValueError(
+            f"'{text}': a preference index runs from −1 to 1, so it changes by at most 2, not {written}"
+        )
+    direction = "none" if match["within"] is not None else match["direction"]
+    return Prediction(text, direction, threshold, match["subset"], over=match["over"])
+
+
 def subset_inputs(prediction: Prediction, sweep: Sweep) -> tuple[int, ...]:
     """The positions in `sweep` of the prediction's subset; ValueError with a message for the
     author when the subset is unknown or selects nothing."""
-    written = prediction.subset or ""  # called for a prediction with a subset
+    return _positions(prediction.subset or "", sweep, "on ")  # called for a prediction with a subset
+
+
+def preference_inputs(prediction: Prediction, sweep: Sweep) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The positions in `sweep` of a preference's two subsets; ValueError with a message for
+    the author when either is unknown or selects nothing, or both select the same values."""
+    first, second = prediction.subset or "", prediction.over or ""
+    a, b = _positions(first, sweep, ""), _positions(second, sweep, "")
+    if set(a) == set(b):
+        values = ", ".join(f"{sweep.values[i]:g}" for i in a)
+        raise ValueError(
+            f"'{prediction.text}': '{first}' and '{second}' select the same swept values ({values}); "
+            "a preference compares two different subsets of the sweep"
+        )
+    return a, b
+
+
+def _positions(written: str, sweep: Sweep, before: str) -> tuple[int, ...]:
+    """The positions in `sweep` of a subset as written (`before` it: 'on ' in 'on 90..270')."""
     if match := _RANGE.match(written):
         first, last = float(match["first"]), float(match["last"])
         if first <= last:
@@ -135,19 +253,20 @@ def subset_inputs(prediction: Prediction, sweep: Sweep) -> tuple[int, ...]:
             chosen = [i for i, v in enumerate(sweep.values) if v >= first or v <= last]
         else:
             backwards = f"{match['last']}..{match['first']}"
-            raise ValueError(f"'on {written}': the range runs backwards; write 'on {backwards}'")
+            raise ValueError(f"'{before}{written}': the range runs backwards; write '{before}{backwards}'")
     else:
         named = stimuli.SUBSETS.get(sweep.family, {})
         if written not in named:
             known = ", ".join(named) if named else f"none for '{sweep.family}'"
             raise ValueError(
                 f"unknown subset '{written}' of the stimulus '{sweep.family}'{suggest(written, named)}; "
-                f"write a range of the swept {sweep.param}, e.g. 'on 90..270', or a named subset ({known})"
+                f"write a range of the swept {sweep.param}, e.g. '{before}90..270', "
+                f"or a named subset ({known})"
             )
         chosen = [i for i, v in enumerate(sweep.values) if named[written](v)]
     if not chosen:
         values = ", ".join(f"{v:g}" for v in sweep.values)
-        raise ValueError(f"'on {written}' selects none of the swept values ({values})")
+        raise ValueError(f"'{before}{written}' selects none of the swept values ({values})")
     return tuple(chosen)
 
 
@@ -192,6 +311,9 @@ class AblationFigure:
         return self.rule is not None and not self.job.edits[0].units
 
 
+_ORDINALS = ((1, "first"), (2, "second"), (3, "third"))
+
+
 class Ablation(DirectiveKind):
     name = "ablation"
     doc = "A unit's response before and after editing edges or units, with an optional prediction."
@@ -199,10 +321,29 @@ class Ablation(DirectiveKind):
         "effect": ValueField("the relative change of the unit's mean response over its inputs", percent=True),
         **{
             f"predicted-{n}": ValueField(
-                f"the relative change of the unit's mean response over its {ordinal} :predict: part's inputs",
+                f"the relative change of the unit's mean response over its {ordinal} :predict: part's inputs "
+                "(not a preference part's: see preference-N)",
                 percent=True,
             )
-            for n, ordinal in ((1, "first"), (2, "second"), (3, "third"))
+            for n, ordinal in _ORDINALS
+        },
+        # A preference part's numbers are index points (from −1 to 1; changes from −2 to 2), not
+        # percentages: fields of their own, so that a claim or the drift check reads them as decimals.
+        **{
+            f"preference-{n}": ValueField(
+                f"the change (after − before, in index points) of the unit's preference index for its "
+                f"{ordinal} :predict: part's first subset over its second (a 'preference A over B' part)"
+            )
+            for n, ordinal in _ORDINALS
+        },
+        **{
+            f"preference-{when}-{n}": ValueField(
+                f"the unit's preference index (mean_A − mean_B) / (mean_A + mean_B) of its responses "
+                f"clipped at 0, for its {ordinal} :predict: part's first subset A over its second B, "
+                f"{when} the edit"
+            )
+            for when in ("before", "after")
+            for n, ordinal in _ORDINALS
         },
         **{
             f"control-{which}": ValueField(f"the {word} of the :control: edits' effects", percent=True)
@@ -227,7 +368,8 @@ class Ablation(DirectiveKind):
             predictions,
             (),
             "the expected effect, checked at build time; with :on: tuning, 'EFFECT on SUBSET' "
-            "of the sweep; join several with ';'",
+            "of the sweep, or 'preference A over B decrease >= 0.3' (the unit's preference for one "
+            "subset over another, in index points); join several with ';'",
         ),
         Option("top", integer(1, 256), 16, "with :on: examples, how many of the target's top examples"),
         Option(
@@ -391,7 +533,17 @@ class Ablation(DirectiveKind):
         before, after = list(result.before), list(result.after)
         changes = tuple(predicted.change(before, after) for predicted in figure.predict)
         for predicted, change in zip(figure.predict, changes, strict=True):
-            if predicted.direction != "beyond" and not predicted.holds(change):
+            if predicted.preference and not predicted.holds(change):
+                preferred_before, preferred_after = predicted.preferences(before, after)
+                ctx.warning(
+                    figure.line,
+                    f"prediction failed: '{predicted.text}', but {figure.job.address}'s preference index "
+                    f"for {predicted.subset} over {predicted.over} changed by {points_text(change)} "
+                    f"({index_text(preferred_before)} → {index_text(preferred_after)}, over "
+                    f"{len(predicted.inputs or ())} and {len(predicted.over_inputs or ())} inputs)",
+                    Code.PREDICTION,
+                )
+            elif predicted.direction != "beyond" and not predicted.holds(change):
                 mean_before, mean_after = predicted.means(before, after)
                 over = "the probe" if predicted.inputs is None else f"{len(predicted.inputs)} inputs"
                 ctx.warning(
@@ -416,12 +568,8 @@ class Ablation(DirectiveKind):
                 return None
             found = getattr(figure.band, field.removeprefix("control-"))
             return Quantity(minus(percent(found)), found)
-        if field.startswith("predicted-"):
-            part = int(field.rpartition("-")[2])
-            if part > len(figure.predict):
-                raise ValueError(f"the figure's :predict: has {plural(len(figure.predict), 'part')}")
-            change = figure.predict[part - 1].change(list(result.before), list(result.after))
-            return Quantity(minus(percent(change)), change)
+        if field.startswith(("predicted-", "preference-")):
+            return _part_value(figure, field, list(result.before), list(result.after))
         before, after = same_precision(result.mean_before, result.mean_after)  # as the figure prints them
         if field == "before":
             return Quantity(before, result.mean_before)
@@ -467,6 +615,15 @@ class Ablation(DirectiveKind):
             held = predicted.holds(change, figure.band)
             verdict = "held" if held else "failed"
             mark = "✓ held" if held else "✗ failed"
+            if predicted.preference:
+                preferred = " → ".join(index_text(p) for p in predicted.preferences(before, after))
+                summary += (
+                    f'<p class="prediction prediction-{verdict}" title="{escape(predicted.text)}">'
+                    f"Preference {escape(predicted.between(angles))}: {escape(preferred)} "
+                    f"({escape(points_text(change))}), <strong>{escape(predicted.prose(angles))}</strong>"
+                    f" — {mark}.</p>"
+                )
+                continue
             measured = (
                 ""
                 if predicted.inputs is None
@@ -483,6 +640,35 @@ class Ablation(DirectiveKind):
 def _kernel_sums(weights: WeightsJob, ctx: FollowUpContext) -> np.ndarray:
     """Each source unit's kernel summed: its sign says whether the edge excites or inhibits."""
     return np.asarray(ctx.derived(weights, "sums", lambda: ctx.kernels(weights).sum(axis=(1, 2)).tolist()))
+
+
+def _part_value(figure: AblationFigure, field: str, before: list[float], after: list[float]) -> Quantity:
+    """predicted-N (a relative change, in percent) or preference[-before|-after]-N (index
+    points) of the figure's Nth :predict: part; ValueError for a part that has no such number."""
+    part = int(field.rpartition("-")[2])
+    if part > len(figure.predict):
+        raise ValueError(f"the figure's :predict: has {plural(len(figure.predict), 'part')}")
+    predicted = figure.predict[part - 1]
+    if field.startswith("predicted-"):
+        if predicted.preference:
+            raise ValueError(
+                f"the figure's :predict: part {part} is a preference, in index points, not a percentage: "
+                f"quote preference-{part} (its change), preference-before-{part} or preference-after-{part}"
+            )
+        change = predicted.change(before, after)
+        return Quantity(minus(percent(change)), change)
+    if not predicted.preference:
+        raise ValueError(
+            f"the figure's :predict: part {part} ('{predicted.text}') is not a preference: "
+            f"quote predicted-{part}, its relative change"
+        )
+    preferred_before, preferred_after = predicted.preferences(before, after)
+    if field.startswith("preference-before-"):
+        return Quantity(index_text(preferred_before), preferred_before)
+    if field.startswith("preference-after-"):
+        return Quantity(index_text(preferred_after), preferred_after)
+    change = preferred_after - preferred_before
+    return Quantity(points_text(change), change)
 
 
 def _controls(figure: AblationFigure, band: Band, effect: float) -> str:
@@ -507,21 +693,28 @@ def prediction_subsets(
     predict: tuple[Prediction, ...], sweep: Sweep | None, directive: DirectiveInput, ctx: CheckContext
 ) -> tuple[Prediction, ...] | None:
     """The predictions with their subsets resolved to positions in the sweep; None after an
-    error (a subset needs `:on: tuning`)."""
+    error (a subset, and a preference between two, needs `:on: tuning`)."""
     line, resolved = directive.option_line("predict"), []
     for prediction in predict:
         if prediction.subset is None:
             resolved.append(prediction)
             continue
         if sweep is None:
-            ctx.error(
-                line,
-                f"'{prediction.text}': a prediction on a subset ('on {prediction.subset}') needs "
-                ":on: tuning, whose stimulus sweep it is a part of",
+            needs = (
+                f"a preference between subsets ('{prediction.subset}' over '{prediction.over}') needs "
+                ":on: tuning, whose stimulus sweep they are parts of"
+                if prediction.preference
+                else f"a prediction on a subset ('on {prediction.subset}') needs "
+                ":on: tuning, whose stimulus sweep it is a part of"
             )
+            ctx.error(line, f"'{prediction.text}': {needs}")
             return None
         try:
-            resolved.append(replace(prediction, inputs=subset_inputs(prediction, sweep)))
+            if prediction.preference:
+                a, b = preference_inputs(prediction, sweep)
+                resolved.append(replace(prediction, inputs=a, over_inputs=b))
+            else:
+                resolved.append(replace(prediction, inputs=subset_inputs(prediction, sweep)))
         except ValueError as exc:
             ctx.error(line, str(exc))
             return None

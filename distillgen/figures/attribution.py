@@ -182,6 +182,13 @@ class Attribution(DirectiveKind):
         )
         if spec is None or missing:
             return None
+        if any(p.preference for p in opts["predict"]):
+            ctx.error(
+                directive.option_line("predict"),
+                "a preference prediction ('preference A over B …') is an {ablation}'s: "
+                "write it on an {ablation} of the edges",
+            )
+            return None
         predict = prediction_subsets(opts["predict"], sweep, directive, ctx)
         if predict is not None and any(p.direction == "beyond" for p in predict):
             ctx.error(
