@@ -73,4 +73,77 @@ def test_a_tuning_figure_reports_selectivity_and_prose_quotes_it(tmp_path):
 
     write(src / "a.md", ARTICLE.replace("fig-curve.osi", "fig-two.osi"))
     result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
-    assert result.exit_code == 1 and "the figure shows 2 units; quote a figure of one" in result.stderr
+    assert (
+        result.exit_code == 1
+        and "the figure shows 2 units; name one: {value}`LABEL.osi of mixed4:52`" in (result.stderr)
+    )
+
+
+PER_UNIT = """
+---
+title: Per unit
+---
+```{tuning} mixed4:52,48
+:label: fig-two
+:stimulus: line
+:range: 0 180 12
+:draws: 2
+Two units over lines.
+```
+
+```{tuning} conv2:24
+:label: fig-grating
+:stimulus: grating
+:range: 1 12 12
+:draws: 2
+One unit over frequency.
+```
+
+`mixed4:48` prefers {value}`fig-two.preferred of mixed4:48` (OSI {value}`fig-two.osi of 48`); `conv2:24`
+peaks at {value}`fig-grating.preferred` cycles, from {value}`fig-grating.response-1` at one cycle
+(lowest {value}`fig-grating.trough`).
+"""
+
+
+def test_prose_quotes_one_unit_of_several_and_any_stimulus_of_a_sweep(tmp_path):
+    src = write(tmp_path / "src" / "a.md", PER_UNIT).parent
+
+    def build():
+        return run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+
+    result = build()
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "out" / "a" / "index.html").read_text()
+    records = json.loads((tmp_path / "out" / "a" / "figures.json").read_text())["figures"]
+    two = next(r["result"] for r in records if r["job"]["units"] == [52, 48])
+    line = selectivity(two["values"], [row[1] for row in two["responses"]])  # the second column: 48
+    grating = next(r["result"] for r in records if r["job"]["units"] == [24])
+    curve = [row[0] for row in grating["responses"]]
+    quoted = re.findall(r'<a class="value" href="#fig-[a-z]+"[^>]*>([^<]*)</a>', page)
+    assert quoted == [
+        f"{line.preferred:g}°",
+        f"{line.osi:.2f}",
+        f"{grating['values'][curve.index(max(curve))]:g}",  # a frequency's peak, not an angle
+        f"{curve[0]:.3g}",
+        f"{min(curve):.3g}",
+    ]
+    for wrong, written, line, message in (
+        (
+            "fig-two.osi of 48",
+            "fig-two.osi of mixed4:30",
+            20,
+            "the figure shows mixed4:52, mixed4:48, not mixed4:30",
+        ),
+        ("fig-grating.response-1", "fig-grating.response-13", 21, "the sweep has 12 stimuli"),
+        (
+            "fig-grating.trough",
+            "fig-grating.osi",
+            22,
+            "osi needs an orientation sweep; 'frequency' is not an angle",
+        ),
+    ):
+        write(src / "a.md", PER_UNIT.replace(wrong, written))
+        result = build()
+        assert (
+            result.exit_code == 1 and f"a.md:{line}: error: {{value}}`{written}`: {message}" in result.stderr
+        ), result.stderr

@@ -98,6 +98,10 @@ def test_mistakes_are_path_line_errors_before_anything_is_computed(tmp_path):
         ("{value}`fig-ablation`", "names no value; write LABEL.FIELD"),
         ("{value}`fig-ablation.effect <= -50`", "effect is a percentage: write the bound with %"),
         ("{value}`sec-intro.effect`", "'sec-intro' labels no figure; {value} quotes a figure's result"),
+        (
+            "{value}`fig-ablation.effect of mixed3:5`",
+            "a {ablation} figure's values are not per unit; drop 'of mixed3:5'",
+        ),
     ]
     for written, message in cases:
         text = ARTICLE.replace("{value}`fig-ablation.effect < 0%`", written).replace(

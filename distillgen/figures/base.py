@@ -85,6 +85,7 @@ class DirectiveKind:
     name: ClassVar[str]
     doc: ClassVar[str]
     argument: ClassVar[Argument | None] = None  # None: the kind takes no argument
+    per_unit: ClassVar[bool] = False  # prose may quote its values of one unit of several
     options: ClassVar[tuple[Option, ...]] = ()
     numbered: ClassVar[bool] = False  # takes a "Figure N" number, a :label: and a :layout:
     counter: ClassVar[str] = "Figure"  # what a numbered kind is numbered as: "Table 2"
@@ -123,6 +124,11 @@ class DirectiveKind:
         """The figure's `field` (one of `values`) once its result is computed; None before.
         ValueError (its message for the author) when this figure has no such number."""
         return None
+
+    def unit_value(self, planned: Any, field: str, unit: str, ctx: FollowUpContext) -> Quantity | None:
+        """`field` of one of the figure's units (`unit` as written: `59` or `mixed3:59`), for a
+        kind whose `values` are per unit (`per_unit`); as `value` otherwise."""
+        raise ValueError(f"a {{{self.name}}} figure's values are not per unit")
 
     def graph(self, planned: Any, ctx: RenderContext) -> dict[str, Any] | None:
         """A circuit-like figure's graph as its article's `graphs.json` lists it (nodes with

@@ -155,13 +155,14 @@ class PlanContext(_Reports):
             return None
         return self._dictionaries.resolve(name)
 
-    def figure_values(self, label: str) -> tuple[str, dict[str, ValueField]] | None:
-        """The kind of the figure `label` names and the values prose may quote of it; None
-        when the label names something else (a heading, a figure that computes nothing)."""
+    def figure_values(self, label: str) -> tuple[str, dict[str, ValueField], bool] | None:
+        """The kind of the figure `label` names, the values prose may quote of it and whether
+        they are per unit; None when the label names something else (a heading, a figure that
+        computes nothing)."""
         entry = self._article.labelled(label)
         if entry is None or not isinstance(entry.kind, DirectiveKind):
             return None
-        return entry.kind.name, entry.kind.values
+        return entry.kind.name, entry.kind.values, entry.kind.per_unit
 
     def featurevis_settings(self, info: ModelInfo, given: dict[str, Any] | None = None) -> FeatureVisSettings:
         """A figure's own settings, else the front matter's `featurevis:`, else the defaults."""
@@ -190,11 +191,14 @@ class FollowUpContext(_Reports):
         """Each source channel's kernel norm, for ranking."""
         return self.derived(job, "norms", lambda: kernels.norms(self.kernels(job)).tolist())
 
-    def figure_value(self, label: str, field: str) -> Quantity | None:
-        """`field` of the figure `label` names, once its result is computed; None before."""
+    def figure_value(self, label: str, field: str, unit: str = "") -> Quantity | None:
+        """`field` of the figure `label` names (of one of its units, for a kind whose values
+        are per unit), once its result is computed; None before."""
         entry = self._article.labelled(label)
         if entry is None or not isinstance(entry.kind, DirectiveKind) or not self._article.planned(entry):
             return None
+        if unit:
+            return entry.kind.unit_value(entry.value, field, unit, self)
         return entry.kind.value(entry.value, field, self)
 
     def derived(self, job, name: str, compute: Callable[[], object]):

@@ -34,9 +34,6 @@ from distillgen.units import ModelError, ModelSpec, SpecError, UnitRef, untraine
 SELECTIVE = 0.5  # the OSI from which the population summary counts a unit as orientation-selective
 
 
-RESPONSES = 12  # stimuli of a sweep whose responses prose may quote one by one (`response-3`)
-
-
 @dataclass(frozen=True)
 class TuningRequest:
     spec: ModelSpec
@@ -67,6 +64,7 @@ class TuningFigure:
 
 class Tuning(DirectiveKind):
     name = "tuning"
+    per_unit = True
     doc = "Tuning curves: units' responses to a parametric family of stimuli."
     values = {
         "preferred": ValueField("the orientation (°) of the unit's largest response"),
@@ -79,10 +77,7 @@ class Tuning(DirectiveKind):
         ),
         "peak": ValueField("the unit's largest response over the sweep"),
         "trough": ValueField("the unit's smallest response over the sweep"),
-        **{
-            f"response-{n}": ValueField(f"the unit's response to the sweep's stimulus number {n} (from 1)")
-            for n in range(1, RESPONSES + 1)
-        },
+        "response-N": ValueField("the unit's response to the sweep's Nth stimulus (response-1 is the first)"),
         "population-osi": ValueField(
             "the median OSI over the layer's units that respond to the sweep (:population: true)"
         ),
@@ -188,35 +183,21 @@ class Tuning(DirectiveKind):
             median = float(np.median(osi))
             return Quantity(f"{median:.2f}", median)
         if len(job.units) != 1:
-            raise ValueError(f"the figure shows {len(job.units)} units; quote a figure of one")
-        if field.startswith("response-") and int(field.rpartition("-")[2]) > len(job.sweep.values):
-            raise ValueError(f"the sweep has {len(job.sweep.values)} stimuli")
-        if (
-            field not in ("peak", "trough")
-            and not field.startswith("response-")
-            and (job.sweep.param != probes.PERIODIC)
-        ):
-            raise ValueError(f"{field} needs an orientation sweep; '{job.sweep.param}' is not an angle")
-        if not ctx.done(job):
-            return None
-        result = ctx.result(job)
-        curve = [row[0] for row in result.responses]
-        if field in ("peak", "trough") or field.startswith("response-"):
-            number = (
-                max(curve)
-                if field == "peak"
-                else min(curve)
-                if field == "trough"
-                else curve[int(field.rpartition("-")[2]) - 1]
+            unit = f"{job.layer}:{job.units[0]}"
+            raise ValueError(
+                f"the figure shows {len(job.units)} units; name one: {{value}}`LABEL.{field} of {unit}`"
             )
-            return Quantity(f"{number:.3g}", number)
-        found = selectivity(list(result.values), curve)
-        number = {
-            "preferred": found.preferred,
-            "osi": found.osi,
-            "circular-variance": found.circular_variance,
-        }[field]
-        return Quantity(f"{number:g}°" if field == "preferred" else f"{number:.2f}", number)
+        return _unit_value(job, 0, field, ctx)
+
+    def unit_value(
+        self, figure: TuningFigure, field: str, unit: str, ctx: FollowUpContext
+    ) -> Quantity | None:
+        job = figure.job
+        layer, _, number = unit.rpartition(":")
+        if layer not in ("", job.layer) or int(number) not in job.units:
+            shown = ", ".join(f"{job.layer}:{u}" for u in job.units)
+            raise ValueError(f"the figure shows {shown}, not {unit}")
+        return _unit_value(job, job.units.index(int(number)), field, ctx)
 
     def render(self, figure: TuningFigure, ctx: RenderContext) -> Rendered:
         job = figure.job
@@ -338,6 +319,37 @@ def _population_html(figure: TuningFigure, ctx: RenderContext) -> str:
         f"{base_silent} in {base}.</p>"
     )
     return f'<div class="plot">{plot}</div>{summary}'
+
+
+def _unit_value(job: TuningJob, column: int, field: str, ctx: FollowUpContext) -> Quantity | None:
+    """`field` of the figure's unit in `column` of its result."""
+    angles = job.sweep.param == probes.PERIODIC
+    if field in ("osi", "circular-variance") and not angles:
+        raise ValueError(f"{field} needs an orientation sweep; '{job.sweep.param}' is not an angle")
+    if field.startswith("response-") and int(field.rpartition("-")[2]) > len(job.sweep.values):
+        raise ValueError(f"the sweep has {len(job.sweep.values)} stimuli")
+    if field in ("population-osi", "baseline-osi"):
+        raise ValueError(f"{field} is the layer's, not a unit's")
+    if not ctx.done(job):
+        return None
+    result = ctx.result(job)
+    curve = [row[column] for row in result.responses]
+    if field.startswith("response-"):
+        number = curve[int(field.rpartition("-")[2]) - 1]
+        return Quantity(f"{number:.3g}", number)
+    if field in ("peak", "trough"):
+        number = max(curve) if field == "peak" else min(curve)
+        return Quantity(f"{number:.3g}", number)
+    if field == "preferred" and not angles:  # a frequency, a curvature: where the peak is
+        number = result.values[int(np.argmax(curve))]
+        return Quantity(f"{number:g}", number)
+    found = selectivity(list(result.values), curve)
+    number = {
+        "preferred": found.preferred,
+        "osi": found.osi,
+        "circular-variance": found.circular_variance,
+    }[field]
+    return Quantity(f"{number:g}°" if field == "preferred" else f"{number:.2f}", number)
 
 
 def _family_name(job: TuningJob) -> str:

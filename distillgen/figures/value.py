@@ -4,6 +4,7 @@ the text cannot drift from the figure. A claim about it is checked like a predic
     {value}`fig-ablation.effect`            −92%, linked to the figure, its source on hover
     {value}`fig-ablation.effect <= -50%`    the same, and a warning (an error with --strict)
                                             when the number is not at most −50%
+    {value}`fig-tuning.osi of mixed3:59`    one unit's, of a figure of several (tuning)
 
 The fields a figure offers are its kind's `values` (`distillgen directives KIND` lists them);
 a percent field is claimed in percent, any other in its own units.
@@ -18,14 +19,14 @@ from dataclasses import dataclass, replace
 from html import escape
 
 from distillgen.diagnostics import Code, suggest
-from distillgen.figures.base import Quantity, Rendered, RoleKind
+from distillgen.figures.base import Quantity, Rendered, RoleKind, ValueField
 from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
 from distillgen.render.words import minus
 from distillgen.source import Role
 
 # a label may hold dots itself: the field is after the last one
 _WRITTEN = re.compile(
-    r"^(?P<label>\S+)\.(?P<field>[a-z][a-z0-9-]*)"
+    r"^(?P<label>\S+)\.(?P<field>[a-z][a-z0-9-]*)(?:\s+of\s+(?P<unit>(?:[^\s:]+:)?\d+))?"
     r"(?:\s*(?P<op><=|>=|<|>|≤|≥)\s*(?P<bound>[-+−]?\d+(?:\.\d+)?)\s*(?P<percent>%)?)?$"
 )
 _OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
@@ -56,6 +57,7 @@ class ValueRequest:
     field: str
     claim: Claim | None
     line: int
+    unit: str = ""  # `fig.preferred of mixed3:59`: one unit of a figure of several
     figure: str = ""  # the figure's kind, once planned
     meaning: str = ""  # what the field is, once planned
     quantity: Quantity | None = None  # once the figure's result is computed
@@ -84,7 +86,9 @@ class Value(RoleKind):
             op = {"≤": "<=", "≥": ">="}.get(match["op"], match["op"])
             claim = Claim(op, bound / 100 if match["percent"] else bound, bool(match["percent"]))
         ctx.want(match["label"], role.line, f"{{value}}`{role.content}`")
-        return ValueRequest(role.content, match["label"], match["field"], claim, role.line)
+        return ValueRequest(
+            role.content, match["label"], match["field"], claim, role.line, match["unit"] or ""
+        )
 
     def plan(self, request: ValueRequest, ctx: PlanContext) -> ValueRequest | None:
         found = ctx.figure_values(request.label)
@@ -95,7 +99,13 @@ class Value(RoleKind):
                 f"{where}: '{request.label}' labels no figure; {{value}} quotes a figure's result",
             )
             return None
-        kind, values = found
+        kind, values, per_unit = found
+        if request.unit and not per_unit:
+            ctx.error(
+                request.line,
+                f"{where}: a {{{kind}}} figure's values are not per unit; drop 'of {request.unit}'",
+            )
+            return None
         if not values:
             from distillgen.figures import DIRECTIVES  # (the registry imports this module)
 
@@ -104,7 +114,7 @@ class Value(RoleKind):
                 request.line, f"{where}: a {{{kind}}} figure has no values to quote; these have: {quoted}"
             )
             return None
-        field = values.get(request.field)
+        field = declared(values, request.field)
         if field is None:
             ctx.error(
                 request.line,
@@ -124,7 +134,7 @@ class Value(RoleKind):
         if request.quantity is not None or request.failed:
             return request
         try:
-            quantity = ctx.figure_value(request.label, request.field)
+            quantity = ctx.figure_value(request.label, request.field, request.unit)
         except ValueError as exc:
             ctx.error(request.line, f"{{value}}`{request.written}`: {exc}")
             return replace(request, failed=True)
@@ -134,7 +144,8 @@ class Value(RoleKind):
             ctx.warning(
                 request.line,
                 f"claim failed: '{request.written}', "
-                f"but {request.label}'s {request.field} is {quantity.text} ({quantity.number:.4g})",
+                f"but {request.label}'s {request.field}{' of ' + request.unit if request.unit else ''} is "
+                f"{quantity.text} ({quantity.number:.4g})",
                 Code.PREDICTION,
             )
         return replace(request, quantity=quantity)
@@ -165,6 +176,15 @@ def _form(text: str, percent: bool) -> str:
     return "percent" if percent else "count" if text.lstrip("-−").isdigit() else "decimal"
 
 
+def declared(values: dict[str, ValueField], name: str) -> ValueField | None:
+    """The field `name` of a kind's `values`: declared as it is, or numbered (`response-3` of a
+    declared `response-N`)."""
+    if name in values:
+        return values[name]
+    stem, _, number = name.rpartition("-")
+    return values.get(f"{stem}-N") if number.isdigit() and int(number) >= 1 else None
+
+
 def drifted_numbers(text: str, quotes: list[ValueRequest], ctx: FollowUpContext) -> list[str]:
     """Problems with the literal numbers of a paragraph's `text` that quotes figures: a literal
     written as one of a quoted figure's numbers is (a percentage, a count or a decimal), near it
@@ -174,9 +194,15 @@ def drifted_numbers(text: str, quotes: list[ValueRequest], ctx: FollowUpContext)
     numbers: list[tuple[str, str, str, Quantity]] = []  # label, field, form, quantity
     for label in dict.fromkeys(quote.label for quote in quotes):
         kind = next(quote.figure for quote in quotes if quote.label == label)
-        for name, field in DIRECTIVES[kind].values.items():
+        values = DIRECTIVES[kind].values
+        quoted = [(quote.field, quote.unit) for quote in quotes if quote.label == label]
+        every = [(name, "") for name in values if not name.endswith("-N")]
+        for name, unit in dict.fromkeys([*every, *quoted]):
+            field = declared(values, name)
+            if field is None:
+                continue
             try:
-                quantity = ctx.figure_value(label, name)
+                quantity = ctx.figure_value(label, name, unit)
             except ValueError:
                 continue
             if quantity is not None:
