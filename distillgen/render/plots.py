@@ -298,7 +298,12 @@ def line_plot(
 
 def _line_plot(layout, xs, series, x_label, y_label, title, thumbnails, icons, dashed, angles) -> str:
     legend = _series_entries([name for name, _ in series], dashed)
-    x_ticks = angle_ticks(xs, layout) if angles else _ticks(xs[0], xs[-1], layout.x_ticks)
+    if angles:
+        x_ticks = angle_ticks(xs, layout)
+    elif len(xs) <= layout.x_ticks + 1 and all(float(x).is_integer() for x in xs):
+        x_ticks = list(xs)  # a few whole numbers (conditions, counts): each its own tick, no 1.5
+    else:
+        x_ticks = _ticks(xs[0], xs[-1], layout.x_ticks)
     x_ticks = [t for t in x_ticks if xs[0] - 1e-9 <= t <= xs[-1] + 1e-9]
     stimuli = _icons(xs, x_ticks, icons) if thumbnails else []
     x_texts = tick_labels(x_ticks, "°" if angles else "")
