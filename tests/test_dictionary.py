@@ -402,7 +402,7 @@ def build(tmp_path, body: str, header: str = HEADER, config: str | None = None):
 
 def test_a_built_article_shows_features_as_units_and_caches_them(tmp_path):
     body = """
-Feature {unit}`m4:3`.
+Feature {unit}`m4:3`, whose largest loading is {value}`fig-dict.loading-1 of m4:3`.
 
 ```{featurevis} m4:0-1
 ```
@@ -413,6 +413,7 @@ Feature {unit}`m4:3`.
 ```
 
 ```{dictionary} m4
+:label: fig-dict
 ```
 
 ```{tuning} m4:3,5
@@ -459,6 +460,11 @@ Feature {unit}`m4:3`.
     assert result.exit_code == 0, result.output
     page = (tmp_path / "out" / "a" / "index.html").read_text()
     assert "m4:3" in page and "fraction of variance unexplained" in page
+    decoders = [np.load(path)["decoder"] for path in (tmp_path / "cache").rglob("dictionary.npz")]
+    (decoder,) = [d for d in decoders if d.shape[1] == 96]  # m4's: mixed4 has 96 neurons, mixed3 64
+    direction = decoder[3] / np.linalg.norm(decoder[3])
+    (loading,) = re.findall(r'<a class="value" href="#fig-dict"[^>]*>([^<]*)</a>', page)
+    assert loading == f"{direction.max():.2f}"  # the feature's largest cosine with a neuron's axis
     assert (tmp_path / "out" / "units" / "shapes" / "m4" / "3.html").is_file()
     records = json.loads((tmp_path / "out" / "a" / "figures.json").read_text())["figures"]
     trained = [r for r in records if r["job"]["kind"] == "dictionary"]

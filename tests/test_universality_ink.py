@@ -76,6 +76,9 @@ featurevis: {steps: 2, size: 32}
 ---
 Against ink density, the median |r| is {value}`fig-u.ink`.
 
+A share of {value}`fig-u.share-above-50` matches at r ≥ 0.5 and {value}`fig-u.share-below-30`
+below 0.3; unit 5 at r = {value}`fig-u.r of mixed3:5`.
+
 ```{universality} mixed3
 :other: net.py:build
 :other-layer: block2
@@ -115,8 +118,12 @@ def test_the_figure_shows_ink_density_and_prose_quotes_its_median(tmp_path):
     result = json.loads((out / "a" / "figures.json").read_text())["figures"][0]["result"]
     assert len(result["ink_r"]) == 64  # every unit of mixed3
     median = float(np.median([abs(r) for r in result["ink_r"] if r is not None]))
-    (quoted,) = re.findall(r'<a class="value" href="#fig-u"[^>]*>([^<]*)</a>', page)
+    quoted, above, below, one = re.findall(r'<a class="value" href="#fig-u"[^>]*>([^<]*)</a>', page)
     assert quoted == f"{median:.2f}" and 0 <= float(quoted) <= 1
+    best = [r for r in result["best_r"] if r is not None]
+    assert above == f"{sum(r >= 0.5 for r in best) / len(best):.0%}"
+    assert below == f"{sum(r < 0.3 for r in best) / len(best):.0%}"
+    assert one == f"{result['best_r'][5]:.2f}"
     figure = re.search(r'<figure[^>]*id="fig-u".*?</figure>', page, flags=re.S)[0]
     assert 'data-series="|r| with ink density"' in figure
     assert f"alone correlates with the units' peak responses at median |r| = {median:.2f}" in figure

@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+from distillgen.render.words import number, ordinal
 from tests.conftest import run_cli, write
 
 ARTICLE = """
@@ -153,3 +154,61 @@ def test_directives_lists_what_a_figure_offers_to_quote():
         r"  effect +the relative change of the unit's mean response over its inputs \(percent\)", listed
     )
     assert "{value}" in run_cli("directives").output
+
+
+PER_INPUT = """
+---
+title: Inputs
+featurevis: {steps: 4, size: 32}
+---
+```{circuit} mixed4:52
+:label: fig-circuit
+:inputs: mixed3
+:top: 4
+Its inputs.
+```
+
+```{attribution} mixed4:52
+:label: fig-attribution
+:inputs: mixed3
+:top: 3
+What carries it.
+```
+
+Its heaviest input weighs {value}`fig-circuit.weight of mixed3:56`, the
+{value}`fig-circuit.rank of mixed3:56`; an undrawn one, {value}`fig-circuit.rank of mixed3:1`.
+On its images `mixed3:56` carries {value}`fig-attribution.attribution of mixed3:56` (from
+{value}`fig-attribution.lowest of mixed3:56` to {value}`fig-attribution.highest of mixed3:56`),
+the {value}`fig-attribution.rank of mixed3:56` by attribution and the
+{value}`fig-attribution.weight-rank of mixed3:56` by weight, of a change of
+{value}`fig-attribution.change`.
+"""
+
+
+def test_prose_quotes_an_input_of_a_circuit_or_an_attribution(tmp_path):
+    src = write(tmp_path / "src" / "a.md", PER_INPUT).parent
+    result = build(src)
+    assert result.exit_code == 0, result.output
+    out = src.parent / "out" / "a"
+    page = (out / "index.html").read_text()
+    quoted = dict(enumerate(re.findall(r'<a class="value" href="#fig-[a-z]+"[^>]*>([^<]*)</a>', page)))
+    graphs = json.loads((out / "graphs.json").read_text())["graphs"]
+    circuit = next(g for g in graphs if g["label"] == "fig-circuit")
+    norms = {edge["source"]: edge["l2"] for edge in circuit["edges"]}
+    heaviest = max(norms, key=norms.__getitem__)
+    assert heaviest == "mixed3:56" and quoted[0] == number(norms[heaviest]) and quoted[1] == "1st"
+    assert int(re.match(r"\d+", quoted[2])[0]) > 4  # not drawn, yet ranked among the whole layer
+    records = json.loads((out / "figures.json").read_text())["figures"]
+    stage = next(r for r in records if r["job"]["kind"] == "attribution")["result"]["stages"][-1]
+    column = stage["units"].index(56)
+    on_each = [row[column] for row in stage["per_input"]]
+    signed = [
+        f"+{number(v)}" if v >= 0 else number(v)
+        for v in (stage["values"][column], min(on_each), max(on_each))
+    ]
+    assert [quoted[3], quoted[4], quoted[5]] == [s.replace("-", "−") for s in signed]
+    assert quoted[6] == ordinal(stage["ranking"].index(56) + 1)  # by |attribution|, strongest first
+    assert quoted[7] == "1st"  # its heaviest input by weight, as the circuit says
+    job = next(r for r in records if r["job"]["kind"] == "attribution")["job"]
+    change = stage["change"] if job["method"] == "integrated" else stage["total"]
+    assert quoted[8] == (f"+{number(change)}" if change >= 0 else number(change).replace("-", "−"))

@@ -26,6 +26,9 @@ import hashlib
 import io
 from dataclasses import dataclass, replace
 from html import escape
+from pathlib import Path
+
+import numpy as np
 
 from distillgen import kernels, safety
 from distillgen.diagnostics import Code, suggest
@@ -54,7 +57,7 @@ from distillgen.jobs import (
     WeightsJob,
 )
 from distillgen.options import MODEL, Argument, Option, choice, integer, one_unit, text
-from distillgen.render.words import minus, number, plural
+from distillgen.render.words import minus, number, ordinal, plural
 from distillgen.units import ModelError, ModelInfo, ModelSpec, UnitRef
 
 PROBES = ("examples", "tuning", "featurevis")  # :on: takes these, or image files
@@ -125,7 +128,18 @@ class Attribution(DirectiveKind):
             "is from the change they explain)",
             percent=True,
         ),
+        "change": ValueField(
+            "what the layer before the unit accounts for: the unit's mean change from the reference "
+            "(integrated gradients), or its activation"
+        ),
+        "carried": ValueField("the drawn units' attributions summed (mean over the inputs)"),
+        "attribution": ValueField("an input unit's attribution, mean over the inputs ('of mixed3:5')"),
+        "lowest": ValueField("an input unit's smallest attribution on one input"),
+        "highest": ValueField("an input unit's largest attribution on one input"),
+        "rank": ValueField("an input unit's place in its layer by |mean attribution| (1: the largest)"),
+        "weight-rank": ValueField("an input unit's place in its layer by kernel L2 norm into the unit"),
     }
+    per_unit = True
     argument = Argument("the target unit, e.g. mixed4:20", one_unit("attributes"))
     options = (
         MODEL,
@@ -312,11 +326,53 @@ class Attribution(DirectiveKind):
             effect = ctx.result(figure.ablation).effect
             return Quantity(minus(percent(effect)), effect)
         job, stage = figure.job, ctx.result(figure.job).stages[-1]
+        whole = stage.change if job.method == "integrated" else stage.total
         if field == "error":
             return Quantity(f"{stage.error:.1%}", stage.error)
-        whole = stage.change if job.method == "integrated" else stage.total
+        if field in ("change", "carried"):
+            number = whole if field == "change" else sum(stage.values)
+            return Quantity(_signed(number), number)
+        if field in PER_UNIT:
+            raise ValueError(f"{field} is an input unit's: {{value}}`LABEL.{field} of {stage.layer}:N`")
         share = sum(stage.values) / whole if whole else 0.0
         return Quantity(minus(f"{share:.0%}"), share)
+
+    def unit_value(
+        self, figure: AttributionFigure, field: str, unit: str, ctx: FollowUpContext
+    ) -> Quantity | None:
+        """An input unit's attribution (mean, lowest, highest over the inputs) or rank, read
+        from every unit's numbers in `attribution.npz` (the layer before the target)."""
+        if field not in PER_UNIT:
+            raise ValueError(f"{field} is the figure's, not an input unit's; drop 'of {unit}'")
+        if not ctx.done(figure.job):
+            return None
+        last = len(figure.job.stages) - 1
+        layer, _, number = unit.rpartition(":")
+        stage_layer = ctx.result(figure.job).stages[-1].layer
+        if layer not in ("", stage_layer):
+            raise ValueError(f"the figure attributes to {stage_layer}, not {layer}")
+        summary = ctx.derived(
+            figure.job, "per-unit", lambda: _per_unit(ctx.file(figure.job, "attribution.npz"), last)
+        )
+        chosen = int(number)
+        if chosen >= len(summary["mean"]):
+            raise ValueError(f"{stage_layer} has {len(summary['mean'])} units, not {chosen + 1}")
+        if field == "weight-rank":
+            if figure.weights is None:
+                raise ValueError(
+                    "no fixed weights join the layer to the unit (attention), so nothing ranks them"
+                )
+            if not ctx.done(figure.weights):
+                return None
+            norms = np.asarray(ctx.kernel_norms(figure.weights))
+            rank = 1 + int(np.sum(norms > norms[chosen]))
+            return Quantity(ordinal(rank), rank)
+        if field == "rank":
+            sizes = np.abs(np.asarray(summary["mean"]))
+            rank = 1 + int(np.sum(sizes > sizes[chosen]))
+            return Quantity(ordinal(rank), rank)
+        found = summary[{"attribution": "mean", "lowest": "low", "highest": "high"}[field]][chosen]
+        return Quantity(_signed(found), found)
 
     def render(self, figure: AttributionFigure, ctx: RenderContext) -> Rendered:
         job, result = figure.job, ctx.result(figure.job)
@@ -509,6 +565,19 @@ def _carried(job: AttributionJob, result: AttributionResult) -> str:
             )
         lines.append(f"<p>{line}</p>")
     return f'<div class="attribution-summary">{"".join(lines)}</div>'
+
+
+PER_UNIT = ("attribution", "lowest", "highest", "rank", "weight-rank")
+
+
+def _per_unit(path: Path, stage: int) -> dict[str, list[float]]:
+    """Each unit of a stage: its attribution's mean, lowest and highest over the inputs."""
+    every = np.load(path)[f"all_{stage}"].astype(np.float64)  # [inputs, units]
+    return {
+        "mean": every.mean(axis=0).tolist(),
+        "low": every.min(axis=0).tolist(),
+        "high": every.max(axis=0).tolist(),
+    }
 
 
 def _ranking(figure: AttributionFigure, result: AttributionResult, ctx: RenderContext) -> str:

@@ -26,7 +26,7 @@ import numpy as np
 
 from distillgen import kernels
 from distillgen.dictionaries import carrying, trained
-from distillgen.figures.base import DirectiveInput, DirectiveKind, Rendered
+from distillgen.figures.base import DirectiveInput, DirectiveKind, Quantity, Rendered, ValueField
 from distillgen.figures.context import CheckContext, FollowUpContext, PlanContext, RenderContext
 from distillgen.figures.diagram import Edge, Graph, Node, circuit_svg, glyph_scales
 from distillgen.figures.unitview import featurevis_job, page_href, unit_card
@@ -34,7 +34,7 @@ from distillgen.figures.weights import skip_note
 from distillgen.jobs import FeatureVisJob, FeatureVisSettings, WeightsJob
 from distillgen.options import MODEL, Argument, Option, integer, text, units
 from distillgen.render.colors import diverging
-from distillgen.render.words import number
+from distillgen.render.words import number, ordinal
 from distillgen.units import ModelError, ModelSpec, SpecError, UnitRef, is_layer_name, parse_units
 
 _INK = ";color:#fff"  # numbers on the darkest cells
@@ -96,6 +96,16 @@ class CircuitPlan:
 class Circuit(DirectiveKind):
     name = "circuit"
     doc = "Target unit(s) and their strongest (or chosen) inputs over one or more layers."
+    per_unit = True
+    values = {
+        "weight": ValueField(
+            "an input's kernel L2 norm into the figure's one target (of an input, 'of mixed3:5')"
+        ),
+        "rank": ValueField(
+            "an input's place among every unit of its layer by kernel L2 norm into the target "
+            "(1: the heaviest)"
+        ),
+    }
     argument = Argument("target units, e.g. mixed4:52 or mixed4:52,30", units)
     options = (
         MODEL,
@@ -161,6 +171,31 @@ class Circuit(DirectiveKind):
 
     def follow_up(self, plan: CircuitPlan, ctx: FollowUpContext) -> CircuitPlan:
         return plan if plan.resolved else _resolve(plan, ctx)
+
+    def value(self, plan: CircuitPlan, field: str, ctx: FollowUpContext) -> Quantity | None:
+        source = f"{plan.stages[-1].layer}:{plan.stages[-1].units[0]}" if plan.stages[-1].units else "LAYER:N"
+        raise ValueError(f"a circuit's {field} is an input's: {{value}}`LABEL.{field} of {source}`")
+
+    def unit_value(self, plan: CircuitPlan, field: str, unit: str, ctx: FollowUpContext) -> Quantity | None:
+        """`weight` or `rank` of a unit of the layer next to the figure's one target, drawn or
+        not (its weights into the target are computed for every unit of that layer)."""
+        if len(plan.targets) != 1:
+            raise ValueError(f"the figure has {len(plan.targets)} targets; quote a circuit of one")
+        stage = plan.stages[-1]  # the inputs next to the target: every unit of their layer is weighed
+        layer, _, number = unit.rpartition(":")
+        if layer not in ("", stage.layer):
+            raise ValueError(f"the figure's inputs next to its target are of {stage.layer}, not {layer}")
+        (weights,) = stage.kernels
+        if not ctx.done(weights):
+            return None
+        norms = np.asarray(ctx.kernel_norms(weights))
+        chosen = int(number)
+        if chosen >= len(norms):
+            raise ValueError(f"{stage.layer} has {len(norms)} units, not {chosen + 1}")
+        if field == "weight":
+            return Quantity(f"{norms[chosen]:.3g}", float(norms[chosen]))
+        rank = 1 + int(np.sum(norms > norms[chosen]))
+        return Quantity(ordinal(rank), rank)
 
     def render(self, plan: CircuitPlan, ctx: RenderContext) -> Rendered:
         graph = self._graph(plan, ctx)

@@ -201,6 +201,10 @@ class FollowUpContext(_Reports):
             return entry.kind.unit_value(entry.value, field, unit, self)
         return entry.kind.value(entry.value, field, self)
 
+    def file(self, job, name: str) -> Path:
+        """A payload file of a computed job (read it inside `derived`, so a rebuild does not)."""
+        return self._artifacts[job.key].file(name)
+
     def derived(self, job, name: str, compute: Callable[[], object]):
         """`compute()` (a JSON value read from the job's artifact), kept with the cache entry
         (`Artifact.derived`): a rebuild follows up without reading a payload again."""

@@ -98,6 +98,7 @@ def splits(result: DictionaryResult, loading: np.ndarray, neurons: int, per_neur
 
 class Dictionary(DirectiveKind):
     name = "dictionary"
+    per_unit = True
     doc = "A dictionary's quality, and its features beside the neurons: purity, polysemantic neurons split."
     values = {
         "fvu": ValueField("the fraction of variance the dictionary leaves unexplained"),
@@ -114,6 +115,9 @@ class Dictionary(DirectiveKind):
         "pure-features": ValueField("the share of the live features that are entirely pure", percent=True),
         "uncarried": ValueField("how many live features load on no neuron by the carrying threshold"),
         "pure-uncarried": ValueField("how many of those are at least 90% pure"),
+        "loading-N": ValueField(
+            "one feature's Nth largest cosine with a neuron's axis ('loading-1 of m4:123': its largest)"
+        ),
     }
     argument = Argument("the name of a dictionary declared in the front matter's 'dictionaries:', e.g. m4")
     options = (
@@ -201,6 +205,24 @@ class Dictionary(DirectiveKind):
         if field.startswith("pure-") and field != "pure-uncarried":
             return Quantity(f"{found:.0%}", found)
         return Quantity(f"{found:.2f}" if "purity" in field else str(found), found)
+
+    def unit_value(
+        self, figure: DictionaryFigure, field: str, unit: str, ctx: FollowUpContext
+    ) -> Quantity | None:
+        """A feature's loadings: its decoder direction's cosines with the neurons' axes."""
+        if not field.startswith("loading-"):
+            raise ValueError(f"{field} is the dictionary's, not a feature's; drop 'of {unit}'")
+        layer, _, number = unit.rpartition(":")
+        if layer not in ("", figure.name):
+            raise ValueError(f"the figure's features are {figure.name}'s, not {layer}'s")
+        if not ctx.done(figure.job):
+            return None
+        loading = loadings(figure.attached)
+        feature, place = int(number), int(field.rpartition("-")[2])
+        if feature >= len(loading) or place > loading.shape[1]:
+            raise ValueError(f"{figure.name} has {len(loading)} features of {loading.shape[1]} neurons")
+        found = float(np.sort(loading[feature])[::-1][place - 1])
+        return Quantity(f"{found:.2f}", found)
 
     def render(self, figure: DictionaryFigure, ctx: RenderContext) -> Rendered:
         job, result = figure.job, ctx.result(figure.job)

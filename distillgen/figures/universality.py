@@ -84,7 +84,16 @@ class Universality(DirectiveKind):
         "median": ValueField("the median correlation of the units with their matches"),
         "baseline": ValueField("the median correlation of the units with their matches in the baseline"),
         "ink": ValueField("the median |r| of the units' peak responses with the images' ink density"),
+        "share-above-N": ValueField(
+            "the share of the units whose match correlates at r ≥ N/100 (share-above-90: r ≥ 0.9)",
+            percent=True,
+        ),
+        "share-below-N": ValueField(
+            "the share of the units whose match correlates below r = N/100", percent=True
+        ),
+        "r": ValueField("one unit's correlation with its match ('of m4:123')"),
     }
+    per_unit = True
     argument = Argument("a layer of the first model, e.g. mixed4", layer)
     options = (
         MODEL,
@@ -227,9 +236,36 @@ class Universality(DirectiveKind):
             median = float(np.median(ink))
             return Quantity(f"{median:.2f}", median)
         _, trained_r, chance_r = _matching(result, figure.matching)
+        if field == "r":
+            raise ValueError("r is one unit's: {value}`LABEL.r of LAYER:N`")
+        if field.startswith("share-"):
+            found = [x for x in trained_r if x is not None]
+            bound = int(field.rpartition("-")[2]) / 100
+            above = field.startswith("share-above-")
+            share = sum((x >= bound) if above else (x < bound) for x in found) / len(found)
+            return Quantity(f"{share:.0%}", share)
         chosen = trained_r if field == "median" else chance_r
         median = float(np.median([x for x in chosen if x is not None]))
         return Quantity(f"{median:.2f}", median)
+
+    def unit_value(
+        self, figure: UniversalityFigure, field: str, unit: str, ctx: FollowUpContext
+    ) -> Quantity | None:
+        """A unit of the first layer: the correlation with its match."""
+        if field != "r":
+            raise ValueError(f"{field} is the layer's, not a unit's; drop 'of {unit}'")
+        layer, _, number = unit.rpartition(":")
+        if layer not in ("", figure.job.layer):
+            raise ValueError(f"the figure matches the units of {figure.job.layer}, not {layer}")
+        if not ctx.done(figure.job):
+            return None
+        _, trained_r, _ = _matching(ctx.result(figure.job), figure.matching)
+        if int(number) >= len(trained_r):
+            raise ValueError(f"{figure.job.layer} has {len(trained_r)} units, not {int(number) + 1}")
+        found = trained_r[int(number)]
+        if found is None:
+            raise ValueError(f"{unit} never varies over the probe set: it has no correlation")
+        return Quantity(f"{found:.2f}", found)
 
     def render(self, figure: UniversalityFigure, ctx: RenderContext) -> Rendered:
         job = figure.job

@@ -36,3 +36,9 @@ def _leading_zeros(value: float) -> int:
         value *= 10
         count += 1
     return count
+
+
+def ordinal(place: int) -> str:
+    """1 -> '1st', 2 -> '2nd', 11 -> '11th', 23 -> '23rd': a rank as prose says it."""
+    suffix = "th" if 10 <= place % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(place % 10, "th")
+    return f"{place}{suffix}"
