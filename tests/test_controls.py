@@ -99,7 +99,11 @@ def test_an_ablation_is_read_against_its_controls_and_a_prediction_against_their
     mine = edit["result"]["mean_after"] / edit["result"]["mean_before"] - 1
     assert mine < min(effects)  # beyond the band: the prediction held
     page = (tmp_path / "one" / "out" / "a" / "index.html").read_text()
-    assert re.search(r"Controls: 6 edits of other edges from <code>mixed3</code> into the unit", page)
+    assert re.search(
+        r"Controls: 6 edits of other edges from <code>mixed3</code> whose kernels into the unit have "
+        r"the edited edges' sign",
+        page,
+    )
     assert "lies outside that band" in page and "beyond every control&#x27;s effect</strong>" in page
     low = f"{min(effects):+.0%}".replace("-", "−")
     assert f'title="Figure 1, the lowest of the :control: edits&#x27; effects">{low}</a>' in page
@@ -130,9 +134,9 @@ def test_control_mistakes_are_path_line_errors(tmp_path):
     cases = [
         (ARTICLE.replace("random 6 seed 1", "random"), 10, "is not a control; write 'random N'"),
         (
-            ARTICLE.replace("zero mixed3:56,40,44", "zero unit mixed3:56"),
+            ARTICLE.replace("zero mixed3:56,40,44", "zero mixed3:56; zero mixed3:40"),
             10,
-            "a control is matched to one edit of edges",
+            "a control is matched to one edit of edges or units that feed the observed unit",
         ),
         (
             ARTICLE.replace(":control: random 6 seed 1\n", ""),
@@ -145,3 +149,18 @@ def test_control_mistakes_are_path_line_errors(tmp_path):
         result = build(src)
         assert result.exit_code == 1 and "Traceback" not in result.output
         assert f"a.md:{line}: error:" in result.stderr and message in result.stderr, result.stderr
+
+
+def test_a_whole_unit_edit_is_controlled_by_other_whole_units_of_matched_weight(tmp_path):
+    text = ARTICLE.replace("zero mixed3:56,40,44", "zero unit mixed3:56").replace(
+        ":predict: decrease >= 50%; beyond controls", ":predict: decrease"
+    )
+    src = write(tmp_path / "src" / "a.md", text).parent
+    result = build(src)
+    assert result.exit_code == 0, result.output
+    records = json.loads((tmp_path / "out" / "a" / "figures.json").read_text())["figures"]
+    edits = [r["job"]["edits"][0] for r in records if r["job"]["kind"] == "ablation"]
+    assert len(edits) == 7 and all(edit["whole"] for edit in edits)  # the edit and six controls
+    assert all(56 not in edit["units"] for edit in edits if edit["units"] != [56])
+    page = (tmp_path / "out" / "a" / "index.html").read_text()
+    assert "Controls: 6 edits of other units of <code>mixed3</code>" in page

@@ -376,8 +376,8 @@ class Ablation(DirectiveKind):
             "control",
             control,
             None,
-            "'random N [seed S]': N edits of other edges into the unit of matched kernel weight, "
-            "the band the effect is read against",
+            "'random N [seed S]': N edits of other edges (or units) into the unit of matched kernel "
+            "weight, the band the effect is read against",
         ),
         *probes.DATASET_OPTIONS,
         *probes.STIMULUS_OPTIONS,
@@ -413,11 +413,11 @@ class Ablation(DirectiveKind):
         predict = prediction_subsets(opts["predict"], sweep, directive, ctx)
         if predict is None:
             return None
-        if opts["control"] is not None and (len(edits) != 1 or edits[0][1] is not None or edits[0][3]):
+        if opts["control"] is not None and (len(edits) != 1 or edits[0][1] is not None):
             ctx.error(
                 directive.option_line("control"),
-                f"a control is matched to one edit of edges into the observed unit ('zero mixed3:56,40'), "
-                f"not '{opts['edit']}'",
+                f"a control is matched to one edit of edges or units that feed the observed unit "
+                f"('zero mixed3:56,40', 'zero unit m3:94'), not '{opts['edit']}'",
             )
             return None
         if opts["control"] is None and any(p.direction == "beyond" for p in predict):
@@ -679,12 +679,13 @@ def _controls(figure: AblationFigure, band: Band, effect: float) -> str:
     seed = figure.control.seed if figure.control else 0
     verdict = "outside" if band.beyond(effect) else "inside"
     low, high, median = (minus(percent(x)) for x in (band.low, band.high, band.median))
+    what, which = ("units", "units of") if edit.whole else ("edges", "edges from")
     return (
-        f'<p class="ablation-controls">Controls: {plural(len(sizes), "edit")} of other edges from '
-        f"<code>{escape(edit.source)}</code> into the unit, of the edited edges' sign, drawn in a random "
-        f"order (seed {seed}), each kept when it brought their total kernel norm closer to the edit's "
-        f"{edited:.3g} (theirs "
-        f"{min(totals):.3g} to {max(totals):.3g}, {min(sizes)} to {max(sizes)} edges): effects from {low} "
+        f'<p class="ablation-controls">Controls: {plural(len(sizes), "edit")} of other {which} '
+        f"<code>{escape(edit.source)}</code> whose kernels into the unit have the edited {what}' sign, "
+        f"drawn in a random order (seed {seed}), each kept when it brought their total kernel norm "
+        f"closer to the edit's {edited:.3g} (theirs "
+        f"{min(totals):.3g} to {max(totals):.3g}, {min(sizes)} to {max(sizes)} {what}): effects from {low} "
         f"to {high}, median {median}. The edit's {minus(percent(effect))} lies {verdict} that band.</p>"
     )
 

@@ -8,6 +8,8 @@ summed weight: excitatory or inhibitory) in a random order drawn from the seed, 
 one that brings their total kernel L2 norm closer to the edited edges' total: the total ends
 within half the heaviest candidate's norm of the edit's, and the figure shows the range. The
 controls' edges are edited as the edit's are (zeroed, or scaled).
+A whole-unit edit (`zero unit m3:94`) is matched the same way, by its units' kernels into the
+observed unit, and its controls zero other whole units.
 A control of the *same number* of edges and the same weight does not exist when the edit takes
 the strongest edges, which is what ablations usually test, so the weight is matched, not the
 count; each control's count is shown.

@@ -115,6 +115,11 @@ class Dictionary(DirectiveKind):
         "pure-features": ValueField("the share of the live features that are entirely pure", percent=True),
         "uncarried": ValueField("how many live features load on no neuron by the carrying threshold"),
         "pure-uncarried": ValueField("how many of those are at least 90% pure"),
+        "purity": ValueField(
+            "one neuron's or feature's purity: the share of its top drawings of its most common class "
+            "('of mixed4:8', 'of m4:123')",
+            percent=True,
+        ),
         "loading-N": ValueField(
             "one feature's Nth largest cosine with a neuron's axis ('loading-1 of m4:123': its largest)"
         ),
@@ -209,10 +214,26 @@ class Dictionary(DirectiveKind):
     def unit_value(
         self, figure: DictionaryFigure, field: str, unit: str, ctx: FollowUpContext
     ) -> Quantity | None:
-        """A feature's loadings: its decoder direction's cosines with the neurons' axes."""
+        """A feature's loadings (its decoder direction's cosines with the neurons' axes), or a
+        neuron's or a feature's purity."""
+        layer, _, number = unit.rpartition(":")
+        if field == "purity":
+            if layer not in (figure.name, figure.attached.layer, figure.job.layer):
+                raise ValueError(
+                    f"name a neuron of {figure.job.layer} or a feature of {figure.name}, not {unit}"
+                )
+            if not ctx.done(figure.job):
+                return None
+            result = ctx.result(figure.job)
+            if not result.feature_purity:
+                raise ValueError("its probe set has no classes (a folder of images), so no purity")
+            purities = result.feature_purity if layer == figure.name else result.neuron_purity
+            if int(number) >= len(purities):
+                raise ValueError(f"{layer} has {len(purities)} units, not {int(number) + 1}")
+            found = float(purities[int(number)])
+            return Quantity(f"{found:.0%}", found)
         if not field.startswith("loading-"):
             raise ValueError(f"{field} is the dictionary's, not a feature's; drop 'of {unit}'")
-        layer, _, number = unit.rpartition(":")
         if layer not in ("", figure.name):
             raise ValueError(f"the figure's features are {figure.name}'s, not {layer}'s")
         if not ctx.done(figure.job):
