@@ -212,3 +212,8 @@ def test_prose_quotes_an_input_of_a_circuit_or_an_attribution(tmp_path):
     job = next(r for r in records if r["job"]["kind"] == "attribution")["job"]
     change = stage["change"] if job["method"] == "integrated" else stage["total"]
     assert quoted[8] == (f"+{number(change)}" if change >= 0 else number(change).replace("-", "−"))
+    write(src / "a.md", PER_INPUT.replace("fig-circuit.weight of mixed3:56", "fig-circuit.weight"))
+    result = build(src)
+    assert result.exit_code == 1 and "weight is one unit's: write {value}`fig-circuit.weight of LAYER:N`" in (
+        result.stderr
+    ), result.stderr

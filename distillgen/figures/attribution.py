@@ -133,11 +133,17 @@ class Attribution(DirectiveKind):
             "(integrated gradients), or its activation"
         ),
         "carried": ValueField("the drawn units' attributions summed (mean over the inputs)"),
-        "attribution": ValueField("an input unit's attribution, mean over the inputs ('of mixed3:5')"),
-        "lowest": ValueField("an input unit's smallest attribution on one input"),
-        "highest": ValueField("an input unit's largest attribution on one input"),
-        "rank": ValueField("an input unit's place in its layer by |mean attribution| (1: the largest)"),
-        "weight-rank": ValueField("an input unit's place in its layer by kernel L2 norm into the unit"),
+        "attribution": ValueField(
+            "an input unit's attribution, mean over the inputs ('of mixed3:5')", of_unit=True
+        ),
+        "lowest": ValueField("an input unit's smallest attribution on one input", of_unit=True),
+        "highest": ValueField("an input unit's largest attribution on one input", of_unit=True),
+        "rank": ValueField(
+            "an input unit's place in its layer by |mean attribution| (1: the largest)", of_unit=True
+        ),
+        "weight-rank": ValueField(
+            "an input unit's place in its layer by kernel L2 norm into the unit", of_unit=True
+        ),
     }
     per_unit = True
     argument = Argument("the target unit, e.g. mixed4:20", one_unit("attributes"))
@@ -332,8 +338,6 @@ class Attribution(DirectiveKind):
         if field in ("change", "carried"):
             number = whole if field == "change" else sum(stage.values)
             return Quantity(_signed(number), number)
-        if field in PER_UNIT:
-            raise ValueError(f"{field} is an input unit's: {{value}}`LABEL.{field} of {stage.layer}:N`")
         share = sum(stage.values) / whole if whole else 0.0
         return Quantity(minus(f"{share:.0%}"), share)
 

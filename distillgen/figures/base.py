@@ -63,6 +63,7 @@ class ValueField:
 
     meaning: str  # what it is, for the reader's hover and the author's errors
     percent: bool = False  # a fraction, written and claimed in percent
+    of_unit: bool = False  # only of one unit of the figure: `{value}`label.field of mixed3:5``
 
 
 @dataclass(frozen=True)

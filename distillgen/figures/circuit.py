@@ -99,11 +99,13 @@ class Circuit(DirectiveKind):
     per_unit = True
     values = {
         "weight": ValueField(
-            "an input's kernel L2 norm into the figure's one target (of an input, 'of mixed3:5')"
+            "an input's kernel L2 norm into the figure's one target (of an input, 'of mixed3:5')",
+            of_unit=True,
         ),
         "rank": ValueField(
             "an input's place among every unit of its layer by kernel L2 norm into the target "
-            "(1: the heaviest)"
+            "(1: the heaviest)",
+            of_unit=True,
         ),
     }
     argument = Argument("target units, e.g. mixed4:52 or mixed4:52,30", units)
@@ -171,10 +173,6 @@ class Circuit(DirectiveKind):
 
     def follow_up(self, plan: CircuitPlan, ctx: FollowUpContext) -> CircuitPlan:
         return plan if plan.resolved else _resolve(plan, ctx)
-
-    def value(self, plan: CircuitPlan, field: str, ctx: FollowUpContext) -> Quantity | None:
-        source = f"{plan.stages[-1].layer}:{plan.stages[-1].units[0]}" if plan.stages[-1].units else "LAYER:N"
-        raise ValueError(f"a circuit's {field} is an input's: {{value}}`LABEL.{field} of {source}`")
 
     def unit_value(self, plan: CircuitPlan, field: str, unit: str, ctx: FollowUpContext) -> Quantity | None:
         """`weight` or `rank` of a unit of the layer next to the figure's one target, drawn or

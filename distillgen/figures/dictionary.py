@@ -119,9 +119,11 @@ class Dictionary(DirectiveKind):
             "one neuron's or feature's purity: the share of its top drawings of its most common class "
             "('of mixed4:8', 'of m4:123')",
             percent=True,
+            of_unit=True,
         ),
         "loading-N": ValueField(
-            "one feature's Nth largest cosine with a neuron's axis ('loading-1 of m4:123': its largest)"
+            "one feature's Nth largest cosine with a neuron's axis ('loading-1 of m4:123': its largest)",
+            of_unit=True,
         ),
     }
     argument = Argument("the name of a dictionary declared in the front matter's 'dictionaries:', e.g. m4")

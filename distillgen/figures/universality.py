@@ -91,7 +91,7 @@ class Universality(DirectiveKind):
         "share-below-N": ValueField(
             "the share of the units whose match correlates below r = N/100", percent=True
         ),
-        "r": ValueField("one unit's correlation with its match ('of m4:123')"),
+        "r": ValueField("one unit's correlation with its match ('of m4:123')", of_unit=True),
     }
     per_unit = True
     argument = Argument("a layer of the first model, e.g. mixed4", layer)
@@ -236,8 +236,6 @@ class Universality(DirectiveKind):
             median = float(np.median(ink))
             return Quantity(f"{median:.2f}", median)
         _, trained_r, chance_r = _matching(result, figure.matching)
-        if field == "r":
-            raise ValueError("r is one unit's: {value}`LABEL.r of LAYER:N`")
         if field.startswith("share-"):
             found = [x for x in trained_r if x is not None]
             bound = int(field.rpartition("-")[2]) / 100

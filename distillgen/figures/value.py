@@ -122,6 +122,13 @@ class Value(RoleKind):
                 f"{suggest(request.field, values)}; it has: {', '.join(values)}",
             )
             return None
+        if field.of_unit and not request.unit:
+            ctx.error(
+                request.line,
+                f"{where}: {request.field} is one unit's: "
+                f"write {{value}}`{request.label}.{request.field} of LAYER:N`",
+            )
+            return None
         claim = request.claim
         if claim is not None and claim.percent != field.percent:
             bound = "with %" if field.percent else "without %"
@@ -196,7 +203,9 @@ def drifted_numbers(text: str, quotes: list[ValueRequest], ctx: FollowUpContext)
         kind = next(quote.figure for quote in quotes if quote.label == label)
         values = DIRECTIVES[kind].values
         quoted = [(quote.field, quote.unit) for quote in quotes if quote.label == label]
-        every = [(name, "") for name in values if not name.endswith("-N")]
+        every = [
+            (name, "") for name, field in values.items() if not name.endswith("-N") and not field.of_unit
+        ]
         for name, unit in dict.fromkeys([*every, *quoted]):
             field = declared(values, name)
             if field is None:
