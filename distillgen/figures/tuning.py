@@ -67,7 +67,9 @@ class Tuning(DirectiveKind):
     per_unit = True
     doc = "Tuning curves: units' responses to a parametric family of stimuli."
     values = {
-        "preferred": ValueField("the orientation (°) of the unit's largest response"),
+        "preferred": ValueField(
+            "the swept value (an orientation in °, a frequency, a curvature) of the unit's largest response"
+        ),
         "osi": ValueField(
             "the orientation selectivity index: (preferred − orthogonal) / (preferred + orthogonal)"
         ),
