@@ -4,7 +4,8 @@ whole command on the example site; under 1 s inside `build` with the atlas).
 
 The atlas is synthetic: its ~27,000 cache entries (for each unit of
 `lucent:inceptionv1@untrained`'s mixed layers a feature visualization, a diversity set of 4,
-the most and least exciting dataset example, and the kernels into it) are written with small
+the most and least exciting dataset example, the kernels into it, and the faithfulness
+measures of its image) are written with small
 but valid payloads (8x8 PNGs, 1x1 kernels), so that the cache and the site have the size of a
 real atlas without days of computing; the first build renders its pages once. A last row
 times what `distillgen serve` does after a one-line edit of one article. Everything
@@ -42,6 +43,8 @@ from distillgen.jobs import (
     Example,
     ExamplesJob,
     ExamplesResult,
+    FaithfulnessJob,
+    FaithfulnessResult,
     FeatureVisJob,
     FeatureVisResult,
     WeightsJob,
@@ -126,6 +129,21 @@ def _payload(job, info, rng) -> tuple[dict[str, bytes], object]:
         example = Example(0, float(rng.random()), (0, 0, 8, 8), "example0.png", "crop0.png")
         files = {"example0.png": _png(rng), "crop0.png": _png(rng)}
         return files, ExamplesResult((example,), 64, 224, 8)
+    if isinstance(job, FaithfulnessJob):
+        result = FaithfulnessResult(
+            units=info.layers[job.layer].channels,
+            activation=(1.0,) * job.count,
+            specificity=(1,) * job.count,
+            natural_ratio=(0.5,) * job.count,
+            strongest=2.0,
+            strongest_image=0,
+            path_layers=(),
+            path=((),) * job.count,
+            path_baseline=(),
+            top=job.top,
+            probe_size=job.dataset.count,
+        )
+        return {}, result
     assert isinstance(job, WeightsJob), job
     kernels = rng.standard_normal((info.layers[job.source].channels, 1, 1)).astype(np.float32)
     npy = io.BytesIO()
@@ -176,17 +194,25 @@ def edit_one_article(src: Path, out: Path, cache: Path) -> tuple[int, int, float
     for n in range(3):
         article.write_text(text + f"\nOne more line ({n}).\n", encoding="utf-8")
         start = time.perf_counter()
-        result = build(src, out, Reporter(), options=Options(search_later=True), cache_dir=cache)
+        result = build(
+            src, out, Reporter(), options=Options(search_later=True, in_place=True), cache_dir=cache
+        )
         best = min(best, time.perf_counter() - start)
     article.write_text(text, encoding="utf-8")
     return result.rendered + result.reused, result.rendered, best, float("nan")
 
 
-def profile(src: Path, out: Path, cache: Path, top: int) -> str:
+def profile(src: Path, out: Path, cache: Path, top: int, edit: bool = False) -> str:
+    """The top entries of a no-change build, or (`edit`) of a build after a one-line edit."""
+    article = src / "reading-circuits.md"
+    text = article.read_text(encoding="utf-8")
+    if edit:
+        article.write_text(text + "\nOne more line (profiled).\n", encoding="utf-8")
     profiler = cProfile.Profile()
     profiler.enable()
-    build(src, out, Reporter(), cache_dir=cache)
+    build(src, out, Reporter(), options=Options(search_later=edit, in_place=edit), cache_dir=cache)
     profiler.disable()
+    article.write_text(text, encoding="utf-8")
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
     return "\n".join(line for line in text.getvalue().splitlines() if line.strip())
@@ -215,6 +241,8 @@ def main() -> None:
             whole = command(src, out, cache, args.repeat)
             if args.profile:
                 print(profile(src, out, cache, args.profile))
+                print(f"{name}, after a one-line edit:")
+                print(profile(src, out, cache, args.profile, edit=True))
             figures = result.computed + result.cached
             rows.append((name, figures, result.rendered + result.reused, result.rendered, seconds, whole))
             rows.append(("  after a one-line edit", figures, *edit_one_article(src, out, cache)))

@@ -157,6 +157,7 @@ def run_build(
     executor: str = "in-process",
     ray_address: str | None = None,
     search_later: bool = False,
+    in_place: bool = False,
 ):
     """Build and report every problem; the BuildResult, or None when the build failed."""
     from distillgen.safety import Grants
@@ -174,6 +175,7 @@ def run_build(
         frozen=frozen,
         wait=not no_wait,
         search_later=search_later,
+        in_place=in_place,
     )
     try:
         grants = Grants(raw_html=not no_raw_html, roots=allow_roots)
@@ -473,8 +475,15 @@ def serve(
         out,
         host,
         port,
-        rebuild=lambda search_later: run_build(
-            src, out, strict=strict, quiet=quiet, verbose=verbose, search_later=search_later, **compute
+        rebuild=lambda after_edit: run_build(
+            src,
+            out,
+            strict=strict,
+            quiet=quiet,
+            verbose=verbose,
+            search_later=after_edit,
+            in_place=True,  # a preview: what changed is replaced file by file
+            **compute,
         ),
         echo=lambda message: click.echo(message, err=True),
     )

@@ -65,6 +65,10 @@ class Options:
     # `serve` after an edit: the last search index rather than waiting for Pagefind, which
     # indexes every page again; the build says so (`BuildResult.search_behind`)
     search_later: bool = False
+    # `serve`: the files that changed are replaced in the output one by one (each whole), not
+    # a new site swapped in; a stopped build may leave old and new files side by side, which a
+    # preview can afford and `build` does not
+    in_place: bool = False
 
 
 class Catalog:

@@ -384,26 +384,50 @@ def _fields(job) -> dict:
         del fields[name]
     if not fields.get("dictionaries", True):
         del fields["dictionaries"]
-    elif "dictionaries" in fields:
-        for dictionary in fields["dictionaries"]:
-            dictionary.pop("weights")
+    elif "dictionaries" in fields:  # copies: the nested dicts are shared (_plain's memo)
+        fields["dictionaries"] = [
+            {name: value for name, value in dictionary.items() if name != "weights"}
+            for dictionary in fields["dictionaries"]
+        ]
     return fields
+
+
+# A nested value's plain dict by its id, with the value (so the id is not reused while it is
+# here): an atlas's tens of thousands of jobs share a few settings and probe sets. Read only.
+_NESTED: dict[int, tuple[object, dict]] = {}
+NESTED_MOST = 100_000
+_SCALAR_TYPES = frozenset((str, int, float, bool, type(None)))
 
 
 def _plain(value):
     """`dataclasses.asdict` without its deep copies (a job is frozen, its fields plain data):
     the same JSON, several times faster; an atlas keys tens of thousands of jobs on every
-    build. A field marked LATER is left out at its default."""
-    names = _field_names(type(value))
+    build. A field marked LATER is left out at its default. The dicts of values nested in a
+    job are made once per value and shared: callers must not change them."""
+    kind = type(value)
+    if kind in _SCALAR_TYPES:
+        return value
+    if kind is tuple and all(type(item) in _SCALAR_TYPES for item in value):
+        return value  # as it is: a tuple is written as JSON as the list it would become
+    names = _field_names(kind)
     if names is not None:
-        later = _later(type(value))
-        return {
-            name: _plain(getattr(value, name))
+        nested = not isinstance(value, Job)
+        if nested and (held := _NESTED.get(id(value))) is not None and held[0] is value:
+            return held[1]
+        later = _later(kind)
+        plain = {
+            name: field if type(field) in _SCALAR_TYPES else _plain(field)  # most fields: no call
             for name in names
-            if name not in later or getattr(value, name) != later[name]
+            for field in (getattr(value, name),)
+            if name not in later or field != later[name]
         }
+        if nested:
+            if len(_NESTED) >= NESTED_MOST:
+                _NESTED.clear()
+            _NESTED[id(value)] = (value, plain)
+        return plain
     if isinstance(value, tuple | list):
-        return type(value)(_plain(item) for item in value)
+        return kind(_plain(item) for item in value)
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
     return value

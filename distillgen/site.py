@@ -375,6 +375,13 @@ def _write_site(
             if len(unchanged) == len(wanted) == len(held_now):
                 options.log(f"{out} holds this site already: nothing written")
                 return
+            changed = len(wanted) - len(unchanged) + len(held_now.keys() - wanted.keys())
+            if options.in_place and out.is_dir() and changed <= IN_PLACE_MOST:
+                written = _manifest_files(manifest)
+                manifest.unlink(missing_ok=True)  # stale from here until the site is written
+                files = update_in_place(out, pages, copies, wanted, held_now, unchanged, written)
+                write_file(manifest, json.dumps({"files": files}, separators=(",", ":")))
+                return
             manifest.unlink(missing_ok=True)  # stale from here until the site is written
             write_atomically(out, pages, copies, unchanged)
             with suppress(OSError):  # without it, the next build reads and compares every file
@@ -427,16 +434,22 @@ def _files(out: Path) -> dict[str, list[int]]:
     return found
 
 
-def _held(out: Path, manifest: Path) -> dict[str, str | None]:
-    """Every file under `out` -> the identity it was written with, None for a file the
-    manifest does not describe as it is now (changed, or not written by the last build)."""
+def _manifest_files(manifest: Path) -> dict:
+    """The files the last build wrote, as its manifest describes them ({} when it cannot)."""
     try:
         written = json.loads(manifest.read_text(encoding="utf-8"))["files"]
     except (OSError, ValueError, KeyError, TypeError):
-        written = {}
+        return {}
+    return written if isinstance(written, dict) else {}
+
+
+def _held(out: Path, manifest: Path) -> dict[str, str | None]:
+    """Every file under `out` -> the identity it was written with, None for a file the
+    manifest does not describe as it is now (changed, or not written by the last build)."""
+    written = _manifest_files(manifest)
     held_now = {}
     for rel, status in _files(out).items():
-        entry = written.get(rel) if isinstance(written, dict) else None
+        entry = written.get(rel)
         intact = isinstance(entry, list) and len(entry) == 4 and entry[:3] == status
         held_now[rel] = entry[3] if intact and entry is not None else None
     return held_now
@@ -510,6 +523,35 @@ def write_atomically(
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+IN_PLACE_MOST = 256  # files a rebuild in place may change; beyond, a new site is swapped in
+
+
+def update_in_place(
+    out: Path,
+    pages: dict[str, str | Page],
+    copies: Copies,
+    wanted: dict[str, str],
+    held_now: dict[str, str | None],
+    unchanged: Set[str],
+    written: dict,
+) -> dict:
+    """Replace the files of `out` that changed, each whole (written beside it, then renamed
+    over it), and remove those the site no longer has; the manifest's files, updated."""
+    files = {rel: entry for rel, entry in written.items() if rel in unchanged}
+    for rel in sorted(wanted.keys() - unchanged):
+        target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = page_text(pages[rel]).encode("utf-8") if rel in pages else Path(copies[rel]).read_bytes()
+        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        partial.write_bytes(data)
+        os.replace(partial, target)
+        status = os.lstat(target)
+        files[rel] = [status.st_size, status.st_mtime_ns, status.st_ino, wanted[rel]]
+    for rel in held_now.keys() - wanted.keys():
+        (out / rel).unlink(missing_ok=True)
+    return files
 
 
 def _link(previous: Path, target: Path) -> bool:

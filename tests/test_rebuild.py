@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from distillgen import cache as cache_module
+from distillgen.cli import run_build
 from tests.conftest import computed_once, run_cli, write
 from tests.test_incremental import SECOND, contents
 
@@ -216,6 +217,36 @@ def test_an_output_changed_behind_the_builds_back_is_written_again(site):
     build(src, out, cache)
     assert page.read_text() == text
     assert not (out / "stray.txt").exists()
+
+
+def test_serve_replaces_only_the_changed_files_in_place_and_equals_a_clean_build(site, tmp_path):
+    # `serve` after an edit: the changed pages are renamed over their old versions, every other
+    # file stays the very file it was (its inode), and the result is the site a full build makes
+    src, out, cache = site
+    settle(src, out, cache)
+    before = {path.relative_to(out): path.stat().st_ino for path in out.rglob("*") if path.is_file()}
+    write(src / "second.md", SECOND + "\nOne more line, said in place.\n")
+    for search_later in (True, False):  # after the edit, then the search index catching up
+        result = run_build(
+            src,
+            out,
+            cache_dir=cache,
+            strict=False,
+            quiet=True,
+            verbose=0,
+            search_later=search_later,
+            in_place=True,
+        )
+        assert result is not None
+    after = {path.relative_to(out): path.stat().st_ino for path in out.rglob("*") if path.is_file()}
+    replaced = {rel for rel in after if before.get(rel) != after[rel]}
+    assert Path("second/index.html") in replaced and len(replaced) < len(after) / 4
+    assert not list(out.rglob("*.partial"))
+    build(src, tmp_path / "full", cache)
+    assert contents(out) == contents(tmp_path / "full")
+    # its manifest describes what it left: the next build finds the site already written
+    again = run_cli("build", str(src), "-o", str(out), "--cache-dir", str(cache), "-v")
+    assert "holds this site already: nothing written" in again.stderr, again.stderr
 
 
 def test_no_cache_checks_and_renders_everything(site):
