@@ -411,7 +411,7 @@ def _plain(value):
         return value  # as it is: a tuple is written as JSON as the list it would become
     names = _field_names(kind)
     if names is not None:
-        nested = not isinstance(value, Job)
+        nested = not isinstance(value, Job | Attached)  # an Attached holds its weights: not kept
         if nested and (held := _NESTED.get(id(value))) is not None and held[0] is value:
             return held[1]
         later = _later(kind)

@@ -379,9 +379,14 @@ def _write_site(
             if options.in_place and out.is_dir() and changed <= IN_PLACE_MOST:
                 written = _manifest_files(manifest)
                 manifest.unlink(missing_ok=True)  # stale from here until the site is written
-                files = update_in_place(out, pages, copies, wanted, held_now, unchanged, written)
-                write_file(manifest, json.dumps({"files": files}, separators=(",", ":")))
-                return
+                try:
+                    files = update_in_place(out, pages, copies, wanted, held_now, unchanged, written)
+                except OSError as exc:  # e.g. a file where a folder now goes: the whole site, then
+                    options.log(f"writing {out} in place failed ({exc}); writing it whole")
+                else:
+                    with suppress(OSError):  # without it, the next build compares every file
+                        write_file(manifest, json.dumps({"files": files}, separators=(",", ":")))
+                    return
             manifest.unlink(missing_ok=True)  # stale from here until the site is written
             write_atomically(out, pages, copies, unchanged)
             with suppress(OSError):  # without it, the next build reads and compares every file
@@ -537,20 +542,32 @@ def update_in_place(
     unchanged: Set[str],
     written: dict,
 ) -> dict:
-    """Replace the files of `out` that changed, each whole (written beside it, then renamed
-    over it), and remove those the site no longer has; the manifest's files, updated."""
+    """Remove the files the site no longer has (and the folders that leaves empty), then
+    replace those that changed, each whole (written beside it, then renamed over it); the
+    manifest's files, updated. Removing first lets a name change case on a disk that ignores
+    case, and a folder take the place of a file."""
     files = {rel: entry for rel, entry in written.items() if rel in unchanged}
+    for rel in sorted(held_now.keys() - wanted.keys()):
+        (out / rel).unlink(missing_ok=True)
+        for folder in (out / rel).parents:
+            if folder == out:
+                break
+            with suppress(OSError):  # not empty: it stays, and so do the folders above it
+                folder.rmdir()
+                continue
+            break
     for rel in sorted(wanted.keys() - unchanged):
         target = out / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         data = page_text(pages[rel]).encode("utf-8") if rel in pages else Path(copies[rel]).read_bytes()
         partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-        partial.write_bytes(data)
-        os.replace(partial, target)
+        try:
+            partial.write_bytes(data)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
         status = os.lstat(target)
         files[rel] = [status.st_size, status.st_mtime_ns, status.st_ino, wanted[rel]]
-    for rel in held_now.keys() - wanted.keys():
-        (out / rel).unlink(missing_ok=True)
     return files
 
 

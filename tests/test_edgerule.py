@@ -31,6 +31,9 @@ def test_a_rule_is_parsed_and_chooses_the_heaviest_edges_of_its_sign():
     assert choose(norms, sums, edge_rule("top 1 inhibitory from x")) == (1,)
     with pytest.raises(ValueError, match="the unit has 2 inhibitory edges from x"):
         choose(norms, sums, edge_rule("top 3 inhibitory from x"))
+    weightless = np.array([0.0, 2.0, 0.0, 1.0])  # e.g. a branch of a concatenation: no path
+    with pytest.raises(ValueError, match="the unit has 2 edges from x"):
+        choose(weightless, np.ones(4), edge_rule("top 3 from x"))
 
 
 ARTICLE = """
@@ -75,6 +78,7 @@ def test_a_rule_edits_the_edges_the_weights_rank_first_and_records_itself(tmp_pa
     ruled = [r for r in ablations if r["job"]["edits"][0].get("rule")]
     (rule,) = {r["job"]["edits"][0]["rule"] for r in ruled}
     assert rule == "top 3 by weight from mixed3"  # provenance says how the edges were chosen
+    assert len(ruled) == 1  # and only of the edit it chose: its controls were drawn, not chosen
     # the figure's own edit, not one of its controls (which are recorded with the same rule)
     chosen = next(
         r for r in ruled if r["result"]["mean_after"] == min(x["result"]["mean_after"] for x in ruled)

@@ -247,6 +247,20 @@ def test_serve_replaces_only_the_changed_files_in_place_and_equals_a_clean_build
     # its manifest describes what it left: the next build finds the site already written
     again = run_cli("build", str(src), "-o", str(out), "--cache-dir", str(cache), "-v")
     assert "holds this site already: nothing written" in again.stderr, again.stderr
+    # an article taken away goes with its folder
+    (src / "second.md").unlink()
+    for search_later in (True, False):
+        run_build(
+            src,
+            out,
+            cache_dir=cache,
+            strict=False,
+            quiet=True,
+            verbose=0,
+            search_later=search_later,
+            in_place=True,
+        )
+    assert not (out / "second").exists() and (out / "first" / "index.html").is_file()
 
 
 def test_no_cache_checks_and_renders_everything(site):

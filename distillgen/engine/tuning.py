@@ -24,8 +24,8 @@ def compute(model: LoadedModel, jobs: list[TuningJob], device: torch.device, pro
         rows: list[np.ndarray] = []
         shown: list[np.ndarray] = []
         step = max(1, BATCH // sweep.draws)  # values at a time: a long sweep of many draws is large
-        for start in range(0, len(sweep.values), step):
-            images = stimuli.sweep_images(sweep, sweep.values[start : start + step])
+        for first in range(0, len(sweep.values), step):
+            images = stimuli.sweep_images(sweep, sweep.values[first : first + step])
             every = responses(model, job.layer, list(job.units), images, device)  # [values·draws, units]
             rows.append(stimuli.mean_over_draws(every, sweep.draws))
             shown.extend(images[:: sweep.draws])  # each value's first draw: the stimulus as written

@@ -521,7 +521,7 @@ class Ablation(DirectiveKind):
         except ValueError as exc:
             ctx.error(figure.line, f":control: {exc}")
             return replace(figure, weights=None)  # drawn no more
-        jobs = tuple(replace(figure.job, edits=(replace(edit, units=units),)) for units in sets)
+        jobs = tuple(replace(figure.job, edits=(replace(edit, units=units, rule=""),)) for units in sets)
         matched = (float(norms[list(edit.units)].sum()), *(float(norms[list(units)].sum()) for units in sets))
         return replace(figure, controls=jobs, matched=matched)
 

@@ -53,11 +53,10 @@ def edge_rule(text: str) -> EdgeRule | None:
 def choose(norms: np.ndarray, sums: np.ndarray, rule: EdgeRule) -> tuple[int, ...]:
     """The source units the rule chooses, heaviest first (ties: the lower unit); ValueError (for
     the author) when the layer has fewer edges of the rule's sign than it asks for."""
+    pool = [unit for unit in range(len(norms)) if norms[unit] > 0]  # an edge of no weight is none
     if rule.sign:
         wanted = 1.0 if rule.sign == "excitatory" else -1.0
-        pool = [unit for unit in range(len(norms)) if np.sign(sums[unit]) == wanted]
-    else:
-        pool = list(range(len(norms)))
+        pool = [unit for unit in pool if np.sign(sums[unit]) == wanted]
     if len(pool) < rule.count:
         of = f"{rule.sign} edges" if rule.sign else "edges"
         raise ValueError(f"'{rule.text}': the unit has {len(pool)} {of} from {rule.layer}")

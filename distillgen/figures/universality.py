@@ -238,6 +238,8 @@ class Universality(DirectiveKind):
         _, trained_r, chance_r = _matching(result, figure.matching)
         if field.startswith("share-"):
             found = [x for x in trained_r if x is not None]
+            if not found:
+                raise ValueError("no unit's peak response varies over the probe set")
             bound = int(field.rpartition("-")[2]) / 100
             above = field.startswith("share-above-")
             share = sum((x >= bound) if above else (x < bound) for x in found) / len(found)
