@@ -219,14 +219,10 @@ def test_an_output_changed_behind_the_builds_back_is_written_again(site):
     assert not (out / "stray.txt").exists()
 
 
-def test_serve_replaces_only_the_changed_files_in_place_and_equals_a_clean_build(site, tmp_path):
-    # `serve` after an edit: the changed pages are renamed over their old versions, every other
-    # file stays the very file it was (its inode), and the result is the site a full build makes
-    src, out, cache = site
-    settle(src, out, cache)
-    before = {path.relative_to(out): path.stat().st_ino for path in out.rglob("*") if path.is_file()}
-    write(src / "second.md", SECOND + "\nOne more line, said in place.\n")
-    for search_later in (True, False):  # after the edit, then the search index catching up
+def serve_rebuild(src: Path, out: Path, cache: Path) -> None:
+    """What `serve` does after an edit: a build in place keeping the last search index, then
+    one bringing the index up to date."""
+    for search_later in (True, False):
         result = run_build(
             src,
             out,
@@ -238,6 +234,16 @@ def test_serve_replaces_only_the_changed_files_in_place_and_equals_a_clean_build
             in_place=True,
         )
         assert result is not None
+
+
+def test_serve_replaces_only_the_changed_files_in_place_and_equals_a_clean_build(site, tmp_path):
+    # `serve` after an edit: the changed pages are renamed over their old versions, every other
+    # file stays the very file it was (its inode), and the result is the site a full build makes
+    src, out, cache = site
+    settle(src, out, cache)
+    before = {path.relative_to(out): path.stat().st_ino for path in out.rglob("*") if path.is_file()}
+    write(src / "second.md", SECOND + "\nOne more line, said in place.\n")
+    serve_rebuild(src, out, cache)
     after = {path.relative_to(out): path.stat().st_ino for path in out.rglob("*") if path.is_file()}
     replaced = {rel for rel in after if before.get(rel) != after[rel]}
     assert Path("second/index.html") in replaced and len(replaced) < len(after) / 4
@@ -249,17 +255,7 @@ def test_serve_replaces_only_the_changed_files_in_place_and_equals_a_clean_build
     assert "holds this site already: nothing written" in again.stderr, again.stderr
     # an article taken away goes with its folder
     (src / "second.md").unlink()
-    for search_later in (True, False):
-        run_build(
-            src,
-            out,
-            cache_dir=cache,
-            strict=False,
-            quiet=True,
-            verbose=0,
-            search_later=search_later,
-            in_place=True,
-        )
+    serve_rebuild(src, out, cache)
     assert not (out / "second").exists() and (out / "first" / "index.html").is_file()
 
 
