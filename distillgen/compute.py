@@ -83,6 +83,10 @@ class Catalog:
         self._fingerprints: dict[ModelSpec, str] = {}
         self._store: ModelStore | None = None  # created when a model must be loaded (torch)
 
+    def known(self, fingerprint: str) -> ModelInfo | None:
+        """The description of a model this build already asked for, by its fingerprint."""
+        return self._infos.get(fingerprint)
+
     def info(self, spec: ModelSpec) -> ModelInfo:
         """ModelError (or SpecError) with a message for the author when it cannot be had."""
         if spec not in self._fingerprints:  # hashing the weights file once per build

@@ -147,3 +147,36 @@ def test_prose_quotes_one_unit_of_several_and_any_stimulus_of_a_sweep(tmp_path):
         assert (
             result.exit_code == 1 and f"a.md:{line}: error: {{value}}`{written}`: {message}" in result.stderr
         ), result.stderr
+
+
+ALIASED = """
+---
+title: Aliases
+model: torchvision:googlenet@untrained
+---
+```{tuning} inception3a.branch2.1:5,6
+:label: fig-alias
+:stimulus: line
+:range: 0 180 4
+:draws: 1
+Two units of a layer named by its alias.
+```
+
+By the alias, {value}`fig-alias.osi of inception3a.branch2.1:5`; by the layer's own name,
+{value}`fig-alias.osi of inception3a.branch2:6`.
+"""
+
+
+def test_a_unit_is_quoted_by_any_name_of_its_layer(tmp_path):
+    # torchvision's googlenet names a block's ReLU both `inception3a.branch2.1` and, canonically,
+    # `inception3a.branch2`: a quote may use either, as the figure's address did
+    src = write(tmp_path / "src" / "a.md", ALIASED).parent
+    result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    assert result.exit_code == 0, result.output
+    records = json.loads((tmp_path / "out" / "a" / "figures.json").read_text())["figures"]
+    curve = records[0]["result"]
+    expected = [
+        f"{selectivity(curve['values'], [row[i] for row in curve['responses']]).osi:.2f}" for i in (0, 1)
+    ]
+    page = (tmp_path / "out" / "a" / "index.html").read_text()
+    assert re.findall(r'<a class="value" href="#fig-alias"[^>]*>([^<]*)</a>', page) == expected

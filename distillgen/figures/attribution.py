@@ -353,7 +353,7 @@ class Attribution(DirectiveKind):
         last = len(figure.job.stages) - 1
         layer, _, number = unit.rpartition(":")
         stage_layer = ctx.result(figure.job).stages[-1].layer
-        if layer not in ("", stage_layer):
+        if not ctx.same_layer(figure.job.fingerprint, layer, stage_layer):
             raise ValueError(f"the figure attributes to {stage_layer}, not {layer}")
         summary = ctx.derived(
             figure.job, "per-unit", lambda: _per_unit(ctx.file(figure.job, "attribution.npz"), last)

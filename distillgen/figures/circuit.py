@@ -181,7 +181,7 @@ class Circuit(DirectiveKind):
             raise ValueError(f"the figure has {len(plan.targets)} targets; quote a circuit of one")
         stage = plan.stages[-1]  # the inputs next to the target: every unit of their layer is weighed
         layer, _, number = unit.rpartition(":")
-        if layer not in ("", stage.layer):
+        if not ctx.same_layer(plan.fingerprint, layer, stage.layer):
             raise ValueError(f"the figure's inputs next to its target are of {stage.layer}, not {layer}")
         (weights,) = stage.kernels
         if not ctx.done(weights):

@@ -201,6 +201,17 @@ class FollowUpContext(_Reports):
             return entry.kind.unit_value(entry.value, field, unit, self)
         return entry.kind.value(entry.value, field, self)
 
+    def same_layer(self, fingerprint: str, written: str, canonical: str) -> bool:
+        """Whether the layer an author wrote (`canonical` itself, an alias, lucent's '_' form,
+        or nothing) is `canonical` in the model of this fingerprint."""
+        if written in ("", canonical):
+            return True
+        info = self._article.catalog.known(fingerprint) if self._article.catalog else None
+        try:
+            return info is not None and info.layer(written).name == canonical
+        except ModelError:
+            return False
+
     def file(self, job, name: str) -> Path:
         """A payload file of a computed job (read it inside `derived`, so a rebuild does not)."""
         return self._artifacts[job.key].file(name)

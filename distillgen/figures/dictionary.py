@@ -220,7 +220,8 @@ class Dictionary(DirectiveKind):
         neuron's or a feature's purity."""
         layer, _, number = unit.rpartition(":")
         if field == "purity":
-            if layer not in (figure.name, figure.attached.layer, figure.job.layer):
+            neuron = layer != figure.name and ctx.same_layer(figure.job.fingerprint, layer, figure.job.layer)
+            if layer != figure.name and not (layer and neuron):
                 raise ValueError(
                     f"name a neuron of {figure.job.layer} or a feature of {figure.name}, not {unit}"
                 )
@@ -229,7 +230,7 @@ class Dictionary(DirectiveKind):
             result = ctx.result(figure.job)
             if not result.feature_purity:
                 raise ValueError("its probe set has no classes (a folder of images), so no purity")
-            purities = result.feature_purity if layer == figure.name else result.neuron_purity
+            purities = result.neuron_purity if neuron else result.feature_purity
             if int(number) >= len(purities):
                 raise ValueError(f"{layer} has {len(purities)} units, not {int(number) + 1}")
             found = float(purities[int(number)])

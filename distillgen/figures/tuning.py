@@ -196,7 +196,7 @@ class Tuning(DirectiveKind):
     ) -> Quantity | None:
         job = figure.job
         layer, _, number = unit.rpartition(":")
-        if layer not in ("", job.layer) or int(number) not in job.units:
+        if not ctx.same_layer(job.fingerprint, layer, job.layer) or int(number) not in job.units:
             shown = ", ".join(f"{job.layer}:{u}" for u in job.units)
             raise ValueError(f"the figure shows {shown}, not {unit}")
         return _unit_value(job, job.units.index(int(number)), field, ctx)

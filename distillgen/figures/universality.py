@@ -255,7 +255,7 @@ class Universality(DirectiveKind):
         if field != "r":
             raise ValueError(f"{field} is the layer's, not a unit's; drop 'of {unit}'")
         layer, _, number = unit.rpartition(":")
-        if layer not in ("", figure.job.layer):
+        if not ctx.same_layer(figure.job.fingerprint, layer, figure.job.layer):
             raise ValueError(f"the figure matches the units of {figure.job.layer}, not {layer}")
         if not ctx.done(figure.job):
             return None
