@@ -42,9 +42,11 @@ def line(orientation: float, size: int, length: float = 36.0, dx: float = 0.0, d
     xs, ys = _grid(size, dx, dy)
     k = size / CANVAS
     angle = np.deg2rad(orientation)
-    dx, dy = np.cos(angle) * length * k / 2, np.sin(angle) * length * k / 2
+    half_x, half_y = np.cos(angle) * length * k / 2, np.sin(angle) * length * k / 2
     c = size / 2
-    distance = segment_distance(xs, ys, _one(c - dx), _one(c - dy), _one(c + dx), _one(c + dy))
+    distance = segment_distance(
+        xs, ys, _one(c - half_x), _one(c - half_y), _one(c + half_x), _one(c + half_y)
+    )
     return ink(distance, _one(WIDTH * k))[0]
 
 

@@ -150,3 +150,27 @@ def test_a_tuning_figure_averages_its_draws_and_says_how_many(tmp_path: Path):
     bad = write(src / "a.md", ARTICLE.replace(":draws: 1", ":draws: 0"))
     result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
     assert result.exit_code == 1 and f"{bad}:8: error" in result.output, result.output
+
+
+def test_an_ablation_over_too_many_draws_is_an_error_at_its_line(tmp_path: Path):
+    # an ablation holds every draw of its sweep in memory: its size is bounded before anything runs
+    text = """
+---
+title: Too many
+---
+```{ablation} mixed4:52
+:edit: zero mixed3:56
+:on: tuning
+:stimulus: curve
+:range: 0 360 361
+:draws: 64
+Far too many images.
+```
+"""
+    src = write(tmp_path / "src" / "a.md", text).parent
+    result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert (
+        f"{src / 'a.md'}:9: error: an ablation holds its sweep's images in memory: 361 values"
+        in result.stderr
+    )

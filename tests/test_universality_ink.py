@@ -18,6 +18,7 @@ from distillgen.engine.universality import ink_density
 from distillgen.jobs import UniversalityJob
 from distillgen.units import parse_spec
 from tests.conftest import build_article, write
+from tests.test_experiments import SMALL_VGG
 
 CPU = torch.device("cpu")
 
@@ -90,29 +91,9 @@ Matches, and the trivial predictor.
 ```
 """
 
-SMALL = """
-import torch
-from torch import nn
-from torch.nn import functional as F
-
-class Small(nn.Module):
-    input_size = 32
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(3)
-        self.block1 = nn.Conv2d(3, 12, 3, padding=1)
-        self.block2 = nn.Conv2d(12, 20, 3, padding=1)
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.block1(x)), 2)
-        return F.relu(self.block2(x))
-
-def build():
-    return Small()
-"""
-
 
 def test_the_figure_shows_ink_density_and_prose_quotes_its_median(tmp_path):
-    write(tmp_path / "src" / "net.py", SMALL)
+    write(tmp_path / "src" / "net.py", SMALL_VGG)
     out = build_article(tmp_path, "a", ARTICLE)
     page = (out / "a" / "index.html").read_text()
     result = json.loads((out / "a" / "figures.json").read_text())["figures"][0]["result"]

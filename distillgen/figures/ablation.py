@@ -64,6 +64,9 @@ _PREFERENCE = re.compile(
     r"(?:(?P<direction>increase|decrease)(?:\s*>=\s*(?P<at_least>\d+(?:\.\d+)?))?"
     r"|no change within\s+(?P<within>\d+(?:\.\d+)?))(?P<percent>\s*%)?$"
 )
+# An ablation over a sweep holds every draw of every value at once (its edits run on them all):
+# 4,096 images of 224 px are 2.4 GB. A tuning figure renders its sweep in batches, at any size.
+SWEEP_IMAGES = 4096
 _RANGE = re.compile(r"^(?P<first>[-+]?\d+(?:\.\d+)?)\.\.(?P<last>[-+]?\d+(?:\.\d+)?)$")
 
 
@@ -405,6 +408,14 @@ class Ablation(DirectiveKind):
         spec = ctx.model_spec(opts["model"], directive.option_line("model"))
         dataset = probes.dataset(directive, ctx, streamed=True) if opts["on"] == "examples" else None
         sweep = probes.sweep(directive, ctx) if opts["on"] == "tuning" else None
+        if sweep is not None and len(sweep.values) * sweep.draws > SWEEP_IMAGES:
+            ctx.error(
+                directive.option_line("draws"),
+                f"an ablation holds its sweep's images in memory: {len(sweep.values)} values × "
+                f"{sweep.draws} draws is more than {SWEEP_IMAGES:,} images; "
+                "lower :draws: or the :range: count",
+            )
+            return None
         probe_missing = {"examples": dataset is None, "tuning": sweep is None, "featurevis": False}[
             opts["on"]
         ]
