@@ -379,9 +379,7 @@ def job_key(job: Job) -> str:
 
 
 def _fields(job) -> dict:
-    fields = _plain(job)
-    for name in _unkeyed(type(job)):
-        del fields[name]
+    fields = _plain(job)  # without its UNKEYED fields
     if not fields.get("dictionaries", True):
         del fields["dictionaries"]
     elif "dictionaries" in fields:  # copies: the nested dicts are shared (_plain's memo)
@@ -402,8 +400,9 @@ _SCALAR_TYPES = frozenset((str, int, float, bool, type(None)))
 def _plain(value):
     """`dataclasses.asdict` without its deep copies (a job is frozen, its fields plain data):
     the same JSON, several times faster; an atlas keys tens of thousands of jobs on every
-    build. A field marked LATER is left out at its default. The dicts of values nested in a
-    job are made once per value and shared: callers must not change them."""
+    build. A field marked LATER is left out at its default, one marked UNKEYED always. The
+    dicts of values nested in a job are made once per value and shared: callers must not
+    change them."""
     kind = type(value)
     if kind in _SCALAR_TYPES:
         return value
@@ -414,10 +413,11 @@ def _plain(value):
         nested = not isinstance(value, Job | Attached)  # an Attached holds its weights: not kept
         if nested and (held := _NESTED.get(id(value))) is not None and held[0] is value:
             return held[1]
-        later = _later(kind)
+        later, unkeyed = _later(kind), _unkeyed(kind)
         plain = {
             name: field if type(field) in _SCALAR_TYPES else _plain(field)  # most fields: no call
             for name in names
+            if name not in unkeyed
             for field in (getattr(value, name),)
             if name not in later or field != later[name]
         }
@@ -457,7 +457,7 @@ _UNKEYED: dict[type, tuple[str, ...]] = {}
 
 
 def _unkeyed(kind: type) -> tuple[str, ...]:
-    """A job type's fields marked UNKEYED, looked up once per type."""
+    """A dataclass's fields marked UNKEYED, looked up once per type."""
     if kind not in _UNKEYED:
         _UNKEYED[kind] = tuple(f.name for f in fields(kind) if not f.metadata.get("keyed", True))
     return _UNKEYED[kind]
@@ -522,13 +522,19 @@ class Dataset:
 class Sweep:
     """A family of stimuli (stimuli.py, or an author's `file.py:function`) over one parameter."""
 
-    family: str  # a built-in family name, or "/abs/path.py:function"
+    # a built-in family name, or an author's "file.py:function" as written: keyed by the file's
+    # contents (family_fingerprint), not by where the project lies, so a committed cache serves
+    # every checkout
+    family: str
     family_fingerprint: str  # of stimuli.py and what it draws with for built-ins, else the author's file
     param: str  # the swept parameter's name, for the axis
     values: tuple[float, ...]
     fixed: tuple[tuple[str, float], ...] = ()  # other keyword arguments of the family
     size: int = 64
     draws: int = field(default=1, metadata=LATER)  # jittered draws averaged per value (stimuli.draws)
+    path: str = field(
+        default="", compare=False, metadata=UNKEYED
+    )  # an author's file, absolute: for the engine
 
 
 @dataclass(frozen=True)

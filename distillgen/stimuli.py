@@ -268,7 +268,7 @@ def sweep_images(sweep, values: Sequence[float] | None = None) -> np.ndarray:
     """The images of a `jobs.Sweep` (or of some of its `values`), float32 (N·draws)×3×size×size
     in [0, 1], value by value: the draws of the first value, then of the second
     (`mean_over_draws` folds them)."""
-    function = _family_function(sweep.family)
+    function = _family_function(sweep.path or sweep.family)
     each = draws(function, sweep.param, dict(sweep.fixed), sweep.draws, CANVAS / sweep.size)
     pictures = []
     for value in sweep.values if values is None else values:

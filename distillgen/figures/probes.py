@@ -73,7 +73,7 @@ def sweep(directive: DirectiveInput, ctx: CheckContext) -> Sweep | None:
         names = list(inspect.signature(function).parameters)[2:]
         # The drawing code is part of the result (stimuli.py and the helpers it draws with): a
         # change to it must not reuse old artifacts.
-        family, fingerprint = written, source_fingerprint(stimuli.__name__)
+        family, fingerprint, where = written, source_fingerprint(stimuli.__name__), ""
     elif match:
         path = ctx.file(match["path"], line)  # inside the articles folder
         if path is None:
@@ -82,7 +82,7 @@ def sweep(directive: DirectiveInput, ctx: CheckContext) -> Sweep | None:
         if author_names is None:
             return None
         names = author_names
-        family = f"{path}:{match['function']}"
+        family, where = f"{match['path']}:{match['function']}", f"{path}:{match['function']}"
         fingerprint = hashlib.sha256(path.read_bytes()).hexdigest()
         param, default_range = match["param"], None
     else:
@@ -98,7 +98,7 @@ def sweep(directive: DirectiveInput, ctx: CheckContext) -> Sweep | None:
     if values is None or fixed is None:
         return None
     draws = opts["draws"] if "draws" in directive.options else 1
-    return Sweep(family, fingerprint, param, values, fixed, size=0, draws=draws)
+    return Sweep(family, fingerprint, param, values, fixed, size=0, draws=draws, path=where)
 
 
 def _author_parameters(ctx: CheckContext, line: int, path: Path, function: str) -> list[str] | None:
