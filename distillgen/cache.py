@@ -344,14 +344,18 @@ class Index:
         if entry is None:
             return None
         where = f"{folder}{os.sep}"  # strings, not Paths: an atlas stats tens of thousands
+        written_ns, stat = self.written_ns, os.stat  # the loop below runs for every file of a site
         try:
             digest, files, derived = entry
             if not (_SHA256.fullmatch(digest) and isinstance(derived, dict) and RECORD in files):
                 return None
-            for name, status in files.items():
-                if not _entry_file(name) or status[1] >= self.written_ns or _stat(where + name) != status:
+            for name, (size, mtime_ns, inode) in files.items():
+                if not _entry_file(name) or mtime_ns >= written_ns:
                     return None
-        except (OSError, TypeError, ValueError, IndexError, AttributeError):  # gone, or of the wrong shape
+                now = stat(where + name)
+                if now.st_mtime_ns != mtime_ns or now.st_size != size or now.st_ino != inode:
+                    return None
+        except (OSError, TypeError, ValueError, AttributeError):  # gone, or of the wrong shape
             return None
         names = tuple(name for name in files if name != RECORD)
         return Artifact(key, folder, digest, names, derived=derived, on_derive=self._touch)

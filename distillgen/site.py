@@ -133,6 +133,7 @@ def build(
             config = dataclasses.replace(config, search=False)
     site = Site(config, articles, atlas_plans, unit_pages)
     pages, copies = _render_site(site, outcome, pages_cache, log)
+    pages_cache.save()
     if config.search:
         try:
             folder = cache.root / "search" if reuse else None

@@ -98,6 +98,7 @@ class UnitPage:
             shown.articles.append(article)
         if article not in self.articles:
             self.articles.append(article)
+        self.__dict__.pop("own_jobs", None)  # planned again with the new image
 
     @property
     def path(self) -> str:
@@ -115,9 +116,10 @@ class UnitPage:
         """The faithfulness measures of one of its images, on its probe set."""
         return measures_of(job, self.probe)
 
-    @property
+    @functools.cached_property
     def own_jobs(self) -> list:
-        """Its jobs but the outgoing kernels, which the units of its layer share."""
+        """Its jobs but the outgoing kernels, which the units of its layer share (kept: planning
+        and the page's key both ask, and an atlas has thousands of pages)."""
         optional = [self.diversity, self.inputs, self.carriers]
         images = [s.job for s in self.shown if s.job.key != self.image.key]  # the articles' own
         made = [self.image, *images, *(job for job in optional if isinstance(job, FeatureVisJob))]

@@ -103,10 +103,11 @@ def test_a_cached_page_never_publishes_a_file_from_outside_the_project(site, tmp
     src, out, cache = site
     _, total = build(src, out, cache)
     secret = write(tmp_path / "elsewhere" / "secret.txt", "not for the site")
-    for entry in (cache / "pages").glob("*.json"):
-        data = json.loads(entry.read_text())
-        data["files"]["stolen.txt"] = str(secret)
-        entry.write_text(json.dumps(data))
+    index = cache / "pages" / "index.json"
+    data = json.loads(index.read_text())
+    for entry in data["pages"].values():
+        entry["files"]["stolen.txt"] = str(secret)
+    index.write_text(json.dumps(data))
     assert build(src, tmp_path / "again", cache) == (total, total)
     assert not (tmp_path / "again" / "stolen.txt").exists()
 
@@ -117,3 +118,17 @@ def test_a_build_refusing_raw_html_renders_every_page(site):
     result = run_cli("build", str(src), "-o", str(out), "--cache-dir", str(cache), "--no-raw-html")
     assert result.exit_code == 0, result.output
     assert f"{total} of {total} page(s) rendered" in result.stderr
+
+
+def test_pages_are_known_from_one_index_and_a_damaged_one_costs_a_render(site, tmp_path):
+    # An atlas has thousands of pages: a rebuild reads one index of them, not a file each.
+    # Damaged or gone, it only makes the next build render every page again, into the same site.
+    src, out, cache = site
+    _, total = build(src, out, cache)
+    assert build(src, out, cache) == (0, total)
+    assert sorted(p.name for p in (cache / "pages").glob("*.json")) == ["index.json"]
+    before = contents(out)
+    (cache / "pages" / "index.json").write_text('{"version": 1, "pages": [1, 2')
+    assert build(src, out, cache) == (total, total)
+    assert contents(out) == before
+    assert build(src, out, cache) == (0, total)  # and the index is whole again

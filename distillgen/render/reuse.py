@@ -7,8 +7,12 @@ it links to, and distillgen's own code and templates. Unit pages are most of a r
 else. A page taken from here is not even read unless something needs its HTML: the output's
 manifest and the search bundle know it by its key.
 
-    <cache>/pages/<key>.json    {"files": {site path: source file}, "searchable": bool}
+    <cache>/pages/index.json    {"pages": {key: {"files": {site path: source file},
+                                                 "searchable": bool}}}
     <cache>/pages/<key>.html    the HTML
+
+One index for every page, read once: an atlas has thousands of pages, and a file per page
+cost a rebuild a read of each.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import hashlib
 import json
 import os
 from collections.abc import Collection
-from functools import cache
+from contextlib import suppress
+from functools import cache, cached_property
 from pathlib import Path
 
 from distillgen.cache import Artifact, write_file
@@ -70,7 +75,7 @@ class Pages:
     is taken only if every file it copies is one of `known` (the payload files of this
     build's artifacts, checked or vouched for by the cache's index) or lies inside one of
     `roots`. `counted` pages (the site's pages, not its figures.json) count as rendered or
-    reused."""
+    reused. `save` writes what this build added to the index."""
 
     def __init__(
         self, folder: Path | None, roots: tuple[Path, ...] = (), known: Collection[str] = ()
@@ -80,18 +85,23 @@ class Pages:
         self.known = known  # absolute paths
         self.rendered = 0
         self.reused = 0
+        self._added: dict[str, dict] = {}
+
+    @cached_property
+    def _entries(self) -> dict:
+        return _read_index(self.folder / PAGE_INDEX) if self.folder is not None else {}
 
     def get(self, key: str, counted: bool = True) -> Page | None:
         if self.folder is None:
             return None
         html = self.folder / f"{key}.html"
         try:
-            data = json.loads((self.folder / f"{key}.json").read_text(encoding="utf-8"))
+            data = self._entries[key]
             files = data["files"]  # site path -> absolute path, kept a string: a site has thousands
             if not all(isinstance(source, str) for source in files.values()) or not html.is_file():
                 return None
             page = Page(None, files, key, html, bool(data["searchable"]))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        except (OSError, KeyError, TypeError, AttributeError):
             return None  # missing or damaged: rendered again
         if not all(self._publishable(source) for source in files.values()):
             return None  # a file it copies is gone (a quarantined artifact), or is not ours to publish
@@ -109,17 +119,44 @@ class Pages:
         page.key = key
         if self.folder is None:
             return page
-        data = {
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            write_file(self.folder / f"{key}.html", page.html)  # first: the index says it is there
+        except OSError:  # a read-only or full cache: the page is rendered again next time
+            return page
+        entry = {
             "files": {k: os.path.abspath(v) for k, v in page.files.items()},
             "searchable": page.searchable,
         }
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            write_file(self.folder / f"{key}.html", page.html)  # first: the .json says it is there
-            write_file(self.folder / f"{key}.json", json.dumps(data))
-        except OSError:  # a read-only or full cache: the page is rendered again next time
-            pass
+        self._entries[key] = self._added[key] = entry
         return page
+
+    def save(self) -> None:
+        """Add this build's pages to the index as it is now on disk (another build may have
+        added its own since this one read it)."""
+        if self.folder is None or not self._added:
+            return
+        path = self.folder / PAGE_INDEX
+        entries = {**_read_index(path), **self._added}
+        with suppress(OSError):  # a read-only or full cache: those pages are rendered again
+            write_file(
+                path, json.dumps({"version": PAGE_INDEX_VERSION, "pages": entries}, separators=(",", ":"))
+            )
+            self._added = {}
+
+
+PAGE_INDEX = "index.json"
+PAGE_INDEX_VERSION = 1
+
+
+def _read_index(path: Path) -> dict:
+    """The page index's entries ({} when it is missing, damaged or of another version)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        pages = data["pages"] if data["version"] == PAGE_INDEX_VERSION else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return pages if isinstance(pages, dict) else {}
 
 
 def page_key(kind: str, *parts: object) -> str:
