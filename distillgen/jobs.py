@@ -379,7 +379,7 @@ def job_key(job: Job) -> str:
 
 
 def _fields(job) -> dict:
-    fields = _plain(job)  # without its UNKEYED fields
+    fields = dict(_plain(job))  # without its UNKEYED fields; a copy: _plain's may be shared
     if not fields.get("dictionaries", True):
         del fields["dictionaries"]
     elif "dictionaries" in fields:  # copies: the nested dicts are shared (_plain's memo)
@@ -410,7 +410,7 @@ def _plain(value):
         return value  # as it is: a tuple is written as JSON as the list it would become
     names = _field_names(kind)
     if names is not None:
-        nested = not isinstance(value, Job | Attached)  # an Attached holds its weights: not kept
+        nested = kind is not Attached  # an Attached holds its weights: not kept
         if nested and (held := _NESTED.get(id(value))) is not None and held[0] is value:
             return held[1]
         later, unkeyed = _later(kind), _unkeyed(kind)

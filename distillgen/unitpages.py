@@ -241,9 +241,23 @@ def _outputs(
     )
 
 
+# (a model description's id, layer) -> (the description, so that its id stays its own, and the
+# layer's neighbours): an atlas asks once per unit, and InceptionV1 has hundreds of layers.
+_NEIGHBOURS: dict[tuple[int, str], tuple[ModelInfo, tuple[str | None, str | None]]] = {}
+
+
 def _neighbours(info: ModelInfo, layer: str) -> tuple[str | None, str | None]:
     """The convolutional top-level layers before and after `layer`'s block; a pooling layer is
     none (its units are its input's, pooled): InceptionV1's mixed4a reads mixed3b."""
+    held = _NEIGHBOURS.get((id(info), layer))
+    if held is None or held[0] is not info:
+        if len(_NEIGHBOURS) >= 1000:
+            _NEIGHBOURS.clear()
+        held = _NEIGHBOURS[id(info), layer] = (info, _find_neighbours(info, layer))
+    return held[1]
+
+
+def _find_neighbours(info: ModelInfo, layer: str) -> tuple[str | None, str | None]:
     convs = [name for name in info.convolutional_layers() if not info.layers[name].pooled or name == layer]
     block = info.block_of(layer)
     if block not in convs:
