@@ -29,7 +29,9 @@ def kernel_grid(
     kernels' sources; with `outgoing`, `target` is the source and the labels the targets.
     The grid has at most the columns a desktop's text column holds, and one wider than a
     phone's column is drawn again with fewer columns (the page's CSS shows one), so that its
-    labels are never scaled down with it."""
+    labels are never scaled down with it; unless the phone's layout takes no more rows than
+    the desktop's (a unit page's 8 kernels: 2 rows of 4 against 6 and 2): then it is the only
+    one, as tall and more even, and the page holds half the elements."""
     # a box is as wide as its label too, so the labels of small kernels (1x1: 8 px) do not
     # run together
     kh, kw = stack[0][1].shape
@@ -42,8 +44,8 @@ def kernel_grid(
     what = f"Weights out of {target}" if outgoing else f"Weights into {target}"
     head = (what, f"{what}: {plural(len(stack), 'kernel')}; largest magnitude {number(scale)}")
     grid = _Layout(cell, kh * cell, box_w, scale, head)
-    if fitting >= columns:
-        return _grid(kernels, grid, columns, scale_id, "")
+    if fitting >= columns or -(-len(kernels) // fitting) <= -(-len(kernels) // columns):
+        return _grid(kernels, grid, min(columns, fitting), scale_id, "")
     return _grid(kernels, grid, columns, scale_id, "wide") + _grid(
         kernels, grid, fitting, f"{scale_id}-narrow", "narrow"
     )
