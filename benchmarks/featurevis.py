@@ -10,9 +10,10 @@ scored the same way: the unit's mean activation on the saved (8-bit) image.
     python benchmarks/featurevis.py --network-alone      # shapes and InceptionV1: engine vs network
 
 `--network-alone` measures the engine's overhead instead: its time per image-step against the
-network's own forward and backward pass on a batch of the same size (the same units' objective,
-images at the size the transforms hand the network), each the best of `--repeat` rounds taken
-in turn, so that a slow moment of the machine hits both sides. It also times the two stages
+network's own forward and backward pass on the same batches (the same units' objective, at each
+step the size the engine's transforms hand the network, replayed from the same draws), in
+`--repeat` rounds taking both in turn; the ratio is the median of the rounds' ratios, so that a
+slow moment of the machine hits both sides. It also times the two stages
 before the network alone (the image's parameterization, and the transforms), which says how
 much of the overhead is lucent's pipeline itself.
 
@@ -41,7 +42,6 @@ from distillgen.engine.device import describe_device, resolve_device
 from distillgen.engine.featurevis import preprocessor, render
 from distillgen.engine.hooks import capture, run
 from distillgen.engine.models import load_model
-from distillgen.engine.transforms import PAD
 from distillgen.engine.transforms import standard as standard_transforms
 from distillgen.jobs import FeatureVisJob, FeatureVisSettings
 from distillgen.units import fingerprint, parse_spec
@@ -115,19 +115,24 @@ def activations(model, layer, units, images, device) -> list[float]:
 
 def network_seconds(model, layer, units, steps, size, device) -> float:
     """The network alone: forward up to `layer` and backward of the units' objective, on a
-    batch of one image per unit at the size the transforms hand the network (padded by 12 px
-    a side), in the engine's memory layout; seconds per image-step."""
-    side = size + 2 * PAD
-    images = torch.rand(len(units), 3, side, side, device=device).contiguous(
-        memory_format=torch.channels_last
-    )
-    images.requires_grad_(True)
+    batch of one image per unit at each step's size as the engine's transforms hand it to the
+    network (padded by 12 px a side, then scaled by 0.9-1.1: the same draws, replayed), in the
+    engine's memory layout; seconds per image-step."""
+    np.random.seed(FeatureVisSettings().seed)  # the engine's transforms draw from numpy's generator
+    sides = [standard_transforms(torch.zeros(1, 3, size, size)).shape[-1] for _ in range(steps)]
+    batches = {
+        side: torch.rand(len(units), 3, side, side, device=device)
+        .contiguous(memory_format=torch.channels_last)
+        .requires_grad_(True)
+        for side in set(sides)
+    }
     preprocess = preprocessor(model.preprocessing)
     index, channels = torch.arange(len(units), device=device), torch.tensor(units, device=device)
     model.module.to(memory_format=torch.channels_last)
     with capture(model.module, [layer]) as outputs:
         start = time.perf_counter()
-        for _ in range(steps):
+        for side in sides:
+            images = batches[side]
             images.grad = None
             run(model.module, preprocess(images), outputs)
             (-outputs[layer][index, channels].mean(dim=(1, 2)).sum()).backward()
@@ -161,7 +166,7 @@ def overhead(names: list[str], units: int, repeat: int, device) -> None:
     print(
         f"{'model':<12} {'layer':<8} {'units':>5} {'steps':>5} {'size':>4} "
         f"{'engine ms':>10} {'ratio':>6} {'lucent tf ms':>13} {'ratio':>6} {'network ms':>11}"
-        f" {'image ms':>9} {'transforms ms':>14}   (per image-step, best of {repeat})"
+        f" {'image ms':>9} {'transforms ms':>14}   (per image-step: best of {repeat}; ratios: their median)"
     )
     for name in names:
         spec, layer, steps, size = OVERHEAD_MODELS[name]
@@ -179,12 +184,16 @@ def overhead(names: list[str], units: int, repeat: int, device) -> None:
                 lucents.append(engine_images(*work)[1] / steps / units)
             network.append(network_seconds(model, layer, chosen, steps, size, device))
             stages.append(stage_seconds(*work))
-        best = min(network)
+        # Each ratio is the median of the rounds' own: a round's engine and network run back to
+        # back, so a slow spell of a shared machine slows both (the best of each side alone can
+        # come from different spells: 1.10x to 1.38x on the same code here).
+        ratio = statistics.median(e / n for e, n in zip(engine, network, strict=True))
+        lucent_ratio = statistics.median(e / n for e, n in zip(lucents, network, strict=True))
         image, transforms = (min(round_[stage] for round_ in stages) for stage in ("image", "transforms"))
         print(
             f"{name:<12} {layer:<8} {units:>5} {steps:>5} {size:>4} {min(engine) * 1e3:>10.3f} "
-            f"{min(engine) / best:>5.2f}x {min(lucents) * 1e3:>13.3f} {min(lucents) / best:>5.2f}x "
-            f"{best * 1e3:>11.3f} {image * 1e3:>9.3f} {transforms * 1e3:>14.3f}"
+            f"{ratio:>5.2f}x {min(lucents) * 1e3:>13.3f} {lucent_ratio:>5.2f}x "
+            f"{min(network) * 1e3:>11.3f} {image * 1e3:>9.3f} {transforms * 1e3:>14.3f}"
         )
 
 
