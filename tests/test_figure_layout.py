@@ -214,3 +214,28 @@ def test_kernels_are_dimmed_in_the_dark_theme_only(browser, example_build):
     dark = filters["dark", None]
     assert "brightness" in dark and filters["light", "dark"] == dark
     assert filters["light", None] == "none" == filters["dark", "light"]
+
+
+@browser_test
+def test_a_phone_shows_a_kernel_grid_laid_out_again_from_the_desktops_cells(browser, example_build):
+    # The phone's copy of a grid too wide for it places the desktop's cells again (<use>), so a
+    # page holds each cell once; it must still show every kernel, dimmed in the dark theme.
+    page_file = next(
+        p for p in sorted((example_build / "units").rglob("*.html")) if "kernel-grid narrow" in p.read_text()
+    )
+    html = page_file.read_text()
+    narrow = re.search(r"<svg[^>]*kernel-grid narrow.*?</svg>", html, flags=re.S).group(0)
+    targets = re.findall(r'<use href="#([^"]+)"', narrow)
+    assert targets and "<rect" not in narrow.split("<defs>")[0]  # no cell of its own
+    assert all(f'id="{target}"' in html for target in targets)
+    for scheme in ("light", "dark"):
+        context = browser.new_context(color_scheme=scheme, viewport={"width": 375, "height": 800})
+        page = context.new_page()
+        page.goto(page_file.as_uri())
+        uses = page.locator("svg.kernel-grid.narrow use")
+        assert uses.count() == len(targets)
+        for index in range(uses.count()):
+            assert uses.nth(index).bounding_box()["width"] > 10  # drawn, where the phone shows it
+        dimmed = uses.first.evaluate("u => getComputedStyle(u).filter")
+        assert ("brightness" in dimmed) == (scheme == "dark"), dimmed
+        context.close()

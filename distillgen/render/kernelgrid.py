@@ -47,7 +47,7 @@ def kernel_grid(
     if fitting >= columns or -(-len(kernels) // fitting) <= -(-len(kernels) // columns):
         return _grid(kernels, grid, min(columns, fitting), scale_id, "")
     return _grid(kernels, grid, columns, scale_id, "wide") + _grid(
-        kernels, grid, fitting, f"{scale_id}-narrow", "narrow"
+        kernels, grid, fitting, f"{scale_id}-narrow", "narrow", drawn=(scale_id, columns)
     )
 
 
@@ -83,10 +83,21 @@ class _Layout:
     head: tuple[str, str]
 
 
-def _grid(kernels: list[_Kernel], grid: _Layout, columns: int, scale_id: str, css: str) -> str:
+def _grid(
+    kernels: list[_Kernel],
+    grid: _Layout,
+    columns: int,
+    scale_id: str,
+    css: str,
+    drawn: tuple[str, int] | None = None,
+) -> str:
     """One layout of the grid, `columns` kernels a row, as SVG text: written directly, since a
     unit page draws two grids (and an atlas thousands of pages), and svgwrite took 7 ms a grid.
-    Every text is escaped."""
+    Every text is escaped. The phone's layout of a grid `drawn` for the desktop already (its
+    scale id and columns) shows that layout's cells again with `<use>`: a kernel's cells, each
+    with its value as a title, are most of a unit page's elements, and the page holds them once
+    (as an icon sprite: the desktop's drawing is hidden on a phone, not gone). Its titles and
+    labels are its own."""
     cell, box_h = grid.cell, grid.height + 17
     width = max(columns * (grid.box_w + GAP) - GAP, 160)
     rows = -(-len(kernels) // columns)
@@ -100,12 +111,21 @@ def _grid(kernels: list[_Kernel], grid: _Layout, columns: int, scale_id: str, cs
     ]
     for index, kernel in enumerate(kernels):
         x, y = (index % columns) * (grid.box_w + GAP), (index // columns) * (box_h + GAP)
+        cells_id = f"{escape(drawn[0] if drawn else scale_id)}-k{index}"
         parts.append(f'<g class="kernel"><title>{escape(kernel.title)}</title>')
-        parts.extend(
-            f'<rect x="{x + col * cell}" y="{y + row * cell}" width="{cell}" height="{cell}" '
-            f'fill="{fill}"><title>{value}</title></rect>'
-            for row, col, fill, value in kernel.cells
-        )
+        if drawn is None:
+            parts.append(f'<g id="{cells_id}">')
+            parts.extend(
+                f'<rect x="{x + col * cell}" y="{y + row * cell}" width="{cell}" height="{cell}" '
+                f'fill="{fill}"><title>{value}</title></rect>'
+                for row, col, fill, value in kernel.cells
+            )
+            parts.append("</g>")
+        else:  # the desktop's cells, moved to this layout's place
+            wide_columns = drawn[1]
+            dx = x - (index % wide_columns) * (grid.box_w + GAP)
+            dy = y - (index // wide_columns) * (box_h + GAP)
+            parts.append(f'<use href="#{cells_id}" x="{dx}" y="{dy}"/>')
         label_y = y + grid.height + 13
         parts.append(f'<text class="kernel-label" x="{x}" y="{label_y}">{escape(kernel.label)}</text></g>')
     parts.append(_legend(0, rows * (box_h + GAP) + 4, grid.scale, scale_id))
