@@ -379,7 +379,7 @@ def job_key(job: Job) -> str:
 
 
 def _fields(job) -> dict:
-    fields = dict(_plain(job))  # without its UNKEYED fields; a copy: _plain's may be shared
+    fields = _plain(job)  # without its UNKEYED fields
     if not fields.get("dictionaries", True):
         del fields["dictionaries"]
     elif "dictionaries" in fields:  # copies: the nested dicts are shared (_plain's memo)
@@ -410,7 +410,9 @@ def _plain(value):
         return value  # as it is: a tuple is written as JSON as the list it would become
     names = _field_names(kind)
     if names is not None:
-        nested = kind is not Attached  # an Attached holds its weights: not kept
+        # A job is not kept: a prepared one holds its payloads (a faithfulness job's PNGs), and
+        # an Attached its weights.
+        nested = not isinstance(value, Job | Attached)
         if nested and (held := _NESTED.get(id(value))) is not None and held[0] is value:
             return held[1]
         later, unkeyed = _later(kind), _unkeyed(kind)

@@ -132,8 +132,10 @@ def build(
             reporter.warning(src, None, f"the site is built without its search page: {exc}", author=False)
             config = dataclasses.replace(config, search=False)
     site = Site(config, articles, atlas_plans, unit_pages)
-    pages, copies = _render_site(site, outcome, pages_cache, log)
-    pages_cache.save()
+    try:
+        pages, copies = _render_site(site, outcome, pages_cache, log)
+    finally:  # an interrupted build keeps the pages it rendered
+        pages_cache.save()
     if config.search:
         try:
             folder = cache.root / "search" if reuse else None

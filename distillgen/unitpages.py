@@ -364,9 +364,13 @@ def page_context(page: UnitPage, artifacts: dict, site: SiteMap) -> tuple[dict, 
         "images": images,
         "diversity": [image(diversity, i) for i in range(diversity.images)] if diversity else [],
         "diversity_settings": job_settings_text(diversity) if diversity else "",
-        "inputs_svg": kernel_grid(inputs, target, 8, 8, f"in-{page.image.key[:8]}") if inputs else "",
+        "inputs_svg": kernel_grid(inputs, target, 8, 8, f"in-{page.image.key[:8]}", even=True)
+        if inputs
+        else "",
         "inputs": [(address, link(address)) for address, _ in inputs],
-        "outputs_svg": kernel_grid(outputs, target, 8, 8, f"out-{page.image.key[:8]}", outgoing=True)
+        "outputs_svg": kernel_grid(
+            outputs, target, 8, 8, f"out-{page.image.key[:8]}", outgoing=True, even=True
+        )
         if outputs
         else "",
         "outputs": [(address, link(address)) for address, _ in outputs],

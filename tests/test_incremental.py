@@ -132,3 +132,16 @@ def test_pages_are_known_from_one_index_and_a_damaged_one_costs_a_render(site, t
     assert build(src, out, cache) == (total, total)
     assert contents(out) == before
     assert build(src, out, cache) == (0, total)  # and the index is whole again
+
+
+def test_the_page_index_keeps_only_pages_a_build_uses(site):
+    # Every edit and every new version of distillgen keys pages anew: the index drops the
+    # pages no build uses any more, so that reading it does not grow with a site's history.
+    src, out, cache = site
+    index = cache / "pages" / "index.json"
+    build(src, out, cache)
+    before = set(json.loads(index.read_text())["pages"])
+    write(src / "first.md", FIRST.replace("Two units.", "Two units, edited."))
+    assert build(src, out, cache)[0] == 1
+    after = set(json.loads(index.read_text())["pages"])
+    assert len(after) == len(before) and len(after - before) == 1  # the article's page, replaced

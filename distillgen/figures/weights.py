@@ -147,7 +147,8 @@ class Weights(DirectiveKind):
             f"{job.layer}:{job.unit}",
             LARGE if len(channels) == 1 else SMALL,
             figure.columns,
-            f"scale-{job.key[:12]}",
+            # the same id only for the same grid: its phone layout <use>s the cells by id
+            f"scale-{job.key[:12]}-{figure.channel}-{figure.top}-{figure.columns}",
         )
         note = skip_note(job.source, job.layer, figure.skips)
         return ctx.rendered(ctx.figure(f'<div class="weights">{svg}</div>', "weights-figure", note))

@@ -24,14 +24,15 @@ def kernel_grid(
     columns: int,
     scale_id: str,
     outgoing: bool = False,
+    even: bool = False,
 ) -> str:
     """An SVG of labelled heatmaps on one shared scale, and its legend. The labels name the
     kernels' sources; with `outgoing`, `target` is the source and the labels the targets.
     The grid has at most the columns a desktop's text column holds, and one wider than a
     phone's column is drawn again with fewer columns (the page's CSS shows one), so that its
-    labels are never scaled down with it; unless the phone's layout takes no more rows than
-    the desktop's (a unit page's 8 kernels: 2 rows of 4 against 6 and 2): then it is the only
-    one, as tall and more even, and the page holds half the elements."""
+    labels are never scaled down with it. With `even` (a unit page's grids, whose columns no
+    author chose), a grid whose phone layout takes no more rows than the desktop's is laid out
+    once, the phone's way: 8 kernels as 5 + 3 rather than 7 + 1."""
     # a box is as wide as its label too, so the labels of small kernels (1x1: 8 px) do not
     # run together
     kh, kw = stack[0][1].shape
@@ -44,7 +45,7 @@ def kernel_grid(
     what = f"Weights out of {target}" if outgoing else f"Weights into {target}"
     head = (what, f"{what}: {plural(len(stack), 'kernel')}; largest magnitude {number(scale)}")
     grid = _Layout(cell, kh * cell, box_w, scale, head)
-    if fitting >= columns or -(-len(kernels) // fitting) <= -(-len(kernels) // columns):
+    if fitting >= columns or (even and -(-len(kernels) // fitting) <= -(-len(kernels) // columns)):
         return _grid(kernels, grid, min(columns, fitting), scale_id, "")
     return _grid(kernels, grid, columns, scale_id, "wide") + _grid(
         kernels, grid, fitting, f"{scale_id}-narrow", "narrow", drawn=(scale_id, columns)

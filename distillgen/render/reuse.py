@@ -75,7 +75,9 @@ class Pages:
     is taken only if every file it copies is one of `known` (the payload files of this
     build's artifacts, checked or vouched for by the cache's index) or lies inside one of
     `roots`. `counted` pages (the site's pages, not its figures.json) count as rendered or
-    reused. `save` writes what this build added to the index."""
+    reused. `save` writes the index: the pages this build took or made, and those another
+    build added meanwhile; the rest (pages of earlier versions of the site or of distillgen)
+    leave it, so that it does not grow with every change."""
 
     def __init__(
         self, folder: Path | None, roots: tuple[Path, ...] = (), known: Collection[str] = ()
@@ -86,6 +88,7 @@ class Pages:
         self.rendered = 0
         self.reused = 0
         self._added: dict[str, dict] = {}
+        self._used: set[str] = set()
 
     @cached_property
     def _entries(self) -> dict:
@@ -106,13 +109,17 @@ class Pages:
         if not all(self._publishable(source) for source in files.values()):
             return None  # a file it copies is gone (a quarantined artifact), or is not ours to publish
         self.reused += counted
+        self._used.add(key)
         return page
 
     def _publishable(self, source: str) -> bool:
         if source in self.known or os.path.abspath(source) in self.known:
             return True
-        path = Path(source).resolve()
-        return path.is_file() and any(path.is_relative_to(root) for root in self.roots)
+        try:
+            path = Path(source).resolve()
+            return path.is_file() and any(path.is_relative_to(root) for root in self.roots)
+        except (OSError, ValueError):  # a name no file can have (a NUL in it): an index from elsewhere
+            return False
 
     def put(self, key: str, page: Page, counted: bool = True) -> Page:
         self.rendered += counted
@@ -132,12 +139,13 @@ class Pages:
         return page
 
     def save(self) -> None:
-        """Add this build's pages to the index as it is now on disk (another build may have
-        added its own since this one read it)."""
-        if self.folder is None or not self._added:
+        """Write the index, if this build added a page or left one unused."""
+        if self.folder is None or (not self._added and self._used.issuperset(self._entries)):
             return
         path = self.folder / PAGE_INDEX
-        entries = {**_read_index(path), **self._added}
+        read = self._entries.keys() - self._added.keys()  # as this build found the index
+        others = {key: entry for key, entry in _read_index(path).items() if key not in read}
+        entries = {**others, **{key: self._entries[key] for key in self._used}, **self._added}
         with suppress(OSError):  # a read-only or full cache: those pages are rendered again
             write_file(
                 path, json.dumps({"version": PAGE_INDEX_VERSION, "pages": entries}, separators=(",", ":"))
