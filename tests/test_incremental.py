@@ -112,6 +112,23 @@ def test_a_cached_page_never_publishes_a_file_from_outside_the_project(site, tmp
     assert not (tmp_path / "again" / "stolen.txt").exists()
 
 
+def test_a_cached_page_never_writes_outside_the_output(site, tmp_path):
+    # A page entry from someone else's cache naming a site path that climbs out of the output
+    # ("../") is rendered again: the file it names is not written there.
+    src, out, cache = site
+    build(src, out, cache)
+    index = cache / "pages" / "index.json"
+    data = json.loads(index.read_text())
+    for entry in data["pages"].values():
+        if entry["files"]:
+            source = next(iter(entry["files"].values()))  # a file the page may copy
+            entry["files"]["../escaped.png"] = source
+    index.write_text(json.dumps(data))
+    again = tmp_path / "sub" / "again"
+    assert build(src, again, cache)[0] > 0
+    assert not (again.parent / "escaped.png").exists()
+
+
 def test_a_build_refusing_raw_html_renders_every_page(site):
     src, out, cache = site
     _, total = build(src, out, cache)

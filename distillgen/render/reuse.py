@@ -101,7 +101,9 @@ class Pages:
         try:
             data = self._entries[key]
             files = data["files"]  # site path -> absolute path, kept a string: a site has thousands
-            if not all(isinstance(source, str) for source in files.values()) or not html.is_file():
+            if not all(isinstance(source, str) and _in_site(rel) for rel, source in files.items()):
+                return None  # damaged, or an index from elsewhere naming a place outside the site
+            if not html.is_file():
                 return None
             page = Page(None, files, key, html, bool(data["searchable"]))
         except (OSError, KeyError, TypeError, AttributeError):
@@ -151,6 +153,17 @@ class Pages:
                 path, json.dumps({"version": PAGE_INDEX_VERSION, "pages": entries}, separators=(",", ":"))
             )
             self._added = {}
+
+
+def _in_site(rel: object) -> bool:
+    """Whether `rel` is a path inside the site: relative, with no '..' and no empty part."""
+    return (
+        isinstance(rel, str)
+        and not rel.startswith("/")
+        and "\\" not in rel
+        and "\0" not in rel
+        and all(part not in ("", ".", "..") for part in rel.split("/"))
+    )
 
 
 PAGE_INDEX = "index.json"
