@@ -100,7 +100,14 @@ def plan_atlas(
             error(str(exc))
     if layers is None or (request.examples and dataset is None):
         return None
-    atlas = Atlas(request, str(spec), info, featurevis_settings(info.input_size, request.featurevis))
+    settings = featurevis_settings(info.input_size, request.featurevis)
+    # Everything the pages are made of: the request, and what it resolved to (a folder's images
+    # by their fingerprint). serve plans the same atlas after every edit, and planning an
+    # InceptionV1 atlas's 5,000 unit pages (their 40,000 jobs and keys) takes most of a second.
+    made_of = repr((request, str(spec), info.fingerprint, settings, layers, dataset))
+    if (atlas := _PLANNED.get(made_of)) is not None:
+        return atlas
+    atlas = Atlas(request, str(spec), info, settings)
     # no examples when it asks for none; its images are measured on the default probe set then
     examples = (dataset, request.examples) if dataset else (default_probe(), 0)
     for layer in layers:
@@ -114,7 +121,15 @@ def plan_atlas(
             )
             for unit in range(info.layers[layer].channels)
         ]
+    if len(_PLANNED) >= 4:
+        _PLANNED.clear()
+    _PLANNED[made_of] = atlas
     return atlas
+
+
+# The atlases this process planned, by what they are made of: an atlas and its unit pages are
+# never changed after planning (a build's articles show themselves on copies of the pages).
+_PLANNED: dict[str, Atlas] = {}
 
 
 def _layers(request: AtlasRequest, info: ModelInfo, error) -> list[str] | None:

@@ -113,9 +113,12 @@ class Cache:
         warn: Callable[[Path, str], None] = lambda path, message: None,
         readonly: bool = False,
         trust: str | None = None,
+        vouched: dict[str, Artifact] | None = None,
     ) -> None:
         """`trust`: the digest of the code reading the cache, with which entries its index
-        holds are trusted on their files' stat (None: every entry is checked in full)."""
+        holds are trusted on their files' stat (None: every entry is checked in full).
+        `vouched`: entries this process checked in an earlier build, taken without a stat
+        (serve after an edit, warm.py); one this cache moves aside or replaces leaves it."""
         self.root = root
         self._objects = f"{root / 'objects'}{os.sep}"
         self._warn = warn
@@ -123,6 +126,7 @@ class Cache:
         # model descriptions and speeds are not stored.
         self.readonly = readonly
         self.index = Index(root / INDEX, trust) if trust is not None and not readonly else None
+        self.vouched = {} if vouched is None else vouched
 
     def _folder(self, key: str) -> Path:
         return Path(self._where(key))
@@ -136,6 +140,9 @@ class Cache:
         """The intact entry for `key`, or None (missing, or damaged: then it is quarantined
         and a warning says so). An entry the index vouches for is not opened (`trusted`);
         the caller checks the result of any other before `remember`ing it."""
+        if (artifact := self.vouched.get(key)) is not None:
+            artifact.trusted = True  # checked before: neither checked nor indexed again
+            return artifact
         if self.index is not None and (artifact := self.index.trusted(key, self._where(key))) is not None:
             return artifact
         folder = self._folder(key)
@@ -175,8 +182,7 @@ class Cache:
     def quarantine(self, key: str, reason: str) -> None:
         """Move a damaged entry aside (kept for inspection) so that it is computed again."""
         folder = self._folder(key)
-        if self.index is not None:
-            self.index.forget(key)
+        self._forget(key)
         if self.readonly:
             self._warn(folder, f"damaged cache entry ({reason})")
             return
@@ -192,8 +198,14 @@ class Cache:
             return
         self._warn(folder, f"damaged cache entry ({reason}); moved to {target} and computing it again")
 
+    def _forget(self, key: str) -> None:
+        self.vouched.pop(key, None)
+        if self.index is not None:
+            self.index.forget(key)
+
     def put(self, key: str, files: dict[str, bytes], record: dict) -> Artifact:
         """Store payload files and their record under `key`, replacing any old entry whole."""
+        self.vouched.pop(key, None)
         record = {**record, "key": key, "files": {n: hashlib.sha256(b).hexdigest() for n, b in files.items()}}
         text = (json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8")
         folder = self._folder(key)
@@ -327,16 +339,21 @@ class Index:
     def __init__(self, path: Path, trust: str) -> None:
         self.path, self.trust = path, trust
         self.changed = False
-        self.entries: dict[str, list] = {}
         self.written_ns = 0
+
+    @cached_property
+    def entries(self) -> dict[str, list]:
+        """Read when first asked for: a build whose entries are all vouched for (warm.py)
+        never asks."""
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(self.path.read_text(encoding="utf-8"))
             entries = data["entries"]
-            if (data["version"], data["code"]) == (INDEX_VERSION, trust) and isinstance(entries, dict):
-                self.entries = entries
-                self.written_ns = path.stat().st_mtime_ns
+            if (data["version"], data["code"]) == (INDEX_VERSION, self.trust) and isinstance(entries, dict):
+                self.written_ns = self.path.stat().st_mtime_ns
+                return entries
         except (OSError, ValueError, KeyError, TypeError):
             pass  # no index, or a damaged or older one: every entry is checked in full
+        return {}
 
     def trusted(self, key: str, folder: str) -> Artifact | None:
         """The entry as the index knows it, if every one of its files is as indexed."""
@@ -344,7 +361,10 @@ class Index:
         if entry is None:
             return None
         where = f"{folder}{os.sep}"  # strings, not Paths: an atlas stats tens of thousands
-        written_ns, stat = self.written_ns, os.stat  # the loop below runs for every file of a site
+        written_ns, stat = (
+            self.written_ns,
+            os.stat,
+        )  # (written_ns: set when `entries` was read)  # the loop below runs for every file of a site
         try:
             digest, files, derived = entry
             if not (_SHA256.fullmatch(digest) and isinstance(derived, dict) and RECORD in files):

@@ -20,6 +20,8 @@ from distillgen.zoo import ZOO
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar
 
+    from distillgen.warm import Warm
+
 SRC = click.argument("src", default="articles", type=click.Path(path_type=Path))
 OUT = click.option(
     "-o",
@@ -156,8 +158,9 @@ def run_build(
     allow_roots: tuple[Path, ...] = (),
     executor: str = "in-process",
     ray_address: str | None = None,
-    search_later: bool = False,
+    quick: bool = False,
     in_place: bool = False,
+    warm: Warm | None = None,
 ):
     """Build and report every problem; the BuildResult, or None when the build failed."""
     from distillgen.safety import Grants
@@ -174,12 +177,14 @@ def run_build(
         recompute=no_cache,
         frozen=frozen,
         wait=not no_wait,
-        search_later=search_later,
+        quick=quick,
         in_place=in_place,
     )
     try:
         grants = Grants(raw_html=not no_raw_html, roots=allow_roots)
-        result = build_site(src, out, reporter, options.log, options, cache_dir, grants, atlases, archive)
+        result = build_site(
+            src, out, reporter, options.log, options, cache_dir, grants, atlases, archive, warm=warm
+        )
     except BuildFailed:
         click.echo(f"build failed: {len(reporter.errors)} error(s); {out} was left as it was", err=True)
         return None
@@ -469,7 +474,9 @@ def serve(
 ) -> None:
     """Build SRC, serve it, and rebuild and reload the page when a file changes."""
     from distillgen.serve import serve_site
+    from distillgen.warm import Warm
 
+    warm = Warm()  # what each build leaves the next (warm.py)
     serve_site(
         src,
         out,
@@ -481,8 +488,9 @@ def serve(
             strict=strict,
             quiet=quiet,
             verbose=verbose,
-            search_later=after_edit,
+            quick=after_edit,
             in_place=True,  # a preview: what changed is replaced file by file
+            warm=warm,
             **compute,
         ),
         echo=lambda message: click.echo(message, err=True),

@@ -63,8 +63,10 @@ class Options:
     confirmed: bool = True  # the CLI sets --yes here: work estimated above CONFIRM_SECONDS needs it
     executor: Executor = field(default_factory=InProcess)  # --executor: who runs the engine
     # `serve` after an edit: the last search index rather than waiting for Pagefind, which
-    # indexes every page again; the build says so (`BuildResult.search_behind`)
-    search_later: bool = False
+    # indexes every page again (the build says so: `BuildResult.search_behind`), and what the
+    # process's last build checked taken unchecked (warm.py); serve builds in full once the
+    # author pauses
+    quick: bool = False
     # `serve`: the files that changed are replaced in the output one by one (each whole), not
     # a new site swapped in; a stopped build may leave old and new files side by side, which a
     # preview can afford and `build` does not

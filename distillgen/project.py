@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distillgen.article import Article
-from distillgen.cache import Cache
+from distillgen.cache import Artifact, Cache
 from distillgen.checked import CheckedArticles
 from distillgen.compute import Catalog, Options, Outcome, compute
 from distillgen.diagnostics import Code, Reporter
@@ -73,10 +73,12 @@ class Project:
         cache_dir: Path | None = None,
         grants: Grants | None = None,
         readonly: bool = False,
+        vouched: dict[str, Artifact] | None = None,
     ) -> Project:
         """The project of `src` (its config's problems go to `reporter`); nothing is written.
         `readonly`: `verify`'s cache, whose damaged entries are reported and never moved; its
-        catalog may describe an author's model (verify runs the models anyway)."""
+        catalog may describe an author's model (verify runs the models anyway). `vouched`:
+        cache entries taken unchecked (warm.py)."""
         options = options or Options()
         config = load_site_config(src, reporter) if src is not None else SiteConfig()
         cache = Cache(
@@ -84,6 +86,7 @@ class Project:
             warn=lambda path, message: reporter.warning(path, None, message, author=False, code=Code.CACHE),
             readonly=readonly,
             trust=None if readonly else code_digest(),
+            vouched=vouched,
         )
         catalog = Catalog(cache, frozen=options.frozen and not readonly)
         return cls(src, config, cache, catalog, reporter, options, grants or Grants())

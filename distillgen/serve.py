@@ -18,9 +18,10 @@ import watchfiles
 
 from distillgen.render.page import templates_dir
 
-# rebuild(search_later) -> a BuildResult (None: failed). After an edit the search index may
-# stay one build behind (Pagefind indexes every page again: seconds on an atlas); it is brought
-# up to date once no file has changed for CATCH_UP_MS.
+# rebuild(quick) -> a BuildResult (None: failed). A build after an edit is quick: it trusts
+# what the build before it checked (warm.py), and keeps the last search index (Pagefind
+# indexes every page again: seconds on an atlas). Once no file has changed for CATCH_UP_MS,
+# a full build checks everything again and brings the search index up to date.
 Rebuild = Callable[[bool], object]
 CATCH_UP_MS = 1000
 GENERATION_PATH = "/__distillgen__/generation"
@@ -94,10 +95,10 @@ class _Termination:
             raise _Stopped
 
     def guard(self, rebuild: Rebuild) -> Rebuild:
-        def guarded(search_later: bool):
+        def guarded(quick: bool):
             self.building = True
             try:
-                return rebuild(search_later)
+                return rebuild(quick)
             finally:
                 self.building = False
 
@@ -150,7 +151,8 @@ def _serve(
     # A short poll, so that shutdown() returns within a tenth of a second.
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     echo(f"serving {out}/ at http://{host}:{server.server_address[1]}/ (Ctrl+C to stop)")
-    behind = False  # the site's search index is an earlier build's
+    owed = False  # a quick build trusted what a full build checks
+    behind = False  # and the site's search index is an earlier build's
     try:
         for changes in watchfiles.watch(
             src,
@@ -162,15 +164,19 @@ def _serve(
             rust_timeout=CATCH_UP_MS,
         ):
             if not changes:
-                if behind and rebuild(False):  # the same pages: nothing for the reader to reload
-                    behind = False
-                    echo("search index updated")
+                if owed:  # once: a full build that fails waits for the author's next edit
+                    owed = False
+                    if built := rebuild(False):
+                        if getattr(built, "rendered", 0) or getattr(built, "computed", 0):
+                            generation.bump()  # something changed behind serve's back, now repaired
+                        echo("checked in full" + (", search index updated" if behind else ""))
                 continue
             names = sorted({Path(path).name for _, path in changes})
             echo(f"changed: {', '.join(names)}; rebuilding")
             if built := rebuild(True):
                 generation.bump()
-                behind = behind or getattr(built, "search_behind", False)
+                owed = True
+                behind = getattr(built, "search_behind", False)
     finally:
         server.shutdown()
         server.server_close()

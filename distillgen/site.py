@@ -49,6 +49,7 @@ from distillgen.render.search import SearchError, pagefind_version, search_bundl
 from distillgen.safety import Grants
 from distillgen.source.siteconfig import AtlasRequest, SiteConfig
 from distillgen.unitpages import SiteMap, UnitPage, page_context, page_inputs, plan_unit_pages
+from distillgen.warm import Warm
 
 # site path -> the file copied there (a page from the page cache names its files by string)
 Copies = dict[str, Path | str]
@@ -67,7 +68,7 @@ class BuildResult:
     reused: int = 0  # pages unchanged since an earlier build, taken from the cache
     atlas_units: int = 0  # units the atlases cover
     atlases: int = 0
-    search_behind: bool = False  # Options.search_later: the site has the last search index
+    search_behind: bool = False  # Options.quick: the site has the last search index
 
 
 def _fewer_collections(function):
@@ -100,14 +101,19 @@ def build(
     grants: Grants | None = None,
     atlases: tuple[AtlasRequest, ...] = (),
     archive: bool = False,
+    warm: Warm | None = None,
 ) -> BuildResult:
     """Build the articles in `src` (None: none, only `atlases`) and the atlases its config or
     the caller asks for into `out`; with `archive`, each article also as one self-contained
-    file (render/archive.py)."""
+    file (render/archive.py). `warm`: what the last build of this process checked, which
+    `options.quick` takes unchecked, and where this build leaves the same (serve's builds)."""
     start = time.perf_counter()
     search_behind = False
     options = options or Options(log=log)
-    project = Project.open(src, reporter, options, cache_dir=cache_dir, grants=grants)
+    warm = warm or Warm()
+    if not options.quick:
+        warm.forget()  # this build checks everything, and remembers what it found
+    project = Project.open(src, reporter, options, cache_dir=cache_dir, grants=grants, vouched=warm.artifacts)
     config, cache, catalog, grants = project.config, project.cache, project.catalog, project.grants
     _check_output(src, out, cache.root, reporter)  # before anything is written to the cache
     keep = not (options.recompute or reporter.errors)
@@ -124,7 +130,7 @@ def build(
     # what each payload file of the cache is (absolute path -> its entry's record digest)
     payloads = cache.payload_paths(outcome.artifacts.values())
     roots = (project.home, *grants.roots)
-    pages_cache = Pages(cache.root / "pages" if reuse else None, roots, payloads.keys())
+    pages_cache = Pages(cache.root / "pages" if reuse else None, roots, payloads.keys(), warm.pages)
     if config.search:
         try:
             pagefind_version()
@@ -136,10 +142,11 @@ def build(
         pages, copies = _render_site(site, outcome, pages_cache, log)
     finally:  # an interrupted build keeps the pages it rendered
         pages_cache.save()
+    warm.pages = pages_cache.used
     if config.search:
         try:
             folder = cache.root / "search" if reuse else None
-            bundle, search_behind = search_bundle(pages, folder, later=options.search_later)
+            bundle, search_behind = search_bundle(pages, folder, later=options.quick)
             copies.update(bundle)
         except SearchError as exc:
             reporter.error(src, None, f"cannot build the search index: {exc} (or set search: false)")
@@ -150,7 +157,9 @@ def build(
             pages[f"{article.slug}/index.archive.html"] = archive_page(
                 page, page_text(pages[page]), pages, copies, config.url
             )
-    _write_site(out, pages, copies, reporter, options, payloads)
+    known, warm.output = warm.output, None  # until the output is written
+    warm.output = _write_site(out, pages, copies, reporter, options, payloads, known)
+    warm.artifacts = outcome.artifacts
     seconds = time.perf_counter() - start
     return BuildResult(
         out,
@@ -357,14 +366,17 @@ def _write_site(
     reporter: Reporter,
     options: Options,
     payloads: dict[str, str] | None = None,
-) -> None:
+    known: dict[str, list] | None = None,
+) -> dict[str, list]:
     """Write the site under the output's lock; a full or read-only disk is an error naming it.
+    The output's files as written: their manifest's (rel path -> size, mtime, inode, identity).
 
     Every file is known by its identity (a page by its key, or its text's digest; a copied
     file by its source's path and stat), and the manifest beside the output records each
     written file's identity and stat: a file the output still holds untouched under the same
     identity is linked into the new site unread, and when that is every file, and no other is
-    there, nothing is written at all."""
+    there, nothing is written at all. `known`: the output's files as this process last wrote
+    them, taken without a walk of the output (serve after an edit, warm.py)."""
     out = out.resolve()
     manifest = manifest_path(out)
     try:
@@ -373,33 +385,39 @@ def _write_site(
         with held(lock, str(out), wait=options.wait, echo=options.echo):
             sweep_staging(out, options.log)
             wanted = _identities(pages, copies, payloads or {})
-            held_now = _held(out, manifest)
+            if known is None or not options.quick:
+                known = _held(out, _manifest_files(manifest))
+            held_now = {rel: entry[3] for rel, entry in known.items()}
             unchanged = {rel for rel, identity in wanted.items() if held_now.get(rel) == identity}
             if len(unchanged) == len(wanted) == len(held_now):
                 options.log(f"{out} holds this site already: nothing written")
-                return
+                return known
             changed = len(wanted) - len(unchanged) + len(held_now.keys() - wanted.keys())
             if options.in_place and out.is_dir() and changed <= IN_PLACE_MOST:
-                written = _manifest_files(manifest)
                 manifest.unlink(missing_ok=True)  # stale from here until the site is written
                 try:
-                    files = update_in_place(out, pages, copies, wanted, held_now, unchanged, written)
+                    files = update_in_place(out, pages, copies, wanted, held_now, unchanged, known)
                 except OSError as exc:  # e.g. a file where a folder now goes: the whole site, then
                     options.log(f"writing {out} in place failed ({exc}); writing it whole")
                 else:
-                    with suppress(OSError):  # without it, the next build compares every file
-                        write_file(manifest, json.dumps({"files": files}, separators=(",", ":")))
-                    return
+                    _write_manifest(manifest, files)
+                    return files
             manifest.unlink(missing_ok=True)  # stale from here until the site is written
             write_atomically(out, pages, copies, unchanged)
-            with suppress(OSError):  # without it, the next build reads and compares every file
-                files = {rel: [*status, wanted.get(rel)] for rel, status in _files(out).items()}
-                write_file(manifest, json.dumps({"files": files}, separators=(",", ":")))
+            files = {rel: [*status, wanted.get(rel)] for rel, status in _files(out).items()}
+            _write_manifest(manifest, files)
+            return files
     except Busy as exc:
         reporter.error(out, None, f"{exc} (or build without --no-wait, which waits)")
     except OSError as exc:
         reporter.error(out, None, f"cannot write the site: {describe_os_error(exc)}")
     reporter.raise_if_errors()
+    raise AssertionError("unreachable: an error was reported")
+
+
+def _write_manifest(manifest: Path, files: dict[str, list]) -> None:
+    with suppress(OSError):  # without it, the next build reads and compares every file
+        write_file(manifest, json.dumps({"files": files}, separators=(",", ":")))
 
 
 def manifest_path(out: Path) -> Path:
@@ -451,15 +469,15 @@ def _manifest_files(manifest: Path) -> dict:
     return written if isinstance(written, dict) else {}
 
 
-def _held(out: Path, manifest: Path) -> dict[str, str | None]:
-    """Every file under `out` -> the identity it was written with, None for a file the
-    manifest does not describe as it is now (changed, or not written by the last build)."""
-    written = _manifest_files(manifest)
+def _held(out: Path, written: dict) -> dict[str, list]:
+    """Every file under `out` -> its size, mtime, inode and the identity it was written with
+    (None for a file `written`, the manifest, does not describe as it is now: changed, or not
+    written by the last build)."""
     held_now = {}
     for rel, status in _files(out).items():
         entry = written.get(rel)
         intact = isinstance(entry, list) and len(entry) == 4 and entry[:3] == status
-        held_now[rel] = entry[3] if intact and entry is not None else None
+        held_now[rel] = [*status, entry[3] if intact and entry is not None else None]
     return held_now
 
 

@@ -14,6 +14,7 @@ circuit nodes link here. Planned after the articles' own jobs, computed like the
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import hashlib
@@ -100,6 +101,15 @@ class UnitPage:
             self.articles.append(article)
         self.__dict__.pop("own_jobs", None)  # planned again with the new image
 
+    def for_build(self) -> UnitPage:
+        """This planned page for one build to show its articles on: an atlas's pages are
+        planned once per process (atlas.py) and never changed; their jobs are kept."""
+        self.own_jobs  # noqa: B018 (planned here, so that every copy shares them)
+        page = copy.copy(self)
+        page.articles = list(self.articles)
+        page.shown = [Shown(s.job, list(s.articles), s.atlas) for s in self.shown]
+        return page
+
     @property
     def path(self) -> str:
         return unit_page_path(self.image.model, self.image.layer, self.image.unit)
@@ -175,6 +185,7 @@ def plan_unit_pages(
     article shows (jobs the articles computed already: nothing more is asked for them), so it
     agrees with each article that links to it; its diversity set, kernels and examples are
     its own image's (the atlas's, else the first article's)."""
+    atlas_pages = [p.for_build() for p in atlas_pages]
     pages = {(p.image.model, p.image.layer, p.image.unit): p for p in atlas_pages}
     needs: dict[str, Need] = {}  # each job once (a unit's inputs are its layer's outputs too)
     shared: set[int] = set()  # the outgoing kernels' jobs of a layer, shared by its units: once

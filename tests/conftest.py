@@ -34,6 +34,18 @@ def run_cli(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
+def serve_build(src: Path, out: Path, cache: Path, warm, quick: bool):
+    """One of `distillgen serve`'s builds: in place, told what the process's builds before it
+    checked (`warm`), quick right after an edit; its BuildResult."""
+    from distillgen.cli import run_build
+
+    built = run_build(
+        src, out, cache_dir=cache, strict=False, quiet=True, verbose=0, quick=quick, in_place=True, warm=warm
+    )
+    assert built is not None
+    return built
+
+
 def build_article(root: Path, name: str, text: str) -> Path:
     """Write `text` as root/src/<name>.md, build it with a cache of its own; the output folder."""
     src = write(root / "src" / f"{name}.md", text).parent

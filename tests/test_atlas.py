@@ -10,7 +10,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from tests.conftest import run_cli, write
+from tests.conftest import run_cli, serve_build, write
+from tests.test_incremental import contents
 
 LAYERS = {"conv2": 32, "mixed3": 64, "mixed4": 96}  # the shapes model's units per layer
 # Cheap, but real: every unit optimized (2 steps), its diversity set, its examples.
@@ -208,6 +209,36 @@ def test_the_site_config_builds_the_atlas_beside_the_articles_with_one_page_per_
     index = (out / "index.html").read_text()
     assert "<h1>Shapes notes</h1>" in index and "Small circuits." in index
     assert "<title>Shapes notes</title>" in index
+
+
+def test_an_atlas_planned_once_shows_each_build_only_its_own_articles(atlas_site, atlas_cache, tmp_path):
+    # serve plans an atlas once per process and builds again after every edit: an article that
+    # stops showing an atlas's unit leaves that unit's page, and the kept plan never changes.
+    from distillgen.atlas import plan_atlas
+    from distillgen.cache import Cache
+    from distillgen.compute import Catalog
+    from distillgen.diagnostics import Reporter
+    from distillgen.source.siteconfig import load_site_config
+    from distillgen.warm import Warm
+
+    src, out, warm = tmp_path / "src", tmp_path / "out", Warm()
+    write(src / "distillgen.yml", CONFIG)
+    write(src / "curves.md", ARTICLE)
+
+    serve_build(src, out, atlas_cache, warm, quick=False)
+    link = 'href="../../../curves/index.html">Curves in shapes</a>'
+    units = out / "units" / "shapes" / "mixed3"
+    assert link in (units / "5.html").read_text() and link not in (units / "6.html").read_text()
+    write(src / "curves.md", ARTICLE.replace("mixed3:5", "mixed3:6"))
+    serve_build(src, out, atlas_cache, warm, quick=True)
+    assert link not in (units / "5.html").read_text() and link in (units / "6.html").read_text()
+    request = load_site_config(src, Reporter()).atlas[0]
+    atlas = plan_atlas(request, Catalog(Cache(atlas_cache)), Reporter())
+    assert atlas is plan_atlas(request, Catalog(Cache(atlas_cache)), Reporter())  # planned once
+    assert not any(page.articles for pages in atlas.pages.values() for page in pages)
+    serve_build(src, out, atlas_cache, warm, quick=False)
+    run_cli("build", str(src), "-o", str(tmp_path / "clean"), "--cache-dir", str(atlas_cache))
+    assert contents(out) == contents(tmp_path / "clean")
 
 
 @pytest.mark.parametrize(

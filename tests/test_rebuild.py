@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from distillgen import cache as cache_module
-from distillgen.cli import run_build
-from tests.conftest import computed_once, run_cli, write
+from distillgen.warm import Warm
+from tests.conftest import computed_once, run_cli, serve_build, write
 from tests.test_incremental import SECOND, contents
 
 FIRST = """
@@ -219,21 +219,12 @@ def test_an_output_changed_behind_the_builds_back_is_written_again(site):
     assert not (out / "stray.txt").exists()
 
 
-def serve_rebuild(src: Path, out: Path, cache: Path) -> None:
-    """What `serve` does after an edit: a build in place keeping the last search index, then
-    one bringing the index up to date."""
-    for search_later in (True, False):
-        result = run_build(
-            src,
-            out,
-            cache_dir=cache,
-            strict=False,
-            quiet=True,
-            verbose=0,
-            search_later=search_later,
-            in_place=True,
-        )
-        assert result is not None
+def serve_rebuild(src: Path, out: Path, cache: Path, warm: Warm | None = None) -> None:
+    """What `serve` does after an edit: a quick build in place, trusting what the process's
+    build before it checked (`warm`) and keeping the last search index, then a full one."""
+    warm = warm or Warm()
+    for quick in (True, False):
+        serve_build(src, out, cache, warm, quick)
 
 
 def test_serve_replaces_only_the_changed_files_in_place_and_equals_a_clean_build(site, tmp_path):
@@ -257,6 +248,36 @@ def test_serve_replaces_only_the_changed_files_in_place_and_equals_a_clean_build
     (src / "second.md").unlink()
     serve_rebuild(src, out, cache)
     assert not (out / "second").exists() and (out / "first" / "index.html").is_file()
+
+
+def test_serve_after_an_edit_trusts_what_it_checked_and_its_full_build_checks_again(
+    site, tmp_path, monkeypatch
+):
+    # The build right after an edit takes the cache entries and the output files its process
+    # checked in the build before, unchecked: nothing is stat'ed for them. What changed behind
+    # its back meanwhile is found by the full build serve runs once the author pauses.
+    src, out, cache = site
+    settle(src, out, cache)
+    warm = Warm()
+    serve_rebuild(src, out, cache, warm)  # serve's first builds
+    looked_up = []
+    real = cache_module.Index.trusted
+    monkeypatch.setattr(cache_module.Index, "trusted", lambda self, *a: looked_up.append(a) or real(self, *a))
+    image = next(p for p in (cache / "objects").rglob("image0.png"))
+    good = image.read_bytes()
+    with image.open("r+b") as file:  # damaged behind serve's back
+        file.truncate(len(good) // 2)
+    (out / "static" / "distill.css").unlink()
+    write(src / "second.md", SECOND + "\nOne more line.\n")
+    quick = serve_build(src, out, cache, warm, quick=True)
+    assert quick is not None and quick.computed == 0 and quick.rendered == 1
+    assert looked_up == []  # not one entry's files stat'ed
+    assert not (out / "static" / "distill.css").exists()  # the output as this process left it
+    full = serve_build(src, out, cache, warm, quick=False)
+    assert full is not None and full.computed == 1 and looked_up
+    assert list((cache / "quarantine").iterdir()) and image.read_bytes() == good
+    build(src, tmp_path / "clean", cache)
+    assert contents(out) == contents(tmp_path / "clean")
 
 
 def test_no_cache_checks_and_renders_everything(site):

@@ -80,15 +80,22 @@ class Pages:
     leave it, so that it does not grow with every change."""
 
     def __init__(
-        self, folder: Path | None, roots: tuple[Path, ...] = (), known: Collection[str] = ()
+        self,
+        folder: Path | None,
+        roots: tuple[Path, ...] = (),
+        known: Collection[str] = (),
+        vouched: dict[str, dict] | None = None,
     ) -> None:
+        """`vouched`: index entries of pages this process took or made in an earlier build,
+        taken without checking their files again (serve after an edit, warm.py)."""
         self.folder = folder
         self.roots = tuple(root.resolve() for root in roots)
         self.known = known  # absolute paths
+        self.vouched = vouched or {}
         self.rendered = 0
         self.reused = 0
         self._added: dict[str, dict] = {}
-        self._used: set[str] = set()
+        self.used: dict[str, dict] = {}  # key -> index entry of each page this build took or made
 
     @cached_property
     def _entries(self) -> dict:
@@ -97,22 +104,29 @@ class Pages:
     def get(self, key: str, counted: bool = True) -> Page | None:
         if self.folder is None:
             return None
-        html = self.folder / f"{key}.html"
+        entry = self.vouched.get(key) or self._checked(key)
+        if entry is None:
+            return None
+        self.reused += counted
+        self.used[key] = entry
+        return Page(None, entry["files"], key, self.folder / f"{key}.html", entry["searchable"])
+
+    def _checked(self, key: str) -> dict | None:
+        """The page's index entry, if its HTML is there and it copies only what may be
+        published; None otherwise (missing or damaged: rendered again)."""
         try:
-            data = self._entries[key]
-            files = data["files"]  # site path -> absolute path, kept a string: a site has thousands
+            entry = self._entries[key]
+            files = entry["files"]  # site path -> absolute path, kept a string: a site has thousands
             if not all(isinstance(source, str) and _in_site(rel) for rel, source in files.items()):
                 return None  # damaged, or an index from elsewhere naming a place outside the site
-            if not html.is_file():
+            if not (self.folder / f"{key}.html").is_file():
                 return None
-            page = Page(None, files, key, html, bool(data["searchable"]))
+            entry = {"files": files, "searchable": bool(entry["searchable"])}
         except (OSError, KeyError, TypeError, AttributeError):
-            return None  # missing or damaged: rendered again
+            return None
         if not all(self._publishable(source) for source in files.values()):
             return None  # a file it copies is gone (a quarantined artifact), or is not ours to publish
-        self.reused += counted
-        self._used.add(key)
-        return page
+        return entry
 
     def _publishable(self, source: str) -> bool:
         if source in self.known or os.path.abspath(source) in self.known:
@@ -137,17 +151,22 @@ class Pages:
             "files": {k: os.path.abspath(v) for k, v in page.files.items()},
             "searchable": page.searchable,
         }
-        self._entries[key] = self._added[key] = entry
+        self._added[key] = self.used[key] = entry
         return page
 
     def save(self) -> None:
         """Write the index, if this build added a page or left one unused."""
-        if self.folder is None or (not self._added and self._used.issuperset(self._entries)):
+        loaded = "_entries" in self.__dict__  # not when every page taken was vouched for
+        if (
+            self.folder is None
+            or not self._added
+            and (not loaded or self.used.keys() >= self._entries.keys())
+        ):
             return
         path = self.folder / PAGE_INDEX
-        read = self._entries.keys() - self._added.keys()  # as this build found the index
+        read = self._entries.keys() - self._added.keys() if loaded else set()  # as this build found the index
         others = {key: entry for key, entry in _read_index(path).items() if key not in read}
-        entries = {**others, **{key: self._entries[key] for key in self._used}, **self._added}
+        entries = {**others, **self.used}
         with suppress(OSError):  # a read-only or full cache: those pages are rendered again
             write_file(
                 path, json.dumps({"version": PAGE_INDEX_VERSION, "pages": entries}, separators=(",", ":"))

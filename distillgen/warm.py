@@ -1,0 +1,39 @@
+"""What `distillgen serve` keeps from one build to the next, so that the build after an edit
+costs what the edit changed, not what the site holds.
+
+A build from nothing spends most of a large site's time proving that nothing changed: a stat
+of every cache file (the index's check, cache.py) and a walk of the output folder against its
+manifest (atlas.py keeps the plans of atlases, with their unit pages' jobs and keys, in any
+process). serve builds the same site again and again in one process, so the build right after
+an edit (`Options.quick`) takes what the build before it checked:
+
+- the cache entries it found intact (`artifacts`), without a stat (an entry moved aside or
+  replaced since, by this process, is dropped from it);
+- the cached pages it took or made (`pages`), their files not checked again;
+- the output folder's files as it left them (`output`), unwalked (None while a write is
+  under way, and after one failed).
+
+What a quick build trusts this way is checked again by the full build serve runs once the
+files are still (serve.CATCH_UP_MS), which also brings the search index up to date: a cache
+entry damaged, or an output file removed, behind serve's back is found there, a second after
+the author pauses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from distillgen.cache import Artifact
+
+
+@dataclass
+class Warm:
+    artifacts: dict[str, Artifact] = field(default_factory=dict)  # key -> entry the last build found intact
+    pages: dict[str, dict] = field(default_factory=dict)  # key -> its entry in the page index
+    output: dict[str, list] | None = None  # rel path -> [size, mtime_ns, inode, identity]
+
+    def forget(self) -> None:
+        """Trust nothing: a full build checks everything, then remembers what it found."""
+        self.artifacts, self.pages, self.output = {}, {}, None
