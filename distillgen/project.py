@@ -26,7 +26,7 @@ from distillgen.compute import Catalog, Options, Outcome, compute
 from distillgen.diagnostics import Code, Reporter
 from distillgen.dictionaries import check_names
 from distillgen.render import html as html_rules
-from distillgen.render.reuse import code_digest
+from distillgen.render.reuse import source_digest
 from distillgen.safety import Grants, recording_reads, refuse_raw_html
 from distillgen.source.document import parse_text
 from distillgen.source.frontmatter import parse_front_matter
@@ -85,7 +85,7 @@ class Project:
             cache_dir or (src if src is not None else Path.cwd()) / CACHE,
             warn=lambda path, message: reporter.warning(path, None, message, author=False, code=Code.CACHE),
             readonly=readonly,
-            trust=None if readonly else code_digest(),
+            trust=None if readonly else source_digest(),
             vouched=vouched,
         )
         catalog = Catalog(cache, frozen=options.frozen and not readonly)

@@ -44,7 +44,7 @@ from distillgen.project import CACHE, Project, slug_problem
 from distillgen.render import html as html_rules
 from distillgen.render.archive import archive_page
 from distillgen.render.page import environment, render_article, render_index, templates_dir
-from distillgen.render.reuse import Page, Pages, code_digest, page_key, page_text, stamp
+from distillgen.render.reuse import Page, Pages, code_digest, page_key, page_text, source_digest, stamp
 from distillgen.render.search import SearchError, pagefind_version, search_bundle
 from distillgen.safety import Grants
 from distillgen.source.siteconfig import AtlasRequest, SiteConfig
@@ -108,6 +108,7 @@ def build(
     file (render/archive.py). `warm`: what the last build of this process checked, which
     `options.quick` takes unchecked, and where this build leaves the same (serve's builds)."""
     start = time.perf_counter()
+    code_digest.cache_clear()  # the templates as they are now (serve builds again after an edit)
     search_behind = False
     options = options or Options(log=log)
     warm = warm or Warm()
@@ -117,7 +118,9 @@ def build(
     config, cache, catalog, grants = project.config, project.cache, project.catalog, project.grants
     _check_output(src, out, cache.root, reporter)  # before anything is written to the cache
     keep = not (options.recompute or reporter.errors)
-    checked = CheckedArticles(cache.root / "checked" if keep else None, repr((code_digest(), config, grants)))
+    checked = CheckedArticles(
+        cache.root / "checked" if keep else None, repr((source_digest(), config, grants))
+    )
     articles = project.load_articles(log, checked)
     project.plan(articles)
     atlas_plans = plan_atlases((*config.atlas, *atlases), catalog, reporter, (project.home, *grants.roots))

@@ -280,6 +280,27 @@ def test_serve_after_an_edit_trusts_what_it_checked_and_its_full_build_checks_ag
     assert contents(out) == contents(tmp_path / "clean")
 
 
+def test_a_template_edited_under_serve_shows_at_its_next_build(site, tmp_path, monkeypatch):
+    # serve watches the templates and builds again when one changes: its pages are rendered
+    # again, not taken from the page cache under a key that still has the old template.
+    import distillgen.site as site_module
+    from distillgen.render import page as page_module
+    from distillgen.render import reuse
+
+    src, out, cache = site
+    templates = tmp_path / "templates"
+    shutil.copytree(page_module.templates_dir(), templates)
+    for module in (page_module, reuse, site_module):
+        monkeypatch.setattr(module, "templates_dir", lambda: templates)
+    warm = Warm()
+    serve_build(src, out, cache, warm, quick=False)
+    base = templates / "base.html"
+    base.write_text(base.read_text().replace("</body>", "<p>A new footer.</p></body>"))
+    serve_build(src, out, cache, warm, quick=True)
+    assert "A new footer." in (out / "first" / "index.html").read_text()
+    assert "A new footer." in (out / "second" / "index.html").read_text()
+
+
 def test_no_cache_checks_and_renders_everything(site):
     src, out, cache = site
     cold = settle(src, out, cache)

@@ -214,11 +214,25 @@ def stamp(artifact: Artifact) -> tuple:
 
 @cache
 def code_digest() -> str:
-    """distillgen's source and templates: any change to how pages are made renders them again."""
-    package = Path(__file__).resolve().parent.parent
+    """distillgen's code and templates: any change to how pages are made renders them again.
+    Each build reads the templates again (`site.build` clears this cache): serve watches them
+    and renders with them as they are now."""
+    templates = _digest_of(templates_dir(), (".html", ".css", ".js"))
+    return hashlib.sha256(f"{source_digest()}{templates}".encode()).hexdigest()
+
+
+@cache
+def source_digest() -> str:
+    """distillgen's Python source, read once: a process runs the modules it loaded, so a file
+    changed under a running serve is not the code that renders (its pages must not be kept
+    under the new code's key). What the cache's index and kept articles are trusted by: the
+    templates do not change how either is read."""
+    return _digest_of(Path(__file__).resolve().parent.parent, (".py",))
+
+
+def _digest_of(root: Path, suffixes: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
-    for root in (package, templates_dir()):
-        for path in sorted(root.rglob("*")):
-            if path.is_file() and path.suffix in (".py", ".html", ".css", ".js"):
-                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.suffix in suffixes:
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
