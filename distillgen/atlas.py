@@ -13,10 +13,11 @@ job per unit of the next layer, shared by every unit of the layer).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from distillgen import datasets
-from distillgen.compute import Catalog
+from distillgen.compute import Catalog, Need
 from distillgen.diagnostics import Reporter
 from distillgen.faithful import default_probe
 from distillgen.figures.unitview import featurevis_job
@@ -41,6 +42,21 @@ class Atlas:
     info: ModelInfo
     settings: FeatureVisSettings
     pages: dict[str, list] = field(default_factory=dict)  # layer -> its UnitPages, in unit order
+
+    @cached_property
+    def needs(self) -> dict[str, Need]:
+        """Every job its pages need, by key, each once (a layer's outgoing kernels are shared
+        by its units), asked for by its request: planned once, as the atlas is."""
+        needs: dict[str, Need] = {}
+        where = (self.request.path, self.request.line)
+        shared: set[int] = set()  # the outgoing kernels' jobs of a layer
+        for pages in self.pages.values():
+            for page in pages:
+                jobs = page.own_jobs if id(page.outputs) in shared else page.jobs
+                shared.add(id(page.outputs))
+                for job in jobs:
+                    needs.setdefault(job.key, Need(job, *where))
+        return needs
 
     @property
     def path(self) -> str:

@@ -112,8 +112,8 @@ def build(
     search_behind = False
     options = options or Options(log=log)
     warm = warm or Warm()
-    if not options.quick:
-        warm.forget()  # this build checks everything, and remembers what it found
+    if not options.quick:  # this build checks everything, and remembers what it found
+        warm.artifacts, warm.pages = {}, {}
     project = Project.open(src, reporter, options, cache_dir=cache_dir, grants=grants, vouched=warm.artifacts)
     config, cache, catalog, grants = project.config, project.cache, project.catalog, project.grants
     _check_output(src, out, cache.root, reporter)  # before anything is written to the cache
@@ -133,7 +133,9 @@ def build(
     # what each payload file of the cache is (absolute path -> its entry's record digest)
     payloads = cache.payload_paths(outcome.artifacts.values())
     roots = (project.home, *grants.roots)
-    pages_cache = Pages(cache.root / "pages" if reuse else None, roots, payloads.keys(), warm.pages)
+    pages_cache = Pages(
+        cache.root / "pages" if reuse else None, roots, payloads.keys(), warm.pages, warm.unindexed
+    )
     if config.search:
         try:
             pagefind_version()
@@ -144,13 +146,18 @@ def build(
     try:
         pages, copies = _render_site(site, outcome, pages_cache, log)
     finally:  # an interrupted build keeps the pages it rendered
-        pages_cache.save()
-    warm.pages = pages_cache.used
+        if not options.quick:  # whose index a quick build leaves to the full build after it
+            pages_cache.save()
+    warm.pages, warm.unindexed = pages_cache.used, pages_cache.added
     if config.search:
         try:
-            folder = cache.root / "search" if reuse else None
-            bundle, search_behind = search_bundle(pages, folder, later=options.quick)
+            if options.quick and warm.search is not None:  # the last index, as serve's build before had it
+                bundle, search_behind = warm.search, True
+            else:
+                folder = cache.root / "search" if reuse else None
+                bundle, search_behind = search_bundle(pages, folder, later=options.quick)
             copies.update(bundle)
+            warm.search = bundle
         except SearchError as exc:
             reporter.error(src, None, f"cannot build the search index: {exc} (or set search: false)")
             reporter.raise_if_errors()
@@ -196,8 +203,7 @@ def _compute_figures(
     planned; then, round by round, what kinds ask for after seeing results (a circuit ranks one
     layer of inputs per round); last the unit pages of every unit shown or in an atlas."""
     outcome = project.compute(articles)
-    atlas_pages = [page for atlas in atlases for pages in atlas.pages.values() for page in pages]
-    unit_pages, page_needs = plan_unit_pages(articles, atlas_pages, project.catalog)
+    unit_pages, page_needs = plan_unit_pages(articles, atlases, project.catalog)
     page_needs = [n for n in page_needs if n.job.key not in outcome.artifacts]
     outcome.merge(compute(page_needs, project.cache, project.catalog, project.reporter, project.options))
     project.reporter.raise_if_errors()
@@ -388,12 +394,14 @@ def _write_site(
         with held(lock, str(out), wait=options.wait, echo=options.echo):
             sweep_staging(out, options.log)
             wanted = _identities(pages, copies, payloads or {})
-            if known is None or not options.quick:
-                known = _held(out, _manifest_files(manifest))
+            if known is None or not options.quick:  # the output's files checked, as they are now
+                known = _held(out, known if known is not None else _manifest_files(manifest))
             held_now = {rel: entry[3] for rel, entry in known.items()}
             unchanged = {rel for rel, identity in wanted.items() if held_now.get(rel) == identity}
             if len(unchanged) == len(wanted) == len(held_now):
                 options.log(f"{out} holds this site already: nothing written")
+                if not (options.quick or manifest.exists()):  # a quick build's, left to this one
+                    _write_manifest(manifest, known)
                 return known
             changed = len(wanted) - len(unchanged) + len(held_now.keys() - wanted.keys())
             if options.in_place and out.is_dir() and changed <= IN_PLACE_MOST:
@@ -403,7 +411,8 @@ def _write_site(
                 except OSError as exc:  # e.g. a file where a folder now goes: the whole site, then
                     options.log(f"writing {out} in place failed ({exc}); writing it whole")
                 else:
-                    _write_manifest(manifest, files)
+                    if not options.quick:  # a quick build leaves it to the full build after it
+                        _write_manifest(manifest, files)
                     return files
             manifest.unlink(missing_ok=True)  # stale from here until the site is written
             write_atomically(out, pages, copies, unchanged)

@@ -178,24 +178,24 @@ def unit_page(
 
 
 def plan_unit_pages(
-    articles: list, atlas_pages: list[UnitPage], catalog: Catalog
+    articles: list, atlases: list[Atlas], catalog: Catalog
 ) -> tuple[list[UnitPage], list[Need]]:
     """The atlases' pages, and a page per other unit the articles show; the jobs the pages need
     (with where they were asked for). A page shows every distinct image of its unit that an
     article shows (jobs the articles computed already: nothing more is asked for them), so it
     agrees with each article that links to it; its diversity set, kernels and examples are
-    its own image's (the atlas's, else the first article's)."""
-    atlas_pages = [p.for_build() for p in atlas_pages]
-    pages = {(p.image.model, p.image.layer, p.image.unit): p for p in atlas_pages}
+    its own image's (the atlas's, else the first article's). An atlas's pages are planned once
+    (atlas.py): the articles show themselves on this build's copies of theirs."""
+    pages = {
+        (p.image.model, p.image.layer, p.image.unit): p
+        for a in atlases
+        for ps in a.pages.values()
+        for p in ps
+    }
     needs: dict[str, Need] = {}  # each job once (a unit's inputs are its layer's outputs too)
-    shared: set[int] = set()  # the outgoing kernels' jobs of a layer, shared by its units: once
-    for p in atlas_pages:
-        jobs = p.own_jobs if id(p.outputs) in shared else p.jobs
-        shared.add(id(p.outputs))
-        request = p.atlas.request if p.atlas else None  # an atlas's page: asked for by its atlas
-        where = (request.path, request.line) if request else (None, None)
-        for job in jobs:
-            needs.setdefault(job.key, Need(job, *where))
+    for atlas in atlases:
+        needs.update(atlas.needs)
+    own: set[tuple] = set()  # the pages of this build (not an atlas's as planned)
     for article in articles:
         for need in article.needs:
             job = need.job
@@ -208,6 +208,9 @@ def plan_unit_pages(
                 pages[key] = unit_page(job, catalog.info(parse_spec(job.model)), probe=probe)
                 for j in pages[key].jobs:
                     needs.setdefault(j.key, Need(j, need.path, need.line))
+            elif key not in own:
+                pages[key] = pages[key].for_build()
+            own.add(key)
             pages[key].show(job, article)
     return list(pages.values()), list(needs.values())
 
@@ -528,10 +531,11 @@ def _atlas_links(page: UnitPage, link, depth: str) -> dict | None:
 def page_inputs(page: UnitPage, artifacts: dict, site: SiteMap) -> list:
     """Everything a unit page is made of, for its key in the page cache: its artifacts, the
     other unit pages of its model (it links to those among its inputs and outputs), its atlas,
-    the articles that show it."""
+    the articles that show it. An artifact by its record's digest alone, which holds its key:
+    one string for thousands of pages is quicker to hash than their lists of stamps."""
     return [
         page.path,
-        [stamp(artifacts[job.key]) for job in page.own_jobs],
+        "".join([artifacts[job.key].digest for job in page.own_jobs]),
         site.outputs_digest(page.outputs, artifacts),
         site.digests[page.image.model],
         page.atlas.path if page.atlas else None,

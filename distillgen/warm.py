@@ -10,8 +10,13 @@ an edit (`Options.quick`) takes what the build before it checked:
 - the cache entries it found intact (`artifacts`), without a stat (an entry moved aside or
   replaced since, by this process, is dropped from it);
 - the cached pages it took or made (`pages`), their files not checked again;
-- the output folder's files as it left them (`output`), unwalked (None while a write is
-  under way, and after one failed).
+- its search index (`search`: site path -> file), which stands in until the full build
+  makes the new one (Pagefind indexes every page again: seconds on an atlas);
+- the output folder's files as it wrote them (`output`), unwalked (None while a write is
+  under way, and after one failed);
+
+and leaves what only a later process needs to the full build after it: the index of the
+pages it made (`unindexed`) and the output's manifest, which `output` stands for meanwhile.
 
 What a quick build trusts this way is checked again by the full build serve runs once the
 files are still (serve.CATCH_UP_MS), which also brings the search index up to date: a cache
@@ -25,6 +30,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from distillgen.cache import Artifact
 
 
@@ -32,8 +39,6 @@ if TYPE_CHECKING:
 class Warm:
     artifacts: dict[str, Artifact] = field(default_factory=dict)  # key -> entry the last build found intact
     pages: dict[str, dict] = field(default_factory=dict)  # key -> its entry in the page index
+    unindexed: dict[str, dict] = field(default_factory=dict)  # pages quick builds made, not indexed yet
+    search: dict[str, Path] | None = None  # the last search bundle's files by site path
     output: dict[str, list] | None = None  # rel path -> [size, mtime_ns, inode, identity]
-
-    def forget(self) -> None:
-        """Trust nothing: a full build checks everything, then remembers what it found."""
-        self.artifacts, self.pages, self.output = {}, {}, None

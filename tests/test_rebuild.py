@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from distillgen import cache as cache_module
+from distillgen.site import manifest_path
 from distillgen.warm import Warm
 from tests.conftest import computed_once, run_cli, serve_build, write
 from tests.test_incremental import SECOND, contents
@@ -273,11 +274,16 @@ def test_serve_after_an_edit_trusts_what_it_checked_and_its_full_build_checks_ag
     assert quick is not None and quick.computed == 0 and quick.rendered == 1
     assert looked_up == []  # not one entry's files stat'ed
     assert not (out / "static" / "distill.css").exists()  # the output as this process left it
+    assert not manifest_path(out).exists()  # left to the full build, as the new page's index is
     full = serve_build(src, out, cache, warm, quick=False)
     assert full is not None and full.computed == 1 and looked_up
     assert list((cache / "quarantine").iterdir()) and image.read_bytes() == good
     build(src, tmp_path / "clean", cache)
     assert contents(out) == contents(tmp_path / "clean")
+    # what the full build indexed and wrote down: another process finds everything done
+    again = run_cli("build", str(src), "-o", str(out), "--cache-dir", str(cache), "-v")
+    assert "holds this site already: nothing written" in again.stderr, again.stderr
+    assert re.search(r"\(0 computed\), 0 of \d+ page\(s\) rendered", again.stderr), again.stderr
 
 
 def test_a_template_edited_under_serve_shows_at_its_next_build(site, tmp_path, monkeypatch):
@@ -326,7 +332,7 @@ def test_an_atlas_needs_each_job_once_and_digests_shared_kernels_once(tmp_path):
     request = AtlasRequest("shapes", ("mixed3", "mixed4"), {"steps": 1, "size": 32}, 0, 0, base=tmp_path)
     atlas = plan_atlas(request, catalog, Reporter())
     pages = [page for layer in atlas.pages.values() for page in layer]
-    _, needs = plan_unit_pages([], pages, catalog)
+    _, needs = plan_unit_pages([], [atlas], catalog)
     keys = [need.job.key for need in needs]
     assert len(keys) == len(set(keys)) == len({job.key for page in pages for job in page.jobs})
     mixed3 = atlas.pages["mixed3"]

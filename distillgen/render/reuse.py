@@ -85,21 +85,23 @@ class Pages:
         roots: tuple[Path, ...] = (),
         known: Collection[str] = (),
         vouched: dict[str, dict] | None = None,
+        unindexed: dict[str, dict] | None = None,
     ) -> None:
         """`vouched`: index entries of pages this process took or made in an earlier build,
-        taken without checking their files again (serve after an edit, warm.py)."""
+        taken without checking their files again; `unindexed`: entries of pages quick builds
+        made and left out of the index, as if this build had made them (serve, warm.py)."""
         self.folder = folder
         self.roots = tuple(root.resolve() for root in roots)
         self.known = known  # absolute paths
         self.vouched = vouched or {}
         self.rendered = 0
         self.reused = 0
-        self._added: dict[str, dict] = {}
+        self.added: dict[str, dict] = dict(unindexed or {})  # made since the index was written
         self.used: dict[str, dict] = {}  # key -> index entry of each page this build took or made
 
     @cached_property
     def _entries(self) -> dict:
-        return _read_index(self.folder / PAGE_INDEX) if self.folder is not None else {}
+        return {**(_read_index(self.folder / PAGE_INDEX) if self.folder is not None else {}), **self.added}
 
     def get(self, key: str, counted: bool = True) -> Page | None:
         if self.folder is None:
@@ -151,27 +153,23 @@ class Pages:
             "files": {k: os.path.abspath(v) for k, v in page.files.items()},
             "searchable": page.searchable,
         }
-        self._added[key] = self.used[key] = entry
+        self.added[key] = self.used[key] = entry
         return page
 
     def save(self) -> None:
         """Write the index, if this build added a page or left one unused."""
         loaded = "_entries" in self.__dict__  # not when every page taken was vouched for
-        if (
-            self.folder is None
-            or not self._added
-            and (not loaded or self.used.keys() >= self._entries.keys())
-        ):
+        if self.folder is None or not self.added and (not loaded or self.used.keys() >= self._entries.keys()):
             return
         path = self.folder / PAGE_INDEX
-        read = self._entries.keys() - self._added.keys() if loaded else set()  # as this build found the index
+        read = self._entries.keys() - self.added.keys() if loaded else set()  # as this build found the index
         others = {key: entry for key, entry in _read_index(path).items() if key not in read}
         entries = {**others, **self.used}
         with suppress(OSError):  # a read-only or full cache: those pages are rendered again
             write_file(
                 path, json.dumps({"version": PAGE_INDEX_VERSION, "pages": entries}, separators=(",", ":"))
             )
-            self._added = {}
+            self.added = {}
 
 
 def _in_site(rel: object) -> bool:
