@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import watchfiles
 
@@ -25,11 +26,16 @@ from distillgen.render.page import templates_dir
 Rebuild = Callable[[bool], object]
 CATCH_UP_MS = 1000
 GENERATION_PATH = "/__distillgen__/generation"
+# A page asks for the generation it was served with (`?seen=N`), and the answer waits until a
+# build changes it (or WAIT_S pass): the page reloads as soon as the build is written, where
+# polling every 700 ms added up to that to every edit.
+WAIT_S = 20.0
 RELOAD_SCRIPT = (
-    "<script>(function(){var seen=null;setInterval(function(){"
-    f'fetch("{GENERATION_PATH}",{{cache:"no-store"}}).then(function(r){{return r.text();}})'
-    ".then(function(g){if(seen===null){seen=g;}else if(g!==seen){location.reload();}})"
-    ".catch(function(){});},700);})();</script>"
+    "<script>(function(){var seen=null;function ask(){"
+    f'fetch("{GENERATION_PATH}"+(seen===null?"":"?seen="+seen),{{cache:"no-store"}})'
+    ".then(function(r){return r.text();})"
+    ".then(function(g){if(seen!==null&&g!==seen){location.reload();}else{seen=g;ask();}})"
+    ".catch(function(){setTimeout(ask,1000);});}ask();})();</script>"
 )
 
 
@@ -38,22 +44,32 @@ class _Generation:
 
     def __init__(self) -> None:
         self.value = 0
-        self.lock = threading.Lock()
+        self.changed = threading.Condition()
 
     def bump(self) -> None:
-        with self.lock:
+        with self.changed:
             self.value += 1
+            self.changed.notify_all()
+
+    def after(self, seen: str | None, timeout: float) -> int:
+        """The generation once it is not `seen` (at once when it is not, or `seen` is None),
+        else after `timeout` seconds."""
+        with self.changed:
+            self.changed.wait_for(lambda: seen is None or str(self.value) != seen, timeout)
+            return self.value
 
 
 class _Handler(SimpleHTTPRequestHandler):
     generation: _Generation
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        if self.path.split("?")[0] == GENERATION_PATH:
-            self._send(str(self.generation.value).encode(), "text/plain")
+        address, _, query = self.path.partition("?")
+        if address == GENERATION_PATH:
+            seen = parse_qs(query).get("seen", [None])[0]
+            self._send(str(self.generation.after(seen, WAIT_S)).encode(), "text/plain")
             return
         path = Path(self.translate_path(self.path))
-        if path.is_dir() and self.path.split("?")[0].endswith("/"):
+        if path.is_dir() and address.endswith("/"):
             path = path / "index.html"
         if path.suffix == ".html" and path.is_file():
             page = path.read_text(encoding="utf-8").replace("</body>", RELOAD_SCRIPT + "</body>")

@@ -7,12 +7,16 @@ import sys
 import threading
 import time
 import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
 
 from tests.conftest import write
 
 
-def fetch(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as response:
+def fetch(url: str, timeout: float = 5) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
         return response.read().decode("utf-8")
 
 
@@ -26,47 +30,9 @@ def wait_for(predicate, timeout=30.0):
     raise AssertionError("condition not reached in time")
 
 
-def test_serve_rebuilds_and_signals_reload(site, tmp_path):
-    article = write(site / "a.md", "---\ntitle: First title\n---\n\nHello.\n")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "distillgen", "serve", str(site), "-o", str(tmp_path / "out"), "--port", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        url = None
-        for line in process.stderr:
-            if match := re.search(r"at (http://127\.0\.0\.1:\d+/)", line):
-                url = match[1]
-                break
-        assert url, "serve did not print its address"
-        page = fetch(url + "a/index.html")
-        assert "First title" in page
-        assert "__distillgen__/generation" in page  # the reload script is injected when served
-        assert "__distillgen__" not in (tmp_path / "out" / "a" / "index.html").read_text()  # not built
-        generation = fetch(url + "__distillgen__/generation")
-
-        article.write_text("---\ntitle: Second title\n---\n\nHello.\n")
-        wait_for(lambda: fetch(url + "__distillgen__/generation") != generation)
-        assert "Second title" in fetch(url + "a/index.html")
-
-        # A broken edit keeps the last good site and does not signal a reload.
-        generation = fetch(url + "__distillgen__/generation")
-        article.write_text("---\ntitle: Broken\n---\n\n```{figur} x\n```\n")
-        time.sleep(2)
-        assert fetch(url + "__distillgen__/generation") == generation
-        assert "Second title" in fetch(url + "a/index.html")
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def test_an_edit_shows_before_its_search_index_which_follows(site, tmp_path):
-    # Pagefind indexes every page again on any edit (seconds on an atlas): serve shows the
-    # edited page with the last search index, and brings the index up to date once idle.
-    article = write(site / "a.md", "---\ntitle: First title\n---\n\nHello.\n")
-    out = tmp_path / "out"
+@contextmanager
+def serving(site: Path, out: Path):
+    """`distillgen serve` on a free port: (its address, the lines it printed so far)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "distillgen", "serve", str(site), "-o", str(out), "--port", "0"],
         stderr=subprocess.PIPE,
@@ -76,7 +42,56 @@ def test_an_edit_shows_before_its_search_index_which_follows(site, tmp_path):
     lines: list[str] = []
     threading.Thread(target=lambda: [lines.append(line) for line in process.stderr], daemon=True).start()
     try:
-        url = wait_for(lambda: next((m[1] for m in map(ADDRESS.search, lines) if m), None), timeout=120)
+        yield (
+            wait_for(lambda: next((m[1] for m in map(ADDRESS.search, lines) if m), None), timeout=120),
+            lines,
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+ADDRESS = re.compile(r"at (http://127\.0\.0\.1:\d+/)")
+
+
+def test_serve_rebuilds_and_signals_reload(site, tmp_path):
+    article = write(site / "a.md", "---\ntitle: First title\n---\n\nHello.\n")
+    with serving(site, tmp_path / "out") as (url, _):
+        page = fetch(url + "a/index.html")
+        assert "First title" in page
+        assert "__distillgen__/generation" in page  # the reload script is injected when served
+        assert "__distillgen__" not in (tmp_path / "out" / "a" / "index.html").read_text()  # not built
+        generation = fetch(url + "__distillgen__/generation")
+        # A page asks with the generation it has, and hears of the next build the moment it is
+        # written: the answer waits for it.
+        heard = {}
+        listener = threading.Thread(
+            target=lambda: heard.update(at=fetch(url + f"__distillgen__/generation?seen={generation}", 60)),
+            daemon=True,
+        )
+        listener.start()
+        time.sleep(1)
+        assert listener.is_alive()  # nothing built since: no answer yet
+
+        article.write_text("---\ntitle: Second title\n---\n\nHello.\n")
+        listener.join(timeout=60)
+        assert heard["at"] != generation
+        assert "Second title" in fetch(url + "a/index.html")
+
+        # A broken edit keeps the last good site and does not signal a reload.
+        generation = fetch(url + "__distillgen__/generation")
+        article.write_text("---\ntitle: Broken\n---\n\n```{figur} x\n```\n")
+        time.sleep(2)
+        assert fetch(url + "__distillgen__/generation") == generation
+        assert "Second title" in fetch(url + "a/index.html")
+
+
+def test_an_edit_shows_before_its_search_index_which_follows(site, tmp_path):
+    # Pagefind indexes every page again on any edit (seconds on an atlas): serve shows the
+    # edited page with the last search index, and brings the index up to date once idle.
+    article = write(site / "a.md", "---\ntitle: First title\n---\n\nHello.\n")
+    out = tmp_path / "out"
+    with serving(site, out) as (url, lines):
         generation = fetch(url + "__distillgen__/generation")
         index = {p.name for p in (out / "pagefind").rglob("*.pf_fragment")}
         article.write_text("---\ntitle: First title\n---\n\nHello, zyzzogeton.\n")
@@ -85,9 +100,15 @@ def test_an_edit_shows_before_its_search_index_which_follows(site, tmp_path):
         assert any("search index of the last build" in line for line in lines)
         wait_for(lambda: any("search index updated" in line for line in lines), timeout=120)
         assert {p.name for p in (out / "pagefind").rglob("*.pf_fragment")} != index  # the new text
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
-ADDRESS = re.compile(r"at (http://127\.0\.0\.1:\d+/)")
+@pytest.mark.browser
+def test_an_open_page_reloads_itself_once_the_build_after_an_edit_is_written(site, tmp_path, open_page):
+    article = write(site / "a.md", "---\ntitle: First title\n---\n\nHello.\n")
+    with serving(site, tmp_path / "out") as (url, _):
+        page, problems = open_page(url + "a/index.html")
+        assert "First title" in page.locator("h1").first.inner_text()
+        article.write_text("---\ntitle: Second title\n---\n\nHello again.\n")
+        page.get_by_text("Hello again.").wait_for()  # the page reloaded, by itself
+        assert "Second title" in page.locator("h1").first.inner_text()
+        assert not problems
