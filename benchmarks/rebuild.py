@@ -17,6 +17,7 @@ distillgen.yml) and of its shipped cache.
     python benchmarks/rebuild.py                 # the example site, then with the atlas
     python benchmarks/rebuild.py --no-atlas      # the example site only
     python benchmarks/rebuild.py --profile 15    # and each case's top entries under cProfile
+    python benchmarks/rebuild.py --serve         # and `distillgen serve`: saved -> reload asked
 
 "Inside build" is `distillgen.site.build` timed in this process, best of --repeat; "command"
 is `distillgen build` in a fresh process, as an author runs it, best of --repeat.
@@ -29,11 +30,15 @@ import cProfile
 import io
 import os
 import pstats
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
+from math import nan
 from pathlib import Path
 
 import numpy as np
@@ -214,7 +219,68 @@ def edit_one_article(src: Path, out: Path, cache: Path) -> tuple[int, int, float
         best = min(best, time.perf_counter() - start)
         build(src, out, Reporter(), options=Options(in_place=True), cache_dir=cache, warm=warm)  # once idle
     article.write_text(text, encoding="utf-8")
-    return result.rendered + result.reused, result.rendered, best, float("nan")
+    return result.rendered + result.reused, result.rendered, best, nan
+
+
+def serve_edit(src: Path, out: Path, cache: Path, edits: int = 3) -> float:
+    """`distillgen serve` as an author meets it: seconds from saving a one-line edit of one
+    article to the open page being told to reload (its long poll of the generation answered),
+    best of `edits`, each after serve's full build of the edit before (idle meanwhile)."""
+    article = src / "reading-circuits.md"
+    text = article.read_text(encoding="utf-8")
+    command = [
+        sys.executable,
+        "-m",
+        "distillgen",
+        "serve",
+        str(src),
+        "-o",
+        str(out),
+        "--cache-dir",
+        str(cache),
+    ]
+    process = subprocess.Popen(
+        [*command, "--port", "0"], stderr=subprocess.PIPE, text=True, env=USER_ENVIRONMENT
+    )
+    best = float("inf")
+    try:
+        url = _address(process)
+        for n in range(edits):
+            seen = _fetch(f"{url}__distillgen__/generation")
+            time.sleep(12)  # serve's full build after the last edit, and then some
+            heard: dict[str, str] = {}
+            asked = f"{url}__distillgen__/generation?seen={seen}"
+            listener = threading.Thread(target=_ask, args=(asked, heard), daemon=True)
+            listener.start()
+            time.sleep(0.5)
+            start = time.perf_counter()
+            article.write_text(text + f"\nOne more line, served ({n}).\n", encoding="utf-8")
+            listener.join(timeout=120)
+            if heard.get("at") in (None, seen):
+                raise RuntimeError("serve did not rebuild after the edit")
+            best = min(best, time.perf_counter() - start)
+    finally:
+        article.write_text(text, encoding="utf-8")
+        process.terminate()
+        process.wait(timeout=30)
+    return best
+
+
+def _address(process: subprocess.Popen) -> str:
+    for line in process.stderr:
+        if match := re.search(r"at (http://127\.0\.0\.1:\d+/)", line):
+            threading.Thread(target=lambda: [None for _ in process.stderr], daemon=True).start()  # drained
+            return match[1]
+    raise RuntimeError("serve stopped before it served")
+
+
+def _ask(url: str, answers: dict[str, str]) -> None:
+    answers["at"] = _fetch(url)
+
+
+def _fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=120) as response:
+        return response.read().decode("utf-8")
 
 
 def profile(src: Path, out: Path, cache: Path, top: int, edit: bool = False) -> str:
@@ -240,6 +306,7 @@ def main() -> None:
     parser.add_argument("--no-atlas", action="store_true", help="the example site only")
     parser.add_argument("--repeat", type=int, default=5, help="no-change builds timed (best of)")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the top N under cProfile")
+    parser.add_argument("--serve", action="store_true", help="also time an edit in `distillgen serve`")
     args = parser.parse_args()
     cases = [False] if args.no_atlas else [False, True]
     rows = []
@@ -262,7 +329,18 @@ def main() -> None:
                 print(profile(src, out, cache, args.profile, edit=True))
             figures = result.computed + result.cached
             rows.append((name, figures, result.rendered + result.reused, result.rendered, seconds, whole))
-            rows.append(("  after a one-line edit", figures, *edit_one_article(src, out, cache)))
+            edit = edit_one_article(src, out, cache)
+            rows.append(("  after a one-line edit", figures, *edit))
+            if args.serve:
+                rows.append(
+                    (
+                        "  saved -> reload asked, in serve",
+                        figures,
+                        *edit[:2],
+                        serve_edit(src, out, cache),
+                        nan,
+                    )
+                )
     header = f"{'no-change build':<34} {'figures':>8} {'pages':>6} {'rendered':>9} {'inside s':>9}"
     print(f"\n{header} {'command s':>10}")
     for name, figures, pages, rendered, seconds, whole in rows:
