@@ -6,6 +6,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,13 +14,14 @@ from typing import TYPE_CHECKING
 import click
 
 from distillgen import __version__
-from distillgen.diagnostics import BuildFailed, Code, Reporter, suggest
+from distillgen.diagnostics import BuildFailed, Code, Reporter, Superseded, suggest
 from distillgen.source.atlasrequest import LIMITS, AtlasRequest
 from distillgen.zoo import ZOO
 
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar
 
+    from distillgen.serve import Rebuild
     from distillgen.warm import Warm
 
 SRC = click.argument("src", default="articles", type=click.Path(path_type=Path))
@@ -161,6 +163,7 @@ def run_build(
     quick: bool = False,
     in_place: bool = False,
     warm: Warm | None = None,
+    superseded: Callable[[], bool] | None = None,
 ):
     """Build and report every problem; the BuildResult, or None when the build failed."""
     from distillgen.safety import Grants
@@ -179,12 +182,16 @@ def run_build(
         wait=not no_wait,
         quick=quick,
         in_place=in_place,
+        **({"superseded": superseded} if superseded else {}),
     )
     try:
         grants = Grants(raw_html=not no_raw_html, roots=allow_roots)
         result = build_site(
             src, out, reporter, options.log, options, cache_dir, grants, atlases, archive, warm=warm
         )
+    except Superseded:
+        click.echo("stopped for a newer edit", err=True)
+        return None
     except BuildFailed:
         click.echo(f"build failed: {len(reporter.errors)} error(s); {out} was left as it was", err=True)
         return None
@@ -474,26 +481,19 @@ def serve(
 ) -> None:
     """Build SRC, serve it, and rebuild and reload the page when a file changes."""
     from distillgen.serve import serve_site
+
+    rebuild = serve_builds(src, out, strict=strict, quiet=quiet, verbose=verbose, **compute)
+    serve_site(src, out, host, port, rebuild, echo=lambda message: click.echo(message, err=True))
+
+
+def serve_builds(src: Path, out: Path, **options) -> Rebuild:
+    """serve's builds of SRC: rebuild(quick, superseded), each in place and told what the one
+    before it checked (warm.py); `options` are run_build's."""
     from distillgen.warm import Warm
 
-    warm = Warm()  # what each build leaves the next (warm.py)
-    serve_site(
-        src,
-        out,
-        host,
-        port,
-        rebuild=lambda after_edit: run_build(
-            src,
-            out,
-            strict=strict,
-            quiet=quiet,
-            verbose=verbose,
-            quick=after_edit,
-            in_place=True,  # a preview: what changed is replaced file by file
-            warm=warm,
-            **compute,
-        ),
-        echo=lambda message: click.echo(message, err=True),
+    warm = Warm()
+    return lambda quick, superseded: run_build(
+        src, out, quick=quick, in_place=True, warm=warm, superseded=superseded, **options
     )
 
 

@@ -67,6 +67,9 @@ class Options:
     # process's last build checked taken unchecked (warm.py); serve builds in full once the
     # author pauses
     quick: bool = False
+    # `serve`: whether a newer edit waits; a full build stops for it at its next step, Pagefind
+    # included (`Superseded`)
+    superseded: Callable[[], bool] = lambda: False
     # `serve`: the files that changed are replaced in the output one by one (each whole), not
     # a new site swapped in; a stopped build may leave old and new files side by side, which a
     # preview can afford and `build` does not

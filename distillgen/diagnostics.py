@@ -44,6 +44,11 @@ class BuildFailed(Exception):
     """Raised after errors were reported; carries nothing a user needs to see."""
 
 
+class Superseded(BuildFailed):
+    """serve stopped a build for a newer edit (`Options.superseded`): nothing is wrong, and
+    nothing was written that the next build does not take up."""
+
+
 class Reporter:
     """Collects diagnostics; `strict` turns warnings into errors."""
 

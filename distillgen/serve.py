@@ -11,7 +11,8 @@ import functools
 import gc
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -20,11 +21,12 @@ import watchfiles
 
 from distillgen.render.page import templates_dir
 
-# rebuild(quick) -> a BuildResult (None: failed). A build after an edit is quick: it trusts
-# what the build before it checked (warm.py), and keeps the last search index (Pagefind
-# indexes every page again: seconds on an atlas). Once no file has changed for CATCH_UP_MS,
-# a full build checks everything again and brings the search index up to date.
-Rebuild = Callable[[bool], object]
+# rebuild(quick, superseded) -> a BuildResult (None: failed, or stopped). A build after an edit
+# is quick: it trusts what the build before it checked (warm.py), and keeps the last search
+# index (Pagefind indexes every page again: seconds on an atlas). Once no file has changed for
+# CATCH_UP_MS, a full build checks everything again and brings the search index up to date;
+# an edit meanwhile stops it (`superseded()` turns true), so that the edit waits for no index.
+Rebuild = Callable[[bool, Callable[[], bool]], object]
 CATCH_UP_MS = 1000
 GENERATION_PATH = "/__distillgen__/generation"
 # A page asks for the generation it was served with (`?seen=N`), and the answer waits until a
@@ -112,10 +114,10 @@ class _Termination:
             raise _Stopped
 
     def guard(self, rebuild: Rebuild) -> Rebuild:
-        def guarded(quick: bool):
+        def guarded(quick: bool, superseded: Callable[[], bool]):
             self.building = True
             try:
-                return rebuild(quick)
+                return rebuild(quick, superseded)
             finally:
                 self.building = False
 
@@ -128,15 +130,41 @@ def _unscanned(rebuild: Rebuild) -> Rebuild:
     full collection after a quick build scans it (0.3 s). A full build thaws it first, so
     that whatever earlier builds left in reference cycles is collected there."""
 
-    def thawed_for_full_builds(quick: bool):
+    def thawed_for_full_builds(quick: bool, superseded: Callable[[], bool]):
         if not quick:
             gc.unfreeze()
         try:
-            return rebuild(quick)
+            return rebuild(quick, superseded)
         finally:
             gc.freeze()
 
     return thawed_for_full_builds
+
+
+def _never() -> bool:
+    return False
+
+
+@contextmanager
+def _edits_meanwhile(src: Path) -> Iterator[threading.Event]:
+    """An event set when a watched file changes while the block runs. A watcher of its own:
+    serve's loop reports the same change once the block is over, and builds it then."""
+    edited, done = threading.Event(), threading.Event()
+
+    def watch() -> None:
+        for _ in watchfiles.watch(
+            src, templates_dir(), watch_filter=_watched, stop_event=done, raise_interrupt=False
+        ):
+            edited.set()
+            return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield edited
+    finally:
+        done.set()
+        watcher.join(timeout=5)
 
 
 def _watched(change: watchfiles.Change, path: str) -> bool:
@@ -177,7 +205,7 @@ def _serve(
     stop: threading.Event,
 ) -> None:
     generation = _Generation()
-    rebuild(False)
+    rebuild(False, _never)
     handler = functools.partial(
         type("Handler", (_Handler,), {"generation": generation}), directory=str(out.resolve())
     )
@@ -198,16 +226,18 @@ def _serve(
             rust_timeout=CATCH_UP_MS,
         ):
             if not changes:
-                if owed:  # once: a full build that fails waits for the author's next edit
+                if owed:  # once: a full build that fails or stops waits for the author's next edit
                     owed = False
-                    if built := rebuild(False):
+                    with _edits_meanwhile(src) as edited:
+                        built = rebuild(False, lambda: edited.is_set() or stop.is_set())
+                    if built:
                         if getattr(built, "rendered", 0) or getattr(built, "computed", 0):
                             generation.bump()  # something changed behind serve's back, now repaired
                         echo("checked in full" + (", search index updated" if behind else ""))
                 continue
             names = sorted({Path(path).name for _, path in changes})
             echo(f"changed: {', '.join(names)}; rebuilding")
-            if built := rebuild(True):
+            if built := rebuild(True, _never):
                 generation.bump()
                 owed = True
                 behind = getattr(built, "search_behind", False)

@@ -37,7 +37,7 @@ from distillgen.atlas import Atlas, layer_page, model_page, plan_atlases
 from distillgen.cache import write_file
 from distillgen.checked import CheckedArticles
 from distillgen.compute import Options, Outcome, compute, records
-from distillgen.diagnostics import BuildFailed, Reporter, describe_os_error
+from distillgen.diagnostics import BuildFailed, Reporter, Superseded, describe_os_error
 from distillgen.locks import Busy, alive, held
 from distillgen.paths import links_to_page
 from distillgen.project import CACHE, Project, slug_problem
@@ -127,6 +127,8 @@ def build(
     reporter.raise_if_errors()
 
     outcome, unit_pages = _compute_figures(project, articles, atlas_plans)
+    warm.artifacts = outcome.artifacts  # checked: a build stopped from here leaves them to the next
+    _unless_superseded(options)
     # A cache may come from someone else (it can be committed): its pages may only copy files
     # from the cache or the articles' roots, and a build refusing raw HTML renders every page.
     reuse = not options.recompute and grants.raw_html
@@ -155,7 +157,7 @@ def build(
                 bundle, search_behind = warm.search, True
             else:
                 folder = cache.root / "search" if reuse else None
-                bundle, search_behind = search_bundle(pages, folder, later=options.quick)
+                bundle, search_behind = search_bundle(pages, folder, options.quick, options.superseded)
             copies.update(bundle)
             warm.search = bundle
         except SearchError as exc:
@@ -167,9 +169,9 @@ def build(
             pages[f"{article.slug}/index.archive.html"] = archive_page(
                 page, page_text(pages[page]), pages, copies, config.url
             )
+    _unless_superseded(options)
     known, warm.output = warm.output, None  # until the output is written
     warm.output = _write_site(out, pages, copies, reporter, options, payloads, known)
-    warm.artifacts = outcome.artifacts
     seconds = time.perf_counter() - start
     return BuildResult(
         out,
@@ -184,6 +186,13 @@ def build(
         len(atlas_plans),
         search_behind,
     )
+
+
+def _unless_superseded(options: Options) -> None:
+    """Stop here if serve has a newer edit waiting (`Options.superseded`): the full build after
+    an edit checks and indexes a whole atlas site, seconds that the next edit should not wait."""
+    if options.superseded():
+        raise Superseded
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write
+from tests.conftest import run_cli, write
 
 
 def fetch(url: str, timeout: float = 5) -> str:
@@ -112,3 +112,48 @@ def test_an_open_page_reloads_itself_once_the_build_after_an_edit_is_written(sit
         page.get_by_text("Hello again.").wait_for()  # the page reloaded, by itself
         assert "Second title" in page.locator("h1").first.inner_text()
         assert not problems
+
+
+def test_an_edit_stops_the_full_build_that_would_keep_it_waiting(site, tmp_path, monkeypatch):
+    # Once the author pauses, serve builds in full, Pagefind included (seconds on an atlas
+    # site): an edit meanwhile stops that build, Pagefind too, and is built at once. Pagefind
+    # here takes a quarter of an hour.
+    from distillgen.cli import serve_builds
+    from distillgen.render import search
+    from distillgen.serve import serve_site
+
+    article = write(site / "a.md", "---\ntitle: First title\n---\n\nHello.\n")
+    out = tmp_path / "out"
+    assert run_cli("build", str(site), "-o", str(out)).exit_code == 0  # this search index, made
+    started = tmp_path / "pagefind.pid"
+    slow = write(tmp_path / "pagefind", f"#!/bin/sh\necho $$ > {started}\nexec sleep 900\n")
+    slow.chmod(0o755)
+    monkeypatch.setattr(search, "_executable", lambda: str(slow))
+    lines: list[str] = []
+    stop = threading.Event()
+    rebuild = serve_builds(site, out, strict=False, quiet=True, verbose=0)
+    server = threading.Thread(
+        target=serve_site, args=(site, out, "127.0.0.1", 0, rebuild, lines.append, stop), daemon=True
+    )
+    server.start()
+    try:
+        url = wait_for(lambda: next((m[1] for m in map(ADDRESS.search, lines) if m), None), timeout=120)
+        article.write_text("---\ntitle: Second title\n---\n\nHello.\n")
+        wait_for(lambda: "Second title" in fetch(url + "a/index.html"))
+        wait_for(lambda: started.exists() and started.read_text().strip())  # the full build's Pagefind
+        pagefind = int(started.read_text())
+        article.write_text("---\ntitle: Third title\n---\n\nHello.\n")
+        wait_for(lambda: "Third title" in fetch(url + "a/index.html"), timeout=120)
+        wait_for(lambda: not _running(pagefind))  # stopped, not left behind
+    finally:
+        stop.set()
+        server.join(timeout=60)
+    assert not server.is_alive()
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -106,14 +106,15 @@ class Pages:
     def get(self, key: str, counted: bool = True) -> Page | None:
         if self.folder is None:
             return None
-        entry = self.vouched.get(key) or self._checked(key)
+        html = self.folder / f"{key}.html"
+        entry = self.vouched.get(key) or self._checked(key, html)
         if entry is None:
             return None
         self.reused += counted
         self.used[key] = entry
-        return Page(None, entry["files"], key, self.folder / f"{key}.html", entry["searchable"])
+        return Page(None, entry["files"], key, html, entry["searchable"])
 
-    def _checked(self, key: str) -> dict | None:
+    def _checked(self, key: str, html: Path) -> dict | None:
         """The page's index entry, if its HTML is there and it copies only what may be
         published; None otherwise (missing or damaged: rendered again)."""
         try:
@@ -121,7 +122,7 @@ class Pages:
             files = entry["files"]  # site path -> absolute path, kept a string: a site has thousands
             if not all(isinstance(source, str) and _in_site(rel) for rel, source in files.items()):
                 return None  # damaged, or an index from elsewhere naming a place outside the site
-            if not (self.folder / f"{key}.html").is_file():
+            if not html.is_file():
                 return None
             entry = {"files": files, "searchable": bool(entry["searchable"])}
         except (OSError, KeyError, TypeError, AttributeError):

@@ -16,7 +16,11 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+from distillgen.diagnostics import Superseded
 
 MARK = "data-pagefind-body"
 # Unit addresses are one word to search for: `mixed3:5`, not `mixed3` and `5`.
@@ -27,12 +31,15 @@ class SearchError(Exception):
     """Pagefind is missing or failed; the message says how to fix it."""
 
 
-def search_bundle(pages: dict, folder: Path | None, later: bool = False) -> tuple[dict[str, Path], bool]:
+def search_bundle(
+    pages: dict, folder: Path | None, later: bool = False, superseded: Callable[[], bool] = lambda: False
+) -> tuple[dict[str, Path], bool]:
     """The search bundle's files by their path in the site (`pagefind/…`), made from the pages
     (site path -> HTML, or a reuse.Page known by its key) that carry MARK; kept under `folder`
     (None: a temporary folder). A bundle of the same pages is not made again, nor are their
     HTML files read. `later` (serve, after an edit): when this bundle is not made yet, the
-    newest one under `folder` stands in, and the second value says so."""
+    newest one under `folder` stands in, and the second value says so. Pagefind is stopped
+    when `superseded()` says so (serve: a newer edit), with `Superseded`."""
     indexed = {
         path: page
         for path, page in sorted(pages.items())
@@ -51,15 +58,20 @@ def search_bundle(pages: dict, folder: Path | None, later: bool = False) -> tupl
         if later and made:
             bundle, behind = made[-1].parent, True
         else:
-            _index(indexed, bundle)
+            _index(indexed, bundle, superseded)
     files = sorted(p for p in bundle.rglob("*") if p.is_file())
     return {f"pagefind/{p.relative_to(bundle).as_posix()}": p for p in files}, behind
 
 
-def _index(pages: dict, bundle: Path) -> None:
+PAGEFIND_TIMEOUT_S = 600
+
+
+def _index(pages: dict, bundle: Path, superseded: Callable[[], bool]) -> None:
     with tempfile.TemporaryDirectory(prefix="distillgen-search-") as scratch:
         site = Path(scratch) / "site"
         for path, page in pages.items():
+            if superseded():
+                raise Superseded
             target = site / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(page if isinstance(page, str) else page.html, encoding="utf-8")
@@ -67,16 +79,35 @@ def _index(pages: dict, bundle: Path) -> None:
         command = [_executable(), "--site", str(site), "--output-path", str(staging)]
         command += ["--include-characters", WORD_CHARACTERS, "--silent"]
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-            if done.returncode != 0:
-                raise SearchError(f"Pagefind failed: {(done.stderr or done.stdout).strip()[-500:]}")
+            with tempfile.TemporaryFile("w+") as log:
+                with subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT) as pagefind:
+                    _wait(pagefind, superseded)
+                log.seek(0)
+                output = log.read()
+            if pagefind.returncode != 0:
+                raise SearchError(f"Pagefind failed: {output.strip()[-500:]}")
             _publish(staging, bundle)
-        except subprocess.TimeoutExpired:
-            raise SearchError("Pagefind did not finish within 10 minutes") from None
         except OSError as exc:
             raise SearchError(f"cannot run Pagefind: {exc}") from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _wait(pagefind: subprocess.Popen, superseded: Callable[[], bool]) -> None:
+    """Until Pagefind ends. It is killed when `superseded()` (serve: a newer edit comes first),
+    after PAGEFIND_TIMEOUT_S, or when the build is interrupted (Ctrl+C, SIGTERM)."""
+    deadline = time.monotonic() + PAGEFIND_TIMEOUT_S
+    try:
+        while pagefind.poll() is None:
+            if superseded():
+                raise Superseded
+            if time.monotonic() > deadline:
+                raise SearchError(f"Pagefind did not finish within {PAGEFIND_TIMEOUT_S // 60} minutes")
+            time.sleep(0.05)
+    except BaseException:
+        pagefind.kill()
+        pagefind.wait()
+        raise
 
 
 def _publish(staging: Path, bundle: Path) -> None:
