@@ -144,9 +144,10 @@ def test_a_local_ray_build_equals_the_in_process_build(tmp_path, in_process):
     assert "figure jobs on Ray" in result.stderr
 
 
-def test_a_job_that_raises_on_a_worker_is_the_authors_error(tmp_path):
+def test_a_job_that_raises_on_a_worker_is_the_authors_error(tmp_path, cluster):
     """An author's model travels to the worker as bytes (no shared filesystem) and its error
-    comes back as in-process builds report it: path:line, the figure, the exception."""
+    comes back as in-process builds report it: path:line, the figure, the exception. (On the
+    module's cluster: a local runtime's start is the local test's.)"""
     src = tmp_path / "src"
     write(
         src / "net.py",
@@ -183,17 +184,22 @@ def test_a_job_that_raises_on_a_worker_is_the_authors_error(tmp_path):
         ```
         """,
     )
-    messages = []
-    for executor in ("in-process", "ray"):
-        result = build(src, tmp_path / "out", tmp_path / f"cache-{executor}", "--executor", executor)
-        assert result.exit_code == 1, result.output
-        messages.append(next(line for line in result.stderr.splitlines() if ": error: " in line))
+    result = build(src, tmp_path / "out", tmp_path / "cache-in-process")
+    assert result.exit_code == 1, result.output
+    on_ray = launch(
+        src, tmp_path / "out", tmp_path / "cache-ray", "--executor", "ray", "--ray-address", cluster.address
+    )
+    _, stderr = on_ray.communicate(timeout=300)
+    assert on_ray.returncode == 1, stderr
+    messages = [
+        next(line for line in text.splitlines() if ": error: " in line) for text in (result.stderr, stderr)
+    ]
     assert messages[0] == messages[1]
     assert messages[1].startswith(f"{src / 'article.md'}:6: error: computing ")
     assert "featurevis of 1 unit failed: ValueError: this net refuses gradients" in messages[1]
 
 
-def test_an_authors_model_and_weights_travel_to_the_workers(tmp_path):
+def test_an_authors_model_and_weights_travel_to_the_workers(tmp_path, cluster):
     """`model.py:factory@weights.pth` with no shared filesystem: the files' bytes go through
     the object store, and the worker's model has the author's weights (same checksum, same
     images as in-process on one thread)."""
@@ -223,8 +229,11 @@ def test_an_authors_model_and_weights_travel_to_the_workers(tmp_path):
         assert build(src, tmp_path / "ref", tmp_path / "ref-cache").exit_code == 0
     finally:
         torch.set_num_threads(threads)
-    result = build(src, tmp_path / "out", tmp_path / "cache", "--executor", "ray")
-    assert result.exit_code == 0, result.output
+    on_ray = launch(
+        src, tmp_path / "out", tmp_path / "cache", "--executor", "ray", "--ray-address", cluster.address
+    )
+    _, stderr = on_ray.communicate(timeout=300)
+    assert on_ray.returncode == 0, stderr
     assert_same_site(tmp_path / "out", tmp_path / "ref", at_least=2)
     assert {r["model"]["checksum"] for r in records(tmp_path / "out")} == {
         r["model"]["checksum"] for r in records(tmp_path / "ref")
