@@ -11,8 +11,7 @@ import functools
 import gc
 import signal
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -31,14 +30,17 @@ CATCH_UP_MS = 1000
 GENERATION_PATH = "/__distillgen__/generation"
 # A page asks for the generation it was served with (`?seen=N`), and the answer waits until a
 # build changes it (or WAIT_S pass): the page reloads as soon as the build is written, where
-# polling every 700 ms added up to that to every edit.
+# polling every 700 ms added up to that to every edit. Only a visible page asks (a browser
+# opens a few connections per host, for all its tabs), and again when it is shown.
 WAIT_S = 20.0
 RELOAD_SCRIPT = (
-    "<script>(function(){var seen=null;function ask(){"
-    f'fetch("{GENERATION_PATH}"+(seen===null?"":"?seen="+seen),{{cache:"no-store"}})'
+    '<script>(function(){var seen="%s",asking=false;function ask(){'
+    'if(asking||document.visibilityState!=="visible"){return;}asking=true;'
+    f'fetch("{GENERATION_PATH}?seen="+seen,{{cache:"no-store"}})'
     ".then(function(r){return r.text();})"
-    ".then(function(g){if(seen!==null&&g!==seen){location.reload();}else{seen=g;ask();}})"
-    ".catch(function(){setTimeout(ask,1000);});}ask();})();</script>"
+    ".then(function(g){asking=false;if(g!==seen){location.reload();}else{ask();}})"
+    ".catch(function(){asking=false;setTimeout(ask,1000);});}"
+    'document.addEventListener("visibilitychange",ask);ask();})();</script>'
 )
 
 
@@ -75,7 +77,8 @@ class _Handler(SimpleHTTPRequestHandler):
         if path.is_dir() and address.endswith("/"):
             path = path / "index.html"
         if path.suffix == ".html" and path.is_file():
-            page = path.read_text(encoding="utf-8").replace("</body>", RELOAD_SCRIPT + "</body>")
+            script = RELOAD_SCRIPT % self.generation.value  # the build it was served from
+            page = path.read_text(encoding="utf-8").replace("</body>", script + "</body>")
             self._send(page.encode("utf-8"), "text/html; charset=utf-8")
             return
         super().do_GET()
@@ -127,8 +130,8 @@ class _Termination:
 def _unscanned(rebuild: Rebuild) -> Rebuild:
     """What builds keep between them (warm.py, an atlas's plan: half a million objects on an
     atlas site) is frozen out of the garbage collector's view after each build, or every
-    full collection after a quick build scans it (0.3 s). A full build thaws it first, so
-    that whatever earlier builds left in reference cycles is collected there."""
+    full collection after a quick build scans it (0.3 s). A full build thaws it first, and
+    collects what earlier builds left in reference cycles once it is done."""
 
     def thawed_for_full_builds(quick: bool, superseded: Callable[[], bool]):
         if not quick:
@@ -136,6 +139,8 @@ def _unscanned(rebuild: Rebuild) -> Rebuild:
         try:
             return rebuild(quick, superseded)
         finally:
+            if not quick:  # a build raises the collector's thresholds: nothing collected it yet
+                gc.collect()
             gc.freeze()
 
     return thawed_for_full_builds
@@ -145,26 +150,14 @@ def _never() -> bool:
     return False
 
 
-@contextmanager
-def _edits_meanwhile(src: Path) -> Iterator[threading.Event]:
-    """An event set when a watched file changes while the block runs. A watcher of its own:
-    serve's loop reports the same change once the block is over, and builds it then."""
-    edited, done = threading.Event(), threading.Event()
-
-    def watch() -> None:
-        for _ in watchfiles.watch(
-            src, templates_dir(), watch_filter=_watched, stop_event=done, raise_interrupt=False
-        ):
-            edited.set()
-            return
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
-        yield edited
-    finally:
-        done.set()
-        watcher.join(timeout=5)
+def _watch_edits(src: Path, edited: threading.Event, stop: threading.Event) -> None:
+    """Set `edited` at every change. A watcher beside the loop's, for the whole session (its
+    start walks the folder): the loop builds each change; this one tells a full build under
+    way that a change waits."""
+    for _ in watchfiles.watch(
+        src, templates_dir(), watch_filter=_watched, stop_event=stop, raise_interrupt=False
+    ):
+        edited.set()
 
 
 def _watched(change: watchfiles.Change, path: str) -> bool:
@@ -213,6 +206,8 @@ def _serve(
     # A short poll, so that shutdown() returns within a tenth of a second.
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     echo(f"serving {out}/ at http://{host}:{server.server_address[1]}/ (Ctrl+C to stop)")
+    edited = threading.Event()
+    threading.Thread(target=_watch_edits, args=(src, edited, stop), daemon=True).start()
     owed = False  # a quick build trusted what a full build checks
     behind = False  # and the site's search index is an earlier build's
     try:
@@ -228,8 +223,8 @@ def _serve(
             if not changes:
                 if owed:  # once: a full build that fails or stops waits for the author's next edit
                     owed = False
-                    with _edits_meanwhile(src) as edited:
-                        built = rebuild(False, lambda: edited.is_set() or stop.is_set())
+                    edited.clear()  # nothing changed for CATCH_UP_MS
+                    built = rebuild(False, lambda: edited.is_set() or stop.is_set())
                     if built:
                         if getattr(built, "rendered", 0) or getattr(built, "computed", 0):
                             generation.bump()  # something changed behind serve's back, now repaired

@@ -16,6 +16,7 @@ died (`.<name>-new-<pid>-*`) are swept then.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import gc
@@ -26,7 +27,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Set
+from collections.abc import Callable, Iterator, Set
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,52 +127,53 @@ def build(
     atlas_plans = plan_atlases((*config.atlas, *atlases), catalog, reporter, (project.home, *grants.roots))
     reporter.raise_if_errors()
 
-    outcome, unit_pages = _compute_figures(project, articles, atlas_plans)
-    warm.artifacts = outcome.artifacts  # checked: a build stopped from here leaves them to the next
-    _unless_superseded(options)
-    # A cache may come from someone else (it can be committed): its pages may only copy files
-    # from the cache or the articles' roots, and a build refusing raw HTML renders every page.
-    reuse = not options.recompute and grants.raw_html
-    # what each payload file of the cache is (absolute path -> its entry's record digest)
-    payloads = cache.payload_paths(outcome.artifacts.values())
-    roots = (project.home, *grants.roots)
-    pages_cache = Pages(
-        cache.root / "pages" if reuse else None, roots, payloads.keys(), warm.pages, warm.unindexed
-    )
-    if config.search:
+    with _trusting(warm, options.quick):
+        outcome, unit_pages = _compute_figures(project, articles, atlas_plans)
+        warm.artifacts = outcome.artifacts  # checked: a build stopped from here leaves them to the next
+        _unless_superseded(options)
+        # A cache may come from someone else (it can be committed): its pages may only copy files
+        # from the cache or the articles' roots, and a build refusing raw HTML renders every page.
+        reuse = not options.recompute and grants.raw_html
+        # what each payload file of the cache is (absolute path -> its entry's record digest)
+        payloads = cache.payload_paths(outcome.artifacts.values())
+        roots = (project.home, *grants.roots)
+        pages_cache = Pages(
+            cache.root / "pages" if reuse else None, roots, payloads.keys(), warm.pages, warm.unindexed
+        )
+        if config.search:
+            try:
+                pagefind_version()
+            except SearchError as exc:
+                reporter.warning(src, None, f"the site is built without its search page: {exc}", author=False)
+                config = dataclasses.replace(config, search=False)
+        site = Site(config, articles, atlas_plans, unit_pages)
         try:
-            pagefind_version()
-        except SearchError as exc:
-            reporter.warning(src, None, f"the site is built without its search page: {exc}", author=False)
-            config = dataclasses.replace(config, search=False)
-    site = Site(config, articles, atlas_plans, unit_pages)
-    try:
-        pages, copies = _render_site(site, outcome, pages_cache, log)
-    finally:  # an interrupted build keeps the pages it rendered
-        if not options.quick:  # whose index a quick build leaves to the full build after it
-            pages_cache.save()
-    warm.pages, warm.unindexed = pages_cache.used, pages_cache.added
-    if config.search:
-        try:
-            if options.quick and warm.search is not None:  # the last index, as serve's build before had it
-                bundle, search_behind = warm.search, True
-            else:
-                folder = cache.root / "search" if reuse else None
-                bundle, search_behind = search_bundle(pages, folder, options.quick, options.superseded)
-            copies.update(bundle)
-            warm.search = bundle
-        except SearchError as exc:
-            reporter.error(src, None, f"cannot build the search index: {exc} (or set search: false)")
-            reporter.raise_if_errors()
-    if archive:
-        for article in articles:
-            page = f"{article.slug}/index.html"
-            pages[f"{article.slug}/index.archive.html"] = archive_page(
-                page, page_text(pages[page]), pages, copies, config.url
-            )
-    _unless_superseded(options)
-    known, warm.output = warm.output, None  # until the output is written
-    warm.output = _write_site(out, pages, copies, reporter, options, payloads, known)
+            pages, copies = _render_site(site, outcome, pages_cache, log)
+        finally:  # an interrupted build keeps the pages it rendered
+            if not options.quick:  # whose index a quick build leaves to the full build after it
+                pages_cache.save()
+        warm.pages, warm.unindexed = pages_cache.used, pages_cache.added
+        if config.search:
+            try:
+                if options.quick and warm.search is not None:  # the last index, as serve's last build had it
+                    bundle, search_behind = warm.search, True
+                else:
+                    folder = cache.root / "search" if reuse else None
+                    bundle, search_behind = search_bundle(pages, folder, options.quick, options.superseded)
+                copies.update(bundle)
+                warm.search = bundle
+            except SearchError as exc:
+                reporter.error(src, None, f"cannot build the search index: {exc} (or set search: false)")
+                reporter.raise_if_errors()
+        if archive:
+            for article in articles:
+                page = f"{article.slug}/index.html"
+                pages[f"{article.slug}/index.archive.html"] = archive_page(
+                    page, page_text(pages[page]), pages, copies, config.url
+                )
+        _unless_superseded(options)
+        known, warm.output = warm.output, None  # until the output is written
+        warm.output = _write_site(out, pages, copies, reporter, options, payloads, known)
     seconds = time.perf_counter() - start
     return BuildResult(
         out,
@@ -186,6 +188,19 @@ def build(
         len(atlas_plans),
         search_behind,
     )
+
+
+@contextlib.contextmanager
+def _trusting(warm: Warm, quick: bool) -> Iterator[None]:
+    """Where a quick build uses what it trusts (warm.py): if it fails there, that may be why (a
+    cache or its search files removed behind serve's back), so the next build trusts nothing.
+    Most of an author's mistakes fail before it (check, plan), and cost the next edit nothing."""
+    try:
+        yield
+    except BaseException:
+        if quick:
+            warm.artifacts, warm.pages, warm.search, warm.output = {}, {}, None, None
+        raise
 
 
 def _unless_superseded(options: Options) -> None:
@@ -403,10 +418,10 @@ def _write_site(
         with held(lock, str(out), wait=options.wait, echo=options.echo):
             sweep_staging(out, options.log)
             wanted = _identities(pages, copies, payloads or {})
-            if known is None or not options.quick:  # the output's files checked, as they are now
+            checked = known is None or not options.quick
+            if known is None or checked:  # the output's files as they are now, against what it was written
                 known = _held(out, known if known is not None else _manifest_files(manifest))
-            held_now = {rel: entry[3] for rel, entry in known.items()}
-            unchanged = {rel for rel, identity in wanted.items() if held_now.get(rel) == identity}
+            held_now, unchanged = _compared(known, wanted)
             if len(unchanged) == len(wanted) == len(held_now):
                 options.log(f"{out} holds this site already: nothing written")
                 if not (options.quick or manifest.exists()):  # a quick build's, left to this one
@@ -423,6 +438,8 @@ def _write_site(
                     if not options.quick:  # a quick build leaves it to the full build after it
                         _write_manifest(manifest, files)
                     return files
+            if not checked:  # a new site links the files the output holds: they are looked at first
+                held_now, unchanged = _compared(_held(out, known), wanted)
             manifest.unlink(missing_ok=True)  # stale from here until the site is written
             write_atomically(out, pages, copies, unchanged)
             files = {rel: [*status, wanted.get(rel)] for rel, status in _files(out).items()}
@@ -434,6 +451,12 @@ def _write_site(
         reporter.error(out, None, f"cannot write the site: {describe_os_error(exc)}")
     reporter.raise_if_errors()
     raise AssertionError("unreachable: an error was reported")
+
+
+def _compared(known: dict[str, list], wanted: dict[str, str]) -> tuple[dict[str, str | None], set[str]]:
+    """What the output holds (rel path -> identity) and which of the wanted files it holds."""
+    held_now = {rel: entry[3] for rel, entry in known.items()}
+    return held_now, {rel for rel, identity in wanted.items() if held_now.get(rel) == identity}
 
 
 def _write_manifest(manifest: Path, files: dict[str, list]) -> None:

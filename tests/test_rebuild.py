@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from distillgen import cache as cache_module
+from distillgen.cli import run_build
 from distillgen.site import manifest_path
 from distillgen.warm import Warm
 from tests.conftest import computed_once, run_cli, serve_build, write
@@ -284,6 +285,42 @@ def test_serve_after_an_edit_trusts_what_it_checked_and_its_full_build_checks_ag
     again = run_cli("build", str(src), "-o", str(out), "--cache-dir", str(cache), "-v")
     assert "holds this site already: nothing written" in again.stderr, again.stderr
     assert re.search(r"\(0 computed\), 0 of \d+ page\(s\) rendered", again.stderr), again.stderr
+
+
+def test_a_quick_build_writing_a_whole_site_looks_at_the_files_it_links(site, tmp_path, monkeypatch):
+    # A quick build takes the output as serve last wrote it; but a whole new site links the
+    # files the output holds, so those are looked at first: one replaced behind serve's back
+    # is written again, not carried into the new site (and its manifest) as good.
+    import distillgen.site as site_module
+
+    src, out, cache = site
+    settle(src, out, cache)
+    warm = Warm()
+    serve_rebuild(src, out, cache, warm)
+    image = next(out.rglob("*.png"))
+    image.write_bytes(b"not the figure")
+    monkeypatch.setattr(site_module, "IN_PLACE_MOST", 0)  # every change: a whole new site
+    write(src / "second.md", SECOND + "\nOne more line.\n")
+    serve_build(src, out, cache, warm, quick=True)
+    build(src, tmp_path / "clean", cache)
+    assert image.read_bytes() == (tmp_path / "clean" / image.relative_to(out)).read_bytes()
+
+
+def test_a_quick_build_failing_on_what_it_trusted_leaves_the_next_to_check(site):
+    # The search index a quick build takes from the build before it, removed behind serve's
+    # back: that build fails, and the next one trusts nothing it did and succeeds.
+    src, out, cache = site
+    settle(src, out, cache)
+    warm = Warm()
+    serve_rebuild(src, out, cache, warm)
+    shutil.rmtree(cache / "search")
+    write(src / "second.md", SECOND + "\nOne more line.\n")
+    options = {"cache_dir": cache, "strict": False, "quiet": True, "verbose": 0, "in_place": True}
+    assert run_build(src, out, quick=True, warm=warm, **options) is None
+    assert warm.search is None and not warm.artifacts
+    write(src / "second.md", SECOND + "\nOne line more.\n")
+    assert serve_build(src, out, cache, warm, quick=True).rendered == 1
+    assert "One line more." in (out / "second" / "index.html").read_text()
 
 
 def test_a_template_edited_under_serve_shows_at_its_next_build(site, tmp_path, monkeypatch):
