@@ -199,7 +199,7 @@ def _trusting(warm: Warm, quick: bool) -> Iterator[None]:
         yield
     except BaseException:
         if quick:
-            warm.artifacts, warm.pages, warm.search, warm.output = {}, {}, None, None
+            warm.distrust()
         raise
 
 

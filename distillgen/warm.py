@@ -21,7 +21,8 @@ pages it made (`unindexed`) and the output's manifest, which `output` stands for
 What a quick build trusts this way is checked again by the full build serve runs once the
 files are still (serve.CATCH_UP_MS), which also brings the search index up to date: a cache
 entry damaged, or an output file removed, behind serve's back is found there, a second after
-the author pauses.
+the author pauses. A quick build that fails after planning, where it uses what it trusts,
+may have failed because of it: the next build trusts nothing (`distrust`).
 """
 
 from __future__ import annotations
@@ -42,3 +43,7 @@ class Warm:
     unindexed: dict[str, dict] = field(default_factory=dict)  # pages quick builds made, not indexed yet
     search: dict[str, Path] | None = None  # the last search bundle's files by site path
     output: dict[str, list] | None = None  # rel path -> [size, mtime_ns, inode, identity]
+
+    def distrust(self) -> None:
+        """Trust nothing: the next build checks the cache, the pages and the output."""
+        self.artifacts, self.pages, self.search, self.output = {}, {}, None, None
