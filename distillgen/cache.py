@@ -361,10 +361,8 @@ class Index:
         if entry is None:
             return None
         where = f"{folder}{os.sep}"  # strings, not Paths: an atlas stats tens of thousands
-        written_ns, stat = (
-            self.written_ns,
-            os.stat,
-        )  # (written_ns: set when `entries` was read)  # the loop below runs for every file of a site
+        # the loop below runs for every file of a site (written_ns: set when `entries` was read)
+        written_ns, stat = self.written_ns, os.stat
         try:
             digest, files, derived = entry
             if not (_SHA256.fullmatch(digest) and isinstance(derived, dict) and RECORD in files):

@@ -418,8 +418,8 @@ def _write_site(
         with held(lock, str(out), wait=options.wait, echo=options.echo):
             sweep_staging(out, options.log)
             wanted = _identities(pages, copies, payloads or {})
-            checked = known is None or not options.quick
-            if known is None or checked:  # the output's files as they are now, against what it was written
+            looked = not (options.quick and known is not None)  # else: as this process wrote it
+            if known is None or looked:  # the output's files as they are now, against their manifest
                 known = _held(out, known if known is not None else _manifest_files(manifest))
             held_now, unchanged = _compared(known, wanted)
             if len(unchanged) == len(wanted) == len(held_now):
@@ -438,7 +438,7 @@ def _write_site(
                     if not options.quick:  # a quick build leaves it to the full build after it
                         _write_manifest(manifest, files)
                     return files
-            if not checked:  # a new site links the files the output holds: they are looked at first
+            if not looked:  # a new site links the files the output holds: they are looked at first
                 held_now, unchanged = _compared(_held(out, known), wanted)
             manifest.unlink(missing_ok=True)  # stale from here until the site is written
             write_atomically(out, pages, copies, unchanged)
