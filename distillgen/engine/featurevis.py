@@ -134,10 +134,14 @@ def _parameterize(
     """One image parameterization for the whole batch (one inverse FFT per step): lucent's,
     with each job's slice of it drawn again from the job's own seed, exactly as lucent draws
     it; or MACO's, each image's phase drawn from the seed and its place in its set."""
+    # Never a batch of one: a spare image, in no objective, keeps a lone image company, since
+    # oneDNN computes a 3x3 convolution's input gradient in another order for a batch of one
+    # (seen on AVX-512 CPUs). The spare is last, and no job's result reads it.
+    spare = 1 if sum(job.images for job in jobs) == 1 else 0
     if settings.param == "maco":
         seeds = [settings.seed + i for job in jobs for i in range(job.images)]
-        return maco.parameterize(_magnitude(jobs[0], input_size), seeds, device)
-    total = sum(job.images for job in jobs)
+        return maco.parameterize(_magnitude(jobs[0], input_size), seeds + [settings.seed + 1] * spare, device)
+    total = sum(job.images for job in jobs) + spare
     shape = (total, 3, settings.size, settings.size)
     (tensor,), image = spatial.fft_image(shape) if settings.fft else spatial.pixel_image(shape, sd=0.01)
     offset = 0
@@ -148,14 +152,15 @@ def _parameterize(
             part.copy_(torch.randn(part.shape) * 0.01)
             offset += job.images
     # A matmul, not the cheaper 1x1 convolution: oneDNN's convolution sums in an order that
-    # depends on the batch size, and an image must not depend on what shares its batch.
+    # depends on the batch size, and an image must not depend on what shares its batch. On
+    # contiguous pixels: a permuted view takes another kernel for some sizes and batches.
     decorrelate = torch.tensor(color.color_correlation_normalized.T, device=device)
 
     def images() -> torch.Tensor:
         # lucent's to_valid_rgb, with its colour matrix on our device instead of cuda:0
         pixels = image()
         if settings.decorrelate:
-            pixels = (pixels.permute(0, 2, 3, 1) @ decorrelate).permute(0, 3, 1, 2)
+            pixels = (pixels.permute(0, 2, 3, 1).contiguous() @ decorrelate).permute(0, 3, 1, 2)
         return torch.sigmoid(pixels)
 
     return images, [tensor]
