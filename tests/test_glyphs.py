@@ -105,8 +105,10 @@ def test_new_stimuli_render_at_other_sizes():
 def test_retraining_the_new_networks_gives_the_same_checksum():
     checksums = {}
     for name in ("glyphs", "glyphs-aux", "shapes-vgg"):
-        first = train(seed=3, steps=3, batch=10, name=name, held_out=10).model.state_dict()
-        second = weights_checksum(train(seed=3, steps=3, batch=10, name=name, held_out=10).model.state_dict())
+        first = train(seed=3, steps=3, batch=10, name=name, held_out=10, threads=1).model.state_dict()
+        second = weights_checksum(
+            train(seed=3, steps=3, batch=10, name=name, held_out=10, threads=1).model.state_dict()
+        )
         checksums[name] = weights_checksum(first)
         assert checksums[name] == second, name
         if name == "glyphs-aux":  # the auxiliary classifier is trained with the network, then dropped

@@ -33,11 +33,14 @@ def test_every_class_draws_something_visible():
 
 
 def test_retraining_gives_the_same_checksum():
-    first = weights_checksum(train(seed=3, steps=4, batch=16).model.state_dict())
-    second = weights_checksum(train(seed=3, steps=4, batch=16).model.state_dict())
-    other = weights_checksum(train(seed=4, steps=4, batch=16).model.state_dict())
+    before = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    first = weights_checksum(train(seed=3, steps=4, batch=16, held_out=200, threads=1).model.state_dict())
+    second = weights_checksum(train(seed=3, steps=4, batch=16, held_out=200, threads=1).model.state_dict())
+    other = weights_checksum(train(seed=4, steps=4, batch=16, held_out=200, threads=1).model.state_dict())
     assert first == second
     assert first != other
+    # a process that trains (a test worker, a notebook) gets its own settings back
+    assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == before
 
 
 @pytest.mark.parametrize("seed", SHIPPED_SEEDS)

@@ -81,11 +81,39 @@ def train(
     progress: Callable[[int, int, float], None] = lambda step, steps, loss: None,
     name: str = "shapes",
     held_out: int = 2000,
+    threads: int = THREADS,
 ) -> TrainResult:
     """Train the zoo network `name` from scratch; every batch is drawn from (seed, step).
-    The accuracy is measured on `held_out` fresh images (the cards' number: 2,000)."""
-    torch.set_num_threads(THREADS)
+    The accuracy is measured on `held_out` fresh images (the cards' number: 2,000). The same
+    seed gives the same weights for the same `threads` (the cards': 2)."""
+    with _deterministic(threads):
+        return _train(seed, steps, batch, lr, batchnorm, progress, name, held_out)
+
+
+@contextmanager
+def _deterministic(threads: int) -> Iterator[None]:
+    """torch's thread count and deterministic algorithms for the block, as they were after
+    it: a process that trains once (a test worker) must not keep 2 threads on a shared core."""
+    saved = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved[0])
+        torch.use_deterministic_algorithms(saved[1])
+
+
+def _train(
+    seed: int,
+    steps: int,
+    batch: int,
+    lr: float,
+    batchnorm: bool,
+    progress: Callable[[int, int, float], None],
+    name: str,
+    held_out: int,
+) -> TrainResult:
     torch.manual_seed(seed)
     np.random.seed(seed)
     entry = ZOO[name]
