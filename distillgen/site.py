@@ -50,7 +50,7 @@ from distillgen.render.search import SearchError, pagefind_version, search_bundl
 from distillgen.safety import Grants
 from distillgen.source.siteconfig import AtlasRequest, SiteConfig
 from distillgen.unitpages import SiteMap, UnitPage, page_context, page_inputs, plan_unit_pages
-from distillgen.warm import Warm
+from distillgen.warm import RenderedAtlas, Warm
 
 # site path -> the file copied there (a page from the page cache names its files by string)
 Copies = dict[str, Path | str]
@@ -148,7 +148,8 @@ def build(
                 config = dataclasses.replace(config, search=False)
         site = Site(config, articles, atlas_plans, unit_pages)
         try:
-            pages, copies = _render_site(site, outcome, pages_cache, log)
+            kept = warm.atlases if options.quick else {}  # a full build renders what it checked
+            pages, copies, warm.atlases = _render_site(site, outcome, pages_cache, log, kept)
         finally:  # an interrupted build keeps the pages it rendered
             if not options.quick:  # whose index a quick build leaves to the full build after it
                 pages_cache.save()
@@ -235,11 +236,16 @@ def _compute_figures(
 
 
 def _render_site(
-    site: Site, outcome: Outcome, pages_cache: Pages, log: Callable[[str], None]
-) -> tuple[dict[str, str | Page], Copies]:
-    """The site's pages (path -> HTML, or a Page whose HTML is read when needed) and the files
-    copied into it (path -> source). A page whose inputs are unchanged since an earlier build
-    is taken from `pages_cache`."""
+    site: Site,
+    outcome: Outcome,
+    pages_cache: Pages,
+    log: Callable[[str], None],
+    kept: dict[str, RenderedAtlas] | None = None,
+) -> tuple[dict[str, str | Page], Copies, dict[str, RenderedAtlas]]:
+    """The site's pages (path -> HTML, or a Page whose HTML is read when needed), the files
+    copied into it (path -> source), and each atlas's own pages. A page whose inputs are
+    unchanged since an earlier build is taken from `pages_cache`; an atlas's own pages from
+    `kept` (this process's last build, warm.py) while it holds them, without a key each."""
     env = environment()
     env.globals["search"] = site.config.search
     config = site.config
@@ -248,13 +254,15 @@ def _render_site(
     pages: dict[str, str | Page] = {}
     copies: Copies = {}
 
-    def render(path: str, key: str, make: Callable[[], Page], counted: bool = True) -> None:
+    def render(
+        path: str, key: str, make: Callable[[], Page], counted: bool = True, into: RenderedAtlas | None = None
+    ) -> None:
         page = pages_cache.get(key, counted)
         if counted:
             log(f"rendered {path}" + (" (unchanged: from the cache)" if page else ""))
         page = page or pages_cache.put(key, make(), counted)
-        pages[path] = page
-        copies.update(page.files)
+        (into.pages if into else pages)[path] = page
+        (into.copies if into else copies).update(page.files)
 
     def template(name: str, context_and_files: tuple[dict, dict]) -> Page:
         context, files = context_and_files
@@ -293,17 +301,40 @@ def _render_site(
     def atlas_html(atlas: Atlas) -> Page:
         return template("atlas.html", model_page(atlas, artifacts))
 
-    for unit_page in site.unit_pages:
+    def unit(unit_page: UnitPage, into: RenderedAtlas | None = None) -> None:
         key = page_key("unit", frame, page_inputs(unit_page, artifacts, site_map))
-        render(unit_page.path, key, functools.partial(unit_html, unit_page))
+        render(unit_page.path, key, functools.partial(unit_html, unit_page), into=into)
+
+    listed = {id(p) for p in site.unit_pages}
+    in_atlases: set[int] = set()  # the atlases' own unit pages (no article shows them)
+    rendered_atlases: dict[str, RenderedAtlas] = {}
     for atlas in site.atlases:
-        for layer, layer_pages in atlas.pages.items():
-            stamps = [stamp(artifacts[p.image.key]) for p in layer_pages]
-            key = page_key("layer", frame, atlas.layer_path(layer), stamps)
-            render(atlas.layer_path(layer), key, functools.partial(layer_html, atlas, layer))
-        stamps = [stamp(artifacts[p.image.key]) for ps in atlas.pages.values() for p in ps]
-        key = page_key("atlas", frame, atlas.path, atlas.request.examples, stamps)
-        render(atlas.path, key, functools.partial(atlas_html, atlas))
+        own = [p for ps in atlas.pages.values() for p in ps if id(p) in listed]
+        in_atlases.update(map(id, own))
+        shown = sorted(p.path for ps in atlas.pages.values() for p in ps if id(p) not in listed)
+        context = (frame, code_digest(), site_map.digests.get(atlas.model), shown)
+        rendered = (kept or {}).get(atlas.path)
+        if rendered is not None and rendered.holds(atlas, context, artifacts):
+            pages_cache.take(rendered.entries, len(rendered.pages))
+        else:
+            rendered = RenderedAtlas(atlas, context, {key: artifacts[key] for key in atlas.needs})
+            for unit_page in own:
+                unit(unit_page, rendered)
+            for layer, layer_pages in atlas.pages.items():
+                path = atlas.layer_path(layer)
+                stamps = [stamp(artifacts[p.image.key]) for p in layer_pages]
+                key = page_key("layer", frame, path, stamps)
+                render(path, key, functools.partial(layer_html, atlas, layer), into=rendered)
+            stamps = [stamp(artifacts[p.image.key]) for ps in atlas.pages.values() for p in ps]
+            key = page_key("atlas", frame, atlas.path, atlas.request.examples, stamps)
+            render(atlas.path, key, functools.partial(atlas_html, atlas), into=rendered)
+            rendered.entries = pages_cache.entries_of(rendered.pages.values())
+        pages.update(rendered.pages)
+        copies.update(rendered.copies)
+        rendered_atlases[atlas.path] = rendered
+    for unit_page in site.unit_pages:
+        if id(unit_page) not in in_atlases:
+            unit(unit_page)
     log(f"rendered {pages_cache.rendered} page(s), {pages_cache.reused} unchanged")
     teasers, teaser_files = _teasers(site.articles, artifacts)
     pages["index.html"] = render_index(env, site.articles, site.atlases, config, teasers)
@@ -316,7 +347,7 @@ def _render_site(
     static = templates_dir() / "static"
     copies.update({f"static/{p.name}": p for p in sorted(static.iterdir()) if p.is_file()})
     pages[MARKER] = "This folder is written by distillgen build and replaced on every build.\n"
-    return pages, copies
+    return pages, copies, rendered_atlases
 
 
 def _figures_json(article: Article, keys: list[str], artifacts: dict) -> Page:

@@ -15,6 +15,11 @@ an edit (`Options.quick`) takes what the build before it checked:
 - the output folder's files as it wrote them (`output`), unwalked (None while a write is
   under way, and after one failed);
 
+and renders an atlas's own pages again only if something they show changed (`atlases`: each
+atlas's pages as the last build rendered them, kept while the atlas's plan, the artifacts
+its pages read, the site's frame, the code and the model's set of unit pages are the same;
+a quick build's artifacts are the last build's objects, so a check by identity suffices);
+
 and leaves what only a later process needs to the full build after it: the index of the
 pages it made (`unindexed`) and the output's manifest, which `output` stands for meanwhile.
 
@@ -33,7 +38,31 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from distillgen.atlas import Atlas
     from distillgen.cache import Artifact
+    from distillgen.render.reuse import Page
+
+
+@dataclass
+class RenderedAtlas:
+    """An atlas's own pages as a build rendered them: its unit pages that no article shows,
+    its layer pages and its model page (site path -> page), the files they copy, and their
+    entries in the page index (key -> entry)."""
+
+    atlas: Atlas
+    context: tuple  # what else its pages are made of: the frame, the code, the model's pages
+    artifacts: dict[str, Artifact]  # what its pages read, as that build had them
+    pages: dict[str, Page] = field(default_factory=dict)
+    copies: dict[str, Path | str] = field(default_factory=dict)
+    entries: dict[str, dict] = field(default_factory=dict)
+
+    def holds(self, atlas: Atlas, context: tuple, artifacts: dict[str, Artifact]) -> bool:
+        """Whether these are the pages `atlas` would be rendered into now."""
+        return (
+            atlas is self.atlas
+            and context == self.context
+            and all(artifacts.get(key) is artifact for key, artifact in self.artifacts.items())
+        )
 
 
 @dataclass
@@ -43,7 +72,8 @@ class Warm:
     unindexed: dict[str, dict] = field(default_factory=dict)  # pages quick builds made, not indexed yet
     search: dict[str, Path] | None = None  # the last search bundle's files by site path
     output: dict[str, list] | None = None  # rel path -> [size, mtime_ns, inode, identity]
+    atlases: dict[str, RenderedAtlas] = field(default_factory=dict)  # by the atlas's site path
 
     def distrust(self) -> None:
         """Trust nothing: the next build checks the cache, the pages and the output."""
-        self.artifacts, self.pages, self.search, self.output = {}, {}, None, None
+        self.artifacts, self.pages, self.search, self.output, self.atlases = {}, {}, None, None, {}

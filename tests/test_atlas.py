@@ -241,6 +241,48 @@ def test_an_atlas_planned_once_shows_each_build_only_its_own_articles(atlas_site
     assert contents(out) == contents(tmp_path / "clean")
 
 
+def test_after_an_edit_serve_renders_only_what_the_edit_changed(
+    atlas_site, atlas_cache, tmp_path, monkeypatch
+):
+    # serve's build after an edit takes the atlas's own pages as its last build rendered them,
+    # without a key each, while nothing they are made of changed; anything that did (an
+    # artifact, the site's frame) renders them again.
+    from distillgen import site as site_module
+    from distillgen.warm import Warm
+
+    src, out, warm = tmp_path / "src", tmp_path / "out", Warm()
+    write(src / "distillgen.yml", CONFIG)
+    write(src / "curves.md", ARTICLE)
+    serve_build(src, out, atlas_cache, warm, quick=False)
+    keyed: list[str] = []
+    page_inputs = site_module.page_inputs
+
+    def counted(page, *rest):
+        keyed.append(page.path)
+        return page_inputs(page, *rest)
+
+    monkeypatch.setattr(site_module, "page_inputs", counted)
+
+    write(src / "curves.md", ARTICLE + "\nOne more line.\n")
+    built = serve_build(src, out, atlas_cache, warm, quick=True)
+    assert built.rendered == 1 and built.reused == 196 + 1  # the article; the atlas's pages, conv1:3's
+    assert sorted(keyed) == ["units/shapes/conv1/3.html", "units/shapes/mixed3/5.html"]  # the article's
+
+    keyed.clear()
+    image = next(p for p in warm.atlases["units/shapes/index.html"].atlas.pages["mixed4"]).image
+    del warm.artifacts[image.key]  # looked up again: another object than the one its page read
+    built = serve_build(src, out, atlas_cache, warm, quick=True)
+    assert built.rendered == 0 and len(keyed) == 192 + 1  # every unit page keyed again, unchanged
+
+    write(src / "distillgen.yml", CONFIG.replace("Shapes notes", "Shapes notebook"))
+    built = serve_build(src, out, atlas_cache, warm, quick=True)
+    assert built.rendered == 196 + 1 + 1  # every page is in the site's frame
+    assert "Shapes notebook" in (out / "units" / "shapes" / "mixed4" / "7.html").read_text()
+    serve_build(src, out, atlas_cache, warm, quick=False)  # once the author pauses: the search index
+    run_cli("build", str(src), "-o", str(tmp_path / "clean"), "--cache-dir", str(atlas_cache))
+    assert contents(out) == contents(tmp_path / "clean")
+
+
 @pytest.mark.parametrize(
     ("config", "expected"),
     [

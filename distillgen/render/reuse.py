@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from contextlib import suppress
 from functools import cache, cached_property
 from pathlib import Path
@@ -139,6 +139,16 @@ class Pages:
             return path.is_file() and any(path.is_relative_to(root) for root in self.roots)
         except (OSError, ValueError):  # a name no file can have (a NUL in it): an index from elsewhere
             return False
+
+    def entries_of(self, pages: Iterable[Page]) -> dict[str, dict]:
+        """The index entries of `pages`, which this build took or made (key -> entry)."""
+        return {page.key: self.used[page.key] for page in pages if page.key in self.used}
+
+    def take(self, entries: dict[str, dict], counted: int) -> None:
+        """Pages an earlier build of this process took or made, taken again as they were, with
+        their entries in the index (`entries_of`): `counted` of them are the site's pages."""
+        self.used.update(entries)
+        self.reused += counted
 
     def put(self, key: str, page: Page, counted: bool = True) -> Page:
         self.rendered += counted
