@@ -135,7 +135,7 @@ def build(
         # from the cache or the articles' roots, and a build refusing raw HTML renders every page.
         reuse = not options.recompute and grants.raw_html
         # what each payload file of the cache is (absolute path -> its entry's record digest)
-        payloads = cache.payload_paths(outcome.artifacts.values())
+        payloads = warm.payload_paths(outcome.artifacts, options.quick, cache)
         roots = (project.home, *grants.roots)
         pages_cache = Pages(
             cache.root / "pages" if reuse else None, roots, payloads.keys(), warm.pages, warm.unindexed

@@ -12,6 +12,7 @@ an edit (`Options.quick`) takes what the build before it checked:
 - the cached pages it took or made (`pages`), their files not checked again;
 - its search index (`search`: site path -> file), which stands in until the full build
   makes the new one (Pagefind indexes every page again: seconds on an atlas);
+- the map of the cache's payload files (`payloads`) while its artifacts are the same;
 - the output folder's files as it wrote them (`output`), unwalked (None while a write is
   under way, and after one failed);
 
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from distillgen.atlas import Atlas
-    from distillgen.cache import Artifact
+    from distillgen.cache import Artifact, Cache
     from distillgen.render.reuse import Page
 
 
@@ -58,11 +59,7 @@ class RenderedAtlas:
 
     def holds(self, atlas: Atlas, context: tuple, artifacts: dict[str, Artifact]) -> bool:
         """Whether these are the pages `atlas` would be rendered into now."""
-        return (
-            atlas is self.atlas
-            and context == self.context
-            and all(artifacts.get(key) is artifact for key, artifact in self.artifacts.items())
-        )
+        return atlas is self.atlas and context == self.context and same_artifacts(self.artifacts, artifacts)
 
 
 @dataclass
@@ -73,7 +70,26 @@ class Warm:
     search: dict[str, Path] | None = None  # the last search bundle's files by site path
     output: dict[str, list] | None = None  # rel path -> [size, mtime_ns, inode, identity]
     atlases: dict[str, RenderedAtlas] = field(default_factory=dict)  # by the atlas's site path
+    # the cache's payload files (absolute path -> identity, Cache.payload_paths) of these artifacts
+    payloads: tuple[dict[str, Artifact], dict[str, str]] = ({}, {})
+
+    def payload_paths(self, artifacts: dict[str, Artifact], quick: bool, cache: Cache) -> dict[str, str]:
+        """`cache.payload_paths` of `artifacts`: a quick build with the last build's very
+        artifacts takes the last build's map (an atlas's entries have 50,000 files)."""
+        mapped, paths = self.payloads
+        if not (quick and len(mapped) == len(artifacts) and same_artifacts(mapped, artifacts)):
+            paths = cache.payload_paths(artifacts.values())
+        self.payloads = artifacts, paths
+        return paths
 
     def distrust(self) -> None:
         """Trust nothing: the next build checks the cache, the pages and the output."""
         self.artifacts, self.pages, self.search, self.output, self.atlases = {}, {}, None, None, {}
+        self.payloads = ({}, {})
+
+
+def same_artifacts(kept: dict[str, Artifact], artifacts: dict[str, Artifact]) -> bool:
+    """Whether `artifacts` has each of `kept`'s artifacts, as the same object: within one
+    process, entries vouched for are handed on as they are, and anything looked up again is a
+    new object."""
+    return all(artifacts.get(key) is artifact for key, artifact in kept.items())

@@ -248,6 +248,7 @@ def test_after_an_edit_serve_renders_only_what_the_edit_changed(
     # without a key each, while nothing they are made of changed; anything that did (an
     # artifact, the site's frame) renders them again.
     from distillgen import site as site_module
+    from distillgen.cache import Cache
     from distillgen.warm import Warm
 
     src, out, warm = tmp_path / "src", tmp_path / "out", Warm()
@@ -262,17 +263,24 @@ def test_after_an_edit_serve_renders_only_what_the_edit_changed(
         return page_inputs(page, *rest)
 
     monkeypatch.setattr(site_module, "page_inputs", counted)
+    mapped: list[int] = []  # a 1 each time the cache's payload files are mapped
+    payload_paths = Cache.payload_paths
+    monkeypatch.setattr(
+        Cache, "payload_paths", lambda cache, artifacts: payload_paths(cache, mapped.append(1) or artifacts)
+    )
 
     write(src / "curves.md", ARTICLE + "\nOne more line.\n")
     built = serve_build(src, out, atlas_cache, warm, quick=True)
     assert built.rendered == 1 and built.reused == 196 + 1  # the article; the atlas's pages, conv1:3's
     assert sorted(keyed) == ["units/shapes/conv1/3.html", "units/shapes/mixed3/5.html"]  # the article's
+    assert mapped == []  # the same artifacts as the build before: its map of their files
 
     keyed.clear()
     image = next(p for p in warm.atlases["units/shapes/index.html"].atlas.pages["mixed4"]).image
     del warm.artifacts[image.key]  # looked up again: another object than the one its page read
     built = serve_build(src, out, atlas_cache, warm, quick=True)
     assert built.rendered == 0 and len(keyed) == 192 + 1  # every unit page keyed again, unchanged
+    assert mapped == [1]
 
     write(src / "distillgen.yml", CONFIG.replace("Shapes notes", "Shapes notebook"))
     built = serve_build(src, out, atlas_cache, warm, quick=True)
