@@ -9,6 +9,10 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# pip installs without compiling every module it unpacks (--no-compile: torch and Ray are
+# thousands of modules, half a minute of a fresh install), and Python compiles the few
+# hundred a run imports on first use, once: so it must be allowed to keep what it compiled.
+unexport PYTHONDONTWRITEBYTECODE
 # The first step of either install: the virtual environment, with a current pip.
 NEW_VENV = $(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip
 # Two test workers (pytest-xdist), one per core of CI's 2: a test waiting on a browser, a Ray
@@ -40,14 +44,14 @@ chromium:
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(NEW_VENV)
-	$(BIN)/pip install -q -c constraints.txt -e .
+	$(BIN)/pip install -q --no-compile -c constraints.txt -e .
 	touch $@
 
 # One pip run for everything the tests need (a second run after .installed's would resolve
 # and build the package again: about half a minute of a fresh `make test`).
 $(VENV)/.installed-test: pyproject.toml constraints.txt
 	$(NEW_VENV)
-	$(BIN)/pip install -q -c constraints.txt -e '.[test,ray]'
+	$(BIN)/pip install -q --no-compile -c constraints.txt -e '.[test,ray]'
 	touch $(VENV)/.installed $@
 
 clean:
