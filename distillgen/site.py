@@ -328,10 +328,10 @@ def _render_site(
             stamps = [stamp(artifacts[p.image.key]) for ps in atlas.pages.values() for p in ps]
             key = page_key("atlas", frame, atlas.path, atlas.request.examples, stamps)
             render(atlas.path, key, functools.partial(atlas_html, atlas), into=rendered)
-            rendered.entries = pages_cache.entries_of(rendered.pages.values())
         pages.update(rendered.pages)
         copies.update(rendered.copies)
-        rendered_atlases[atlas.path] = rendered
+        if (unread := _unread(rendered, pages_cache)) is not None:
+            rendered_atlases[atlas.path] = unread
     for unit_page in site.unit_pages:
         if id(unit_page) not in in_atlases:
             unit(unit_page)
@@ -348,6 +348,19 @@ def _render_site(
     copies.update({f"static/{p.name}": p for p in sorted(static.iterdir()) if p.is_file()})
     pages[MARKER] = "This folder is written by distillgen build and replaced on every build.\n"
     return pages, copies, rendered_atlases
+
+
+def _unread(rendered: RenderedAtlas, pages_cache: Pages) -> RenderedAtlas | None:
+    """An atlas's pages as the page cache holds them, their HTML left on disk, for the next
+    build to take: a build that rendered thousands keeps none of their HTML in memory. None
+    where the cache lacks one (--no-cache, a full disk): the next build renders them again."""
+    unread: dict[str, Page] = {}
+    for path, page in rendered.pages.items():
+        if (unread_page := pages_cache.unread(page)) is None:
+            return None
+        unread[path] = unread_page
+    entries = {page.key: pages_cache.used[page.key] for page in unread.values()}
+    return dataclasses.replace(rendered, pages=unread, entries=entries)
 
 
 def _figures_json(article: Article, keys: list[str], artifacts: dict) -> Page:

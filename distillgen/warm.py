@@ -47,8 +47,8 @@ if TYPE_CHECKING:
 @dataclass
 class RenderedAtlas:
     """An atlas's own pages as a build rendered them: its unit pages that no article shows,
-    its layer pages and its model page (site path -> page), the files they copy, and their
-    entries in the page index (key -> entry)."""
+    its layer pages and its model page (site path -> page, its HTML left in the page cache),
+    the files they copy, and their entries in the page index (key -> entry)."""
 
     atlas: Atlas
     context: tuple  # what else its pages are made of: the frame, the code, the model's pages

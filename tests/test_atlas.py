@@ -286,6 +286,10 @@ def test_after_an_edit_serve_renders_only_what_the_edit_changed(
     built = serve_build(src, out, atlas_cache, warm, quick=True)
     assert built.rendered == 196 + 1 + 1  # every page is in the site's frame
     assert "Shapes notebook" in (out / "units" / "shapes" / "mixed4" / "7.html").read_text()
+    kept = warm.atlases["units/shapes/index.html"].pages.values()
+    assert len(kept) == 196 - 1 and all(
+        page._html is None for page in kept
+    )  # in the page cache, not in memory
     serve_build(src, out, atlas_cache, warm, quick=False)  # once the author pauses: the search index
     run_cli("build", str(src), "-o", str(tmp_path / "clean"), "--cache-dir", str(atlas_cache))
     assert contents(out) == contents(tmp_path / "clean")

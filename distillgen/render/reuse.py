@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from contextlib import suppress
 from functools import cache, cached_property
 from pathlib import Path
@@ -140,13 +140,17 @@ class Pages:
         except (OSError, ValueError):  # a name no file can have (a NUL in it): an index from elsewhere
             return False
 
-    def entries_of(self, pages: Iterable[Page]) -> dict[str, dict]:
-        """The index entries of `pages`, which this build took or made (key -> entry)."""
-        return {page.key: self.used[page.key] for page in pages if page.key in self.used}
+    def unread(self, page: Page) -> Page | None:
+        """`page`, which this build took or made, as the cache holds it: its HTML unread until
+        needed. None if the cache does not hold it (none, or a write that failed)."""
+        entry = self.used.get(page.key)
+        if self.folder is None or entry is None:
+            return None
+        return Page(None, entry["files"], page.key, self.folder / f"{page.key}.html", entry["searchable"])
 
     def take(self, entries: dict[str, dict], counted: int) -> None:
         """Pages an earlier build of this process took or made, taken again as they were, with
-        their entries in the index (`entries_of`): `counted` of them are the site's pages."""
+        their entries in the index (key -> entry): `counted` of them are the site's pages."""
         self.used.update(entries)
         self.reused += counted
 
