@@ -316,6 +316,7 @@ def _render_site(
         rendered = (kept or {}).get(atlas.path)
         if rendered is not None and rendered.holds(atlas, context, artifacts):
             pages_cache.take(rendered.entries, len(rendered.pages))
+            keep: RenderedAtlas | None = rendered
         else:
             rendered = RenderedAtlas(atlas, context, {key: artifacts[key] for key in atlas.needs})
             for unit_page in own:
@@ -328,10 +329,11 @@ def _render_site(
             stamps = [stamp(artifacts[p.image.key]) for ps in atlas.pages.values() for p in ps]
             key = page_key("atlas", frame, atlas.path, atlas.request.examples, stamps)
             render(atlas.path, key, functools.partial(atlas_html, atlas), into=rendered)
+            keep = _unread(rendered, pages_cache)
         pages.update(rendered.pages)
         copies.update(rendered.copies)
-        if (unread := _unread(rendered, pages_cache)) is not None:
-            rendered_atlases[atlas.path] = unread
+        if keep is not None:
+            rendered_atlases[atlas.path] = keep
     for unit_page in site.unit_pages:
         if id(unit_page) not in in_atlases:
             unit(unit_page)
