@@ -148,8 +148,8 @@ def build(
                 config = dataclasses.replace(config, search=False)
         site = Site(config, articles, atlas_plans, unit_pages)
         try:
-            kept = warm.atlases if options.quick else {}  # a full build renders what it checked
-            pages, copies, warm.atlases = _render_site(site, outcome, pages_cache, log, kept)
+            previous = warm.atlases if options.quick else {}  # a full build renders what it checked
+            pages, copies, warm.atlases = _render_site(site, outcome, pages_cache, log, previous)
         finally:  # an interrupted build keeps the pages it rendered
             if not options.quick:  # whose index a quick build leaves to the full build after it
                 pages_cache.save()
@@ -240,12 +240,12 @@ def _render_site(
     outcome: Outcome,
     pages_cache: Pages,
     log: Callable[[str], None],
-    kept: dict[str, RenderedAtlas] | None = None,
+    previous: dict[str, RenderedAtlas] | None = None,
 ) -> tuple[dict[str, str | Page], Copies, dict[str, RenderedAtlas]]:
     """The site's pages (path -> HTML, or a Page whose HTML is read when needed), the files
     copied into it (path -> source), and each atlas's own pages. A page whose inputs are
     unchanged since an earlier build is taken from `pages_cache`; an atlas's own pages from
-    `kept` (this process's last build, warm.py) while it holds them, without a key each."""
+    `previous` (this process's last build, warm.py) while it holds them, without a key each."""
     env = environment()
     env.globals["search"] = site.config.search
     config = site.config
@@ -305,18 +305,20 @@ def _render_site(
         key = page_key("unit", frame, page_inputs(unit_page, artifacts, site_map))
         render(unit_page.path, key, functools.partial(unit_html, unit_page), into=into)
 
-    listed = {id(p) for p in site.unit_pages}
-    in_atlases: set[int] = set()  # the atlases' own unit pages (no article shows them)
-    rendered_atlases: dict[str, RenderedAtlas] = {}
+    # an atlas's planned pages that are this build's too (no article shows them: those are copies)
+    in_build = {id(p) for p in site.unit_pages}
+    in_atlases: set[int] = set()
+    for_next: dict[str, RenderedAtlas] = {}
     for atlas in site.atlases:
-        own = [p for ps in atlas.pages.values() for p in ps if id(p) in listed]
+        own = [p for ps in atlas.pages.values() for p in ps if id(p) in in_build]
         in_atlases.update(map(id, own))
-        shown = sorted(p.path for ps in atlas.pages.values() for p in ps if id(p) not in listed)
+        shown = sorted(p.path for ps in atlas.pages.values() for p in ps if id(p) not in in_build)
         context = (frame, code_digest(), site_map.digests.get(atlas.model), shown)
-        rendered = (kept or {}).get(atlas.path)
+        rendered = (previous or {}).get(atlas.path)
         if rendered is not None and rendered.holds(atlas, context, artifacts):
             pages_cache.take(rendered.entries, len(rendered.pages))
-            keep: RenderedAtlas | None = rendered
+            kept: RenderedAtlas | None = rendered
+            rendered = rendered.unread()  # what this build reads of them stays with this build
         else:
             rendered = RenderedAtlas(atlas, context, {key: artifacts[key] for key in atlas.needs})
             for unit_page in own:
@@ -329,11 +331,11 @@ def _render_site(
             stamps = [stamp(artifacts[p.image.key]) for ps in atlas.pages.values() for p in ps]
             key = page_key("atlas", frame, atlas.path, atlas.request.examples, stamps)
             render(atlas.path, key, functools.partial(atlas_html, atlas), into=rendered)
-            keep = _unread(rendered, pages_cache)
+            kept = _unread(rendered, pages_cache)
         pages.update(rendered.pages)
         copies.update(rendered.copies)
-        if keep is not None:
-            rendered_atlases[atlas.path] = keep
+        if kept is not None:
+            for_next[atlas.path] = kept
     for unit_page in site.unit_pages:
         if id(unit_page) not in in_atlases:
             unit(unit_page)
@@ -349,7 +351,7 @@ def _render_site(
     static = templates_dir() / "static"
     copies.update({f"static/{p.name}": p for p in sorted(static.iterdir()) if p.is_file()})
     pages[MARKER] = "This folder is written by distillgen build and replaced on every build.\n"
-    return pages, copies, rendered_atlases
+    return pages, copies, for_next
 
 
 def _unread(rendered: RenderedAtlas, pages_cache: Pages) -> RenderedAtlas | None:

@@ -33,6 +33,7 @@ may have failed because of it: the next build trusts nothing (`distrust`).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -51,11 +52,18 @@ class RenderedAtlas:
     the files they copy, and their entries in the page index (key -> entry)."""
 
     atlas: Atlas
-    context: tuple  # what else its pages are made of: the frame, the code, the model's pages
+    # what else its pages are made of: the frame, the code, the model's set of unit pages, and
+    # which of the atlas's units articles show (those pages are the build's, not the atlas's)
+    context: tuple
     artifacts: dict[str, Artifact]  # what its pages read, as that build had them
     pages: dict[str, Page] = field(default_factory=dict)
     copies: dict[str, Path | str] = field(default_factory=dict)
     entries: dict[str, dict] = field(default_factory=dict)
+
+    def unread(self) -> RenderedAtlas:
+        """The same pages as new objects with their HTML unread: a build that reads one (to
+        write it) does not keep its HTML here."""
+        return dataclasses.replace(self, pages={path: page.unread() for path, page in self.pages.items()})
 
     def holds(self, atlas: Atlas, context: tuple, artifacts: dict[str, Artifact]) -> bool:
         """Whether these are the pages `atlas` would be rendered into now."""
@@ -71,7 +79,7 @@ class Warm:
     output: dict[str, list] | None = None  # rel path -> [size, mtime_ns, inode, identity]
     atlases: dict[str, RenderedAtlas] = field(default_factory=dict)  # by the atlas's site path
     # the cache's payload files (absolute path -> identity, Cache.payload_paths) of these artifacts
-    payloads: tuple[dict[str, Artifact], dict[str, str]] = ({}, {})
+    payloads: tuple[dict[str, Artifact], dict[str, str]] = field(default_factory=lambda: ({}, {}))
 
     def payload_paths(self, artifacts: dict[str, Artifact], quick: bool, cache: Cache) -> dict[str, str]:
         """`cache.payload_paths` of `artifacts`: a quick build with the last build's very
@@ -79,7 +87,7 @@ class Warm:
         mapped, paths = self.payloads
         if not (quick and len(mapped) == len(artifacts) and same_artifacts(mapped, artifacts)):
             paths = cache.payload_paths(artifacts.values())
-        self.payloads = artifacts, paths
+        self.payloads = dict(artifacts), paths  # a copy: the cache drops what it moves aside from `artifacts`
         return paths
 
     def distrust(self) -> None:

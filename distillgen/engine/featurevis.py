@@ -153,7 +153,10 @@ def _parameterize(
             offset += job.images
     # A matmul, not the cheaper 1x1 convolution: oneDNN's convolution sums in an order that
     # depends on the batch size, and an image must not depend on what shares its batch. On
-    # contiguous pixels: a permuted view takes another kernel for some sizes and batches.
+    # contiguous pixels, each row's product (and gradient) is the same for any batch (checked:
+    # 1-16 images, 32-224 px); a permuted view took other kernels at 32 px. MACO mixes its
+    # colours elementwise instead (maco.py); doing so here would change every cached image's
+    # last bits, where this changes none but those the batch used to change.
     decorrelate = torch.tensor(color.color_correlation_normalized.T, device=device)
 
     def images() -> torch.Tensor:

@@ -54,6 +54,12 @@ class Page:
             self._html = self._source.read_text(encoding="utf-8")
         return self._html
 
+    def unread(self) -> Page:
+        """A copy that reads its HTML again when needed (from its `source`), so that what one
+        reader reads is not kept by the others."""
+        html = None if self._source else self._html  # a page with no file keeps its HTML
+        return Page(html, self.files, self.key, self._source, self._searchable)
+
     @property
     def identity(self) -> str:
         return self.key or hashlib.sha256(self.html.encode()).hexdigest()

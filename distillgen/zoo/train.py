@@ -94,14 +94,16 @@ def train(
 def _deterministic(threads: int) -> Iterator[None]:
     """torch's thread count and deterministic algorithms for the block, as they were after
     it: a process that trains once (a test worker) must not keep 2 threads on a shared core."""
-    saved = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    threads_before = torch.get_num_threads()
+    deterministic_before = torch.are_deterministic_algorithms_enabled()
+    warn_only_before = torch.is_deterministic_algorithms_warn_only_enabled()
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
     try:
         yield
     finally:
-        torch.set_num_threads(saved[0])
-        torch.use_deterministic_algorithms(saved[1])
+        torch.set_num_threads(threads_before)
+        torch.use_deterministic_algorithms(deterministic_before, warn_only=warn_only_before)
 
 
 def _train(
