@@ -7,25 +7,19 @@ After a clean check the article is kept in `<cache>/checked/<slug>.pickle` with 
 and the stat of each file it read; the next build takes it from there when its text and
 everything else are the same and none of those files changed, and replays its warnings.
 
-A cache folder may come from someone else, and unpickling runs code: every file is signed
-with HMAC-SHA256 under a key that never leaves this machine's user (`~/.cache/distillgen/
-secret`), and one that fails the signature is ignored. Without a key (no writable home) no
-article is kept.
+A cache folder may come from someone else, and unpickling runs code: the files are signed
+by this machine's user (signed.py), and one that fails the signature is ignored.
 """
 
 from __future__ import annotations
 
-import gc
 import hashlib
-import hmac
 import os
-import pickle
-import secrets
 from contextlib import suppress
 from pathlib import Path
 
+from distillgen import signed
 from distillgen.article import Article
-from distillgen.cache import write_file
 from distillgen.diagnostics import Diagnostic, Reporter
 
 VERSION = b"distillgen-checked-1"
@@ -39,7 +33,6 @@ class CheckedArticles:
     def __init__(self, folder: Path | None, context: str) -> None:
         self.folder = folder
         self.context = context
-        self.secret = _secret() if folder is not None else None
         self.taken = 0  # articles taken from here in this build
         self.checked = 0  # articles parsed and checked in this build
 
@@ -68,7 +61,7 @@ class CheckedArticles:
     ) -> None:
         """Keep a cleanly checked article (its warnings only: one with errors is not kept)."""
         self.checked += 1
-        if self.folder is None or self.secret is None or any(d.severity == "error" for d in diagnostics):
+        if self.folder is None or any(d.severity == "error" for d in diagnostics):
             return
         kept = {
             "key": self._key(path, source),
@@ -77,33 +70,16 @@ class CheckedArticles:
             "article": article,
         }
         with suppress(Exception):  # keeping it only saves a check: it never fails a build
-            payload = VERSION + pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL)
-            write_file(
-                self.folder / f"{path.stem}.pickle", hmac.digest(self.secret, payload, "sha256") + payload
-            )
+            signed.dump(self.folder / f"{path.stem}.pickle", VERSION, kept)
 
     def _key(self, path: Path, source: str) -> str:
         return hashlib.sha256("\0".join((self.context, str(path), source)).encode()).hexdigest()
 
     def _load(self, path: Path) -> dict | None:
-        if self.folder is None or self.secret is None:
+        if self.folder is None:
             return None
-        try:
-            data = (self.folder / f"{path.stem}.pickle").read_bytes()
-        except OSError:
-            return None
-        signature, payload = data[:32], data[32:]
-        if not payload.startswith(VERSION) or not hmac.compare_digest(
-            signature, hmac.digest(self.secret, payload, "sha256")
-        ):
-            return None  # not written here, or by another version: checked again
-        gc.disable()  # a collection mid-load scans the whole build's objects: 3-8x slower
-        try:
-            return pickle.loads(payload[len(VERSION) :])
-        except Exception:  # written by older code whose classes moved: checked again
-            return None
-        finally:
-            gc.enable()
+        kept = signed.load(self.folder / f"{path.stem}.pickle", VERSION)
+        return kept if isinstance(kept, dict) else None
 
 
 def _stat(path: Path) -> tuple | None:
@@ -113,20 +89,3 @@ def _stat(path: Path) -> tuple | None:
     except OSError:
         return None
     return status.st_size, status.st_mtime_ns, status.st_ino, status.st_mode
-
-
-def _secret() -> bytes | None:
-    """This user's signing key, made on first use; None where it cannot be kept."""
-    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "distillgen"
-    path = home / "secret"
-    with suppress(OSError):
-        key = path.read_bytes()
-        if len(key) == 32:
-            return key
-    try:
-        home.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_bytes(32)
-        write_file(path, key)
-        return key
-    except OSError:
-        return None

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from distillgen import __version__
 from distillgen.article import Article
-from distillgen.atlas import Atlas, layer_page, model_page, plan_atlases
+from distillgen.atlas import Atlas, KeptPlans, layer_page, model_page, plan_atlases
 from distillgen.cache import write_file
 from distillgen.checked import CheckedArticles
 from distillgen.compute import Options, Outcome, compute, records
@@ -124,7 +124,9 @@ def build(
     )
     articles = project.load_articles(log, checked)
     project.plan(articles)
-    atlas_plans = plan_atlases((*config.atlas, *atlases), catalog, reporter, (project.home, *grants.roots))
+    roots = (project.home, *grants.roots)
+    plans = KeptPlans(cache.root / "plans", source_digest()) if keep else None
+    atlas_plans = plan_atlases((*config.atlas, *atlases), catalog, reporter, roots, plans)
     reporter.raise_if_errors()
 
     with _trusting(warm, options.quick):
@@ -136,7 +138,6 @@ def build(
         reuse = not options.recompute and grants.raw_html
         # what each payload file of the cache is (absolute path -> its entry's record digest)
         payloads = warm.payload_paths(outcome.artifacts, options.quick, cache)
-        roots = (project.home, *grants.roots)
         pages_cache = Pages(
             cache.root / "pages" if reuse else None, roots, payloads.keys(), warm.pages, warm.unindexed
         )

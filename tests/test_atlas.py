@@ -241,6 +241,46 @@ def test_an_atlas_planned_once_shows_each_build_only_its_own_articles(atlas_site
     assert contents(out) == contents(tmp_path / "clean")
 
 
+def test_a_new_process_takes_the_atlas_its_cache_keeps_and_no_one_elses(
+    atlas_site, atlas_cache, tmp_path, monkeypatch
+):
+    # Planning an atlas (its pages' jobs and their keys) is most of a no-change build's time in
+    # a new process: the plan is kept, signed, in the cache, for the code that planned it.
+    from distillgen import atlas as atlas_module
+    from distillgen.atlas import KeptPlans, plan_atlas
+    from distillgen.cache import Cache
+    from distillgen.compute import Catalog
+    from distillgen.diagnostics import Reporter
+    from distillgen.source.siteconfig import load_site_config
+
+    write(tmp_path / "src" / "distillgen.yml", CONFIG)
+    request = load_site_config(tmp_path / "src", Reporter()).atlas[0]
+    kept = KeptPlans(tmp_path / "plans", "this code")
+    planned: list[int] = []
+    unit_pages = atlas_module._unit_pages
+    monkeypatch.setattr(atlas_module, "_unit_pages", lambda *args: planned.append(1) or unit_pages(*args))
+
+    def a_new_process(plans: KeptPlans):
+        atlas_module._PLANNED.clear()
+        return plan_atlas(request, Catalog(Cache(atlas_cache)), Reporter(), kept=plans)
+
+    first = a_new_process(kept)
+    (mine,) = kept.folder.glob("*.pickle")
+    assert len(planned) == 3  # its three layers
+    second = a_new_process(kept)
+    assert len(planned) == 3  # taken from the cache, not planned again
+    assert second is not first and list(second.needs) == list(first.needs)
+    assert [p.path for ps in second.pages.values() for p in ps] == [
+        p.path for ps in first.pages.values() for p in ps
+    ]
+
+    a_new_process(KeptPlans(kept.folder, "other code"))
+    assert len(planned) == 6  # planned again by other code
+    mine.write_bytes(b"\0" * 32 + mine.read_bytes()[32:])  # a plan not signed by this user's key
+    a_new_process(kept)
+    assert len(planned) == 9  # ignored: unpickling runs code
+
+
 def test_after_an_edit_serve_renders_only_what_the_edit_changed(
     atlas_site, atlas_cache, tmp_path, monkeypatch
 ):
