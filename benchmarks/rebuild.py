@@ -164,7 +164,7 @@ def _payload(job, info, rng) -> tuple[dict[str, bytes], object]:
 def inside(src: Path, out: Path, cache: Path, repeat: int) -> tuple[float, object]:
     best, result = float("inf"), None
     for _ in range(repeat):
-        atlas_module._PLANNED.clear()  # as a new process finds it: the atlas planned again
+        atlas_module._PLANNED.clear()  # as a new process finds it: the atlas from the plan its cache keeps
         start = time.perf_counter()
         result = build(src, out, Reporter(), cache_dir=cache)
         best = min(best, time.perf_counter() - start)
