@@ -46,7 +46,7 @@ from distillgen.render import html as html_rules
 from distillgen.render.archive import archive_page
 from distillgen.render.page import environment, render_article, render_index, templates_dir
 from distillgen.render.reuse import Page, Pages, code_digest, page_key, page_text, source_digest, stamp
-from distillgen.render.search import SearchError, pagefind_version, search_bundle
+from distillgen.render.search import SearchError, bundle_identities, pagefind_version, search_bundle
 from distillgen.safety import Grants
 from distillgen.source.siteconfig import AtlasRequest, SiteConfig
 from distillgen.unitpages import SiteMap, UnitPage, page_context, page_inputs, plan_unit_pages
@@ -136,7 +136,8 @@ def build(
         # A cache may come from someone else (it can be committed): its pages may only copy files
         # from the cache or the articles' roots, and a build refusing raw HTML renders every page.
         reuse = not options.recompute and grants.raw_html
-        # what each payload file of the cache is (absolute path -> its entry's record digest)
+        # what each payload file of the cache is (absolute path -> its entry's record digest),
+        # and then each file of the search bundle
         payloads = warm.payload_paths(outcome.artifacts, options.quick, cache)
         pages_cache = Pages(
             cache.root / "pages" if reuse else None, roots, payloads.keys(), warm.pages, warm.unindexed
@@ -163,6 +164,7 @@ def build(
                     folder = cache.root / "search" if reuse else None
                     bundle, search_behind = search_bundle(pages, folder, options.quick, options.superseded)
                 copies.update(bundle)
+                payloads = {**payloads, **bundle_identities(bundle)}  # known by name, not by a stat each
                 warm.search = bundle
             except SearchError as exc:
                 reporter.error(src, None, f"cannot build the search index: {exc} (or set search: false)")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from distillgen import cache as cache_module
+from distillgen import site as site_module
 from distillgen.cli import run_build
 from distillgen.site import manifest_path
 from distillgen.warm import Warm
@@ -113,14 +114,23 @@ def payload_files(cache: Path) -> set[str]:
     return {str(p) for p in (cache / "objects").rglob("*") if p.is_file() and p.name != cache_module.RECORD}
 
 
-def test_a_no_change_rebuild_opens_no_payload_file_and_renders_nothing(tmp_path):
+def test_a_no_change_rebuild_opens_no_payload_file_and_renders_nothing(tmp_path, monkeypatch):
     src, out, cache = sources(tmp_path)
     cold = settle(src, out, cache)
     assert cold["computed"] > 0 and cold["rendered"] == cold["pages"]
     payloads = payload_files(cache)
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    stated: list[str] = []  # the files the write knows by a stat of their own
+    stat_identity = site_module._stat_identity
+
+    def counted(source):
+        stated.append(str(source))
+        return stat_identity(source)
+
+    monkeypatch.setattr(site_module, "_stat_identity", counted)
     with opened_files() as opened:
         again = build(src, out, cache)
+    assert stated and not any(path.startswith(str(cache / "search")) for path in stated)  # its folder's
     assert (again["computed"], again["rendered"], again["checked"]) == (0, 0, 0)
     assert again["warnings"] == cold["warnings"] > 0  # the missing file's link, replayed
     assert not payloads & {str(Path(p)) for p in opened}

@@ -63,6 +63,22 @@ def search_bundle(
     return {f"pagefind/{p.relative_to(bundle).as_posix()}": p for p in files}, behind
 
 
+def bundle_identities(bundle: dict[str, Path]) -> dict[str, str]:
+    """What each file of a bundle is (absolute path -> identity), from one stat of its folder
+    rather than one of each of its files (an atlas's bundle has thousands): a bundle is moved
+    into place whole, under the digest of what it indexes, and never changed after; made again
+    (its folder removed), it is a new folder. {} for a bundle without its entry file."""
+    entry = bundle.get("pagefind/pagefind-entry.json")
+    try:
+        folder = os.stat(entry.parent) if entry is not None else None
+    except OSError:
+        folder = None
+    if folder is None:
+        return {}
+    made = f"search:{folder.st_ino}:{folder.st_mtime_ns}:"
+    return {os.fspath(path): made + os.fspath(path) for path in bundle.values()}
+
+
 PAGEFIND_TIMEOUT_S = 600
 
 
