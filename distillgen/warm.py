@@ -18,8 +18,9 @@ an edit (`Options.quick`) takes what the build before it checked:
 
 and renders an atlas's own pages again only if something they show changed (`atlases`: each
 atlas's pages as the last build rendered them, kept while the atlas's plan, the artifacts
-its pages read, the site's frame, the code and the model's set of unit pages are the same;
-a quick build's artifacts are the last build's objects, so a check by identity suffices);
+its pages read, the site's frame, the code, the model's set of unit pages and the atlas's
+units that articles show are the same; a quick build's artifacts are the last build's
+objects, so a check by identity suffices);
 
 and leaves what only a later process needs to the full build after it: the index of the
 pages it made (`unindexed`) and the output's manifest, which `output` stands for meanwhile.
