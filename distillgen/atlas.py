@@ -44,6 +44,7 @@ class Atlas:
     model: str  # canonical spec, as jobs name it
     info: ModelInfo
     settings: FeatureVisSettings
+    made_of: str  # the request and what it resolved to: what identifies the plan (plan_atlas)
     pages: dict[str, list] = field(default_factory=dict)  # layer -> its UnitPages, in unit order
 
     @cached_property
@@ -102,7 +103,7 @@ class KeptPlans:
                 stale.unlink(missing_ok=True)
 
 
-PLAN_VERSION = b"distillgen-atlas-plan-1"
+PLAN_VERSION = b"distillgen-atlas-plan-2"
 
 
 def plan_atlases(
@@ -171,7 +172,7 @@ def plan_atlas(
     if (atlas := _PLANNED.get(made_of)) is not None:
         return atlas
     if (atlas := kept.load(made_of) if kept else None) is None:
-        atlas = Atlas(request, str(spec), info, settings)
+        atlas = Atlas(request, str(spec), info, settings, made_of)
         for layer in layers:
             atlas.pages[layer] = _unit_pages(atlas, layer, dataset)
         if kept:

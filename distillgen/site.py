@@ -324,17 +324,30 @@ def _render_site(
             rendered = rendered.unread()  # what this build reads of them stays with this build
         else:
             rendered = RenderedAtlas(atlas, context, {key: artifacts[key] for key in atlas.needs})
-            for unit_page in own:
-                unit(unit_page, rendered)
-            for layer, layer_pages in atlas.pages.items():
-                path = atlas.layer_path(layer)
-                stamps = [stamp(artifacts[p.image.key]) for p in layer_pages]
-                key = page_key("layer", frame, path, stamps)
-                render(path, key, functools.partial(layer_html, atlas, layer), into=rendered)
-            stamps = [stamp(artifacts[p.image.key]) for ps in atlas.pages.values() for p in ps]
-            key = page_key("atlas", frame, atlas.path, atlas.request.examples, stamps)
-            render(atlas.path, key, functools.partial(atlas_html, atlas), into=rendered)
-            kept = _unread(rendered, pages_cache)
+            # all its pages are made of, as one key: a later process takes them on it, unkeyed
+            digests = [artifact.digest for artifact in rendered.artifacts.values()]
+            group = page_key("atlas pages", atlas.made_of, context, digests)
+            if (taken := pages_cache.take_group(group)) is not None:
+                unchanged = "(unchanged: from the cache, as one group)"
+                log(f"rendered {len(taken)} page(s) of the atlas {atlas.path} {unchanged}")
+                rendered.pages = taken
+                rendered.entries = {page.key: pages_cache.used[page.key] for page in taken.values()}
+                for page in taken.values():
+                    rendered.copies.update(page.files)
+                kept, rendered = rendered, rendered.unread()
+            else:
+                for unit_page in own:
+                    unit(unit_page, rendered)
+                for layer, layer_pages in atlas.pages.items():
+                    path = atlas.layer_path(layer)
+                    stamps = [stamp(artifacts[p.image.key]) for p in layer_pages]
+                    key = page_key("layer", frame, path, stamps)
+                    render(path, key, functools.partial(layer_html, atlas, layer), into=rendered)
+                stamps = [stamp(artifacts[p.image.key]) for ps in atlas.pages.values() for p in ps]
+                key = page_key("atlas", frame, atlas.path, atlas.request.examples, stamps)
+                render(atlas.path, key, functools.partial(atlas_html, atlas), into=rendered)
+                pages_cache.keep_group(group, rendered.pages)
+                kept = _unread(rendered, pages_cache)
         pages.update(rendered.pages)
         copies.update(rendered.copies)
         if kept is not None:

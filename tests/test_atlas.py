@@ -4,6 +4,7 @@ site config's `atlas:`; article unit pages and atlas unit pages are one page."""
 from __future__ import annotations
 
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -281,6 +282,62 @@ def test_a_new_process_takes_the_atlas_its_cache_keeps_and_no_one_elses(
     assert len(planned) == 9  # ignored: unpickling runs code
 
 
+def test_a_new_process_takes_the_atlas_pages_as_one_group_while_they_are_the_same(
+    atlas_site, atlas_cache, tmp_path, monkeypatch
+):
+    # Keying each of an atlas's thousands of pages was most of what render cost a no-change
+    # build in a new process; its own pages are kept as one group, signed, under a key of all
+    # they are made of, and taken whole while that key is the same.
+    from distillgen import atlas as atlas_module
+    from distillgen import site as site_module
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    write(src / "distillgen.yml", CONFIG)
+    write(src / "curves.md", ARTICLE)
+    keyed: list[str] = []
+    page_inputs = site_module.page_inputs
+    monkeypatch.setattr(
+        site_module, "page_inputs", lambda page, *rest: keyed.append(page.path) or page_inputs(page, *rest)
+    )
+
+    def a_new_process(*extra: str) -> str:
+        atlas_module._PLANNED.clear()
+        keyed.clear()
+        result = run_cli("build", str(src), "-o", str(out), "--cache-dir", str(atlas_cache), *extra)
+        assert result.exit_code == 0, result.output
+        return result.stderr
+
+    a_new_process()
+    groups = atlas_cache / "pages" / "groups"
+    assert groups.is_dir() and list(groups.glob("*.pickle"))
+    log = a_new_process("-v")
+    assert sorted(keyed) == ["units/shapes/conv1/3.html", "units/shapes/mixed3/5.html"]  # the article's
+    assert (
+        "rendered 195 page(s) of the atlas units/shapes/index.html (unchanged: from the cache, as one group)"
+        in log
+    )
+    assert "rendered 0 page(s), 198 unchanged" in log
+
+    for group in groups.glob("*.pickle"):  # groups not signed by this user's key
+        group.write_bytes(b"\0" * 32 + group.read_bytes()[32:])
+    a_new_process()
+    assert len(keyed) == 192 + 1  # ignored: every unit page keyed, and the group kept again
+    a_new_process()
+    assert len(keyed) == 2
+
+    write(src / "distillgen.yml", CONFIG.replace("Shapes notes", "Shapes notebook"))
+    log = a_new_process("-v")
+    assert len(keyed) == 192 + 1 and "rendered 198 page(s), 0 unchanged" in log  # another frame
+    assert "Shapes notebook" in (out / "units" / "shapes" / "mixed4" / "7.html").read_text()
+    for page in (atlas_cache / "pages").glob("*.html"):  # a page cache pruned: the group is not taken
+        page.unlink()
+    log = a_new_process("-v")
+    assert len(keyed) == 192 + 1 and "rendered 198 page(s), 0 unchanged" in log
+    out = tmp_path / "from-the-group"  # a new site of the pages taken as a group: the same site
+    a_new_process()
+    assert len(keyed) == 2 and contents(out) == contents(tmp_path / "out")
+
+
 def test_after_an_edit_serve_renders_only_what_the_edit_changed(
     atlas_site, atlas_cache, tmp_path, monkeypatch
 ):
@@ -324,8 +381,17 @@ def test_after_an_edit_serve_renders_only_what_the_edit_changed(
     image = next(p for p in warm.atlases["units/shapes/index.html"].atlas.pages["mixed4"]).image
     del warm.artifacts[image.key]  # looked up again: another object than the one its page read
     built = serve_build(src, out, atlas_cache, warm, quick=True)
-    assert built.rendered == 0 and len(keyed) == 192 + 1  # every unit page keyed again, unchanged
+    assert built.rendered == 0 and sorted(keyed) == [
+        "units/shapes/conv1/3.html",
+        "units/shapes/mixed3/5.html",
+    ]
     assert len(mapped) == 1 and mapped[0] > 192 * 5  # mapped again, whole
+    # the atlas's pages were taken on one key, from the page cache's group (the same records)
+    keyed.clear()
+    shutil.rmtree(atlas_cache / "pages" / "groups")
+    del warm.artifacts[image.key]
+    built = serve_build(src, out, atlas_cache, warm, quick=True)
+    assert built.rendered == 0 and len(keyed) == 192 + 1  # every unit page keyed again, unchanged
 
     write(src / "distillgen.yml", CONFIG.replace("Shapes notes", "Shapes notebook"))
     built = serve_build(src, out, atlas_cache, warm, quick=True)

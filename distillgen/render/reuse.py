@@ -10,9 +10,12 @@ manifest and the search bundle know it by its key.
     <cache>/pages/index.json    {"pages": {key: {"files": {site path: source file},
                                                  "searchable": bool}}}
     <cache>/pages/<key>.html    the HTML
+    <cache>/pages/groups/<group key>.pickle   a group of pages kept together (signed.py)
 
 One index for every page, read once: an atlas has thousands of pages, and a file per page
-cost a rebuild a read of each.
+cost a rebuild a read of each. An atlas's own pages are also kept as one group, under a key of
+everything they are made of (its plan, the records of the artifacts they read, the site around
+them): a later process takes all of them on that one key, without a key per page.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from contextlib import suppress
 from functools import cache, cached_property
 from pathlib import Path
 
+from distillgen import signed
 from distillgen.cache import Artifact, write_file
 from distillgen.render.page import templates_dir
 from distillgen.render.search import MARK
@@ -160,6 +164,36 @@ class Pages:
         self.used.update(entries)
         self.reused += counted
 
+    def take_group(self, group: str) -> dict[str, Page] | None:
+        """The pages kept under `group` (site path -> page, each counted), if this user's build
+        kept them (`keep_group`) and the cache still holds every one's HTML; else None."""
+        if self.folder is None:
+            return None
+        kept = signed.load(self.folder / GROUPS / f"{group}.pickle", GROUP_VERSION)
+        if not isinstance(kept, dict):
+            return None
+        folder = f"{self.folder}{os.sep}"
+        if not all(os.path.isfile(f"{folder}{key}.html") for key, _ in kept.values()):
+            return None  # the page cache was pruned: they are taken (or rendered) one by one
+        pages = {
+            path: Page(None, entry["files"], key, self.folder / f"{key}.html", entry["searchable"])
+            for path, (key, entry) in kept.items()
+        }
+        self.take(dict(kept.values()), len(pages))
+        return pages
+
+    def keep_group(self, group: str, pages: dict[str, Page]) -> None:
+        """Keep `pages` (site path -> page this build took or made) under `group`, for later
+        processes; the newest few groups stay."""
+        if self.folder is None:
+            return
+        with suppress(Exception):  # keeping them only saves keying them: it never fails a build
+            kept = {path: (page.key, self.used[page.key]) for path, page in pages.items()}
+            signed.dump(self.folder / GROUPS / f"{group}.pickle", GROUP_VERSION, kept)
+            groups = sorted((self.folder / GROUPS).glob("*.pickle"), key=lambda path: path.stat().st_mtime_ns)
+            for stale in groups[:-GROUPS_KEPT]:
+                stale.unlink(missing_ok=True)
+
     def put(self, key: str, page: Page, counted: bool = True) -> Page:
         self.rendered += counted
         page.key = key
@@ -206,6 +240,9 @@ def _in_site(rel: object) -> bool:
 
 PAGE_INDEX = "index.json"
 PAGE_INDEX_VERSION = 1
+GROUPS = "groups"
+GROUP_VERSION = b"distillgen-page-group-1"
+GROUPS_KEPT = 4
 
 
 def _read_index(path: Path) -> dict:

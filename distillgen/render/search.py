@@ -59,8 +59,18 @@ def search_bundle(
             bundle, behind = made[-1].parent, True
         else:
             _index(indexed, bundle, superseded)
-    files = sorted(p for p in bundle.rglob("*") if p.is_file())
-    return {f"pagefind/{p.relative_to(bundle).as_posix()}": p for p in files}, behind
+    return _files(bundle), behind
+
+
+def _files(bundle: Path) -> dict[str, Path]:
+    """The bundle's files by site path, listed without a stat of each (an atlas's has thousands)."""
+    files = {}
+    for folder, _, names in os.walk(bundle):
+        where = Path(folder)
+        inside = where.relative_to(bundle).as_posix()
+        for name in names:
+            files[f"pagefind/{name}" if inside == "." else f"pagefind/{inside}/{name}"] = where / name
+    return dict(sorted(files.items()))
 
 
 def bundle_identities(bundle: dict[str, Path]) -> dict[str, str]:
