@@ -34,7 +34,7 @@ from pathlib import Path
 
 from distillgen import __version__
 from distillgen.article import Article
-from distillgen.atlas import Atlas, KeptPlans, layer_page, model_page, plan_atlases
+from distillgen.atlas import Atlas, KeptPlans, layer_page, model_page, plan_atlases, settings_text
 from distillgen.cache import write_file
 from distillgen.checked import CheckedArticles
 from distillgen.compute import Options, Outcome, compute, records
@@ -341,7 +341,7 @@ def _render_site(
                 for layer, layer_pages in atlas.pages.items():
                     path = atlas.layer_path(layer)
                     stamps = [stamp(artifacts[p.image.key]) for p in layer_pages]
-                    key = page_key("layer", frame, path, stamps)
+                    key = page_key("layer", frame, path, settings_text(atlas), stamps)
                     render(path, key, functools.partial(layer_html, atlas, layer), into=rendered)
                 stamps = [stamp(artifacts[p.image.key]) for ps in atlas.pages.values() for p in ps]
                 key = page_key("atlas", frame, atlas.path, atlas.request.examples, stamps)

@@ -287,11 +287,12 @@ def test_a_new_process_takes_the_atlas_pages_as_one_group_while_they_are_the_sam
 ):
     # Keying each of an atlas's thousands of pages was most of what render cost a no-change
     # build in a new process; its own pages are kept as one group, signed, under a key of all
-    # they are made of, and taken whole while that key is the same.
+    # they are made of, and taken whole while that key is the same and names only this cache's
+    # files.
     from distillgen import atlas as atlas_module
     from distillgen import site as site_module
 
-    src, out = tmp_path / "src", tmp_path / "out"
+    src, out, cache = tmp_path / "src", tmp_path / "out", atlas_cache
     write(src / "distillgen.yml", CONFIG)
     write(src / "curves.md", ARTICLE)
     keyed: list[str] = []
@@ -303,13 +304,20 @@ def test_a_new_process_takes_the_atlas_pages_as_one_group_while_they_are_the_sam
     def a_new_process(*extra: str) -> str:
         atlas_module._PLANNED.clear()
         keyed.clear()
-        result = run_cli("build", str(src), "-o", str(out), "--cache-dir", str(atlas_cache), *extra)
+        result = run_cli("build", str(src), "-o", str(out), "--cache-dir", str(cache), *extra)
         assert result.exit_code == 0, result.output
         return result.stderr
 
     a_new_process()
-    groups = atlas_cache / "pages" / "groups"
+    # A copy of the cache (a copied project) holds the same group, naming the first cache's
+    # files: it is not taken, and the site copies nothing from the other cache.
+    cache = tmp_path / "cache"
+    shutil.copytree(atlas_cache, cache)
+    groups = cache / "pages" / "groups"
     assert groups.is_dir() and list(groups.glob("*.pickle"))
+    log = a_new_process("-v")
+    assert len(keyed) == 192 + 1 and "rendered 198 page(s), 0 unchanged" in log
+    assert str(atlas_cache) not in site_module.manifest_path(out).read_text()
     log = a_new_process("-v")
     assert sorted(keyed) == ["units/shapes/conv1/3.html", "units/shapes/mixed3/5.html"]  # the article's
     assert (
@@ -325,11 +333,15 @@ def test_a_new_process_takes_the_atlas_pages_as_one_group_while_they_are_the_sam
     a_new_process()
     assert len(keyed) == 2
 
+    write(src / "distillgen.yml", CONFIG.replace("examples: 4", "examples: 3"))
+    a_new_process()
+    assert len(keyed) == 192 + 1  # another request: its layer pages say what it asks for
+    assert "3 dataset examples each way" in (out / "units" / "shapes" / "mixed4" / "index.html").read_text()
     write(src / "distillgen.yml", CONFIG.replace("Shapes notes", "Shapes notebook"))
     log = a_new_process("-v")
     assert len(keyed) == 192 + 1 and "rendered 198 page(s), 0 unchanged" in log  # another frame
     assert "Shapes notebook" in (out / "units" / "shapes" / "mixed4" / "7.html").read_text()
-    for page in (atlas_cache / "pages").glob("*.html"):  # a page cache pruned: the group is not taken
+    for page in (cache / "pages").glob("*.html"):  # a page cache pruned: the group is not taken
         page.unlink()
     log = a_new_process("-v")
     assert len(keyed) == 192 + 1 and "rendered 198 page(s), 0 unchanged" in log

@@ -169,12 +169,21 @@ class Pages:
         kept them (`keep_group`) and the cache still holds every one's HTML; else None."""
         if self.folder is None:
             return None
-        kept = signed.load(self.folder / GROUPS / f"{group}.pickle", GROUP_VERSION)
+        path = self.folder / GROUPS / f"{group}.pickle"
+        kept = signed.load(path, GROUP_VERSION)
         if not isinstance(kept, dict):
             return None
         folder = f"{self.folder}{os.sep}"
         if not all(os.path.isfile(f"{folder}{key}.html") for key, _ in kept.values()):
             return None  # the page cache was pruned: they are taken (or rendered) one by one
+        # as each page's own entry is checked: a group kept by a copy of this project, or for a
+        # cache since moved, names another cache's files, and an entry quarantined since is gone
+        known = self.known
+        files = (source for _, entry in kept.values() for source in entry["files"].values())
+        if not all(source in known or self._publishable(source) for source in files):
+            return None
+        with suppress(OSError):
+            os.utime(path)  # the newest, for `keep_group`'s count
         pages = {
             path: Page(None, entry["files"], key, self.folder / f"{key}.html", entry["searchable"])
             for path, (key, entry) in kept.items()
