@@ -75,12 +75,13 @@ class KeptPlans:
     """Where planned atlases are kept for later processes (`<cache>/plans/`, signed: signed.py),
     with the code that planned them: a new process takes its atlas from there instead of
     planning its 40,000 jobs and their keys again (InceptionV1's: 0.47 s, against 0.12 s to
-    load). The newest few are kept."""
+    load). Those of the build's atlases and the newest few others are kept."""
 
     folder: Path
     code: str
+    used: set[Path] = field(default_factory=set, compare=False)  # taken or kept by this build
 
-    MOST = 4
+    MOST = 4  # besides those of this build's atlases
 
     def _path(self, made_of: str) -> Path:
         name = hashlib.sha256("\0".join((self.code, made_of)).encode()).hexdigest()
@@ -93,14 +94,14 @@ class KeptPlans:
             return None
         with suppress(OSError):
             os.utime(path)  # the newest, for `keep`'s count
+        self.used.add(path)
         return atlas
 
     def keep(self, made_of: str, atlas: Atlas) -> None:
         with suppress(Exception):  # keeping it only saves planning: it never fails a build
-            signed.dump(self._path(made_of), PLAN_VERSION, atlas)
-            kept = sorted(self.folder.glob("*.pickle"), key=lambda path: path.stat().st_mtime_ns)
-            for stale in kept[: -self.MOST]:
-                stale.unlink(missing_ok=True)
+            signed.dump(path := self._path(made_of), PLAN_VERSION, atlas)
+            self.used.add(path)
+            signed.prune(self.folder, self.used, self.MOST)
 
 
 PLAN_VERSION = b"distillgen-atlas-plan-2"

@@ -14,6 +14,7 @@ import hmac
 import os
 import pickle
 import secrets
+from collections.abc import Collection
 from contextlib import suppress
 from pathlib import Path
 
@@ -52,6 +53,15 @@ def load(path: Path, version: bytes) -> object | None:
         return None
     finally:
         gc.enable()
+
+
+def prune(folder: Path, spared: Collection[Path], most: int) -> None:
+    """Remove the kept files of `folder` but the newest `most` and those `spared` (the ones a
+    build took or kept: a site of more atlases than `most` must not evict its own every time).
+    Raises what listing or removing raises: callers ignore it."""
+    kept = sorted((p for p in folder.glob("*.pickle") if p not in spared), key=lambda p: p.stat().st_mtime_ns)
+    for stale in kept[:-most]:
+        stale.unlink(missing_ok=True)
 
 
 def secret() -> bytes | None:

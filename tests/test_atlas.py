@@ -282,6 +282,27 @@ def test_a_new_process_takes_the_atlas_its_cache_keeps_and_no_one_elses(
     assert len(planned) == 9  # ignored: unpickling runs code
 
 
+def test_a_build_evicts_none_of_its_own_kept_plans_however_many_atlases_it_has(atlas_cache, tmp_path):
+    # The newest few plans are kept besides the build's own: a site of more atlases than that
+    # would otherwise evict one of its own each time, and plan it again in every process.
+    from distillgen.atlas import KeptPlans, plan_atlas
+    from distillgen.cache import Cache
+    from distillgen.compute import Catalog
+    from distillgen.diagnostics import Reporter
+    from distillgen.source.siteconfig import load_site_config
+
+    write(tmp_path / "src" / "distillgen.yml", CONFIG)
+    request = load_site_config(tmp_path / "src", Reporter()).atlas[0]
+    atlas = plan_atlas(request, Catalog(Cache(atlas_cache)), Reporter())
+    build = KeptPlans(tmp_path / "plans", "this code")
+    names = [f"atlas {n}" for n in range(KeptPlans.MOST + 2)]
+    for name in names:
+        build.keep(name, atlas)
+    assert all(KeptPlans(build.folder, "this code").load(name) is not None for name in names)
+    KeptPlans(build.folder, "this code").keep("another site's atlas", atlas)
+    assert len(list(build.folder.glob("*.pickle"))) == KeptPlans.MOST + 1  # its own, and the newest others
+
+
 def test_a_new_process_takes_the_atlas_pages_as_one_group_while_they_are_the_same(
     atlas_site, atlas_cache, tmp_path, monkeypatch
 ):

@@ -108,6 +108,7 @@ class Pages:
         self.reused = 0
         self.added: dict[str, dict] = dict(unindexed or {})  # made since the index was written
         self.used: dict[str, dict] = {}  # key -> index entry of each page this build took or made
+        self.groups: set[Path] = set()  # the groups this build took or kept
 
     @cached_property
     def _entries(self) -> dict:
@@ -184,6 +185,7 @@ class Pages:
             return None
         with suppress(OSError):
             os.utime(path)  # the newest, for `keep_group`'s count
+        self.groups.add(path)
         pages = {
             path: Page(None, entry["files"], key, self.folder / f"{key}.html", entry["searchable"])
             for path, (key, entry) in kept.items()
@@ -193,15 +195,14 @@ class Pages:
 
     def keep_group(self, group: str, pages: dict[str, Page]) -> None:
         """Keep `pages` (site path -> page this build took or made) under `group`, for later
-        processes; the newest few groups stay."""
+        processes; this build's groups and the newest few others stay."""
         if self.folder is None:
             return
         with suppress(Exception):  # keeping them only saves keying them: it never fails a build
             kept = {path: (page.key, self.used[page.key]) for path, page in pages.items()}
-            signed.dump(self.folder / GROUPS / f"{group}.pickle", GROUP_VERSION, kept)
-            groups = sorted((self.folder / GROUPS).glob("*.pickle"), key=lambda path: path.stat().st_mtime_ns)
-            for stale in groups[:-GROUPS_KEPT]:
-                stale.unlink(missing_ok=True)
+            signed.dump(where := self.folder / GROUPS / f"{group}.pickle", GROUP_VERSION, kept)
+            self.groups.add(where)
+            signed.prune(self.folder / GROUPS, self.groups, GROUPS_KEPT)
 
     def put(self, key: str, page: Page, counted: bool = True) -> Page:
         self.rendered += counted
@@ -251,7 +252,7 @@ PAGE_INDEX = "index.json"
 PAGE_INDEX_VERSION = 1
 GROUPS = "groups"
 GROUP_VERSION = b"distillgen-page-group-1"
-GROUPS_KEPT = 4
+GROUPS_KEPT = 4  # besides this build's
 
 
 def _read_index(path: Path) -> dict:
