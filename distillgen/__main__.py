@@ -1,3 +1,3 @@
-from distillgen.cli import main
+from distillgen.cli import run
 
-main()
+run()
