@@ -14,8 +14,8 @@ import hmac
 import os
 import pickle
 import secrets
-from collections.abc import Collection
-from contextlib import suppress
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from distillgen.cache import write_file
@@ -52,7 +52,28 @@ def load(path: Path, version: bytes) -> object | None:
     except Exception:  # written by older code whose classes moved
         return None
     finally:
+        if _freezing:  # the collections of the build that holds it never traverse it
+            gc.freeze()
         gc.enable()
+
+
+_freezing = False
+
+
+@contextmanager
+def loads_frozen() -> Iterator[None]:
+    """Within (a build): what `load` returns is frozen out of the collector's view as loaded,
+    since it lives as long as the build (an atlas's plan: 500,000 objects, whose traversal
+    took 0.06 s of a no-change build); everything frozen is thawed when it ends, and serve
+    freezes what its builds keep between them after each (serve.py)."""
+    global _freezing
+    _freezing, before = True, _freezing
+    try:
+        yield
+    finally:
+        _freezing = before
+        if not before:
+            gc.unfreeze()
 
 
 def prune(folder: Path, spared: Collection[Path], most: int) -> None:

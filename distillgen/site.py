@@ -32,7 +32,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from distillgen import __version__
+from distillgen import __version__, signed
 from distillgen.article import Article
 from distillgen.atlas import Atlas, KeptPlans, layer_page, model_page, plan_atlases, settings_text
 from distillgen.cache import write_file
@@ -77,14 +77,16 @@ def _fewer_collections(function):
     hundreds of thousands of objects that live to its end (the cache's index, the jobs, the
     pages), and at Python's defaults the collector rescans them again and again: it doubled
     loading and consulting a 30,000-entry index. Collections still run, a hundred times less
-    often; the defaults come back after the build (serve builds again in the same process)."""
+    often; the defaults come back after the build (serve builds again in the same process).
+    What it loads whole from the cache (an atlas's plan) is kept out of them (`signed.loads_frozen`)."""
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
         saved = gc.get_threshold()
         gc.set_threshold(100_000, 50, 100)
         try:
-            return function(*args, **kwargs)
+            with signed.loads_frozen():
+                return function(*args, **kwargs)
         finally:
             gc.set_threshold(*saved)
 

@@ -282,6 +282,36 @@ def test_a_new_process_takes_the_atlas_its_cache_keeps_and_no_one_elses(
     assert len(planned) == 9  # ignored: unpickling runs code
 
 
+def test_a_kept_plan_is_out_of_the_collectors_view_only_while_its_build_runs(
+    atlas_site, atlas_cache, tmp_path, monkeypatch
+):
+    # A plan lives as long as the build that loads it (InceptionV1's: 500,000 objects), so the
+    # build's collections skip it; it is thawed when the build ends, so that a process that
+    # builds again and again (serve, these tests) still collects what its builds left.
+    import gc
+
+    from distillgen import atlas as atlas_module
+    from distillgen import signed
+    from distillgen.atlas import PLAN_VERSION, Atlas
+
+    src = tmp_path / "src"
+    write(src / "distillgen.yml", CONFIG)
+    write(src / "curves.md", ARTICLE)
+    frozen: list[int] = []  # objects out of the collector's view as each kept thing is loaded
+    load = signed.load
+    monkeypatch.setattr(signed, "load", lambda *args: (load(*args), frozen.append(gc.get_freeze_count()))[0])
+    gc.unfreeze()
+    for _ in range(2):  # the first build may plan the atlas (and keep it), the second loads it
+        atlas_module._PLANNED.clear()
+        result = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(atlas_cache))
+        assert result.exit_code == 0, result.output
+        assert gc.get_freeze_count() == 0  # thawed
+    assert frozen and frozen[-1] > 1000  # the plan, loaded in the second build, was frozen
+    plan = max((atlas_cache / "plans").glob("*.pickle"), key=lambda path: path.stat().st_mtime_ns)
+    assert isinstance(signed.load(plan, PLAN_VERSION), Atlas)
+    assert gc.get_freeze_count() == 0  # outside a build, nothing is frozen
+
+
 def test_a_build_evicts_none_of_its_own_kept_plans_however_many_atlases_it_has(atlas_cache, tmp_path):
     # The newest few plans are kept besides the build's own: a site of more atlases than that
     # would otherwise evict one of its own each time, and plan it again in every process.
