@@ -1,5 +1,5 @@
 """Pickles only this machine's user wrote: what builds keep between processes (checked
-articles, atlas plans) in a cache folder that may come from someone else.
+articles, atlas plans, page groups) in a cache folder that may come from someone else.
 
 Unpickling runs code, so every file is signed with HMAC-SHA256 under a key that never leaves
 this user (`~/.cache/distillgen/secret`, made on first use), after a version that names what
@@ -46,6 +46,7 @@ def load(path: Path, version: bytes) -> object | None:
         return None
     if not hmac.compare_digest(signature, hmac.digest(key, payload, "sha256")):
         return None  # not written by this user
+    enabled = gc.isenabled()
     gc.disable()  # a collection mid-load scans the whole build's objects: 3-8x slower
     try:
         return pickle.loads(payload[len(version) :])
@@ -54,7 +55,8 @@ def load(path: Path, version: bytes) -> object | None:
     finally:
         if _freezing:  # the collections of the build that holds it never traverse it
             gc.freeze()
-        gc.enable()
+        if enabled:
+            gc.enable()
 
 
 _freezing = False

@@ -170,8 +170,8 @@ class Pages:
         kept them (`keep_group`) and the cache still holds every one's HTML; else None."""
         if self.folder is None:
             return None
-        path = self.folder / GROUPS / f"{group}.pickle"
-        kept = signed.load(path, GROUP_VERSION)
+        where = self.folder / GROUPS / f"{group}.pickle"
+        kept = signed.load(where, GROUP_VERSION)
         if not isinstance(kept, dict):
             return None
         folder = f"{self.folder}{os.sep}"
@@ -184,8 +184,8 @@ class Pages:
         if not all(source in known or self._publishable(source) for source in files):
             return None
         with suppress(OSError):
-            os.utime(path)  # the newest, for `keep_group`'s count
-        self.groups.add(path)
+            os.utime(where)  # the newest, for `keep_group`'s count
+        self.groups.add(where)
         pages = {
             path: Page(None, entry["files"], key, self.folder / f"{key}.html", entry["searchable"])
             for path, (key, entry) in kept.items()
