@@ -43,9 +43,11 @@ def standard(images: torch.Tensor) -> torch.Tensor:
 
 
 def _shift(images: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
-    """Moved right by dx and down by dy whole pixels, zeros coming in: exact, no resampling."""
-    height, width = images.shape[2:]
-    return functional.pad(images, [dx, 0, dy, 0])[:, :, :height, :width]
+    """Moved right by dx and down by dy whole pixels, zeros coming in: exact, no resampling.
+    One padding whose negative sides crop: a new tensor, where a slice would hand the next
+    resampling a strided view to copy."""
+    dx, dy = int(dx), int(dy)
+    return functional.pad(images, [dx, -dx, dy, -dy])
 
 
 def _scale(images: torch.Tensor, scale: float) -> torch.Tensor:
