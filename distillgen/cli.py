@@ -84,16 +84,23 @@ def _engine_options(f):
     )(f)
 
 
-def _grant_options(f):
-    """What authors may do beyond the defaults (safety.py): shared by build and serve."""
-    f = click.option(
+def _allow_root(f):
+    """Folders the build may read beyond the articles (safety.py): every command that reads
+    what articles or an atlas name (a dataset folder, a model file)."""
+    return click.option(
         "--allow-root",
         "allow_roots",
         multiple=True,
         type=click.Path(file_okay=False, path_type=Path),
         metavar="DIR",
-        help="Also let articles reference files in DIR (repeatable); by default only the articles folder.",
+        help="Also let the build read files in DIR (repeatable); by default only the articles folder "
+        "(for an atlas, the working directory).",
     )(f)
+
+
+def _grant_options(f):
+    """What authors may do beyond the defaults (safety.py): shared by build and serve."""
+    f = _allow_root(f)
     return click.option(
         "--no-raw-html",
         is_flag=True,
@@ -379,6 +386,7 @@ class BuildProgress:
 )
 @STRICT
 @_compute_options
+@_allow_root
 @_verbosity
 def atlas(
     spec: str,
@@ -660,6 +668,7 @@ def directives(name: str | None) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @_engine_options
+@_allow_root
 @_verbosity
 def verify(
     src: Path,
@@ -676,6 +685,7 @@ def verify(
     confirmed: bool,
     executor: str,
     ray_address: str | None,
+    allow_roots: tuple[Path, ...],
 ) -> None:
     """Recompute the figures of SRC (default: articles) and compare them with the cache.
 
@@ -685,6 +695,7 @@ def verify(
     """
     import json
 
+    from distillgen.safety import Grants
     from distillgen.verify import Report, article_figures, sample, table
     from distillgen.verify import verify as verify_figures
 
@@ -705,7 +716,7 @@ def verify(
         echo(f"[{len(report.checks)}/{len(chosen)}] {where}: {check.verdict}")
 
     try:
-        figures, catalog = article_figures(src, reporter, cache_dir, options.log)
+        figures, catalog = article_figures(src, reporter, cache_dir, options.log, Grants(roots=allow_roots))
         if only:
             figures = [figure for figure in figures if figure.kind in only]
             if not figures:

@@ -102,8 +102,8 @@ def resolve_inside(base_dir: Path, written: str, roots: Iterable[Path]) -> Path:
         return path
     where = " or ".join(str(root) for root in allowed) or "the articles folder"
     raise ValueError(
-        f"'{shorten(written)}' resolves to {path}, outside {where}; move the file into the articles "
-        "folder, or let the build read that folder with --allow-root"
+        f"'{shorten(written)}' resolves to {path}, outside {where}; move it into that folder, or "
+        f"let the build read it with --allow-root {path if path.is_dir() else path.parent}"
     )
 
 

@@ -33,6 +33,7 @@ from distillgen.jobs import FeatureVisJob, Job
 from distillgen.kinds import KINDS
 from distillgen.measures import Measure
 from distillgen.project import Project
+from distillgen.safety import Grants
 from distillgen.units import package_version, parse_spec
 
 if TYPE_CHECKING:
@@ -145,10 +146,12 @@ def article_figures(
     reporter: Reporter,
     cache_dir: Path | None = None,
     log: Callable[[str], None] = lambda message: None,
+    grants: Grants | None = None,
 ) -> tuple[list[Figure], Catalog]:
-    """The articles' figures as a `--frozen` build finds them (BuildFailed after errors), each
-    artifact once, in reading order; and the catalog that described their models."""
-    project = Project.open(src, reporter, Options(frozen=True), cache_dir=cache_dir, readonly=True)
+    """The articles' figures as a `--frozen` build with `grants` finds them (BuildFailed after
+    errors), each artifact once, in reading order; and the catalog that described their models."""
+    options = Options(frozen=True)
+    project = Project.open(src, reporter, options, cache_dir=cache_dir, grants=grants, readonly=True)
     articles = project.load_articles(log)
     project.plan(articles)
     artifacts = project.compute(articles).artifacts

@@ -332,6 +332,42 @@ def test_allow_root_lets_the_owner_grant_another_folder(site, outside, tmp_path)
     assert [p.suffix for p in (tmp_path / "out" / "a" / "assets").iterdir()] == [".svg"]
 
 
+def test_atlas_and_verify_take_allow_root_as_build_does(site, tmp_path):
+    """A dataset folder outside the articles (an atlas: outside the working directory) is
+    refused with the --allow-root that lets it in, and every command that reads it takes one:
+    atlas and verify had none, so the suggestion named an option they refused."""
+    import numpy as np
+    from PIL import Image
+
+    from distillgen.zoo.shapes_data import shapes_batch
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index, picture in enumerate(shapes_batch(6, seed=3, size=64)[0]):
+        pixels = (picture.transpose(1, 2, 0) * 255).round().astype(np.uint8)
+        Image.fromarray(pixels).save(photos / f"{index}.png")
+    suggestion = f"--allow-root {photos.resolve()}"
+    write(site / "a.md", "---\ntitle: A\n---\n\n```{examples} mixed4:52\n:dataset: ../photos\n:top: 2\n```\n")
+    assert build(site, tmp_path / "out", "--allow-root", str(photos)).exit_code == 0
+
+    cache = ("--cache-dir", str(site.parent / "cache"), "--device", "cpu")
+    refused = run_cli("verify", str(site), *cache)
+    assert refused.exit_code == 1 and suggestion in refused.stderr, refused.output
+    verified = run_cli("verify", str(site), *cache, "--allow-root", str(photos))
+    assert verified.exit_code == 0, verified.output
+    assert "examples" in verified.stdout
+
+    atlas = ("atlas", "shapes", "--layers", "conv2", "--featurevis", "steps=2", "--featurevis", "size=32")
+    atlas += ("--diversity", "0", "--examples", "2", "--dataset", str(photos), "-o", str(tmp_path / "atlas"))
+    atlas += ("--cache-dir", str(tmp_path / "atlas-cache"))
+    refused = run_cli(*atlas)
+    assert refused.exit_code == 1 and suggestion in refused.stderr, refused.output
+    built = run_cli(*atlas, "--allow-root", str(photos))
+    assert built.exit_code == 0, built.output
+    page = (tmp_path / "atlas" / "units" / "shapes" / "conv2" / "0.html").read_text()
+    assert "The 2 of 6 probe images that excite it most" in page
+
+
 @pytest.mark.parametrize("name", ["fake.png", "fake.svg"])
 def test_a_file_that_is_not_an_image_is_refused_where_an_image_is_expected(previous, name):
     src, out, _ = previous
