@@ -1,20 +1,24 @@
-"""One run on a rented GPU (issue 14): CUDA correctness, feature-visualization speed against
-lucent, a cold build of the example site, and cheap variants of the engine to decide on later.
+"""One run on a rented GPU (issues 14 and 31): CUDA correctness, feature-visualization speed
+against lucent, one layer of the InceptionV1 atlas at the default settings, `verify` against the
+CPU's shipped cache, what the faithfulness measures, MACO and attribution cost beside feature
+visualization, a cold build of the example site, and cheap variants of the engine.
 
     python3 benchmarks/gpu.py                         # on the GPU machine: see benchmarks/GPU.md
     python3 benchmarks/gpu.py --quick --device cpu    # CPU dry run: tiny sizes, the same code paths
 
-Sections run most important first: the CUDA tests, the 64-unit benchmark, the example-site
-build, then 16 and 256 units and the variants. Each is timed; one that fails is recorded with
+Sections run most important first (SECTIONS; `--only` picks some): the CUDA tests, the 64-unit
+benchmark, the atlas, verify, the newer kinds, 256 and 16 units, the example site, and last the
+weights' parity and the variants. Each is timed; one that fails is recorded with
 its traceback and the next one runs. The results are rewritten after every section, to
 $OUT/gpu-results.md (for people) and $OUT/gpu-results.json (OUT defaults to ./gpu-out), so a
 run stopped at its time limit still leaves what it finished. No section starts after --budget
 seconds, and sections that loop (lucent unit by unit, the variants, the build) stop at
 --deadline; the results say what was skipped or cut short.
 
-Also written to $OUT: pytest.log, build.log (the build's -v output, timestamped) and
+Also written to $OUT: pytest.log, build.log (the build's -v output, timestamped),
 gpu-figures.tar.gz (every figures.json of the GPU build and every provenance record of its
-cache), for `benchmarks/compare_builds.py` against a CPU build.
+cache), for `benchmarks/compare_builds.py` against a CPU build, and gpu-logs.tar.gz (the atlas's,
+verify's and the kinds' logs): seven files, within the eight the device machine sends back.
 """
 
 from __future__ import annotations
@@ -150,7 +154,7 @@ class Results:
 def markdown(data: dict, detail: bool = True) -> str:
     meta = data["meta"]
     lines = [
-        "# distillgen on the GPU (issue 14)",
+        "# distillgen on the GPU (issues 14 and 31)",
         "",
         f"- started {meta['started']}, {'finished' if data['finished'] else 'NOT finished (stopped early)'} "
         f"after {data['total_s']} s; mode: {'QUICK dry run' if meta['quick'] else 'full'}",
@@ -192,6 +196,19 @@ def headline(sections: list[dict]) -> list[str]:
                     f"activation engine/lucent {ratio} (goal ≥ 1); chunk {row['chunk']}, "
                     f"peak {row['engine_peak_mib']} MiB"
                 )
+        elif section["id"] == "atlas" and "rows" in data:
+            cold, again = data["cold"], data["rebuild"]
+            lines.append(
+                f"- atlas, {data['units']} units cold: {cold['wall_s']} s, peak GPU "
+                f"{cold['peak_gpu_mib']} MiB; no-change rebuild {again['inside_s']} s inside build"
+            )
+        elif section["id"] == "verify" and "rows" in data:
+            within = sum(row["verdict"] == "ok" for row in data["rows"])
+            total = len(data["rows"])
+            lines.append(f"- verify against the CPU's cache: {within} of {total} within tolerance")
+        elif section["id"] == "kinds" and "kinds" in data:
+            shares = ", ".join(f"{row['kind']} {row['share']:.2f}" for row in data["kinds"])
+            lines.append(f"- cost as a share of featurevis: {shares}")
         elif section["id"] == "build":
             lines.append(
                 f"- example site, cold build on {data.get('device')}: {status}, "
@@ -226,6 +243,9 @@ class Context:
         self.device = resolve_device(args.device)
         self.cuda = self.device.type == "cuda"
         self.out = Path(args.out)
+        # the newer sections' logs, packed into $OUT/gpu-logs.tar.gz after each section: the
+        # device machine sends back at most 8 files
+        self.logs = Path(tempfile.mkdtemp(prefix="distillgen-gpu-logs-"))
         self._models: dict = {}
         self.warm: set[str] = set()
         # sizes: steps and image size of the benchmark; unit counts of the three sizes
@@ -265,6 +285,11 @@ class Context:
         if self.cuda:
             torch.cuda.empty_cache()
 
+    def pack_logs(self) -> None:
+        if any(self.logs.iterdir()):
+            with tarfile.open(self.out / "gpu-logs.tar.gz", "w:gz") as tar:
+                tar.add(self.logs, arcname="logs")
+
 
 def run_section(results: Results, ctx: Context, key: str, name: str, function) -> None:
     section = {
@@ -294,6 +319,7 @@ def run_section(results: Results, ctx: Context, key: str, name: str, function) -
     section["seconds"] = round(time.monotonic() - start, 1)
     log(f"end {name}: {section['status']} in {section['seconds']} s")
     ctx.tidy()
+    ctx.pack_logs()
     results.add(section)
 
 
@@ -835,6 +861,219 @@ def pack_figures(out: Path, cache: Path, target: Path) -> dict:
     return {"figures_json": count_figures, "records": count_records, "bytes": target.stat().st_size}
 
 
+# -- issue 31: the atlas, verify against the CPU's cache, the newer kinds' cost --------------
+
+ATLAS_MODEL, ATLAS_LAYER, ATLAS_UNITS = "lucent:inceptionv1@untrained", "mixed3a", 5484
+# Runs `distillgen` in a process of its own (so that the time guard can stop it) and says the
+# process's peak GPU memory as it exits.
+PEAK_AT_EXIT = """
+import atexit, sys
+def peak():
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB", flush=True)
+atexit.register(peak)
+from distillgen.cli import main
+main(sys.argv[1:], prog_name="distillgen")
+"""
+BUILT = re.compile(r"^built .* in (?P<s>[\d.]+)s")
+PEAK = re.compile(r"^peak GPU memory: (?P<mib>\d+) MiB")
+
+
+def distillgen_run(ctx: Context, arguments: list[str], log_name: str, timeout: float) -> dict:
+    """`distillgen ARGUMENTS -v` on the context's device, logged to $OUT/LOG_NAME: the build's
+    summary (summarize_build), the seconds its "built" line gives, and the peak GPU memory."""
+    command = [sys.executable, "-c", PEAK_AT_EXIT, *arguments, "--device", str(ctx.device), "-v"]
+    lines, code, timed_out = run_logged(command, timeout, ctx.logs / log_name)
+    summary = summarize_build(lines)
+    inside = next((float(m["s"]) for _, line in lines if (m := BUILT.match(line))), None)
+    peak = next((int(m["mib"]) for _, line in lines if (m := PEAK.match(line))), None)
+    summary.update(exit_code=code, timed_out=timed_out, inside_s=inside, peak_gpu_mib=peak)
+    if code != 0:
+        summary["tail"] = [line for _, line in lines[-20:]]
+    return summary
+
+
+def section_atlas(ctx: Context, section: dict) -> None:
+    """One layer of the InceptionV1 atlas at the default settings (512 steps, a diversity set
+    of 4, 8 dataset examples each way over a folder of generated photos), cold, then a no-change
+    rebuild in a new process; per-unit costs by part, and those scaled to the whole atlas."""
+    from folder_pass import make_folder  # benchmarks/, this script's folder
+
+    scratch = Path(tempfile.mkdtemp(prefix="distillgen-gpu-atlas-"))
+    photos = make_folder(scratch, 40 if ctx.quick else 1000)
+    spec, layer = ("shapes", "mixed3") if ctx.quick else (ATLAS_MODEL, ATLAS_LAYER)
+    arguments = ["atlas", spec, "--layers", layer, "--dataset", str(photos)]
+    arguments += ["-o", str(scratch / "out"), "--cache-dir", str(scratch / "cache"), "--yes"]
+    arguments += ["--allow-root", str(scratch)]  # the photos lie outside the working directory
+    if ctx.quick:
+        arguments += ["--featurevis", "steps=2", "--diversity", "2", "--examples", "2"]
+    cold = distillgen_run(ctx, arguments, "atlas.log", max(30.0, ctx.left()))
+    section["data"]["cold"] = cold
+    if cold["exit_code"] != 0:
+        section["status_override"] = "timeout" if cold["timed_out"] else "failed"
+        section["md"] += [f"`distillgen {' '.join(arguments[:4])} …`: exit {cold['exit_code']}", "", "```"]
+        section["md"] += [*cold.get("tail", []), "```", ""]
+        return
+    again = distillgen_run(ctx, arguments, "atlas-rebuild.log", max(30.0, min(120.0, ctx.left())))
+    section["data"]["rebuild"] = again
+    units = int(re.search(r"atlas \((\d+) units\)", cold["built"])[1])
+    rows = [
+        {
+            "part": part,
+            "s": seconds,
+            "ms_per_unit": 1000 * seconds / units,
+            "atlas_h": seconds / units * ATLAS_UNITS / 3600,
+        }
+        for part, seconds in cold["parts"].items()
+        if not part.startswith("  ")
+    ]
+    section["data"].update(units=units, rows=rows)
+    section["md"] += [
+        f"`distillgen atlas {spec} --layers {layer}` on {ctx.device}, default settings, an empty "
+        f"cache: {units} units, wall {cold['wall_s']} s, peak GPU memory {cold['peak_gpu_mib']} MiB. "
+        f"No-change rebuild in a new process: {again['inside_s']} s inside `build`, "
+        f"{again['wall_s']} s the command. The last column scales each part to the whole atlas "
+        f"({ATLAS_UNITS:,} units of mixed3a-mixed5b) by units: a floor for feature visualization, "
+        "whose forward pass is longer for deeper layers. Logs: atlas.log, atlas-rebuild.log in "
+        "gpu-logs.tar.gz.",
+        "",
+    ]
+    section["md"] += table(
+        rows,
+        [
+            ("part", "part"),
+            ("s", "s"),
+            ("ms_per_unit", "ms per unit"),
+            ("atlas_h", f"× {ATLAS_UNITS:,} units, h"),
+        ],
+    )
+
+
+def section_verify(ctx: Context, section: dict) -> None:
+    """`distillgen verify --sample 24` on this device against the shipped cache, which was
+    computed on a CPU: which figures it reproduces within their kinds' tolerances."""
+    count = 4 if ctx.quick else 24
+    command = [sys.executable, "-m", "distillgen", "verify", "articles", "--sample", str(count)]
+    command += ["--device", str(ctx.device), "--json"]
+    timeout = max(30.0, ctx.left())
+    log(f"verifying {count} figures of articles/ on {ctx.device} (timeout {timeout:.0f} s)")
+    try:
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        section["status_override"] = "timeout"
+        section["md"] += [f"Killed after {timeout:.0f} s.", ""]
+        return
+    (ctx.logs / "verify.json").write_text(done.stdout)
+    report = json.loads(done.stdout)
+    rows = [
+        {key: figure.get(key) for key in ("kind", "address", "measure", "difference", "tolerance", "verdict")}
+        for figure in report["figures"]
+    ]
+    section["data"].update(exit_code=done.returncode, summary=report["summary"], rows=rows)
+    within = sum(row["verdict"] == "ok" for row in rows)
+    section["md"] += [
+        f"`distillgen verify articles --sample {count} --device {ctx.device}` against the shipped "
+        f"cache (computed on a CPU): exit {done.returncode}, {within} of {len(rows)} within "
+        f"tolerance, {report['summary']['seconds']} s. Whole report: verify.json in gpu-logs.tar.gz.",
+        "",
+    ]
+    section["md"] += table(
+        rows,
+        [
+            ("kind", "kind"),
+            ("address", "unit"),
+            ("measure", "measure"),
+            ("difference", "difference"),
+            ("tolerance", "tolerance"),
+            ("verdict", "verdict"),
+        ],
+    )
+
+
+KINDS_ARTICLE = """\
+---
+title: Kinds
+model: {model}
+featurevis: {{dataset: {photos}, count: {count}{quick}}}
+---
+
+# Kinds
+
+```{{featurevis}} {layer}:0-{last}
+lucent's parameterization.
+```
+
+```{{attribution}} {layer}:0
+:inputs: {inputs}
+What carries the unit.
+```
+"""
+MACO_FIGURE = """
+```{{featurevis}} {layer}:0-{last}
+:param: maco
+MACO's.
+```
+"""
+
+
+def section_kinds(ctx: Context, section: dict) -> None:
+    """What the faithfulness measures, MACO and attribution cost on this device, as shares of
+    feature visualization's. An article of 8 units (lucent's parameterization) and an
+    attribution, built cold; then the same units with MACO added, built again, so that only
+    MACO's images (and their spectrum and measures) are computed. The unit pages' diversity
+    sets, examples and weights come with the first build and are reported apart."""
+    from folder_pass import make_folder
+
+    scratch = Path(tempfile.mkdtemp(prefix="distillgen-gpu-kinds-"))
+    photos = make_folder(scratch, 40 if ctx.quick else 200)
+    src = scratch / "articles"
+    src.mkdir()
+    model, layer, inputs = (
+        ("shapes", "mixed4", "mixed3") if ctx.quick else (ATLAS_MODEL, "mixed4a", "mixed3b")
+    )
+    fields = {"layer": layer, "last": 1 if ctx.quick else 7}
+    text = KINDS_ARTICLE.format(
+        model=model,
+        photos=photos,
+        count=40 if ctx.quick else 200,
+        quick=", steps: 2" if ctx.quick else "",
+        inputs=inputs,
+        **fields,
+    )
+    arguments = ["build", str(src), "-o", str(scratch / "out"), "--cache-dir", str(scratch / "cache")]
+    arguments += ["--allow-root", str(scratch)]
+    seconds: dict[str, float] = {}
+    for name, article in (("lucent", text), ("maco", text + MACO_FIGURE.format(**fields))):
+        (src / "kinds.md").write_text(article)
+        summary = distillgen_run(ctx, arguments, f"kinds-{name}.log", max(30.0, ctx.left()))
+        section["data"][name] = summary
+        if summary["exit_code"] != 0:
+            section["status_override"] = "timeout" if summary["timed_out"] else "failed"
+            section["md"] += [f"The {name} build: exit {summary['exit_code']}", "", "```"]
+            section["md"] += [*summary.get("tail", []), "```", ""]
+            return
+        for group in summary["groups"]:
+            kind = group["category"] if group["kind"] == "featurevis" else group["kind"]
+            kind = kind if name == "lucent" else f"{kind} (MACO's build)"
+            seconds[kind] = seconds.get(kind, 0.0) + group["seconds"]
+    base = seconds.get("featurevis") or math.nan
+    rows = [{"kind": kind, "s": s, "share": s / base} for kind, s in seconds.items()]
+    section["data"]["kinds"] = rows
+    lucent, maco = section["data"]["lucent"], section["data"]["maco"]
+    section["md"] += [
+        f"An article on `{model}` `{layer}` (units 0-{fields['last']}, lucent's parameterization, and an "
+        f"attribution from `{inputs}`) built cold on {ctx.device}, then with the same units' MACO "
+        f"images added: walls {lucent['wall_s']} s and {maco['wall_s']} s, peak GPU memory "
+        f"{lucent['peak_gpu_mib']} and {maco['peak_gpu_mib']} MiB. Seconds per kind from the builds' "
+        "logs, each as a share of the first build's feature visualizations: 'featurevis (MACO's "
+        "build)' is MACO's optimization, 'faithfulness' the measures. Logs: kinds-lucent.log, "
+        "kinds-maco.log in gpu-logs.tar.gz.",
+        "",
+    ]
+    section["md"] += table(rows, [("kind", "kind"), ("s", "s"), ("share", "share of featurevis")])
+
+
 # -- variants: what the numbers could point at ----------------------------------------------
 
 
@@ -1089,12 +1328,15 @@ def replica_loop(ctx: Context, model, jobs: list[FeatureVisJob], forward) -> tup
 SECTIONS = [
     ("specs", "models offline", section_specs),
     ("tests", "CUDA tests", section_tests),
-    ("weights", "expanded weights, GPU vs CPU", section_weights_parity),
     ("fv64", "featurevis 64 units", featurevis_section(64, lucent_cap=25)),
-    ("build", "example site, cold build", section_build),
+    ("atlas", "InceptionV1 atlas, one layer, default settings", section_atlas),
+    ("verify", "verify --sample 24 against the CPU's cache", section_verify),
+    ("kinds", "faithfulness, MACO and attribution against featurevis", section_kinds),
     ("fv256", "featurevis 256 units", featurevis_section(256, lucent_cap=6)),
-    ("variants", "variants (googlenet, 64 units)", section_variants),
     ("fv16", "featurevis 16 units", featurevis_section(16, lucent_cap=6)),
+    ("build", "example site, cold build", section_build),
+    ("weights", "expanded weights, GPU vs CPU", section_weights_parity),
+    ("variants", "variants (googlenet, 64 units)", section_variants),
     ("compile", "torch.compile (googlenet, 64 units)", section_compile),
 ]
 
