@@ -12,10 +12,10 @@ scored the same way: the unit's mean activation on the saved (8-bit) image.
 `--network-alone` measures the engine's overhead instead: its time per image-step against the
 network's own forward and backward pass on the same batches (the same units' objective, at each
 step the size the engine's transforms hand the network, replayed from the same draws), in
-`--repeat` rounds taking both in turn; the ratio is the median of the rounds' ratios, so that a
-slow moment of the machine hits both sides. It also times the two stages
-before the network alone (the image's parameterization, and the transforms), which says how
-much of the overhead is lucent's pipeline itself.
+`--repeat` rounds, each engine run between two of the network alone; the ratio is the median of
+the rounds' ratios (their range beside it), so that a slow moment of the machine hits both
+sides. It also times the two stages before the network alone (the image's parameterization,
+and the transforms), which says how much of the overhead is lucent's pipeline itself.
 
 Two adjustments keep the work equal, and both favour lucent:
 - render_vis upsamples images smaller than 224 px to 224; for the shapes network (64 px) it
@@ -165,7 +165,7 @@ def stage_seconds(model, spec, layer, units, steps, size, device) -> dict[str, f
 def overhead(names: list[str], units: int, repeat: int, device) -> None:
     print(
         f"{'model':<12} {'layer':<8} {'units':>5} {'steps':>5} {'size':>4} "
-        f"{'engine ms':>10} {'ratio':>6} {'lucent tf ms':>13} {'ratio':>6} {'network ms':>11}"
+        f"{'engine ms':>10} {'ratio':>6} {'(range)':>11} {'lucent tf ms':>13} {'ratio':>6} {'network ms':>11}"
         f" {'image ms':>9} {'transforms ms':>14}   (per image-step: best of {repeat}; ratios: their median)"
     )
     for name in names:
@@ -176,23 +176,31 @@ def overhead(names: list[str], units: int, repeat: int, device) -> None:
         engine_images(model, spec, layer, chosen[:2], 2, size, device)  # warm both up
         network_seconds(model, layer, chosen[:2], 2, size, device)
         engine, lucents, network, stages = [], [], [], []
+        ratios, lucent_ratios = [], []
 
         work = (model, spec, layer, chosen, steps, size, device)
+        alone = (model, layer, chosen, steps, size, device)
         for _ in range(repeat):
+            # The network alone runs before and after each engine run, and the engine's time
+            # is set against their mean: a shared machine's speed drifts over seconds, and a
+            # drift in one direction then moves both sides alike (1.10x to 1.38x on the same
+            # code here when the network ran once a round, seconds away from the engine).
+            before = network_seconds(*alone)
             engine.append(engine_images(*work)[1] / steps / units)
+            between = network_seconds(*alone)
             with lucent_transforms():  # the engine as it was before engine/transforms.py
                 lucents.append(engine_images(*work)[1] / steps / units)
-            network.append(network_seconds(model, layer, chosen, steps, size, device))
+            after = network_seconds(*alone)
+            network += [before, between, after]
+            ratios.append(engine[-1] / ((before + between) / 2))
+            lucent_ratios.append(lucents[-1] / ((between + after) / 2))
             stages.append(stage_seconds(*work))
-        # Each ratio is the median of the rounds' own: a round's engine and network run back to
-        # back, so a slow spell of a shared machine slows both (the best of each side alone can
-        # come from different spells: 1.10x to 1.38x on the same code here).
-        ratio = statistics.median(e / n for e, n in zip(engine, network, strict=True))
-        lucent_ratio = statistics.median(e / n for e, n in zip(lucents, network, strict=True))
+        ratio, lucent_ratio = statistics.median(ratios), statistics.median(lucent_ratios)
+        spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
         image, transforms = (min(round_[stage] for round_ in stages) for stage in ("image", "transforms"))
         print(
             f"{name:<12} {layer:<8} {units:>5} {steps:>5} {size:>4} {min(engine) * 1e3:>10.3f} "
-            f"{ratio:>5.2f}x {min(lucents) * 1e3:>13.3f} {lucent_ratio:>5.2f}x "
+            f"{ratio:>5.2f}x {spread:>11} {min(lucents) * 1e3:>13.3f} {lucent_ratio:>5.2f}x "
             f"{min(network) * 1e3:>11.3f} {image * 1e3:>9.3f} {transforms * 1e3:>14.3f}"
         )
 
