@@ -20,7 +20,7 @@ from distillgen.engine.models import ModelStore, load_model
 from distillgen.engine.probe import responses
 from distillgen.jobs import AblationJob, Edit, Sweep, TuningJob, UniversalityJob
 from distillgen.units import parse_spec
-from tests.conftest import build_article, run_cli, write
+from tests.conftest import ROOT, build_article, run_cli, write
 
 SVG = "{http://www.w3.org/2000/svg}"
 CPU = torch.device("cpu")
@@ -433,6 +433,29 @@ def test_experiment_mistakes_are_path_line_errors_before_any_compute(tmp_path, s
     assert message in result.stderr, result.stderr
     assert "Traceback" not in result.output
     assert not list((tmp_path / "cache").glob("objects/*/*")), "nothing may be computed"
+
+
+def test_a_large_generated_sample_is_drawn_once_for_the_examples_of_every_layer(monkeypatch):
+    """A sample too large to keep for the process (1,000 images at 224 px: 600 MB) was drawn
+    again for each layer's examples; now once per batch, with the same examples."""
+    from distillgen.engine import examples
+    from distillgen.jobs import ExamplesJob
+
+    model = load_model("shapes")
+    data = datasets.dataset("shapes", 40, 0, ROOT)
+    jobs = [
+        ExamplesJob("shapes", "fp", layer, unit, data, top=3)
+        for layer, unit in [("conv2", 4), ("mixed4", 52)]
+    ]
+    alone = [examples.compute(model, [job], CPU, lambda n: None, None)[0] for job in jobs]
+    monkeypatch.setattr(datasets, "KEPT_BYTES", 0)  # as for a sample too large to keep
+    draws = []
+    draw = datasets._draw
+    monkeypatch.setattr(datasets, "_draw", lambda *args: draws.append(args) or draw(*args))
+    together = examples.compute(model, jobs, CPU, lambda n: None, None)
+    assert len(draws) == 1
+    assert [o.files for o in together] == [o.files for o in alone]
+    assert [o.result for o in together] == [o.result for o in alone]
 
 
 def test_examples_from_a_folder_of_the_authors_images(tmp_path):

@@ -31,6 +31,8 @@ def compute(
     groups: dict[tuple, list[int]] = {}
     for index, job in enumerate(jobs):  # one pass over a sample per layer and dataset
         groups.setdefault((job.layer, job.dataset), []).append(index)
+    # each sample drawn once for all its layers (a large one is not kept for the process)
+    drawn = functools.cache(lambda dataset: datasets.images(dataset, size))
     outputs: dict[int, Output] = {}
     for (layer, dataset), indices in groups.items():
         start = time.perf_counter()
@@ -39,7 +41,7 @@ def compute(
             image = _folder_images(dataset, size)
             ranked = {i: _given(jobs[i]) for i in indices}
         else:
-            images = datasets.images(dataset, size)
+            images = drawn(dataset)
             units = sorted({jobs[i].unit for i in indices})
             maps = unit_maps(model, layer, units, images, device)
             ranked = {

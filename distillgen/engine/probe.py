@@ -31,7 +31,8 @@ def map_batches(
     prepare = model_input(model)
     with torch.no_grad(), capture(model.module, [layer]) as outputs:
         for start in range(0, len(images), BATCH):
-            x = torch.from_numpy(np.ascontiguousarray(images[start : start + BATCH])).to(device)
+            # a copy: a model may write into its input, and the images serve other passes
+            x = torch.from_numpy(np.array(images[start : start + BATCH])).to(device)
             run(model.module, prepare(x), outputs)
             yield outputs[layer][:, units].float().cpu()
 
