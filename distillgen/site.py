@@ -554,8 +554,10 @@ def _identities(pages: dict[str, str | Page], copies: Copies, payloads: dict[str
 
 
 def _stat_identity(source: Path | str) -> str:
+    """A file by its absolute path and stat: the same whether the build was given its folder
+    as `articles` or as `/home/me/site/articles`."""
     status = os.stat(source)
-    return f"{source}:{status.st_size}:{status.st_mtime_ns}:{status.st_ino}"
+    return f"{os.path.abspath(source)}:{status.st_size}:{status.st_mtime_ns}:{status.st_ino}"
 
 
 def _files(out: Path) -> dict[str, list[int]]:

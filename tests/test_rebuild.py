@@ -231,6 +231,21 @@ def test_an_output_changed_behind_the_builds_back_is_written_again(site):
     assert not (out / "stray.txt").exists()
 
 
+def test_the_same_folders_named_relatively_or_absolutely_are_the_same_site(site, monkeypatch):
+    """Reproduced bug: the search index's files were known by their path as the cache folder
+    was spelled, so `build src --cache-dir cache` after `build /abs/src --cache-dir /abs/cache`
+    saw thousands of changed files (an atlas's index) and wrote the whole site again."""
+    src, out, cache = site
+    settle(src, out, cache)
+    before = {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in out.rglob("*") if p.is_file()}
+    assert any(p.parts[-2] == "pagefind" for p in before)  # the site has its search index
+    monkeypatch.chdir(src.parent)
+    result = run_cli("build", src.name, "-o", out.name, "--cache-dir", cache.name, "-v")
+    assert result.exit_code == 0, result.output
+    assert "holds this site already: nothing written" in result.stderr, result.stderr
+    assert {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in out.rglob("*") if p.is_file()} == before
+
+
 def serve_rebuild(src: Path, out: Path, cache: Path, warm: Warm | None = None) -> None:
     """What `serve` does after an edit: a quick build in place, trusting what the process's
     build before it checked (`warm`) and keeping the last search index, then a full one."""

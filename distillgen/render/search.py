@@ -74,10 +74,12 @@ def _files(bundle: Path) -> dict[str, Path]:
 
 
 def bundle_identities(bundle: dict[str, Path]) -> dict[str, str]:
-    """What each file of a bundle is (absolute path -> identity), from one stat of its folder
-    rather than one of each of its files (an atlas's bundle has thousands): a bundle is moved
-    into place whole, under the digest of what it indexes, and never changed after; made again
-    (its folder removed), it is a new folder. {} for a bundle without its entry file."""
+    """What each file of a bundle is (its path as the bundle names it -> identity), from one
+    stat of its folder rather than one of each of its files (an atlas's bundle has thousands):
+    a bundle is moved into place whole, under the digest of what it indexes, and never changed
+    after; made again (its folder removed), it is a new folder. Each file is named by its place
+    in the site, not by its path: the cache named `cache` and `/home/me/site/cache` is the same
+    bundle. {} for a bundle without its entry file."""
     entry = bundle.get("pagefind/pagefind-entry.json")
     try:
         folder = os.stat(entry.parent) if entry is not None else None
@@ -86,7 +88,7 @@ def bundle_identities(bundle: dict[str, Path]) -> dict[str, str]:
     if folder is None:
         return {}
     made = f"search:{folder.st_ino}:{folder.st_mtime_ns}:"
-    return {os.fspath(path): made + os.fspath(path) for path in bundle.values()}
+    return {os.fspath(path): made + rel for rel, path in bundle.items()}
 
 
 PAGEFIND_TIMEOUT_S = 600
