@@ -120,7 +120,8 @@ class Cache:
         `vouched`: entries this process checked in an earlier build, taken without a stat
         (serve after an edit, warm.py); one this cache moves aside or replaces leaves it."""
         self.root = root
-        self._objects = f"{root / 'objects'}{os.sep}"
+        # absolute: pages kept in the cache name its files, for builds run from anywhere
+        self._objects = f"{os.path.abspath(root / 'objects')}{os.sep}"
         self._warn = warn
         # `distillgen verify` and nothing else: damaged entries are reported, never moved, and
         # model descriptions and speeds are not stored.
@@ -131,9 +132,9 @@ class Cache:
     def _folder(self, key: str) -> Path:
         return Path(self._where(key))
 
-    def _where(self, key: str, objects: str | None = None) -> str:
-        """The entry's folder as a string (under `objects`, else the cache's own objects/)."""
-        return f"{objects or self._objects}{key[:2]}{os.sep}{key}"
+    def _where(self, key: str) -> str:
+        """The entry's folder as a string, absolute."""
+        return f"{self._objects}{key[:2]}{os.sep}{key}"
 
     # -- artifacts -------------------------------------------------------------------------
     def get(self, key: str) -> Artifact | None:
@@ -161,9 +162,8 @@ class Cache:
     def payload_paths(self, artifacts) -> dict[str, str]:
         """Each payload file of `artifacts` by absolute path -> what it is (its entry's record
         digest and its name): what a page may copy, and how the output's manifest knows it."""
-        objects = os.path.abspath(self._objects) + os.sep
         return {
-            f"{self._where(a.key, objects)}{os.sep}{name}": f"{a.digest}/{name}"
+            f"{self._where(a.key)}{os.sep}{name}": f"{a.digest}/{name}"
             for a in artifacts
             for name in a.names
         }
