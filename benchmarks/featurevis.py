@@ -166,7 +166,8 @@ def overhead(names: list[str], units: int, repeat: int, device) -> None:
     print(
         f"{'model':<12} {'layer':<8} {'units':>5} {'steps':>5} {'size':>4} "
         f"{'engine ms':>10} {'ratio':>6} {'(range)':>11} {'lucent tf ms':>13} {'ratio':>6} {'network ms':>11}"
-        f" {'image ms':>9} {'transforms ms':>14}   (per image-step: best of {repeat}; ratios: their median)"
+        f" {'image ms':>9} {'transforms ms':>14}   (per image-step: best of {repeat} rounds, the network"
+        f" alone of {3 * repeat} runs; ratios: their median)"
     )
     for name in names:
         spec, layer, steps, size = OVERHEAD_MODELS[name]

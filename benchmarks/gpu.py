@@ -18,7 +18,8 @@ seconds, and sections that loop (lucent unit by unit, the variants, the build) s
 Also written to $OUT: pytest.log, build.log (the build's -v output, timestamped),
 gpu-figures.tar.gz (every figures.json of the GPU build and every provenance record of its
 cache), for `benchmarks/compare_builds.py` against a CPU build, and gpu-logs.tar.gz (the atlas's,
-verify's and the kinds' logs): seven files, within the eight the device machine sends back.
+verify's and the kinds' logs): with the command's own gpu-log.txt (GPU.md), seven files, within
+the eight the device machine sends back.
 """
 
 from __future__ import annotations
@@ -698,7 +699,7 @@ Two units.
 """
 
 COMPUTED = re.compile(
-    r"computed (?P<model>.+): (?P<kind>[a-z]+) of (?P<n>\d+) \w+?"
+    r"computed (?P<model>.+): (?P<kind>[a-z]+) of (?P<n>\d+) [\w ]+?"
     r"(?: \((?P<images>\d+) images\))? in (?P<s>[\d.]+)s"
 )
 EXPERIMENTS = ("tuning", "examples", "ablation", "universality")
@@ -824,6 +825,8 @@ def summarize_build(lines: list[tuple[float, str]]) -> dict:
                     "label": line[len("computed ") : line.rfind(" in ")],
                     "kind": kind,
                     "category": category,
+                    "units": count,
+                    "images": int(match["images"]) if match["images"] else None,
                     "seconds": float(match["s"]),
                 }
             )
@@ -917,6 +920,10 @@ def section_atlas(ctx: Context, section: dict) -> None:
         return
     again = distillgen_run(ctx, arguments, "atlas-rebuild.log", max(30.0, min(120.0, ctx.left())))
     section["data"]["rebuild"] = again
+    if again["exit_code"] != 0:
+        section["status_override"] = "timeout" if again["timed_out"] else "failed"
+        section["md"] += [f"The no-change rebuild: exit {again['exit_code']}", "", "```"]
+        section["md"] += [*again.get("tail", []), "```", ""]
     units = int(re.search(r"atlas \((\d+) units\)", cold["built"])[1])
     rows = [
         {
@@ -965,7 +972,20 @@ def section_verify(ctx: Context, section: dict) -> None:
         section["md"] += [f"Killed after {timeout:.0f} s.", ""]
         return
     (ctx.logs / "verify.json").write_text(done.stdout)
-    report = json.loads(done.stdout)
+    (ctx.logs / "verify.log").write_text(done.stderr)
+    try:
+        report = json.loads(done.stdout)
+    except ValueError:  # it failed before comparing anything: its reason is on stderr
+        section["status_override"] = "failed"
+        section["md"] += [
+            f"exit {done.returncode}, no report:",
+            "",
+            "```",
+            *done.stderr.splitlines()[-20:],
+            "```",
+            "",
+        ]
+        return
     rows = [
         {key: figure.get(key) for key in ("kind", "address", "measure", "difference", "tolerance", "verdict")}
         for figure in report["figures"]
@@ -975,7 +995,8 @@ def section_verify(ctx: Context, section: dict) -> None:
     section["md"] += [
         f"`distillgen verify articles --sample {count} --device {ctx.device}` against the shipped "
         f"cache (computed on a CPU): exit {done.returncode}, {within} of {len(rows)} within "
-        f"tolerance, {report['summary']['seconds']} s. Whole report: verify.json in gpu-logs.tar.gz.",
+        f"tolerance, {report['summary']['seconds']} s. Whole report: verify.json and verify.log in "
+        "gpu-logs.tar.gz.",
         "",
     ]
     section["md"] += table(
@@ -1003,11 +1024,6 @@ featurevis: {{dataset: {photos}, count: {count}{quick}}}
 ```{{featurevis}} {layer}:0-{last}
 lucent's parameterization.
 ```
-
-```{{attribution}} {layer}:0
-:inputs: {inputs}
-What carries the unit.
-```
 """
 MACO_FIGURE = """
 ```{{featurevis}} {layer}:0-{last}
@@ -1015,14 +1031,23 @@ MACO_FIGURE = """
 MACO's.
 ```
 """
+ATTRIBUTION_FIGURE = """
+```{{attribution}} {layer}:0
+:inputs: {inputs}
+What carries the unit.
+```
+"""
 
 
 def section_kinds(ctx: Context, section: dict) -> None:
     """What the faithfulness measures, MACO and attribution cost on this device, as shares of
-    feature visualization's. An article of 8 units (lucent's parameterization) and an
-    attribution, built cold; then the same units with MACO added, built again, so that only
-    MACO's images (and their spectrum and measures) are computed. The unit pages' diversity
-    sets, examples and weights come with the first build and are reported apart."""
+    feature visualization's, on the same units. Three builds in one cache: feature
+    visualizations of 8 units (lucent's parameterization) and their measures; then those
+    units' MACO images added (its spectrum, optimization and measures); then an attribution
+    of the first unit. Each build's groups of the figures' own jobs are counted by what the
+    build's log says of them (8 units, one image each; one attribution); everything else it
+    computes (the unit pages' diversity sets, examples, weights and attributions, the
+    attribution's input units) is reported as the rest of that build."""
     from folder_pass import make_folder
 
     scratch = Path(tempfile.mkdtemp(prefix="distillgen-gpu-kinds-"))
@@ -1032,19 +1057,34 @@ def section_kinds(ctx: Context, section: dict) -> None:
     model, layer, inputs = (
         ("shapes", "mixed4", "mixed3") if ctx.quick else (ATLAS_MODEL, "mixed4a", "mixed3b")
     )
-    fields = {"layer": layer, "last": 1 if ctx.quick else 7}
+    units = 2 if ctx.quick else 8
+    fields = {"layer": layer, "last": units - 1, "inputs": inputs}
     text = KINDS_ARTICLE.format(
         model=model,
         photos=photos,
         count=40 if ctx.quick else 200,
         quick=", steps: 2" if ctx.quick else "",
-        inputs=inputs,
         **fields,
     )
     arguments = ["build", str(src), "-o", str(scratch / "out"), "--cache-dir", str(scratch / "cache")]
     arguments += ["--allow-root", str(scratch)]
-    seconds: dict[str, float] = {}
-    for name, article in (("lucent", text), ("maco", text + MACO_FIGURE.format(**fields))):
+    # build -> (kind, units of the figure's own group) -> its row's name
+    own = {
+        "lucent": {
+            ("featurevis", units): "featurevis, lucent",
+            ("faithfulness", units): "faithfulness measures",
+        },
+        "maco": {
+            ("spectrum", 1): "MACO's spectrum",
+            ("featurevis", units): "featurevis, MACO",
+            ("faithfulness", units): "faithfulness measures of MACO's images",
+        },
+        "attribution": {("attribution", 1): "attribution of one unit"},
+    }
+    maco, attribution = MACO_FIGURE.format(**fields), ATTRIBUTION_FIGURE.format(**fields)
+    articles = {"lucent": text, "maco": text + maco, "attribution": text + maco + attribution}
+    rows: list[dict] = []
+    for name, article in articles.items():
         (src / "kinds.md").write_text(article)
         summary = distillgen_run(ctx, arguments, f"kinds-{name}.log", max(30.0, ctx.left()))
         section["data"][name] = summary
@@ -1053,22 +1093,26 @@ def section_kinds(ctx: Context, section: dict) -> None:
             section["md"] += [f"The {name} build: exit {summary['exit_code']}", "", "```"]
             section["md"] += [*summary.get("tail", []), "```", ""]
             return
+        rest = 0.0
         for group in summary["groups"]:
-            kind = group["category"] if group["kind"] == "featurevis" else group["kind"]
-            kind = kind if name == "lucent" else f"{kind} (MACO's build)"
-            seconds[kind] = seconds.get(kind, 0.0) + group["seconds"]
-    base = seconds.get("featurevis") or math.nan
-    rows = [{"kind": kind, "s": s, "share": s / base} for kind, s in seconds.items()]
+            row = own[name].get((group["kind"], group["units"])) if group["images"] is None else None
+            if row is None:
+                rest += group["seconds"]
+            else:
+                rows.append({"kind": row, "s": group["seconds"]})
+        rows.append({"kind": f"the rest of the {name} build's compute", "s": round(rest, 2)})
+    base = next((row["s"] for row in rows if row["kind"] == "featurevis, lucent"), math.nan)
+    for row in rows:
+        row["share"] = row["s"] / base
     section["data"]["kinds"] = rows
-    lucent, maco = section["data"]["lucent"], section["data"]["maco"]
+    walls = ", ".join(f"{section['data'][name]['wall_s']} s" for name in articles)
+    peaks = ", ".join(f"{section['data'][name]['peak_gpu_mib']}" for name in articles)
     section["md"] += [
-        f"An article on `{model}` `{layer}` (units 0-{fields['last']}, lucent's parameterization, and an "
-        f"attribution from `{inputs}`) built cold on {ctx.device}, then with the same units' MACO "
-        f"images added: walls {lucent['wall_s']} s and {maco['wall_s']} s, peak GPU memory "
-        f"{lucent['peak_gpu_mib']} and {maco['peak_gpu_mib']} MiB. Seconds per kind from the builds' "
-        "logs, each as a share of the first build's feature visualizations: 'featurevis (MACO's "
-        "build)' is MACO's optimization, 'faithfulness' the measures. Logs: kinds-lucent.log, "
-        "kinds-maco.log in gpu-logs.tar.gz.",
+        f"`{model}` `{layer}:0-{units - 1}` on {ctx.device}: three builds in one cache (lucent's "
+        f"feature visualizations; MACO's added; an attribution from `{inputs}` added), walls {walls}, "
+        f"peak GPU memory {peaks} MiB. Seconds of each figure's own jobs from the builds' logs, as "
+        "shares of lucent's feature visualizations; 'the rest' is what the unit pages and the "
+        "attribution's inputs computed. Logs: kinds-*.log in gpu-logs.tar.gz.",
         "",
     ]
     section["md"] += table(rows, [("kind", "kind"), ("s", "s"), ("share", "share of featurevis")])

@@ -163,9 +163,7 @@ class Cache:
         """Each payload file of `artifacts` by absolute path -> what it is (its entry's record
         digest and its name): what a page may copy, and how the output's manifest knows it."""
         return {
-            f"{self._where(a.key)}{os.sep}{name}": f"{a.digest}/{name}"
-            for a in artifacts
-            for name in a.names
+            f"{self._where(a.key)}{os.sep}{name}": f"{a.digest}/{name}" for a in artifacts for name in a.names
         }
 
     def remember(self, artifact: Artifact) -> None:

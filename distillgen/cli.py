@@ -86,7 +86,7 @@ def _engine_options(f):
 
 def _allow_root(f):
     """Folders the build may read beyond the articles (safety.py): every command that reads
-    what articles or an atlas name (a dataset folder, a model file)."""
+    what articles or an atlas name (a dataset folder, an image a figure shows)."""
     return click.option(
         "--allow-root",
         "allow_roots",

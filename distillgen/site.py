@@ -568,7 +568,11 @@ def _files(out: Path) -> dict[str, list[int]]:
     start = len(str(out)) + 1
     folders = [str(out)] if out.is_dir() else []  # no site yet
     while folders:
-        with os.scandir(folders.pop()) as entries:
+        try:
+            entries = os.scandir(folders.pop())
+        except OSError:  # unreadable: its files are not known, as os.walk left them
+            continue
+        with entries:
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
                     folders.append(entry.path)

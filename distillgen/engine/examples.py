@@ -31,10 +31,11 @@ def compute(
     groups: dict[tuple, list[int]] = {}
     for index, job in enumerate(jobs):  # one pass over a sample per layer and dataset
         groups.setdefault((job.layer, job.dataset), []).append(index)
-    # each sample drawn once for all its layers (a large one is not kept for the process)
-    drawn = functools.cache(lambda dataset: datasets.images(dataset, size))
+    # each sample drawn once for all its layers (a large one is not kept for the process),
+    # one sample held at a time: the groups of a dataset come one after another
+    drawn = functools.lru_cache(maxsize=1)(lambda dataset: datasets.images(dataset, size))
     outputs: dict[int, Output] = {}
-    for (layer, dataset), indices in groups.items():
+    for (layer, dataset), indices in sorted(groups.items(), key=lambda group: repr(group[0][1])):
         start = time.perf_counter()
         side = receptive_field(model, layer)
         if dataset.folder:  # ranked already: read the images shown, each once

@@ -31,8 +31,11 @@ def map_batches(
     prepare = model_input(model)
     with torch.no_grad(), capture(model.module, [layer]) as outputs:
         for start in range(0, len(images), BATCH):
-            # a copy: a model may write into its input, and the images serve other passes
-            x = torch.from_numpy(np.array(images[start : start + BATCH])).to(device)
+            # on the CPU a copy: a model may write into its input, and the images serve other
+            # passes (moving them to a GPU copies them anyway)
+            batch = images[start : start + BATCH]
+            x = torch.from_numpy(np.array(batch) if device.type == "cpu" else np.ascontiguousarray(batch))
+            x = x.to(device)
             run(model.module, prepare(x), outputs)
             yield outputs[layer][:, units].float().cpu()
 
