@@ -376,6 +376,30 @@ def test_lucent_and_torchvision_models_load_weights_from_a_file_the_author_names
         assert list(loaded.layers) == list(untrained.layers)
 
 
+def test_a_training_checkpoint_loads_and_another_architectures_weights_say_what_differs(tmp_path):
+    """Training scripts save the weights inside a checkpoint (torchvision's reference scripts
+    under "model", Lightning and timm under "state_dict", beside the optimizer and the epoch),
+    and DataParallel prefixes every name with "module.": each loads as its plain state dict.
+    Weights of another architecture are an error that counts what differs."""
+    from distillgen.engine.models import ModelError
+
+    state = load_model(parse_spec("torchvision:resnet18@untrained")).module.state_dict()
+    state["conv1.weight"] = state["conv1.weight"] * 2
+    checkpoints = {
+        "reference.pth": {"model": state, "epoch": 3, "optimizer": {"param_groups": [{"lr": 0.1}]}},
+        "parallel.pth": {"state_dict": {f"module.{name}": tensor for name, tensor in state.items()}},
+    }
+    for name, checkpoint in checkpoints.items():
+        torch.save(checkpoint, tmp_path / name)
+        loaded = load_model(parse_spec(f"torchvision:resnet18@{name}", tmp_path))
+        assert torch.equal(loaded.module.state_dict()["conv1.weight"], state["conv1.weight"]), name
+    torch.save(state, tmp_path / "resnet18.pth")
+    with pytest.raises(ModelError) as raised:
+        load_model(parse_spec("torchvision:resnet34@resnet18.pth", tmp_path))
+    assert "do not fit 'torchvision:resnet34@" in str(raised.value)
+    assert "96 of its 218 tensors are not in the file (layer1.2.bn1.bias, " in str(raised.value)
+
+
 def test_a_bad_weights_file_is_an_error_at_the_articles_line(tmp_path):
     src = tmp_path / "src"
     src.mkdir()

@@ -172,7 +172,14 @@ def _load_torchscript(spec: ModelSpec) -> LoadedModel:
     )
 
 
+# Where training scripts keep the weights inside a checkpoint: torchvision's reference scripts
+# ("model"), PyTorch Lightning and timm ("state_dict"), PyTorch's tutorials ("model_state_dict").
+CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model")
+
+
 def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors by name in `path`: a state dict, or a checkpoint holding one under one of
+    CHECKPOINT_KEYS (beside the optimizer's state, the epoch, …)."""
     if not path.is_file():
         raise ModelError(f"weights file not found: {path}")
     try:
@@ -181,20 +188,65 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise ModelError(_unloadable(path, exc)) from None
     if not isinstance(state, dict):
         raise ModelError(f"{path} holds a {type(state).__name__}, not a state dict")
-    if not all(isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()):
-        raise ModelError(f"{path} holds a dict, but not one of tensors by name: not a state dict")
-    return state
+    if _tensors_by_name(state):
+        return state
+    nested = next((state[key] for key in CHECKPOINT_KEYS if _tensors_by_name(state.get(key))), None)
+    if nested is None:
+        named = ", ".join(repr(key) for key in list(state)[:6])
+        raise ModelError(
+            f"{path} holds a dict, but not one of tensors by name: not a state dict (its keys: {named}); "
+            f"save the weights with torch.save(model.state_dict(), '{path.name}')"
+        )
+    return nested
+
+
+def _tensors_by_name(value: object) -> bool:
+    return (
+        isinstance(value, dict)
+        and bool(value)
+        and all(isinstance(key, str) and isinstance(tensor, torch.Tensor) for key, tensor in value.items())
+    )
 
 
 def _load_weights(module: nn.Module, path: Path, spec: str, skip: str = "", strict: bool = True) -> None:
     """The state dict in `path` into `module` (keys starting with `skip` left out: GoogLeNet's
     auxiliary heads, which distillgen builds without); ModelError when it does not fit."""
     state = {k: v for k, v in _load_state_dict(path).items() if not (skip and k.lower().startswith(skip))}
+    wanted = set(module.state_dict())
+    state = _unprefixed(state, wanted)
+    missing, unexpected = sorted(wanted - state.keys()), sorted(state.keys() - wanted)
+    if strict and (missing or unexpected):
+        differ = _mismatch(missing, unexpected, wanted)
+        raise ModelError(f"the weights in {path} do not fit '{spec}': {differ}")
     try:
         module.load_state_dict(state, strict=strict)
-    except RuntimeError as exc:  # missing or unexpected keys, or tensors of other shapes
+    except RuntimeError as exc:  # tensors of other shapes
         first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
         raise ModelError(f"the weights in {path} do not fit '{spec}': {first[:300]}") from None
+
+
+def _unprefixed(state: dict[str, torch.Tensor], wanted: set[str]) -> dict[str, torch.Tensor]:
+    """`state` without the first name every one of its keys starts with (DataParallel's
+    `module.`, a Lightning module's attribute), when that makes more of them the module's own."""
+    prefix = next(iter(state), "").partition(".")[0] + "."
+    if prefix == "." or not all(key.startswith(prefix) for key in state):
+        return state
+    stripped = {key[len(prefix) :]: tensor for key, tensor in state.items()}
+    return stripped if len(stripped.keys() & wanted) > len(state.keys() & wanted) else state
+
+
+def _mismatch(missing: list[str], unexpected: list[str], wanted: set[str]) -> str:
+    """What differs between the module's tensors and the file's, in a line."""
+
+    def some(keys: list[str]) -> str:
+        return ", ".join(keys[:3]) + (", …" if len(keys) > 3 else "")
+
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} of its {len(wanted)} tensors are not in the file ({some(missing)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} in the file are not its own ({some(unexpected)})")
+    return "; ".join(parts) + "; are they another architecture's?"
 
 
 def _with_file_checksum(model: LoadedModel, spec: ModelSpec) -> LoadedModel:
