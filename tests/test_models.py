@@ -398,6 +398,12 @@ def test_a_training_checkpoint_loads_and_another_architectures_weights_say_what_
         load_model(parse_spec("torchvision:resnet34@resnet18.pth", tmp_path))
     assert "do not fit 'torchvision:resnet34@" in str(raised.value)
     assert "96 of its 218 tensors are not in the file (layer1.2.bn1.bias, " in str(raised.value)
+    # a file's own names are quoted and cut short: it may come from anyone
+    torch.save({"\x1b[2J" * 100: torch.zeros(1)}, tmp_path / "hostile.pth")
+    with pytest.raises(ModelError) as raised:
+        load_model(parse_spec("torchvision:resnet18@hostile.pth", tmp_path))
+    assert "1 in the file are not its own ('\\x1b[2J" in str(raised.value)
+    assert "\x1b" not in str(raised.value) and len(str(raised.value)) < 600
 
 
 def test_a_bad_weights_file_is_an_error_at_the_articles_line(tmp_path):

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from distillgen.diagnostics import suggest
+from distillgen.diagnostics import shorten, suggest
 from distillgen.engine.hooks import token_grid
 from distillgen.units import WEIGHTS, Layer, ModelError, ModelInfo, ModelSpec, SpecError, parse_spec
 from distillgen.zoo.train import weights_checksum
@@ -192,7 +192,7 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         return state
     nested = next((state[key] for key in CHECKPOINT_KEYS if _tensors_by_name(state.get(key))), None)
     if nested is None:
-        named = ", ".join(repr(key) for key in list(state)[:6])
+        named = ", ".join(_quoted(key) for key in list(state)[:6])
         raise ModelError(
             f"{path} holds a dict, but not one of tensors by name: not a state dict (its keys: {named}); "
             f"save the weights with torch.save(model.state_dict(), '{path.name}')"
@@ -238,15 +238,20 @@ def _unprefixed(state: dict[str, torch.Tensor], wanted: set[str]) -> dict[str, t
 def _mismatch(missing: list[str], unexpected: list[str], wanted: set[str]) -> str:
     """What differs between the module's tensors and the file's, in a line."""
 
-    def some(keys: list[str]) -> str:
-        return ", ".join(keys[:3]) + (", …" if len(keys) > 3 else "")
+    def some(keys: list[str], name=str) -> str:
+        return ", ".join(name(key) for key in keys[:3]) + (", …" if len(keys) > 3 else "")
 
     parts = []
     if missing:
         parts.append(f"{len(missing)} of its {len(wanted)} tensors are not in the file ({some(missing)})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} in the file are not its own ({some(unexpected)})")
+    if unexpected:  # the file's names, which may come from anyone: quoted and cut short
+        parts.append(f"{len(unexpected)} in the file are not its own ({some(unexpected, _quoted)})")
     return "; ".join(parts) + "; are they another architecture's?"
+
+
+def _quoted(key: object) -> str:
+    """A name from a weights file, for a message: escaped (no terminal control codes) and short."""
+    return shorten(repr(key), 60)
 
 
 def _with_file_checksum(model: LoadedModel, spec: ModelSpec) -> LoadedModel:
