@@ -8,6 +8,7 @@ scored the same way: the unit's mean activation on the saved (8-bit) image.
     python benchmarks/featurevis.py                      # shapes and GoogLeNet, 16 units, CPU
     python benchmarks/featurevis.py --model googlenet --units 64 --device cuda
     python benchmarks/featurevis.py --network-alone      # shapes and InceptionV1: engine vs network
+    python benchmarks/featurevis.py --system-allocator   # any of these with malloc's defaults
 
 `--network-alone` measures the engine's overhead instead: its time per image-step against the
 network's own forward and backward pass on the same batches (the same units' objective, at each
@@ -16,6 +17,12 @@ step the size the engine's transforms hand the network, replayed from the same d
 the rounds' ratios (their range beside it), so that a slow moment of the machine hits both
 sides. It also times the two stages before the network alone (the image's parameterization,
 and the transforms), which says how much of the overhead is lucent's pipeline itself.
+
+The process keeps freed memory for reuse, as a build's engine does (engine/memory.py), and so
+for every side: malloc's settings hold for the whole process. `--system-allocator` leaves
+malloc's defaults, under which every side faults its memory in at every step. That flatters
+the network-alone ratio: the faults cost both sides about the same time per image-step, so the
+ratio is nearer 1 with them than without.
 
 Two adjustments keep the work equal, and both favour lucent:
 - render_vis upsamples images smaller than 224 px to 224; for the shapes network (64 px) it
@@ -41,6 +48,7 @@ from distillgen.engine import featurevis
 from distillgen.engine.device import describe_device, resolve_device
 from distillgen.engine.featurevis import preprocessor, render
 from distillgen.engine.hooks import capture, run
+from distillgen.engine.memory import keep_freed_memory
 from distillgen.engine.models import load_model
 from distillgen.engine.transforms import standard as standard_transforms
 from distillgen.jobs import FeatureVisJob, FeatureVisSettings
@@ -225,9 +233,19 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--network-alone", action="store_true", help="engine time against the network's own")
     parser.add_argument("--repeat", type=int, default=5, help="rounds for --network-alone (best of)")
+    parser.add_argument(
+        "--system-allocator", action="store_true", help="malloc's defaults (engine/memory.py)"
+    )
     args = parser.parse_args()
+    # as in a build, where the engine keeps freed memory for its next step; for every side
+    # of the comparison alike, since malloc's settings hold for the whole process
+    kept = not args.system_allocator and keep_freed_memory()
     device = resolve_device(args.device)
-    print(f"device: {describe_device(device)}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    allocator = "freed memory kept" if kept else "malloc's defaults"
+    print(
+        f"device: {describe_device(device)}, torch {torch.__version__}, {torch.get_num_threads()} threads,"
+        f" {allocator}"
+    )
     table = OVERHEAD_MODELS if args.network_alone else MODELS
     if args.model not in (*table, "all"):
         parser.error(f"--model {args.model} is one of {', '.join(table)} here")

@@ -266,3 +266,71 @@ def test_units_silent_on_grey_still_get_an_image(shapes):
     settings = FeatureVisSettings(steps=128, size=64)
     rendered = render(shapes, [job("mixed3", unit, settings) for unit in silent], CPU)
     assert all(r.values[0] > 1.0 for r in rendered), [r.values[0] for r in rendered]
+
+
+# The allocator's settings last for the process, so each case runs in a fresh one.
+_MEMORY_CASE = """
+import resource, sys, torch
+from distillgen.engine import memory
+case = sys.argv[1]
+def resident() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize()
+def faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+if case == "steps":  # a 64 MiB block freed and allocated again, as an engine's steps do
+    if sys.argv[2] == "kept":
+        assert memory.keep_freed_memory()
+    for _ in range(10):  # the heap settles in a few steps
+        torch.ones(16 * 1024**2)
+    before = faults()
+    for _ in range(10):
+        torch.ones(16 * 1024**2)
+    print((faults() - before) * resource.getpagesize() / 64 / 1024**2)
+else:  # four 96 MiB blocks used and freed inside, then the resident memory after
+    before = resident()
+    with memory.reusing_memory():
+        blocks = [torch.ones(24 * 1024**2) for _ in range(4)]
+        del blocks
+        kept = resident() - before
+    print(kept / 1024**2, (resident() - before) / 1024**2)
+"""
+
+
+def _memory_case(*args: str) -> list[float]:
+    import subprocess
+    import sys
+
+    ran = subprocess.run(
+        [sys.executable, "-c", _MEMORY_CASE, *args], capture_output=True, text=True, timeout=120, check=True
+    )
+    return [float(value) for value in ran.stdout.split()]
+
+
+glibc_only = pytest.mark.skipif(
+    not __import__("distillgen.engine.memory", fromlist=["_glibc"])._glibc(), reason="glibc's malloc only"
+)
+
+
+@glibc_only
+def test_an_engine_step_reuses_the_memory_the_step_before_freed():
+    """Without: every 64 MiB block is a fresh mapping, its pages faulted in at each step."""
+    assert _memory_case("steps", "system") >= [9.0]  # blocks' worth of pages faulted, in 10 steps
+    assert _memory_case("steps", "kept") <= [1.0]
+
+
+@glibc_only
+def test_memory_kept_for_the_engine_is_handed_back_after_it():
+    kept, after = _memory_case("handback")
+    assert kept >= 300  # 384 MiB freed, but kept for the next step
+    assert after <= 64  # serve and Ray workers live on: they do not hold it
+
+
+def test_the_engine_runs_jobs_reusing_freed_memory(shapes, monkeypatch):
+    from distillgen.engine import memory, run_jobs
+
+    handed_back = []
+    monkeypatch.setattr(memory, "give_back_freed_memory", lambda: handed_back.append(True))
+    run_jobs(shapes, [job("mixed3", 1, FeatureVisSettings(steps=2, size=32))], CPU, lambda n: None, None)
+    assert handed_back == [True]
+    assert memory.keep_freed_memory() == (memory._glibc() is not None)

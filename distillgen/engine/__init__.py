@@ -27,17 +27,19 @@ def run_jobs(model, jobs: list, device, progress, load) -> list[Output]:
 
     engine = importlib.import_module(KINDS[jobs[0].kind].engine)
     from distillgen.engine.features import for_jobs
+    from distillgen.engine.memory import reusing_memory
 
     groups: dict[tuple, list[int]] = {}  # two articles may name different dictionaries 'm4'
     for index, job in enumerate(jobs):
         carried = sorted((d.model, d.name, d.checksum) for d in job.dictionaries)
         groups.setdefault(tuple(carried), []).append(index)
     outputs: list = [None] * len(jobs)
-    for indices in groups.values():
-        part = [jobs[i] for i in indices]
-        with for_jobs(model, part, load) as loading:
-            for index, output in zip(
-                indices, engine.compute(model, part, device, progress, loading), strict=True
-            ):
-                outputs[index] = output
+    with reusing_memory():  # an engine's steps free and allocate the same blocks (memory.py)
+        for indices in groups.values():
+            part = [jobs[i] for i in indices]
+            with for_jobs(model, part, load) as loading:
+                for index, output in zip(
+                    indices, engine.compute(model, part, device, progress, loading), strict=True
+                ):
+                    outputs[index] = output
     return outputs
