@@ -666,6 +666,12 @@ def directives(name: str | None) -> None:
     help="The largest difference counted as reproduced for a kind, e.g. featurevis=0.3 (repeatable; "
     "the defaults are in the README, and each row shows the one it used).",
 )
+@click.option(
+    "--pages",
+    is_flag=True,
+    help="Also the figures of the unit pages and of distillgen.yml's atlases "
+    "(each unit's diversity set, kernels and examples).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @_engine_options
 @_allow_root
@@ -677,6 +683,7 @@ def verify(
     seed: int,
     kinds: tuple[str, ...],
     tolerances: tuple[str, ...],
+    pages: bool,
     as_json: bool,
     quiet: bool,
     verbose: int,
@@ -687,7 +694,8 @@ def verify(
     ray_address: str | None,
     allow_roots: tuple[Path, ...],
 ) -> None:
-    """Recompute the figures of SRC (default: articles) and compare them with the cache.
+    """Recompute the figures of SRC (default: articles) and compare them with the cache
+    (with --pages, those of its unit pages and atlases too).
 
     Neither the cache nor the site is touched. Each figure is compared by a measure that fits
     its kind (a feature visualization by its unit's activation, kernels and tuning curves by
@@ -716,7 +724,8 @@ def verify(
         echo(f"[{len(report.checks)}/{len(chosen)}] {where}: {check.verdict}")
 
     try:
-        figures, catalog = article_figures(src, reporter, cache_dir, options.log, Grants(roots=allow_roots))
+        grants = Grants(roots=allow_roots)
+        figures, catalog = article_figures(src, reporter, cache_dir, options.log, grants, pages)
         if only:
             figures = [figure for figure in figures if figure.kind in only]
             if not figures:

@@ -1,4 +1,5 @@
-"""`distillgen verify`: recompute the articles' figures and compare them with the cache.
+"""`distillgen verify`: recompute the articles' figures (with `--pages`, their unit pages' and
+the config's atlases' too) and compare them with the cache.
 
 The articles are checked and planned as a `--frozen` build plans them, reading a cache that is
 never written (`Cache(readonly=True)`: a damaged entry is reported, not moved). Then the chosen
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from distillgen import __version__
 from distillgen.article import Article
 from distillgen.cache import Artifact
-from distillgen.compute import Catalog, Need, Options, run
+from distillgen.compute import Catalog, Need, Options, compute, run
 from distillgen.diagnostics import Reporter
 from distillgen.faithful import default_probe
 from distillgen.figures.base import jobs_of
@@ -147,9 +148,13 @@ def article_figures(
     cache_dir: Path | None = None,
     log: Callable[[str], None] = lambda message: None,
     grants: Grants | None = None,
+    pages: bool = False,
 ) -> tuple[list[Figure], Catalog]:
     """The articles' figures as a `--frozen` build with `grants` finds them (BuildFailed after
-    errors), each artifact once, in reading order; and the catalog that described their models."""
+    errors), each artifact once, in reading order; and the catalog that described their models.
+    With `pages`, then those of the unit pages and of the config's atlases that no article shows
+    (each unit's diversity set, kernels and examples): a build trusts them on their files'
+    stat as it does the articles', and they are published alike."""
     options = Options(frozen=True)
     project = Project.open(src, reporter, options, cache_dir=cache_dir, grants=grants, readonly=True)
     articles = project.load_articles(log)
@@ -160,7 +165,48 @@ def article_figures(
         for figure in _figures(article, artifacts):
             for each in _with_inputs(figure, project.catalog.cache):
                 seen.setdefault(each.job.key, each)
+    if pages:
+        for figure in _page_figures(project, articles, artifacts):
+            for each in _with_inputs(figure, project.catalog.cache):
+                seen.setdefault(each.job.key, each)
     return list(seen.values()), project.catalog
+
+
+def _page_figures(project: Project, articles: list[Article], artifacts: dict[str, Artifact]) -> list[Figure]:
+    """The figures of the unit pages and atlases, as the build plans them (site._compute_figures),
+    each at the line that asked for its page (an article's, or the atlas's in distillgen.yml)
+    and named by its page; BuildFailed if one is not cached."""
+    from distillgen.atlas import plan_atlases
+    from distillgen.unitpages import plan_unit_pages
+
+    reporter = project.reporter
+    roots = (project.home, *project.grants.roots)
+    atlases = plan_atlases(project.config.atlas, project.catalog, reporter, roots)
+    reporter.raise_if_errors()
+    unit_pages, needs = plan_unit_pages(articles, atlases, project.catalog)
+    missing = [need for need in needs if need.job.key not in artifacts]
+    found = compute(missing, project.cache, project.catalog, reporter, project.options).artifacts
+    artifacts = {**artifacts, **found}
+    reporter.raise_if_errors()
+    page_of: dict[str, str] = {}  # a figure's page: its unit's (a layer's outgoing kernels are shared)
+    for page in unit_pages:
+        page_of.update((job.key, page.path) for job in page.own_jobs if job.key not in page_of)
+    for page in unit_pages:
+        page_of.update((job.key, page.path) for job in page.outputs if job.key not in page_of)
+    in_atlas = {key for atlas in atlases for key in atlas.needs}
+    return [
+        Figure(
+            page_of[need.job.key],
+            need.path or project.home,  # None only for an atlas of the command line, not here
+            need.line or 0,
+            "atlas" if need.job.key in in_atlas else "unit page",
+            need.job,
+            artifacts[need.job.key],
+            None,
+        )
+        for need in needs
+        if need.job.key in page_of
+    ]
 
 
 def _with_inputs(figure: Figure, cache) -> list[Figure]:

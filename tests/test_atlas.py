@@ -525,3 +525,55 @@ def test_atlas_command_line_mistakes(tmp_path):
     assert setting.exit_code == 2 and "'stps=4' (did you mean 'steps'?)" in setting.stderr
     model = run_cli("atlas", "shapez", "-o", str(out), "--cache-dir", cache)
     assert model.exit_code == 2 and "unknown model spec 'shapez'" in model.stderr
+
+
+def test_verify_pages_compares_the_figures_of_the_atlas_and_of_unit_pages(atlas_site, atlas_cache, tmp_path):
+    """A build trusts the atlas's cache entries on their files' stat like the articles': `verify
+    --pages` is their deep check. A kernel doubled behind the cache's back (checksum and all,
+    as a cache committed from elsewhere could hold it) is drift of that figure, at the atlas's
+    line in distillgen.yml."""
+    import hashlib
+    import json
+
+    import numpy as np
+
+    from distillgen.diagnostics import Reporter
+    from distillgen.verify import article_figures
+
+    src, cache = tmp_path / "src", tmp_path / "cache"
+    write(src / "curves.md", ARTICLE)
+    write(src / "distillgen.yml", CONFIG)
+    shutil.copytree(atlas_cache, cache)
+    built = run_cli("build", str(src), "-o", str(tmp_path / "out"), "--cache-dir", str(cache))
+    assert built.exit_code == 0, built.output
+
+    articles, _ = article_figures(src, Reporter(), cache)
+    assert [f.job.address for f in articles] == ["mixed3:5", "conv1:3"]  # its {unit}s' images alone
+    figures, _ = article_figures(src, Reporter(), cache, pages=True)
+    kinds = {figure.kind for figure in figures}
+    assert kinds == {"featurevis", "weights", "examples", "faithfulness"}
+    atlas_line = CONFIG.strip().splitlines().index("  - model: shapes") + 1
+    into = {f.job.address: f for f in figures if f.kind == "weights" and f.path.name == "distillgen.yml"}
+    assert {(f.line, f.directive) for f in into.values()} == {(atlas_line, "atlas")}
+    plain = [f for f in figures if f.article == "units/shapes/conv1/3.html"]  # the article's unit
+    assert plain and all(f.path.name == "curves.md" and f.directive == "unit page" for f in plain)
+
+    tampered = into["conv2 -> mixed3:5"]
+    folder = tampered.artifact.folder
+    (name,) = [n for n in tampered.artifact.names if n.endswith(".npy")]
+    kernel = np.load(folder / name)
+    np.save(folder / name, kernel * 2)
+    record = json.loads((folder / "record.json").read_text())
+    record["files"][name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    (folder / "record.json").write_text(json.dumps(record))
+
+    options = ("--pages", "--kind", "weights", "--cache-dir", str(cache), "--device", "cpu", "--json")
+    result = run_cli("verify", str(src), *options)
+    report = json.loads(result.stdout)
+    assert result.exit_code == 1
+    assert report["summary"]["figures"] == len([f for f in figures if f.kind == "weights"])
+    drift = [row for row in report["figures"] if row["verdict"] != "ok"]
+    assert [(row["address"], row["article"], row["line"]) for row in drift] == [
+        ("conv2 -> mixed3:5", "units/shapes/mixed3/5.html", atlas_line)
+    ]
+    assert drift[0]["verdict"] == "drift" and drift[0]["path"].endswith("distillgen.yml")
