@@ -670,7 +670,7 @@ def directives(name: str | None) -> None:
     "--pages",
     is_flag=True,
     help="Also the figures of the unit pages and of distillgen.yml's atlases "
-    "(each unit's diversity set, kernels and examples).",
+    "(each unit's diversity set, kernels, examples, measures and carriers).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @_engine_options

@@ -196,7 +196,7 @@ def _page_figures(project: Project, articles: list[Article], artifacts: dict[str
     in_atlas = {key for atlas in atlases for key in atlas.needs}
     return [
         Figure(
-            page_of[need.job.key],
+            page_of.get(need.job.key, "unit pages"),  # every job is some page's, as planned today
             need.path or project.home,  # None only for an atlas of the command line, not here
             need.line or 0,
             "atlas" if need.job.key in in_atlas else "unit page",
@@ -205,7 +205,6 @@ def _page_figures(project: Project, articles: list[Article], artifacts: dict[str
             None,
         )
         for need in needs
-        if need.job.key in page_of
     ]
 
 

@@ -11,59 +11,74 @@ InceptionV1's feature visualization (`benchmarks/featurevis.py --network-alone`,
 units) takes 146 ms per image-step instead of 182; the images are the same to the bit.
 
 PyTorch's CPU tuning guide suggests jemalloc or TCMalloc for this; they have to be preloaded
-before the process starts. glibc's `mallopt` does the part that matters from inside it: blocks
-up to 256 MiB come from the heap, and up to 1 GiB of freed heap is kept for reuse.
-`reusing_memory` hands what is free back to the system when the engine is done, since `serve`
-and a Ray worker live on after it. Elsewhere than glibc, nothing changes.
+before the process starts. glibc's `mallopt` does the part that matters from inside it: while
+the engine runs, blocks up to 256 MiB come from the heap (32 MiB before glibc 2.35, which
+refuses more), and up to 1 GiB of freed heap is kept. After it, `reusing_memory` sets glibc's
+thresholds where its own raising of them ends (which `mallopt` turns off for good) and hands
+what is free back: `serve` and a Ray worker live on. Elsewhere than glibc, nothing changes.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
-MMAP_THRESHOLD = 256 * 1024**2  # a block this large or larger is still mapped on its own
-TRIM_THRESHOLD = 1024**3  # free memory kept at the heap's top before it is handed back
+MMAP_THRESHOLD = 256 * 1024**2  # while the engine runs: a block this large is still mapped on its own
+TRIM_THRESHOLD = 1024**3  # while the engine runs: free memory kept at the heap's top
+MMAP_CEILING = 32 * 1024**2  # glibc's own threshold at most; the most glibc before 2.35 accepts
+_depth = 0  # reusing_memory entered and not left (one engine run inside another's: never, so far)
 
 
 @cache
 def _glibc() -> ctypes.CDLL | None:
-    """The C library if it is glibc (musl and macOS have no `mallopt` to speak of)."""
+    """The C library this process runs on, if it is glibc (musl's and macOS's `mallopt` do
+    nothing to speak of; Windows has no process-wide symbols to look up)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc = ctypes.CDLL(None)
     except (OSError, TypeError):
         return None
-    return libc if hasattr(libc, "gnu_get_libc_version") else None
+    if not all(hasattr(libc, name) for name in ("gnu_get_libc_version", "mallopt", "malloc_trim")):
+        return None
+    libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    libc.malloc_trim.argtypes, libc.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return libc
 
 
-@cache
 def keep_freed_memory() -> bool:
-    """From now on in this process, freed blocks are kept for reuse (see above). Once per
-    process (glibc keeps settings made by `mallopt` until the process ends); whether it took."""
+    """From now on in this process, freed blocks are kept for reuse (see above); whether it took."""
     libc = _glibc()
     if libc is None:
         return False
-    # mallopt returns 1 on success; setting either threshold ends glibc's own raising of them
-    mapped = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-    return bool(mapped and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    mapped = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) or libc.mallopt(_M_MMAP_THRESHOLD, MMAP_CEILING)
+    return bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) and mapped)
 
 
 def give_back_freed_memory() -> None:
-    """Hand the memory malloc holds free back to the system (all of it, not only the heap's top)."""
-    if (libc := _glibc()) is not None:
-        libc.malloc_trim(0)
+    """glibc as it stands once a process has freed large blocks (blocks over 32 MiB mapped on
+    their own, more than 64 MiB free at the heap's top handed back), and what is free now
+    handed back to the system (all of it, not only the heap's top)."""
+    libc = _glibc()
+    if libc is None:
+        return
+    libc.mallopt(_M_MMAP_THRESHOLD, MMAP_CEILING)
+    libc.mallopt(_M_TRIM_THRESHOLD, 2 * MMAP_CEILING)
+    libc.malloc_trim(0)
 
 
 @contextmanager
 def reusing_memory() -> Iterator[None]:
     """Within: freed memory is reused, not faulted in again. After: what is free is handed
-    back, so a process that lives on (serve, a Ray worker) holds no more than it uses."""
-    keep_freed_memory()
+    back, and the process keeps no more than glibc would have it keep."""
+    global _depth
+    if _depth == 0:
+        keep_freed_memory()
+    _depth += 1
     try:
         yield
     finally:
-        give_back_freed_memory()
+        _depth -= 1
+        if _depth == 0:
+            give_back_freed_memory()
