@@ -25,13 +25,14 @@ from PIL import Image
 
 from distillgen import datasets
 from distillgen.engine import Output
+from distillgen.engine.device import memory_budget
 from distillgen.engine.featurevis import model_input
 from distillgen.engine.hooks import capture, run
 from distillgen.engine.models import LoadedModel
 from distillgen.jobs import Dataset, FaithfulnessJob, FaithfulnessResult, FeatureVisJob, Job
 from distillgen.measures import correlation
 
-BATCH = 256
+BATCH = 256  # probe images per forward pass at most; fewer where their maps would not fit (_batch)
 PATH_LAYERS = 6  # at most: evenly spread over the earlier layers of a deep network
 BASELINE_IMAGES = 256  # random probe images the path is compared with
 
@@ -222,13 +223,30 @@ def _readings(
     model.module.to(device)
     prepare = model_input(model)
     parts: dict[tuple[str, bool], list[np.ndarray]] = {key: [] for key in wanted}
-    with torch.no_grad(), capture(model.module, sorted({name for name, _ in wanted})) as outputs:
-        for start in range(0, len(images), BATCH):
-            x = torch.from_numpy(np.ascontiguousarray(images[start : start + BATCH])).to(device)
+    names = sorted({name for name, _ in wanted})
+    batch = _batch(model, names, device)
+    with torch.no_grad(), capture(model.module, names) as outputs:
+        for start in range(0, len(images), batch):
+            x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch])).to(device)
             run(model.module, prepare(x), outputs)
             for name, centre in wanted:
                 parts[name, centre].append(_read(outputs[name], centre))
     return {key: np.concatenate(rows) for key, rows in parts.items()}
+
+
+def _batch(model: LoadedModel, names: list[str], device: torch.device) -> int:
+    """Probe images per pass, within the engine's memory budget. At 256 images a pass,
+    InceptionV1's `mixed3a` and its path held 5.5 GB more than at 32 (and took 50 s against
+    31 s over 1,000 images), with the same readings to the bit."""
+    return max(1, min(BATCH, int(memory_budget(device) // _image_bytes(model, names))))
+
+
+def _image_bytes(model: LoadedModel, names: list[str]) -> int:
+    """What one image's pass may hold: every map up to the deepest layer read, twice over (the
+    maps held for reading, and those a layer is computed from), in float32."""
+    layers = list(model.layers)
+    deepest = max(layers.index(name) for name in names)
+    return 2 * 4 * sum(int(np.prod(model.layers[name].shape)) for name in layers[: deepest + 1])
 
 
 def _read(output: torch.Tensor, centre: bool) -> np.ndarray:
