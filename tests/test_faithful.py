@@ -309,17 +309,18 @@ def test_an_articles_probe_set_outside_the_project_or_missing_is_an_error_at_its
     assert "Traceback" not in result.output and not (tmp_path / "out").exists()
 
 
-def test_a_probe_pass_holds_the_maps_of_as_many_images_as_memory_allows_and_reads_the_same(monkeypatch):
+def test_a_probe_pass_holds_the_maps_of_as_many_images_as_its_budget_allows_and_reads_the_same(monkeypatch):
     """At 256 probe images a pass, InceptionV1's path to mixed3a held 5.5 GB: a pass takes as
-    many images as the memory budget holds the maps of, and each image reads the same."""
+    many images as its budget holds the maps of, and each image reads the same (to the float
+    rounding a convolution's batch size may change)."""
     shapes = load_model("shapes")
     images = np.random.default_rng(0).random((40, 3, 64, 64), dtype=np.float32)
     wanted = {("mixed3", False), ("mixed3", True), ("conv2", False)}
     whole = faithfulness._readings(shapes, wanted, images, torch.device("cpu"))
-    assert faithfulness._batch(shapes, ["conv2", "mixed3"], torch.device("cpu")) == faithfulness.BATCH
+    assert faithfulness._batch(shapes, ["conv2", "mixed3"]) == faithfulness.BATCH
 
     one_image = faithfulness._image_bytes(shapes, ["conv2", "mixed3"])
-    monkeypatch.setattr(faithfulness, "memory_budget", lambda device: 8.5 * one_image)
+    monkeypatch.setattr(faithfulness, "PASS_BYTES", int(8.5 * one_image))
     passes = []
     hook = shapes.module.register_forward_pre_hook(lambda module, args: passes.append(len(args[0])))
     try:
@@ -328,4 +329,4 @@ def test_a_probe_pass_holds_the_maps_of_as_many_images_as_memory_allows_and_read
         hook.remove()
     assert passes == [8] * 5
     for key, rows in whole.items():
-        np.testing.assert_allclose(parts[key], rows, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(parts[key], rows, rtol=1e-5, atol=1e-5)

@@ -139,8 +139,10 @@ def test_an_edit_stops_the_full_build_that_would_keep_it_waiting(site, tmp_path,
     try:
         url = wait_for(lambda: next((m[1] for m in map(ADDRESS.search, lines) if m), None), timeout=120)
         article.write_text("---\ntitle: Second title\n---\n\nHello.\n")
-        wait_for(lambda: "Second title" in fetch(url + "a/index.html"))
-        wait_for(lambda: started.exists() and started.read_text().strip())  # the full build's Pagefind
+        # a minute or two: under the whole suite on 2 cores, serve's build took over 30 s here
+        wait_for(lambda: "Second title" in fetch(url + "a/index.html"), timeout=120)
+        # the full build's Pagefind
+        wait_for(lambda: started.exists() and started.read_text().strip(), timeout=120)
         pagefind = int(started.read_text())
         article.write_text("---\ntitle: Third title\n---\n\nHello.\n")
         wait_for(lambda: "Third title" in fetch(url + "a/index.html"), timeout=120)
