@@ -317,9 +317,9 @@ def test_a_probe_pass_holds_the_maps_of_as_many_images_as_its_budget_allows_and_
     images = np.random.default_rng(0).random((40, 3, 64, 64), dtype=np.float32)
     wanted = {("mixed3", False), ("mixed3", True), ("conv2", False)}
     whole = faithfulness._readings(shapes, wanted, images, torch.device("cpu"))
-    assert faithfulness._batch(shapes, ["conv2", "mixed3"]) == faithfulness.BATCH
+    assert faithfulness._batch(shapes) == faithfulness.BATCH
 
-    one_image = faithfulness._image_bytes(shapes, ["conv2", "mixed3"])
+    one_image = faithfulness._image_bytes(shapes)
     monkeypatch.setattr(faithfulness, "PASS_BYTES", int(8.5 * one_image))
     passes = []
     hook = shapes.module.register_forward_pre_hook(lambda module, args: passes.append(len(args[0])))

@@ -224,7 +224,7 @@ def _readings(
     prepare = model_input(model)
     parts: dict[tuple[str, bool], list[np.ndarray]] = {key: [] for key in wanted}
     names = sorted({name for name, _ in wanted})
-    batch = _batch(model, names)
+    batch = _batch(model)
     with torch.no_grad(), capture(model.module, names) as outputs:
         for start in range(0, len(images), batch):
             x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch])).to(device)
@@ -234,20 +234,19 @@ def _readings(
     return {key: np.concatenate(rows) for key, rows in parts.items()}
 
 
-def _batch(model: LoadedModel, names: list[str]) -> int:
+def _batch(model: LoadedModel) -> int:
     """Probe images per pass: as many as PASS_BYTES holds the maps of. At 256 images a pass,
     InceptionV1's `mixed3a` and its path held 5.5 GB more than at 32 (and took 50 s against 31 s
-    over 1,000 images). A fixed budget, not the device's free memory: the batch decides the
-    readings' last bits, which must not depend on what else the GPU holds."""
-    return max(1, min(BATCH, PASS_BYTES // _image_bytes(model, names)))
+    over 1,000 images). The same for every pass over the model, whatever layers it reads and
+    whatever device it runs on: the batch can decide the readings' last bits, and a reading
+    kept for the process (`_PROBED`) must not depend on which pass made it."""
+    return max(1, min(BATCH, PASS_BYTES // _image_bytes(model)))
 
 
-def _image_bytes(model: LoadedModel, names: list[str]) -> int:
-    """What one image's pass may hold: every map up to the deepest layer read, twice over (the
-    maps held for reading, and those a layer is computed from), in float32."""
-    layers = list(model.layers)
-    deepest = max(layers.index(name) for name in names)
-    return 2 * 4 * sum(int(np.prod(model.layers[name].shape)) for name in layers[: deepest + 1])
+def _image_bytes(model: LoadedModel) -> int:
+    """What one image's pass may hold at most: every map of the model, twice over (the maps
+    held for reading, and those a layer is computed from), in float32."""
+    return 2 * 4 * sum(int(np.prod(layer.shape)) for layer in model.layers.values())
 
 
 def _read(output: torch.Tensor, centre: bool) -> np.ndarray:
