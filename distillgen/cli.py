@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from distillgen import __version__
-from distillgen.diagnostics import BuildFailed, Code, Reporter, Superseded, suggest
+from distillgen.diagnostics import BuildFailed, Reporter, Superseded, suggest
 from distillgen.source.atlasrequest import LIMITS, AtlasRequest
 from distillgen.zoo import ZOO
 
@@ -735,8 +735,7 @@ def verify(
         echo(f"verifying {len(chosen)} of {len(figures)} figure(s)")
         verify_figures(chosen, catalog, reporter, options, limits, checked)
     except BuildFailed:
-        hint = "; verify compares with the cache: build the site first" if reporter.has(Code.UNCACHED) else ""
-        click.echo(f"verify failed: {len(reporter.errors)} error(s){hint}", err=True)
+        click.echo(f"verify failed: {len(reporter.errors)} error(s)", err=True)
         sys.exit(1)
     finally:
         progress.close()

@@ -56,6 +56,8 @@ class Options:
     device: str = "auto"
     recompute: bool = False  # --no-cache
     frozen: bool = False  # --frozen
+    # what an error says of a figure that `frozen` found missing: verify never computes either
+    uncomputed: str = "--frozen forbids computing it"
     progress: Progress = no_progress
     log: Callable[[str], None] = lambda message: None  # --verbose
     echo: Callable[[str], None] = lambda message: None  # notes for the user (estimates, waiting)
@@ -159,7 +161,7 @@ def compute(
             reporter.error(
                 need.path,
                 need.line,
-                f"{_what(need.job)} is not in the cache, and --frozen forbids computing it",
+                f"{_what(need.job)} is not in the cache, and {options.uncomputed}",
                 code=Code.UNCACHED,
             )
         return outcome

@@ -155,7 +155,7 @@ def article_figures(
     With `pages`, then those of the unit pages and of the config's atlases that no article shows
     (each unit's diversity set, kernels and examples): a build trusts them on their files'
     stat as it does the articles', and they are published alike."""
-    options = Options(frozen=True)
+    options = Options(frozen=True, uncomputed="verify compares with it: build the site first")
     project = Project.open(src, reporter, options, cache_dir=cache_dir, grants=grants, readonly=True)
     articles = project.load_articles(log)
     project.plan(articles)

@@ -240,6 +240,7 @@ def test_mistakes_on_the_command_line_and_in_the_site(tmp_path, site):
         result.exit_code == 1
         and "is not in the cache" in result.stderr
         and "build the site first" in result.stderr
+        and "--frozen" not in result.stderr  # the user did not ask for it
     )
     assert not (fresh / ".distillgen").exists()
     assert "Traceback" not in result.output
