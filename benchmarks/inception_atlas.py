@@ -48,7 +48,7 @@ from distillgen.safety import Grants
 from distillgen.site import build
 from distillgen.source.siteconfig import AtlasRequest
 fields = json.loads(sys.argv[3])
-request = AtlasRequest(**{**fields, "base": Path(fields["base"])})
+request = AtlasRequest(**{**fields, "layers": tuple(fields["layers"]), "base": Path(fields["base"])})
 start = time.perf_counter()
 result = build(None, Path(sys.argv[1]), Reporter(), cache_dir=Path(sys.argv[2]),
                grants=Grants(roots=(Path(fields["base"]),)), atlases=(request,))

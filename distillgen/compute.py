@@ -107,7 +107,11 @@ class Catalog:
                         f"the description of model '{spec}' is not in the cache, and --frozen does not "
                         "run model code; build once without --frozen to cache it"
                     )
-                info = self.load(spec)
+                # The description as a later build reads it from the cache, not the loaded
+                # model: what is planned with it (an atlas's plan, kept for later processes)
+                # must not hold the module, whose unpickling imported torch into a no-change
+                # build (1.2 s) and carried the weights along.
+                info = ModelInfo.from_json(self.load(spec).to_json())
                 # Storing it only saves loading the model next time; if a figure must be
                 # computed, its write reports the cache's problem.
                 with suppress(OSError):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -331,6 +333,30 @@ def test_a_build_evicts_none_of_its_own_kept_plans_however_many_atlases_it_has(a
     assert all(KeptPlans(build.folder, "this code").load(name) is not None for name in names)
     KeptPlans(build.folder, "this code").keep("another site's atlas", atlas)
     assert len(list(build.folder.glob("*.pickle"))) == KeptPlans.MOST + 1  # its own, and the newest others
+
+
+def test_the_plan_kept_by_the_build_that_loaded_the_model_is_taken_without_torch(tmp_path):
+    # Reproduced bug: the first build loads the model to describe it, and the atlas's plan,
+    # kept for later processes, held that loaded model (its module and weights): every later
+    # no-change build imported torch to unpickle it (1.2 s on shapes).
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    args = ["atlas", "shapes", "--layers", "conv1", "--diversity", "0", *CHEAP, "-o", str(out)]
+    first = run_cli(*args, "--cache-dir", str(cache))
+    assert first.exit_code == 0, first.output
+    again = (
+        "import sys\n"
+        "from distillgen import atlas\n"
+        "from distillgen.cli import main\n"
+        "taken, load = [], atlas.KeptPlans.load\n"
+        "atlas.KeptPlans.load = lambda self, made_of: taken.append(load(self, made_of)) or taken[-1]\n"
+        f"main({[*args, '--cache-dir', str(cache), '-q']!r}, standalone_mode=False)\n"
+        "assert taken and taken[0] is not None, 'the kept plan was not taken'\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", again], cwd=Path.cwd(), capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_a_new_process_takes_the_atlas_pages_as_one_group_while_they_are_the_same(
