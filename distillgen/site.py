@@ -561,10 +561,14 @@ def _stat_identity(source: Path | str) -> str:
 
 
 def _files(out: Path) -> dict[str, list[int]]:
-    """Every file under `out` (a link too, not followed): size, modification time and inode.
-    scandir's entries carry their paths, which an atlas's 50,000 files would otherwise join
-    one by one (0.19 s -> 0.16 s)."""
-    found = {}
+    """Every file under `out` (a link too, not followed): size, modification time and inode."""
+    return {rel: [status.st_size, status.st_mtime_ns, status.st_ino] for rel, status in _scan(out)}
+
+
+def _scan(out: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """Every file under `out` (a link too, not followed), by its path relative to `out`, with
+    its stat. scandir's entries carry their paths, which an atlas's 50,000 files would
+    otherwise join one by one (0.19 s -> 0.16 s)."""
     start = len(str(out)) + 1
     folders = [str(out)] if out.is_dir() else []  # no site yet
     while folders:
@@ -577,9 +581,7 @@ def _files(out: Path) -> dict[str, list[int]]:
                 if entry.is_dir(follow_symlinks=False):
                     folders.append(entry.path)
                 else:
-                    status = entry.stat(follow_symlinks=False)
-                    found[entry.path[start:]] = [status.st_size, status.st_mtime_ns, status.st_ino]
-    return found
+                    yield entry.path[start:], entry.stat(follow_symlinks=False)
 
 
 def _manifest_files(manifest: Path) -> dict:
@@ -594,12 +596,15 @@ def _manifest_files(manifest: Path) -> dict:
 def _held(out: Path, written: dict) -> dict[str, list]:
     """Every file under `out` -> its size, mtime, inode and the identity it was written with
     (None for a file `written`, the manifest, does not describe as it is now: changed, or not
-    written by the last build)."""
+    written by the last build). A file as written keeps its entry of `written`, not a copy."""
     held_now = {}
-    for rel, status in _files(out).items():
+    for rel, status in _scan(out):
+        size, mtime_ns, inode = status.st_size, status.st_mtime_ns, status.st_ino
         entry = written.get(rel)
-        intact = isinstance(entry, list) and len(entry) == 4 and entry[:3] == status
-        held_now[rel] = [*status, entry[3] if intact and entry is not None else None]
+        if type(entry) is list and len(entry) == 4 and entry[:3] == [size, mtime_ns, inode]:
+            held_now[rel] = entry
+        else:
+            held_now[rel] = [size, mtime_ns, inode, None]
     return held_now
 
 
