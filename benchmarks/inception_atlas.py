@@ -3,12 +3,11 @@ layer from mixed3a to mixed5b (5,484 units), at low settings, on this machine, i
 through `site.build` as `distillgen atlas` runs it, from an empty cache.
 
 Reported: the cold build's time split into feature visualization (the optimization), unit
-pages' weights, the folder's ranking pass, dataset examples, planning, rendering, search
-indexing and writing, each per unit; the peak memory of the build's process (its decoding
-workers and Pagefind are processes of their own, not counted); then a no-change rebuild in a
-fresh process. Then,
-on paper, the same atlas at full settings from the measured per-unit costs and the GPU's
-per image-step time in benchmarks/GPU.md.
+pages' weights, the folder's ranking pass, dataset examples, the faithfulness measures,
+planning, rendering, search indexing and writing, each per unit; the peak memory of the
+build's process (its decoding workers and Pagefind are processes of their own, not counted);
+then a no-change rebuild in a fresh process. Then, on paper, the same atlas at full settings
+from the measured per-unit costs and the GPU's per image-step time in benchmarks/GPU.md.
 
     python benchmarks/inception_atlas.py                          # about an hour on 2 cores
     python benchmarks/inception_atlas.py --layers mixed3a --images 200   # a few minutes
@@ -137,6 +136,7 @@ def main() -> None:
             ("unit pages' weights", s["weights"]),
             ("ranking pass over the folder", s["ranking"]),
             ("dataset examples", s["examples"]),
+            ("faithfulness measures", s["faithfulness"]),
             ("planning the atlas", s["plan_atlases"]),
             ("rendering pages", s["_render_site"]),
             ("search index (Pagefind)", s["search_bundle"]),
