@@ -153,8 +153,8 @@ def article_figures(
     """The articles' figures as a `--frozen` build with `grants` finds them (BuildFailed after
     errors), each artifact once, in reading order; and the catalog that described their models.
     With `pages`, then those of the unit pages and of the config's atlases that no article shows
-    (each unit's diversity set, kernels and examples): a build trusts them on their files'
-    stat as it does the articles', and they are published alike."""
+    (each unit's diversity set, kernels, examples, measures and carriers): a build trusts them
+    on their files' stat as it does the articles', and they are published alike."""
     options = Options(frozen=True, uncomputed="verify compares with it: build the site first")
     project = Project.open(src, reporter, options, cache_dir=cache_dir, grants=grants, readonly=True)
     articles = project.load_articles(log)
