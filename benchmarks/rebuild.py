@@ -18,9 +18,14 @@ distillgen.yml) and of its shipped cache.
     python benchmarks/rebuild.py --no-atlas      # the example site only
     python benchmarks/rebuild.py --profile 15    # and each case's top entries under cProfile
     python benchmarks/rebuild.py --serve         # and `distillgen serve`: saved -> reload asked
+    python benchmarks/rebuild.py --layers mixed3a,mixed3b,mixed4a,mixed4b,mixed4c,mixed4d,mixed4e
+                                                 # a smaller atlas: 3,628 units, ~28,000 entries
 
 "Inside build" is `distillgen.site.build` timed in this process, best of --repeat; "command"
-is `distillgen build` in a fresh process, as an author runs it, best of --repeat.
+is `distillgen build` in a fresh process, as an author runs it, best of --repeat. The row "its
+stat checks in one process" is the same build with forked.py's split turned off, each of its
+runs beside one of the row above: what checking half the cache and output in a forked child
+saves (nothing on the example site, too small to split).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ import numpy as np
 from PIL import Image
 
 from distillgen import atlas as atlas_module
+from distillgen import forked
 from distillgen.cache import Cache
 from distillgen.compute import Catalog, Options
 from distillgen.diagnostics import Reporter
@@ -66,6 +72,7 @@ from distillgen.source.siteconfig import AtlasRequest
 from distillgen.warm import Warm
 
 ROOT = Path(__file__).resolve().parent.parent
+FORK_FROM = forked.FORK_FROM
 ATLAS_MODEL = "lucent:inceptionv1@untrained"
 ATLAS_LAYERS = (
     "mixed3a",
@@ -78,37 +85,41 @@ ATLAS_LAYERS = (
     "mixed5a",
     "mixed5b",
 )
-ATLAS_YAML = f"""
+
+
+def atlas_yaml(layers: tuple[str, ...]) -> str:
+    return f"""
 atlas:
   - model: "{ATLAS_MODEL}"
-    layers: [{", ".join(ATLAS_LAYERS)}]
+    layers: [{", ".join(layers)}]
     featurevis: {{steps: 1, size: 32}}
     diversity: 4
     examples: 1
 """
 
 
-def scratch_site(scratch: Path, atlas: bool) -> tuple[Path, Path]:
+def scratch_site(scratch: Path, layers: tuple[str, ...]) -> tuple[Path, Path, int]:
     """A copy of the example site and of its shipped figures (the cache's objects and models)."""
     src, cache = scratch / "articles", scratch / "cache"
     shutil.copytree(ROOT / "articles", src, ignore=shutil.ignore_patterns(".distillgen"))
     for part in ("objects", "models"):
         shutil.copytree(ROOT / "articles" / ".distillgen" / "cache" / part, cache / part)
-    if atlas:
+    if layers:
         with (src / "distillgen.yml").open("a", encoding="utf-8") as config:
-            config.write(ATLAS_YAML)
-        entries = synthetic_atlas(cache)
-        print(f"synthetic atlas: {entries:,} cache entries written")
-    return src, cache
+            config.write(atlas_yaml(layers))
+        entries, units = synthetic_atlas(cache, layers)
+        print(f"synthetic atlas: {units:,} units, {entries:,} cache entries written")
+        return src, cache, units
+    return src, cache, 0
 
 
-def synthetic_atlas(cache_dir: Path) -> int:
-    """Cache entries for every job the atlas plans, with small valid payloads."""
+def synthetic_atlas(cache_dir: Path, layers: tuple[str, ...]) -> tuple[int, int]:
+    """Cache entries for every job the atlas plans, with small valid payloads: (entries, units)."""
     from distillgen.atlas import plan_atlas
 
     cache = Cache(cache_dir)
     request = AtlasRequest(
-        ATLAS_MODEL, ATLAS_LAYERS, {"steps": 1, "size": 32}, diversity=4, examples=1, base=cache_dir
+        ATLAS_MODEL, layers, {"steps": 1, "size": 32}, diversity=4, examples=1, base=cache_dir
     )
     atlas = plan_atlas(request, Catalog(cache), Reporter())
     rng = np.random.default_rng(0)
@@ -121,7 +132,7 @@ def synthetic_atlas(cache_dir: Path) -> int:
                 written.add(job.key)
                 files, result = _payload(job, atlas.info, rng)
                 cache.put(job.key, files, {"job": describe(job), "result": result_json(result)})
-    return len(written)
+    return len(written), sum(len(pages) for pages in atlas.pages.values())
 
 
 def _png(rng) -> bytes:
@@ -161,14 +172,20 @@ def _payload(job, info, rng) -> tuple[dict[str, bytes], object]:
     return {"kernels.npy": npy.getvalue()}, WeightsResult(kernels.shape, float(np.abs(kernels).max()))
 
 
-def inside(src: Path, out: Path, cache: Path, repeat: int) -> tuple[float, object]:
-    best, result = float("inf"), None
+def inside(src: Path, out: Path, cache: Path, repeat: int) -> tuple[float, float, object]:
+    """Best of `repeat` no-change builds in this process, as forked.py splits their stat
+    checks and with every check in this one process, alternating: (split, one, result)."""
+    best = {True: float("inf"), False: float("inf")}
+    result = None
     for _ in range(repeat):
-        atlas_module._PLANNED.clear()  # as a new process finds it: the atlas from the plan its cache keeps
-        start = time.perf_counter()
-        result = build(src, out, Reporter(), cache_dir=cache)
-        best = min(best, time.perf_counter() - start)
-    return best, result
+        for split in (True, False):
+            forked.FORK_FROM = FORK_FROM if split else sys.maxsize
+            atlas_module._PLANNED.clear()  # as a new process finds it: the plan its cache keeps
+            start = time.perf_counter()
+            result = build(src, out, Reporter(), cache_dir=cache)
+            best[split] = min(best[split], time.perf_counter() - start)
+    forked.FORK_FROM = FORK_FROM
+    return best[True], best[False], result
 
 
 def command(src: Path, out: Path, cache: Path, repeat: int) -> float:
@@ -304,16 +321,23 @@ def profile(src: Path, out: Path, cache: Path, top: int, edit: bool = False) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-atlas", action="store_true", help="the example site only")
+    parser.add_argument(
+        "--layers",
+        default=",".join(ATLAS_LAYERS),
+        help="the atlas's layers, comma-separated (default: the nine mixed layers, 5,484 units; "
+        "mixed3a to mixed4e: 3,628 units, the ~25,000 cache entries issue 32 set its goal for)",
+    )
     parser.add_argument("--repeat", type=int, default=5, help="no-change builds timed (best of)")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the top N under cProfile")
     parser.add_argument("--serve", action="store_true", help="also time an edit in `distillgen serve`")
     args = parser.parse_args()
-    cases = [False] if args.no_atlas else [False, True]
+    layers = tuple(layer.strip() for layer in args.layers.split(",") if layer.strip())
+    cases = [()] if args.no_atlas else [(), layers]
     rows = []
-    for atlas in cases:
-        name = "example site + 5,484-unit atlas" if atlas else "example site"
+    for case in cases:
         with tempfile.TemporaryDirectory() as scratch:
-            src, cache = scratch_site(Path(scratch), atlas)
+            src, cache, units = scratch_site(Path(scratch), case)
+            name = f"example site + {units:,}-unit atlas" if case else "example site"
             out = Path(scratch) / "build"
             start = time.perf_counter()
             first = build(src, out, Reporter(), cache_dir=cache)
@@ -321,14 +345,17 @@ def main() -> None:
             print(
                 f"{name}: first build {time.perf_counter() - start:.1f} s ({first.rendered} pages rendered)"
             )
-            seconds, result = inside(src, out, cache, args.repeat)
+            seconds, one_process, result = inside(src, out, cache, args.repeat)
             whole = command(src, out, cache, args.repeat)
             if args.profile:
                 print(profile(src, out, cache, args.profile))
                 print(f"{name}, after a one-line edit:")
                 print(profile(src, out, cache, args.profile, edit=True))
             figures = result.computed + result.cached
-            rows.append((name, figures, result.rendered + result.reused, result.rendered, seconds, whole))
+            pages = result.rendered + result.reused
+            rows.append((name, figures, pages, result.rendered, seconds, whole))
+            one = ("  its stat checks in one process", figures, pages, result.rendered, one_process, nan)
+            rows.append(one)
             edit = edit_one_article(src, out, cache)
             rows.append(("  after a one-line edit", figures, *edit))
             if args.serve:

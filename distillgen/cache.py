@@ -38,6 +38,7 @@ from contextlib import suppress
 from functools import cached_property
 from pathlib import Path
 
+from distillgen.forked import in_two
 from distillgen.jobs import read_result
 from distillgen.units import DESCRIPTION_VERSION, ModelInfo
 
@@ -158,6 +159,12 @@ class Cache:
             self.quarantine(key, reason)
             return None
         return Artifact(key, folder, _digest(text), tuple(record["files"]), record)
+
+    def preload(self, keys: list[str]) -> None:
+        """Check the index's entries for `keys` at once, before `get` is asked for each: what
+        a no-change build spends most of its time on, halved on two cores (forked.py)."""
+        if self.index is not None:
+            self.index.preload({key: self._where(key) for key in keys if key not in self.vouched})
 
     def payload_paths(self, artifacts) -> dict[str, str]:
         """Each payload file of `artifacts` by absolute path -> what it is (its entry's record
@@ -338,6 +345,7 @@ class Index:
         self.path, self.trust = path, trust
         self.changed = False
         self.written_ns = 0
+        self._verdicts: dict[str, bool] = {}  # key -> untouched, as `preload` found it
 
     @cached_property
     def entries(self) -> dict[str, list]:
@@ -353,28 +361,46 @@ class Index:
             pass  # no index, or a damaged or older one: every entry is checked in full
         return {}
 
+    def preload(self, folders: dict[str, str]) -> None:
+        """Check the files of every entry of `folders` (key -> its folder) that the index
+        holds, half of them in a forked child (forked.py), before they are looked up one by
+        one: a no-change build beside an atlas stats 100,000 files."""
+        entries, untouched = self.entries, self._untouched
+        held = [(key, folder) for key, folder in folders.items() if key in entries]
+        stale = set(in_two(held, lambda part: [key for key, folder in part if not untouched(key, folder)]))
+        self._verdicts.update((key, key not in stale) for key, _ in held)
+
     def trusted(self, key: str, folder: str) -> Artifact | None:
         """The entry as the index knows it, if every one of its files is as indexed."""
         entry = self.entries.get(key)
         if entry is None:
             return None
+        verdict = self._verdicts.pop(key, None)
+        if not (self._untouched(key, folder) if verdict is None else verdict):
+            return None
+        digest, files, derived = entry
+        names = tuple(name for name in files if name != RECORD)
+        return Artifact(key, folder, digest, names, derived=derived, on_derive=self._touch)
+
+    def _untouched(self, key: str, folder: str) -> bool:
+        """Whether the index's entry for `key` is well formed and each of its files is as
+        indexed: its size, modification time and inode, and older than the index."""
         where = f"{folder}{os.sep}"  # strings, not Paths: an atlas stats tens of thousands
         # the loop below runs for every file of a site (written_ns: set when `entries` was read)
         written_ns, stat = self.written_ns, os.stat
         try:
-            digest, files, derived = entry
+            digest, files, derived = self.entries[key]
             if not (_SHA256.fullmatch(digest) and isinstance(derived, dict) and RECORD in files):
-                return None
+                return False
             for name, (size, mtime_ns, inode) in files.items():
                 if not _entry_file(name) or mtime_ns >= written_ns:
-                    return None
+                    return False
                 now = stat(where + name)
                 if now.st_mtime_ns != mtime_ns or now.st_size != size or now.st_ino != inode:
-                    return None
+                    return False
         except (OSError, TypeError, ValueError, AttributeError):  # gone, or of the wrong shape
-            return None
-        names = tuple(name for name in files if name != RECORD)
-        return Artifact(key, folder, digest, names, derived=derived, on_derive=self._touch)
+            return False
+        return True
 
     def add(self, artifact: Artifact) -> None:
         try:
@@ -382,6 +408,7 @@ class Index:
         except OSError:
             return
         self.entries[artifact.key] = [artifact.digest, files, artifact.derived_values]
+        self._verdicts.pop(artifact.key, None)
         artifact._on_derive = self._touch
         self._touch()
 
@@ -389,6 +416,7 @@ class Index:
         self.changed = True
 
     def forget(self, key: str) -> None:
+        self._verdicts.pop(key, None)
         if self.entries.pop(key, None) is not None:
             self.changed = True
 

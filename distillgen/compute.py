@@ -150,6 +150,8 @@ def compute(
         first.setdefault(need.job.key, need)
     missing: list[Need] = []
     vouched = {} if options.recompute else cache.vouched  # serve's, taken as Cache.get takes them
+    if not options.recompute:
+        cache.preload(list(first))
     for key, need in first.items():
         if (artifact := vouched.get(key)) is not None:
             artifact.trusted = True  # an atlas has 40,000: a quick build looks each up

@@ -1,0 +1,111 @@
+"""Stat checks split with a forked child (forked.py): the same answer as one process gives,
+from both halves, and from this process alone wherever a fork is unsafe or fails."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+
+from distillgen import cache as cache_module
+from distillgen import forked
+from distillgen import site as site_module
+from distillgen.cache import Cache
+from tests.conftest import write
+
+ITEMS = list(range(3 * forked.FORK_FROM))
+
+
+def found_with_pid(part):
+    """Every 1000th item, with the process that checked it."""
+    return [(item, os.getpid()) for item in part if item % 1000 == 0]
+
+
+def test_the_second_half_is_checked_by_a_child_and_the_answer_is_whole(monkeypatch):
+    monkeypatch.setattr(forked.threading, "active_count", lambda: 1)  # idle threads of other tests
+    found = forked.in_two(ITEMS, found_with_pid)
+    assert [item for item, _ in found] == [item for item in ITEMS if item % 1000 == 0]
+    pids = {pid for _, pid in found}
+    assert os.getpid() in pids and len(pids) == 2
+    assert {pid for item, pid in found if item < len(ITEMS) // 2} == {os.getpid()}
+
+
+def test_a_half_the_child_could_not_check_is_checked_here(monkeypatch):
+    forks = counted_forks(monkeypatch, forked.FORK_FROM)
+    parent = os.getpid()
+
+    def failing_in_the_child(part):
+        if os.getpid() != parent:
+            raise OSError("the child failed")
+        return found_with_pid(part)
+
+    found = forked.in_two(ITEMS, failing_in_the_child)
+    assert forks == [1]
+    assert found == [(item, parent) for item in ITEMS if item % 1000 == 0]
+
+
+def test_no_fork_while_another_thread_runs_or_for_a_few_items():
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        found = forked.in_two(ITEMS, found_with_pid)
+    finally:
+        stop.set()
+        other.join()
+    assert {pid for _, pid in found} == {os.getpid()}
+    few = forked.in_two(ITEMS[: forked.FORK_FROM - 1], found_with_pid)
+    assert {pid for _, pid in few} == {os.getpid()}
+
+
+def counted_forks(monkeypatch, fork_from: int = 2) -> list[int]:
+    """Forks from here on, split from `fork_from` items, however many threads run."""
+    forks: list[int] = []
+    real = os.fork
+    monkeypatch.setattr(forked, "FORK_FROM", fork_from)
+    monkeypatch.setattr(forked.threading, "active_count", lambda: 1)  # idle threads of other tests
+    monkeypatch.setattr(forked.os, "fork", lambda: forks.append(1) or real())
+    return forks
+
+
+def test_the_cache_index_check_split_finds_damage_in_the_childs_half(tmp_path, monkeypatch):
+    keys = [hashlib.sha256(str(n).encode()).hexdigest() for n in range(6)]
+    cache = Cache(tmp_path, trust="code")
+    for key in keys:
+        cache.put(key, {"image0.png": key.encode()}, {})
+    cache.save_index()
+    later = time.time_ns() + 60 * 10**9  # files older than the index: not "racily clean"
+    os.utime(tmp_path / "index.json", ns=(later, later))
+    (tmp_path / "objects" / keys[-1][:2] / keys[-1] / "image0.png").write_bytes(b"damaged")
+    forks = counted_forks(monkeypatch)
+    again = Cache(tmp_path, trust="code")
+    again.preload(keys)
+    assert forks == [1]
+
+    def checked_again(self, key, folder):
+        raise AssertionError(f"{key} checked again after the split check")
+
+    monkeypatch.setattr(cache_module.Index, "_untouched", checked_again)
+    found = [again.get(key) for key in keys]
+    assert all(artifact is not None and artifact.trusted for artifact in found[:-1])
+    assert found[-1] is None and list((tmp_path / "quarantine").iterdir())  # the child's half
+
+
+def test_the_output_check_split_finds_changes_in_both_halves(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    written = {}
+    for n in range(6):
+        path = out / f"page{n}.html"
+        write(path, f"page {n}")
+        status = path.stat()
+        written[path.name] = [status.st_size, status.st_mtime_ns, status.st_ino, f"identity {n}"]
+    for n in range(4):  # each half of six holds at least one of the four
+        (out / f"page{n}.html").write_text(f"page {n}, edited by hand")
+    forks = counted_forks(monkeypatch)
+    held = site_module._held(out, written)
+    assert forks == [1]
+    assert {rel: entry[3] for rel, entry in held.items()} == {
+        **{f"page{n}.html": None for n in range(4)},
+        **{f"page{n}.html": f"identity {n}" for n in (4, 5)},
+    }
