@@ -163,8 +163,9 @@ class Cache:
     def preload(self, keys: list[str]) -> None:
         """Check the index's entries for `keys` at once, before `get` is asked for each: what
         a no-change build spends most of its time on, halved on two cores (forked.py)."""
-        if self.index is not None:
-            self.index.preload({key: self._where(key) for key in keys if key not in self.vouched})
+        unvouched = {key: self._where(key) for key in keys if key not in self.vouched}
+        if self.index is not None and unvouched:  # serve's quick build never reads the index
+            self.index.preload(unvouched)
 
     def payload_paths(self, artifacts) -> dict[str, str]:
         """Each payload file of `artifacts` by absolute path -> what it is (its entry's record

@@ -296,9 +296,11 @@ def test_serve_after_an_edit_trusts_what_it_checked_and_its_full_build_checks_ag
         file.truncate(len(good) // 2)
     (out / "static" / "distill.css").unlink()
     write(src / "second.md", SECOND + "\nOne more line.\n")
-    quick = serve_build(src, out, cache, warm, quick=True)
+    with opened_files() as opened:
+        quick = serve_build(src, out, cache, warm, quick=True)
     assert quick is not None and quick.computed == 0 and quick.rendered == 1
     assert looked_up == []  # not one entry's files stat'ed
+    assert str(cache / cache_module.INDEX) not in opened  # nor the index read (an atlas's: 0.1 s)
     assert not (out / "static" / "distill.css").exists()  # the output as this process left it
     assert not manifest_path(out).exists()  # left to the full build, as the new page's index is
     full = serve_build(src, out, cache, warm, quick=False)
