@@ -27,7 +27,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence, Set
+from collections.abc import Callable, Iterator, Set
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +39,6 @@ from distillgen.cache import write_file
 from distillgen.checked import CheckedArticles
 from distillgen.compute import Options, Outcome, compute, records
 from distillgen.diagnostics import BuildFailed, Reporter, Superseded, describe_os_error
-from distillgen.forked import in_two
 from distillgen.locks import Busy, alive, held
 from distillgen.paths import links_to_page
 from distillgen.project import CACHE, Project, slug_problem
@@ -563,19 +562,14 @@ def _stat_identity(source: Path | str) -> str:
 
 def _files(out: Path) -> dict[str, list[int]]:
     """Every file under `out` (a link too, not followed): size, modification time and inode."""
+    return {rel: [status.st_size, status.st_mtime_ns, status.st_ino] for rel, status in _scan(out)}
+
+
+def _scan(out: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """Every file under `out` (a link too, not followed), by its path relative to `out`, with
+    its stat. scandir's entries carry their paths, which an atlas's 50,000 files would
+    otherwise join one by one (0.19 s -> 0.16 s)."""
     start = len(str(out)) + 1
-    return {path[start:]: _status(path) for path in _listed(out)}
-
-
-def _status(path: str) -> list[int]:
-    status = os.lstat(path)
-    return [status.st_size, status.st_mtime_ns, status.st_ino]
-
-
-def _listed(out: Path) -> list[str]:
-    """The path of every file under `out` (a link too, not followed), unstatted: scandir
-    tells a folder from a file without a stat."""
-    files: list[str] = []
     folders = [str(out)] if out.is_dir() else []  # no site yet
     while folders:
         try:
@@ -584,8 +578,10 @@ def _listed(out: Path) -> list[str]:
             continue
         with entries:
             for entry in entries:
-                (folders if entry.is_dir(follow_symlinks=False) else files).append(entry.path)
-    return files
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(entry.path)
+                else:
+                    yield entry.path[start:], entry.stat(follow_symlinks=False)
 
 
 def _manifest_files(manifest: Path) -> dict:
@@ -600,35 +596,15 @@ def _manifest_files(manifest: Path) -> dict:
 def _held(out: Path, written: dict) -> dict[str, list]:
     """Every file under `out` -> its size, mtime, inode and the identity it was written with
     (None for a file `written`, the manifest, does not describe as it is now: changed, or not
-    written by the last build). A file as written keeps its entry of `written`, not a copy.
-    An atlas's site has 50,000 files: half are statted by a forked child (forked.py)."""
-    start = len(str(out)) + 1
-    paths = _listed(out)
-
-    def changed(part: Sequence[str]) -> list[tuple[str, list | None]]:
-        """Each file of `part` not as `written` describes it, with its stat (None: gone)."""
-        found: list[tuple[str, list | None]] = []
-        for path in part:
-            rel = path[start:]
-            try:
-                status = os.lstat(path)
-            except FileNotFoundError:  # removed since it was listed
-                found.append((rel, None))
-                continue
-            size, mtime_ns, inode = status.st_size, status.st_mtime_ns, status.st_ino
-            entry = written.get(rel)
-            if not (type(entry) is list and len(entry) == 4 and entry[:3] == [size, mtime_ns, inode]):
-                found.append((rel, [size, mtime_ns, inode, None]))
-        return found
-
-    differ = dict(in_two(paths, changed))
+    written by the last build). A file as written keeps its entry of `written`, not a copy."""
     held_now = {}
-    for path in paths:
-        rel = path[start:]
-        if rel not in differ:
-            held_now[rel] = written[rel]
-        elif (now := differ[rel]) is not None:
-            held_now[rel] = now
+    for rel, status in _scan(out):
+        size, mtime_ns, inode = status.st_size, status.st_mtime_ns, status.st_ino
+        entry = written.get(rel)
+        if type(entry) is list and len(entry) == 4 and entry[:3] == [size, mtime_ns, inode]:
+            held_now[rel] = entry
+        else:
+            held_now[rel] = [size, mtime_ns, inode, None]
     return held_now
 
 

@@ -10,11 +10,10 @@ import time
 
 from distillgen import cache as cache_module
 from distillgen import forked
-from distillgen import site as site_module
 from distillgen.cache import Cache
-from tests.conftest import write
 
 ITEMS = list(range(3 * forked.FORK_FROM))
+EACH = 1e-3  # seconds an item: a split always pays in these tests, unless said otherwise
 
 
 def found_with_pid(part):
@@ -24,7 +23,7 @@ def found_with_pid(part):
 
 def test_the_second_half_is_checked_by_a_child_and_the_answer_is_whole(monkeypatch):
     monkeypatch.setattr(forked.threading, "active_count", lambda: 1)  # idle threads of other tests
-    found = forked.in_two(ITEMS, found_with_pid)
+    found = forked.in_two(ITEMS, found_with_pid, EACH)
     assert [item for item, _ in found] == [item for item in ITEMS if item % 1000 == 0]
     pids = {pid for _, pid in found}
     assert os.getpid() in pids and len(pids) == 2
@@ -40,7 +39,7 @@ def test_a_half_the_child_could_not_check_is_checked_here(monkeypatch):
             raise OSError("the child failed")
         return found_with_pid(part)
 
-    found = forked.in_two(ITEMS, failing_in_the_child)
+    found = forked.in_two(ITEMS, failing_in_the_child, EACH)
     assert forks == [1]
     assert found == [(item, parent) for item in ITEMS if item % 1000 == 0]
 
@@ -50,21 +49,23 @@ def test_no_fork_while_another_thread_runs_or_for_a_few_items():
     other = threading.Thread(target=stop.wait)
     other.start()
     try:
-        found = forked.in_two(ITEMS, found_with_pid)
+        found = forked.in_two(ITEMS, found_with_pid, EACH)
     finally:
         stop.set()
         other.join()
     assert {pid for _, pid in found} == {os.getpid()}
-    few = forked.in_two(ITEMS[: forked.FORK_FROM - 1], found_with_pid)
+    few = forked.in_two(ITEMS[: forked.FORK_FROM - 1], found_with_pid, EACH)
     assert {pid for _, pid in few} == {os.getpid()}
 
 
 def counted_forks(monkeypatch, fork_from: int = 2) -> list[int]:
-    """Forks from here on, split from `fork_from` items, however many threads run."""
+    """Forks from here on, split from `fork_from` items, however many threads run and however
+    much memory this process holds."""
     forks: list[int] = []
     real = os.fork
     monkeypatch.setattr(forked, "FORK_FROM", fork_from)
     monkeypatch.setattr(forked.threading, "active_count", lambda: 1)  # idle threads of other tests
+    monkeypatch.setattr(forked, "_resident_bytes", lambda: 0)
     monkeypatch.setattr(forked.os, "fork", lambda: forks.append(1) or real())
     return forks
 
@@ -92,20 +93,17 @@ def test_the_cache_index_check_split_finds_damage_in_the_childs_half(tmp_path, m
     assert found[-1] is None and list((tmp_path / "quarantine").iterdir())  # the child's half
 
 
-def test_the_output_check_split_finds_changes_in_both_halves(tmp_path, monkeypatch):
-    out = tmp_path / "out"
-    written = {}
-    for n in range(6):
-        path = out / f"page{n}.html"
-        write(path, f"page {n}")
-        status = path.stat()
-        written[path.name] = [status.st_size, status.st_mtime_ns, status.st_ino, f"identity {n}"]
-    for n in range(4):  # each half of six holds at least one of the four
-        (out / f"page{n}.html").write_text(f"page {n}, edited by hand")
-    forks = counted_forks(monkeypatch)
-    held = site_module._held(out, written)
-    assert forks == [1]
-    assert {rel: entry[3] for rel, entry in held.items()} == {
-        **{f"page{n}.html": None for n in range(4)},
-        **{f"page{n}.html": f"identity {n}" for n in (4, 5)},
-    }
+def test_a_process_holding_much_memory_checks_here_where_a_fork_would_cost_more(monkeypatch):
+    # ITEMS at a microsecond each: half saves 18 ms; a fork of a process holding 1 GiB costs ~40
+    monkeypatch.setattr(forked.threading, "active_count", lambda: 1)
+    monkeypatch.setattr(forked, "_resident_bytes", lambda: 2**30)
+    assert {pid for _, pid in forked.in_two(ITEMS, found_with_pid, 1e-6)} == {os.getpid()}
+    monkeypatch.setattr(forked, "_resident_bytes", lambda: 50 * 2**20)
+    assert len({pid for _, pid in forked.in_two(ITEMS, found_with_pid, 1e-6)}) == 2
+
+
+def test_what_this_process_holds_is_measured():
+    held = forked._resident_bytes()
+    grown = bytearray(64 * 2**20)
+    grown[::4096] = b"x" * len(grown[::4096])  # every page written, so resident
+    assert forked._resident_bytes() - held >= 60 * 2**20
