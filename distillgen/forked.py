@@ -1,66 +1,102 @@
-"""Stat checks split with a forked child, as git splits the stat checks of its index across
-threads (`core.preloadIndex`). A no-change build beside an atlas checks the files of 40,000
-cache entries, ~100,000 stats at ~2.5 µs each, nearly all of it in the system call; on two
-cores two processes take half the time each. Python's threads cannot: each `os.stat` gives up
-the interpreter, and then waits for the other thread to give it back.
+"""Stat checks done by a forked child while the build goes on, as git spreads the stat checks of
+its index over threads (`core.preloadIndex`). A no-change build beside an atlas checks the files
+of 40,000 cache entries (~100,000 stats) and 50,000 output files, at ~2.5 µs a stat, nearly all
+of it in the system call; on two cores a child does part of it at the same time. Python's
+threads cannot: each `os.stat` gives up the interpreter, then waits for the other thread to
+give it back.
 
 A fork only where it is safe and pays: POSIX, no other thread running (a thread's locks would
-stay held in the child), and a half that takes longer to check than the fork costs. A fork
-copies the process's page tables, and each side then copies every page it writes to while the
-other lives: about 35-40 ms per GiB the process holds (measured on 2 cores), so a notebook
-holding gigabytes checks here, and a build in a new process splits. Elsewhere, all of it here.
+stay held in the child), and work that takes longer than the fork costs. A fork copies the
+process's page tables, and each side then copies every page it writes to while the other
+lives: about 35-40 ms per GiB the process holds (measured on 2 cores), so a notebook holding
+gigabytes does the work itself, and a build in a new process forks. Elsewhere the work is done
+here, when its result is asked for.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
 Found = TypeVar("Found")
+Result = TypeVar("Result")
 
-FORK_FROM = 8192  # items; below, a fork's fixed costs (a process, a pipe) outweigh what it saves
+FORK_FROM = 8192  # items for `in_two`; below, a fork's fixed costs (a process, a pipe) outweigh it
 FORK_SECONDS_PER_GIB = 0.04  # what a fork costs per GiB resident, see above
+
+
+class Ahead(Generic[Result]):
+    """`work()` done by a forked child from now on, where that pays (`seconds`: what it takes
+    here); `result()` waits for the child's answer. Where a fork would not pay, or the child
+    fails, `result()` does the work here. `work` only reads (the file system, and memory as it
+    was at the fork) and returns a value that pickles, best small. `close()` (or the `with`
+    block's end) stops a child whose answer is no longer wanted."""
+
+    def __init__(self, work: Callable[[], Result], seconds: float) -> None:
+        self._work = work
+        self._child: int | None = None
+        if not _pays(seconds):
+            return
+        reader, writer = os.pipe()
+        try:
+            child = os.fork()
+        except OSError:  # no memory or processes left for it
+            os.close(reader)
+            os.close(writer)
+            return
+        if child == 0:
+            _child(writer, reader, work)
+        os.close(writer)
+        self._child, self._reader = child, reader
+
+    def result(self) -> Result:
+        if self._child is None:
+            return self._work()
+        try:
+            with os.fdopen(self._reader, "rb") as stream:
+                answer = stream.read()
+        finally:
+            _, status = os.waitpid(self._child, 0)
+            self._child = None
+        if status != 0 or not answer:
+            return self._work()
+        return pickle.loads(answer)  # from the child forked above, nobody else
+
+    def close(self) -> None:
+        if self._child is not None:
+            os.close(self._reader)
+            os.kill(self._child, signal.SIGKILL)
+            os.waitpid(self._child, 0)
+            self._child = None
+
+    def __enter__(self) -> Ahead[Result]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def in_two(items: Sequence[Item], check: Callable[[Sequence[Item]], list[Found]], each: float) -> list[Found]:
     """`check(items)`, its second half checked by a forked child while this process checks
-    the first, where that pays (`each`: seconds to check one item here). `check` only reads
-    (the file system, and memory as it was at the fork) and returns what it found, a short
-    list: usually nothing. If the child fails, its half is checked here."""
-    if not _pays(len(items), each):
+    the first, where that pays (`each`: seconds to check one item here)."""
+    if len(items) < FORK_FROM:
         return check(items)
     half = len(items) // 2
-    reader, writer = os.pipe()
-    try:
-        child = os.fork()
-    except OSError:  # no memory or processes left for it
-        os.close(reader)
-        os.close(writer)
-        return check(items)
-    if child == 0:
-        _child(writer, reader, lambda: check(items[half:]))
-    os.close(writer)
-    try:
-        found = check(items[:half])
-        with os.fdopen(reader, "rb") as stream:
-            answer = stream.read()
-    finally:
-        _, status = os.waitpid(child, 0)
-    if status != 0 or not answer:
-        return found + check(items[half:])
-    return found + pickle.loads(answer)  # from the child forked above, nobody else
+    with Ahead(lambda: check(items[half:]), half * each) as second:
+        return check(items[:half]) + second.result()
 
 
-def _pays(count: int, each: float) -> bool:
-    if count < FORK_FROM or not hasattr(os, "fork") or threading.active_count() > 1:
+def _pays(seconds: float) -> bool:
+    """Whether work of `seconds` is worth a fork (twice its cost: a margin), and safe."""
+    if not hasattr(os, "fork") or threading.active_count() > 1:
         return False
-    saved = count / 2 * each
-    return saved > 2 * FORK_SECONDS_PER_GIB * _resident_bytes() / 2**30  # twice: a margin
+    return seconds > 2 * FORK_SECONDS_PER_GIB * _resident_bytes() / 2**30
 
 
 def _resident_bytes() -> int:
@@ -75,8 +111,8 @@ def _resident_bytes() -> int:
         return peak if sys.platform == "darwin" else peak * 1024  # bytes there, KiB elsewhere
 
 
-def _child(writer: int, reader: int, work: Callable[[], list]) -> None:
-    """The child's whole life: its half, the answer down the pipe, and an exit that runs
+def _child(writer: int, reader: int, work: Callable[[], object]) -> None:
+    """The child's whole life: the work, the answer down the pipe, and an exit that runs
     nothing of the parent's (no atexit, no buffers flushed twice, no `finally` above)."""
     code = 1
     try:

@@ -39,6 +39,7 @@ from distillgen.cache import write_file
 from distillgen.checked import CheckedArticles
 from distillgen.compute import Options, Outcome, compute, records
 from distillgen.diagnostics import BuildFailed, Reporter, Superseded, describe_os_error
+from distillgen.forked import Ahead
 from distillgen.locks import Busy, alive, held
 from distillgen.paths import links_to_page
 from distillgen.project import CACHE, Project, slug_problem
@@ -120,80 +121,99 @@ def build(
     project = Project.open(src, reporter, options, cache_dir=cache_dir, grants=grants, vouched=warm.artifacts)
     config, cache, catalog, grants = project.config, project.cache, project.catalog, project.grants
     _check_output(src, out, cache.root, reporter)  # before anything is written to the cache
-    keep = not (options.recompute or reporter.errors)
-    checked = CheckedArticles(
-        cache.root / "checked" if keep else None, repr((source_digest(), config, grants))
-    )
-    articles = project.load_articles(log, checked)
-    project.plan(articles)
-    roots = (project.home, *grants.roots)
-    plans = KeptPlans(cache.root / "plans", source_digest()) if keep else None
-    atlas_plans = plan_atlases((*config.atlas, *atlases), catalog, reporter, roots, plans)
-    reporter.raise_if_errors()
-
-    with _trusting(warm, options.quick):
-        outcome, unit_pages = _compute_figures(project, articles, atlas_plans)
-        warm.artifacts = outcome.artifacts  # checked: a build stopped from here leaves them to the next
-        _unless_superseded(options)
-        # A cache may come from someone else (it can be committed): its pages may only copy files
-        # from the cache or the articles' roots, and a build refusing raw HTML renders every page.
-        reuse = not options.recompute and grants.raw_html
-        # what each payload file of the cache is (absolute path -> its entry's record digest),
-        # and then each file of the search bundle
-        payloads = warm.payload_paths(outcome.artifacts, options.quick, cache)
-        pages_cache = Pages(
-            cache.root / "pages" if reuse else None, roots, payloads.keys(), warm.pages, warm.unindexed
+    # the output's files looked at by a forked child while this build goes on (unless a quick
+    # build takes them as this process last wrote them)
+    with _looking(out, warm, options, reporter) as looking:
+        keep = not (options.recompute or reporter.errors)
+        checked = CheckedArticles(
+            cache.root / "checked" if keep else None, repr((source_digest(), config, grants))
         )
-        if config.search:
+        articles = project.load_articles(log, checked)
+        project.plan(articles)
+        roots = (project.home, *grants.roots)
+        plans = KeptPlans(cache.root / "plans", source_digest()) if keep else None
+        atlas_plans = plan_atlases((*config.atlas, *atlases), catalog, reporter, roots, plans)
+        reporter.raise_if_errors()
+
+        with _trusting(warm, options.quick):
+            outcome, unit_pages = _compute_figures(project, articles, atlas_plans)
+            warm.artifacts = outcome.artifacts  # checked: a build stopped from here leaves them to the next
+            _unless_superseded(options)
+            # A cache may come from someone else (it can be committed): its pages may only copy files
+            # from the cache or the articles' roots, and a build refusing raw HTML renders every page.
+            reuse = not options.recompute and grants.raw_html
+            # what each payload file of the cache is (absolute path -> its entry's record digest),
+            # and then each file of the search bundle
+            payloads = warm.payload_paths(outcome.artifacts, options.quick, cache)
+            pages_cache = Pages(
+                cache.root / "pages" if reuse else None, roots, payloads.keys(), warm.pages, warm.unindexed
+            )
+            if config.search:
+                try:
+                    pagefind_version()
+                except SearchError as exc:
+                    reporter.warning(
+                        src, None, f"the site is built without its search page: {exc}", author=False
+                    )
+                    config = dataclasses.replace(config, search=False)
+            site = Site(config, articles, atlas_plans, unit_pages)
             try:
-                pagefind_version()
-            except SearchError as exc:
-                reporter.warning(src, None, f"the site is built without its search page: {exc}", author=False)
-                config = dataclasses.replace(config, search=False)
-        site = Site(config, articles, atlas_plans, unit_pages)
-        try:
-            previous = warm.atlases if options.quick else {}  # a full build renders what it checked
-            pages, copies, warm.atlases = _render_site(site, outcome, pages_cache, log, previous)
-        finally:  # an interrupted build keeps the pages it rendered
-            if not options.quick:  # whose index a quick build leaves to the full build after it
-                pages_cache.save()
-        warm.pages, warm.unindexed = pages_cache.used, pages_cache.added
-        if config.search:
-            try:
-                if options.quick and warm.search is not None:  # the last index, as serve's last build had it
-                    bundle, search_behind = warm.search, True
-                else:
-                    folder = cache.root / "search" if reuse else None
-                    bundle, search_behind = search_bundle(pages, folder, options.quick, options.superseded)
-                copies.update(bundle)
-                payloads = {**payloads, **bundle_identities(bundle)}  # known by name, not by a stat each
-                warm.search = bundle
-            except SearchError as exc:
-                reporter.error(src, None, f"cannot build the search index: {exc} (or set search: false)")
-                reporter.raise_if_errors()
-        if archive:
-            for article in articles:
-                page = f"{article.slug}/index.html"
-                pages[f"{article.slug}/index.archive.html"] = archive_page(
-                    page, page_text(pages[page]), pages, copies, config.url
-                )
-        _unless_superseded(options)
-        known, warm.output = warm.output, None  # until the output is written
-        warm.output = _write_site(out, pages, copies, reporter, options, payloads, known)
-    seconds = time.perf_counter() - start
-    return BuildResult(
-        out,
-        articles,
-        len(pages) + len(copies),
-        seconds,
-        outcome.computed,
-        outcome.cached,
-        pages_cache.rendered,
-        pages_cache.reused,
-        sum(len(p) for atlas in atlas_plans for p in atlas.pages.values()),
-        len(atlas_plans),
-        search_behind,
-    )
+                previous = warm.atlases if options.quick else {}  # a full build renders what it checked
+                pages, copies, warm.atlases = _render_site(site, outcome, pages_cache, log, previous)
+            finally:  # an interrupted build keeps the pages it rendered
+                if not options.quick:  # whose index a quick build leaves to the full build after it
+                    pages_cache.save()
+            warm.pages, warm.unindexed = pages_cache.used, pages_cache.added
+            if config.search:
+                try:
+                    if options.quick and warm.search is not None:  # the last index, serve's last build's
+                        bundle, search_behind = warm.search, True
+                    else:
+                        folder = cache.root / "search" if reuse else None
+                        bundle, search_behind = search_bundle(
+                            pages, folder, options.quick, options.superseded
+                        )
+                    copies.update(bundle)
+                    payloads = {**payloads, **bundle_identities(bundle)}  # known by name, not by a stat each
+                    warm.search = bundle
+                except SearchError as exc:
+                    reporter.error(src, None, f"cannot build the search index: {exc} (or set search: false)")
+                    reporter.raise_if_errors()
+            if archive:
+                for article in articles:
+                    page = f"{article.slug}/index.html"
+                    pages[f"{article.slug}/index.archive.html"] = archive_page(
+                        page, page_text(pages[page]), pages, copies, config.url
+                    )
+            _unless_superseded(options)
+            known, warm.output = warm.output, None  # until the output is written
+            warm.output = _write_site(out, pages, copies, reporter, options, payloads, known, looking)
+        seconds = time.perf_counter() - start
+        return BuildResult(
+            out,
+            articles,
+            len(pages) + len(copies),
+            seconds,
+            outcome.computed,
+            outcome.cached,
+            pages_cache.rendered,
+            pages_cache.reused,
+            sum(len(p) for atlas in atlas_plans for p in atlas.pages.values()),
+            len(atlas_plans),
+            search_behind,
+        )
+
+
+@contextlib.contextmanager
+def _looking(out: Path, warm: Warm, options: Options, reporter: Reporter) -> Iterator[OutputLook | None]:
+    if reporter.errors or (options.quick and warm.output is not None):
+        yield None
+        return
+    look = OutputLook(out, warm.output)
+    try:
+        yield look
+    finally:
+        look.close()
 
 
 @contextlib.contextmanager
@@ -466,6 +486,7 @@ def _write_site(
     options: Options,
     payloads: dict[str, str] | None = None,
     known: dict[str, list] | None = None,
+    looking: OutputLook | None = None,
 ) -> dict[str, list]:
     """Write the site under the output's lock; a full or read-only disk is an error naming it.
     The output's files as written: their manifest's (rel path -> size, mtime, inode, identity).
@@ -475,7 +496,8 @@ def _write_site(
     written file's identity and stat: a file the output still holds untouched under the same
     identity is linked into the new site unread, and when that is every file, and no other is
     there, nothing is written at all. `known`: the output's files as this process last wrote
-    them, taken without a walk of the output (serve after an edit, warm.py)."""
+    them, taken without a walk of the output (serve after an edit, warm.py); `looking`: the
+    output looked at since the figures were computed (else it is looked at here)."""
     out = out.resolve()
     manifest = manifest_path(out)
     try:
@@ -484,9 +506,10 @@ def _write_site(
         with held(lock, str(out), wait=options.wait, echo=options.echo):
             sweep_staging(out, options.log)
             wanted = _identities(pages, copies, payloads or {})
-            looked = not (options.quick and known is not None)  # else: as this process wrote it
-            if known is None or looked:  # the output's files as they are now, against their manifest
-                known = _held(out, known if known is not None else _manifest_files(manifest))
+            if options.quick and known is not None:  # as this process last wrote it
+                looked = False
+            else:  # the output's files as they are now, against their manifest
+                looked, known = True, (looking or OutputLook(out, known)).held()
             held_now, unchanged = _compared(known, wanted)
             if len(unchanged) == len(wanted) == len(held_now):
                 options.log(f"{out} holds this site already: nothing written")
@@ -584,28 +607,92 @@ def _scan(out: Path) -> Iterator[tuple[str, os.stat_result]]:
                     yield entry.path[start:], entry.stat(follow_symlinks=False)
 
 
-def _manifest_files(manifest: Path) -> dict:
-    """The files the last build wrote, as its manifest describes them ({} when it cannot)."""
-    try:
-        written = json.loads(manifest.read_text(encoding="utf-8"))["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    return written if isinstance(written, dict) else {}
-
-
 def _held(out: Path, written: dict) -> dict[str, list]:
     """Every file under `out` -> its size, mtime, inode and the identity it was written with
     (None for a file `written`, the manifest, does not describe as it is now: changed, or not
     written by the last build). A file as written keeps its entry of `written`, not a copy."""
-    held_now = {}
+    return _applied(written, _changes(out, written))
+
+
+def _changes(out: Path, written: dict) -> dict[str, list | None]:
+    """The files under `out` that `written` does not describe as they are (rel path -> their
+    size, mtime, inode and None), and those it names that are gone (-> None): usually none."""
+    changes: dict[str, list | None] = {}
+    as_written = 0
     for rel, status in _scan(out):
         size, mtime_ns, inode = status.st_size, status.st_mtime_ns, status.st_ino
         entry = written.get(rel)
         if type(entry) is list and len(entry) == 4 and entry[:3] == [size, mtime_ns, inode]:
-            held_now[rel] = entry
+            as_written += 1
         else:
-            held_now[rel] = [size, mtime_ns, inode, None]
+            changes[rel] = [size, mtime_ns, inode, None]
+    if as_written + len(changes.keys() & written.keys()) < len(written):  # some are gone
+        changes.update((rel, None) for rel in written if rel not in changes and not (out / rel).is_file())
+    return changes
+
+
+def _applied(written: dict, changes: dict[str, list | None]) -> dict[str, list]:
+    if not changes:
+        return written
+    held_now = {rel: entry for rel, entry in written.items() if rel not in changes}
+    held_now.update((rel, entry) for rel, entry in changes.items() if entry is not None)
     return held_now
+
+
+class OutputLook:
+    """The output's files against what the last build wrote (`_held`), looked at by a forked
+    child (forked.py) from the end of compute on, while this process renders. The child's
+    answer is taken under the output's lock only if the manifest is still the one read here:
+    a build writing the output replaces or removes it. Against what this process last wrote
+    (`known`, serve's), or where a fork does not pay, the output is looked at when asked."""
+
+    FILE_SECONDS = 3.5e-6  # to stat and compare an output file here
+
+    def __init__(self, out: Path, known: dict[str, list] | None) -> None:
+        self.out = out.resolve()
+        self.manifest = manifest_path(self.out)
+        self._ahead: Ahead[dict[str, list | None]] | None = None
+        if known is not None:
+            self.written, self._read_as = known, None
+            return
+        self._read_as, self.written = _manifest_read(self.manifest)
+        look = functools.partial(_changes, self.out, self.written)
+        self._ahead = Ahead(look, len(self.written) * self.FILE_SECONDS)
+
+    def held(self) -> dict[str, list]:
+        """What `_held` finds, for the output as it is now."""
+        if self._ahead is None:
+            return _held(self.out, self.written)
+        if _stat_of(self.manifest) != self._read_as:  # written since: looked at again
+            self.close()
+            return _held(self.out, _manifest_read(self.manifest)[1])
+        ahead, self._ahead = self._ahead, None
+        return _applied(self.written, ahead.result())
+
+    def close(self) -> None:
+        if self._ahead is not None:
+            self._ahead.close()
+
+
+def _manifest_read(manifest: Path) -> tuple[tuple[int, int, int] | None, dict]:
+    """The manifest's stat, and the files the last build wrote as it describes them ({} when
+    it cannot)."""
+    try:
+        with manifest.open("rb") as stream:
+            status = os.fstat(stream.fileno())
+            written = json.loads(stream.read())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return _stat_of(manifest), {}
+    read_as = (status.st_size, status.st_mtime_ns, status.st_ino)
+    return read_as, written if isinstance(written, dict) else {}
+
+
+def _stat_of(path: Path) -> tuple[int, int, int] | None:
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_size, status.st_mtime_ns, status.st_ino
 
 
 def sweep_staging(out: Path, log: Callable[[str], None]) -> None:

@@ -11,6 +11,7 @@ import time
 from distillgen import cache as cache_module
 from distillgen import forked
 from distillgen.cache import Cache
+from distillgen.forked import Ahead
 
 ITEMS = list(range(3 * forked.FORK_FROM))
 EACH = 1e-3  # seconds an item: a split always pays in these tests, unless said otherwise
@@ -107,3 +108,17 @@ def test_what_this_process_holds_is_measured():
     grown = bytearray(64 * 2**20)
     grown[::4096] = b"x" * len(grown[::4096])  # every page written, so resident
     assert forked._resident_bytes() - held >= 60 * 2**20
+
+
+def test_ahead_answers_from_a_child_or_does_the_work_when_asked(monkeypatch):
+    forks = counted_forks(monkeypatch)
+    assert Ahead(os.getpid, 1.0).result() != os.getpid() and forks == [1]
+    assert Ahead(os.getpid, 0.0).result() == os.getpid() and forks == [1]  # not worth a fork
+
+
+def test_closing_stops_a_child_whose_answer_is_not_wanted(monkeypatch):
+    counted_forks(monkeypatch)
+    start = time.monotonic()
+    with Ahead(lambda: time.sleep(60), 60.0):
+        pass
+    assert time.monotonic() - start < 30

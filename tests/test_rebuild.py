@@ -21,6 +21,7 @@ from distillgen.cli import run_build
 from distillgen.site import manifest_path
 from distillgen.warm import Warm
 from tests.conftest import computed_once, run_cli, serve_build, write
+from tests.test_forked import counted_forks
 from tests.test_incremental import SECOND, contents
 
 FIRST = """
@@ -430,3 +431,33 @@ def test_a_damaged_or_foreign_index_is_checked_in_full_not_followed(site, monkey
         isinstance(entry[1], dict)
         for entry in json.loads((cache / "index.json").read_text())["entries"].values()
     )
+
+
+def test_the_output_looked_at_by_a_child_while_pages_render_is_as_a_walk_finds_it(site, monkeypatch):
+    src, out, cache = site
+    settle(src, out, cache)
+    forks = counted_forks(monkeypatch, fork_from=2)
+    result = run_cli("build", str(src), "-o", str(out), "--cache-dir", str(cache), "-v")
+    assert "holds this site already: nothing written" in result.stderr and forks
+    forks.clear()
+    page = out / "second" / "index.html"
+    text = page.read_text()
+    page.write_text("edited by hand")
+    (out / "static" / "distill.css").unlink()
+    build(src, out, cache)
+    assert forks and page.read_text() == text and (out / "static" / "distill.css").is_file()
+
+
+def test_a_look_at_the_output_is_not_taken_once_a_build_wrote_it_since(site, monkeypatch):
+    src, out, cache = site
+    settle(src, out, cache)
+    forks = counted_forks(monkeypatch, fork_from=2)
+    monkeypatch.setattr(site_module, "_changes", lambda out, written: {})  # what the child saw: nothing
+    look = site_module.OutputLook(out, None)
+    page = out / "second" / "index.html"
+    page.write_text("written by another build")
+    manifest = manifest_path(out)
+    manifest.write_bytes(manifest.read_bytes())  # which rewrites the manifest: a new file
+    monkeypatch.undo()
+    held = look.held()
+    assert forks and held["second/index.html"][3] is None  # changed: written again
