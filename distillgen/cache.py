@@ -33,12 +33,13 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from functools import cached_property
 from pathlib import Path
 
-from distillgen.forked import in_two
+from distillgen.forked import Ahead, in_two
 from distillgen.jobs import read_result
 from distillgen.units import DESCRIPTION_VERSION, ModelInfo
 
@@ -47,6 +48,7 @@ QUARANTINE = "quarantine"
 INDEX = "index.json"
 INDEX_VERSION = 1
 ENTRY_SECONDS = 8e-6  # to check an indexed entry's files (2.5 on average) in a build, on 2 cores
+INDEX_SECONDS_PER_BYTE = 4e-8  # to read the index and check its entries' files (~260 bytes each)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -160,6 +162,18 @@ class Cache:
             self.quarantine(key, reason)
             return None
         return Artifact(key, folder, _digest(text), tuple(record["files"]), record)
+
+    def check_ahead(self) -> tuple[Callable[[], tuple], float]:
+        """The check of every entry the index holds, for a forked child to do from the build's
+        start (site.LookAhead), and the seconds it takes here (`Index.check_ahead`)."""
+        if self.index is None:
+            return (lambda: (None, [])), 0.0
+        return self.index.check_ahead(self._where)
+
+    def expect(self, ahead: Ahead, answer: int) -> None:
+        """The entries' check is `ahead`'s answer number `answer` (`check_ahead`)."""
+        if self.index is not None:
+            self.index.expect(ahead, answer)
 
     def preload(self, keys: list[str]) -> None:
         """Check the index's entries for `keys` at once, before `get` is asked for each: what
@@ -348,33 +362,79 @@ class Index:
         self.changed = False
         self.written_ns = 0
         self._verdicts: dict[str, bool] = {}  # key -> untouched, as `preload` found it
+        self.read_as: tuple[int, int, int] | None = None  # the index file's stat, as read
+        self._ahead: Ahead | None = None  # a child checking every entry (`expect`)
+        self._answer = 0
+        self._changed: set[str] = set()  # keys added or forgotten since the index was read
 
     @cached_property
     def entries(self) -> dict[str, list]:
         """Read when first asked for: a build whose entries are all vouched for (warm.py)
         never asks."""
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            with self.path.open("rb") as stream:
+                status = os.fstat(stream.fileno())
+                data = json.loads(stream.read())
             entries = data["entries"]
             if (data["version"], data["code"]) == (INDEX_VERSION, self.trust) and isinstance(entries, dict):
-                self.written_ns = self.path.stat().st_mtime_ns
+                self.written_ns = status.st_mtime_ns
+                self.read_as = (status.st_size, status.st_mtime_ns, status.st_ino)
                 return entries
         except (OSError, ValueError, KeyError, TypeError):
             pass  # no index, or a damaged or older one: every entry is checked in full
         return {}
 
+    def check_ahead(self, where: Callable[[str], str]) -> tuple[Callable[[], tuple], float]:
+        """The check of every entry as a forked child does it from the build's start, and the
+        seconds it takes here: the index read again (its stat, which must be that of this
+        process's read) and the keys of the entries not untouched."""
+
+        def check() -> tuple[tuple[int, int, int] | None, list[str]]:
+            index = Index(self.path, self.trust)
+            stale = [key for key in index.entries if not index._untouched(key, where(key))]
+            return index.read_as, stale
+
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            size = 0
+        return check, size * INDEX_SECONDS_PER_BYTE
+
+    def expect(self, ahead: Ahead, answer: int) -> None:
+        self._ahead, self._answer = ahead, answer
+
     def preload(self, folders: dict[str, str]) -> None:
         """Check the files of every entry of `folders` (key -> its folder) that the index
-        holds, half of them in a forked child (forked.py), before they are looked up one by
-        one: a no-change build beside an atlas stats 100,000 files."""
+        holds before they are looked up one by one (a no-change build beside an atlas stats
+        100,000 files): as a forked child checked them from the build's start (`expect`), if
+        its answer comes sooner than this check would take; else here, half of them in a child
+        of their own (forked.py)."""
         entries, untouched = self.entries, self._untouched
+        held = [(key, folder) for key, folder in folders.items() if key in entries]
+        if (
+            self._ahead is not None
+            and self._ahead.due[self._answer] - time.monotonic() < len(held) * ENTRY_SECONDS / 2
+        ):
+            self._take_ahead()
+        held = [(key, folder) for key, folder in held if key not in self._verdicts]
 
         def stale(part: Sequence[tuple[str, str]]) -> list[str]:
             return [key for key, folder in part if not untouched(key, folder)]
 
-        held = [(key, folder) for key, folder in folders.items() if key in entries]
         stale_keys = set(in_two(held, stale, ENTRY_SECONDS))
         self._verdicts.update((key, key not in stale_keys) for key, _ in held)
+
+    def _take_ahead(self) -> None:
+        """The verdicts of the child checking every entry, if it read the index read here;
+        not for entries added or forgotten since."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None or not ahead.forked:  # else its check would be done here, of every entry
+            return
+        read_as, stale = ahead.result(self._answer)
+        if read_as is None or read_as != self.read_as:
+            return
+        stale_keys, changed = set(stale), self._changed
+        self._verdicts.update((key, key not in stale_keys) for key in self.entries if key not in changed)
 
     def trusted(self, key: str, folder: str) -> Artifact | None:
         """The entry as the index knows it, if every one of its files is as indexed."""
@@ -415,6 +475,7 @@ class Index:
             return
         self.entries[artifact.key] = [artifact.digest, files, artifact.derived_values]
         self._verdicts.pop(artifact.key, None)
+        self._changed.add(artifact.key)
         artifact._on_derive = self._touch
         self._touch()
 
@@ -423,6 +484,7 @@ class Index:
 
     def forget(self, key: str) -> None:
         self._verdicts.pop(key, None)
+        self._changed.add(key)
         if self.entries.pop(key, None) is not None:
             self.changed = True
 

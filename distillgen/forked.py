@@ -20,28 +20,33 @@ import pickle
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from contextlib import suppress
+from typing import Any, TypeVar
 
 Item = TypeVar("Item")
 Found = TypeVar("Found")
-Result = TypeVar("Result")
 
 FORK_FROM = 8192  # items for `in_two`; below, a fork's fixed costs (a process, a pipe) outweigh it
 FORK_SECONDS_PER_GIB = 0.04  # what a fork costs per GiB resident, see above
 
 
-class Ahead(Generic[Result]):
-    """`work()` done by a forked child from now on, where that pays (`seconds`: what it takes
-    here); `result()` waits for the child's answer. Where a fork would not pay, or the child
-    fails, `result()` does the work here. `work` only reads (the file system, and memory as it
-    was at the fork) and returns a value that pickles, best small. `close()` (or the `with`
-    block's end) stops a child whose answer is no longer wanted."""
+class Ahead:
+    """`works` done in order by a forked child from now on, where that pays (each with the
+    seconds it takes here); `result(i)` waits for the answer of `works[i]`. Where a fork would
+    not pay, or the child fails, `result(i)` does that work here. A work only reads (the file
+    system, and memory as it was at the fork) and returns a value that pickles, best small.
+    `close()` (or the `with` block's end) stops a child whose answers are no longer wanted."""
 
-    def __init__(self, work: Callable[[], Result], seconds: float) -> None:
-        self._work = work
+    def __init__(self, *works: tuple[Callable[[], object], float]) -> None:
+        self._works = [work for work, _ in works]
+        self._answers: dict[int, object] = {}  # read in order from the child, or done here
         self._child: int | None = None
-        if not _pays(seconds):
+        start, self.due = time.monotonic(), list[float]()  # when each answer is expected (monotonic)
+        for _, seconds in works:
+            self.due.append((self.due[-1] if self.due else start) + seconds)
+        if not _pays(sum(seconds for _, seconds in works)):
             return
         reader, writer = os.pipe()
         try:
@@ -51,31 +56,37 @@ class Ahead(Generic[Result]):
             os.close(writer)
             return
         if child == 0:
-            _child(writer, reader, work)
+            _child(writer, reader, self._works)
         os.close(writer)
-        self._child, self._reader = child, reader
+        self._child, self._stream = child, os.fdopen(reader, "rb")
 
-    def result(self) -> Result:
-        if self._child is None:
-            return self._work()
-        try:
-            with os.fdopen(self._reader, "rb") as stream:
-                answer = stream.read()
-        finally:
-            _, status = os.waitpid(self._child, 0)
-            self._child = None
-        if status != 0 or not answer:
-            return self._work()
-        return pickle.loads(answer)  # from the child forked above, nobody else
+    @property
+    def forked(self) -> bool:
+        """Whether a child is at work (else `result` does the work here)."""
+        return self._child is not None
+
+    def result(self, index: int = 0) -> Any:
+        while index not in self._answers:
+            if self._child is None:  # none, or it failed: this work is done here
+                self._answers[index] = self._works[index]()
+                continue
+            size = self._stream.read(8)
+            answer = self._stream.read(int.from_bytes(size, "little")) if len(size) == 8 else b""
+            if not answer:
+                self.close()
+                continue
+            self._answers[len(self._answers)] = pickle.loads(answer)  # from the child forked above
+        return self._answers[index]
 
     def close(self) -> None:
         if self._child is not None:
-            os.close(self._reader)
-            os.kill(self._child, signal.SIGKILL)
+            self._stream.close()
+            with suppress(ProcessLookupError):
+                os.kill(self._child, signal.SIGKILL)
             os.waitpid(self._child, 0)
             self._child = None
 
-    def __enter__(self) -> Ahead[Result]:
+    def __enter__(self) -> Ahead:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -88,7 +99,7 @@ def in_two(items: Sequence[Item], check: Callable[[Sequence[Item]], list[Found]]
     if len(items) < FORK_FROM:
         return check(items)
     half = len(items) // 2
-    with Ahead(lambda: check(items[half:]), half * each) as second:
+    with Ahead((lambda: check(items[half:]), half * each)) as second:
         return check(items[:half]) + second.result()
 
 
@@ -111,15 +122,18 @@ def _resident_bytes() -> int:
         return peak if sys.platform == "darwin" else peak * 1024  # bytes there, KiB elsewhere
 
 
-def _child(writer: int, reader: int, work: Callable[[], object]) -> None:
-    """The child's whole life: the work, the answer down the pipe, and an exit that runs
-    nothing of the parent's (no atexit, no buffers flushed twice, no `finally` above)."""
+def _child(writer: int, reader: int, works: list[Callable[[], object]]) -> None:
+    """The child's whole life: each work's answer down the pipe as it is found, and an exit
+    that runs nothing of the parent's (no atexit, no buffers flushed twice, no `finally`
+    above)."""
     code = 1
     try:
         os.close(reader)
-        answer = pickle.dumps(work())
         with os.fdopen(writer, "wb") as stream:
-            stream.write(answer)
+            for work in works:
+                answer = pickle.dumps(work())
+                stream.write(len(answer).to_bytes(8, "little") + answer)
+                stream.flush()
         code = 0
     finally:
         os._exit(code)

@@ -35,7 +35,7 @@ from pathlib import Path
 from distillgen import __version__, signed
 from distillgen.article import Article
 from distillgen.atlas import Atlas, KeptPlans, layer_page, model_page, plan_atlases, settings_text
-from distillgen.cache import write_file
+from distillgen.cache import Cache, write_file
 from distillgen.checked import CheckedArticles
 from distillgen.compute import Options, Outcome, compute, records
 from distillgen.diagnostics import BuildFailed, Reporter, Superseded, describe_os_error
@@ -123,7 +123,7 @@ def build(
     _check_output(src, out, cache.root, reporter)  # before anything is written to the cache
     # the output's files looked at by a forked child while this build goes on (unless a quick
     # build takes them as this process last wrote them)
-    with _looking(out, warm, options, reporter) as looking:
+    with _looking(out, warm, options, reporter, cache) as looking:
         keep = not (options.recompute or reporter.errors)
         checked = CheckedArticles(
             cache.root / "checked" if keep else None, repr((source_digest(), config, grants))
@@ -205,11 +205,13 @@ def build(
 
 
 @contextlib.contextmanager
-def _looking(out: Path, warm: Warm, options: Options, reporter: Reporter) -> Iterator[OutputLook | None]:
+def _looking(
+    out: Path, warm: Warm, options: Options, reporter: Reporter, cache: Cache
+) -> Iterator[LookAhead | None]:
     if reporter.errors or (options.quick and warm.output is not None):
         yield None
         return
-    look = OutputLook(out, warm.output)
+    look = LookAhead(out, warm.output, None if options.recompute else cache)
     try:
         yield look
     finally:
@@ -486,7 +488,7 @@ def _write_site(
     options: Options,
     payloads: dict[str, str] | None = None,
     known: dict[str, list] | None = None,
-    looking: OutputLook | None = None,
+    looking: LookAhead | None = None,
 ) -> dict[str, list]:
     """Write the site under the output's lock; a full or read-only disk is an error naming it.
     The output's files as written: their manifest's (rel path -> size, mtime, inode, identity).
@@ -509,7 +511,8 @@ def _write_site(
             if options.quick and known is not None:  # as this process last wrote it
                 looked = False
             else:  # the output's files as they are now, against their manifest
-                looked, known = True, (looking or OutputLook(out, known)).held()
+                written = known if known is not None else _manifest_read(manifest)[1]
+                looked, known = True, looking.held() if looking else _held(out, written)
             held_now, unchanged = _compared(known, wanted)
             if len(unchanged) == len(wanted) == len(held_now):
                 options.log(f"{out} holds this site already: nothing written")
@@ -639,60 +642,71 @@ def _applied(written: dict, changes: dict[str, list | None]) -> dict[str, list]:
     return held_now
 
 
-class OutputLook:
-    """The output's files against what the last build wrote (`_held`), looked at by a forked
-    child (forked.py) from the end of compute on, while this process renders. The child's
-    answer is taken under the output's lock only if the manifest is still the one read here:
-    a build writing the output replaces or removes it. Against what this process last wrote
-    (`known`, serve's), or where a fork does not pay, the output is looked at when asked."""
+class LookAhead:
+    """What a no-change build checks of the file system, checked by a forked child (forked.py)
+    from the build's start, while this process checks and plans the articles and takes the
+    atlas's plan: first every entry the cache's index holds (its lookups take the answer
+    where it comes sooner than their own check would: `Cache.expect`), then the output's files
+    against the manifest (`held`). Each answer is taken only if the child read the index or
+    the manifest this process reads: a build writing either replaces it. Against what this
+    process last wrote (`known`, serve's), or where a fork does not pay, the output is looked
+    at when asked."""
 
-    FILE_SECONDS = 3.5e-6  # to stat and compare an output file here
+    MANIFEST_SECONDS_PER_BYTE = 3e-8  # to read the manifest and look at each file (~155 bytes)
 
-    def __init__(self, out: Path, known: dict[str, list] | None) -> None:
-        self.out = out.resolve()
+    def __init__(self, out: Path, known: dict[str, list] | None, cache: Cache | None) -> None:
+        self.out, self.known = out.resolve(), known
         self.manifest = manifest_path(self.out)
-        self._ahead: Ahead[dict[str, list | None]] | None = None
-        if known is not None:
-            self.written, self._read_as = known, None
-            return
-        self._read_as, self.written = _manifest_read(self.manifest)
-        look = functools.partial(_changes, self.out, self.written)
-        self._ahead = Ahead(look, len(self.written) * self.FILE_SECONDS)
+        works: list[tuple[Callable[[], object], float]] = [] if cache is None else [cache.check_ahead()]
+        self._output: int | None = None  # which answer is the output's
+        if known is None:
+            self._output = len(works)
+            look = functools.partial(_look, self.out, self.manifest)
+            works.append((look, _size(self.manifest) * self.MANIFEST_SECONDS_PER_BYTE))
+        self._ahead = Ahead(*works)
+        if cache is not None:
+            cache.expect(self._ahead, 0)
 
     def held(self) -> dict[str, list]:
-        """What `_held` finds, for the output as it is now."""
-        if self._ahead is None:
-            return _held(self.out, self.written)
-        if _stat_of(self.manifest) != self._read_as:  # written since: looked at again
-            self.close()
-            return _held(self.out, _manifest_read(self.manifest)[1])
-        ahead, self._ahead = self._ahead, None
-        return _applied(self.written, ahead.result())
+        """What `_held` finds, for the output as it is now (under the output's lock)."""
+        if self.known is not None:
+            return _held(self.out, self.known)
+        read_as, written = _manifest_read(self.manifest)
+        if self._output is not None and self._ahead.forked:
+            looked_as, changes = self._ahead.result(self._output)
+            if looked_as is not None and looked_as == read_as:
+                return _applied(written, changes)
+        return _held(self.out, written)
 
     def close(self) -> None:
-        if self._ahead is not None:
-            self._ahead.close()
+        self._ahead.close()
+
+
+def _look(out: Path, manifest: Path) -> tuple[tuple[int, int, int] | None, dict[str, list | None]]:
+    """The manifest's stat as read, and the output's `_changes` against it."""
+    read_as, written = _manifest_read(manifest)
+    return read_as, {} if read_as is None else _changes(out, written)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _manifest_read(manifest: Path) -> tuple[tuple[int, int, int] | None, dict]:
-    """The manifest's stat, and the files the last build wrote as it describes them ({} when
-    it cannot)."""
+    """The manifest's stat, and the files the last build wrote as it describes them; (None,
+    {}) when it cannot."""
     try:
         with manifest.open("rb") as stream:
             status = os.fstat(stream.fileno())
             written = json.loads(stream.read())["files"]
     except (OSError, ValueError, KeyError, TypeError):
-        return _stat_of(manifest), {}
-    read_as = (status.st_size, status.st_mtime_ns, status.st_ino)
-    return read_as, written if isinstance(written, dict) else {}
-
-
-def _stat_of(path: Path) -> tuple[int, int, int] | None:
-    try:
-        status = path.stat()
-    except OSError:
-        return None
-    return status.st_size, status.st_mtime_ns, status.st_ino
+        return None, {}
+    if not isinstance(written, dict):
+        return None, {}
+    return (status.st_size, status.st_mtime_ns, status.st_ino), written
 
 
 def sweep_staging(out: Path, log: Callable[[str], None]) -> None:

@@ -72,13 +72,7 @@ def counted_forks(monkeypatch, fork_from: int = 2) -> list[int]:
 
 
 def test_the_cache_index_check_split_finds_damage_in_the_childs_half(tmp_path, monkeypatch):
-    keys = [hashlib.sha256(str(n).encode()).hexdigest() for n in range(6)]
-    cache = Cache(tmp_path, trust="code")
-    for key in keys:
-        cache.put(key, {"image0.png": key.encode()}, {})
-    cache.save_index()
-    later = time.time_ns() + 60 * 10**9  # files older than the index: not "racily clean"
-    os.utime(tmp_path / "index.json", ns=(later, later))
+    _, keys = indexed_cache(tmp_path, 6)
     (tmp_path / "objects" / keys[-1][:2] / keys[-1] / "image0.png").write_bytes(b"damaged")
     forks = counted_forks(monkeypatch)
     again = Cache(tmp_path, trust="code")
@@ -110,15 +104,58 @@ def test_what_this_process_holds_is_measured():
     assert forked._resident_bytes() - held >= 60 * 2**20
 
 
-def test_ahead_answers_from_a_child_or_does_the_work_when_asked(monkeypatch):
+def indexed_cache(root, count: int) -> tuple[Cache, list[str]]:
+    """A cache of `count` indexed entries, as a later build opens it."""
+    keys = [hashlib.sha256(str(n).encode()).hexdigest() for n in range(count)]
+    cache = Cache(root, trust="code")
+    for key in keys:
+        cache.put(key, {"image0.png": key.encode()}, {})
+    cache.save_index()
+    later = time.time_ns() + 60 * 10**9  # files older than the index: not "racily clean"
+    os.utime(root / "index.json", ns=(later, later))
+    return Cache(root, trust="code"), keys
+
+
+def test_the_child_checking_every_entry_from_the_start_answers_the_lookups(tmp_path, monkeypatch):
+    cache, keys = indexed_cache(tmp_path, 6)
+    (tmp_path / "objects" / keys[0][:2] / keys[0] / "image0.png").write_bytes(b"damaged")
     forks = counted_forks(monkeypatch)
-    assert Ahead(os.getpid, 1.0).result() != os.getpid() and forks == [1]
-    assert Ahead(os.getpid, 0.0).result() == os.getpid() and forks == [1]  # not worth a fork
+    with Ahead(cache.check_ahead()) as ahead:
+        cache.expect(ahead, 0)
+        cache.put(keys[1], {"image0.png": b"stored again since"}, {})  # its own verdict, not the child's
+        monkeypatch.setattr(cache_module.Index, "_untouched", lambda self, key, folder: key == keys[1])
+        cache.preload(keys)
+        found = [cache.get(key) for key in keys]
+    assert forks == [1]
+    assert found[0] is None and list((tmp_path / "quarantine").iterdir())  # damaged
+    assert all(artifact is not None and artifact.trusted for artifact in found[1:])  # the child's word
+
+
+def test_ahead_answers_from_a_child_in_order_or_does_the_work_when_asked(monkeypatch):
+    forks = counted_forks(monkeypatch)
+    ahead = Ahead((os.getpid, 1.0), (lambda: "second", 1.0))
+    assert ahead.result(1) == "second" and ahead.result(0) != os.getpid() and forks == [1]
+    ahead.close()
+    assert Ahead((os.getpid, 0.0)).result() == os.getpid() and forks == [1]  # not worth a fork
+
+
+def test_works_after_a_failure_of_the_child_are_done_here(monkeypatch):
+    counted_forks(monkeypatch)
+    parent = os.getpid()
+
+    def fails_in_the_child():
+        if os.getpid() != parent:
+            raise OSError("the child failed")
+        return "done here"
+
+    with Ahead((lambda: "from the child", 1.0), (fails_in_the_child, 1.0), (os.getpid, 1.0)) as ahead:
+        assert ahead.result(2) == parent and ahead.result(1) == "done here"
+        assert ahead.result(0) == "from the child"
 
 
 def test_closing_stops_a_child_whose_answer_is_not_wanted(monkeypatch):
     counted_forks(monkeypatch)
     start = time.monotonic()
-    with Ahead(lambda: time.sleep(60), 60.0):
+    with Ahead((lambda: time.sleep(60), 60.0)):
         pass
     assert time.monotonic() - start < 30
