@@ -21,7 +21,9 @@ each of its files. An entry whose files the file system still describes so is tr
 opening any of them (its record is read only when a page rendered again needs it); anything
 else, a file touched, replaced or truncated behind the cache's back included, is checked in
 full again. The index is trusted only by the same distillgen code that wrote it (`trust`), and
-`distillgen verify`, the deep check, never reads it.
+`distillgen verify`, the deep check, never reads it. Those stats are most of a no-change build
+beside an atlas, so a forked child makes them from the build's start (`check_ahead`,
+site.LookAhead, forked.py) while the build checks and plans its articles.
 """
 
 from __future__ import annotations
