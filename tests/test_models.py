@@ -1,8 +1,11 @@
 """Model specs and unit addresses: every spec form, and every way to get one wrong."""
 
+import os
 import subprocess
 import sys
+import tempfile
 import textwrap
+import time
 import urllib.error
 from pathlib import Path
 
@@ -11,7 +14,7 @@ import torch
 
 from distillgen.engine.models import ModelError, ModelStore, load_model
 from distillgen.units import ModelSpec, SpecError, UnitRef, parse_spec, parse_units
-from tests.conftest import ARTICLES, ROOT, run_cli
+from tests.conftest import ARTICLES, ROOT, run_cli, write
 
 
 @pytest.mark.parametrize(
@@ -647,11 +650,14 @@ def test_every_kind_builds_on_inceptionv1_and_a_circuits_kernel_is_its_expanded_
     np.testing.assert_allclose(kernels, expected, rtol=1e-4, atol=1e-6)
 
 
-def test_a_weights_file_travels_to_ray_workers_with_a_torchvision_spec(tmp_path):
+def test_a_weights_file_travels_to_ray_workers_with_a_torchvision_spec(tmp_path, monkeypatch):
     """A Ray worker has no shared filesystem: the state dict travels in the shipment, and the
     worker loads the architecture by name with the file it wrote (engine/remote.py)."""
     from distillgen.engine.remote import _materialize
     from distillgen.executors import shipment
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "node"))  # the worker node's
+    (tmp_path / "node").mkdir()
 
     path = tmp_path / "w.pth"
     torch.save(load_model(parse_spec("torchvision:resnet18@untrained")).module.state_dict(), path)
@@ -662,6 +668,27 @@ def test_a_weights_file_travels_to_ray_workers_with_a_torchvision_spec(tmp_path)
     assert (rebuilt.kind, rebuilt.name) == ("torchvision", "resnet18") and rebuilt.weights != str(path)
     assert Path(rebuilt.weights).read_bytes() == path.read_bytes()
     assert shipment("torchvision:resnet18@untrained").files == {}
+
+
+def test_a_node_removes_the_model_folders_no_worker_took_for_a_day(tmp_path, monkeypatch):
+    # Found in review: every version of an author's model a worker rebuilt stayed in the node's
+    # temp folder (a day of this suite's runs left 92 of them, 1.4 GB)
+    from distillgen.batches import Shipment
+    from distillgen.engine.remote import MODEL_FOLDER, _materialize
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    old, recent = tmp_path / f"{MODEL_FOLDER}old", tmp_path / f"{MODEL_FOLDER}recent"
+    for folder, days in ((old, 2), (recent, 0.5)):
+        write(folder / "w.pth", "weights")
+        then = time.time() - days * 86400
+        os.utime(folder, (then, then))
+    other = tmp_path / "someone-else's"
+    write(other / "file", "kept")
+    os.utime(other, (0, 0))
+    shipped = Shipment("torchvision:resnet18@w.pth", {"weights": b"the author's weights"})
+    rebuilt = _materialize(shipped)
+    assert Path(rebuilt.weights).read_bytes() == b"the author's weights"
+    assert not old.exists() and recent.exists() and other.exists()
 
 
 def test_aliases_name_layers_that_exist_and_only_a_transformers_tokens_are_tokens():

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import socket
 import tempfile
 import time
 import traceback
+from contextlib import suppress
 from pathlib import Path
 
 import torch
@@ -67,20 +69,45 @@ def _model(shipment: Shipment) -> LoadedModel:
 
 def _materialize(shipment: Shipment) -> ModelSpec:
     """Write the author's files into this node's temp folder, under their own names (the
-    module's name comes from the file's); the spec that loads them from there."""
+    module's name comes from the file's); the spec that loads them from there. Folders of
+    models no worker of this node wrote or took for a day are removed (`_prune`): each version
+    of an author's weights would otherwise stay in the node's temp folder."""
     parsed = parse_spec(shipment.spec)
-    folder = Path(tempfile.gettempdir()) / f"distillgen-model-{shipment.digest}"
-    folder.mkdir(exist_ok=True)
+    root = Path(tempfile.gettempdir())
+    folder = root / f"{MODEL_FOLDER}{shipment.digest}"
     names = {"code": Path(parsed.name).name, "weights": Path(parsed.weights or "").name}
     if "code" not in shipment.files:  # lucent's or torchvision's architecture, the author's weights
         names["weights"] = f"weights-{shipment.digest}{Path(names['weights']).suffix}"
-    for role, data in shipment.files.items():
-        target = folder / names[role]
-        if not target.is_file():
-            staging = folder / f".{names[role]}.{os.getpid()}"
-            staging.write_bytes(data)
-            staging.replace(target)  # workers of one node may write the same file at once
+    for attempt in (1, 2):
+        folder.mkdir(exist_ok=True)
+        os.utime(folder)  # in use: spared by every node's `_prune`
+        try:
+            for role, data in shipment.files.items():
+                target = folder / names[role]
+                if not target.is_file():
+                    staging = folder / f".{names[role]}.{os.getpid()}"
+                    staging.write_bytes(data)
+                    staging.replace(target)  # workers of one node may write the same file at once
+            break
+        except FileNotFoundError:  # pruned by another worker the moment before it was taken
+            if attempt == 2:
+                raise
+    _prune(root, folder)
     weights = str(folder / names["weights"]) if "weights" in shipment.files else None
     if parsed.kind != "python":
         return dataclasses.replace(parsed, weights=weights)
     return ModelSpec("python", str(folder / names["code"]), parsed.factory, weights)
+
+
+MODEL_FOLDER = "distillgen-model-"
+MODEL_FOLDER_DAYS = 1  # a folder untouched this long is removed; it is written again if needed
+
+
+def _prune(root: Path, keep: Path) -> None:
+    """Remove the model folders of `root` untouched for MODEL_FOLDER_DAYS, but `keep`. A
+    worker that loaded one keeps its model in memory."""
+    stale = time.time() - MODEL_FOLDER_DAYS * 86400
+    for folder in root.glob(f"{MODEL_FOLDER}*"):
+        with suppress(OSError):
+            if folder != keep and folder.stat().st_mtime < stale:
+                shutil.rmtree(folder)
