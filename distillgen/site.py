@@ -121,8 +121,8 @@ def build(
     project = Project.open(src, reporter, options, cache_dir=cache_dir, grants=grants, vouched=warm.artifacts)
     config, cache, catalog, grants = project.config, project.cache, project.catalog, project.grants
     _check_output(src, out, cache.root, reporter)  # before anything is written to the cache
-    # the output's files looked at by a forked child while this build goes on (unless a quick
-    # build takes them as this process last wrote them)
+    # the cache's entries and the output's files checked by a forked child while this build goes
+    # on (unless a quick build takes them as this process last checked and wrote them)
     with _looking(out, warm, options, reporter, cache) as looking:
         keep = not (options.recompute or reporter.errors)
         checked = CheckedArticles(
@@ -499,7 +499,7 @@ def _write_site(
     identity is linked into the new site unread, and when that is every file, and no other is
     there, nothing is written at all. `known`: the output's files as this process last wrote
     them, taken without a walk of the output (serve after an edit, warm.py); `looking`: the
-    output looked at since the figures were computed (else it is looked at here)."""
+    output looked at by the build's look-ahead since it started (else it is looked at here)."""
     out = out.resolve()
     manifest = manifest_path(out)
     try:
@@ -510,9 +510,10 @@ def _write_site(
             wanted = _identities(pages, copies, payloads or {})
             if options.quick and known is not None:  # as this process last wrote it
                 looked = False
+            elif looking is not None:  # as the build's look-ahead found them (it reads the manifest)
+                looked, known = True, looking.held()
             else:  # the output's files as they are now, against their manifest
-                written = known if known is not None else _manifest_read(manifest)[1]
-                looked, known = True, looking.held() if looking else _held(out, written)
+                looked, known = True, _held(out, known if known is not None else _manifest_read(manifest)[1])
             held_now, unchanged = _compared(known, wanted)
             if len(unchanged) == len(wanted) == len(held_now):
                 options.log(f"{out} holds this site already: nothing written")

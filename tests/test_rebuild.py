@@ -139,6 +139,9 @@ def test_a_no_change_rebuild_opens_no_payload_file_and_renders_nothing(tmp_path,
     assert not any(p.endswith(".bib") for p in opened)  # the bibliography is not parsed again
     pages = str(cache / "pages")
     assert not any(p.startswith(pages) and p.endswith(".html") for p in opened)  # nor a page read
+    assert (
+        opened.count(str(manifest_path(out))) == 1
+    )  # the output's manifest (8 MB beside an atlas) read once
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
 
 

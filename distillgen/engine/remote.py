@@ -80,7 +80,7 @@ def _materialize(shipment: Shipment) -> ModelSpec:
         names["weights"] = f"weights-{shipment.digest}{Path(names['weights']).suffix}"
     for attempt in (1, 2):
         folder.mkdir(exist_ok=True)
-        os.utime(folder)  # in use: spared by every node's `_prune`
+        os.utime(folder)  # in use: spared by every worker's `_prune`
         try:
             for role, data in shipment.files.items():
                 target = folder / names[role]
