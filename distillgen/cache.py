@@ -36,7 +36,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import suppress
 from functools import cached_property
 from pathlib import Path
@@ -251,6 +251,39 @@ class Cache:
         self.remember(artifact)
         return artifact
 
+    def prune(self, used: Collection[str]) -> tuple[int, int]:
+        """Remove every entry whose key is not in `used` (the keys of a whole build's figures),
+        and what killed builds left half written or half removed: (entries removed, bytes
+        freed). The caller holds the cache's lock, under which every entry is written, so
+        a folder that is no whole entry is no build's work in progress. Each entry leaves by
+        one rename, so a build reading meanwhile finds it whole or not at all."""
+        for leftover in self.root.glob(".pruned-*"):  # a prune killed before it emptied its bin
+            shutil.rmtree(leftover, ignore_errors=True)
+        removed = freed = 0
+        bin_ = Path(tempfile.mkdtemp(prefix=".pruned-", dir=self.root))
+        try:
+            for shard in _folders(self.root / "objects"):
+                for folder in _folders(shard):
+                    name = folder.name
+                    entry = _SHA256.fullmatch(name) is not None
+                    if entry and name in used or not entry and not name.startswith("."):
+                        continue  # used, or not ours
+                    size = sum(file.stat().st_size for file in os.scandir(folder) if file.is_file())
+                    folder.rename(bin_ / name)
+                    freed += size
+                    if entry:
+                        self._forget(name)
+                        removed += 1
+                with suppress(OSError):
+                    shard.rmdir()  # when it is empty now
+            if self.index is not None:
+                for key in self.index.entries.keys() - set(used):  # of entries removed by hand
+                    self._forget(key)
+        finally:
+            self.save_index()
+            shutil.rmtree(bin_, ignore_errors=True)
+        return removed, freed
+
     # -- model descriptions ----------------------------------------------------------------
     def model_info(self, fingerprint: str) -> ModelInfo | None:
         path = self.root / "models" / f"{fingerprint}.json"
@@ -308,6 +341,14 @@ def write_file(path: Path, data: str | bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _folders(folder: Path) -> list[Path]:
+    """The folders in `folder` ([] when it is not there)."""
+    try:
+        return [Path(entry.path) for entry in os.scandir(folder) if entry.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []
 
 
 def _check_record(record: object, key: str, folder: Path) -> None:

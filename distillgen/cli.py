@@ -141,6 +141,12 @@ def run() -> None:
     is_flag=True,
     help="Also write each article as one self-contained file, <slug>/index.archive.html.",
 )
+@click.option(
+    "--prune-cache",
+    is_flag=True,
+    help="Once the site is built, remove the cached figures it does not use (earlier versions of "
+    "its figures; in a cache shared with other sites, theirs too).",
+)
 @_compute_options
 @_grant_options
 @_verbosity
@@ -185,6 +191,7 @@ def run_build(
     in_place: bool = False,
     warm: Warm | None = None,
     superseded: Callable[[], bool] | None = None,
+    prune_cache: bool = False,
 ):
     """Build and report every problem; the BuildResult, or None when the build failed."""
     from distillgen.safety import Grants
@@ -208,7 +215,7 @@ def run_build(
     try:
         grants = Grants(raw_html=not no_raw_html, roots=allow_roots)
         result = build_site(
-            src, out, reporter, options.log, options, cache_dir, grants, atlases, archive, warm=warm
+            src, out, reporter, options.log, options, cache_dir, grants, atlases, archive, warm, prune_cache
         )
     except Superseded:
         click.echo("stopped for a newer edit", err=True)
@@ -231,6 +238,10 @@ def run_build(
         figures = result.computed + result.cached
         computed = f", {figures} figure(s) ({result.computed} computed)" if figures else ""
         computed += f", {result.rendered} of {result.rendered + result.reused} page(s) rendered"
+        if result.pruned is not None:
+            freed = result.freed
+            size = f"{freed / 1e6:.1f} MB" if freed >= 100_000 else f"{freed / 1e3:.0f} kB"
+            computed += f", {result.pruned} unused figure(s) pruned ({size})"
         what = f"{len(result.articles)} article(s)" if src is not None else "the atlas"
         if src is not None and result.atlases:
             what += " and an atlas" if result.atlases == 1 else f" and {result.atlases} atlases"

@@ -71,6 +71,8 @@ class BuildResult:
     atlas_units: int = 0  # units the atlases cover
     atlases: int = 0
     search_behind: bool = False  # Options.quick: the site has the last search index
+    pruned: int | None = None  # with `prune`: the cache's entries removed, and their bytes
+    freed: int = 0
 
 
 def _fewer_collections(function):
@@ -106,11 +108,13 @@ def build(
     atlases: tuple[AtlasRequest, ...] = (),
     archive: bool = False,
     warm: Warm | None = None,
+    prune: bool = False,
 ) -> BuildResult:
     """Build the articles in `src` (None: none, only `atlases`) and the atlases its config or
     the caller asks for into `out`; with `archive`, each article also as one self-contained
     file (render/archive.py). `warm`: what the last build of this process checked, which
-    `options.quick` takes unchecked, and where this build leaves the same (serve's builds)."""
+    `options.quick` takes unchecked, and where this build leaves the same (serve's builds).
+    With `prune`, once the site is written, the cache's entries no figure of it uses go."""
     start = time.perf_counter()
     code_digest.cache_clear()  # the templates as they are now (serve builds again after an edit)
     search_behind = False
@@ -188,6 +192,9 @@ def build(
             _unless_superseded(options)
             known, warm.output = warm.output, None  # until the output is written
             warm.output = _write_site(out, pages, copies, reporter, options, payloads, known, looking)
+        pruned, freed = (None, 0)
+        if prune:
+            pruned, freed = _prune_cache(cache, outcome.artifacts.keys(), options, reporter)
         seconds = time.perf_counter() - start
         return BuildResult(
             out,
@@ -201,7 +208,24 @@ def build(
             sum(len(p) for atlas in atlas_plans for p in atlas.pages.values()),
             len(atlas_plans),
             search_behind,
+            pruned,
+            freed,
         )
+
+
+def _prune_cache(cache: Cache, used: Set[str], options: Options, reporter: Reporter) -> tuple[int, int]:
+    """The cache without the entries no figure of this build uses (earlier versions of its
+    figures, other sites' if it shares the cache): (entries removed, bytes freed). A fault is
+    a warning: the site is built."""
+    try:
+        with held(cache.root / ".lock", str(cache.root), wait=options.wait, echo=options.echo):
+            return cache.prune(used)
+    except Busy as exc:
+        reporter.warning(cache.root, None, f"the cache was not pruned: {exc}", author=False)
+    except OSError as exc:
+        reason = describe_os_error(exc)
+        reporter.warning(cache.root, None, f"the cache was not pruned: {reason}", author=False)
+    return 0, 0
 
 
 @contextlib.contextmanager

@@ -397,6 +397,67 @@ def test_the_lock_is_free_after_a_build(tiny):
     lock.release()
 
 
+# -- pruning the cache -------------------------------------------------------------------------
+def entries(cache: Path) -> set[str]:
+    return {folder.name for folder in (cache / "objects").glob("*/*") if folder.is_dir()}
+
+
+def test_prune_cache_removes_the_figures_no_page_uses_and_nothing_else(tiny):
+    src, out, cache = tiny
+    first = entries(cache)
+    write(src / "tiny.md", TINY.replace(":steps: 4", ":steps: 5"))  # a new version of the figure
+    assert build(src, out, cache).exit_code == 0
+    both = entries(cache)
+    shard = next((cache / "objects").iterdir())
+    (shard / ".0123456789ab-x").mkdir()  # a killed build's half-written entry
+    (shard / "notes.txt").write_text("an author's file")
+    (cache / ".pruned-x" / "ab").mkdir(parents=True)  # a killed prune's bin
+    result = build(src, out, cache, "--prune-cache", "--strict")
+    assert result.exit_code == 0, result.output
+    kept = entries(cache)
+    figures, removed = re.search(
+        r"(\d+) figure\(s\).*, (\d+) unused figure\(s\) pruned", result.stderr
+    ).groups()
+    assert len(kept) == int(figures) and len(both - kept) == int(removed) > 0
+    assert both - kept <= first and both - first <= kept  # earlier versions went, the new ones stayed
+    assert (shard / "notes.txt").is_file() and not (shard / ".0123456789ab-x").exists()
+    assert not list(cache.glob(".pruned-*"))
+    assert set(json.loads((cache / "index.json").read_text())["entries"]) <= kept
+    again = build(src, out, cache, "--prune-cache")
+    assert "0 computed" in again.stderr and "0 unused figure(s) pruned" in again.stderr
+
+
+def test_a_failed_build_prunes_nothing(tiny):
+    src, out, cache = tiny
+    write(src / "tiny.md", TINY.replace(":steps: 4", ":steps: 5"))
+    assert build(src, out, cache).exit_code == 0
+    before = entries(cache)
+    write(src / "tiny.md", TINY.replace("conv2:0", "conv9:0"))
+    result = build(src, out, cache, "--prune-cache")
+    assert result.exit_code == 1 and "conv9" in result.stderr
+    assert entries(cache) == before
+
+
+def test_a_cache_that_cannot_be_pruned_is_a_warning_and_the_site_is_built(tiny, monkeypatch):
+    src, out, cache = tiny
+    write(src / "tiny.md", TINY.replace(":steps: 4", ":steps: 5"))
+    assert build(src, out, cache).exit_code == 0
+    before = entries(cache)
+    rename = Path.rename
+
+    def read_only_objects(self, target):
+        if (cache / "objects") in self.parents:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", read_only_objects)
+    result = build(src, out, cache, "--prune-cache", "--strict")
+    assert result.exit_code == 0 and "Traceback" not in result.output
+    assert "warning: the cache was not pruned: read-only file system" in result.stderr
+    assert entries(cache) == before
+    assert set(json.loads((cache / "index.json").read_text())["entries"]) == before  # none forgotten
+
+
 # -- serve -------------------------------------------------------------------------------------
 def test_serve_exits_promptly_and_cleanly_on_sigterm(tiny):
     src, out, cache = tiny

@@ -4,8 +4,10 @@ every unchanged file of the site as it was (same file, same modification time)."
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 from tests.conftest import computed_once, run_cli, write
@@ -162,3 +164,35 @@ def test_the_page_index_keeps_only_pages_a_build_uses(site):
     assert build(src, out, cache)[0] == 1
     after = set(json.loads(index.read_text())["pages"])
     assert len(after) == len(before) and len(after - before) == 1  # the article's page, replaced
+
+
+def test_a_page_left_out_of_the_index_leaves_the_cache_an_hour_later(site):
+    # A build that took a page a moment ago may still copy it: its HTML stays an hour, then goes
+    # at the next build that changes the index; files that are no page of ours are left alone.
+    src, out, cache = site
+    pages = cache / "pages"
+    index = pages / "index.json"
+    build(src, out, cache)
+    before = set(json.loads(index.read_text())["pages"])
+    write(src / "first.md", FIRST.replace("Two units.", "Two units, edited."))
+    build(src, out, cache)
+    (dropped,) = before - set(json.loads(index.read_text())["pages"])
+    assert (pages / f"{dropped}.html").is_file()
+    hours_ago = time.time() - 3 * 3600
+    leftover, notes = pages / f"{'e' * 64}.html", pages / "notes.html"  # a killed build's; the author's
+    leftover.write_text("<p>old</p>")
+    notes.write_text("<p>kept</p>")
+    for path in pages.glob("*.html"):  # every page old, those the index holds too
+        os.utime(path, (hours_ago, hours_ago))
+    held = set(json.loads(index.read_text())["pages"])
+    write(src / "first.md", FIRST.replace("Two units.", "Two units, edited again."))
+    build(src, out, cache)
+    assert not (pages / f"{dropped}.html").exists() and not leftover.exists() and notes.is_file()
+    indexed = set(json.loads(index.read_text())["pages"])
+    (just_dropped,) = held - indexed  # old, but only now out of the index: it stays its hour
+    assert (pages / f"{just_dropped}.html").is_file()
+    assert all((pages / f"{key}.html").is_file() for key in indexed)
+    assert len(list(pages.glob("*.html"))) == len(indexed) + 2  # that page, and notes
+    write(src / "first.md", FIRST)
+    build(src, out, cache)
+    assert (pages / f"{just_dropped}.html").is_file()  # an hour from when it left the index

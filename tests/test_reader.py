@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 import threading
 import time
@@ -533,3 +534,33 @@ def test_two_builds_racing_to_the_same_search_bundle_both_succeed(tmp_path):
     (staging / "index").mkdir(parents=True)
     with pytest.raises(OSError):
         _publish(staging, half)
+
+
+def test_search_bundles_no_build_took_for_an_hour_go_but_the_newest(tmp_path):
+    # Every edit to a searchable page makes a bundle (25 MB beside an atlas): they must not pile up.
+    from distillgen.render.search import ENTRY, MARK, search_bundle
+
+    folder = tmp_path / "search"
+
+    def bundle_of(text: str) -> Path:
+        page = f'<html lang="en"><body><main {MARK}><h1>{text}</h1></main></body></html>'
+        files, behind = search_bundle({"a/index.html": page}, folder)
+        assert not behind
+        return files[f"pagefind/{ENTRY}"].parent
+
+    bundles = [bundle_of(f"Version {n}") for n in range(4)]
+    assert all(b.is_dir() for b in bundles)  # each was taken a moment ago
+    hours_ago = time.time() - 3 * 3600
+    for age, bundle in enumerate(bundles):  # the first the oldest
+        os.utime(bundle / ENTRY, (hours_ago + age, hours_ago + age))
+    stale, fresh = folder / ".0123456789ab-stale", folder / ".0123456789ab-fresh"
+    for staging in (stale, fresh, folder / "notes"):
+        (staging / "index").mkdir(parents=True)
+    os.utime(stale, (hours_ago, hours_ago))
+    os.utime(folder / "notes", (hours_ago, hours_ago))
+    assert bundle_of("Version 1") == bundles[1]  # taken again: now the newest
+    newest = bundle_of("Version 9")
+    kept = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.name != "notes")
+    assert kept == sorted([newest, bundles[1], bundles[-1]])  # the made one, and the newest 2 others
+    assert not stale.exists() and fresh.is_dir() and (folder / "notes").is_dir()
+    assert (bundles[-1] / ENTRY).is_file() and (bundles[1] / "pagefind.js").is_file()

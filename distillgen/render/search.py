@@ -6,6 +6,9 @@ Pagefind (PyPI `pagefind[bin]`, which ships its binary) indexes the pages marked
 rebuild that changed none of them reuses it instead of running Pagefind again.
 
     <cache>/search/<digest>/    pagefind.js, pagefind-ui.js/css, the index and fragments
+
+Each change to a searchable page makes a new bundle; those no build took for an hour go, but
+the newest few (`_prune`).
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ from __future__ import annotations
 import atexit
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 
 from distillgen.diagnostics import Superseded
@@ -25,6 +30,12 @@ from distillgen.diagnostics import Superseded
 MARK = "data-pagefind-body"
 # Unit addresses are one word to search for: `mixed3:5`, not `mixed3` and `5`.
 WORD_CHARACTERS = ":"
+# A bundle is made in a staging folder and moved into place whole: one with its entry file is complete.
+ENTRY = "pagefind-entry.json"
+BUNDLES_KEPT = 2  # besides the one a build made: for other sites and versions sharing the cache
+PRUNE_AFTER_S = 3600
+_BUNDLE = re.compile(r"[0-9a-f]{32}")
+_STAGING = re.compile(r"\.[0-9a-f]{12}-.+")  # _index's staging folders and _prune's removals
 
 
 class SearchError(Exception):
@@ -53,13 +64,43 @@ def search_bundle(
     base = folder if folder is not None and _writable(folder) else _temporary()
     bundle = base / digest.hexdigest()[:32]
     behind = False
-    if not (bundle / "pagefind-entry.json").is_file():
-        made = sorted(base.glob("*/pagefind-entry.json"), key=lambda entry: entry.stat().st_mtime_ns)
+    try:
+        os.utime(bundle / ENTRY)  # taken: the newest, for `_prune` and a later build's stand-in
+    except FileNotFoundError:
+        made = sorted(base.glob(f"*/{ENTRY}"), key=lambda entry: entry.stat().st_mtime_ns)
         if later and made:
             bundle, behind = made[-1].parent, True
         else:
             _index(indexed, bundle, superseded)
+            _prune(base, bundle)
+    except OSError:  # there, in a cache this user may not write
+        pass
     return _files(bundle), behind
+
+
+def _prune(base: Path, made: Path) -> None:
+    """Remove the bundles no build took for an hour, but the newest BUNDLES_KEPT and the one
+    just `made`, and what a killed build left half made. Every change to a searchable page
+    makes a new bundle, and none was ever removed: beside an atlas that was 2.6 GB, a hundred
+    bundles of 25 MB. A bundle is renamed out of sight first, so no build finds one half removed;
+    the hour spares one another build took a moment ago and has yet to copy."""
+    before = time.time() - PRUNE_AFTER_S
+    bundles: list[tuple[float, Path]] = []
+    try:
+        folders = list(base.iterdir())
+    except OSError:  # pruning is housekeeping: it never fails a build
+        return
+    for folder in folders:
+        with suppress(OSError):
+            if _BUNDLE.fullmatch(folder.name) and folder != made:
+                bundles.append(((folder / ENTRY).stat().st_mtime, folder))
+            elif _STAGING.fullmatch(folder.name) and folder.stat().st_mtime < before:
+                shutil.rmtree(folder, ignore_errors=True)  # a killed build's staging or removal
+    for taken, folder in sorted(bundles)[:-BUNDLES_KEPT]:
+        if taken < before:
+            with suppress(OSError):
+                gone = folder.rename(base / f".{folder.name[:12]}-removed-{os.getpid()}")
+                shutil.rmtree(gone, ignore_errors=True)
 
 
 def _files(bundle: Path) -> dict[str, Path]:
@@ -80,7 +121,7 @@ def bundle_identities(bundle: dict[str, Path]) -> dict[str, str]:
     after; made again (its folder removed), it is a new folder. Each file is named by its place
     in the site, not by its path: the cache named `cache` and `/home/me/site/cache` is the same
     bundle. {} for a bundle without its entry file."""
-    entry = bundle.get("pagefind/pagefind-entry.json")
+    entry = bundle.get(f"pagefind/{ENTRY}")
     try:
         folder = os.stat(entry.parent) if entry is not None else None
     except OSError:
@@ -144,7 +185,7 @@ def _publish(staging: Path, bundle: Path) -> None:
     try:
         os.replace(staging, bundle)
     except OSError:
-        if not (bundle / "pagefind-entry.json").is_file():
+        if not (bundle / ENTRY).is_file():
             raise
 
 
