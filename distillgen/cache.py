@@ -38,6 +38,7 @@ import tempfile
 import time
 from collections.abc import Callable, Collection, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -52,6 +53,8 @@ INDEX_VERSION = 1
 ENTRY_SECONDS = 8e-6  # to check an indexed entry's files (2.5 on average) in a build, on 2 cores
 INDEX_SECONDS_PER_BYTE = 4e-8  # to read the index and check its entries' files (~260 bytes each)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_SHARD = re.compile(r"[0-9a-f]{2}")  # objects/<the key's first two digits>/<key>
+_LEFTOVER = re.compile(r"\.[0-9a-f]{12}-.+")  # put's staging and old folders, prune's removals
 
 
 class Artifact:
@@ -251,38 +254,44 @@ class Cache:
         self.remember(artifact)
         return artifact
 
-    def prune(self, used: Collection[str]) -> tuple[int, int]:
-        """Remove every entry whose key is not in `used` (the keys of a whole build's figures),
-        and what killed builds left half written or half removed: (entries removed, bytes
-        freed). The caller holds the cache's lock, under which every entry is written, so
-        a folder that is no whole entry is no build's work in progress. Each entry leaves by
-        one rename, so a build reading meanwhile finds it whole or not at all."""
-        for leftover in self.root.glob(".pruned-*"):  # a prune killed before it emptied its bin
-            shutil.rmtree(leftover, ignore_errors=True)
-        removed = freed = 0
-        bin_ = Path(tempfile.mkdtemp(prefix=".pruned-", dir=self.root))
-        try:
-            for shard in _folders(self.root / "objects"):
-                for folder in _folders(shard):
-                    name = folder.name
-                    entry = _SHA256.fullmatch(name) is not None
-                    if entry and name in used or not entry and not name.startswith("."):
-                        continue  # used, or not ours
-                    size = sum(file.stat().st_size for file in os.scandir(folder) if file.is_file())
-                    folder.rename(bin_ / name)
-                    freed += size
-                    if entry:
+    def prune(self, used: Collection[str], before: float) -> Pruned:
+        """Remove every entry whose key is not in `used` (the keys of all a build's figures
+        read) and whose record was written before `before` (one written since is the work of
+        another build, done while that build ran), and what killed builds left half written or
+        half removed. The caller holds the cache's lock, under which every entry is written.
+        An entry leaves by a rename beside it, so a lookup finds it whole or not at all, and
+        then its folder goes. What cannot be removed is counted, with the first reason."""
+        pruned = Pruned()
+        for shard in _folders(self.root / "objects"):
+            if not _SHARD.fullmatch(shard.name):
+                continue  # not ours
+            for folder in _folders(shard):
+                name = folder.name
+                try:
+                    if _SHA256.fullmatch(name) and name.startswith(shard.name):
+                        if name in used or _written_since(folder / RECORD, before):
+                            continue
+                        size = sum(file.stat().st_size for file in os.scandir(folder) if file.is_file())
+                        gone = folder.rename(shard / f".{name[:12]}-pruned-{name[12:]}")
                         self._forget(name)
-                        removed += 1
-                with suppress(OSError):
-                    shard.rmdir()  # when it is empty now
-            if self.index is not None:
-                for key in self.index.entries.keys() - set(used):  # of entries removed by hand
-                    self._forget(key)
-        finally:
-            self.save_index()
-            shutil.rmtree(bin_, ignore_errors=True)
-        return removed, freed
+                        pruned.removed += 1
+                        pruned.freed += size
+                    elif _LEFTOVER.fullmatch(name):
+                        gone = folder
+                    else:
+                        continue  # not ours
+                    shutil.rmtree(gone, ignore_errors=True)  # what stays is a leftover the next one removes
+                except OSError as exc:
+                    pruned.failed += 1
+                    pruned.error = pruned.error or exc
+        if self.index is not None:  # entries removed by hand
+            gone_keys = [
+                key for key in self.index.entries if key not in used and not os.path.isdir(self._where(key))
+            ]
+            for key in gone_keys:
+                self._forget(key)
+        self.save_index()
+        return pruned
 
     # -- model descriptions ----------------------------------------------------------------
     def model_info(self, fingerprint: str) -> ModelInfo | None:
@@ -341,6 +350,23 @@ def write_file(path: Path, data: str | bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+@dataclass
+class Pruned:
+    """What `Cache.prune` removed: entries and their bytes; and what it could not remove."""
+
+    removed: int = 0
+    freed: int = 0
+    failed: int = 0
+    error: OSError | None = None
+
+
+def _written_since(path: Path, moment: float) -> bool:
+    try:
+        return path.stat().st_mtime >= moment
+    except FileNotFoundError:  # an entry without its record is no whole entry
+        return False
 
 
 def _folders(folder: Path) -> list[Path]:

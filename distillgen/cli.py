@@ -35,6 +35,12 @@ OUT = click.option(
     help="Folder the site is written to (replaced whole on success).",
 )
 STRICT = click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+PRUNE = click.option(
+    "--prune-cache",
+    is_flag=True,
+    help="Once the site is built, remove the cached figures it does not use (earlier versions of "
+    "its figures; in a cache shared with other sites, theirs too).",
+)
 
 
 def _compute_options(f):
@@ -141,12 +147,7 @@ def run() -> None:
     is_flag=True,
     help="Also write each article as one self-contained file, <slug>/index.archive.html.",
 )
-@click.option(
-    "--prune-cache",
-    is_flag=True,
-    help="Once the site is built, remove the cached figures it does not use (earlier versions of "
-    "its figures; in a cache shared with other sites, theirs too).",
-)
+@PRUNE
 @_compute_options
 @_grant_options
 @_verbosity
@@ -239,9 +240,9 @@ def run_build(
         computed = f", {figures} figure(s) ({result.computed} computed)" if figures else ""
         computed += f", {result.rendered} of {result.rendered + result.reused} page(s) rendered"
         if result.pruned is not None:
-            freed = result.freed
+            freed = result.pruned.freed
             size = f"{freed / 1e6:.1f} MB" if freed >= 100_000 else f"{freed / 1e3:.0f} kB"
-            computed += f", {result.pruned} unused figure(s) pruned ({size})"
+            computed += f", {result.pruned.removed} unused figure(s) pruned ({size})"
         what = f"{len(result.articles)} article(s)" if src is not None else "the atlas"
         if src is not None and result.atlases:
             what += " and an atlas" if result.atlases == 1 else f" and {result.atlases} atlases"
@@ -396,6 +397,7 @@ class BuildProgress:
     help="Probe set of the examples: 'shapes' or 'glyphs' (a generator's sample) or a folder of images.",
 )
 @STRICT
+@PRUNE
 @_compute_options
 @_allow_root
 @_verbosity

@@ -35,9 +35,9 @@ from pathlib import Path
 from distillgen import __version__, signed
 from distillgen.article import Article
 from distillgen.atlas import Atlas, KeptPlans, layer_page, model_page, plan_atlases, settings_text
-from distillgen.cache import Cache, write_file
+from distillgen.cache import Cache, Pruned, write_file
 from distillgen.checked import CheckedArticles
-from distillgen.compute import Options, Outcome, compute, records
+from distillgen.compute import Need, Options, Outcome, compute, records
 from distillgen.diagnostics import BuildFailed, Reporter, Superseded, describe_os_error
 from distillgen.forked import Ahead
 from distillgen.locks import Busy, alive, held
@@ -71,8 +71,7 @@ class BuildResult:
     atlas_units: int = 0  # units the atlases cover
     atlases: int = 0
     search_behind: bool = False  # Options.quick: the site has the last search index
-    pruned: int | None = None  # with `prune`: the cache's entries removed, and their bytes
-    freed: int = 0
+    pruned: Pruned | None = None  # with `prune`, unless the cache could not be pruned at all
 
 
 def _fewer_collections(function):
@@ -115,7 +114,7 @@ def build(
     file (render/archive.py). `warm`: what the last build of this process checked, which
     `options.quick` takes unchecked, and where this build leaves the same (serve's builds).
     With `prune`, once the site is written, the cache's entries no figure of it uses go."""
-    start = time.perf_counter()
+    start, started = time.perf_counter(), time.time()
     code_digest.cache_clear()  # the templates as they are now (serve builds again after an edit)
     search_behind = False
     options = options or Options(log=log)
@@ -140,7 +139,7 @@ def build(
         reporter.raise_if_errors()
 
         with _trusting(warm, options.quick):
-            outcome, unit_pages = _compute_figures(project, articles, atlas_plans)
+            outcome, unit_pages, needs = _compute_figures(project, articles, atlas_plans)
             warm.artifacts = outcome.artifacts  # checked: a build stopped from here leaves them to the next
             _unless_superseded(options)
             # A cache may come from someone else (it can be committed): its pages may only copy files
@@ -192,9 +191,7 @@ def build(
             _unless_superseded(options)
             known, warm.output = warm.output, None  # until the output is written
             warm.output = _write_site(out, pages, copies, reporter, options, payloads, known, looking)
-        pruned, freed = (None, 0)
-        if prune:
-            pruned, freed = _prune_cache(cache, outcome.artifacts.keys(), options, reporter)
+        pruned = _prune_cache(cache, _used(outcome, needs), started, options, reporter) if prune else None
         seconds = time.perf_counter() - start
         return BuildResult(
             out,
@@ -209,23 +206,40 @@ def build(
             len(atlas_plans),
             search_behind,
             pruned,
-            freed,
         )
 
 
-def _prune_cache(cache: Cache, used: Set[str], options: Options, reporter: Reporter) -> tuple[int, int]:
-    """The cache without the entries no figure of this build uses (earlier versions of its
-    figures, other sites' if it shares the cache): (entries removed, bytes freed). A fault is
-    a warning: the site is built."""
+def _prune_cache(
+    cache: Cache, used: Set[str], started: float, options: Options, reporter: Reporter
+) -> Pruned | None:
+    """The cache without the entries no figure of this build reads (earlier versions of its
+    figures, other sites' if it shares the cache), but those written since the build `started`.
+    A fault is a warning: the site is built. None when nothing could be pruned."""
     try:
         with held(cache.root / ".lock", str(cache.root), wait=options.wait, echo=options.echo):
-            return cache.prune(used)
-    except Busy as exc:
-        reporter.warning(cache.root, None, f"the cache was not pruned: {exc}", author=False)
-    except OSError as exc:
-        reason = describe_os_error(exc)
+            pruned = cache.prune(used, started)
+    except (Busy, OSError) as exc:
+        reason = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
         reporter.warning(cache.root, None, f"the cache was not pruned: {reason}", author=False)
-    return 0, 0
+        return None
+    if pruned.error is not None:
+        reason = describe_os_error(pruned.error)
+        reporter.warning(cache.root, None, f"{pruned.failed} unused entries stay: {reason}", author=False)
+    return pruned
+
+
+def _used(outcome: Outcome, needs: list[Need]) -> set[str]:
+    """The keys of every entry the build's figures read: theirs, and those of the jobs they
+    were computed from (a folder's ranking, a spectrum), which a build finding the figures
+    cached never looks up, but `verify` and a unit added later read."""
+    used = set(outcome.artifacts)
+    jobs = [need.job for need in needs]
+    while jobs:
+        for job in jobs.pop().inputs():
+            if job.key not in used:
+                used.add(job.key)
+                jobs.append(job)
+    return used
 
 
 @contextlib.contextmanager
@@ -274,16 +288,17 @@ class Site:
 
 def _compute_figures(
     project: Project, articles: list[Article], atlases: list[Atlas]
-) -> tuple[Outcome, list[UnitPage]]:
-    """Every artifact the articles, the atlases and the unit pages need. First the figures as
-    planned; then, round by round, what kinds ask for after seeing results (a circuit ranks one
-    layer of inputs per round); last the unit pages of every unit shown or in an atlas."""
+) -> tuple[Outcome, list[UnitPage], list[Need]]:
+    """Every artifact the articles, the atlases and the unit pages need, and those needs. First
+    the figures as planned; then, round by round, what kinds ask for after seeing results (a
+    circuit ranks one layer of inputs per round); last the unit pages of every unit shown or in
+    an atlas."""
     outcome = project.compute(articles)
     unit_pages, page_needs = plan_unit_pages(articles, atlases, project.catalog)
     page_needs = [n for n in page_needs if n.job.key not in outcome.artifacts]
     outcome.merge(compute(page_needs, project.cache, project.catalog, project.reporter, project.options))
     project.reporter.raise_if_errors()
-    return outcome, unit_pages
+    return outcome, unit_pages, [*(n for a in articles for n in a.needs), *page_needs]
 
 
 def _render_site(

@@ -163,12 +163,13 @@ def article_figures(
     seen: dict[str, Figure] = {}
     for article in articles:
         for figure in _figures(article, artifacts):
-            for each in _with_inputs(figure, project.catalog.cache):
+            for each in _with_inputs(figure, project.catalog.cache, reporter):
                 seen.setdefault(each.job.key, each)
     if pages:
         for figure in _page_figures(project, articles, artifacts):
-            for each in _with_inputs(figure, project.catalog.cache):
+            for each in _with_inputs(figure, project.catalog.cache, reporter):
                 seen.setdefault(each.job.key, each)
+    reporter.raise_if_errors()
     return list(seen.values()), project.catalog
 
 
@@ -208,16 +209,27 @@ def _page_figures(project: Project, articles: list[Article], artifacts: dict[str
     ]
 
 
-def _with_inputs(figure: Figure, cache) -> list[Figure]:
+def _with_inputs(figure: Figure, cache, reporter: Reporter) -> list[Figure]:
     """A figure whose job reads others' results (a folder's examples, its layer's ranking):
     those first, checked in their own right, then the figure, its job prepared with their
-    cached results, so that what it is compared on is its own part of the work."""
+    cached results, so that what it is compared on is its own part of the work. An error if
+    one of them is gone from the cache (removed by hand: a build keeps them, pruned or not)."""
     inputs = figure.job.inputs()
     found = {job.key: cache.get(job.key) for job in inputs}
     if not inputs and getattr(figure.job, "files", None):  # an author's images: their bytes travel
         return [dataclasses.replace(figure, job=figure.job.prepared({}, cache.root / "partial"))]
-    if not inputs or None in found.values():  # a ranking gone from the cache: the figure fails
+    if not inputs:
         return [figure]
+    for job in inputs:
+        if found[job.key] is None:
+            reporter.error(
+                figure.path,
+                figure.line,
+                f"{figure.job.kind} {figure.job.address} was computed from the {job.kind} "
+                f"{job.address}, which is not in the cache; build the site to compute it again",
+            )
+    if None in found.values():
+        return []
     firsts = [dataclasses.replace(figure, job=job, artifact=found[job.key]) for job in inputs]
     return [*firsts, dataclasses.replace(figure, job=figure.job.prepared(found, cache.root / "partial"))]
 

@@ -170,6 +170,25 @@ def test_a_no_change_rebuild_renders_nothing_and_rewrites_no_file(atlas_site, at
     assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()} == before
 
 
+def test_an_atlas_pruning_its_cache_keeps_every_figure_it_shows(atlas_site, atlas_cache, tmp_path):
+    cache = tmp_path / "cache"
+    shutil.copytree(atlas_cache, cache)  # the session's, with what other tests built into it
+
+    def entries() -> int:
+        return sum(1 for folder in (cache / "objects").glob("*/*") if folder.is_dir())
+
+    def figures(result) -> int:
+        assert result.exit_code == 0, result.output
+        return int(re.search(r"(\d+) figure\(s\) \(0 computed\)", result.stderr)[1])
+
+    assert figures(atlas(tmp_path / "out", cache, "--prune-cache")) == entries()
+    assert figures(atlas(tmp_path / "out", cache)) == entries()  # nothing it shows went
+    conv2 = ("atlas", "shapes", "--layers", "conv2", *CHEAP, "-o", str(tmp_path / "conv2"))
+    pruned = run_cli(*conv2, "--cache-dir", str(cache), "--prune-cache")
+    assert figures(pruned) == entries() and "unused figure(s) pruned" in pruned.stderr
+    assert figures(run_cli(*conv2, "--cache-dir", str(cache))) == entries()
+
+
 ARTICLE = """
 ---
 title: Curves in shapes

@@ -402,46 +402,78 @@ def entries(cache: Path) -> set[str]:
     return {folder.name for folder in (cache / "objects").glob("*/*") if folder.is_dir()}
 
 
+def new_version(tiny) -> None:
+    """Build a new version of the tiny site's figure: the earlier one's entries are unused."""
+    src, out, cache = tiny
+    write(src / "tiny.md", TINY.replace(":steps: 4", ":steps: 5"))
+    result = build(src, out, cache)
+    assert result.exit_code == 0 and "0 computed" not in result.stderr, result.output
+
+
+def pruned(result) -> tuple[int, int]:
+    """(figures, unused figures pruned) from a build's summary."""
+    assert result.exit_code == 0, result.output
+    found = re.search(r"(\d+) figure\(s\).*, (\d+) unused figure\(s\) pruned", result.stderr)
+    assert found, result.stderr
+    return int(found[1]), int(found[2])
+
+
 def test_prune_cache_removes_the_figures_no_page_uses_and_nothing_else(tiny):
     src, out, cache = tiny
     first = entries(cache)
-    write(src / "tiny.md", TINY.replace(":steps: 4", ":steps: 5"))  # a new version of the figure
-    assert build(src, out, cache).exit_code == 0
+    new_version(tiny)
     both = entries(cache)
     shard = next((cache / "objects").iterdir())
-    (shard / ".0123456789ab-x").mkdir()  # a killed build's half-written entry
-    (shard / "notes.txt").write_text("an author's file")
-    (cache / ".pruned-x" / "ab").mkdir(parents=True)  # a killed prune's bin
+    (shard / ".0123456789ab-x").mkdir()  # what a killed build left half written
+    (shard / "notes").mkdir()  # not ours
+    (cache / "objects" / "backup" / ("e" * 64)).mkdir(parents=True)  # not in a shard: not ours
     result = build(src, out, cache, "--prune-cache", "--strict")
-    assert result.exit_code == 0, result.output
+    figures, removed = pruned(result)
     kept = entries(cache)
-    figures, removed = re.search(
-        r"(\d+) figure\(s\).*, (\d+) unused figure\(s\) pruned", result.stderr
-    ).groups()
-    assert len(kept) == int(figures) and len(both - kept) == int(removed) > 0
-    assert both - kept <= first and both - first <= kept  # earlier versions went, the new ones stayed
-    assert (shard / "notes.txt").is_file() and not (shard / ".0123456789ab-x").exists()
-    assert not list(cache.glob(".pruned-*"))
-    assert set(json.loads((cache / "index.json").read_text())["entries"]) <= kept
+    old = both - kept
+    assert len(old) == removed > 0 and old <= first and len(kept) == figures + 2  # and notes, backup
+    assert (shard / "notes").is_dir() and (cache / "objects" / "backup" / ("e" * 64)).is_dir()
+    assert not (shard / ".0123456789ab-x").exists()
+    assert not set(json.loads((cache / "index.json").read_text())["entries"]) & old
     again = build(src, out, cache, "--prune-cache")
-    assert "0 computed" in again.stderr and "0 unused figure(s) pruned" in again.stderr
+    assert "0 computed" in again.stderr and pruned(again)[1] == 0  # nothing it uses went
+    write(src / "tiny.md", TINY)  # the earlier version again: just what was pruned is computed
+    assert f"({removed} computed)" in build(src, out, cache).stderr
 
 
-def test_a_failed_build_prunes_nothing(tiny):
+def test_prune_cache_keeps_what_another_build_wrote_while_it_ran(tiny):
+    # serve computing an edit while a pruning build waits for the cache's lock: its figures stay
     src, out, cache = tiny
-    write(src / "tiny.md", TINY.replace(":steps: 4", ":steps: 5"))
-    assert build(src, out, cache).exit_code == 0
+    new_version(tiny)
     before = entries(cache)
-    write(src / "tiny.md", TINY.replace("conv2:0", "conv9:0"))
+    later = time.time() + 60
+    for record in (cache / "objects").glob("*/*/record.json"):
+        os.utime(record, (later, later))  # as if written after the pruning build started
+    assert pruned(build(src, out, cache, "--prune-cache"))[1] == 0
+    assert entries(cache) == before
+
+
+def test_a_build_that_fails_prunes_nothing(tiny, monkeypatch):
+    src, out, cache = tiny
+    new_version(tiny)
+    before = entries(cache)
+    write(src / "tiny.md", TINY + "\nA new paragraph: its page must be written.\n")
+    write_text = Path.write_text
+
+    def full(self, *args, **kwargs):
+        if f".{out.name}-new-" in str(self):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+        return write_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)  # the site cannot be written: last, before pruning
     result = build(src, out, cache, "--prune-cache")
-    assert result.exit_code == 1 and "conv9" in result.stderr
+    assert result.exit_code == 1 and "no space left on the disk" in result.stderr
     assert entries(cache) == before
 
 
 def test_a_cache_that_cannot_be_pruned_is_a_warning_and_the_site_is_built(tiny, monkeypatch):
     src, out, cache = tiny
-    write(src / "tiny.md", TINY.replace(":steps: 4", ":steps: 5"))
-    assert build(src, out, cache).exit_code == 0
+    new_version(tiny)
     before = entries(cache)
     rename = Path.rename
 
@@ -453,9 +485,15 @@ def test_a_cache_that_cannot_be_pruned_is_a_warning_and_the_site_is_built(tiny, 
     monkeypatch.setattr(Path, "rename", read_only_objects)
     result = build(src, out, cache, "--prune-cache", "--strict")
     assert result.exit_code == 0 and "Traceback" not in result.output
-    assert "warning: the cache was not pruned: read-only file system" in result.stderr
-    assert entries(cache) == before
+    assert re.search(r"warning: [1-9]\d* unused entries stay: read-only file system", result.stderr)
+    assert pruned(result)[1] == 0 and entries(cache) == before
     assert set(json.loads((cache / "index.json").read_text())["entries"]) == before  # none forgotten
+    monkeypatch.setattr(Path, "rename", rename)
+    (cache / ".lock").unlink()
+    (cache / ".lock").mkdir()  # the lock cannot be taken: nothing is pruned
+    result = build(src, out, cache, "--prune-cache")
+    assert result.exit_code == 0 and "warning: the cache was not pruned:" in result.stderr
+    assert "unused figure(s) pruned" not in result.stderr and entries(cache) == before
 
 
 # -- serve -------------------------------------------------------------------------------------

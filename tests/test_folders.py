@@ -6,6 +6,7 @@ warning."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -55,9 +56,9 @@ def _article(photos: Path, units: list[str]) -> Path:
     return write(photos.parent / "a.md", f"---\ntitle: Photos\n---\n\n{figures}").parent
 
 
-def _build(src: Path):
+def _build(src: Path, *extra: str):
     out, cache = src.parent / "out", src.parent / "cache"
-    return run_cli("build", str(src), "-o", str(out), "--cache-dir", str(cache), "--verbose")
+    return run_cli("build", str(src), "-o", str(out), "--cache-dir", str(cache), "--verbose", *extra)
 
 
 def _plain_ranking(photos: Path, layer: str, unit: int) -> tuple[list[int], list[float]]:
@@ -96,6 +97,15 @@ def test_a_folder_is_ranked_in_one_pass_like_a_plain_loop_and_read_once(photos, 
         assert [e["index"] for e in figure["examples"]] == indices
         assert [e["value"] for e in figure["examples"]] == pytest.approx(values, abs=1e-4)
 
+    # a rebuild reads no image, and its cache pruned keeps the ranking the examples were made of
+    decoded: list[Path] = []
+    load_image = datasets.load_image
+    monkeypatch.setattr(
+        datasets, "load_image", lambda path, size: decoded.append(path) or load_image(path, size)
+    )
+    rebuilt = _build(src, "--prune-cache")
+    assert rebuilt.exit_code == 0 and decoded == [] and "(0 computed)" in rebuilt.stderr
+
     # verify recomputes the ranking (checked in its own right) and the examples from it
     checked = run_cli("verify", str(src), "--cache-dir", str(src.parent / "cache"), "--json")
     assert checked.exit_code == 0, checked.output
@@ -104,16 +114,23 @@ def test_a_folder_is_ranked_in_one_pass_like_a_plain_loop_and_read_once(photos, 
     }
     assert verdicts[("ranking", "mixed4 over photos")] == verdicts[("examples", "mixed4:52")] == "ok"
 
-    # a rebuild reads no image; a unit added to a layer already ranked reads its examples only
-    decoded: list[Path] = []
-    load_image = datasets.load_image
-    monkeypatch.setattr(
-        datasets, "load_image", lambda path, size: decoded.append(path) or load_image(path, size)
-    )
-    assert _build(src).exit_code == 0 and decoded == []
+    # a unit added to a layer already ranked reads its examples only
+    decoded.clear()
     result = _build(_article(photos, ["mixed4:52", "mixed3:5", "mixed4:7"]))
     assert result.exit_code == 0, result.output
     assert "ranking" not in result.stderr and len(decoded) <= 8, result.stderr  # four top, four bottom
+
+    # a ranking removed by hand: verify says which, and where
+    cache = src.parent / "cache"
+    for record in cache.glob("objects/*/*/record.json"):
+        if json.loads(record.read_text())["job"]["kind"] == "ranking":
+            shutil.rmtree(record.parent)
+    checked = run_cli("verify", str(src), "--cache-dir", str(cache))
+    assert checked.exit_code == 1 and "Traceback" not in checked.output
+    assert (
+        f"{src / 'a.md'}:5: error: examples mixed4:52 was computed from the ranking mixed4 over photos, "
+        "which is not in the cache; build the site to compute it again"
+    ) in checked.stderr
 
 
 def _ranking_jobs(photos: Path, count: int, scratch: Path) -> list[RankingJob]:

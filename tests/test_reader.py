@@ -548,19 +548,20 @@ def test_search_bundles_no_build_took_for_an_hour_go_but_the_newest(tmp_path):
         assert not behind
         return files[f"pagefind/{ENTRY}"].parent
 
-    bundles = [bundle_of(f"Version {n}") for n in range(4)]
-    assert all(b.is_dir() for b in bundles)  # each was taken a moment ago
-    hours_ago = time.time() - 3 * 3600
-    for age, bundle in enumerate(bundles):  # the first the oldest
-        os.utime(bundle / ENTRY, (hours_ago + age, hours_ago + age))
+    bundles = [bundle_of(f"Version {n}") for n in range(5)]
+    now = time.time()
+    taken = [now - 3 * 3600, now - 2 * 3600, now - 1800, now - 1200, now - 4 * 3600]  # when each was
+    for bundle, moment in zip(bundles, taken, strict=True):
+        os.utime(bundle / ENTRY, (moment, moment))
     stale, fresh = folder / ".0123456789ab-stale", folder / ".0123456789ab-fresh"
     for staging in (stale, fresh, folder / "notes"):
         (staging / "index").mkdir(parents=True)
-    os.utime(stale, (hours_ago, hours_ago))
-    os.utime(folder / "notes", (hours_ago, hours_ago))
+    os.utime(stale, (now - 3 * 3600,) * 2)
+    os.utime(folder / "notes", (now - 3 * 3600,) * 2)
     assert bundle_of("Version 1") == bundles[1]  # taken again: now the newest
     newest = bundle_of("Version 9")
     kept = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.name != "notes")
-    assert kept == sorted([newest, bundles[1], bundles[-1]])  # the made one, and the newest 2 others
+    # the one made, the newest two others, and one taken under an hour ago
+    assert kept == sorted([newest, bundles[1], bundles[3], bundles[2]])
     assert not stale.exists() and fresh.is_dir() and (folder / "notes").is_dir()
-    assert (bundles[-1] / ENTRY).is_file() and (bundles[1] / "pagefind.js").is_file()
+    assert (bundles[2] / ENTRY).is_file() and (bundles[1] / "pagefind.js").is_file()

@@ -178,8 +178,8 @@ class Pages:
         if not isinstance(kept, dict):
             return None
         folder = f"{self.folder}{os.sep}"
-        if not all(os.path.isfile(f"{folder}{key}.html") for key, _ in kept.values()):
-            return None  # the page cache was pruned: they are taken (or rendered) one by one
+        if not all(_taken(f"{folder}{key}.html") for key, _ in kept.values()):
+            return None  # the page cache was swept: they are taken (or rendered) one by one
         # as each page's own entry is checked: a group kept by a copy of this project, or for a
         # cache since moved, names another cache's files, and an entry quarantined since is gone
         known = self.known
@@ -239,6 +239,18 @@ class Pages:
             )
             self.added = {}
             _sweep(self.folder, entries, read - entries.keys())
+
+
+def _taken(html: str) -> bool:
+    """Whether a page's HTML is there; marked as taken now (its modification time), so that no
+    build's `_sweep` removes it before this build has copied it."""
+    try:
+        os.utime(html)
+    except FileNotFoundError:
+        return False
+    except OSError:  # a cache this user may not write: nobody sweeps it either
+        return os.path.isfile(html)
+    return True
 
 
 def _sweep(folder: Path, indexed: Collection[str], dropped: Collection[str]) -> None:

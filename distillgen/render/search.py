@@ -67,15 +67,26 @@ def search_bundle(
     try:
         os.utime(bundle / ENTRY)  # taken: the newest, for `_prune` and a later build's stand-in
     except FileNotFoundError:
-        made = sorted(base.glob(f"*/{ENTRY}"), key=lambda entry: entry.stat().st_mtime_ns)
-        if later and made:
-            bundle, behind = made[-1].parent, True
+        newest = _newest(base) if later else None
+        if newest is not None:
+            bundle, behind = newest, True
         else:
             _index(indexed, bundle, superseded)
             _prune(base, bundle)
     except OSError:  # there, in a cache this user may not write
         pass
     return _files(bundle), behind
+
+
+def _newest(base: Path) -> Path | None:
+    """The bundle a build took or made last, if any."""
+    taken = []
+    with suppress(OSError):
+        for folder in base.iterdir():
+            with suppress(OSError):  # one being removed by another build
+                if _BUNDLE.fullmatch(folder.name):
+                    taken.append(((folder / ENTRY).stat().st_mtime_ns, folder))
+    return max(taken)[1] if taken else None
 
 
 def _prune(base: Path, made: Path) -> None:
@@ -97,8 +108,8 @@ def _prune(base: Path, made: Path) -> None:
             elif _STAGING.fullmatch(folder.name) and folder.stat().st_mtime < before:
                 shutil.rmtree(folder, ignore_errors=True)  # a killed build's staging or removal
     for taken, folder in sorted(bundles)[:-BUNDLES_KEPT]:
-        if taken < before:
-            with suppress(OSError):
+        with suppress(OSError):  # stat again: a build may have taken it since
+            if taken < before and (folder / ENTRY).stat().st_mtime < before:
                 gone = folder.rename(base / f".{folder.name[:12]}-removed-{os.getpid()}")
                 shutil.rmtree(gone, ignore_errors=True)
 
