@@ -55,6 +55,7 @@ from distillgen.warm import RenderedAtlas, Warm
 
 # site path -> the file copied there (a page from the page cache names its files by string)
 Copies = dict[str, Path | str]
+CLOCK_MARGIN_S = 2.0  # FAT's timestamps are 2 s apart
 MARKER = ".distillgen-build"  # marks an output folder as ours, so we may replace it
 
 
@@ -191,7 +192,9 @@ def build(
             _unless_superseded(options)
             known, warm.output = warm.output, None  # until the output is written
             warm.output = _write_site(out, pages, copies, reporter, options, payloads, known, looking)
-        pruned = _prune_cache(cache, _used(outcome, needs), started, options, reporter) if prune else None
+        # a few seconds' margin: a file system's clock may be coarser than this process's
+        before = started - CLOCK_MARGIN_S
+        pruned = _prune_cache(cache, _used(outcome, needs), before, options, reporter) if prune else None
         seconds = time.perf_counter() - start
         return BuildResult(
             out,
@@ -210,21 +213,24 @@ def build(
 
 
 def _prune_cache(
-    cache: Cache, used: Set[str], started: float, options: Options, reporter: Reporter
+    cache: Cache, used: Set[str], before: float, options: Options, reporter: Reporter
 ) -> Pruned | None:
     """The cache without the entries no figure of this build reads (earlier versions of its
-    figures, other sites' if it shares the cache), but those written since the build `started`.
-    A fault is a warning: the site is built. None when nothing could be pruned."""
+    figures, other sites' if it shares the cache), but those written since `before` (the
+    build's start: others' work meanwhile). A fault is a warning: the site is built. None when
+    nothing could be pruned."""
     try:
         with held(cache.root / ".lock", str(cache.root), wait=options.wait, echo=options.echo):
-            pruned = cache.prune(used, started)
+            pruned = cache.prune(used, before)
     except (Busy, OSError) as exc:
         reason = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
         reporter.warning(cache.root, None, f"the cache was not pruned: {reason}", author=False)
         return None
     if pruned.error is not None:
         reason = describe_os_error(pruned.error)
-        reporter.warning(cache.root, None, f"{pruned.failed} unused entries stay: {reason}", author=False)
+        reporter.warning(
+            cache.root, None, f"{pruned.failed} folder(s) could not be removed: {reason}", author=False
+        )
     return pruned
 
 
@@ -233,12 +239,14 @@ def _used(outcome: Outcome, needs: list[Need]) -> set[str]:
     were computed from (a folder's ranking, a spectrum), which a build finding the figures
     cached never looks up, but `verify` and a unit added later read."""
     used = set(outcome.artifacts)
-    jobs = [need.job for need in needs]
+    jobs, expanded = [need.job for need in needs], set()
     while jobs:
-        for job in jobs.pop().inputs():
-            if job.key not in used:
-                used.add(job.key)
-                jobs.append(job)
+        job = jobs.pop()
+        if job.key not in expanded:
+            expanded.add(job.key)
+            inputs = job.inputs()
+            used.update(each.key for each in inputs)
+            jobs.extend(inputs)
     return used
 
 

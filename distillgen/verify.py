@@ -213,7 +213,8 @@ def _with_inputs(figure: Figure, cache, reporter: Reporter) -> list[Figure]:
     """A figure whose job reads others' results (a folder's examples, its layer's ranking):
     those first, checked in their own right, then the figure, its job prepared with their
     cached results, so that what it is compared on is its own part of the work. An error if
-    one of them is gone from the cache (removed by hand: a build keeps them, pruned or not)."""
+    one of them is gone from the cache (removed by hand: `--prune-cache` keeps them): a build
+    finding the figure cached does not compute it again, so the message says what to remove."""
     inputs = figure.job.inputs()
     found = {job.key: cache.get(job.key) for job in inputs}
     if not inputs and getattr(figure.job, "files", None):  # an author's images: their bytes travel
@@ -226,7 +227,8 @@ def _with_inputs(figure: Figure, cache, reporter: Reporter) -> list[Figure]:
                 figure.path,
                 figure.line,
                 f"{figure.job.kind} {figure.job.address} was computed from the {job.kind} "
-                f"{job.address}, which is not in the cache; build the site to compute it again",
+                f"{job.address}, which is missing from the cache or damaged; remove "
+                f"{figure.artifact.folder} and build the site to compute both again",
             )
     if None in found.values():
         return []

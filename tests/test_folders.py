@@ -6,6 +6,7 @@ warning."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -127,10 +128,17 @@ def test_a_folder_is_ranked_in_one_pass_like_a_plain_loop_and_read_once(photos, 
             shutil.rmtree(record.parent)
     checked = run_cli("verify", str(src), "--cache-dir", str(cache))
     assert checked.exit_code == 1 and "Traceback" not in checked.output
-    assert (
-        f"{src / 'a.md'}:5: error: examples mixed4:52 was computed from the ranking mixed4 over photos, "
-        "which is not in the cache; build the site to compute it again"
-    ) in checked.stderr
+    said = re.findall(
+        f"{re.escape(str(src / 'a.md'))}:\\d+: error: examples (\\S+) was computed from the ranking "
+        r"(\w+) over photos, which is missing from the cache or damaged; remove (\S+) and build the "
+        "site to compute both again",
+        checked.stderr,
+    )
+    assert ("mixed4:52", "mixed4") in {found[:2] for found in said}, checked.stderr
+    for *_, folder in said:  # as the messages say
+        shutil.rmtree(folder)
+    assert _build(src).exit_code == 0
+    assert run_cli("verify", str(src), "--cache-dir", str(cache)).exit_code == 0
 
 
 def _ranking_jobs(photos: Path, count: int, scratch: Path) -> list[RankingJob]:
@@ -201,8 +209,10 @@ def test_a_pass_takes_the_same_memory_for_a_folder_four_times_the_size(photos):
     (23 MiB); the stream holds a few batches, whatever the folder's size. Measured: the peak's
     growth during the pass, 30 MiB for either (loading 500 images whole: 179 MiB). Each size
     is measured twice and the smaller kept: on a busy machine one pass of the larger folder once
-    peaked 28 MiB higher (a transient the other pass did not repeat), and what is asserted is
-    growth with the folder, which every pass would show."""
+    peaked 28 MiB higher, and both passes of it another time 22 MiB higher, while the suite's
+    other worker was busy (not understood; not seen on a quiet machine). So the difference allowed is half
+    of what holding the 1,500 more images would add (70 MiB), which a pass that held them shows
+    every time."""
     growth = []
     for count in (500, IMAGES):
         peaks = []
@@ -216,7 +226,7 @@ def test_a_pass_takes_the_same_memory_for_a_folder_four_times_the_size(photos):
             )
             peaks.append(float(done.stdout.split()[-1]))  # MiB
         growth.append(min(peaks))
-    assert growth[1] - growth[0] < 20 and growth[1] < 90, growth
+    assert growth[1] - growth[0] < 35 and growth[1] < 90, growth
 
 
 def test_a_dictionary_trains_on_a_streamed_folder_and_skips_what_does_not_decode(photos):

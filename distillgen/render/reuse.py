@@ -242,14 +242,16 @@ class Pages:
 
 
 def _taken(html: str) -> bool:
-    """Whether a page's HTML is there; marked as taken now (its modification time), so that no
-    build's `_sweep` removes it before this build has copied it."""
+    """Whether a page's HTML is there; marked as taken (its modification time) if it was not
+    for half of SWEEP_AFTER_S, so that no build's `_sweep` removes it before this build has
+    copied it. Mostly a stat, as a no-change build of an atlas takes thousands."""
     try:
-        os.utime(html)
+        if os.stat(html).st_mtime < time.time() - SWEEP_AFTER_S / 2:
+            os.utime(html)
     except FileNotFoundError:
         return False
     except OSError:  # a cache this user may not write: nobody sweeps it either
-        return os.path.isfile(html)
+        pass
     return True
 
 

@@ -70,6 +70,8 @@ def search_bundle(
         newest = _newest(base) if later else None
         if newest is not None:
             bundle, behind = newest, True
+            with suppress(OSError):
+                os.utime(bundle / ENTRY)  # taken as well
         else:
             _index(indexed, bundle, superseded)
             _prune(base, bundle)
